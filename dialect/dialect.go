@@ -1,0 +1,98 @@
+// Package dialect describes the SQL differences between the databases Tally
+// supports: MySQL/MariaDB, PostgreSQL and SQLite.
+//
+// A [Dialect] is a small immutable value: it quotes identifiers, turns the
+// portable `?` placeholder into the database's own, knows whether a multi-row
+// INSERT can return generated keys (RETURNING), how many parameters one
+// statement may bind, which DDL type stores a Go type, and how to classify a
+// driver error. Dialect values are safe for concurrent use.
+//
+// Users normally only name a dialect, for [github.com/tallyorm/tally/orm.New]:
+//
+//	eng := orm.New(db, dialect.PostgreSQL)
+//
+// The package knows nothing of objects or sessions.
+package dialect
+
+import (
+	"reflect"
+)
+
+// Dialect is the SQL flavour of one database. Implementations are immutable
+// and safe for concurrent use.
+type Dialect interface {
+	// Name is "mysql", "postgres" or "sqlite".
+	Name() string
+
+	// Quote returns ident quoted as an identifier, doubling any quote
+	// character inside it, so that any string is a safe identifier.
+	Quote(ident string) string
+
+	// AppendPlaceholder appends the placeholder for the n-th bound value
+	// (n counts from 1) to b: "?" or "$n".
+	AppendPlaceholder(b []byte, n int) []byte
+
+	// Rebind rewrites the portable `?` placeholders of query into the
+	// dialect's own. A `?` inside a quoted string, a quoted identifier or a
+	// comment is left alone, and so is PostgreSQL's `??` escape, which
+	// becomes a literal `?`.
+	Rebind(query string) string
+
+	// Returning reports whether INSERT (single- or multi-row) accepts a
+	// RETURNING clause that yields one row per inserted row, in order.
+	Returning() bool
+
+	// MaxParams is the most bound parameters one statement may carry.
+	MaxParams() int
+
+	// ColumnType returns the DDL type that stores values of Go type t for
+	// a column described by c.
+	ColumnType(c Column) (string, error)
+
+	// AutoIncrement returns the full DDL for a database-generated integer
+	// primary-key column (name already quoted), e.g. "`id` BIGINT NOT NULL
+	// AUTO_INCREMENT". inlinePK reports whether the clause already declares
+	// the primary key (SQLite's INTEGER PRIMARY KEY), so the table must not
+	// add a PRIMARY KEY constraint of its own.
+	AutoIncrement(quotedName string, t reflect.Type) (ddl string, inlinePK bool)
+
+	// Classify says which [Class] a driver error belongs to. An error it
+	// does not recognise is [ClassOther].
+	Classify(err error) Class
+}
+
+// Column is what [Dialect.ColumnType] needs to know of a column.
+type Column struct {
+	Type    reflect.Type // the Go field type (pointer and sql.Null* unwrapped by the caller are also accepted)
+	Size    int          // size=N from the tag; 0 if none
+	Key     bool         // part of a primary key, unique or indexed: MySQL needs a bounded VARCHAR
+	SQLType string       // type=... override from the tag; when set it is returned as is
+}
+
+// Class is the category of a database error that callers act on.
+type Class int
+
+// The error classes. Retryable errors are those after which the whole
+// transaction may be run again with a fair chance of success.
+const (
+	ClassOther      Class = iota
+	ClassUnique           // a unique or primary-key constraint was violated
+	ClassForeignKey       // a foreign-key constraint was violated
+	ClassRetryable        // deadlock, lock wait timeout, serialization failure, SQLite busy
+	ClassConnection       // the connection is broken or could not be made
+)
+
+// String names the class.
+func (c Class) String() string {
+	switch c {
+	case ClassUnique:
+		return "unique violation"
+	case ClassForeignKey:
+		return "foreign key violation"
+	case ClassRetryable:
+		return "retryable"
+	case ClassConnection:
+		return "connection"
+	}
+	return "other"
+}

@@ -1,0 +1,24 @@
+// Package mapper turns tagged Go structs into table metadata and reads and
+// writes their fields for the session.
+//
+// A model is a plain struct:
+//
+//	type Account struct {
+//		ID      int64    `db:"id,pk,auto"`
+//		Owner   string   `db:"owner,unique"`
+//		Version int64    `db:"version,version"`
+//		Entries []*Entry `rel:"account_id"`
+//	}
+//
+// The `db` tag is sqlx's, so models scan with sqlx too: a column name, then
+// options pk, auto, version, unique, index, readonly, size=N, type=SQLTYPE;
+// db:"-" skips a field, and a field without a tag maps to its name in
+// snake_case. Embedded structs are flattened. `rel:"column[,cascade]"` marks
+// a belongs-to (*Parent) or has-many ([]*Child) relation, never a column.
+//
+// [Registry.Table] builds a [Table] once per type and caches it; a model that
+// cannot be mapped yields a [*DefinitionError] naming the type, field and
+// reason. Each Table carries an [Accessor]: the reflective one, or one that
+// generated code installed with [RegisterGenerated]. The package knows
+// nothing of sessions or SQL.
+package mapper

@@ -1,0 +1,157 @@
+package mapper
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"reflect"
+	"time"
+	"unsafe"
+)
+
+// Key is a primary key in comparable form, for the identity map. A single
+// integer key lives in I and a single string key in S, so the common cases
+// build a Key without allocating; any other or composite key is encoded
+// into S.
+type Key struct {
+	I int64
+	S string
+}
+
+type keyKind uint8
+
+const (
+	keyInt keyKind = iota
+	keyString
+	keyEncoded
+)
+
+func keyKindOf(pk []*Column) keyKind {
+	if len(pk) == 1 && pk[0].ops.getInt != nil && !pk[0].Type.Implements(valuerType) {
+		return keyInt
+	}
+	if len(pk) == 1 && pk[0].Type.Kind() == reflect.String && !pk[0].Type.Implements(valuerType) {
+		return keyString
+	}
+	return keyEncoded
+}
+
+// KeyError reports primary-key values that do not fit the table's key.
+type KeyError struct {
+	Table  string
+	Reason string
+}
+
+func (e *KeyError) Error() string { return "mapper: key for " + e.Table + ": " + e.Reason }
+
+// KeyOf builds the Key of the row whose primary-key columns hold vals, one
+// value per PK column in field order. Values are converted as an INSERT
+// would convert them (an int into an int64 column), so KeyOf(5) finds the
+// object whose ID field is int64(5).
+func (t *Table) KeyOf(vals ...any) (Key, error) {
+	if len(vals) != len(t.PK) {
+		return Key{}, &KeyError{t.Name, fmt.Sprintf("got %d values, the primary key has %d column(s)", len(vals), len(t.PK))}
+	}
+	switch t.keyKind {
+	case keyInt:
+		if n, ok := toInt64(vals[0]); ok {
+			return Key{I: n}, nil
+		}
+	case keyString:
+		if s, ok := vals[0].(string); ok {
+			return Key{S: s}, nil
+		}
+	}
+	// The general path: convert each value into a field of the column's
+	// type, then encode it exactly as Key does for an object.
+	var b []byte
+	var k Key
+	for i, c := range t.PK {
+		fv := reflect.New(c.Type)
+		if err := assign(fv.Elem(), vals[i]); err != nil {
+			return Key{}, &KeyError{t.Name, fmt.Sprintf("column %s: %v", c.Name, err)}
+		}
+		switch t.keyKind {
+		case keyInt:
+			k.I = c.ops.getInt(fv.UnsafePointer())
+			return k, nil
+		case keyString:
+			k.S = fv.Elem().String()
+			return k, nil
+		}
+		b = appendKeyPart(b, c, fv.UnsafePointer())
+	}
+	return Key{S: string(b)}, nil
+}
+
+// toInt64 converts the integer types without reflection or allocation.
+func toInt64(v any) (int64, bool) {
+	switch n := v.(type) {
+	case int64:
+		return n, true
+	case int:
+		return int64(n), true
+	case int32:
+		return int64(n), true
+	case uint64:
+		return int64(n), true
+	case uint32:
+		return int64(n), true
+	case uint:
+		return int64(n), true
+	case int16:
+		return int64(n), true
+	case int8:
+		return int64(n), true
+	case uint16:
+		return int64(n), true
+	case uint8:
+		return int64(n), true
+	}
+	return 0, false
+}
+
+// ToInt64 converts an integer of any Go integer type to int64; ok is false
+// for anything else.
+func ToInt64(v any) (n int64, ok bool) { return toInt64(v) }
+
+// appendKeyPart encodes one key column's value. Each part is
+// self-delimiting, so composite keys never collide.
+func appendKeyPart(b []byte, c *Column, p unsafe.Pointer) []byte {
+	if c.ops.getInt != nil {
+		b = append(b, 'i')
+		return binary.BigEndian.AppendUint64(b, uint64(c.ops.getInt(p)))
+	}
+	v := reflect.NewAt(c.Type, p).Elem()
+	switch {
+	case v.Kind() == reflect.String:
+		b = append(b, 's')
+		b = binary.AppendUvarint(b, uint64(v.Len()))
+		return append(b, v.String()...)
+	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Uint8:
+		b = append(b, 'b')
+		b = binary.AppendUvarint(b, uint64(v.Len()))
+		return append(b, v.Bytes()...)
+	case v.Type() == timeType:
+		t := v.Interface().(time.Time)
+		b = append(b, 't')
+		b = binary.BigEndian.AppendUint64(b, uint64(t.Unix()))
+		return binary.BigEndian.AppendUint32(b, uint32(t.Nanosecond()))
+	case v.Kind() == reflect.Bool:
+		if v.Bool() {
+			return append(b, 'T')
+		}
+		return append(b, 'F')
+	case v.CanFloat():
+		b = append(b, 'f')
+		return binary.BigEndian.AppendUint64(b, math.Float64bits(v.Float()))
+	case !hasRefs(v.Type()):
+		// Fixed-size plain data such as a [16]byte UUID: its bytes are its value.
+		b = append(b, 'r')
+		return append(b, unsafe.Slice((*byte)(p), v.Type().Size())...)
+	}
+	s := fmt.Sprint(v.Interface())
+	b = append(b, 'x')
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}

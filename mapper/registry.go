@@ -1,0 +1,172 @@
+package mapper
+
+import (
+	"fmt"
+	"reflect"
+	"sync"
+)
+
+// Registry caches the [Table] of each model type. Each Engine owns one, so
+// metadata is never global mutable state. A Registry is safe for concurrent
+// use; a type's metadata is built once, on first use.
+type Registry struct {
+	mu     sync.RWMutex
+	tables map[reflect.Type]*Table // guarded by mu; complete tables only
+	errs   map[reflect.Type]error  // guarded by mu; definitions that failed
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{tables: map[reflect.Type]*Table{}, errs: map[reflect.Type]error{}}
+}
+
+// TableOf returns the metadata of v's type; v is a struct, a pointer to one,
+// or a reflect.Type of either.
+func (r *Registry) TableOf(v any) (*Table, error) {
+	t, ok := v.(reflect.Type)
+	if !ok {
+		t = reflect.TypeOf(v)
+	}
+	if t == nil {
+		return nil, fmt.Errorf("mapper: nil is not a model")
+	}
+	return r.Table(t)
+}
+
+// Table returns the metadata of struct type t (or *t). Relations are
+// resolved: their target types are built too, and their columns checked.
+func (r *Registry) Table(t reflect.Type) (*Table, error) {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	r.mu.RLock()
+	tab, err := r.tables[t], r.errs[t]
+	r.mu.RUnlock()
+	if tab != nil || err != nil {
+		return tab, err
+	}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	building := map[reflect.Type]*Table{}
+	tab, err = r.buildLocked(t, building)
+	if err != nil {
+		r.errs[t] = err
+		return nil, err
+	}
+	for typ, bt := range building {
+		r.tables[typ] = bt
+	}
+	return tab, nil
+}
+
+// buildLocked builds t and, transitively, the targets of its relations.
+// building holds the tables of this call, so relation cycles
+// (Account ↔ Entry) terminate. r.mu must be held.
+func (r *Registry) buildLocked(t reflect.Type, building map[reflect.Type]*Table) (*Table, error) {
+	if tab := r.tables[t]; tab != nil {
+		return tab, nil
+	}
+	if err := r.errs[t]; err != nil {
+		return nil, err
+	}
+	if tab := building[t]; tab != nil {
+		return tab, nil
+	}
+	tab, err := build(t)
+	if err != nil {
+		return nil, err
+	}
+	if g := lookupGenerated(t); g != nil {
+		acc, err := g(tab)
+		if err != nil {
+			return nil, &DefinitionError{Type: t, Reason: err.Error(), Err: err}
+		}
+		tab.Acc = acc
+	}
+	building[t] = tab
+	for _, rel := range tab.Relations {
+		target, err := r.buildLocked(rel.Target, building)
+		if err != nil {
+			return nil, &DefinitionError{Type: t, Field: rel.Field, Reason: "related model: " + err.Error(), Err: err}
+		}
+		owner, other := tab, target // belongs-to: the column is on this table
+		if rel.HasMany {
+			owner, other = target, tab
+		}
+		if owner.Column(rel.Column) == nil {
+			return nil, &DefinitionError{Type: t, Field: rel.Field,
+				Reason: fmt.Sprintf("rel column %q does not exist in table %s", rel.Column, owner.Name)}
+		}
+		if len(other.PK) != 1 {
+			return nil, &DefinitionError{Type: t, Field: rel.Field,
+				Reason: fmt.Sprintf("a relation must point at a single-column primary key; %s has %d", other.Name, len(other.PK))}
+		}
+	}
+	return tab, nil
+}
+
+// Generated builds the accessor for a table from the code tallygen wrote.
+// It returns an error when the struct no longer matches the generated code.
+type Generated func(t *Table) (Accessor, error)
+
+var (
+	genMu  sync.RWMutex
+	genAcc = map[reflect.Type]Generated{} // guarded by genMu
+)
+
+// RegisterGenerated installs the generated accessor of struct type t. It is
+// called from the init functions of generated code, like database/sql's
+// driver registry: written at start-up, read-only afterwards.
+func RegisterGenerated(t reflect.Type, g Generated) {
+	genMu.Lock()
+	defer genMu.Unlock()
+	genAcc[t] = g
+}
+
+func lookupGenerated(t reflect.Type) Generated {
+	genMu.RLock()
+	defer genMu.RUnlock()
+	return genAcc[t]
+}
+
+// ForeignKey is a foreign-key constraint derived from rel tags: Child's
+// Column references Parent's primary key.
+type ForeignKey struct {
+	Child   *Table
+	Column  *Column
+	Parent  *Table
+	Cascade bool
+}
+
+// ForeignKeys gathers the foreign keys among tables, from belongs-to
+// relations on the child and has-many relations on the parent alike, once
+// each. Relations to tables outside the list are included when their parent
+// is in the registry, because the constraint lives on the child.
+func (r *Registry) ForeignKeys(tables []*Table) ([]ForeignKey, error) {
+	var out []ForeignKey
+	seen := map[[2]string]int{}
+	add := func(child *Table, col string, parent *Table, cascade bool) {
+		k := [2]string{child.Name, col}
+		if i, ok := seen[k]; ok {
+			out[i].Cascade = out[i].Cascade || cascade
+			return
+		}
+		seen[k] = len(out)
+		out = append(out, ForeignKey{Child: child, Column: child.Column(col), Parent: parent, Cascade: cascade})
+	}
+	for _, t := range tables {
+		for _, rel := range t.Relations {
+			other, err := r.Table(rel.Target)
+			if err != nil {
+				return nil, err
+			}
+			if rel.HasMany {
+				add(other, rel.Column, t, rel.Cascade)
+			} else {
+				add(t, rel.Column, other, rel.Cascade)
+			}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,150 @@
+package mapper
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Tag is a parsed `db:"..."` struct tag.
+type Tag struct {
+	Name     string // column name; "" means "derive it from the field name"
+	Skip     bool   // db:"-"
+	PK       bool
+	Auto     bool
+	Version  bool
+	Unique   bool
+	Index    bool
+	ReadOnly bool
+	Size     int    // size=N; 0 when absent
+	Type     string // type=SQLTYPE; "" when absent
+}
+
+// TagError reports a malformed `db` or `rel` tag.
+type TagError struct {
+	Tag    string // the whole tag text
+	Reason string
+}
+
+func (e *TagError) Error() string {
+	return fmt.Sprintf("mapper: bad tag %q: %s", e.Tag, e.Reason)
+}
+
+// ParseTag parses the value of a `db` struct tag: a column name followed by
+// comma-separated options (pk, auto, version, unique, index, readonly,
+// size=N, type=SQLTYPE). Unknown, repeated or malformed options are errors,
+// so a typo never silently changes the schema.
+func ParseTag(s string) (Tag, error) {
+	var t Tag
+	if s == "-" {
+		t.Skip = true
+		return t, nil
+	}
+	name, rest, hasOpts := strings.Cut(s, ",")
+	name = strings.TrimSpace(name)
+	if name == "-" {
+		return t, &TagError{s, `"-" cannot take options`}
+	}
+	if err := checkIdent(name); err != nil {
+		return t, &TagError{s, err.Error()}
+	}
+	t.Name = name
+	if !hasOpts {
+		return t, nil
+	}
+	seen := map[string]bool{}
+	for _, opt := range strings.Split(rest, ",") {
+		opt = strings.TrimSpace(opt)
+		key, val, hasVal := strings.Cut(opt, "=")
+		if key == "" {
+			return t, &TagError{s, "empty option"}
+		}
+		if seen[key] {
+			return t, &TagError{s, fmt.Sprintf("option %q repeated", key)}
+		}
+		seen[key] = true
+		flag := map[string]*bool{
+			"pk": &t.PK, "auto": &t.Auto, "version": &t.Version, "unique": &t.Unique,
+			"index": &t.Index, "readonly": &t.ReadOnly,
+		}[key]
+		switch {
+		case flag != nil:
+			if hasVal {
+				return t, &TagError{s, fmt.Sprintf("option %q takes no value", key)}
+			}
+			*flag = true
+		case key == "size":
+			n, err := strconv.Atoi(val)
+			if !hasVal || err != nil || n <= 0 || n > 1<<24 {
+				return t, &TagError{s, fmt.Sprintf("size must be a positive integer, got %q", val)}
+			}
+			t.Size = n
+		case key == "type":
+			val = strings.TrimSpace(val)
+			if !hasVal || val == "" {
+				return t, &TagError{s, "type needs a value, e.g. type=BIGINT"}
+			}
+			if strings.Count(val, "(") != strings.Count(val, ")") {
+				// The tag is split on commas, so NUMERIC(12,2) arrives cut in two.
+				return t, &TagError{s, fmt.Sprintf("type %q has unbalanced parentheses; a type with a comma cannot be written in a tag", val)}
+			}
+			t.Type = val
+		default:
+			return t, &TagError{s, fmt.Sprintf("unknown option %q (known: pk, auto, version, unique, index, readonly, size=N, type=T)", key)}
+		}
+	}
+	if t.Version && (t.PK || t.Auto) {
+		return t, &TagError{s, "a version column cannot also be pk or auto"}
+	}
+	return t, nil
+}
+
+// RelTag is a parsed `rel:"column[,cascade]"` struct tag.
+type RelTag struct {
+	Column  string
+	Cascade bool
+}
+
+// ParseRelTag parses the value of a `rel` struct tag.
+func ParseRelTag(s string) (RelTag, error) {
+	var r RelTag
+	col, rest, hasOpts := strings.Cut(s, ",")
+	col = strings.TrimSpace(col)
+	if col == "" {
+		return r, &TagError{s, "rel needs the foreign-key column name"}
+	}
+	if err := checkIdent(col); err != nil {
+		return r, &TagError{s, err.Error()}
+	}
+	r.Column = col
+	if hasOpts {
+		for _, opt := range strings.Split(rest, ",") {
+			switch strings.TrimSpace(opt) {
+			case "cascade":
+				if r.Cascade {
+					return r, &TagError{s, `option "cascade" repeated`}
+				}
+				r.Cascade = true
+			default:
+				return r, &TagError{s, fmt.Sprintf("unknown rel option %q (known: cascade)", opt)}
+			}
+		}
+	}
+	return r, nil
+}
+
+// checkIdent rejects column names that could not be a plain identifier.
+// Names are always quoted in SQL, so this is about catching typos and
+// smuggled SQL early, not about safety.
+func checkIdent(name string) error {
+	if len(name) > 64 {
+		return fmt.Errorf("name %q is longer than 64 characters", name)
+	}
+	for i, r := range name {
+		ok := r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9'
+		if !ok {
+			return fmt.Errorf("name %q: only letters, digits and _ are allowed, not starting with a digit", name)
+		}
+	}
+	return nil
+}
