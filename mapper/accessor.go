@@ -27,6 +27,9 @@ type Accessor interface {
 	// Changed appends to dst the columns whose value in obj differs from
 	// snap, a value Snapshot returned for the same type, in column order.
 	Changed(obj any, snap any, dst []*Column) []*Column
+	// Restore copies every column value of snap back into obj, deep
+	// enough that obj and snap share nothing mutable afterwards.
+	Restore(obj any, snap any)
 	// Key returns obj's primary key in the comparable form the identity
 	// map uses.
 	Key(obj any) Key
@@ -88,6 +91,18 @@ func (a reflectAccessor) Changed(obj any, snap any, dst []*Column) []*Column {
 	return dst
 }
 
+func (a reflectAccessor) Restore(obj any, snap any) {
+	dst, src := base(obj), base(snap)
+	for _, c := range a.t.Columns {
+		p, q := unsafe.Add(dst, c.Offset), unsafe.Add(src, c.Offset)
+		if c.ops.clone != nil {
+			c.ops.clone(p, q)
+			continue
+		}
+		reflect.NewAt(c.Type, p).Elem().Set(reflect.NewAt(c.Type, q).Elem())
+	}
+}
+
 func (a reflectAccessor) Key(obj any) Key {
 	p := base(obj)
 	t := a.t
@@ -118,6 +133,14 @@ func assign(dst reflect.Value, v any) error {
 		return fmt.Errorf("mapper: cannot set NULL into a %v field", dst.Type())
 	}
 	sv := reflect.ValueOf(v)
+	// Dereference v first, so that a typed nil (*int32)(nil) is NULL for a
+	// *int64 field too.
+	if sv.Kind() == reflect.Pointer && sv.Type() != dst.Type() {
+		if sv.IsNil() {
+			return assign(dst, nil)
+		}
+		return assign(dst, sv.Elem().Interface())
+	}
 	if dst.Kind() == reflect.Pointer && sv.Type() != dst.Type() {
 		nv := reflect.New(dst.Type().Elem())
 		if err := assign(nv.Elem(), v); err != nil {
@@ -125,12 +148,6 @@ func assign(dst reflect.Value, v any) error {
 		}
 		dst.Set(nv)
 		return nil
-	}
-	if sv.Kind() == reflect.Pointer && sv.Type() != dst.Type() {
-		if sv.IsNil() {
-			return assign(dst, nil)
-		}
-		return assign(dst, sv.Elem().Interface())
 	}
 	if sv.Type() == dst.Type() {
 		dst.Set(sv)
@@ -158,6 +175,13 @@ func assign(dst reflect.Value, v any) error {
 		} else {
 			dst.SetUint(n)
 		}
+		return nil
+	case dst.CanFloat() && sv.CanFloat(): // drivers return float64 for a float32 field too
+		f := sv.Float()
+		if dst.OverflowFloat(f) {
+			return fmt.Errorf("mapper: %v overflows %v", f, dst.Type())
+		}
+		dst.SetFloat(f)
 		return nil
 	case sv.Type().ConvertibleTo(dst.Type()) && sv.Kind() == dst.Kind():
 		dst.Set(sv.Convert(dst.Type()))

@@ -134,6 +134,7 @@ func ptrOps(t reflect.Type) colOps {
 		clone: func(dst, src unsafe.Pointer) {
 			q := *(*unsafe.Pointer)(src)
 			if q == nil {
+				*(*unsafe.Pointer)(dst) = nil
 				return
 			}
 			n := reflect.New(et)

@@ -1,0 +1,173 @@
+// Package identity is the session's identity map: at most one tracked
+// object per (table, primary key), with its state and its snapshot.
+//
+// A [Map] belongs to one session and, like it, is not safe for concurrent
+// use. Lookups by key allocate nothing: integer keys (the common case) live
+// in a map of int64 per table, every other key in a map of strings.
+package identity
+
+import "github.com/tallyorm/tally/mapper"
+
+// State is where an object stands in a session.
+type State uint8
+
+// The states of SQLAlchemy's Session, which Tally's follows.
+const (
+	Transient  State = iota // unknown to the session
+	Pending                 // added, not yet inserted
+	Persistent              // has a row, tracked for changes
+	Deleted                 // marked for deletion, or deleted in the open transaction
+	Detached                // was tracked; the session let it go
+)
+
+var stateNames = [...]string{"transient", "pending", "persistent", "deleted", "detached"}
+
+// String names the state.
+func (s State) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return "invalid"
+}
+
+// Entry is one tracked object.
+type Entry struct {
+	Table *mapper.Table
+	Obj   any        // the *T the user holds
+	Snap  any        // column values as last loaded or flushed; nil while pending
+	Key   mapper.Key // valid once the entry is in the map
+	State State
+	Seq   uint64 // the order objects entered the session: flush order within a table
+	// Flushed marks a Deleted entry whose DELETE has run in the open
+	// transaction (it leaves the map at commit) and an inserted entry
+	// whose INSERT has run (it must be undone if the transaction fails).
+	Flushed bool
+}
+
+// Map maps (table, primary key) to the tracked entry.
+type Map struct {
+	tables map[*mapper.Table]*tableMap
+	n      int
+}
+
+type tableMap struct {
+	ints map[int64]*Entry  // single integer keys
+	strs map[string]*Entry // every other key, encoded
+}
+
+// New returns an empty map.
+func New() *Map { return &Map{tables: map[*mapper.Table]*tableMap{}} }
+
+// Len is the number of entries.
+func (m *Map) Len() int { return m.n }
+
+// Get returns the entry of t with key k, or nil.
+func (m *Map) Get(t *mapper.Table, k mapper.Key) *Entry {
+	tm := m.tables[t]
+	if tm == nil {
+		return nil
+	}
+	if t.IntKey() {
+		return tm.ints[k.I]
+	}
+	return tm.strs[k.S]
+}
+
+// Put adds e under e.Table and e.Key, replacing nothing: the caller checks
+// Get first. It reports false if the key is taken.
+func (m *Map) Put(e *Entry) bool {
+	tm := m.tables[e.Table]
+	if tm == nil {
+		tm = &tableMap{}
+		m.tables[e.Table] = tm
+	}
+	if e.Table.IntKey() {
+		if tm.ints == nil {
+			tm.ints = map[int64]*Entry{}
+		}
+		if tm.ints[e.Key.I] != nil {
+			return false
+		}
+		tm.ints[e.Key.I] = e
+	} else {
+		if tm.strs == nil {
+			tm.strs = map[string]*Entry{}
+		}
+		if tm.strs[e.Key.S] != nil {
+			return false
+		}
+		tm.strs[e.Key.S] = e
+	}
+	m.n++
+	return true
+}
+
+// Remove deletes e from the map if it is the entry stored under its key.
+func (m *Map) Remove(e *Entry) {
+	tm := m.tables[e.Table]
+	if tm == nil {
+		return
+	}
+	if e.Table.IntKey() {
+		if tm.ints[e.Key.I] == e {
+			delete(tm.ints, e.Key.I)
+			m.n--
+		}
+	} else if tm.strs[e.Key.S] == e {
+		delete(tm.strs, e.Key.S)
+		m.n--
+	}
+}
+
+// Each calls fn for every entry, in no particular order, until fn
+// returns false. fn must not add or remove entries.
+func (m *Map) Each(fn func(*Entry) bool) {
+	for _, tm := range m.tables {
+		for _, e := range tm.ints {
+			if !fn(e) {
+				return
+			}
+		}
+		for _, e := range tm.strs {
+			if !fn(e) {
+				return
+			}
+		}
+	}
+}
+
+// EachIn calls fn for every entry of table t, in no particular order, until
+// fn returns false. fn must not add or remove entries.
+func (m *Map) EachIn(t *mapper.Table, fn func(*Entry) bool) {
+	tm := m.tables[t]
+	if tm == nil {
+		return
+	}
+	for _, e := range tm.ints {
+		if !fn(e) {
+			return
+		}
+	}
+	for _, e := range tm.strs {
+		if !fn(e) {
+			return
+		}
+	}
+}
+
+// Tables lists the tables that have entries.
+func (m *Map) Tables() []*mapper.Table {
+	out := make([]*mapper.Table, 0, len(m.tables))
+	for t, tm := range m.tables {
+		if len(tm.ints)+len(tm.strs) > 0 {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// Clear empties the map.
+func (m *Map) Clear() {
+	clear(m.tables)
+	m.n = 0
+}

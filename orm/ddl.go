@@ -1,0 +1,161 @@
+package orm
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/tallyorm/tally/dialect"
+	"github.com/tallyorm/tally/mapper"
+)
+
+// CreateTables creates the tables of models that do not exist yet (CREATE
+// TABLE IF NOT EXISTS), parents before children, with primary keys,
+// database-generated columns, unique constraints, indexes, and the foreign
+// keys that rel tags declare among the given models. It is meant for demos
+// and tests; use a migration tool (goose, Atlas) for production schemas.
+func (e *Engine) CreateTables(ctx context.Context, models ...any) error {
+	tables, fks, err := e.schema(models)
+	if err != nil {
+		return err
+	}
+	for _, t := range tables {
+		stmts, err := createTableSQL(e.dialect, t, fks)
+		if err != nil {
+			return err
+		}
+		for _, s := range stmts {
+			if _, err := e.exec(ctx, e.db, s, nil); err != nil {
+				return fmt.Errorf("orm: create table %s: %w", t.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// DropTables drops the tables of models that exist, children before parents.
+func (e *Engine) DropTables(ctx context.Context, models ...any) error {
+	tables, _, err := e.schema(models)
+	if err != nil {
+		return err
+	}
+	for i := len(tables) - 1; i >= 0; i-- {
+		s := "DROP TABLE IF EXISTS " + e.dialect.Quote(tables[i].Name)
+		if _, err := e.exec(ctx, e.db, s, nil); err != nil {
+			return fmt.Errorf("orm: drop table %s: %w", tables[i].Name, err)
+		}
+	}
+	return nil
+}
+
+// schema resolves models to tables in dependency order, with the foreign
+// keys among them.
+func (e *Engine) schema(models []any) ([]*mapper.Table, []mapper.ForeignKey, error) {
+	var tables []*mapper.Table
+	seen := map[*mapper.Table]bool{}
+	for _, m := range models {
+		t, err := e.table(m)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !seen[t] {
+			seen[t] = true
+			tables = append(tables, t)
+		}
+	}
+	all, err := e.reg.ForeignKeys(tables)
+	if err != nil {
+		return nil, nil, err
+	}
+	var fks []mapper.ForeignKey
+	for _, fk := range all {
+		if seen[fk.Child] && seen[fk.Parent] {
+			fks = append(fks, fk)
+		}
+	}
+	sorted, err := sortTables(tables, fks)
+	if err != nil {
+		return nil, nil, err
+	}
+	return sorted, fks, nil
+}
+
+// createTableSQL returns the CREATE TABLE statement of t and, where the
+// dialect cannot declare indexes inline, its CREATE INDEX statements.
+func createTableSQL(d dialect.Dialect, t *mapper.Table, fks []mapper.ForeignKey) ([]string, error) {
+	q := d.Quote
+	var defs []string
+	inlinePK := false
+	for _, c := range t.Columns {
+		if c.Auto && c.PK && c.SQLType == "" {
+			ddl, inline := d.AutoIncrement(q(c.Name), c.Type)
+			inlinePK = inlinePK || inline
+			defs = append(defs, ddl)
+			continue
+		}
+		typ, err := d.ColumnType(dialect.Column{Type: c.Type, Size: c.Size, SQLType: c.SQLType,
+			Key: c.PK || c.Unique || c.Indexed || isFKColumn(t, c, fks)})
+		if err != nil {
+			return nil, &mapper.DefinitionError{Type: t.Type, Field: c.Field, Reason: err.Error(), Err: err}
+		}
+		def := q(c.Name) + " " + typ
+		if !c.Nullable {
+			def += " NOT NULL"
+		}
+		defs = append(defs, def)
+	}
+	if !inlinePK {
+		defs = append(defs, "PRIMARY KEY ("+quoteList(d, t.PK)+")")
+	}
+	for _, c := range t.Columns {
+		if c.Unique {
+			defs = append(defs, "UNIQUE ("+q(c.Name)+")")
+		}
+	}
+	var after []string
+	for _, c := range t.Columns {
+		if !c.Indexed {
+			continue
+		}
+		name := "ix_" + t.Name + "_" + c.Name
+		if d.Name() == "mysql" {
+			// MySQL has no CREATE INDEX IF NOT EXISTS; inside CREATE TABLE
+			// IF NOT EXISTS the index comes and goes with the table.
+			defs = append(defs, "INDEX "+q(name)+" ("+q(c.Name)+")")
+		} else {
+			after = append(after, "CREATE INDEX IF NOT EXISTS "+q(name)+" ON "+q(t.Name)+" ("+q(c.Name)+")")
+		}
+	}
+	for _, fk := range fks {
+		if fk.Child != t {
+			continue
+		}
+		def := "FOREIGN KEY (" + q(fk.Column.Name) + ") REFERENCES " + q(fk.Parent.Name) + " (" + q(fk.Parent.PK[0].Name) + ")"
+		if fk.Cascade {
+			def += " ON DELETE CASCADE"
+		}
+		defs = append(defs, def)
+	}
+	stmt := "CREATE TABLE IF NOT EXISTS " + q(t.Name) + " (\n  " + strings.Join(defs, ",\n  ") + "\n)"
+	return append([]string{stmt}, after...), nil
+}
+
+func isFKColumn(t *mapper.Table, c *mapper.Column, fks []mapper.ForeignKey) bool {
+	for _, fk := range fks {
+		if fk.Child == t && fk.Column == c {
+			return true
+		}
+	}
+	return false
+}
+
+func quoteList(d dialect.Dialect, cols []*mapper.Column) string {
+	var b strings.Builder
+	for i, c := range cols {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(d.Quote(c.Name))
+	}
+	return b.String()
+}

@@ -1,0 +1,144 @@
+package orm
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/tallyorm/tally/dialect"
+)
+
+// Sentinel errors. Check them with errors.Is: the errors Tally returns wrap
+// them together with the details (and the driver's own error, which stays
+// reachable with errors.As).
+var (
+	// ErrNotFound is returned by Get, One and First when no row matches.
+	ErrNotFound = errors.New("orm: not found")
+	// ErrMultipleRows is returned by One when more than one row matches.
+	ErrMultipleRows = errors.New("orm: more than one row")
+	// ErrIdentityConflict is returned by Add when the session already tracks
+	// a different object with the same primary key; work with the tracked
+	// one (Get returns it) or Expunge it first.
+	ErrIdentityConflict = errors.New("orm: another object with this primary key is already in the session")
+	// ErrConcurrentUse is returned when two goroutines call into one Session
+	// at the same time. A Session belongs to one goroutine; give each
+	// request its own (eng.Do or eng.Middleware do).
+	ErrConcurrentUse = errors.New("orm: session used by two goroutines at once")
+	// ErrStaleData is matched by a *StaleDataError: an UPDATE or DELETE with
+	// a version check matched no row, because another transaction changed or
+	// deleted it first. Reload and retry (eng.Do with RetryOnStale does).
+	ErrStaleData = errors.New("orm: stale data")
+	// ErrUniqueViolation matches a database error for a unique or primary
+	// key constraint.
+	ErrUniqueViolation = errors.New("orm: unique violation")
+	// ErrForeignKeyViolation matches a database error for a foreign key.
+	ErrForeignKeyViolation = errors.New("orm: foreign key violation")
+	// ErrRetryable matches database errors after which the whole transaction
+	// may succeed if run again: deadlock, lock wait timeout, serialization
+	// failure, SQLite busy.
+	ErrRetryable = errors.New("orm: retryable database error")
+	// ErrConnection matches errors from a broken or unreachable connection.
+	ErrConnection = errors.New("orm: connection error")
+	// ErrCommitUnknown is returned when the connection was lost during
+	// COMMIT: the transaction may or may not have committed. It is never
+	// retried automatically; check the data before doing the work again.
+	ErrCommitUnknown = errors.New("orm: commit outcome unknown (connection lost during COMMIT)")
+	// ErrSessionClosed is returned by any call on a closed Session.
+	ErrSessionClosed = errors.New("orm: session is closed")
+	// ErrNotTracked is returned when an operation needs an object the
+	// session does not track (for example Refresh of a transient object).
+	ErrNotTracked = errors.New("orm: object is not tracked by this session")
+)
+
+// DBError is a database error classified into one of the sentinels above.
+// errors.Is(err, ErrUniqueViolation) and friends test its class; errors.As
+// reaches the driver's error (*mysql.MySQLError, *pgconn.PgError,
+// *sqlite.Error) through Unwrap.
+type DBError struct {
+	Class dialect.Class
+	Err   error // the driver's error
+}
+
+func (e *DBError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the driver's error.
+func (e *DBError) Unwrap() error { return e.Err }
+
+// Is reports whether target is the sentinel of e's class.
+func (e *DBError) Is(target error) bool {
+	switch e.Class {
+	case dialect.ClassUnique:
+		return target == ErrUniqueViolation
+	case dialect.ClassForeignKey:
+		return target == ErrForeignKeyViolation
+	case dialect.ClassRetryable:
+		return target == ErrRetryable
+	case dialect.ClassConnection:
+		return target == ErrConnection
+	}
+	return false
+}
+
+// Retryable reports whether running the transaction again may succeed, the
+// capability eng.Do consults (in the manner of pgx's SafeToRetry).
+func (e *DBError) Retryable() bool { return e.Class == dialect.ClassRetryable }
+
+// classify wraps a driver error into a *DBError when the dialect recognises
+// its class; other errors (and nil) are returned as they are.
+func classify(d dialect.Dialect, err error) error {
+	if err == nil {
+		return nil
+	}
+	var de *DBError
+	if errors.As(err, &de) {
+		return err
+	}
+	if c := d.Classify(err); c != dialect.ClassOther {
+		return &DBError{Class: c, Err: err}
+	}
+	return err
+}
+
+// StaleDataError reports an UPDATE or DELETE whose version check (or key)
+// matched no row. It matches ErrStaleData.
+type StaleDataError struct {
+	Op    string // "UPDATE" or "DELETE"
+	Table string
+	Key   []any // the primary-key values
+}
+
+func (e *StaleDataError) Error() string {
+	parts := make([]string, len(e.Key))
+	for i, k := range e.Key {
+		parts[i] = fmt.Sprint(k)
+	}
+	return fmt.Sprintf("orm: stale data: %s of %s with key (%s) matched no row; another transaction changed or deleted it",
+		e.Op, e.Table, strings.Join(parts, ", "))
+}
+
+// Is makes errors.Is(err, ErrStaleData) true.
+func (e *StaleDataError) Is(target error) bool { return target == ErrStaleData }
+
+// FlushError reports a failed flush: which statement failed and whether it
+// ran as an autoflush. It unwraps to the cause, so errors.Is(err,
+// ErrUniqueViolation) still works.
+type FlushError struct {
+	Autoflush bool   // the flush ran before a query or Get, not from Flush or Commit
+	Op        string // "INSERT", "UPDATE", "DELETE"
+	Table     string
+	Err       error
+}
+
+func (e *FlushError) Error() string {
+	where := "flush"
+	if e.Autoflush {
+		where = "autoflush (before a query; use orm.WithoutAutoflush() to defer it)"
+	}
+	if e.Op == "" {
+		return fmt.Sprintf("orm: %s failed: %v", where, e.Err)
+	}
+	return fmt.Sprintf("orm: %s failed: %s %s: %v", where, e.Op, e.Table, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *FlushError) Unwrap() error { return e.Err }

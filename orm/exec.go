@@ -1,0 +1,83 @@
+package orm
+
+import (
+	"context"
+	"database/sql"
+	"log/slog"
+	"time"
+)
+
+// querier is what statements run on: the pool, a connection or a transaction.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// observation times one statement for the query hooks and the logger. When
+// neither is configured it is empty and costs nothing, keeping the hot path
+// as close to raw database/sql as possible.
+type observation struct {
+	e     *Engine
+	start time.Time
+	op    string
+	sql   string
+	args  []any
+}
+
+func (e *Engine) observe(op, query string, args []any) observation {
+	if len(e.cfg.hooks) == 0 && e.cfg.logger == nil {
+		return observation{}
+	}
+	return observation{e: e, start: time.Now(), op: op, sql: query, args: args}
+}
+
+// done reports the statement to the hooks and the logger.
+func (o observation) done(ctx context.Context, rows int64, err error) {
+	if o.e == nil {
+		return
+	}
+	ev := QueryEvent{SQL: o.sql, Args: o.args, Duration: time.Since(o.start), Rows: rows, Err: err, Op: o.op}
+	for _, h := range o.e.cfg.hooks {
+		h(ctx, ev)
+	}
+	if l := o.e.cfg.logger; l != nil && l.Enabled(ctx, slog.LevelDebug) {
+		attrs := []slog.Attr{
+			slog.String("op", ev.Op), slog.String("sql", ev.SQL), slog.Int("args", len(ev.Args)),
+			slog.Duration("duration", ev.Duration), slog.Int64("rows", ev.Rows),
+		}
+		if err != nil {
+			attrs = append(attrs, slog.String("error", err.Error()))
+		}
+		l.LogAttrs(ctx, slog.LevelDebug, "tally: statement", attrs...)
+	}
+}
+
+// exec runs a statement on q, classifying its error and reporting it.
+func (e *Engine) exec(ctx context.Context, q querier, query string, args []any) (sql.Result, error) {
+	obs := e.observe("exec", query, args)
+	res, err := q.ExecContext(ctx, query, args...)
+	err = classify(e.dialect, err)
+	if obs.e != nil {
+		rows := int64(-1)
+		if err == nil {
+			if n, rerr := res.RowsAffected(); rerr == nil {
+				rows = n
+			}
+		}
+		obs.done(ctx, rows, err)
+	}
+	return res, err
+}
+
+// query runs a query on q. The caller must call the returned finish with
+// the number of rows read and the iteration error once the rows are closed.
+func (e *Engine) query(ctx context.Context, q querier, query string, args []any) (*sql.Rows, func(n int64, err error), error) {
+	obs := e.observe("query", query, args)
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		err = classify(e.dialect, err)
+		obs.done(ctx, -1, err)
+		return nil, nil, err
+	}
+	return rows, func(n int64, err error) { obs.done(ctx, n, err) }, nil
+}

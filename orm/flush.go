@@ -1,0 +1,666 @@
+package orm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/tallyorm/tally/identity"
+	"github.com/tallyorm/tally/mapper"
+)
+
+// Flush sends the pending changes — inserts, updates of changed columns,
+// deletes — in the session's transaction, without committing. ctx governs
+// the statements. On failure the transaction is rolled back (or, inside a
+// Savepoint, rolled back to it) and the session is restored as Commit
+// describes.
+func (s *Session) Flush(ctx context.Context) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	return s.flushLocked(ctx, false)
+}
+
+// autoflushLocked flushes before a query, unless autoflush is off.
+func (s *Session) autoflushLocked(ctx context.Context) error {
+	if !s.autoflush {
+		return nil
+	}
+	return s.flushLocked(ctx, true)
+}
+
+// update is one dirty object and its changed columns.
+type update struct {
+	e    *identity.Entry
+	cols []*mapper.Column
+}
+
+// flushLocked is the unit of work: tables in foreign-key order; for each,
+// parent keys copied into its objects, then its inserts (batched) and its
+// updates; then every table's deletes, children first.
+func (s *Session) flushLocked(ctx context.Context, auto bool) error {
+	if err := s.cascadeLocked(); err != nil {
+		return &FlushError{Autoflush: auto, Err: err}
+	}
+	order, err := s.flushOrder()
+	if err != nil {
+		return &FlushError{Autoflush: auto, Err: err}
+	}
+	wrote := false
+	fail := func(op string, t *mapper.Table, err error) error {
+		s.abortFlush(ctx)
+		name := ""
+		if t != nil {
+			name = t.Name
+		}
+		return &FlushError{Autoflush: auto, Op: op, Table: name, Err: err}
+	}
+	var ups []update
+	for _, t := range order {
+		if err := s.syncForeignKeys(t); err != nil {
+			return fail("", t, err)
+		}
+		var ins []*identity.Entry
+		for _, e := range s.pending {
+			if e.Table == t {
+				ins = append(ins, e)
+			}
+		}
+		if len(ins) > 0 {
+			wrote = true
+			if err := s.insert(ctx, t, ins); err != nil {
+				return fail("INSERT", t, err)
+			}
+		}
+		ups = s.dirty(t, ups[:0])
+		for _, u := range ups {
+			wrote = true
+			if err := s.update(ctx, u); err != nil {
+				return fail("UPDATE", t, err)
+			}
+		}
+	}
+	if len(s.pending) > 0 {
+		// Every pending object's table is in order, so none can remain.
+		return fail("INSERT", s.pending[0].Table, errors.New("orm: internal error: pending objects left after flush"))
+	}
+	for i := len(order) - 1; i >= 0; i-- {
+		t := order[i]
+		var dels []*identity.Entry
+		for _, e := range s.deletes {
+			if e.Table == t && !e.Flushed {
+				dels = append(dels, e)
+			}
+		}
+		if len(dels) > 0 {
+			wrote = true
+			if err := s.delete(ctx, t, dels); err != nil {
+				return fail("DELETE", t, err)
+			}
+		}
+	}
+	if wrote {
+		s.stats.Flushes++
+	}
+	return nil
+}
+
+// abortFlush rolls back after a failed statement: to the innermost
+// savepoint if one is open, else the whole transaction; and undoes the
+// in-memory effects of the flushes being rolled back.
+func (s *Session) abortFlush(ctx context.Context) {
+	ctx = context.WithoutCancel(ctx) // a cancelled ctx must not stop the cleanup
+	if n := len(s.sps); n > 0 {
+		sp := s.sps[n-1]
+		if _, err := s.e.exec(ctx, s.tx, "ROLLBACK TO SAVEPOINT "+sp.name, nil); err == nil {
+			s.stats.Statements++
+			s.undoFlushes(sp.flushMark)
+			return
+		}
+		// The savepoint is gone with the connection: fall back to the whole.
+	}
+	_ = s.endTx(ctx, false)
+	s.stats.Rollbacks++
+	s.undoFlushes(0)
+	if len(s.sps) == 0 {
+		s.intentLog = s.intentLog[:0]
+	}
+}
+
+// cascadeLocked adds new objects that were attached to tracked objects'
+// relations after those were added or loaded.
+func (s *Session) cascadeLocked() error {
+	var err error
+	visit := func(e *identity.Entry) bool {
+		if len(e.Table.Relations) > 0 && e.State != identity.Deleted {
+			err = s.cascadeAdd(e.Table, e.Obj)
+		}
+		return err == nil
+	}
+	for i := 0; i < len(s.pending) && err == nil; i++ {
+		visit(s.pending[i])
+	}
+	if err == nil && s.hasRelations() {
+		s.idmap.Each(visit)
+	}
+	return err
+}
+
+func (s *Session) hasRelations() bool {
+	for _, t := range s.idmap.Tables() {
+		if len(t.Relations) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// flushOrder lists the tables with work, parents first.
+func (s *Session) flushOrder() ([]*mapper.Table, error) {
+	var tables []*mapper.Table
+	seen := map[*mapper.Table]bool{}
+	add := func(e *identity.Entry) bool {
+		if !seen[e.Table] {
+			seen[e.Table] = true
+			tables = append(tables, e.Table)
+		}
+		return true
+	}
+	for _, e := range s.pending {
+		add(e)
+	}
+	for _, e := range s.deletes {
+		add(e)
+	}
+	for _, t := range s.idmap.Tables() {
+		if !seen[t] {
+			seen[t] = true
+			tables = append(tables, t)
+		}
+	}
+	if len(tables) <= 1 {
+		return tables, nil
+	}
+	// Stable input order (by name) so that the flush order is deterministic.
+	slices.SortFunc(tables, func(a, b *mapper.Table) int { return strings.Compare(a.Name, b.Name) })
+	fks, err := s.e.reg.ForeignKeys(tables)
+	if err != nil {
+		return nil, err
+	}
+	return sortTables(tables, fks)
+}
+
+// dirty appends the changed persistent objects of table t, in the order
+// they entered the session.
+func (s *Session) dirty(t *mapper.Table, out []update) []update {
+	s.idmap.EachIn(t, func(e *identity.Entry) bool {
+		if e.State != identity.Persistent {
+			return true
+		}
+		if s.cols = t.Acc.Changed(e.Obj, e.Snap, s.cols[:0]); len(s.cols) > 0 {
+			out = append(out, update{e: e, cols: slices.Clone(s.cols)})
+		}
+		return true
+	})
+	slices.SortFunc(out, func(a, b update) int { return cmpSeq(a.e, b.e) })
+	return out
+}
+
+func cmpSeq(a, b *identity.Entry) int {
+	switch {
+	case a.Seq < b.Seq:
+		return -1
+	case a.Seq > b.Seq:
+		return 1
+	}
+	return 0
+}
+
+// syncForeignKeys copies parent keys into the foreign-key columns of t's
+// objects: from a belongs-to field on the object, and from has-many fields
+// of tracked parents that list it. Parents were inserted before, so their
+// keys are known.
+func (s *Session) syncForeignKeys(t *mapper.Table) error {
+	var err error
+	set := func(e *identity.Entry, col *mapper.Column, parent any, pt *mapper.Table) {
+		if err != nil {
+			return
+		}
+		pk := pt.Acc.Value(parent, pt.PK[0])
+		cur := t.Acc.Value(e.Obj, col)
+		if valuesEqual(cur, pk) {
+			return
+		}
+		err = s.setCol(e, col, pk)
+	}
+	// Belongs-to: the object points at its parent.
+	for _, r := range t.Relations {
+		if r.HasMany {
+			continue
+		}
+		pt, terr := s.e.reg.Table(r.Target)
+		if terr != nil {
+			return terr
+		}
+		col := t.Column(r.Column)
+		s.eachLive(t, func(e *identity.Entry) {
+			f := reflect.ValueOf(e.Obj).Elem().FieldByIndex(r.Index)
+			if !f.IsNil() {
+				set(e, col, f.Interface(), pt)
+			}
+		})
+	}
+	// Has-many: a tracked parent lists the object among its children.
+	seen := map[*mapper.Table]bool{}
+	visitParents := func(pt *mapper.Table) {
+		if seen[pt] {
+			return
+		}
+		seen[pt] = true
+		for _, r := range pt.Relations {
+			if !r.HasMany || r.Target != t.Type {
+				continue
+			}
+			col := t.Column(r.Column)
+			s.eachLive(pt, func(pe *identity.Entry) {
+				f := reflect.ValueOf(pe.Obj).Elem().FieldByIndex(r.Index)
+				for i := range f.Len() {
+					c := f.Index(i)
+					if c.IsNil() {
+						continue
+					}
+					if ce := s.lookup(t, c.Interface()); ce != nil && ce.State != identity.Deleted {
+						set(ce, col, pe.Obj, pt)
+					}
+				}
+			})
+		}
+	}
+	for _, e := range s.pending {
+		visitParents(e.Table)
+	}
+	for _, pt := range s.idmap.Tables() {
+		visitParents(pt)
+	}
+	return err
+}
+
+// eachLive calls fn for t's pending and persistent objects.
+func (s *Session) eachLive(t *mapper.Table, fn func(*identity.Entry)) {
+	for _, e := range s.pending {
+		if e.Table == t {
+			fn(e)
+		}
+	}
+	s.idmap.EachIn(t, func(e *identity.Entry) bool {
+		if e.State == identity.Persistent {
+			fn(e)
+		}
+		return true
+	})
+}
+
+// valuesEqual compares two bound values, integers across integer types.
+func valuesEqual(a, b any) bool {
+	if x, ok := mapper.ToInt64(a); ok {
+		y, ok := mapper.ToInt64(b)
+		return ok && x == y
+	}
+	return reflect.DeepEqual(a, b)
+}
+
+// stmtCache keeps generated SQL text per table and shape, so steady-state
+// flushes and Gets build no strings.
+type stmtCache struct{ m sync.Map }
+
+type stmtKey struct {
+	t    *mapper.Table
+	kind string
+	n    int
+}
+
+func (c *stmtCache) get(k stmtKey, build func() string) string {
+	if v, ok := c.m.Load(k); ok {
+		return v.(string)
+	}
+	q := build()
+	c.m.Store(k, q)
+	return q
+}
+
+// insert writes pending objects of one table: multi-row INSERT ... RETURNING
+// when the dialect has RETURNING (chunked under its parameter limit); one
+// row at a time with LastInsertId when it has not and keys are generated;
+// multi-row without RETURNING when nothing is generated.
+func (s *Session) insert(ctx context.Context, t *mapper.Table, ents []*identity.Entry) error {
+	cols := t.Insertable()
+	if v := t.Version; v != nil {
+		for _, e := range ents {
+			if n, _ := mapper.ToInt64(t.Acc.Value(e.Obj, v)); n == 0 {
+				if err := s.setCol(e, v, int64(1)); err != nil { // versions start at 1
+					return err
+				}
+			}
+		}
+	}
+	var ret []*mapper.Column
+	for _, c := range t.Columns {
+		if c.Auto {
+			ret = append(ret, c)
+		}
+	}
+	d := s.e.dialect
+	perRow := len(ret) > 0 && !d.Returning() || len(cols) == 0
+	chunk := 1
+	if !perRow {
+		chunk = min(d.MaxParams()/max(len(cols), 1), 1000)
+	}
+	for len(ents) > 0 {
+		n := min(chunk, len(ents))
+		batch := ents[:n]
+		ents = ents[n:]
+		q := s.e.stmts.get(stmtKey{t, "insert", n}, func() string { return insertSQL(d, t, cols, ret, n, d.Returning()) })
+		args := make([]any, 0, n*len(cols))
+		for _, e := range batch {
+			for _, c := range cols {
+				args = append(args, t.Acc.Value(e.Obj, c))
+			}
+		}
+		if len(ret) > 0 && d.Returning() {
+			if err := s.insertReturning(ctx, t, q, args, batch, ret); err != nil {
+				return err
+			}
+		} else {
+			res, err := s.exec(ctx, q, args)
+			if err != nil {
+				return err
+			}
+			if len(ret) > 0 {
+				if err := s.afterLastInsert(ctx, t, res, batch[0], ret); err != nil {
+					return err
+				}
+			}
+		}
+		for _, e := range batch {
+			s.markInserted(e)
+		}
+		s.pending = slices.DeleteFunc(s.pending, func(p *identity.Entry) bool { return p.State != identity.Pending })
+	}
+	return nil
+}
+
+// insertReturning runs a multi-row INSERT ... RETURNING and scans the
+// generated columns back into the objects, in VALUES order. The databases
+// that have RETURNING return the rows of INSERT ... VALUES in that order;
+// with a generated integer key, the keys are checked to rise along the
+// rows, so a database that ever broke that would fail the flush rather
+// than swap two objects' keys.
+func (s *Session) insertReturning(ctx context.Context, t *mapper.Table, q string, args []any, batch []*identity.Entry, ret []*mapper.Column) error {
+	for _, e := range batch {
+		for _, c := range ret {
+			s.logFlush(undo{kind: undoSetCol, e: e, col: c, old: t.Acc.Value(e.Obj, c)})
+		}
+	}
+	rows, finish, err := s.query(ctx, q, args)
+	if err != nil {
+		return err
+	}
+	i := 0
+	var prev int64
+	for rows.Next() {
+		if i >= len(batch) {
+			err = fmt.Errorf("orm: INSERT returned more rows than it inserted")
+			break
+		}
+		obj := batch[i].Obj
+		dest := s.dest[:0]
+		for _, c := range ret {
+			dest = append(dest, t.Acc.Addr(obj, c))
+		}
+		s.dest = dest
+		if err = rows.Scan(dest...); err != nil {
+			break
+		}
+		if t.IntKey() && t.PK[0].Auto {
+			k, _ := mapper.ToInt64(t.Acc.Value(obj, t.PK[0]))
+			if i > 0 && k <= prev {
+				err = fmt.Errorf("orm: INSERT ... RETURNING gave keys out of order (%d after %d)", k, prev)
+				break
+			}
+			prev = k
+		}
+		i++
+	}
+	if err == nil {
+		err = rows.Err()
+	}
+	cerr := rows.Close()
+	if err == nil {
+		err = cerr
+	}
+	if err == nil && i != len(batch) {
+		err = fmt.Errorf("orm: INSERT returned %d rows for %d objects", i, len(batch))
+	}
+	err = classify(s.e.dialect, err)
+	finish(int64(i), err)
+	return err
+}
+
+// afterLastInsert reads the generated key of a one-row INSERT without
+// RETURNING, and any other generated column with a SELECT by that key.
+func (s *Session) afterLastInsert(ctx context.Context, t *mapper.Table, res interface{ LastInsertId() (int64, error) }, e *identity.Entry, ret []*mapper.Column) error {
+	var others []*mapper.Column
+	for _, c := range ret {
+		if c.PK && c.Auto && len(t.PK) == 1 {
+			id, err := res.LastInsertId()
+			if err != nil {
+				return fmt.Errorf("orm: reading the generated key: %w", err)
+			}
+			if err := s.setCol(e, c, id); err != nil {
+				return err
+			}
+			continue
+		}
+		others = append(others, c)
+	}
+	if len(others) == 0 {
+		return nil
+	}
+	for _, c := range others {
+		s.logFlush(undo{kind: undoSetCol, e: e, col: c, old: t.Acc.Value(e.Obj, c)})
+	}
+	q := selectSQL(s.e.dialect, t, others) + " WHERE " + keyWhere(s.e.dialect, t, 1)
+	return s.scanOne(ctx, t, q, keyValues(t, e.Obj), e.Obj, others)
+}
+
+// markInserted makes an inserted entry persistent and tracked.
+func (s *Session) markInserted(e *identity.Entry) {
+	t := e.Table
+	delete(s.pendingByObj, e.Obj) // the caller drops it from s.pending
+	e.State = identity.Persistent
+	e.Key = t.Acc.Key(e.Obj)
+	e.Snap = t.Acc.Snapshot(e.Obj)
+	e.Flushed = true
+	s.idmap.Put(e)
+	s.logFlush(undo{kind: undoInsert, e: e})
+}
+
+// update writes one object's changed columns, bumping and checking its
+// version if it has one. Zero rows matched is a *StaleDataError.
+func (s *Session) update(ctx context.Context, u update) error {
+	t, e := u.e.Table, u.e
+	d := s.e.dialect
+	var b strings.Builder
+	b.WriteString("UPDATE ")
+	b.WriteString(d.Quote(t.Name))
+	b.WriteString(" SET ")
+	args := make([]any, 0, len(u.cols)+len(t.PK)+2)
+	n := 0
+	for _, c := range u.cols {
+		if c.PK {
+			return fmt.Errorf("orm: the primary key of a persistent %s changed (%s); Expunge it and Add a new object instead", t.Name, c.Name)
+		}
+		if c.ReadOnly || c.Version {
+			continue
+		}
+		if n > 0 {
+			b.WriteString(", ")
+		}
+		n++
+		b.WriteString(d.Quote(c.Name))
+		b.WriteString(" = ")
+		b.Write(d.AppendPlaceholder(nil, n))
+		args = append(args, t.Acc.Value(e.Obj, c))
+	}
+	if n == 0 {
+		// Only read-only columns changed: nothing to write, but the
+		// snapshot must stop reporting them.
+		s.logFlush(undo{kind: undoSnap, e: e, old: e.Snap})
+		e.Snap = t.Acc.Snapshot(e.Obj)
+		return nil
+	}
+	var oldVersion int64
+	if v := t.Version; v != nil {
+		oldVersion, _ = mapper.ToInt64(t.Acc.Value(e.Snap, v))
+		n++
+		b.WriteString(", ")
+		b.WriteString(d.Quote(v.Name))
+		b.WriteString(" = ")
+		b.Write(d.AppendPlaceholder(nil, n))
+		args = append(args, oldVersion+1)
+	}
+	b.WriteString(" WHERE ")
+	b.WriteString(keyWhere(d, t, n+1))
+	for _, c := range t.PK {
+		args = append(args, t.Acc.Value(e.Snap, c))
+	}
+	n += len(t.PK)
+	if v := t.Version; v != nil {
+		b.WriteString(" AND ")
+		b.WriteString(d.Quote(v.Name))
+		b.WriteString(" = ")
+		b.Write(d.AppendPlaceholder(nil, n+1))
+		args = append(args, oldVersion)
+	}
+	res, err := s.exec(ctx, b.String(), args)
+	if err != nil {
+		return err
+	}
+	if rows, err := res.RowsAffected(); err == nil && rows == 0 {
+		return &StaleDataError{Op: "UPDATE", Table: t.Name, Key: keyValues(t, e.Snap)}
+	}
+	if v := t.Version; v != nil {
+		if err := s.setCol(e, v, oldVersion+1); err != nil {
+			return err
+		}
+	}
+	s.logFlush(undo{kind: undoSnap, e: e, old: e.Snap})
+	e.Snap = t.Acc.Snapshot(e.Obj)
+	return nil
+}
+
+// delete removes rows: one statement per row with a version check when the
+// table has a version column, else batched with IN.
+func (s *Session) delete(ctx context.Context, t *mapper.Table, ents []*identity.Entry) error {
+	d := s.e.dialect
+	if v := t.Version; v != nil {
+		q := s.e.stmts.get(stmtKey{t, "delete-version", 1}, func() string {
+			return "DELETE FROM " + d.Quote(t.Name) + " WHERE " + keyWhere(d, t, 1) + " AND " +
+				d.Quote(v.Name) + " = " + string(d.AppendPlaceholder(nil, len(t.PK)+1))
+		})
+		for _, e := range ents {
+			args := append(keyValues(t, e.Snap), t.Acc.Value(e.Snap, v))
+			res, err := s.exec(ctx, q, args)
+			if err != nil {
+				return err
+			}
+			if rows, err := res.RowsAffected(); err == nil && rows == 0 {
+				return &StaleDataError{Op: "DELETE", Table: t.Name, Key: keyValues(t, e.Snap)}
+			}
+			s.markDeleted(e)
+		}
+		return nil
+	}
+	per := max(d.MaxParams()/len(t.PK), 1)
+	per = min(per, 1000)
+	for len(ents) > 0 {
+		n := min(per, len(ents))
+		batch := ents[:n]
+		ents = ents[n:]
+		q := s.e.stmts.get(stmtKey{t, "delete-in", n}, func() string { return deleteInSQL(d, t, n) })
+		args := make([]any, 0, n*len(t.PK))
+		for _, e := range batch {
+			args = append(args, keyValues(t, e.Snap)...)
+		}
+		// A row someone else deleted already is not an error here: the
+		// outcome, no row, is what was asked for. Use a version column to
+		// be told about concurrent changes.
+		if _, err := s.exec(ctx, q, args); err != nil {
+			return err
+		}
+		for _, e := range batch {
+			s.markDeleted(e)
+		}
+	}
+	return nil
+}
+
+func (s *Session) markDeleted(e *identity.Entry) {
+	e.Flushed = true
+	s.logFlush(undo{kind: undoDeleteDB, e: e})
+}
+
+// insertSQL builds INSERT INTO t (cols) VALUES (...), ... [RETURNING ret].
+func insertSQL(d interface {
+	Quote(string) string
+	AppendPlaceholder([]byte, int) []byte
+	Name() string
+}, t *mapper.Table, cols, ret []*mapper.Column, rows int, returning bool) string {
+	b := []byte("INSERT INTO " + d.Quote(t.Name))
+	if len(cols) == 0 {
+		if d.Name() == "mysql" {
+			b = append(b, " () VALUES ()"...)
+		} else {
+			b = append(b, " DEFAULT VALUES"...)
+		}
+	} else {
+		b = append(b, " ("...)
+		for i, c := range cols {
+			if i > 0 {
+				b = append(b, ", "...)
+			}
+			b = append(b, d.Quote(c.Name)...)
+		}
+		b = append(b, ") VALUES "...)
+		n := 0
+		for r := range rows {
+			if r > 0 {
+				b = append(b, ", "...)
+			}
+			b = append(b, '(')
+			for i := range cols {
+				if i > 0 {
+					b = append(b, ", "...)
+				}
+				n++
+				b = d.AppendPlaceholder(b, n)
+			}
+			b = append(b, ')')
+		}
+	}
+	if returning && len(ret) > 0 {
+		b = append(b, " RETURNING "...)
+		for i, c := range ret {
+			if i > 0 {
+				b = append(b, ", "...)
+			}
+			b = append(b, d.Quote(c.Name)...)
+		}
+	}
+	return string(b)
+}

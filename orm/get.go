@@ -1,0 +1,219 @@
+package orm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/tallyorm/tally/dialect"
+	"github.com/tallyorm/tally/identity"
+	"github.com/tallyorm/tally/mapper"
+)
+
+// Get returns the T whose primary key is key, one value per key column in
+// field order. A tracked object is returned from the identity map with no
+// SQL; otherwise pending changes are flushed (autoflush) and the row is
+// read. A missing row, or an object deleted in this session, is
+// ErrNotFound. ctx governs the statements.
+func Get[T any](ctx context.Context, s *Session, key ...any) (*T, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	t, err := tableFor[T](s.e)
+	if err != nil {
+		return nil, err
+	}
+	k, err := t.KeyOf(key...)
+	if err != nil {
+		return nil, err
+	}
+	if e := s.idmap.Get(t, k); e != nil {
+		return trackedAs[T](t, e)
+	}
+	if s.hasWork() {
+		if err := s.autoflushLocked(ctx); err != nil {
+			return nil, err
+		}
+		if e := s.idmap.Get(t, k); e != nil {
+			return trackedAs[T](t, e)
+		}
+	}
+	obj := new(T)
+	q := s.e.stmts.get(stmtKey{t, "get", 0}, func() string {
+		return selectSQL(s.e.dialect, t, t.Columns) + " WHERE " + keyWhere(s.e.dialect, t, 1)
+	})
+	if err := s.scanOne(ctx, t, q, key, obj, t.Columns); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return nil, fmt.Errorf("%w: %s with key %v", ErrNotFound, t.Name, key)
+		}
+		return nil, err
+	}
+	return s.resolve(t, obj).(*T), nil
+}
+
+func trackedAs[T any](t *mapper.Table, e *identity.Entry) (*T, error) {
+	if e.State == identity.Deleted {
+		return nil, fmt.Errorf("%w: %s deleted in this session", ErrNotFound, t.Name)
+	}
+	return e.Obj.(*T), nil
+}
+
+// hasWork reports whether a flush might send anything, cheaply enough to
+// ask before every query: pending objects or deletions for sure; changed
+// persistent objects need the full comparison, done only if any are tracked.
+func (s *Session) hasWork() bool {
+	if len(s.pending) > 0 {
+		return true
+	}
+	for _, e := range s.deletes {
+		if !e.Flushed {
+			return true
+		}
+	}
+	return s.idmap.Len() > 0
+}
+
+// scanOne reads at most one row of q into obj's cols; no row is ErrNotFound.
+func (s *Session) scanOne(ctx context.Context, t *mapper.Table, q string, args []any, obj any, cols []*mapper.Column) error {
+	rows, finish, err := s.query(ctx, q, args)
+	if err != nil {
+		return err
+	}
+	n := int64(0)
+	if rows.Next() {
+		n = 1
+		err = rows.Scan(s.scanDest(t, obj, cols)...)
+	}
+	if err == nil {
+		err = rows.Err()
+	}
+	if cerr := rows.Close(); err == nil {
+		err = cerr
+	}
+	err = classify(s.e.dialect, err)
+	finish(n, err)
+	if err == nil && n == 0 {
+		err = ErrNotFound
+	}
+	return err
+}
+
+// scanDest returns the scan targets of obj's cols in a reused slice.
+func (s *Session) scanDest(t *mapper.Table, obj any, cols []*mapper.Column) []any {
+	dest := s.dest[:0]
+	for _, c := range cols {
+		dest = append(dest, t.Acc.Addr(obj, c))
+	}
+	s.dest = dest
+	return dest
+}
+
+// resolve returns the tracked object with obj's key if there is one — its
+// unflushed changes kept — else starts tracking obj, freshly read.
+func (s *Session) resolve(t *mapper.Table, obj any) any {
+	k := t.Acc.Key(obj)
+	if e := s.idmap.Get(t, k); e != nil {
+		return e.Obj
+	}
+	s.seq++
+	s.idmap.Put(&identity.Entry{Table: t, Obj: obj, Key: k, Snap: t.Acc.Snapshot(obj), State: identity.Persistent, Seq: s.seq})
+	return obj
+}
+
+// Refresh reloads a tracked, persistent object from the database,
+// discarding its unflushed changes. A row that no longer exists is
+// ErrNotFound. ctx governs the statement.
+func (s *Session) Refresh(ctx context.Context, obj any) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	t, err := s.tableOf(obj)
+	if err != nil {
+		return err
+	}
+	e := s.lookup(t, obj)
+	if e == nil || e.State != identity.Persistent {
+		return fmt.Errorf("%w: Refresh needs a persistent object", ErrNotTracked)
+	}
+	q := s.e.stmts.get(stmtKey{t, "get", 0}, func() string {
+		return selectSQL(s.e.dialect, t, t.Columns) + " WHERE " + keyWhere(s.e.dialect, t, 1)
+	})
+	// Scan into a fresh object: a failed read must leave obj untouched.
+	fresh := reflect.New(t.Type).Interface()
+	if err := s.scanOne(ctx, t, q, keyValues(t, e.Snap), fresh, t.Columns); err != nil {
+		return err
+	}
+	snap := t.Acc.Snapshot(fresh)
+	t.Acc.Restore(obj, snap)
+	s.logFlush(undo{kind: undoSnap, e: e, old: e.Snap})
+	e.Snap = snap
+	return nil
+}
+
+// selectSQL builds SELECT cols FROM t.
+func selectSQL(d dialect.Dialect, t *mapper.Table, cols []*mapper.Column) string {
+	var b strings.Builder
+	b.WriteString("SELECT ")
+	for i, c := range cols {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(d.Quote(c.Name))
+	}
+	b.WriteString(" FROM ")
+	b.WriteString(d.Quote(t.Name))
+	return b.String()
+}
+
+// keyWhere builds "pk1 = ? AND pk2 = ?" with placeholders numbered from first.
+func keyWhere(d dialect.Dialect, t *mapper.Table, first int) string {
+	var b []byte
+	for i, c := range t.PK {
+		if i > 0 {
+			b = append(b, " AND "...)
+		}
+		b = append(b, d.Quote(c.Name)...)
+		b = append(b, " = "...)
+		b = d.AppendPlaceholder(b, first+i)
+	}
+	return string(b)
+}
+
+// deleteInSQL builds DELETE FROM t WHERE pk IN (...) for n rows; a
+// composite key uses row values, (a, b) IN ((?, ?), ...).
+func deleteInSQL(d dialect.Dialect, t *mapper.Table, n int) string {
+	b := []byte("DELETE FROM " + d.Quote(t.Name) + " WHERE ")
+	if len(t.PK) == 1 {
+		b = append(b, d.Quote(t.PK[0].Name)...)
+	} else {
+		b = append(b, '(')
+		b = append(b, quoteList(d, t.PK)...)
+		b = append(b, ')')
+	}
+	b = append(b, " IN ("...)
+	p := 0
+	for i := range n {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		if len(t.PK) > 1 {
+			b = append(b, '(')
+		}
+		for j := range t.PK {
+			if j > 0 {
+				b = append(b, ", "...)
+			}
+			p++
+			b = d.AppendPlaceholder(b, p)
+		}
+		if len(t.PK) > 1 {
+			b = append(b, ')')
+		}
+	}
+	b = append(b, ')')
+	return string(b)
+}

@@ -1,0 +1,71 @@
+package orm
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// Option configures an Engine, for Open and New.
+type Option func(*config)
+
+type config struct {
+	maxOpen     int
+	maxIdle     int // -1: follow maxOpen
+	maxLifetime time.Duration
+	maxIdleTime time.Duration
+	hooks       []func(context.Context, QueryEvent)
+	logger      *slog.Logger
+}
+
+func defaultConfig() config {
+	return config{
+		// A bounded pool, like SQLAlchemy's pool_size+max_overflow: an
+		// unbounded one lets a burst of requests open more connections than
+		// the server allows, and then everything fails at once.
+		maxOpen: 32,
+		maxIdle: -1,
+		// Below MySQL's default wait_timeout (8 h) and typical proxy idle
+		// limits, so the pool never hands out a connection the server closed.
+		maxLifetime: 30 * time.Minute,
+		maxIdleTime: 5 * time.Minute,
+	}
+}
+
+// WithMaxOpenConns bounds the pool (SQLAlchemy's pool_size + max_overflow).
+// The default is 32; n <= 0 means unlimited.
+func WithMaxOpenConns(n int) Option { return func(c *config) { c.maxOpen = n } }
+
+// WithMaxIdleConns sets how many idle connections the pool keeps. The
+// default equals MaxOpenConns, not database/sql's 2, which under load closes
+// and reopens connections on almost every request.
+func WithMaxIdleConns(n int) Option { return func(c *config) { c.maxIdle = n } }
+
+// WithConnMaxLifetime recycles connections older than d (SQLAlchemy's
+// pool_recycle). Keep it below the server's idle timeout. Default 30 min.
+func WithConnMaxLifetime(d time.Duration) Option { return func(c *config) { c.maxLifetime = d } }
+
+// WithConnMaxIdleTime closes connections idle for longer than d. Default 5 min.
+func WithConnMaxIdleTime(d time.Duration) Option { return func(c *config) { c.maxIdleTime = d } }
+
+// WithQueryHook calls fn after every statement the engine runs, from the
+// goroutine that ran it. Hooks must be quick and safe for concurrent use;
+// they must not keep ev.Args, which the engine may reuse.
+func WithQueryHook(fn func(ctx context.Context, ev QueryEvent)) Option {
+	return func(c *config) { c.hooks = append(c.hooks, fn) }
+}
+
+// WithLogger logs every statement at Debug level: its SQL, duration, rows
+// and error. Argument values are not logged (they may be personal data);
+// use WithQueryHook to see them.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// QueryEvent describes one statement, for WithQueryHook.
+type QueryEvent struct {
+	SQL      string        // the SQL as sent, with native placeholders
+	Args     []any         // the bound values
+	Duration time.Duration // from sending until the result (for queries: until the rows were closed)
+	Rows     int64         // rows affected (exec) or read (query); -1 when unknown
+	Err      error         // the statement's error, classified
+	Op       string        // "exec", "query", "begin", "commit", "rollback", "savepoint"
+}

@@ -1,0 +1,570 @@
+package orm
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sync/atomic"
+
+	"github.com/tallyorm/tally/identity"
+	"github.com/tallyorm/tally/mapper"
+)
+
+// Session is a unit of work: it tracks the objects loaded and added through
+// it (at most one per primary key: the identity map), notices what changed,
+// and turns it into ordered, batched INSERT, UPDATE and DELETE statements in
+// one transaction at Flush or Commit.
+//
+// A Session is not safe for concurrent use, like SQLAlchemy's. Unlike
+// SQLAlchemy's, misuse is detected: a call that overlaps another call on
+// the same session returns ErrConcurrentUse and changes nothing. Give each
+// request, job or goroutine its own session (Engine.Do and
+// Engine.Middleware do), and always Close it.
+//
+// The first statement opens the transaction (autobegin). On SQLite a
+// session whose first statement reads begins a deferred transaction, so
+// readers never queue behind each other or behind a writer; one whose first
+// statement writes (a flush) begins IMMEDIATE and so holds the write lock
+// from the start. A session that reads and then writes can meet a
+// concurrent writer when it upgrades its lock; SQLite then reports busy,
+// classified ErrRetryable, and Engine.Do runs the work again.
+type Session struct {
+	e         *Engine
+	busy      atomic.Bool // set while a call runs: the concurrent-use guard
+	closed    bool
+	autoflush bool
+
+	tx    *sql.Tx
+	idmap *identity.Map
+
+	// pending holds the added objects not yet inserted, in Add order;
+	// pendingByObj indexes them by pointer.
+	pending      []*identity.Entry
+	pendingByObj map[any]*identity.Entry
+	// deletes holds the objects marked deleted, flushed or not, until
+	// commit or rollback.
+	deletes []*identity.Entry
+
+	// flushLog undoes what flushes did to objects and entries since the
+	// transaction began; intentLog undoes Add and Delete inside savepoints.
+	flushLog  []undo
+	intentLog []undo
+	sps       []savepoint
+
+	seq   uint64
+	stats Stats
+	dest  []any // scratch scan targets
+	cols  []*mapper.Column
+}
+
+// SessionOption configures a Session.
+type SessionOption func(*Session)
+
+// WithoutAutoflush stops the session from flushing pending changes before
+// queries and SQL-going Gets; they then do not see unflushed work.
+func WithoutAutoflush() SessionOption { return func(s *Session) { s.autoflush = false } }
+
+// Stats counts a session's work, for tests and diagnostics.
+type Stats struct {
+	Statements int // every statement sent, including BEGIN and COMMIT
+	Queries    int // SELECTs
+	Execs      int // INSERT, UPDATE, DELETE and other statements
+	Flushes    int // flushes that sent at least one statement
+	Commits    int
+	Rollbacks  int
+	Tracked    int // objects in the identity map now
+	Pending    int // objects added and not yet inserted
+}
+
+// NewSession starts a session. It takes no connection until its first
+// statement. Close it when done.
+func (e *Engine) NewSession(opts ...SessionOption) *Session {
+	s := &Session{e: e, autoflush: true, idmap: identity.New(), pendingByObj: map[any]*identity.Entry{}}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Engine returns the session's engine.
+func (s *Session) Engine() *Engine { return s.e }
+
+// enter starts a call: it fails with ErrConcurrentUse when another call is
+// running, and ErrSessionClosed after Close.
+func (s *Session) enter() error {
+	if !s.busy.CompareAndSwap(false, true) {
+		return ErrConcurrentUse
+	}
+	if s.closed {
+		s.busy.Store(false)
+		return ErrSessionClosed
+	}
+	return nil
+}
+
+func (s *Session) leave() { s.busy.Store(false) }
+
+// tableOf checks that obj is a non-nil pointer to a model struct.
+func (s *Session) tableOf(obj any) (*mapper.Table, error) {
+	rv := reflect.ValueOf(obj)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() || rv.Elem().Kind() != reflect.Struct {
+		return nil, fmt.Errorf("orm: want a non-nil pointer to a model struct, got %T", obj)
+	}
+	return s.e.reg.Table(rv.Type().Elem())
+}
+
+// Add makes transient objects pending: they are inserted at the next flush.
+// Objects they reference through rel fields that are new (not tracked and
+// with a zero primary key) are added too. Adding a tracked object again is a
+// no-op; adding an object whose key another tracked object has is
+// ErrIdentityConflict. Add sends no SQL.
+func (s *Session) Add(objs ...any) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	for _, obj := range objs {
+		if err := s.addLocked(obj); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Session) addLocked(obj any) error {
+	t, err := s.tableOf(obj)
+	if err != nil {
+		return err
+	}
+	if s.pendingByObj[obj] != nil {
+		return nil
+	}
+	if !keyIsZero(t, obj) {
+		k := t.Acc.Key(obj)
+		if e := s.idmap.Get(t, k); e != nil {
+			if e.Obj != obj {
+				return fmt.Errorf("%w: %s with key %v", ErrIdentityConflict, t.Name, keyValues(t, obj))
+			}
+			if e.State == identity.Deleted && !e.Flushed {
+				// Adding back an object marked for deletion cancels the mark.
+				e.State = identity.Persistent
+				s.deletes = slices.DeleteFunc(s.deletes, func(d *identity.Entry) bool { return d == e })
+				s.logIntent(undo{kind: undoUndelete, e: e})
+			}
+			return nil
+		}
+	}
+	s.seq++
+	e := &identity.Entry{Table: t, Obj: obj, State: identity.Pending, Seq: s.seq}
+	s.pending = append(s.pending, e)
+	s.pendingByObj[obj] = e
+	s.logIntent(undo{kind: undoAdd, e: e})
+	return s.cascadeAdd(t, obj)
+}
+
+// cascadeAdd adds the new objects reachable through obj's relations.
+func (s *Session) cascadeAdd(t *mapper.Table, obj any) error {
+	if len(t.Relations) == 0 {
+		return nil
+	}
+	v := reflect.ValueOf(obj).Elem()
+	for _, r := range t.Relations {
+		f := v.FieldByIndex(r.Index)
+		if r.HasMany {
+			for i := range f.Len() {
+				if c := f.Index(i); !c.IsNil() {
+					if err := s.cascadeOne(c.Interface()); err != nil {
+						return err
+					}
+				}
+			}
+		} else if !f.IsNil() {
+			if err := s.cascadeOne(f.Interface()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// cascadeOne adds a related object if it is new: untracked and without a
+// key. An untracked object with a key is taken to be a row that exists.
+func (s *Session) cascadeOne(obj any) error {
+	if s.pendingByObj[obj] != nil {
+		return nil
+	}
+	t, err := s.tableOf(obj)
+	if err != nil {
+		return err
+	}
+	if !keyIsZero(t, obj) {
+		return nil
+	}
+	return s.addLocked(obj)
+}
+
+// keyIsZero reports whether obj has a database-generated key still unset.
+func keyIsZero(t *mapper.Table, obj any) bool {
+	for _, c := range t.PK {
+		if !c.Auto {
+			return false
+		}
+		if n, ok := mapper.ToInt64(t.Acc.Value(obj, c)); !ok || n != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func keyValues(t *mapper.Table, obj any) []any {
+	out := make([]any, len(t.PK))
+	for i, c := range t.PK {
+		out[i] = t.Acc.Value(obj, c)
+	}
+	return out
+}
+
+// lookup returns obj's entry, or nil if the session does not track it.
+func (s *Session) lookup(t *mapper.Table, obj any) *identity.Entry {
+	if e := s.pendingByObj[obj]; e != nil {
+		return e
+	}
+	if e := s.idmap.Get(t, t.Acc.Key(obj)); e != nil && e.Obj == obj {
+		return e
+	}
+	return nil
+}
+
+// Delete marks objects for deletion at the next flush. A pending object is
+// simply dropped. An object the session does not track but whose key is set
+// is deleted by key (and by its version, if it has one). Has-many relations
+// tagged cascade delete their loaded children too. Delete sends no SQL.
+func (s *Session) Delete(objs ...any) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	for _, obj := range objs {
+		if err := s.deleteLocked(obj); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Session) deleteLocked(obj any) error {
+	t, err := s.tableOf(obj)
+	if err != nil {
+		return err
+	}
+	e := s.lookup(t, obj)
+	switch {
+	case e != nil && e.State == identity.Pending:
+		s.dropPending(e)
+		s.logIntent(undo{kind: undoDropPending, e: e})
+		return nil
+	case e != nil && e.State == identity.Deleted:
+		return nil
+	case e == nil:
+		if keyIsZero(t, obj) {
+			return fmt.Errorf("orm: Delete of a %s that has no primary key: it was never inserted", t.Name)
+		}
+		k := t.Acc.Key(obj)
+		if other := s.idmap.Get(t, k); other != nil {
+			return fmt.Errorf("%w: %s with key %v", ErrIdentityConflict, t.Name, keyValues(t, obj))
+		}
+		s.seq++
+		e = &identity.Entry{Table: t, Obj: obj, Key: k, Snap: t.Acc.Snapshot(obj), State: identity.Persistent, Seq: s.seq}
+		s.idmap.Put(e)
+		s.logIntent(undo{kind: undoAttach, e: e})
+	}
+	e.State = identity.Deleted
+	s.deletes = append(s.deletes, e)
+	s.logIntent(undo{kind: undoMarkDelete, e: e})
+	return s.cascadeDelete(t, obj)
+}
+
+func (s *Session) cascadeDelete(t *mapper.Table, obj any) error {
+	for _, r := range t.Relations {
+		if !r.HasMany || !r.Cascade {
+			continue
+		}
+		f := reflect.ValueOf(obj).Elem().FieldByIndex(r.Index)
+		for i := range f.Len() {
+			c := f.Index(i)
+			if c.IsNil() {
+				continue
+			}
+			ct, err := s.e.reg.Table(r.Target)
+			if err != nil {
+				return err
+			}
+			if ce := s.lookup(ct, c.Interface()); ce != nil {
+				if err := s.deleteLocked(c.Interface()); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Session) dropPending(e *identity.Entry) {
+	delete(s.pendingByObj, e.Obj)
+	s.pending = slices.DeleteFunc(s.pending, func(p *identity.Entry) bool { return p == e })
+	e.State = identity.Transient
+}
+
+// IsDirty reports whether obj has changes the next flush would write: it is
+// pending, marked deleted, or differs from its snapshot. It is false for an
+// object the session does not track, and while another call is running.
+func (s *Session) IsDirty(obj any) bool {
+	if s.enter() != nil {
+		return false
+	}
+	defer s.leave()
+	t, err := s.tableOf(obj)
+	if err != nil {
+		return false
+	}
+	e := s.lookup(t, obj)
+	switch {
+	case e == nil:
+		return false
+	case e.State == identity.Pending, e.State == identity.Deleted && !e.Flushed:
+		return true
+	case e.State == identity.Persistent:
+		s.cols = t.Acc.Changed(obj, e.Snap, s.cols[:0])
+		return len(s.cols) > 0
+	}
+	return false
+}
+
+// Pending returns the objects added and not yet inserted, in Add order.
+func (s *Session) Pending() []any {
+	if s.enter() != nil {
+		return nil
+	}
+	defer s.leave()
+	out := make([]any, len(s.pending))
+	for i, e := range s.pending {
+		out[i] = e.Obj
+	}
+	return out
+}
+
+// Stats returns the session's counters.
+func (s *Session) Stats() Stats {
+	if s.enter() != nil {
+		return Stats{}
+	}
+	defer s.leave()
+	st := s.stats
+	st.Tracked = s.idmap.Len()
+	st.Pending = len(s.pending)
+	return st
+}
+
+// Expunge makes tracked objects detached: the session forgets them and
+// their changes. Untracked objects are ignored.
+func (s *Session) Expunge(objs ...any) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	for _, obj := range objs {
+		t, err := s.tableOf(obj)
+		if err != nil {
+			return err
+		}
+		e := s.lookup(t, obj)
+		if e == nil {
+			continue
+		}
+		if e.State == identity.Pending {
+			s.dropPending(e)
+		} else {
+			s.idmap.Remove(e)
+			s.deletes = slices.DeleteFunc(s.deletes, func(d *identity.Entry) bool { return d == e })
+		}
+		e.State = identity.Detached
+	}
+	return nil
+}
+
+// begin opens the transaction if none is open. write says whether the
+// first statement writes; on SQLite it picks an IMMEDIATE transaction then,
+// a deferred one otherwise (see Session).
+func (s *Session) begin(ctx context.Context, write bool) error {
+	if s.tx != nil {
+		return nil
+	}
+	var opts *sql.TxOptions
+	if s.e.dialect.Name() == "sqlite" && !write {
+		// modernc's driver issues a plain (deferred) BEGIN for ReadOnly and
+		// BEGIN IMMEDIATE (our DSN's _txlock) otherwise; SQLite itself does
+		// not restrict a deferred transaction to reads.
+		opts = &sql.TxOptions{ReadOnly: true}
+	}
+	obs := s.e.observe("begin", "BEGIN", nil)
+	// The transaction outlives this call's ctx: a ctx that ends must cancel
+	// a statement, not silently roll back the session's transaction.
+	tx, err := s.e.db.BeginTx(context.WithoutCancel(ctx), opts)
+	err = classify(s.e.dialect, err)
+	obs.done(ctx, -1, err)
+	s.stats.Statements++
+	if err != nil {
+		return fmt.Errorf("orm: begin: %w", err)
+	}
+	s.tx = tx
+	return nil
+}
+
+// exec runs a statement in the session's transaction, opening it.
+func (s *Session) exec(ctx context.Context, query string, args []any) (sql.Result, error) {
+	if err := s.begin(ctx, true); err != nil {
+		return nil, err
+	}
+	s.stats.Statements++
+	s.stats.Execs++
+	return s.e.exec(ctx, s.tx, query, args)
+}
+
+// query runs a query in the session's transaction, opening it.
+func (s *Session) query(ctx context.Context, query string, args []any) (*sql.Rows, func(int64, error), error) {
+	if err := s.begin(ctx, false); err != nil {
+		return nil, nil, err
+	}
+	s.stats.Statements++
+	s.stats.Queries++
+	return s.e.query(ctx, s.tx, query, args)
+}
+
+// endTx finishes the transaction with COMMIT or ROLLBACK.
+func (s *Session) endTx(ctx context.Context, commit bool) error {
+	tx := s.tx
+	if tx == nil {
+		return nil
+	}
+	s.tx = nil
+	s.sps = s.sps[:0]
+	s.stats.Statements++
+	op, fn := "rollback", tx.Rollback
+	if commit {
+		op, fn = "commit", tx.Commit
+	}
+	obs := s.e.observe(op, stringsToUpper(op), nil)
+	err := classify(s.e.dialect, fn())
+	obs.done(ctx, -1, err)
+	if !commit && errors.Is(err, sql.ErrTxDone) {
+		return nil // already rolled back, by the database or a dead connection
+	}
+	return err
+}
+
+func stringsToUpper(op string) string {
+	if op == "commit" {
+		return "COMMIT"
+	}
+	return "ROLLBACK"
+}
+
+// Commit flushes and commits. Afterwards every object is persistent with a
+// fresh snapshot and deleted objects are detached; objects stay plain,
+// readable structs. If the flush or the COMMIT fails, the transaction is
+// rolled back and the session is as it was before Commit: pending objects
+// pending again (generated keys cleared), changed objects still dirty,
+// deletions still marked. Fix the cause and Commit again, or Rollback.
+//
+// A lost connection during COMMIT returns an error matching
+// ErrCommitUnknown: the work may or may not be committed. ctx governs the
+// flush statements; the COMMIT itself is not interrupted.
+func (s *Session) Commit(ctx context.Context) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	if err := s.flushLocked(ctx, false); err != nil {
+		return err
+	}
+	if s.tx == nil {
+		return nil
+	}
+	if err := s.endTx(ctx, true); err != nil {
+		s.undoFlushes(0)
+		s.flushLog = s.flushLog[:0]
+		if errors.Is(err, ErrConnection) || errors.Is(err, driver.ErrBadConn) {
+			return fmt.Errorf("%w: %w", ErrCommitUnknown, err)
+		}
+		return fmt.Errorf("orm: commit: %w", err)
+	}
+	s.stats.Commits++
+	s.flushLog = s.flushLog[:0]
+	s.intentLog = s.intentLog[:0]
+	for _, e := range s.deletes {
+		s.idmap.Remove(e)
+		e.State = identity.Detached
+	}
+	s.deletes = s.deletes[:0]
+	return nil
+}
+
+// Rollback rolls back the transaction and discards the session's state:
+// pending objects are dropped and every tracked object is detached. The
+// session stays usable.
+func (s *Session) Rollback(ctx context.Context) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	return s.rollbackLocked(ctx)
+}
+
+func (s *Session) rollbackLocked(ctx context.Context) error {
+	err := s.endTx(ctx, false)
+	s.stats.Rollbacks++
+	s.reset()
+	if err != nil {
+		return fmt.Errorf("orm: rollback: %w", err)
+	}
+	return nil
+}
+
+// reset detaches everything.
+func (s *Session) reset() {
+	s.idmap.Each(func(e *identity.Entry) bool { e.State = identity.Detached; return true })
+	s.idmap.Clear()
+	for _, e := range s.pending {
+		e.State = identity.Transient
+	}
+	s.pending = s.pending[:0]
+	clear(s.pendingByObj)
+	s.deletes = s.deletes[:0]
+	s.flushLog = s.flushLog[:0]
+	s.intentLog = s.intentLog[:0]
+	s.sps = s.sps[:0]
+}
+
+// Close rolls back whatever is uncommitted, detaches every object and
+// returns the connection to the pool. Further calls fail with
+// ErrSessionClosed; Close itself may be called again.
+func (s *Session) Close() error {
+	if !s.busy.CompareAndSwap(false, true) {
+		return ErrConcurrentUse
+	}
+	defer s.leave()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	err := s.endTx(context.Background(), false)
+	s.reset()
+	if err != nil {
+		return fmt.Errorf("orm: close: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,213 @@
+package orm
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/tallyorm/tally/identity"
+	"github.com/tallyorm/tally/mapper"
+)
+
+// undo reverses one change the session made to an object or entry, so a
+// failed commit or savepoint can put the session back exactly as it was.
+type undo struct {
+	kind undoKind
+	e    *identity.Entry
+	col  *mapper.Column // undoSetCol
+	old  any            // undoSetCol: the field's value; undoSnap: the snapshot
+}
+
+type undoKind uint8
+
+const (
+	// Flush effects, in flushLog.
+	undoInsert   undoKind = iota // the entry was inserted and entered the map
+	undoSetCol                   // the flush wrote a field (generated key, version, foreign key)
+	undoSnap                     // the entry's snapshot was replaced
+	undoDeleteDB                 // the entry's DELETE ran
+	// Intents, in intentLog (recorded only inside a savepoint).
+	undoAdd         // Add made the entry pending
+	undoDropPending // Delete dropped a pending entry
+	undoMarkDelete  // Delete marked the entry
+	undoUndelete    // Add cancelled a delete mark
+	undoAttach      // Delete attached an untracked object by key
+)
+
+func (s *Session) logFlush(u undo) { s.flushLog = append(s.flushLog, u) }
+
+// logIntent records an Add or Delete; only a savepoint can undo those, so
+// outside one nothing is kept.
+func (s *Session) logIntent(u undo) {
+	if len(s.sps) > 0 {
+		s.intentLog = append(s.intentLog, u)
+	}
+}
+
+// setCol writes a field during a flush, recording its old value.
+func (s *Session) setCol(e *identity.Entry, c *mapper.Column, v any) error {
+	old := e.Table.Acc.Value(e.Obj, c)
+	if err := e.Table.Acc.Set(e.Obj, c, v); err != nil {
+		return fmt.Errorf("orm: %s.%s: %w", e.Table.Name, c.Name, err)
+	}
+	s.logFlush(undo{kind: undoSetCol, e: e, col: c, old: old})
+	return nil
+}
+
+// undoFlushes reverses the flush effects recorded after mark, newest first.
+func (s *Session) undoFlushes(mark int) {
+	reinsert := false
+	for i := len(s.flushLog) - 1; i >= mark; i-- {
+		u := s.flushLog[i]
+		e := u.e
+		switch u.kind {
+		case undoInsert:
+			s.idmap.Remove(e)
+			e.State, e.Snap, e.Flushed = identity.Pending, nil, false
+			s.pending = append(s.pending, e)
+			s.pendingByObj[e.Obj] = e
+			reinsert = true
+		case undoSetCol:
+			_ = e.Table.Acc.Set(e.Obj, u.col, u.old) // the value came from this field: it fits
+		case undoSnap:
+			e.Snap = u.old
+		case undoDeleteDB:
+			e.Flushed = false
+		}
+	}
+	s.flushLog = s.flushLog[:mark]
+	if reinsert {
+		slices.SortFunc(s.pending, func(a, b *identity.Entry) int { return cmp.Compare(a.Seq, b.Seq) })
+	}
+}
+
+// undoIntents reverses the Adds and Deletes recorded after mark.
+func (s *Session) undoIntents(mark int) {
+	for i := len(s.intentLog) - 1; i >= mark; i-- {
+		u := s.intentLog[i]
+		e := u.e
+		switch u.kind {
+		case undoAdd:
+			if e.State == identity.Pending {
+				s.dropPending(e)
+			}
+		case undoDropPending:
+			e.State = identity.Pending
+			s.pending = append(s.pending, e)
+			s.pendingByObj[e.Obj] = e
+			slices.SortFunc(s.pending, func(a, b *identity.Entry) int { return cmp.Compare(a.Seq, b.Seq) })
+		case undoMarkDelete:
+			e.State = identity.Persistent
+			s.deletes = slices.DeleteFunc(s.deletes, func(d *identity.Entry) bool { return d == e })
+		case undoUndelete:
+			e.State = identity.Deleted
+			s.deletes = append(s.deletes, e)
+		case undoAttach:
+			s.idmap.Remove(e)
+			e.State = identity.Detached
+		}
+	}
+	s.intentLog = s.intentLog[:mark]
+}
+
+// savepoint is an open SAVEPOINT and the log positions at its start.
+type savepoint struct {
+	name       string
+	flushMark  int
+	intentMark int
+}
+
+// Savepoint runs fn in a nested transaction. Pending changes are flushed
+// first. If fn returns an error (or panics), the database rolls back to the
+// savepoint and so does the session: objects added inside fn are dropped,
+// deletions marked inside are unmarked, inserts and updates flushed inside
+// are undone in memory, and tracked objects changed inside get their
+// values from before the savepoint back. The error (or panic) is passed
+// on. If fn succeeds, its changes are flushed and the savepoint released.
+//
+// fn runs on the caller's goroutine and uses the same session.
+func (s *Session) Savepoint(ctx context.Context, fn func() error) (err error) {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	if err := s.flushLocked(ctx, false); err != nil {
+		s.leave()
+		return err
+	}
+	if err := s.begin(ctx, true); err != nil {
+		s.leave()
+		return err
+	}
+	sp := savepoint{name: fmt.Sprintf("tally_sp%d", len(s.sps)+1), flushMark: len(s.flushLog), intentMark: len(s.intentLog)}
+	if _, err := s.exec(ctx, "SAVEPOINT "+sp.name, nil); err != nil {
+		s.leave()
+		return fmt.Errorf("orm: savepoint: %w", err)
+	}
+	s.sps = append(s.sps, sp)
+	s.leave()
+
+	panicked := true
+	defer func() {
+		if !panicked {
+			return
+		}
+		// Roll back to the savepoint, then let the panic continue.
+		if s.busy.CompareAndSwap(false, true) {
+			s.rollbackToLocked(context.WithoutCancel(ctx), sp)
+			s.leave()
+		}
+	}()
+	ferr := fn()
+	panicked = false
+
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	if len(s.sps) == 0 || s.sps[len(s.sps)-1] != sp {
+		// fn rolled back or committed the whole session: nothing to end.
+		return ferr
+	}
+	if ferr == nil {
+		if ferr = s.flushLocked(ctx, false); ferr == nil {
+			s.sps = s.sps[:len(s.sps)-1]
+			if _, err := s.exec(ctx, "RELEASE SAVEPOINT "+sp.name, nil); err != nil {
+				return fmt.Errorf("orm: release savepoint: %w", err)
+			}
+			return nil
+		}
+		if len(s.sps) == 0 || s.sps[len(s.sps)-1] != sp {
+			return ferr // the failed flush already rolled back
+		}
+	}
+	if err := s.rollbackToLocked(ctx, sp); err != nil {
+		return fmt.Errorf("%w (and rolling back to the savepoint failed: %v)", ferr, err)
+	}
+	return ferr
+}
+
+// rollbackToLocked rolls the database and the session back to sp and ends it.
+func (s *Session) rollbackToLocked(ctx context.Context, sp savepoint) error {
+	for len(s.sps) > 0 && s.sps[len(s.sps)-1] != sp {
+		s.sps = s.sps[:len(s.sps)-1]
+	}
+	if len(s.sps) == 0 {
+		return nil
+	}
+	s.sps = s.sps[:len(s.sps)-1]
+	_, err := s.exec(ctx, "ROLLBACK TO SAVEPOINT "+sp.name, nil)
+	s.undoFlushes(sp.flushMark)
+	s.undoIntents(sp.intentMark)
+	// Everything was flushed when the savepoint began, so any tracked object
+	// that differs from its snapshot was changed inside it: put it back.
+	s.idmap.Each(func(e *identity.Entry) bool {
+		if e.State == identity.Persistent {
+			if s.cols = e.Table.Acc.Changed(e.Obj, e.Snap, s.cols[:0]); len(s.cols) > 0 {
+				e.Table.Acc.Restore(e.Obj, e.Snap)
+			}
+		}
+		return true
+	})
+	return err
+}
