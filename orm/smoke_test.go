@@ -2,6 +2,7 @@ package orm_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -89,3 +90,5 @@ func TestSmoke(t *testing.T) {
 		}
 	})
 }
+
+func errorsIs(err, target error) bool { return errors.Is(err, target) }

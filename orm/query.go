@@ -1,0 +1,720 @@
+package orm
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"iter"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/tallyorm/tally/dialect"
+	"github.com/tallyorm/tally/identity"
+	"github.com/tallyorm/tally/mapper"
+)
+
+// Q is a query for T objects, built by [Query]. Its builder methods return
+// a new Q and never change the receiver, so a base query can be shared and
+// extended without one caller's conditions leaking into another's. The
+// first error of a builder (a bad OrderBy key, say) is kept and returned by
+// the method that runs the query, before any SQL is sent.
+//
+// Every row comes back through the session's identity map: a row whose
+// object is already tracked returns that object, unflushed changes kept.
+type Q[T any] struct {
+	s         *Session
+	t         *mapper.Table
+	err       error
+	where     []string
+	args      []any
+	order     []string
+	limit     int // -1: none
+	offset    int
+	forUpdate bool
+	loads     []string
+}
+
+// Query starts a query for T in session s.
+func Query[T any](s *Session) *Q[T] {
+	t, err := tableFor[T](s.e)
+	return &Q[T]{s: s, t: t, err: err, limit: -1}
+}
+
+func (q *Q[T]) clone() *Q[T] {
+	c := *q
+	c.where = slices.Clip(q.where)
+	c.args = slices.Clip(q.args)
+	c.order = slices.Clip(q.order)
+	c.loads = slices.Clip(q.loads)
+	return &c
+}
+
+// Where adds a condition, ANDed with the others. cond is SQL written by the
+// programmer — never build it from user input — with `?` for each value in
+// args; values are always bound, never spliced into the SQL. A slice bound
+// to one `?` expands to a list, for `id IN (?)`.
+func (q *Q[T]) Where(cond string, args ...any) *Q[T] {
+	c := q.clone()
+	c.where = append(c.where, cond)
+	c.args = append(c.args, args...)
+	return c
+}
+
+// OrderBy sorts by model columns, in order; a "-" prefix sorts descending.
+// Only column names of T are accepted, so a sort key taken from a URL
+// cannot inject SQL; anything else makes the query fail before it runs.
+func (q *Q[T]) OrderBy(keys ...string) *Q[T] {
+	c := q.clone()
+	if c.err != nil {
+		return c
+	}
+	for _, k := range keys {
+		name, desc := strings.CutPrefix(k, "-")
+		col := (*mapper.Column)(nil)
+		if c.t != nil {
+			col = c.t.Column(name)
+		}
+		if col == nil {
+			c.err = &OrderByError{Key: k, Table: tableName(c.t)}
+			return c
+		}
+		o := q.s.e.dialect.Quote(col.Name)
+		if desc {
+			o += " DESC"
+		}
+		c.order = append(c.order, o)
+	}
+	return c
+}
+
+func tableName(t *mapper.Table) string {
+	if t == nil {
+		return "?"
+	}
+	return t.Name
+}
+
+// OrderByError reports an OrderBy key that is not a column of the model.
+type OrderByError struct {
+	Key   string
+	Table string
+}
+
+func (e *OrderByError) Error() string {
+	return fmt.Sprintf("orm: OrderBy %q: not a column of %s (use a column name, with - for descending)", e.Key, e.Table)
+}
+
+// Limit returns at most n rows.
+func (q *Q[T]) Limit(n int) *Q[T] {
+	c := q.clone()
+	if n < 0 && c.err == nil {
+		c.err = fmt.Errorf("orm: Limit(%d): must not be negative", n)
+	}
+	c.limit = n
+	return c
+}
+
+// Offset skips the first n rows.
+func (q *Q[T]) Offset(n int) *Q[T] {
+	c := q.clone()
+	if n < 0 && c.err == nil {
+		c.err = fmt.Errorf("orm: Offset(%d): must not be negative", n)
+	}
+	c.offset = n
+	return c
+}
+
+// ForUpdate locks the selected rows until the session's transaction ends
+// (SELECT ... FOR UPDATE) on MySQL/MariaDB and PostgreSQL. SQLite has no
+// row locks; there the session's transaction is begun IMMEDIATE instead,
+// which takes the database's write lock, so the guarantee — nobody else
+// writes these rows until commit — holds as well.
+func (q *Q[T]) ForUpdate() *Q[T] {
+	c := q.clone()
+	c.forUpdate = true
+	return c
+}
+
+// Load eager-loads relations (rel fields of T, by Go field name) for the
+// objects the query returns: one extra query per relation, with IN, so
+// there is no N+1.
+func (q *Q[T]) Load(relations ...string) *Q[T] {
+	c := q.clone()
+	for _, r := range relations {
+		if c.err == nil && c.t != nil && relation(c.t, r) == nil {
+			c.err = fmt.Errorf("orm: Load(%q): %s has no rel field of that name", r, c.t.Name)
+		}
+		c.loads = append(c.loads, r)
+	}
+	return c
+}
+
+func relation(t *mapper.Table, field string) *mapper.Relation {
+	for _, r := range t.Relations {
+		if r.Field == field {
+			return r
+		}
+	}
+	return nil
+}
+
+// build returns the SQL and args for the query, with `what` selected.
+func (q *Q[T]) build(what string, forCount bool) (string, []any, error) {
+	if q.err != nil {
+		return "", nil, q.err
+	}
+	d := q.s.e.dialect
+	var b strings.Builder
+	b.WriteString("SELECT ")
+	b.WriteString(what)
+	b.WriteString(" FROM ")
+	b.WriteString(d.Quote(q.t.Name))
+	args := q.args
+	q.appendWhere(&b)
+	if !forCount {
+		if len(q.order) > 0 {
+			b.WriteString(" ORDER BY ")
+			b.WriteString(strings.Join(q.order, ", "))
+		}
+		if q.limit >= 0 || q.offset > 0 {
+			args = slices.Clone(args)
+			b.WriteString(" LIMIT ?")
+			if q.limit >= 0 {
+				args = append(args, q.limit)
+			} else {
+				args = append(args, int64(1<<62)) // no limit, but OFFSET needs one on MySQL and SQLite
+			}
+			if q.offset > 0 {
+				b.WriteString(" OFFSET ?")
+				args = append(args, q.offset)
+			}
+		}
+		if q.forUpdate && d.Name() != "sqlite" {
+			b.WriteString(" FOR UPDATE")
+		}
+	}
+	return dialect.Expand(d, b.String(), args)
+}
+
+func (q *Q[T]) appendWhere(b *strings.Builder) {
+	for i, w := range q.where {
+		if i == 0 {
+			b.WriteString(" WHERE (")
+		} else {
+			b.WriteString(" AND (")
+		}
+		b.WriteString(w)
+		b.WriteString(")")
+	}
+}
+
+// start enters the session, autoflushes and runs the query.
+func (q *Q[T]) start(ctx context.Context, query string, args []any) (*sql.Rows, func(int64, error), error) {
+	s := q.s
+	if err := s.autoflushLocked(ctx); err != nil {
+		return nil, nil, err
+	}
+	if q.forUpdate {
+		if err := s.begin(ctx, true); err != nil {
+			return nil, nil, err
+		}
+	}
+	return s.query(ctx, query, args)
+}
+
+// All returns every matching object.
+func (q *Q[T]) All(ctx context.Context) ([]*T, error) {
+	return q.collect(ctx, -1)
+}
+
+func (q *Q[T]) collect(ctx context.Context, max int) ([]*T, error) {
+	if err := q.s.enter(); err != nil {
+		return nil, err
+	}
+	defer q.s.leave()
+	query, args, err := q.build(selectList(q.s.e.dialect, q.t), false)
+	if err != nil {
+		return nil, err
+	}
+	rows, finish, err := q.start(ctx, query, args)
+	if err != nil {
+		return nil, err
+	}
+	var out []*T
+	n := int64(0)
+	for rows.Next() {
+		n++
+		obj, err := scanRow[T](q.s, q.t, rows)
+		if err != nil {
+			rows.Close()
+			finish(n, err)
+			return nil, err
+		}
+		out = append(out, obj)
+		if max >= 0 && len(out) > max {
+			break
+		}
+	}
+	err = rows.Err()
+	if cerr := rows.Close(); err == nil {
+		err = cerr
+	}
+	err = classify(q.s.e.dialect, err)
+	finish(n, err)
+	if err != nil {
+		return nil, err
+	}
+	if len(q.loads) > 0 && len(out) > 0 {
+		objs := make([]any, len(out))
+		for i, o := range out {
+			objs[i] = o
+		}
+		for _, name := range q.loads {
+			if err := q.s.loadRelation(ctx, q.t, relation(q.t, name), objs); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// scanRow reads the current row into a new T and resolves it against the
+// identity map.
+func scanRow[T any](s *Session, t *mapper.Table, rows *sql.Rows) (*T, error) {
+	obj := new(T)
+	if err := rows.Scan(s.scanDest(t, obj, t.Columns)...); err != nil {
+		return nil, err
+	}
+	return s.resolve(t, obj).(*T), nil
+}
+
+// selectList is the quoted column list of t.
+func selectList(d dialect.Dialect, t *mapper.Table) string {
+	if t == nil {
+		return ""
+	}
+	return quoteList(d, t.Columns)
+}
+
+// First returns the first matching object (by primary key unless OrderBy
+// says otherwise), or ErrNotFound.
+func (q *Q[T]) First(ctx context.Context) (*T, error) {
+	c := q
+	if len(q.order) == 0 && q.t != nil {
+		c = q.clone()
+		for _, pk := range q.t.PK {
+			c.order = append(c.order, q.s.e.dialect.Quote(pk.Name))
+		}
+	}
+	c = c.Limit(1)
+	out, err := c.collect(ctx, -1)
+	if err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: no %s matches", ErrNotFound, c.t.Name)
+	}
+	return out[0], nil
+}
+
+// One returns the only matching object: ErrNotFound when none matches,
+// ErrMultipleRows when more than one does.
+func (q *Q[T]) One(ctx context.Context) (*T, error) {
+	c := q
+	if q.limit < 0 || q.limit > 2 {
+		c = q.Limit(2)
+	}
+	out, err := c.collect(ctx, 1)
+	if err != nil {
+		return nil, err
+	}
+	switch len(out) {
+	case 0:
+		return nil, fmt.Errorf("%w: no %s matches", ErrNotFound, q.t.Name)
+	case 1:
+		return out[0], nil
+	}
+	return nil, fmt.Errorf("%w: more than one %s matches", ErrMultipleRows, q.t.Name)
+}
+
+// Count returns the number of matching rows (Limit and Offset ignored).
+func (q *Q[T]) Count(ctx context.Context) (int64, error) {
+	var n int64
+	err := q.scalar(ctx, "COUNT(*)", &n)
+	return n, err
+}
+
+// Exists reports whether any row matches.
+func (q *Q[T]) Exists(ctx context.Context) (bool, error) {
+	if err := q.s.enter(); err != nil {
+		return false, err
+	}
+	defer q.s.leave()
+	c := q.clone()
+	c.order, c.limit, c.offset = nil, 1, 0
+	query, args, err := c.build("1", false)
+	if err != nil {
+		return false, err
+	}
+	rows, finish, err := c.start(ctx, query, args)
+	if err != nil {
+		return false, err
+	}
+	found := rows.Next()
+	err = rows.Err()
+	if cerr := rows.Close(); err == nil {
+		err = cerr
+	}
+	err = classify(q.s.e.dialect, err)
+	finish(0, err)
+	return found && err == nil, err
+}
+
+func (q *Q[T]) scalar(ctx context.Context, what string, dst any) error {
+	if err := q.s.enter(); err != nil {
+		return err
+	}
+	defer q.s.leave()
+	query, args, err := q.build(what, true)
+	if err != nil {
+		return err
+	}
+	rows, finish, err := q.start(ctx, query, args)
+	if err != nil {
+		return err
+	}
+	if rows.Next() {
+		err = rows.Scan(dst)
+	}
+	if err == nil {
+		err = rows.Err()
+	}
+	if cerr := rows.Close(); err == nil {
+		err = cerr
+	}
+	err = classify(q.s.e.dialect, err)
+	finish(1, err)
+	return err
+}
+
+// Iter streams the matching objects: rows are read and resolved one at a
+// time, so memory stays flat however many match. Breaking out of the loop
+// closes the rows. While the loop runs the session is busy: calling into it
+// from the loop body returns ErrConcurrentUse (the connection is streaming
+// and can run nothing else); collect what you need and act after the loop.
+func (q *Q[T]) Iter(ctx context.Context) iter.Seq2[*T, error] {
+	return func(yield func(*T, error) bool) {
+		s := q.s
+		if err := s.enter(); err != nil {
+			yield(nil, err)
+			return
+		}
+		defer s.leave()
+		query, args, err := q.build(selectList(s.e.dialect, q.t), false)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		rows, finish, err := q.start(ctx, query, args)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		n := int64(0)
+		defer func() {
+			err := classify(s.e.dialect, rows.Close())
+			finish(n, err)
+		}()
+		for rows.Next() {
+			n++
+			obj, err := scanRow[T](s, q.t, rows)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			if !yield(obj, nil) {
+				return
+			}
+		}
+		if err := rows.Err(); err != nil {
+			yield(nil, classify(s.e.dialect, err))
+		}
+	}
+}
+
+// Set maps column names to new values, for UpdateAll.
+type Set map[string]any
+
+// UpdateAll sets columns of every matching row in one statement, skipping
+// the unit of work, and returns the number of rows matched. Tracked objects
+// that match get the new values, and fresh snapshots for them, so the
+// session stays true; a version column is bumped. Pending changes are
+// flushed first.
+func (q *Q[T]) UpdateAll(ctx context.Context, set Set) (int64, error) {
+	s := q.s
+	if err := s.enter(); err != nil {
+		return 0, err
+	}
+	defer s.leave()
+	if q.err != nil {
+		return 0, q.err
+	}
+	if len(set) == 0 {
+		return 0, errors.New("orm: UpdateAll with nothing to set")
+	}
+	t, d := q.t, s.e.dialect
+	names := make([]string, 0, len(set))
+	for name := range set {
+		c := t.Column(name)
+		if c == nil {
+			return 0, fmt.Errorf("orm: UpdateAll: %q is not a column of %s", name, t.Name)
+		}
+		if c.PK || c.Version || c.ReadOnly {
+			return 0, fmt.Errorf("orm: UpdateAll: column %s of %s cannot be set (primary key, version or readonly)", name, t.Name)
+		}
+		names = append(names, name)
+	}
+	slices.Sort(names) // deterministic SQL, so it can be logged and compared
+	var b strings.Builder
+	b.WriteString("UPDATE ")
+	b.WriteString(d.Quote(t.Name))
+	b.WriteString(" SET ")
+	var args []any
+	for i, name := range names {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(d.Quote(name))
+		b.WriteString(" = ?")
+		args = append(args, set[name])
+	}
+	if v := t.Version; v != nil {
+		fmt.Fprintf(&b, ", %s = %s + 1", d.Quote(v.Name), d.Quote(v.Name))
+	}
+	q.appendWhere(&b)
+	args = append(args, q.args...)
+	apply := func(e *identity.Entry) error {
+		for _, name := range names {
+			c := t.Column(name)
+			if err := t.Acc.Set(e.Obj, c, set[name]); err != nil {
+				return err
+			}
+			if err := t.Acc.Set(e.Snap, c, set[name]); err != nil {
+				return err
+			}
+		}
+		if v := t.Version; v != nil {
+			n, _ := mapper.ToInt64(t.Acc.Value(e.Snap, v))
+			_ = t.Acc.Set(e.Obj, v, n+1)
+			_ = t.Acc.Set(e.Snap, v, n+1)
+		}
+		return nil
+	}
+	return s.bulk(ctx, q.t, b.String(), args, q.where, q.args, apply)
+}
+
+// DeleteAll deletes every matching row in one statement, skipping the unit
+// of work, and returns the number of rows deleted. Tracked objects that
+// matched are detached. Pending changes are flushed first.
+func (q *Q[T]) DeleteAll(ctx context.Context) (int64, error) {
+	s := q.s
+	if err := s.enter(); err != nil {
+		return 0, err
+	}
+	defer s.leave()
+	if q.err != nil {
+		return 0, q.err
+	}
+	var b strings.Builder
+	b.WriteString("DELETE FROM ")
+	b.WriteString(s.e.dialect.Quote(q.t.Name))
+	q.appendWhere(&b)
+	detach := func(e *identity.Entry) error {
+		s.idmap.Remove(e)
+		s.deletes = slices.DeleteFunc(s.deletes, func(d *identity.Entry) bool { return d == e })
+		e.State = identity.Detached
+		return nil
+	}
+	return s.bulk(ctx, q.t, b.String(), q.args, q.where, q.args, detach)
+}
+
+// bulk runs a bulk UPDATE or DELETE and applies fn to the tracked objects
+// of t whose rows it affected. When the session tracks no object of t that
+// is the one statement; otherwise the affected keys are learned first, with
+// a SELECT ... FOR UPDATE in the same transaction (so no other transaction
+// can change which rows match in between).
+func (s *Session) bulk(ctx context.Context, t *mapper.Table, stmt string, args []any, where []string, whereArgs []any, fn func(*identity.Entry) error) (int64, error) {
+	if err := s.autoflushLocked(ctx); err != nil {
+		return 0, err
+	}
+	d := s.e.dialect
+	var hit []*identity.Entry
+	tracked := false
+	s.idmap.EachIn(t, func(*identity.Entry) bool { tracked = true; return false })
+	if tracked {
+		var b strings.Builder
+		b.WriteString("SELECT ")
+		b.WriteString(quoteList(d, t.PK))
+		b.WriteString(" FROM ")
+		b.WriteString(d.Quote(t.Name))
+		for i, w := range where {
+			if i == 0 {
+				b.WriteString(" WHERE (")
+			} else {
+				b.WriteString(" AND (")
+			}
+			b.WriteString(w)
+			b.WriteString(")")
+		}
+		if d.Name() != "sqlite" {
+			b.WriteString(" FOR UPDATE")
+		}
+		if err := s.begin(ctx, true); err != nil {
+			return 0, err
+		}
+		query, qargs, err := dialect.Expand(d, b.String(), whereArgs)
+		if err != nil {
+			return 0, err
+		}
+		rows, finish, err := s.query(ctx, query, qargs)
+		if err != nil {
+			return 0, err
+		}
+		keyObj := reflect.New(t.Type).Interface()
+		n := int64(0)
+		for rows.Next() {
+			n++
+			if err = rows.Scan(s.scanDest(t, keyObj, t.PK)...); err != nil {
+				break
+			}
+			if e := s.idmap.Get(t, t.Acc.Key(keyObj)); e != nil {
+				hit = append(hit, e)
+			}
+		}
+		if err == nil {
+			err = rows.Err()
+		}
+		if cerr := rows.Close(); err == nil {
+			err = cerr
+		}
+		err = classify(d, err)
+		finish(n, err)
+		if err != nil {
+			return 0, err
+		}
+	}
+	query, qargs, err := dialect.Expand(d, stmt, args)
+	if err != nil {
+		return 0, err
+	}
+	res, err := s.exec(ctx, query, qargs)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range hit {
+		if err := fn(e); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// loadRelation fills relation r of the parents objs (all of table t) with
+// one IN query per chunk of keys.
+func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.Relation, objs []any) error {
+	target, err := s.e.reg.Table(r.Target)
+	if err != nil {
+		return err
+	}
+	d := s.e.dialect
+	// The column matched with IN, and the value each parent contributes.
+	var matchCol *mapper.Column
+	var keyOf func(obj any) any
+	if r.HasMany {
+		matchCol = target.Column(r.Column)
+		keyOf = func(obj any) any { return t.Acc.Value(obj, t.PK[0]) }
+	} else {
+		matchCol = target.PK[0]
+		fk := t.Column(r.Column)
+		keyOf = func(obj any) any { return t.Acc.Value(obj, fk) }
+	}
+	groups := map[any][]reflect.Value{} // key value → fields to fill
+	var keys []any
+	for _, o := range objs {
+		k := normKey(keyOf(o))
+		if k == nil {
+			continue
+		}
+		f := reflect.ValueOf(o).Elem().FieldByIndex(r.Index)
+		if r.HasMany {
+			f.Set(reflect.MakeSlice(f.Type(), 0, 0))
+		}
+		if _, ok := groups[k]; !ok {
+			keys = append(keys, k)
+		}
+		groups[k] = append(groups[k], f)
+	}
+	per := min(d.MaxParams()-1, 1000)
+	for len(keys) > 0 {
+		n := min(per, len(keys))
+		chunk := keys[:n]
+		keys = keys[n:]
+		query, args, err := dialect.Expand(d, "SELECT "+quoteList(d, target.Columns)+" FROM "+d.Quote(target.Name)+
+			" WHERE "+d.Quote(matchCol.Name)+" IN (?) ORDER BY "+quoteList(d, target.PK), []any{chunk})
+		if err != nil {
+			return err
+		}
+		rows, finish, err := s.query(ctx, query, args)
+		if err != nil {
+			return err
+		}
+		cnt := int64(0)
+		for rows.Next() {
+			cnt++
+			obj := reflect.New(target.Type).Interface()
+			if err = rows.Scan(s.scanDest(target, obj, target.Columns)...); err != nil {
+				break
+			}
+			obj = s.resolve(target, obj)
+			for _, f := range groups[normKey(target.Acc.Value(obj, matchCol))] {
+				if r.HasMany {
+					f.Set(reflect.Append(f, reflect.ValueOf(obj)))
+				} else {
+					f.Set(reflect.ValueOf(obj))
+				}
+			}
+		}
+		if err == nil {
+			err = rows.Err()
+		}
+		if cerr := rows.Close(); err == nil {
+			err = cerr
+		}
+		err = classify(d, err)
+		finish(cnt, err)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// normKey makes integer keys of any Go type compare equal as map keys.
+func normKey(v any) any {
+	if n, ok := mapper.ToInt64(v); ok {
+		return n
+	}
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer {
+		if rv.IsNil() {
+			return nil
+		}
+		return normKey(rv.Elem().Interface())
+	}
+	return v
+}

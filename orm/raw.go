@@ -1,0 +1,159 @@
+package orm
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"iter"
+	"strings"
+
+	"github.com/tallyorm/tally/dialect"
+	"github.com/tallyorm/tally/mapper"
+)
+
+// RawQ is a hand-written SELECT whose rows map onto T, built by [Raw].
+type RawQ[T any] struct {
+	s     *Session
+	t     *mapper.Table
+	err   error
+	query string
+	args  []any
+}
+
+// Raw maps the rows of an arbitrary SELECT onto T through the same path as
+// Query: result columns are matched to T's columns by name, and every row
+// is resolved against the identity map, so the result must include the
+// primary key. A result column T does not map is an error that names it.
+// query uses `?` placeholders; args are always bound.
+func Raw[T any](s *Session, query string, args ...any) *RawQ[T] {
+	t, err := tableFor[T](s.e)
+	return &RawQ[T]{s: s, t: t, err: err, query: query, args: args}
+}
+
+// All returns every row as a T.
+func (r *RawQ[T]) All(ctx context.Context) ([]*T, error) {
+	var out []*T
+	for obj, err := range r.Iter(ctx) {
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, obj)
+	}
+	return out, nil
+}
+
+// One returns the only row: ErrNotFound for none, ErrMultipleRows for more.
+func (r *RawQ[T]) One(ctx context.Context) (*T, error) {
+	var found *T
+	for obj, err := range r.Iter(ctx) {
+		if err != nil {
+			return nil, err
+		}
+		if found != nil {
+			return nil, fmt.Errorf("%w: the raw query returned more than one row", ErrMultipleRows)
+		}
+		found = obj
+	}
+	if found == nil {
+		return nil, fmt.Errorf("%w: the raw query returned no row", ErrNotFound)
+	}
+	return found, nil
+}
+
+// Iter streams the rows; see Q.Iter for what the session allows meanwhile.
+func (r *RawQ[T]) Iter(ctx context.Context) iter.Seq2[*T, error] {
+	return func(yield func(*T, error) bool) {
+		s := r.s
+		if err := s.enter(); err != nil {
+			yield(nil, err)
+			return
+		}
+		defer s.leave()
+		if r.err != nil {
+			yield(nil, r.err)
+			return
+		}
+		query, args, err := dialect.Expand(s.e.dialect, r.query, r.args)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		if err := s.autoflushLocked(ctx); err != nil {
+			yield(nil, err)
+			return
+		}
+		rows, finish, err := s.query(ctx, query, args)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		n := int64(0)
+		defer func() { finish(n, classify(s.e.dialect, rows.Close())) }()
+		cols, err := r.columns(rows)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		for rows.Next() {
+			n++
+			obj := new(T)
+			if err := rows.Scan(s.scanDest(r.t, obj, cols)...); err != nil {
+				yield(nil, classify(s.e.dialect, err))
+				return
+			}
+			if !yield(s.resolve(r.t, obj).(*T), nil) {
+				return
+			}
+		}
+		if err := rows.Err(); err != nil {
+			yield(nil, classify(s.e.dialect, err))
+		}
+	}
+}
+
+// columns matches the result columns to T's, by name.
+func (r *RawQ[T]) columns(rows *sql.Rows) ([]*mapper.Column, error) {
+	names, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	cols := make([]*mapper.Column, len(names))
+	var unknown []string
+	for i, n := range names {
+		if cols[i] = r.t.Column(n); cols[i] == nil {
+			unknown = append(unknown, n)
+		}
+	}
+	if len(unknown) > 0 {
+		return nil, fmt.Errorf("orm: Raw: result column(s) %s are not columns of %s", strings.Join(unknown, ", "), r.t.Name)
+	}
+	for _, pk := range r.t.PK {
+		found := false
+		for _, c := range cols {
+			found = found || c == pk
+		}
+		if !found {
+			return nil, fmt.Errorf("orm: Raw: the result must include the primary key column %s of %s", pk.Name, r.t.Name)
+		}
+	}
+	return cols, nil
+}
+
+// Exec runs a statement in the session's transaction, after flushing
+// pending changes. query uses `?` placeholders (a slice expands for IN);
+// args are always bound. Objects the statement changes are not refreshed:
+// use Query's UpdateAll and DeleteAll to keep the session true, or Refresh.
+func (s *Session) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	q, qargs, err := dialect.Expand(s.e.dialect, query, args)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.autoflushLocked(ctx); err != nil {
+		return nil, err
+	}
+	return s.exec(ctx, q, qargs)
+}
