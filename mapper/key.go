@@ -54,7 +54,7 @@ func (t *Table) KeyOf(vals ...any) (Key, error) {
 	}
 	switch t.keyKind {
 	case keyInt:
-		if n, ok := toInt64(vals[0]); ok {
+		if n, ok := toInt64(vals[0]); ok && fitsKind(t.PK[0].Type.Kind(), vals[0], n) {
 			return Key{I: n}, nil
 		}
 	case keyString:
@@ -109,6 +109,40 @@ func toInt64(v any) (int64, bool) {
 		return int64(n), true
 	}
 	return 0, false
+}
+
+// fitsKind reports whether the integer v, which toInt64 turned into n, keeps
+// its value in a field of kind k. When it does not, KeyOf takes the
+// converting path, which reports the overflow: without this, -1 would find
+// the uint64 key MaxUint64 (the same bits) and 300 a uint8 key that cannot be.
+func fitsKind(k reflect.Kind, v any, n int64) bool {
+	switch v.(type) {
+	case uint, uint64:
+		if n < 0 { // above MaxInt64
+			return k == reflect.Uint64 || k == reflect.Uint && uint64(uint(n)) == uint64(n)
+		}
+	}
+	switch k {
+	case reflect.Int:
+		return n == int64(int(n))
+	case reflect.Int8:
+		return n == int64(int8(n))
+	case reflect.Int16:
+		return n == int64(int16(n))
+	case reflect.Int32:
+		return n == int64(int32(n))
+	case reflect.Uint:
+		return n >= 0 && uint64(uint(n)) == uint64(n)
+	case reflect.Uint8:
+		return n == int64(uint8(n))
+	case reflect.Uint16:
+		return n == int64(uint16(n))
+	case reflect.Uint32:
+		return n == int64(uint32(n))
+	case reflect.Uint64:
+		return n >= 0
+	}
+	return true // Int64
 }
 
 // ToInt64 converts an integer of any Go integer type to int64; ok is false

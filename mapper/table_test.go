@@ -409,6 +409,13 @@ func TestTableEmbedded(t *testing.T) {
 	if k := tab.Acc.Key(d); k != (Key{I: 7}) {
 		t.Errorf("Key = %+v, want {I:7}", k)
 	}
+
+	// Fields that are not columns are not compared.
+	snap := tab.Acc.Snapshot(d)
+	d.secret, d.Cache, d.Tags = "s", map[string]string{"k": "v"}, []string{"t"}
+	if ch := tab.Acc.Changed(d, snap, nil); len(ch) != 0 {
+		t.Errorf("Changed = %v after changing only unmapped fields", colNames(ch))
+	}
 }
 
 func TestTableColumnTypes(t *testing.T) {
@@ -614,7 +621,7 @@ type DupNames struct {
 type DupSnake struct {
 	ID      int64 `db:"id,pk"`
 	UserID  int64
-	User_ID int64 //nolint:revive // the point of the test
+	User_ID int64 // snake_cases to user_id as well
 }
 
 type DupEmbed struct {
