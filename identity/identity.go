@@ -39,8 +39,7 @@ type Entry struct {
 	State State
 	Seq   uint64 // the order objects entered the session: flush order within a table
 	// Flushed marks a Deleted entry whose DELETE has run in the open
-	// transaction (it leaves the map at commit) and an inserted entry
-	// whose INSERT has run (it must be undone if the transaction fails).
+	// transaction; it leaves the map at commit.
 	Flushed bool
 }
 

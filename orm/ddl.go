@@ -3,6 +3,8 @@ package orm
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
+	"reflect"
 	"strings"
 
 	"github.com/tallyorm/tally/dialect"
@@ -101,6 +103,11 @@ func createTableSQL(d dialect.Dialect, t *mapper.Table, fks []mapper.ForeignKey)
 		def := q(c.Name) + " " + typ
 		if !c.Nullable {
 			def += " NOT NULL"
+			if c.ReadOnly && c.SQLType == "" {
+				// The session never writes a readonly column, so an INSERT
+				// must be able to leave it out.
+				def += zeroDefault(c)
+			}
 		}
 		defs = append(defs, def)
 	}
@@ -117,7 +124,7 @@ func createTableSQL(d dialect.Dialect, t *mapper.Table, fks []mapper.ForeignKey)
 		if !c.Indexed {
 			continue
 		}
-		name := "ix_" + t.Name + "_" + c.Name
+		name := indexName(t.Name, c.Name)
 		if d.Name() == "mysql" {
 			// MySQL has no CREATE INDEX IF NOT EXISTS; inside CREATE TABLE
 			// IF NOT EXISTS the index comes and goes with the table.
@@ -138,6 +145,37 @@ func createTableSQL(d dialect.Dialect, t *mapper.Table, fks []mapper.ForeignKey)
 	}
 	stmt := "CREATE TABLE IF NOT EXISTS " + q(t.Name) + " (\n  " + strings.Join(defs, ",\n  ") + "\n)"
 	return append([]string{stmt}, after...), nil
+}
+
+// indexName is ix_<table>_<column>, cut to fit the 63-byte identifier
+// limit of PostgreSQL (MySQL's is 64), with a hash of both names so that
+// neither cutting nor a name like a_b + c versus a + b_c can collide.
+func indexName(table, col string) string {
+	h := fnv.New32a()
+	h.Write([]byte(table))
+	h.Write([]byte{0})
+	h.Write([]byte(col))
+	base := "ix_" + table + "_" + col
+	if len(base) > 53 {
+		base = base[:53]
+	}
+	return fmt.Sprintf("%s_%08x", base, h.Sum32())
+}
+
+// zeroDefault is the DEFAULT clause of a NOT NULL readonly column: its Go
+// zero value, for the kinds that have a portable literal.
+func zeroDefault(c *mapper.Column) string {
+	switch c.Type.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return " DEFAULT 0"
+	case reflect.Bool:
+		return " DEFAULT FALSE"
+	case reflect.String:
+		return " DEFAULT ''"
+	}
+	return ""
 }
 
 func isFKColumn(t *mapper.Table, c *mapper.Column, fks []mapper.ForeignKey) bool {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync/atomic"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -31,7 +32,9 @@ func prepareDSN(driverName, dsn string) (sqlDriver, out, password string, err er
 		// to learn the password.
 		cfg, err := pgconn.ParseConfig(dsn)
 		if err != nil {
-			return "", "", "", fmt.Errorf("orm: bad postgres DSN: %w", err)
+			// Not wrapped: pgx's ParseConfigError keeps the raw DSN,
+			// password included, in an exported field.
+			return "", "", "", fmt.Errorf("orm: bad postgres DSN: %s", err.Error())
 		}
 		return "pgx", dsn, cfg.Password, nil
 	case "sqlite", "sqlite3":
@@ -49,7 +52,12 @@ func prepareDSN(driverName, dsn string) (sqlDriver, out, password string, err er
 //     session begins read-only work with a plain (deferred) BEGIN instead;
 //     see Session for the strategy.
 func sqliteDSN(dsn string) string {
-	if !strings.HasPrefix(dsn, "file:") && dsn != ":memory:" {
+	if dsn == ":memory:" || dsn == "file::memory:" {
+		// Every pooled connection would open its own empty database; a
+		// named shared-cache memory database is one database for the pool.
+		dsn = fmt.Sprintf("file:tally-mem-%d?mode=memory&cache=shared", memSeq.Add(1))
+	}
+	if !strings.HasPrefix(dsn, "file:") {
 		dsn = "file:" + dsn
 	}
 	path, query, _ := strings.Cut(dsn, "?")
@@ -80,11 +88,22 @@ func sqliteDSN(dsn string) string {
 		// transactions.
 		q.Add("_pragma", "synchronous(NORMAL)")
 	}
+	if q.Get("_time_format") == "" {
+		// The driver's default, time.Time.String(), does not parse back
+		// with a numeric zone and does not sort as text; SQLite's own
+		// format in UTC does both.
+		q.Set("_time_format", "sqlite")
+	}
+	if q.Get("_timezone") == "" {
+		q.Set("_timezone", "UTC")
+	}
 	if q.Get("_txlock") == "" {
 		q.Set("_txlock", "immediate")
 	}
 	return path + "?" + q.Encode()
 }
+
+var memSeq atomic.Int64
 
 // redactedError hides a password that an underlying error message may
 // contain (net/url errors quote the whole DSN, for one).

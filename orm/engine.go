@@ -66,7 +66,8 @@ func Open(ctx context.Context, driverName, dsn string, opts ...Option) (*Engine,
 }
 
 // New wraps an existing pool. It does not connect; the first statement
-// does. Pool options given here override the pool's current settings.
+// does. It applies the pool settings of opts, and Tally's defaults for those
+// not given (32 open, idle equal to open), replacing the pool's own.
 func New(db *sql.DB, d dialect.Dialect, opts ...Option) *Engine {
 	cfg := defaultConfig()
 	for _, o := range opts {

@@ -3,8 +3,13 @@ package orm
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // querier is what statements run on: the pool, a connection or a transaction.
@@ -46,7 +51,9 @@ func (o observation) done(ctx context.Context, rows int64, err error) {
 			slog.Duration("duration", ev.Duration), slog.Int64("rows", ev.Rows),
 		}
 		if err != nil {
-			attrs = append(attrs, slog.String("error", err.Error()))
+			// Not err.Error(): MySQL quotes the offending value in its
+			// messages ("Duplicate entry 'x'"), and values stay out of logs.
+			attrs = append(attrs, slog.String("error", errorSummary(err)))
 		}
 		l.LogAttrs(ctx, slog.LevelDebug, "tally: statement", attrs...)
 	}
@@ -80,4 +87,28 @@ func (e *Engine) query(ctx context.Context, q querier, query string, args []any)
 		return nil, nil, err
 	}
 	return rows, func(n int64, err error) { obs.done(ctx, n, err) }, nil
+}
+
+// errorSummary describes an error without the values a driver message may
+// quote: its class and the driver's code.
+func errorSummary(err error) string {
+	class := "error"
+	var de *DBError
+	if errors.As(err, &de) {
+		class = de.Class.String()
+	}
+	var me *mysql.MySQLError
+	var pe *pgconn.PgError
+	var coder interface{ Code() int }
+	switch {
+	case errors.As(err, &me):
+		return fmt.Sprintf("%s (mysql error %d)", class, me.Number)
+	case errors.As(err, &pe):
+		return fmt.Sprintf("%s (SQLSTATE %s)", class, pe.Code)
+	case errors.As(err, &coder):
+		return fmt.Sprintf("%s (code %d)", class, coder.Code())
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err.Error()
+	}
+	return class
 }

@@ -485,7 +485,6 @@ func (s *Session) markInserted(e *identity.Entry) {
 	e.State = identity.Persistent
 	e.Key = t.Acc.Key(e.Obj)
 	e.Snap = t.Acc.Snapshot(e.Obj)
-	e.Flushed = true
 	s.idmap.Put(e)
 	s.logFlush(undo{kind: undoInsert, e: e})
 }

@@ -282,7 +282,7 @@ func (s *Session) deleteLocked(obj any) error {
 		s.idmap.Put(e)
 		s.logIntent(undo{kind: undoAttach, e: e})
 	}
-	e.State = identity.Deleted
+	e.State, e.Flushed = identity.Deleted, false
 	s.deletes = append(s.deletes, e)
 	s.logIntent(undo{kind: undoMarkDelete, e: e})
 	return s.cascadeDelete(t, obj)
@@ -568,3 +568,8 @@ func (s *Session) Close() error {
 	}
 	return nil
 }
+
+// Short names for the identity types used across the orm files.
+type identityEntry = identity.Entry
+
+const stPersistent = identity.Persistent

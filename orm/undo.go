@@ -64,7 +64,7 @@ func (s *Session) undoFlushes(mark int) {
 		switch u.kind {
 		case undoInsert:
 			s.idmap.Remove(e)
-			e.State, e.Snap, e.Flushed = identity.Pending, nil, false
+			e.State, e.Snap = identity.Pending, nil
 			s.pending = append(s.pending, e)
 			s.pendingByObj[e.Obj] = e
 			reinsert = true

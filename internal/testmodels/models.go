@@ -39,3 +39,72 @@ type Blob struct {
 
 // Models lists every model, parents first, for CreateTables.
 var Models = []any{Account{}, Entry{}, Tag{}, Blob{}}
+
+// CycA and CycB reference each other through belongs-to relations, a
+// foreign-key cycle that no insert order satisfies. They are not in Models:
+// CreateTables refuses them, which is what the tests check.
+type CycA struct {
+	ID  int64 `db:"id,pk,auto"`
+	BID int64 `db:"b_id"`
+	B   *CycB `rel:"b_id"`
+}
+
+// TableName names CycA's table, so that the cycle error names it plainly.
+func (CycA) TableName() string { return "cyc_a" }
+
+// CycB is the other half of the CycA ↔ CycB cycle.
+type CycB struct {
+	ID  int64 `db:"id,pk,auto"`
+	AID int64 `db:"a_id"`
+	A   *CycA `rel:"a_id"`
+}
+
+// TableName names CycB's table.
+func (CycB) TableName() string { return "cyc_b" }
+
+// Wide has 40 insertable columns, so a batch of inserts meets a dialect's
+// parameter limit (SQLite's 32766 allows 819 rows) before the 1000-row cap.
+// Not in Models; tests that need it create it.
+type Wide struct {
+	ID  int64 `db:"id,pk,auto"`
+	C01 int64
+	C02 int64
+	C03 int64
+	C04 int64
+	C05 int64
+	C06 int64
+	C07 int64
+	C08 int64
+	C09 int64
+	C10 int64
+	C11 int64
+	C12 int64
+	C13 int64
+	C14 int64
+	C15 int64
+	C16 int64
+	C17 int64
+	C18 int64
+	C19 int64
+	C20 int64
+	C21 int64
+	C22 int64
+	C23 int64
+	C24 int64
+	C25 int64
+	C26 int64
+	C27 int64
+	C28 int64
+	C29 int64
+	C30 int64
+	C31 int64
+	C32 int64
+	C33 int64
+	C34 int64
+	C35 int64
+	C36 int64
+	C37 int64
+	C38 int64
+	C39 int64
+	C40 int64
+}

@@ -1,0 +1,147 @@
+package orm
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+)
+
+// Middleware gives every request its own session, in the request's
+// context (SessionFrom(r.Context())), and ends it for the handler:
+//
+//   - the work is committed before the first byte of a success response
+//     (status below 400) reaches the client, so a client is never told
+//     "created" about work that then fails to commit;
+//   - if that commit fails, the client gets 409 Conflict (stale data or a
+//     unique violation) or 500 instead of the handler's status, and what
+//     the handler writes afterwards is discarded;
+//   - a status of 400 or more, or a panic, rolls the work back (the panic
+//     goes on to the server);
+//   - a handler that writes nothing gets its work committed before the
+//     implicit 200;
+//   - the session is always closed and its connection returned.
+//
+// The wrapped ResponseWriter supports http.Flusher (flushing commits
+// first, like writing) and http.ResponseController through Unwrap.
+func (e *Engine) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := e.NewSession()
+		cw := &commitWriter{ResponseWriter: w, s: s, r: r, log: e.cfg.logger}
+		defer func() {
+			if p := recover(); p != nil {
+				s.Close()
+				panic(p)
+			}
+			if !cw.wrote {
+				cw.WriteHeader(http.StatusOK)
+			} else if cw.committed && s.hasPendingWork() {
+				// The handler changed more after its response was sent;
+				// commit it, but the client already has its answer.
+				if err := s.Commit(r.Context()); err != nil && cw.log != nil {
+					cw.log.ErrorContext(r.Context(), "tally: commit after response failed", slog.String("error", err.Error()))
+				}
+			}
+			s.Close()
+		}()
+		next.ServeHTTP(cw, r.WithContext(NewContext(r.Context(), s)))
+	})
+}
+
+// commitWriter commits or rolls back the session when the status is decided.
+type commitWriter struct {
+	http.ResponseWriter
+	s         *Session
+	r         *http.Request
+	log       *slog.Logger
+	wrote     bool // the final status was decided
+	committed bool
+	failed    bool // the commit failed: the handler's output is discarded
+}
+
+func (cw *commitWriter) WriteHeader(code int) {
+	if cw.wrote {
+		return
+	}
+	if code >= 100 && code < 200 {
+		cw.ResponseWriter.WriteHeader(code) // informational: nothing decided yet
+		return
+	}
+	cw.wrote = true
+	if code >= 400 {
+		cw.s.Rollback(cw.r.Context())
+		cw.ResponseWriter.WriteHeader(code)
+		return
+	}
+	if err := cw.s.Commit(cw.r.Context()); err != nil {
+		cw.failed = true
+		status := http.StatusInternalServerError
+		if errors.Is(err, ErrStaleData) || errors.Is(err, ErrUniqueViolation) {
+			status = http.StatusConflict
+		}
+		if cw.log != nil {
+			cw.log.ErrorContext(cw.r.Context(), "tally: commit before response failed",
+				slog.Int("handler_status", code), slog.Int("status", status), slog.String("error", err.Error()))
+		}
+		h := cw.ResponseWriter.Header()
+		for k := range h {
+			delete(h, k) // the handler's headers described a success
+		}
+		http.Error(cw.ResponseWriter, http.StatusText(status), status)
+		return
+	}
+	cw.committed = true
+	cw.ResponseWriter.WriteHeader(code)
+}
+
+func (cw *commitWriter) Write(b []byte) (int, error) {
+	if !cw.wrote {
+		cw.WriteHeader(http.StatusOK)
+	}
+	if cw.failed {
+		return 0, errCommitFailed
+	}
+	return cw.ResponseWriter.Write(b)
+}
+
+var errCommitFailed = errors.New("orm: response discarded: the session's commit failed")
+
+// Flush commits first if the status is not decided yet, then flushes.
+func (cw *commitWriter) Flush() {
+	if !cw.wrote {
+		cw.WriteHeader(http.StatusOK)
+	}
+	if cw.failed {
+		return
+	}
+	if f, ok := cw.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (cw *commitWriter) Unwrap() http.ResponseWriter { return cw.ResponseWriter }
+
+// hasPendingWork reports whether the session has anything to flush.
+func (s *Session) hasPendingWork() bool {
+	if s.enter() != nil {
+		return false
+	}
+	defer s.leave()
+	if len(s.pending) > 0 || s.tx != nil {
+		return true
+	}
+	for _, e := range s.deletes {
+		if !e.Flushed {
+			return true
+		}
+	}
+	dirty := false
+	s.idmap.Each(func(e *identityEntry) bool {
+		if e.State == stPersistent {
+			s.cols = e.Table.Acc.Changed(e.Obj, e.Snap, s.cols[:0])
+			dirty = len(s.cols) > 0
+		}
+		return !dirty
+	})
+	return dirty
+}
