@@ -11,11 +11,17 @@
 //
 //	eng := orm.New(db, dialect.PostgreSQL)
 //
+// [ByName] and [ForMySQLServer] pick a dialect from configuration or from
+// the server itself. [Expand] rebinds a query and expands list arguments, so
+// that `id IN (?)` can take a slice.
+//
 // The package knows nothing of objects or sessions.
 package dialect
 
 import (
+	"fmt"
 	"reflect"
+	"strings"
 )
 
 // Dialect is the SQL flavour of one database. Implementations are immutable
@@ -36,6 +42,12 @@ type Dialect interface {
 	// dialect's own. A `?` inside a quoted string, a quoted identifier or a
 	// comment is left alone, and so is PostgreSQL's `??` escape, which
 	// becomes a literal `?`.
+	//
+	// `??` is that escape on every dialect of this package, so one query
+	// text serves them all; on MySQL and SQLite the `?` it leaves is still a
+	// placeholder to the server, so only PostgreSQL has a use for it (jsonb's
+	// `?`, `?|` and `?&` operators). A query without `?` is returned as is,
+	// without allocating.
 	Rebind(query string) string
 
 	// Returning reports whether INSERT (single- or multi-row) accepts a
@@ -95,4 +107,42 @@ func (c Class) String() string {
 		return "connection"
 	}
 	return "other"
+}
+
+// ByName returns the dialect for a database/sql driver or database name, so
+// that configuration can name a database as a string: "mysql" ([MySQL]),
+// "mariadb" ([MariaDB]), "postgres", "postgresql" or "pgx" ([PostgreSQL]),
+// "sqlite" or "sqlite3" ([SQLite]). For a MySQL server whose kind is not
+// known in advance, prefer [ForMySQLServer].
+func ByName(name string) (Dialect, error) {
+	switch name {
+	case "mysql":
+		return MySQL, nil
+	case "mariadb":
+		return MariaDB, nil
+	case "postgres", "postgresql", "pgx":
+		return PostgreSQL, nil
+	case "sqlite", "sqlite3":
+		return SQLite, nil
+	}
+	return nil, fmt.Errorf("dialect: unknown dialect %q; use mysql, mariadb, postgres or sqlite", name)
+}
+
+// quote quotes ident with q, doubling any q inside it.
+func quote(ident string, q byte) string {
+	var b strings.Builder
+	b.Grow(len(ident) + 2 + strings.Count(ident, string(q)))
+	b.WriteByte(q)
+	for {
+		i := strings.IndexByte(ident, q)
+		if i < 0 {
+			break
+		}
+		b.WriteString(ident[:i+1])
+		b.WriteByte(q)
+		ident = ident[i+1:]
+	}
+	b.WriteString(ident)
+	b.WriteByte(q)
+	return b.String()
 }

@@ -1,0 +1,69 @@
+package dialect
+
+import (
+	"reflect"
+)
+
+// SQLite is the dialect of SQLite through modernc.org/sqlite, which is
+// recent enough (3.35 or later) for INSERT ... RETURNING.
+var SQLite Dialect = sqliteDialect{}
+
+var _ Dialect = sqliteDialect{}
+
+type sqliteDialect struct{}
+
+func (sqliteDialect) Name() string { return "sqlite" }
+
+func (sqliteDialect) Quote(ident string) string { return quote(ident, '"') }
+
+func (sqliteDialect) AppendPlaceholder(b []byte, _ int) []byte { return append(b, '?') }
+
+func (sqliteDialect) Rebind(query string) string { return sqliteSyntax.rebind(query) }
+
+func (sqliteDialect) syntax() *syntax { return &sqliteSyntax }
+
+func (sqliteDialect) Returning() bool { return true }
+
+// MaxParams is SQLITE_MAX_VARIABLE_NUMBER, 32766 since SQLite 3.32.
+func (sqliteDialect) MaxParams() int { return 32766 }
+
+func (sqliteDialect) ColumnType(c Column) (string, error) {
+	if c.SQLType != "" {
+		return c.SQLType, nil
+	}
+	k, err := kindOf("sqlite", c)
+	if err != nil {
+		return "", err
+	}
+	return sqliteTypes[k], nil
+}
+
+// SQLite stores by type affinity, so every integer is INTEGER (a signed
+// 64-bit value) and sizes are not enforced.
+var sqliteTypes = [numKinds]string{
+	kindBool:    "BOOLEAN",
+	kindInt8:    "INTEGER",
+	kindInt16:   "INTEGER",
+	kindInt32:   "INTEGER",
+	kindInt64:   "INTEGER",
+	kindUint8:   "INTEGER",
+	kindUint16:  "INTEGER",
+	kindUint32:  "INTEGER",
+	kindUint64:  "INTEGER",
+	kindFloat32: "REAL",
+	kindFloat64: "REAL",
+	kindString:  "TEXT",
+	kindBytes:   "BLOB",
+	// modernc.org/sqlite parses columns declared DATETIME, TIMESTAMP or
+	// DATE back into time.Time; under any other name a time reads as text.
+	kindTime: "DATETIME",
+}
+
+// AutoIncrement declares the rowid alias: only "INTEGER PRIMARY KEY", spelled
+// exactly so, makes the column the rowid, so the key is part of the clause.
+// AUTOINCREMENT keeps the ids of deleted rows from being handed out again.
+func (sqliteDialect) AutoIncrement(quotedName string, _ reflect.Type) (string, bool) {
+	return quotedName + " INTEGER PRIMARY KEY AUTOINCREMENT", true
+}
+
+func (sqliteDialect) Classify(err error) Class { return classifySQLite(err) }
