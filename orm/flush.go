@@ -117,12 +117,15 @@ func (s *Session) abortFlush(ctx context.Context) {
 	ctx = context.WithoutCancel(ctx) // a cancelled ctx must not stop the cleanup
 	if n := len(s.sps); n > 0 {
 		sp := s.sps[n-1]
-		if _, err := s.e.exec(ctx, s.tx, "ROLLBACK TO SAVEPOINT "+sp.name, nil); err == nil {
-			s.stats.Statements++
+		_, err := s.e.exec(ctx, s.tx, "ROLLBACK TO SAVEPOINT "+sp.name, nil)
+		s.stats.Statements++
+		if err == nil {
 			s.undoFlushes(sp.flushMark)
 			return
 		}
-		// The savepoint is gone with the connection: fall back to the whole.
+		// The savepoint is gone: the database ended the transaction.
+		s.loseTx(ctx, err)
+		return
 	}
 	_ = s.endTx(ctx, false)
 	s.stats.Rollbacks++

@@ -55,6 +55,12 @@ type Session struct {
 	intentLog []undo
 	sps       []savepoint
 
+	// lost is set when the database rolled the whole transaction back
+	// behind the session's back (MySQL does on a deadlock, even inside a
+	// savepoint): every statement fails with it until Rollback, so no
+	// later work can commit without the work that was lost.
+	lost error
+
 	seq   uint64
 	stats Stats
 	dest  []any // scratch scan targets
@@ -400,6 +406,9 @@ func (s *Session) Expunge(objs ...any) error {
 // first statement writes; on SQLite it picks an IMMEDIATE transaction then,
 // a deferred one otherwise (see Session).
 func (s *Session) begin(ctx context.Context, write bool) error {
+	if s.lost != nil {
+		return s.lost
+	}
 	if s.tx != nil {
 		return nil
 	}
@@ -488,6 +497,9 @@ func (s *Session) Commit(ctx context.Context) error {
 		return err
 	}
 	defer s.leave()
+	if s.lost != nil {
+		return s.lost
+	}
 	if err := s.flushLocked(ctx, false); err != nil {
 		return err
 	}
@@ -536,6 +548,7 @@ func (s *Session) rollbackLocked(ctx context.Context) error {
 
 // reset detaches everything.
 func (s *Session) reset() {
+	s.lost = nil
 	s.idmap.Each(func(e *identity.Entry) bool { e.State = identity.Detached; return true })
 	s.idmap.Clear()
 	for _, e := range s.pending {

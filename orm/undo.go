@@ -3,6 +3,7 @@ package orm
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -182,7 +183,7 @@ func (s *Session) Savepoint(ctx context.Context, fn func() error) (err error) {
 		}
 	}
 	if err := s.rollbackToLocked(ctx, sp); err != nil {
-		return fmt.Errorf("%w (and rolling back to the savepoint failed: %v)", ferr, err)
+		return errors.Join(ferr, err)
 	}
 	return ferr
 }
@@ -196,7 +197,10 @@ func (s *Session) rollbackToLocked(ctx context.Context, sp savepoint) error {
 		return nil
 	}
 	s.sps = s.sps[:len(s.sps)-1]
-	_, err := s.exec(ctx, "ROLLBACK TO SAVEPOINT "+sp.name, nil)
+	if _, err := s.exec(ctx, "ROLLBACK TO SAVEPOINT "+sp.name, nil); err != nil {
+		s.loseTx(ctx, err)
+		return s.lost
+	}
 	s.undoFlushes(sp.flushMark)
 	s.undoIntents(sp.intentMark)
 	// Everything was flushed when the savepoint began, so any tracked object
@@ -209,5 +213,16 @@ func (s *Session) rollbackToLocked(ctx context.Context, sp savepoint) error {
 		}
 		return true
 	})
-	return err
+	return nil
+}
+
+// loseTx handles a transaction the database ended on its own, seen when a
+// savepoint cannot be rolled back to (MySQL rolls the whole transaction
+// back on a deadlock). The session rolls back too, undoes what its
+// flushes did in memory, and refuses further statements until Rollback.
+func (s *Session) loseTx(ctx context.Context, cause error) {
+	_ = s.endTx(context.WithoutCancel(ctx), false)
+	s.stats.Rollbacks++
+	s.undoFlushes(0)
+	s.lost = fmt.Errorf("orm: the database rolled back the whole transaction (%w); call Rollback and start the work again", cause)
 }

@@ -1,0 +1,386 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/tallyorm/tally/orm"
+)
+
+// Account is a bank account. Version makes every UPDATE carry
+// "AND version = ?": the transfer locks its rows, so the check never fires
+// here, but it would catch a code path that forgot to.
+type Account struct {
+	ID      int64  `db:"id,pk,auto" json:"id"`
+	Owner   string `db:"owner,unique,size=64" json:"owner"`
+	Balance int64  `db:"balance" json:"balance"`
+	Version int64  `db:"version,version" json:"version"`
+}
+
+// Transfer is the journal: one row per committed transfer, never updated.
+// Its two entries are the double-entry postings (−amount on From, +amount
+// on To); inserting them with it shows the unit of work copying the new
+// transfer's key into its children.
+type Transfer struct {
+	ID      int64     `db:"id,pk,auto" json:"id"`
+	FromID  int64     `db:"from_id" json:"from"`
+	ToID    int64     `db:"to_id" json:"to"`
+	Amount  int64     `db:"amount" json:"amount"`
+	Created time.Time `db:"created_at" json:"created"`
+	Entries []*Entry  `rel:"transfer_id,cascade" json:"entries,omitempty"`
+}
+
+// Entry is one posting of a transfer on one account.
+type Entry struct {
+	ID         int64 `db:"id,pk,auto" json:"id"`
+	TransferID int64 `db:"transfer_id,index" json:"transfer"`
+	AccountID  int64 `db:"account_id,index" json:"account"`
+	Amount     int64 `db:"amount" json:"amount"`
+}
+
+// models lists the bank's models, parents first.
+var models = []any{Account{}, Transfer{}, Entry{}}
+
+// Business errors. They are not retried: running the transfer again would
+// give the same answer.
+var (
+	ErrUnknownAccount  = errors.New("unknown account")
+	ErrInvalidTransfer = errors.New("invalid transfer")
+)
+
+// InsufficientFundsError rejects a transfer larger than the balance.
+type InsufficientFundsError struct {
+	Account, Balance, Amount int64
+}
+
+func (e *InsufficientFundsError) Error() string {
+	return fmt.Sprintf("account %d has %d, transfer needs %d", e.Account, e.Balance, e.Amount)
+}
+
+// Bank moves money between accounts. It is safe for concurrent use: every
+// call works in its own session (or in a savepoint of the one its ctx
+// carries), and the counters are atomic.
+type Bank struct {
+	eng *orm.Engine
+	// unordered is the fraction of transfers that lock their two accounts
+	// in transfer order (from, then to) instead of id order. Real services
+	// must not do this; the demo does, so that deadlocks happen and the
+	// retries that resolve them can be seen and counted.
+	unordered float64
+	// attempts bounds eng.Do's runs of one transfer.
+	attempts int
+
+	Stats BankStats
+}
+
+// BankStats counts the conflicts the bank met and the retries they cost;
+// the clients count the outcomes. All fields are updated atomically.
+type BankStats struct {
+	Retries   atomic.Int64 // extra runs of a transfer by eng.Do
+	Conflicts atomic.Int64 // statements that failed retryably: deadlock, lock wait timeout, serialization failure, SQLite busy
+	Stale     atomic.Int64 // transfers whose last attempt failed with ErrStaleData
+}
+
+// countConflicts is an orm query hook: every statement the database
+// refused retryably, whichever transfer ran it and whether or not the
+// retry then succeeded. A hook also sees conflicts at COMMIT, which fn
+// never does.
+func (st *BankStats) countConflicts(_ context.Context, ev orm.QueryEvent) {
+	if ev.Err != nil && errors.Is(ev.Err, orm.ErrRetryable) {
+		st.Conflicts.Add(1)
+	}
+}
+
+// NewBank returns a bank working through eng.
+func NewBank(eng *orm.Engine, unordered float64) *Bank {
+	return &Bank{eng: eng, unordered: unordered, attempts: 10}
+}
+
+// Transfer moves amount from one account to another and journals it, in
+// one eng.Do: both accounts are locked, the balance checked, both updated
+// and a Transfer with its two entries added; Do commits. A deadlock or
+// other retryable failure runs the whole function again, up to the bank's
+// attempt limit. Called with a ctx that carries a session (the HTTP
+// middleware's), it runs in a savepoint of that session instead, without
+// retries; the caller commits, or reports the retryable error onwards.
+//
+// An unknown account is ErrUnknownAccount, a bad amount or from == to is
+// ErrInvalidTransfer, and too small a balance is *InsufficientFundsError.
+func (b *Bank) Transfer(ctx context.Context, from, to, amount int64) (*Transfer, error) {
+	if from == to || amount <= 0 {
+		return nil, fmt.Errorf("%w: need two different accounts and a positive amount", ErrInvalidTransfer)
+	}
+	var t *Transfer
+	attempt := 0
+	err := b.eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
+		attempt++
+		t = nil
+		src, dst, err := b.lock(ctx, s, from, to)
+		if err != nil {
+			return err
+		}
+		if src.Balance < amount {
+			return &InsufficientFundsError{Account: from, Balance: src.Balance, Amount: amount}
+		}
+		src.Balance -= amount
+		dst.Balance += amount
+		t = &Transfer{FromID: from, ToID: to, Amount: amount,
+			// Microseconds are what MySQL and PostgreSQL keep: the 201's
+			// body then matches a later GET.
+			Created: time.Now().UTC().Truncate(time.Microsecond),
+			Entries: []*Entry{{AccountID: from, Amount: -amount}, {AccountID: to, Amount: amount}}}
+		return s.Add(t)
+	}, orm.MaxAttempts(b.attempts), orm.RetryOnStale())
+	b.Stats.Retries.Add(int64(max(attempt-1, 0)))
+	if err != nil {
+		if errors.Is(err, orm.ErrStaleData) {
+			b.Stats.Stale.Add(1)
+		}
+		return nil, err
+	}
+	return t, nil
+}
+
+// lock loads and locks both accounts (SELECT ... FOR UPDATE; on SQLite the
+// transaction's write lock). Locking in id order, in one statement, is what
+// keeps two opposite transfers from deadlocking; a fraction of calls lock
+// one row at a time in transfer order on purpose (see Bank.unordered).
+func (b *Bank) lock(ctx context.Context, s *orm.Session, from, to int64) (src, dst *Account, err error) {
+	if b.unordered > 0 && rand.Float64() < b.unordered {
+		if src, err = b.lockOne(ctx, s, from); err != nil {
+			return nil, nil, err
+		}
+		if dst, err = b.lockOne(ctx, s, to); err != nil {
+			return nil, nil, err
+		}
+		return src, dst, nil
+	}
+	accts, err := orm.Query[Account](s).Where("id IN (?)", []int64{from, to}).OrderBy("id").ForUpdate().All(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, a := range accts {
+		switch a.ID {
+		case from:
+			src = a
+		case to:
+			dst = a
+		}
+	}
+	if src == nil {
+		return nil, nil, fmt.Errorf("%w: %d", ErrUnknownAccount, from)
+	}
+	if dst == nil {
+		return nil, nil, fmt.Errorf("%w: %d", ErrUnknownAccount, to)
+	}
+	return src, dst, nil
+}
+
+func (b *Bank) lockOne(ctx context.Context, s *orm.Session, id int64) (*Account, error) {
+	a, err := orm.Query[Account](s).Where("id = ?", id).ForUpdate().One(ctx)
+	if errors.Is(err, orm.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %d", ErrUnknownAccount, id)
+	}
+	return a, err
+}
+
+// Balance returns an account's balance.
+func (b *Bank) Balance(ctx context.Context, id int64) (int64, error) {
+	var bal int64
+	err := b.eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
+		a, err := orm.Get[Account](ctx, s, id)
+		if errors.Is(err, orm.ErrNotFound) {
+			return fmt.Errorf("%w: %d", ErrUnknownAccount, id)
+		}
+		if err != nil {
+			return err
+		}
+		bal = a.Balance
+		return nil
+	})
+	return bal, err
+}
+
+// Reset drops and recreates the bank's tables and opens n accounts with
+// balance each, so that every run starts from the same state. It returns
+// the accounts' ids.
+func (b *Bank) Reset(ctx context.Context, n int, balance int64) ([]int64, error) {
+	if err := b.eng.DropTables(ctx, models...); err != nil {
+		return nil, err
+	}
+	if err := b.eng.CreateTables(ctx, models...); err != nil {
+		return nil, err
+	}
+	accts := make([]*Account, n)
+	err := b.eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
+		for i := range accts {
+			accts[i] = &Account{Owner: ownerName(i), Balance: balance}
+			if err := s.Add(accts[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open accounts: %w", err)
+	}
+	ids := make([]int64, n)
+	for i, a := range accts {
+		ids[i] = a.ID
+	}
+	return ids, nil
+}
+
+var owners = []string{"alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"}
+
+func ownerName(i int) string {
+	if i < len(owners) {
+		return owners[i]
+	}
+	return fmt.Sprintf("%s%d", owners[i%len(owners)], i/len(owners)+1)
+}
+
+// Check is one verified invariant.
+type Check struct {
+	Name   string
+	OK     bool
+	Detail string
+}
+
+// Verify checks the bank's invariants after a run, reading everything in
+// one session:
+//   - the money is all there: the balances add up to opening;
+//   - no balance is negative;
+//   - the journal matches what clients were told: each transfer id in
+//     committed has exactly one row, and there is no row no client heard of;
+//   - each transfer has its two entries (−amount on from, +amount on to),
+//     and each account's balance is its opening balance plus its entries.
+func (b *Bank) Verify(ctx context.Context, committed []int64, opening int64) ([]Check, error) {
+	var checks []Check
+	err := b.eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
+		checks = checks[:0]
+		accts, err := orm.Query[Account](s).OrderBy("id").All(ctx)
+		if err != nil {
+			return err
+		}
+		transfers, err := orm.Query[Transfer](s).OrderBy("id").Load("Entries").All(ctx)
+		if err != nil {
+			return err
+		}
+		checks = append(checks,
+			checkTotal(accts, opening),
+			checkNegative(accts),
+			checkJournal(transfers, committed),
+			checkEntries(accts, transfers, opening/int64(max(len(accts), 1))))
+		return nil
+	})
+	return checks, err
+}
+
+func checkTotal(accts []*Account, opening int64) Check {
+	var sum int64
+	for _, a := range accts {
+		sum += a.Balance
+	}
+	return Check{Name: "total money unchanged", OK: sum == opening,
+		Detail: fmt.Sprintf("%d in %d accounts, opened with %d", sum, len(accts), opening)}
+}
+
+func checkNegative(accts []*Account) Check {
+	c := Check{Name: "no negative balance", OK: true, Detail: "lowest "}
+	low := int64(0)
+	for i, a := range accts {
+		if i == 0 || a.Balance < low {
+			low = a.Balance
+		}
+		if a.Balance < 0 {
+			c.OK = false
+		}
+	}
+	c.Detail += fmt.Sprint(low)
+	return c
+}
+
+// checkJournal compares the transfer ids clients were given with the rows.
+func checkJournal(transfers []*Transfer, committed []int64) Check {
+	c := Check{Name: "one journal row per committed transfer", OK: true}
+	seen := make(map[int64]int, len(committed))
+	for _, id := range committed {
+		seen[id]++
+	}
+	var dup, missing, unknown []int64
+	for id, n := range seen {
+		if n > 1 {
+			dup = append(dup, id)
+		}
+	}
+	for _, t := range transfers {
+		if seen[t.ID] == 0 {
+			unknown = append(unknown, t.ID)
+		}
+		delete(seen, t.ID)
+	}
+	for id := range seen {
+		missing = append(missing, id)
+	}
+	c.Detail = fmt.Sprintf("%d reported to clients, %d rows", len(committed), len(transfers))
+	for _, p := range []struct {
+		ids  []int64
+		what string
+	}{{dup, "reported twice"}, {missing, "reported but no row"}, {unknown, "row no client heard of"}} {
+		if len(p.ids) > 0 {
+			c.OK = false
+			slices.Sort(p.ids)
+			c.Detail += fmt.Sprintf("; %d %s (first %v)", len(p.ids), p.what, p.ids[:min(len(p.ids), 5)])
+		}
+	}
+	return c
+}
+
+// checkEntries reconciles the postings with the transfers and balances.
+func checkEntries(accts []*Account, transfers []*Transfer, each int64) Check {
+	c := Check{Name: "entries match transfers and balances", OK: true}
+	posted := map[int64]int64{}
+	bad := 0
+	for _, t := range transfers {
+		ok := len(t.Entries) == 2
+		for _, e := range t.Entries {
+			posted[e.AccountID] += e.Amount
+			ok = ok && (e.AccountID == t.FromID && e.Amount == -t.Amount || e.AccountID == t.ToID && e.Amount == t.Amount)
+		}
+		if !ok {
+			if bad == 0 {
+				c.Detail = fmt.Sprintf("transfer %d has entries %s; ", t.ID, fmtEntries(t.Entries))
+			}
+			bad++
+		}
+	}
+	off := 0
+	for _, a := range accts {
+		if each+posted[a.ID] != a.Balance {
+			if off == 0 {
+				c.Detail += fmt.Sprintf("account %d: balance %d, opening %d + entries %d; ", a.ID, a.Balance, each, posted[a.ID])
+			}
+			off++
+		}
+	}
+	c.OK = bad == 0 && off == 0
+	c.Detail += fmt.Sprintf("%d transfers with wrong entries, %d accounts not reconciled", bad, off)
+	return c
+}
+
+func fmtEntries(es []*Entry) string {
+	s := "["
+	for i, e := range es {
+		if i > 0 {
+			s += " "
+		}
+		s += fmt.Sprintf("%d:%+d", e.AccountID, e.Amount)
+	}
+	return s + "]"
+}

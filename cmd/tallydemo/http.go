@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/tallyorm/tally/orm"
+)
+
+// Error codes shared by both protocols: the TCP reply's "ERR <code>:" and
+// the HTTP JSON error's "code".
+const (
+	codeBadRequest = "bad-request"
+	codeNotFound   = "not-found"
+	codeFunds      = "insufficient-funds"
+	codeBusy       = "busy" // a conflict that retrying can resolve: try again
+	codeInternal   = "internal"
+)
+
+// errorCode maps an error of the bank to a protocol code and HTTP status.
+func errorCode(err error) (code string, status int) {
+	var funds *InsufficientFundsError
+	switch {
+	case errors.As(err, &funds):
+		return codeFunds, http.StatusUnprocessableEntity
+	case errors.Is(err, ErrUnknownAccount), errors.Is(err, orm.ErrNotFound):
+		return codeNotFound, http.StatusNotFound
+	case errors.Is(err, ErrInvalidTransfer):
+		return codeBadRequest, http.StatusBadRequest
+	case errors.Is(err, orm.ErrCommitUnknown):
+		// Never "busy": trying again might move the money twice.
+		return codeInternal, http.StatusInternalServerError
+	case errors.Is(err, orm.ErrRetryable), errors.Is(err, orm.ErrStaleData):
+		return codeBusy, http.StatusServiceUnavailable
+	}
+	return codeInternal, http.StatusInternalServerError
+}
+
+// API is the bank's HTTP interface:
+//
+//	POST /transfers        {"from":1,"to":2,"amount":5} → 201 and the transfer
+//	GET  /transfers/{id}   → the transfer with its entries
+//	GET  /accounts         → every account
+//	GET  /accounts/{id}    → one account
+//
+// Errors are JSON {"code": ..., "error": ...} with the codes of errorCode.
+// Handler wraps the routes in eng.Middleware, so each request has its own
+// session, committed before a success status is sent.
+type API struct {
+	Bank *Bank
+	Log  *slog.Logger
+}
+
+// Handler returns the routes wrapped in the engine's middleware.
+func (api *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /transfers", api.postTransfer)
+	mux.HandleFunc("GET /transfers/{id}", api.getTransfer)
+	mux.HandleFunc("GET /accounts", api.listAccounts)
+	mux.HandleFunc("GET /accounts/{id}", api.getAccount)
+	return api.Bank.eng.Middleware(mux)
+}
+
+// NewHTTPServer returns a server for h with timeouts, so that a slow or
+// idle client cannot hold a connection (and a pooled session) forever.
+func NewHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      requestTimeout + 5*time.Second,
+		IdleTimeout:       tcpIdleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+type transferRequest struct {
+	From   int64 `json:"from"`
+	To     int64 `json:"to"`
+	Amount int64 `json:"amount"`
+}
+
+func (api *API) postTransfer(w http.ResponseWriter, r *http.Request) {
+	var req transferRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		api.error(w, r, fmt.Errorf("%w: body must be {\"from\":ID,\"to\":ID,\"amount\":N}: %v", ErrInvalidTransfer, err))
+		return
+	}
+	// The middleware's session is in r.Context(), so Bank's eng.Do runs in
+	// a savepoint of it and does not retry: a conflict becomes 503 and the
+	// client retries. The middleware commits when the 201 is written.
+	t, err := api.Bank.Transfer(r.Context(), req.From, req.To, req.Amount)
+	if err != nil {
+		api.error(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/transfers/"+strconv.FormatInt(t.ID, 10))
+	api.json(w, http.StatusCreated, t)
+}
+
+func (api *API) getTransfer(w http.ResponseWriter, r *http.Request) {
+	id, ok := api.pathID(w, r)
+	if !ok {
+		return
+	}
+	s := orm.SessionFrom(r.Context())
+	t, err := orm.Query[Transfer](s).Where("id = ?", id).Load("Entries").One(r.Context())
+	if err != nil {
+		api.error(w, r, err)
+		return
+	}
+	api.json(w, http.StatusOK, t)
+}
+
+func (api *API) listAccounts(w http.ResponseWriter, r *http.Request) {
+	s := orm.SessionFrom(r.Context())
+	accts, err := orm.Query[Account](s).OrderBy("id").All(r.Context())
+	if err != nil {
+		api.error(w, r, err)
+		return
+	}
+	api.json(w, http.StatusOK, accts)
+}
+
+func (api *API) getAccount(w http.ResponseWriter, r *http.Request) {
+	id, ok := api.pathID(w, r)
+	if !ok {
+		return
+	}
+	a, err := orm.Get[Account](r.Context(), orm.SessionFrom(r.Context()), id)
+	if err != nil {
+		api.error(w, r, err)
+		return
+	}
+	api.json(w, http.StatusOK, a)
+}
+
+func (api *API) pathID(w http.ResponseWriter, r *http.Request) (int64, bool) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		api.json(w, http.StatusBadRequest, errorBody{Code: codeBadRequest, Error: "id must be an integer"})
+		return 0, false
+	}
+	return id, true
+}
+
+type errorBody struct {
+	Code  string `json:"code"`
+	Error string `json:"error"`
+}
+
+func (api *API) error(w http.ResponseWriter, r *http.Request, err error) {
+	code, status := errorCode(err)
+	msg := err.Error()
+	switch status {
+	case http.StatusServiceUnavailable:
+		// A conflict with another transaction; nothing was written.
+		// Clients that know better (the load clients) retry sooner.
+		w.Header().Set("Retry-After", "1")
+	case http.StatusInternalServerError:
+		if api.Log != nil {
+			api.Log.ErrorContext(r.Context(), "http request failed",
+				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", msg))
+		}
+		msg = "the server logged the details"
+	}
+	api.json(w, status, errorBody{Code: code, Error: msg})
+}
+
+// json writes v with status. It encodes before writing the header: the
+// middleware commits when the header is written, and a value that fails to
+// encode must not leave a committed 201 with no body.
+func (api *API) json(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+		status = http.StatusInternalServerError
+		buf.Reset()
+		fmt.Fprintf(&buf, "{\"code\":%q,\"error\":\"encoding the response failed\"}\n", codeInternal)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// shutdownHTTP stops srv gracefully: no new connections, in-flight
+// requests finish (each commits or rolls back in the middleware), idle
+// connections close; after timeout, the rest are closed.
+func shutdownHTTP(srv *http.Server, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		srv.Close()
+		return fmt.Errorf("http: shutdown: %w", err)
+	}
+	return nil
+}
