@@ -61,7 +61,12 @@ func (o observation) done(ctx context.Context, rows int64, err error) {
 
 // exec runs a statement on q, classifying its error and reporting it.
 func (e *Engine) exec(ctx context.Context, q querier, query string, args []any) (sql.Result, error) {
-	obs := e.observe("exec", query, args)
+	return e.execOp(ctx, q, "exec", query, args)
+}
+
+// execOp is exec with the Op its QueryEvent reports.
+func (e *Engine) execOp(ctx context.Context, q querier, op, query string, args []any) (sql.Result, error) {
+	obs := e.observe(op, query, args)
 	res, err := q.ExecContext(ctx, query, args...)
 	err = classify(e.dialect, err)
 	if obs.e != nil {

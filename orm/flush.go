@@ -117,8 +117,7 @@ func (s *Session) abortFlush(ctx context.Context) {
 	ctx = context.WithoutCancel(ctx) // a cancelled ctx must not stop the cleanup
 	if n := len(s.sps); n > 0 {
 		sp := s.sps[n-1]
-		_, err := s.e.exec(ctx, s.tx, "ROLLBACK TO SAVEPOINT "+sp.name, nil)
-		s.stats.Statements++
+		err := s.savepointExec(ctx, "ROLLBACK TO SAVEPOINT "+sp.name)
 		if err == nil {
 			s.undoFlushes(sp.flushMark)
 			return

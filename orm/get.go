@@ -149,7 +149,9 @@ func (s *Session) Refresh(ctx context.Context, obj any) error {
 	}
 	snap := t.Acc.Snapshot(fresh)
 	t.Acc.Restore(obj, snap)
-	s.logFlush(undo{kind: undoSnap, e: e, old: e.Snap})
+	// Not a flush effect: a failed commit does not unread committed data.
+	// Only a failed savepoint puts the old values back.
+	s.logIntent(undo{kind: undoRefresh, e: e, old: e.Snap})
 	e.Snap = snap
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"time"
 )
 
@@ -81,7 +82,11 @@ func (e *Engine) Do(ctx context.Context, fn func(ctx context.Context, s *Session
 	}
 	var err error
 	for attempt := 1; ; attempt++ {
-		err = e.doOnce(ctx, fn, cfg.sessionOpts)
+		opts := cfg.sessionOpts
+		if attempt > 1 && e.dialect.Name() == "sqlite" {
+			opts = append(slices.Clip(opts), beginImmediate())
+		}
+		err = e.doOnce(ctx, fn, opts)
 		if err == nil || attempt >= cfg.attempts || !cfg.retryable(err) {
 			return err
 		}

@@ -37,6 +37,7 @@ type Session struct {
 	busy      atomic.Bool // set while a call runs: the concurrent-use guard
 	closed    bool
 	autoflush bool
+	immediate bool // begin write transactions even for reads (SQLite)
 
 	tx    *sql.Tx
 	idmap *identity.Map
@@ -73,6 +74,11 @@ type SessionOption func(*Session)
 // WithoutAutoflush stops the session from flushing pending changes before
 // queries and SQL-going Gets; they then do not see unflushed work.
 func WithoutAutoflush() SessionOption { return func(s *Session) { s.autoflush = false } }
+
+// beginImmediate makes a SQLite session take the write lock at its first
+// statement. Do uses it when it retries work that failed busy: a deferred
+// transaction that reads and then writes would likely fail the same way.
+func beginImmediate() SessionOption { return func(s *Session) { s.immediate = true } }
 
 // Stats counts a session's work, for tests and diagnostics.
 type Stats struct {
@@ -151,6 +157,12 @@ func (s *Session) addLocked(obj any) error {
 	}
 	if !keyIsZero(t, obj) {
 		k := t.Acc.Key(obj)
+		// A pending object with an explicit key holds that key too.
+		for _, p := range s.pending {
+			if p.Table == t && !keyIsZero(t, p.Obj) && t.Acc.Key(p.Obj) == k {
+				return fmt.Errorf("%w: %s with key %v (pending)", ErrIdentityConflict, t.Name, keyValues(t, obj))
+			}
+		}
 		if e := s.idmap.Get(t, k); e != nil {
 			if e.Obj != obj {
 				return fmt.Errorf("%w: %s with key %v", ErrIdentityConflict, t.Name, keyValues(t, obj))
@@ -413,7 +425,7 @@ func (s *Session) begin(ctx context.Context, write bool) error {
 		return nil
 	}
 	var opts *sql.TxOptions
-	if s.e.dialect.Name() == "sqlite" && !write {
+	if s.e.dialect.Name() == "sqlite" && !write && !s.immediate {
 		// modernc's driver issues a plain (deferred) BEGIN for ReadOnly and
 		// BEGIN IMMEDIATE (our DSN's _txlock) otherwise; SQLite itself does
 		// not restrict a deferred transaction to reads.

@@ -34,6 +34,7 @@ const (
 	undoMarkDelete  // Delete marked the entry
 	undoUndelete    // Add cancelled a delete mark
 	undoAttach      // Delete attached an untracked object by key
+	undoRefresh     // Refresh replaced the snapshot (old) and the values
 )
 
 func (s *Session) logFlush(u undo) { s.flushLog = append(s.flushLog, u) }
@@ -107,6 +108,8 @@ func (s *Session) undoIntents(mark int) {
 		case undoAttach:
 			s.idmap.Remove(e)
 			e.State = identity.Detached
+		case undoRefresh:
+			e.Snap = u.old // rollbackToLocked then restores the values from it
 		}
 	}
 	s.intentLog = s.intentLog[:mark]
@@ -141,7 +144,7 @@ func (s *Session) Savepoint(ctx context.Context, fn func() error) (err error) {
 		return err
 	}
 	sp := savepoint{name: fmt.Sprintf("tally_sp%d", len(s.sps)+1), flushMark: len(s.flushLog), intentMark: len(s.intentLog)}
-	if _, err := s.exec(ctx, "SAVEPOINT "+sp.name, nil); err != nil {
+	if err := s.savepointExec(ctx, "SAVEPOINT "+sp.name); err != nil {
 		s.leave()
 		return fmt.Errorf("orm: savepoint: %w", err)
 	}
@@ -173,7 +176,7 @@ func (s *Session) Savepoint(ctx context.Context, fn func() error) (err error) {
 	if ferr == nil {
 		if ferr = s.flushLocked(ctx, false); ferr == nil {
 			s.sps = s.sps[:len(s.sps)-1]
-			if _, err := s.exec(ctx, "RELEASE SAVEPOINT "+sp.name, nil); err != nil {
+			if err := s.savepointExec(ctx, "RELEASE SAVEPOINT "+sp.name); err != nil {
 				return fmt.Errorf("orm: release savepoint: %w", err)
 			}
 			return nil
@@ -197,7 +200,7 @@ func (s *Session) rollbackToLocked(ctx context.Context, sp savepoint) error {
 		return nil
 	}
 	s.sps = s.sps[:len(s.sps)-1]
-	if _, err := s.exec(ctx, "ROLLBACK TO SAVEPOINT "+sp.name, nil); err != nil {
+	if err := s.savepointExec(ctx, "ROLLBACK TO SAVEPOINT "+sp.name); err != nil {
 		s.loseTx(ctx, err)
 		return s.lost
 	}
@@ -214,6 +217,17 @@ func (s *Session) rollbackToLocked(ctx context.Context, sp savepoint) error {
 		return true
 	})
 	return nil
+}
+
+// savepointExec runs a SAVEPOINT statement, reported with Op "savepoint".
+func (s *Session) savepointExec(ctx context.Context, stmt string) error {
+	if err := s.begin(ctx, true); err != nil {
+		return err
+	}
+	s.stats.Statements++
+	s.stats.Execs++
+	_, err := s.e.execOp(ctx, s.tx, "savepoint", stmt, nil)
+	return err
 }
 
 // loseTx handles a transaction the database ended on its own, seen when a
