@@ -1,6 +1,7 @@
 package orm
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -33,6 +34,7 @@ type Q[T any] struct {
 	limit     int // -1: none
 	offset    int
 	forUpdate bool
+	noTrack   bool
 	loads     []string
 }
 
@@ -137,6 +139,18 @@ func (q *Q[T]) ForUpdate() *Q[T] {
 	return c
 }
 
+// NoTrack returns rows without adding them to the identity map: a row
+// whose object the session already tracks still returns that object, any
+// other row a new object the session does not track (changes to it are not
+// saved). It is for reading large results: with Iter, memory then stays
+// flat however many rows match, where a tracking session keeps every object
+// it returns until it is closed.
+func (q *Q[T]) NoTrack() *Q[T] {
+	c := q.clone()
+	c.noTrack = true
+	return c
+}
+
 // Load eager-loads relations (rel fields of T, by Go field name) for the
 // objects the query returns: one extra query per relation, with IN, so
 // there is no N+1.
@@ -217,7 +231,7 @@ func (q *Q[T]) start(ctx context.Context, query string, args []any) (*sql.Rows, 
 		return nil, nil, err
 	}
 	if q.forUpdate {
-		if err := s.begin(ctx, true); err != nil {
+		if err := s.lockForUpdate(ctx, q.t); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -246,7 +260,7 @@ func (q *Q[T]) collect(ctx context.Context, max int) ([]*T, error) {
 	n := int64(0)
 	for rows.Next() {
 		n++
-		obj, err := scanRow[T](q.s, q.t, rows)
+		obj, err := scanRow[T](q.s, q.t, rows, q.noTrack)
 		if err != nil {
 			rows.Close()
 			finish(n, err)
@@ -282,10 +296,16 @@ func (q *Q[T]) collect(ctx context.Context, max int) ([]*T, error) {
 
 // scanRow reads the current row into a new T and resolves it against the
 // identity map.
-func scanRow[T any](s *Session, t *mapper.Table, rows *sql.Rows) (*T, error) {
+func scanRow[T any](s *Session, t *mapper.Table, rows *sql.Rows, noTrack bool) (*T, error) {
 	obj := new(T)
 	if err := rows.Scan(s.scanDest(t, obj, t.Columns)...); err != nil {
 		return nil, err
+	}
+	if noTrack {
+		if e := s.idmap.Get(t, t.Acc.Key(obj)); e != nil {
+			return e.Obj.(*T), nil
+		}
+		return obj, nil
 	}
 	return s.resolve(t, obj).(*T), nil
 }
@@ -400,7 +420,9 @@ func (q *Q[T]) scalar(ctx context.Context, what string, dst any) error {
 }
 
 // Iter streams the matching objects: rows are read and resolved one at a
-// time, so memory stays flat however many match. Breaking out of the loop
+// time, so the driver holds one row at a time. The identity map still keeps
+// every object it returns; add NoTrack for memory that stays flat however
+// many rows match. Breaking out of the loop
 // closes the rows. While the loop runs the session is busy: calling into it
 // from the loop body returns ErrConcurrentUse (the connection is streaming
 // and can run nothing else); collect what you need and act after the loop.
@@ -412,6 +434,12 @@ func (q *Q[T]) Iter(ctx context.Context) iter.Seq2[*T, error] {
 			return
 		}
 		defer s.leave()
+		if len(q.loads) > 0 {
+			// Loading per row would be N+1 queries, and loading at the end
+			// would come after the loop body ran: refuse, loudly.
+			yield(nil, errors.New("orm: Load is not supported with Iter; use All, or load the relation in a second query"))
+			return
+		}
 		query, args, err := q.build(selectList(s.e.dialect, q.t), false)
 		if err != nil {
 			yield(nil, err)
@@ -429,7 +457,7 @@ func (q *Q[T]) Iter(ctx context.Context) iter.Seq2[*T, error] {
 		}()
 		for rows.Next() {
 			n++
-			obj, err := scanRow[T](s, q.t, rows)
+			obj, err := scanRow[T](s, q.t, rows, q.noTrack)
 			if err != nil {
 				yield(nil, err)
 				return
@@ -497,11 +525,13 @@ func (q *Q[T]) UpdateAll(ctx context.Context, set Set) (int64, error) {
 	args = append(args, q.args...)
 	apply := func(e *identity.Entry) error {
 		for _, name := range names {
+			// Each gets its own copy: neither the object nor its snapshot
+			// may share a []byte or pointer with the caller or each other.
 			c := t.Column(name)
-			if err := t.Acc.Set(e.Obj, c, set[name]); err != nil {
+			if err := t.Acc.Set(e.Obj, c, copyValue(set[name])); err != nil {
 				return err
 			}
-			if err := t.Acc.Set(e.Snap, c, set[name]); err != nil {
+			if err := t.Acc.Set(e.Snap, c, copyValue(set[name])); err != nil {
 				return err
 			}
 		}
@@ -546,10 +576,15 @@ func (q *Q[T]) DeleteAll(ctx context.Context) (int64, error) {
 // a SELECT ... FOR UPDATE in the same transaction (so no other transaction
 // can change which rows match in between).
 func (s *Session) bulk(ctx context.Context, t *mapper.Table, stmt string, args []any, where []string, whereArgs []any, fn func(*identity.Entry) error) (int64, error) {
+	d := s.e.dialect
+	// Bind first: a bad argument fails before any statement is sent.
+	stmtQuery, stmtArgs, err := dialect.Expand(d, stmt, args)
+	if err != nil {
+		return 0, err
+	}
 	if err := s.autoflushLocked(ctx); err != nil {
 		return 0, err
 	}
-	d := s.e.dialect
 	var hit []*identity.Entry
 	tracked := false
 	s.idmap.EachIn(t, func(*identity.Entry) bool { tracked = true; return false })
@@ -605,11 +640,7 @@ func (s *Session) bulk(ctx context.Context, t *mapper.Table, stmt string, args [
 			return 0, err
 		}
 	}
-	query, qargs, err := dialect.Expand(d, stmt, args)
-	if err != nil {
-		return 0, err
-	}
-	res, err := s.exec(ctx, query, qargs)
+	res, err := s.exec(ctx, stmtQuery, stmtArgs)
 	if err != nil {
 		return 0, err
 	}
@@ -715,6 +746,24 @@ func normKey(v any) any {
 			return nil
 		}
 		return normKey(rv.Elem().Interface())
+	}
+	return v
+}
+
+// copyValue copies what a value references that could be changed in
+// place: a []byte's bytes, a pointer's target.
+func copyValue(v any) any {
+	switch x := v.(type) {
+	case []byte:
+		return bytes.Clone(x)
+	case nil:
+		return nil
+	}
+	rv := reflect.ValueOf(v)
+	if rv.Kind() == reflect.Pointer && !rv.IsNil() {
+		n := reflect.New(rv.Type().Elem())
+		n.Elem().Set(reflect.ValueOf(copyValue(rv.Elem().Interface())).Convert(rv.Type().Elem()))
+		return n.Interface()
 	}
 	return v
 }

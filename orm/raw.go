@@ -23,7 +23,9 @@ type RawQ[T any] struct {
 // Raw maps the rows of an arbitrary SELECT onto T through the same path as
 // Query: result columns are matched to T's columns by name, and every row
 // is resolved against the identity map, so the result must include the
-// primary key. A result column T does not map is an error that names it.
+// primary key. A row that selects only some columns returns the tracked
+// object if there is one, and otherwise a detached object that the session
+// does not track (a partial object must not stand for the row). A result column T does not map is an error that names it.
 // query uses `?` placeholders; args are always bound.
 func Raw[T any](s *Session, query string, args ...any) *RawQ[T] {
 	t, err := tableFor[T](s.e)
@@ -101,7 +103,16 @@ func (r *RawQ[T]) Iter(ctx context.Context) iter.Seq2[*T, error] {
 				yield(nil, classify(s.e.dialect, err))
 				return
 			}
-			if !yield(s.resolve(r.t, obj).(*T), nil) {
+			out := obj
+			if len(cols) == len(r.t.Columns) {
+				out = s.resolve(r.t, obj).(*T)
+			} else if e := s.idmap.Get(r.t, r.t.Acc.Key(obj)); e != nil {
+				out = e.Obj.(*T)
+			}
+			// A partial row of an untracked object is returned detached:
+			// tracked, its missing columns would read as zero to later
+			// Gets and be compared and version-checked at flush.
+			if !yield(out, nil) {
 				return
 			}
 		}
@@ -119,10 +130,14 @@ func (r *RawQ[T]) columns(rows *sql.Rows) ([]*mapper.Column, error) {
 	}
 	cols := make([]*mapper.Column, len(names))
 	var unknown []string
+	seen := map[*mapper.Column]bool{}
 	for i, n := range names {
 		if cols[i] = r.t.Column(n); cols[i] == nil {
 			unknown = append(unknown, n)
+		} else if seen[cols[i]] {
+			return nil, fmt.Errorf("orm: Raw: result column %s appears twice", n)
 		}
+		seen[cols[i]] = true
 	}
 	if len(unknown) > 0 {
 		return nil, fmt.Errorf("orm: Raw: result column(s) %s are not columns of %s", strings.Join(unknown, ", "), r.t.Name)

@@ -39,8 +39,9 @@ type Session struct {
 	autoflush bool
 	immediate bool // begin write transactions even for reads (SQLite)
 
-	tx    *sql.Tx
-	idmap *identity.Map
+	tx      *sql.Tx
+	txWrite bool // the transaction began IMMEDIATE or has written (SQLite's write lock)
+	idmap   *identity.Map
 
 	// pending holds the added objects not yet inserted, in Add order;
 	// pendingByObj indexes them by pointer.
@@ -442,6 +443,26 @@ func (s *Session) begin(ctx context.Context, write bool) error {
 		return fmt.Errorf("orm: begin: %w", err)
 	}
 	s.tx = tx
+	s.txWrite = opts == nil
+	return nil
+}
+
+// lockForUpdate makes sure the transaction can lock rows for update. On
+// MySQL and PostgreSQL FOR UPDATE does it. SQLite has no row locks: a
+// deferred transaction that has only read takes the database's write lock
+// with a write that changes nothing, so a concurrent ForUpdate waits for
+// this transaction to end, as it would on a server.
+func (s *Session) lockForUpdate(ctx context.Context, t *mapper.Table) error {
+	if s.tx == nil {
+		return s.begin(ctx, true)
+	}
+	if s.txWrite || s.e.dialect.Name() != "sqlite" {
+		return nil
+	}
+	if _, err := s.exec(ctx, "DELETE FROM "+s.e.dialect.Quote(t.Name)+" WHERE 0 = 1", nil); err != nil {
+		return err
+	}
+	s.txWrite = true
 	return nil
 }
 
@@ -452,6 +473,7 @@ func (s *Session) exec(ctx context.Context, query string, args []any) (sql.Resul
 	}
 	s.stats.Statements++
 	s.stats.Execs++
+	s.txWrite = true
 	return s.e.exec(ctx, s.tx, query, args)
 }
 
@@ -549,12 +571,13 @@ func (s *Session) Rollback(ctx context.Context) error {
 }
 
 func (s *Session) rollbackLocked(ctx context.Context) error {
-	err := s.endTx(ctx, false)
+	// A ROLLBACK that fails (a cancelled statement or a lost connection
+	// left the connection unusable) changes nothing for the caller: the
+	// database rolls back a transaction whose connection is gone, the pool
+	// discards the connection, and the session is reset either way.
+	_ = s.endTx(context.WithoutCancel(ctx), false)
 	s.stats.Rollbacks++
 	s.reset()
-	if err != nil {
-		return fmt.Errorf("orm: rollback: %w", err)
-	}
 	return nil
 }
 
