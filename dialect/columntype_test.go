@@ -18,7 +18,7 @@ type uuidLike [16]byte
 
 func (uuidLike) Value() (driver.Value, error) { return "", nil }
 
-type ptrValuer struct{ n int }
+type ptrValuer struct{ _ int }
 
 func (*ptrValuer) Value() (driver.Value, error) { return nil, nil }
 

@@ -925,6 +925,6 @@ func TestDBErrorIs(t *testing.T) {
 
 // Compile-time check that the QueryEvent fields the hooks rely on exist
 // with the documented types.
-var _ = func(ev orm.QueryEvent) (string, []any, time.Duration, int64, error, string) {
-	return ev.SQL, ev.Args, ev.Duration, ev.Rows, ev.Err, ev.Op
+var _ = func(ev orm.QueryEvent) (string, []any, time.Duration, int64, string, error) {
+	return ev.SQL, ev.Args, ev.Duration, ev.Rows, ev.Op, ev.Err
 }
