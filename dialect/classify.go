@@ -131,7 +131,8 @@ func classifyConnection(err error) Class {
 		errors.Is(err, io.ErrUnexpectedEOF),
 		errors.Is(err, syscall.ECONNRESET),
 		errors.Is(err, syscall.ECONNREFUSED),
-		errors.Is(err, syscall.EPIPE):
+		errors.Is(err, syscall.EPIPE),
+		errors.Is(err, pgconn.ErrConnClosed): // pgx, after its socket failed mid-statement
 		return ClassConnection
 	}
 	if _, ok := errors.AsType[net.Error](err); ok {

@@ -94,6 +94,18 @@ func (e *Engine) query(ctx context.Context, q querier, query string, args []any)
 	return rows, func(n int64, err error) { obs.done(ctx, n, err) }, nil
 }
 
+// serverReply reports whether err is an error the database server (or
+// SQLite) sent, as opposed to a failure to talk to it.
+func serverReply(err error) bool {
+	if errors.Is(err, ErrConnection) {
+		return false
+	}
+	var me *mysql.MySQLError
+	var pe *pgconn.PgError
+	var coder interface{ Code() int }
+	return errors.As(err, &me) || errors.As(err, &pe) || errors.As(err, &coder)
+}
+
 // errorSummary describes an error without the values a driver message may
 // quote: its class and the driver's code.
 func errorSummary(err error) string {

@@ -12,9 +12,11 @@ import (
 //   - the work is committed before the first byte of a success response
 //     (status below 400) reaches the client, so a client is never told
 //     "created" about work that then fails to commit;
-//   - if that commit fails, the client gets 409 Conflict (stale data or a
-//     unique violation) or 500 instead of the handler's status, and what
-//     the handler writes afterwards is discarded;
+//   - if that commit fails, the client gets 409 Conflict (stale data, a
+//     unique violation, or a retryable conflict such as a deadlock or
+//     SQLite busy — a client may try again) or 500 instead of the
+//     handler's status, and what the handler writes afterwards is
+//     discarded;
 //   - a status of 400 or more, or a panic, rolls the work back (the panic
 //     goes on to the server);
 //   - a handler that writes nothing gets its work committed before the
@@ -75,7 +77,7 @@ func (cw *commitWriter) WriteHeader(code int) {
 	if err := cw.s.Commit(cw.r.Context()); err != nil {
 		cw.failed = true
 		status := http.StatusInternalServerError
-		if errors.Is(err, ErrStaleData) || errors.Is(err, ErrUniqueViolation) {
+		if errors.Is(err, ErrStaleData) || errors.Is(err, ErrUniqueViolation) || errors.Is(err, ErrRetryable) {
 			status = http.StatusConflict
 		}
 		if cw.log != nil {
@@ -106,16 +108,24 @@ func (cw *commitWriter) Write(b []byte) (int, error) {
 var errCommitFailed = errors.New("orm: response discarded: the session's commit failed")
 
 // Flush commits first if the status is not decided yet, then flushes.
-func (cw *commitWriter) Flush() {
+func (cw *commitWriter) Flush() { _ = cw.FlushError() }
+
+// FlushError is Flush for http.ResponseController; it reports a failed
+// commit.
+func (cw *commitWriter) FlushError() error {
 	if !cw.wrote {
 		cw.WriteHeader(http.StatusOK)
 	}
 	if cw.failed {
-		return
+		return errCommitFailed
 	}
-	if f, ok := cw.ResponseWriter.(http.Flusher); ok {
+	switch f := cw.ResponseWriter.(type) {
+	case interface{ FlushError() error }:
+		return f.FlushError()
+	case http.Flusher:
 		f.Flush()
 	}
+	return nil
 }
 
 // Unwrap lets http.ResponseController reach the underlying writer.

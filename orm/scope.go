@@ -82,6 +82,12 @@ func (e *Engine) Do(ctx context.Context, fn func(ctx context.Context, s *Session
 	}
 	var err error
 	for attempt := 1; ; attempt++ {
+		if cerr := ctx.Err(); cerr != nil {
+			if err != nil {
+				return errors.Join(err, cerr)
+			}
+			return cerr
+		}
 		opts := cfg.sessionOpts
 		if attempt > 1 && e.dialect.Name() == "sqlite" {
 			opts = append(slices.Clip(opts), beginImmediate())

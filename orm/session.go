@@ -3,7 +3,6 @@ package orm
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"reflect"
@@ -543,7 +542,9 @@ func (s *Session) Commit(ctx context.Context) error {
 	if err := s.endTx(ctx, true); err != nil {
 		s.undoFlushes(0)
 		s.flushLog = s.flushLog[:0]
-		if errors.Is(err, ErrConnection) || errors.Is(err, driver.ErrBadConn) {
+		if !serverReply(err) {
+			// The COMMIT may have reached the server before the connection
+			// failed: only an error the server sent proves it did not commit.
 			return fmt.Errorf("%w: %w", ErrCommitUnknown, err)
 		}
 		return fmt.Errorf("orm: commit: %w", err)

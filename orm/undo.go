@@ -238,5 +238,7 @@ func (s *Session) loseTx(ctx context.Context, cause error) {
 	_ = s.endTx(context.WithoutCancel(ctx), false)
 	s.stats.Rollbacks++
 	s.undoFlushes(0)
-	s.lost = fmt.Errorf("orm: the database rolled back the whole transaction (%w); call Rollback and start the work again", cause)
+	// Nothing of the transaction committed, so running the whole work
+	// again is safe: the error is retryable, and Do retries it.
+	s.lost = fmt.Errorf("orm: the database rolled back the whole transaction (%w); call Rollback and start the work again (%w)", cause, ErrRetryable)
 }

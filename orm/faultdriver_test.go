@@ -1,0 +1,560 @@
+package orm_test
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/tallyorm/tally/dialect"
+	"github.com/tallyorm/tally/internal/dbtest"
+	"github.com/tallyorm/tally/internal/testmodels"
+	"github.com/tallyorm/tally/orm"
+)
+
+// A fault-injecting database/sql driver, in the manner of database/sql's
+// own fakedb_test.go but wrapped around the real drivers: every call goes
+// to the real connection, except the COMMIT that a test arms, which fails
+// the way a connection lost during COMMIT fails. That is the one case
+// eng.Do must never retry (the work may have been committed) and must
+// report as ErrCommitUnknown.
+
+// faultMode says how the next COMMIT fails.
+type faultMode int32
+
+const (
+	faultNone faultMode = iota
+	// faultBadConn closes the connection without committing and returns
+	// driver.ErrBadConn, as a driver does that finds its connection dead
+	// before it could send COMMIT.
+	faultBadConn
+	// faultLostAfterCommit commits, then closes the connection and
+	// returns an unexpected-EOF error: the reply to COMMIT never arrived,
+	// though the server committed.
+	faultLostAfterCommit
+	// faultSocketBeforeSend closes the TCP socket just before COMMIT is
+	// written; the real driver reports what it sees. Servers only.
+	faultSocketBeforeSend
+	// faultSocketAfterSend lets COMMIT reach the server, then closes the
+	// TCP socket before the reply is read; the real driver reports what it
+	// sees. Servers only.
+	faultSocketAfterSend
+	// faultSocketResetAfterSend lets COMMIT reach the server, then fails
+	// every read with "connection reset by peer", as when the server or
+	// the network drops the connection. Servers only.
+	faultSocketResetAfterSend
+)
+
+func (m faultMode) String() string {
+	switch m {
+	case faultBadConn:
+		return "bad-conn"
+	case faultLostAfterCommit:
+		return "lost-after-commit"
+	case faultSocketBeforeSend:
+		return "socket-cut-before-commit"
+	case faultSocketAfterSend:
+		return "socket-cut-after-commit"
+	case faultSocketResetAfterSend:
+		return "socket-reset-after-commit"
+	}
+	return "none"
+}
+
+// faultConnector wraps the real driver's connector. It is safe for
+// concurrent use; arm it when no other commit can race the one meant.
+type faultConnector struct {
+	inner driver.Connector
+
+	armed   atomic.Int32 // the faultMode of the next Commit; Commit disarms
+	commits atomic.Int64 // Commit calls seen
+	fired   atomic.Int64 // faults injected
+
+	mu      sync.Mutex
+	lastErr error // what the faulty Commit returned to database/sql
+}
+
+func (c *faultConnector) arm(m faultMode) { c.armed.Store(int32(m)) }
+
+func (c *faultConnector) faultErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastErr
+}
+
+func (c *faultConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	// The dial hook finds the holder in ctx and leaves the socket there,
+	// so that this connection can cut its own socket later.
+	h := &faultSockHolder{}
+	inner, err := c.inner.Connect(context.WithValue(ctx, faultSockKey{}, h))
+	if err != nil {
+		return nil, err
+	}
+	return &faultConn{c: c, inner: inner, sock: h.sock}, nil
+}
+
+func (c *faultConnector) Driver() driver.Driver { return faultDriver{c.inner.Driver()} }
+
+// faultDriver is what db.Driver() reports; connections come from the
+// connector only.
+type faultDriver struct{ inner driver.Driver }
+
+func (faultDriver) Open(string) (driver.Conn, error) {
+	return nil, errors.New("faultdriver: open through the connector (sql.OpenDB)")
+}
+
+// dsnConnector makes a connector of a driver that has none (modernc's
+// SQLite driver implements only driver.Driver).
+type dsnConnector struct {
+	drv driver.Driver
+	dsn string
+}
+
+func (d dsnConnector) Connect(context.Context) (driver.Conn, error) { return d.drv.Open(d.dsn) }
+func (d dsnConnector) Driver() driver.Driver                        { return d.drv }
+
+// The socket hooks: the servers' drivers dial through faultDial, which
+// wraps the TCP connection so that a COMMIT can cut it.
+type (
+	faultSockKey    struct{}
+	faultSockHolder struct{ sock *faultNetConn }
+)
+
+func faultDial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	fc := &faultNetConn{Conn: nc}
+	if h, ok := ctx.Value(faultSockKey{}).(*faultSockHolder); ok {
+		h.sock = fc
+	}
+	return fc, nil
+}
+
+// faultNetConn cuts the connection around the next write when told to.
+type faultNetConn struct {
+	net.Conn
+	cut   atomic.Int32 // a faultSocket* mode; consumed by Write
+	reset atomic.Bool  // every Read fails with ECONNRESET
+}
+
+func (c *faultNetConn) Read(b []byte) (int, error) {
+	if c.reset.Load() {
+		return 0, &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: syscall.ECONNRESET}
+	}
+	return c.Conn.Read(b)
+}
+
+func (c *faultNetConn) Write(b []byte) (int, error) {
+	switch faultMode(c.cut.Swap(int32(faultNone))) {
+	case faultSocketBeforeSend:
+		c.Conn.Close()
+		return c.Conn.Write(b) // fails: use of closed network connection
+	case faultSocketAfterSend:
+		n, err := c.Conn.Write(b)
+		c.Conn.Close() // the server has COMMIT; its reply is lost
+		return n, err
+	case faultSocketResetAfterSend:
+		n, err := c.Conn.Write(b)
+		c.reset.Store(true)
+		c.Conn.Close()
+		return n, err
+	}
+	return c.Conn.Write(b)
+}
+
+// faultConn passes everything to the real connection and wraps its
+// transactions. It implements every optional interface database/sql uses,
+// forwarding when the real connection does, so that the drivers behave as
+// they do unwrapped.
+type faultConn struct {
+	c     *faultConnector
+	inner driver.Conn
+	sock  *faultNetConn // nil for SQLite
+
+	closeOnce sync.Once
+	closeErr  error
+	dead      atomic.Bool // killed by a fault: never reused
+}
+
+var (
+	_ driver.ConnBeginTx          = (*faultConn)(nil)
+	_ driver.ConnPrepareContext   = (*faultConn)(nil)
+	_ driver.ExecerContext        = (*faultConn)(nil)
+	_ driver.QueryerContext       = (*faultConn)(nil)
+	_ driver.Pinger               = (*faultConn)(nil)
+	_ driver.NamedValueChecker    = (*faultConn)(nil)
+	_ driver.SessionResetter      = (*faultConn)(nil)
+	_ driver.Validator            = (*faultConn)(nil)
+	_ driver.Connector            = (*faultConnector)(nil)
+	_ driver.Tx                   = (*faultTx)(nil)
+	_ interface{ Unwrap() error } = (*faultError)(nil)
+)
+
+func (c *faultConn) kill() {
+	c.dead.Store(true)
+	c.Close()
+}
+
+func (c *faultConn) Close() error {
+	c.closeOnce.Do(func() { c.closeErr = c.inner.Close() })
+	return c.closeErr
+}
+
+func (c *faultConn) Prepare(query string) (driver.Stmt, error) { return c.inner.Prepare(query) }
+
+func (c *faultConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	if p, ok := c.inner.(driver.ConnPrepareContext); ok {
+		return p.PrepareContext(ctx, query)
+	}
+	return c.inner.Prepare(query)
+}
+
+func (c *faultConn) Begin() (driver.Tx, error) {
+	return c.BeginTx(context.Background(), driver.TxOptions{})
+}
+
+func (c *faultConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	var (
+		tx  driver.Tx
+		err error
+	)
+	if b, ok := c.inner.(driver.ConnBeginTx); ok {
+		tx, err = b.BeginTx(ctx, opts)
+	} else {
+		tx, err = c.inner.Begin() //nolint:staticcheck // the fallback database/sql itself uses
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &faultTx{conn: c, inner: tx}, nil
+}
+
+func (c *faultConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	if e, ok := c.inner.(driver.ExecerContext); ok {
+		return e.ExecContext(ctx, query, args)
+	}
+	return nil, driver.ErrSkip
+}
+
+func (c *faultConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	if q, ok := c.inner.(driver.QueryerContext); ok {
+		return q.QueryContext(ctx, query, args)
+	}
+	return nil, driver.ErrSkip
+}
+
+func (c *faultConn) Ping(ctx context.Context) error {
+	if c.dead.Load() {
+		return driver.ErrBadConn
+	}
+	if p, ok := c.inner.(driver.Pinger); ok {
+		return p.Ping(ctx)
+	}
+	return nil
+}
+
+func (c *faultConn) CheckNamedValue(nv *driver.NamedValue) error {
+	if ch, ok := c.inner.(driver.NamedValueChecker); ok {
+		return ch.CheckNamedValue(nv)
+	}
+	return driver.ErrSkip // database/sql's default conversion
+}
+
+func (c *faultConn) ResetSession(ctx context.Context) error {
+	if c.dead.Load() {
+		return driver.ErrBadConn
+	}
+	if r, ok := c.inner.(driver.SessionResetter); ok {
+		return r.ResetSession(ctx)
+	}
+	return nil
+}
+
+func (c *faultConn) IsValid() bool {
+	if c.dead.Load() {
+		return false
+	}
+	if v, ok := c.inner.(driver.Validator); ok {
+		return v.IsValid()
+	}
+	return true
+}
+
+// faultTx fails its Commit when the connector is armed.
+type faultTx struct {
+	conn  *faultConn
+	inner driver.Tx
+}
+
+func (t *faultTx) Rollback() error { return t.inner.Rollback() }
+
+func (t *faultTx) Commit() error {
+	c := t.conn.c
+	c.commits.Add(1)
+	mode := faultMode(c.armed.Swap(int32(faultNone)))
+	var err error
+	switch mode {
+	case faultNone:
+		return t.inner.Commit()
+	case faultBadConn:
+		t.conn.kill() // the server rolls back the open transaction
+		err = driver.ErrBadConn
+	case faultLostAfterCommit:
+		if err := t.inner.Commit(); err != nil {
+			return err
+		}
+		t.conn.kill()
+		err = &faultError{op: "reading the reply to COMMIT", err: io.ErrUnexpectedEOF}
+	case faultSocketBeforeSend, faultSocketAfterSend, faultSocketResetAfterSend:
+		if t.conn.sock == nil {
+			err = fmt.Errorf("faultdriver: %v needs a TCP connection", mode)
+			break
+		}
+		t.conn.sock.cut.Store(int32(mode))
+		err = t.inner.Commit()
+		t.conn.dead.Store(true)
+	}
+	c.fired.Add(1)
+	c.mu.Lock()
+	c.lastErr = err
+	c.mu.Unlock()
+	return err
+}
+
+// faultError is the connection error faultLostAfterCommit reports, shaped
+// like the drivers' own (an operation wrapping an I/O error).
+type faultError struct {
+	op  string
+	err error
+}
+
+func (e *faultError) Error() string { return "faultdriver: " + e.op + ": " + e.err.Error() }
+func (e *faultError) Unwrap() error { return e.err }
+
+// faultOpen opens tg through a faultConnector, with the driver settings
+// orm.Open would add, wraps it with orm.New and creates the test tables.
+func faultOpen(t *testing.T, tg dbtest.Target) (*orm.Engine, *faultConnector) {
+	t.Helper()
+	var (
+		inner driver.Connector
+		d     dialect.Dialect
+	)
+	switch tg.Name {
+	case dbtest.MySQL:
+		cfg, err := mysql.ParseDSN(tg.DSN)
+		if err != nil {
+			t.Fatalf("parse mysql DSN: %v", err)
+		}
+		cfg.ParseTime = true       // as orm.Open: DATETIME scans into time.Time
+		cfg.ClientFoundRows = true // as orm.Open: matched rows, for version checks
+		cfg.DialFunc = faultDial
+		if inner, err = mysql.NewConnector(cfg); err != nil {
+			t.Fatal(err)
+		}
+		d = dialect.MariaDB // the CI server is MariaDB 10.11
+	case dbtest.Postgres:
+		cfg, err := pgx.ParseConfig(tg.DSN)
+		if err != nil {
+			t.Fatalf("parse postgres DSN: %v", err)
+		}
+		cfg.DialFunc = faultDial
+		inner = stdlib.GetConnector(*cfg)
+		d = dialect.PostgreSQL
+	default:
+		// modernc's driver has no connector: take the registered driver and
+		// give it the pragmas orm.Open adds.
+		db, err := sql.Open(tg.Driver, tg.DSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		drv := db.Driver()
+		db.Close()
+		sep := "?"
+		if strings.Contains(tg.DSN, "?") {
+			sep = "&"
+		}
+		dsn := tg.DSN + sep + "_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_txlock=immediate"
+		inner = dsnConnector{drv: drv, dsn: dsn}
+		if d, err = dialect.ByName(tg.Driver); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fc := &faultConnector{inner: inner}
+	eng := orm.New(sql.OpenDB(fc), d)
+	t.Cleanup(func() { eng.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := eng.DB().PingContext(ctx); err != nil {
+		t.Fatalf("ping through the fault driver: %v", err)
+	}
+	if err := eng.CreateTables(ctx, testmodels.Models...); err != nil {
+		t.Fatal(err)
+	}
+	return eng, fc
+}
+
+// faultModes returns the modes that apply to tg.
+func faultModes(tg dbtest.Target) []faultMode {
+	ms := []faultMode{faultBadConn, faultLostAfterCommit}
+	if tg.Name != dbtest.SQLite {
+		ms = append(ms, faultSocketBeforeSend, faultSocketAfterSend, faultSocketResetAfterSend)
+	}
+	return ms
+}
+
+// errorChain renders err and the types it wraps, for the log.
+func errorChain(err error) string {
+	var b strings.Builder
+	var walk func(err error, depth int)
+	walk = func(err error, depth int) {
+		if err == nil || depth > 12 {
+			return
+		}
+		fmt.Fprintf(&b, "\n\t%s%T: %v", strings.Repeat("  ", depth), err, err)
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap(), depth+1)
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				walk(e, depth+1)
+			}
+		}
+	}
+	walk(err, 0)
+	return b.String()
+}
+
+// A connection lost during COMMIT: Do returns ErrCommitUnknown, ran fn
+// once (never again: the work may be committed), and leaves no connection
+// in use; the engine stays usable.
+func TestDoCommitUnknown(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, fc := faultOpen(t, tg)
+		for _, mode := range faultModes(tg) {
+			t.Run(mode.String(), func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				owner := "cu-" + mode.String()
+				calls := 0
+				fired := fc.fired.Load()
+				fc.arm(mode)
+				err := eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
+					calls++
+					return s.Add(scopeAcct(owner, 100))
+				}, orm.MaxAttempts(5), orm.RetryOnStale(), orm.RetryBackoff(time.Millisecond, 5*time.Millisecond))
+				if fc.fired.Load() != fired+1 {
+					t.Fatalf("the fault did not fire (commits seen: %d)", fc.commits.Load())
+				}
+				t.Logf("the fault driver's Commit returned:%s", errorChain(fc.faultErr()))
+				t.Logf("eng.Do returned:%s", errorChain(err))
+				if !errors.Is(err, orm.ErrCommitUnknown) {
+					t.Errorf("Do: want an error matching orm.ErrCommitUnknown, got %v", err)
+				}
+				if calls != 1 {
+					t.Errorf("fn ran %d times; a commit of unknown outcome must never be retried", calls)
+				}
+				scopeNoneInUse(t, eng)
+
+				// What the database ended up with. The server may still be
+				// finishing the cut connection's COMMIT or rollback: wait.
+				want := int64(-1) // either
+				switch mode {
+				case faultBadConn, faultSocketBeforeSend:
+					want = 0
+				case faultLostAfterCommit:
+					want = 1
+				}
+				var n int64
+				for deadline := time.Now().Add(3 * time.Second); ; {
+					n = scopeCount(t, eng, "owner = ?", owner)
+					if n == want || (want < 0 && n == 1) || time.Now().After(deadline) {
+						break
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				if want >= 0 && n != want {
+					t.Errorf("rows for %s: %d, want %d", owner, n, want)
+				}
+				t.Logf("the work was committed: %v", n == 1)
+
+				// The broken connection left the pool; the engine works.
+				if err := eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
+					return s.Add(scopeAcct(owner+"-after", 1))
+				}); err != nil {
+					t.Fatalf("Do after the fault: %v", err)
+				}
+				scopeNoneInUse(t, eng)
+			})
+		}
+	})
+}
+
+// Session.Commit itself reports the lost connection as ErrCommitUnknown,
+// and the session stays as it was before the Commit.
+func TestSessionCommitUnknown(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, fc := faultOpen(t, tg)
+		ctx := context.Background()
+		s := eng.NewSession()
+		defer s.Close()
+		a := scopeAcct("cu-session", 1)
+		if err := s.Add(a); err != nil {
+			t.Fatal(err)
+		}
+		fc.arm(faultBadConn)
+		err := s.Commit(ctx)
+		if !errors.Is(err, orm.ErrCommitUnknown) {
+			t.Fatalf("Commit: want ErrCommitUnknown, got%s", errorChain(err))
+		}
+		if !errors.Is(err, orm.ErrConnection) && !errors.Is(err, driver.ErrBadConn) {
+			t.Errorf("Commit: the connection error is not reachable:%s", errorChain(err))
+		}
+		if p := s.Pending(); len(p) != 1 || p[0] != a {
+			t.Errorf("after the failed commit the object should be pending again; pending: %v", p)
+		}
+		if err := s.Commit(ctx); err != nil { // the caller checked: it was not committed
+			t.Fatalf("second Commit: %v", err)
+		}
+		if n := scopeCount(t, eng, "owner = ?", "cu-session"); n != 1 {
+			t.Fatalf("rows: %d, want 1", n)
+		}
+	})
+}
+
+// Through the middleware a commit of unknown outcome is a 500, and the
+// handler's success never reaches the client.
+func TestMiddlewareCommitUnknown(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, fc := faultOpen(t, tg)
+		srv := mwServer(t, eng, func(w http.ResponseWriter, r *http.Request) {
+			orm.SessionFrom(r.Context()).Add(scopeAcct("cu-http", 1))
+			w.WriteHeader(http.StatusCreated)
+			io.WriteString(w, "created\n")
+		})
+		fc.arm(faultBadConn)
+		code, body, _ := mwGet(t, srv, "/")
+		if code != http.StatusInternalServerError || strings.Contains(body, "created") {
+			t.Fatalf("got %d %q, want 500 without the handler's body", code, body)
+		}
+		if n := scopeCount(t, eng, "owner = ?", "cu-http"); n != 0 {
+			t.Fatalf("rows: %d, want 0", n)
+		}
+		scopeNoneInUse(t, eng)
+	})
+}
