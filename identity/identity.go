@@ -45,8 +45,12 @@ type Entry struct {
 
 // Map maps (table, primary key) to the tracked entry.
 type Map struct {
-	tables map[*mapper.Table]*tableMap
-	n      int
+	// Most sessions touch one or two tables: the first lives inline, so a
+	// short session's first Put allocates only its inner map.
+	first   *mapper.Table
+	firstTM tableMap
+	tables  map[*mapper.Table]*tableMap // the other tables
+	n       int
 }
 
 type tableMap struct {
@@ -54,15 +58,15 @@ type tableMap struct {
 	strs map[string]*Entry // every other key, encoded
 }
 
-// New returns an empty map.
-func New() *Map { return &Map{tables: map[*mapper.Table]*tableMap{}} }
+// New returns an empty map. The zero Map is empty and ready to use too.
+func New() *Map { return &Map{} }
 
 // Len is the number of entries.
 func (m *Map) Len() int { return m.n }
 
 // Get returns the entry of t with key k, or nil.
 func (m *Map) Get(t *mapper.Table, k mapper.Key) *Entry {
-	tm := m.tables[t]
+	tm := m.lookup(t)
 	if tm == nil {
 		return nil
 	}
@@ -75,10 +79,18 @@ func (m *Map) Get(t *mapper.Table, k mapper.Key) *Entry {
 // Put adds e under e.Table and e.Key, replacing nothing: the caller checks
 // Get first. It reports false if the key is taken.
 func (m *Map) Put(e *Entry) bool {
-	tm := m.tables[e.Table]
+	tm := m.lookup(e.Table)
 	if tm == nil {
-		tm = &tableMap{}
-		m.tables[e.Table] = tm
+		if m.first == nil {
+			m.first = e.Table
+			tm = &m.firstTM
+		} else {
+			if m.tables == nil {
+				m.tables = map[*mapper.Table]*tableMap{}
+			}
+			tm = &tableMap{}
+			m.tables[e.Table] = tm
+		}
 	}
 	if e.Table.IntKey() {
 		if tm.ints == nil {
@@ -103,7 +115,7 @@ func (m *Map) Put(e *Entry) bool {
 
 // Remove deletes e from the map if it is the entry stored under its key.
 func (m *Map) Remove(e *Entry) {
-	tm := m.tables[e.Table]
+	tm := m.lookup(e.Table)
 	if tm == nil {
 		return
 	}
@@ -121,7 +133,7 @@ func (m *Map) Remove(e *Entry) {
 // Each calls fn for every entry, in no particular order, until fn
 // returns false. fn must not add or remove entries.
 func (m *Map) Each(fn func(*Entry) bool) {
-	for _, tm := range m.tables {
+	for _, tm := range m.all() {
 		for _, e := range tm.ints {
 			if !fn(e) {
 				return
@@ -138,7 +150,7 @@ func (m *Map) Each(fn func(*Entry) bool) {
 // EachIn calls fn for every entry of table t, in no particular order, until
 // fn returns false. fn must not add or remove entries.
 func (m *Map) EachIn(t *mapper.Table, fn func(*Entry) bool) {
-	tm := m.tables[t]
+	tm := m.lookup(t)
 	if tm == nil {
 		return
 	}
@@ -156,7 +168,10 @@ func (m *Map) EachIn(t *mapper.Table, fn func(*Entry) bool) {
 
 // Tables lists the tables that have entries.
 func (m *Map) Tables() []*mapper.Table {
-	out := make([]*mapper.Table, 0, len(m.tables))
+	out := make([]*mapper.Table, 0, len(m.tables)+1)
+	if m.first != nil && len(m.firstTM.ints)+len(m.firstTM.strs) > 0 {
+		out = append(out, m.first)
+	}
 	for t, tm := range m.tables {
 		if len(tm.ints)+len(tm.strs) > 0 {
 			out = append(out, t)
@@ -168,5 +183,25 @@ func (m *Map) Tables() []*mapper.Table {
 // Clear empties the map.
 func (m *Map) Clear() {
 	clear(m.tables)
+	m.first, m.firstTM = nil, tableMap{}
 	m.n = 0
+}
+
+func (m *Map) lookup(t *mapper.Table) *tableMap {
+	if t == m.first && t != nil {
+		return &m.firstTM
+	}
+	return m.tables[t]
+}
+
+// all lists the inner maps, the inline one first.
+func (m *Map) all() []*tableMap {
+	out := make([]*tableMap, 0, len(m.tables)+1)
+	if m.first != nil {
+		out = append(out, &m.firstTM)
+	}
+	for _, tm := range m.tables {
+		out = append(out, tm)
+	}
+	return out
 }

@@ -1,10 +1,12 @@
 package mapper
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
 	"reflect"
+	"strconv"
 	"time"
 	"unsafe"
 )
@@ -50,7 +52,7 @@ func (e *KeyError) Error() string { return "mapper: key for " + e.Table + ": " +
 // object whose ID field is int64(5).
 func (t *Table) KeyOf(vals ...any) (Key, error) {
 	if len(vals) != len(t.PK) {
-		return Key{}, &KeyError{t.Name, fmt.Sprintf("got %d values, the primary key has %d column(s)", len(vals), len(t.PK))}
+		return Key{}, &KeyError{t.Name, "got " + strconv.Itoa(len(vals)) + " values, the primary key has " + strconv.Itoa(len(t.PK)) + " column(s)"}
 	}
 	switch t.keyKind {
 	case keyInt:
@@ -68,7 +70,11 @@ func (t *Table) KeyOf(vals ...any) (Key, error) {
 	var k Key
 	for i, c := range t.PK {
 		fv := reflect.New(c.Type)
-		if err := assign(fv.Elem(), vals[i]); err != nil {
+		v, ok := Detach(vals[i])
+		if !ok {
+			return Key{}, &KeyError{t.Name, "column " + c.Name + ": unsupported key value of type " + reflect.TypeOf(vals[i]).String()}
+		}
+		if err := assign(fv.Elem(), v); err != nil {
 			return Key{}, &KeyError{t.Name, fmt.Sprintf("column %s: %v", c.Name, err)}
 		}
 		switch t.keyKind {
@@ -188,4 +194,91 @@ func appendKeyPart(b []byte, c *Column, p unsafe.Pointer) []byte {
 	b = append(b, 'x')
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
+}
+
+// Detach returns a copy of v that shares no memory with v's box (strings
+// and byte slices may share their immutable bytes), so that code which
+// keeps the copy does not make the caller's boxed value escape. ok is
+// false for kinds it cannot copy without reflection that escapes (structs
+// other than time.Time, maps, slices of non-bytes).
+func Detach(v any) (any, bool) {
+	switch x := v.(type) {
+	case nil:
+		return nil, true
+	case int64:
+		return x, true
+	case int:
+		return x, true
+	case int32:
+		return x, true
+	case int16:
+		return x, true
+	case int8:
+		return x, true
+	case uint64:
+		return x, true
+	case uint:
+		return x, true
+	case uint32:
+		return x, true
+	case uint16:
+		return x, true
+	case uint8:
+		return x, true
+	case string:
+		return x, true
+	case []byte:
+		return x, true
+	case bool:
+		return x, true
+	case float64:
+		return x, true
+	case float32:
+		return x, true
+	case time.Time:
+		return x, true
+	case *time.Time:
+		if x == nil {
+			return nil, true
+		}
+		return *x, true
+	}
+	return detachValue(reflect.ValueOf(v))
+}
+
+func detachValue(rv reflect.Value) (any, bool) {
+	if rv.Kind() == reflect.Pointer {
+		if rv.IsNil() {
+			return nil, true
+		}
+		return detachValue(rv.Elem())
+	}
+	n := reflect.New(rv.Type()).Elem()
+	switch rv.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n.SetInt(rv.Int())
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		n.SetUint(rv.Uint())
+	case reflect.String:
+		n.SetString(rv.String())
+	case reflect.Bool:
+		n.SetBool(rv.Bool())
+	case reflect.Float32, reflect.Float64:
+		n.SetFloat(rv.Float())
+	case reflect.Slice:
+		if rv.Type().Elem().Kind() != reflect.Uint8 {
+			return nil, false
+		}
+		n.SetBytes(bytes.Clone(rv.Bytes()))
+	case reflect.Array:
+		if rv.Type().Elem().Kind() != reflect.Uint8 {
+			return nil, false
+		}
+		for i := range rv.Len() {
+			n.Index(i).SetUint(rv.Index(i).Uint())
+		}
+	default:
+		return nil, false
+	}
+	return n.Interface(), true
 }

@@ -2,10 +2,14 @@ package orm_test
 
 // Speed benchmarks of the Session, each beside hand-written database/sql
 // doing the same work in the same run (sibling sub-benchmarks named raw*),
-// on every reachable database. Compare with benchstat:
+// on every reachable database:
 //
 //	go test -run '^$' -bench . -benchtime 2s -count 6 ./orm/ | tee /tmp/bench.txt
-//	benchstat -col /impl /tmp/bench.txt   # (or read the sibling rows)
+//	benchstat /tmp/bench.txt
+//
+// -count repeats each sub-benchmark back to back, so on a busy machine a
+// drift in load lands on one sibling and not the other; for ratios, prefer
+// several -count 1 runs, which interleave tally and raw.
 //
 // Keys are at least firstID (1001) wherever they are boxed into an any.
 

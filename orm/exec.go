@@ -81,17 +81,18 @@ func (e *Engine) execOp(ctx context.Context, q querier, op, query string, args [
 	return res, err
 }
 
-// query runs a query on q. The caller must call the returned finish with
-// the number of rows read and the iteration error once the rows are closed.
-func (e *Engine) query(ctx context.Context, q querier, query string, args []any) (*sql.Rows, func(n int64, err error), error) {
+// query runs a query on q. The caller must call the returned
+// observation's done with the number of rows read and the iteration error
+// once the rows are closed. (A value, not a closure: no allocation.)
+func (e *Engine) query(ctx context.Context, q querier, query string, args []any) (*sql.Rows, observation, error) {
 	obs := e.observe("query", query, args)
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		err = classify(e.dialect, err)
 		obs.done(ctx, -1, err)
-		return nil, nil, err
+		return nil, observation{}, err
 	}
-	return rows, func(n int64, err error) { obs.done(ctx, n, err) }, nil
+	return rows, obs, nil
 }
 
 // serverReply reports whether err is an error the database server (or

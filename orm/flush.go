@@ -408,7 +408,7 @@ func (s *Session) insertReturning(ctx context.Context, t *mapper.Table, q string
 			s.logFlush(undo{kind: undoSetCol, e: e, col: c, old: t.Acc.Value(e.Obj, c)})
 		}
 	}
-	rows, finish, err := s.query(ctx, q, args)
+	rows, obs, err := s.query(ctx, q, args)
 	if err != nil {
 		return err
 	}
@@ -449,7 +449,7 @@ func (s *Session) insertReturning(ctx context.Context, t *mapper.Table, q string
 		err = fmt.Errorf("orm: INSERT returned %d rows for %d objects", i, len(batch))
 	}
 	err = classify(s.e.dialect, err)
-	finish(int64(i), err)
+	obs.done(ctx, int64(i), err)
 	return err
 }
 

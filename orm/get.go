@@ -33,7 +33,7 @@ func Get[T any](ctx context.Context, s *Session, key ...any) (*T, error) {
 	if e := s.idmap.Get(t, k); e != nil {
 		return trackedAs[T](t, e)
 	}
-	if s.hasWork() {
+	if s.hasPendingRows() {
 		if err := s.autoflushLocked(ctx); err != nil {
 			return nil, err
 		}
@@ -45,9 +45,10 @@ func Get[T any](ctx context.Context, s *Session, key ...any) (*T, error) {
 	q := s.e.stmts.get(stmtKey{t, "get", 0}, func() string {
 		return selectSQL(s.e.dialect, t, t.Columns) + " WHERE " + keyWhere(s.e.dialect, t, 1)
 	})
-	if err := s.scanOne(ctx, t, q, key, obj, t.Columns); err != nil {
+	args := bindKey(t, k, key)
+	if err := s.scanOne(ctx, t, q, args, obj, t.Columns); err != nil {
 		if errors.Is(err, ErrNotFound) {
-			return nil, fmt.Errorf("%w: %s with key %v", ErrNotFound, t.Name, key)
+			return nil, fmt.Errorf("%w: %s with key %v", ErrNotFound, t.Name, args)
 		}
 		return nil, err
 	}
@@ -76,9 +77,25 @@ func (s *Session) hasWork() bool {
 	return s.idmap.Len() > 0
 }
 
+// hasPendingRows reports whether a flush would insert or delete rows. A
+// Get that misses the identity map needs only those flushed: the row it
+// reads is not tracked, so no tracked object's unflushed update can be in
+// it. (A query, which may match any row, flushes everything.)
+func (s *Session) hasPendingRows() bool {
+	if len(s.pending) > 0 {
+		return true
+	}
+	for _, e := range s.deletes {
+		if !e.Flushed {
+			return true
+		}
+	}
+	return false
+}
+
 // scanOne reads at most one row of q into obj's cols; no row is ErrNotFound.
 func (s *Session) scanOne(ctx context.Context, t *mapper.Table, q string, args []any, obj any, cols []*mapper.Column) error {
-	rows, finish, err := s.query(ctx, q, args)
+	rows, obs, err := s.query(ctx, q, args)
 	if err != nil {
 		return err
 	}
@@ -94,7 +111,7 @@ func (s *Session) scanOne(ctx context.Context, t *mapper.Table, q string, args [
 		err = cerr
 	}
 	err = classify(s.e.dialect, err)
-	finish(n, err)
+	obs.done(ctx, n, err)
 	if err == nil && n == 0 {
 		err = ErrNotFound
 	}
@@ -103,6 +120,9 @@ func (s *Session) scanOne(ctx context.Context, t *mapper.Table, q string, args [
 
 // scanDest returns the scan targets of obj's cols in a reused slice.
 func (s *Session) scanDest(t *mapper.Table, obj any, cols []*mapper.Column) []any {
+	if cap(s.dest) < len(cols) {
+		s.dest = make([]any, 0, max(len(cols), 16))
+	}
 	dest := s.dest[:0]
 	for _, c := range cols {
 		dest = append(dest, t.Acc.Addr(obj, c))
@@ -218,4 +238,32 @@ func deleteInSQL(d dialect.Dialect, t *mapper.Table, n int) string {
 	}
 	b = append(b, ')')
 	return string(b)
+}
+
+// bindKey returns the values to bind for key, which KeyOf decoded to k:
+// rebuilt from k for a single integer or string column, detached copies
+// otherwise, so that nothing Get keeps reaches the caller's boxes and a
+// caller's boxed key can stay on its stack.
+func bindKey(t *mapper.Table, k mapper.Key, key []any) []any {
+	if len(t.PK) == 1 {
+		switch t.PK[0].Type.Kind() {
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+			if t.IntKey() {
+				return []any{k.I}
+			}
+		case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+			if t.IntKey() {
+				return []any{uint64(k.I)}
+			}
+		case reflect.String:
+			if _, ok := key[0].(string); ok {
+				return []any{k.S}
+			}
+		}
+	}
+	out := make([]any, len(key))
+	for i, v := range key {
+		out[i], _ = mapper.Detach(v) // KeyOf accepted it: Detach can copy it
+	}
+	return out
 }

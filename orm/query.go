@@ -225,14 +225,14 @@ func (q *Q[T]) appendWhere(b *strings.Builder) {
 }
 
 // start enters the session, autoflushes and runs the query.
-func (q *Q[T]) start(ctx context.Context, query string, args []any) (*sql.Rows, func(int64, error), error) {
+func (q *Q[T]) start(ctx context.Context, query string, args []any) (*sql.Rows, observation, error) {
 	s := q.s
 	if err := s.autoflushLocked(ctx); err != nil {
-		return nil, nil, err
+		return nil, observation{}, err
 	}
 	if q.forUpdate {
 		if err := s.lockForUpdate(ctx, q.t); err != nil {
-			return nil, nil, err
+			return nil, observation{}, err
 		}
 	}
 	return s.query(ctx, query, args)
@@ -252,7 +252,7 @@ func (q *Q[T]) collect(ctx context.Context, max int) ([]*T, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows, finish, err := q.start(ctx, query, args)
+	rows, obs, err := q.start(ctx, query, args)
 	if err != nil {
 		return nil, err
 	}
@@ -263,7 +263,7 @@ func (q *Q[T]) collect(ctx context.Context, max int) ([]*T, error) {
 		obj, err := scanRow[T](q.s, q.t, rows, q.noTrack)
 		if err != nil {
 			rows.Close()
-			finish(n, err)
+			obs.done(ctx, n, err)
 			return nil, err
 		}
 		out = append(out, obj)
@@ -276,7 +276,7 @@ func (q *Q[T]) collect(ctx context.Context, max int) ([]*T, error) {
 		err = cerr
 	}
 	err = classify(q.s.e.dialect, err)
-	finish(n, err)
+	obs.done(ctx, n, err)
 	if err != nil {
 		return nil, err
 	}
@@ -378,7 +378,7 @@ func (q *Q[T]) Exists(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	rows, finish, err := c.start(ctx, query, args)
+	rows, obs, err := c.start(ctx, query, args)
 	if err != nil {
 		return false, err
 	}
@@ -388,7 +388,7 @@ func (q *Q[T]) Exists(ctx context.Context) (bool, error) {
 		err = cerr
 	}
 	err = classify(q.s.e.dialect, err)
-	finish(0, err)
+	obs.done(ctx, 0, err)
 	return found && err == nil, err
 }
 
@@ -401,7 +401,7 @@ func (q *Q[T]) scalar(ctx context.Context, what string, dst any) error {
 	if err != nil {
 		return err
 	}
-	rows, finish, err := q.start(ctx, query, args)
+	rows, obs, err := q.start(ctx, query, args)
 	if err != nil {
 		return err
 	}
@@ -415,7 +415,7 @@ func (q *Q[T]) scalar(ctx context.Context, what string, dst any) error {
 		err = cerr
 	}
 	err = classify(q.s.e.dialect, err)
-	finish(1, err)
+	obs.done(ctx, 1, err)
 	return err
 }
 
@@ -445,7 +445,7 @@ func (q *Q[T]) Iter(ctx context.Context) iter.Seq2[*T, error] {
 			yield(nil, err)
 			return
 		}
-		rows, finish, err := q.start(ctx, query, args)
+		rows, obs, err := q.start(ctx, query, args)
 		if err != nil {
 			yield(nil, err)
 			return
@@ -453,7 +453,7 @@ func (q *Q[T]) Iter(ctx context.Context) iter.Seq2[*T, error] {
 		n := int64(0)
 		defer func() {
 			err := classify(s.e.dialect, rows.Close())
-			finish(n, err)
+			obs.done(ctx, n, err)
 		}()
 		for rows.Next() {
 			n++
@@ -613,7 +613,7 @@ func (s *Session) bulk(ctx context.Context, t *mapper.Table, stmt string, args [
 		if err != nil {
 			return 0, err
 		}
-		rows, finish, err := s.query(ctx, query, qargs)
+		rows, obs, err := s.query(ctx, query, qargs)
 		if err != nil {
 			return 0, err
 		}
@@ -635,7 +635,7 @@ func (s *Session) bulk(ctx context.Context, t *mapper.Table, stmt string, args [
 			err = cerr
 		}
 		err = classify(d, err)
-		finish(n, err)
+		obs.done(ctx, n, err)
 		if err != nil {
 			return 0, err
 		}
@@ -701,7 +701,7 @@ func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.R
 		if err != nil {
 			return err
 		}
-		rows, finish, err := s.query(ctx, query, args)
+		rows, obs, err := s.query(ctx, query, args)
 		if err != nil {
 			return err
 		}
@@ -728,7 +728,7 @@ func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.R
 			err = cerr
 		}
 		err = classify(d, err)
-		finish(cnt, err)
+		obs.done(ctx, cnt, err)
 		if err != nil {
 			return err
 		}

@@ -84,13 +84,13 @@ func (r *RawQ[T]) Iter(ctx context.Context) iter.Seq2[*T, error] {
 			yield(nil, err)
 			return
 		}
-		rows, finish, err := s.query(ctx, query, args)
+		rows, obs, err := s.query(ctx, query, args)
 		if err != nil {
 			yield(nil, err)
 			return
 		}
 		n := int64(0)
-		defer func() { finish(n, classify(s.e.dialect, rows.Close())) }()
+		defer func() { obs.done(ctx, n, classify(s.e.dialect, rows.Close())) }()
 		cols, err := r.columns(rows)
 		if err != nil {
 			yield(nil, err)

@@ -40,7 +40,7 @@ type Session struct {
 
 	tx      *sql.Tx
 	txWrite bool // the transaction began IMMEDIATE or has written (SQLite's write lock)
-	idmap   *identity.Map
+	idmap   identity.Map
 
 	// pending holds the added objects not yet inserted, in Add order;
 	// pendingByObj indexes them by pointer.
@@ -95,7 +95,7 @@ type Stats struct {
 // NewSession starts a session. It takes no connection until its first
 // statement. Close it when done.
 func (e *Engine) NewSession(opts ...SessionOption) *Session {
-	s := &Session{e: e, autoflush: true, idmap: identity.New(), pendingByObj: map[any]*identity.Entry{}}
+	s := &Session{e: e, autoflush: true}
 	for _, o := range opts {
 		o(s)
 	}
@@ -179,7 +179,7 @@ func (s *Session) addLocked(obj any) error {
 	s.seq++
 	e := &identity.Entry{Table: t, Obj: obj, State: identity.Pending, Seq: s.seq}
 	s.pending = append(s.pending, e)
-	s.pendingByObj[obj] = e
+	s.trackPending(obj, e)
 	s.logIntent(undo{kind: undoAdd, e: e})
 	return s.cascadeAdd(t, obj)
 }
@@ -331,6 +331,15 @@ func (s *Session) cascadeDelete(t *mapper.Table, obj any) error {
 	return nil
 }
 
+// trackPending indexes a pending entry by its object; the index is made
+// on first use, so read-only sessions never allocate it.
+func (s *Session) trackPending(obj any, e *identity.Entry) {
+	if s.pendingByObj == nil {
+		s.pendingByObj = map[any]*identity.Entry{}
+	}
+	s.pendingByObj[obj] = e
+}
+
 func (s *Session) dropPending(e *identity.Entry) {
 	delete(s.pendingByObj, e.Obj)
 	s.pending = slices.DeleteFunc(s.pending, func(p *identity.Entry) bool { return p == e })
@@ -434,7 +443,11 @@ func (s *Session) begin(ctx context.Context, write bool) error {
 	obs := s.e.observe("begin", "BEGIN", nil)
 	// The transaction outlives this call's ctx: a ctx that ends must cancel
 	// a statement, not silently roll back the session's transaction.
-	tx, err := s.e.db.BeginTx(context.WithoutCancel(ctx), opts)
+	txCtx := ctx
+	if ctx.Done() != nil {
+		txCtx = context.WithoutCancel(ctx)
+	}
+	tx, err := s.e.db.BeginTx(txCtx, opts)
 	err = classify(s.e.dialect, err)
 	obs.done(ctx, -1, err)
 	s.stats.Statements++
@@ -477,9 +490,9 @@ func (s *Session) exec(ctx context.Context, query string, args []any) (sql.Resul
 }
 
 // query runs a query in the session's transaction, opening it.
-func (s *Session) query(ctx context.Context, query string, args []any) (*sql.Rows, func(int64, error), error) {
+func (s *Session) query(ctx context.Context, query string, args []any) (*sql.Rows, observation, error) {
 	if err := s.begin(ctx, false); err != nil {
-		return nil, nil, err
+		return nil, observation{}, err
 	}
 	s.stats.Statements++
 	s.stats.Queries++

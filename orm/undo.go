@@ -68,7 +68,7 @@ func (s *Session) undoFlushes(mark int) {
 			s.idmap.Remove(e)
 			e.State, e.Snap = identity.Pending, nil
 			s.pending = append(s.pending, e)
-			s.pendingByObj[e.Obj] = e
+			s.trackPending(e.Obj, e)
 			reinsert = true
 		case undoSetCol:
 			_ = e.Table.Acc.Set(e.Obj, u.col, u.old) // the value came from this field: it fits
@@ -97,7 +97,7 @@ func (s *Session) undoIntents(mark int) {
 		case undoDropPending:
 			e.State = identity.Pending
 			s.pending = append(s.pending, e)
-			s.pendingByObj[e.Obj] = e
+			s.trackPending(e.Obj, e)
 			slices.SortFunc(s.pending, func(a, b *identity.Entry) int { return cmp.Compare(a.Seq, b.Seq) })
 		case undoMarkDelete:
 			e.State = identity.Persistent
