@@ -61,6 +61,8 @@ func (s *Session) flushLocked(ctx context.Context, auto bool) error {
 		return &FlushError{Autoflush: auto, Op: op, Table: name, Err: err}
 	}
 	var ups []update
+	// Inserts log up to three undo records each: size the log once.
+	s.flushLog = slices.Grow(s.flushLog, 3*len(s.pending))
 	for _, t := range order {
 		if err := s.syncForeignKeys(t); err != nil {
 			return fail("", t, err)
@@ -71,13 +73,15 @@ func (s *Session) flushLocked(ctx context.Context, auto bool) error {
 				ins = append(ins, e)
 			}
 		}
+		// The changed objects are found before the inserts, which would
+		// only add unchanged, freshly snapshotted objects to compare.
+		ups = s.dirty(t, ups[:0])
 		if len(ins) > 0 {
 			wrote = true
 			if err := s.insert(ctx, t, ins); err != nil {
 				return fail("INSERT", t, err)
 			}
 		}
-		ups = s.dirty(t, ups[:0])
 		for _, u := range ups {
 			wrote = true
 			if err := s.update(ctx, u); err != nil {
@@ -309,6 +313,7 @@ func (s *Session) eachLive(t *mapper.Table, fn func(*identity.Entry)) {
 
 // valuesEqual compares two bound values, integers across integer types.
 func valuesEqual(a, b any) bool {
+	a, b = normKey(a), normKey(b)
 	if x, ok := mapper.ToInt64(a); ok {
 		y, ok := mapper.ToInt64(b)
 		return ok && x == y
@@ -386,6 +391,16 @@ func (s *Session) insert(ctx context.Context, t *mapper.Table, ents []*identity.
 				if err := s.afterLastInsert(ctx, t, res, batch[0], ret); err != nil {
 					return err
 				}
+			}
+		}
+		// One allocation for the whole batch's snapshots.
+		if bs, ok := t.Acc.(interface{ SnapshotBatch([]any) []any }); ok {
+			objs := make([]any, len(batch))
+			for i, e := range batch {
+				objs[i] = e.Obj
+			}
+			for i, sn := range bs.SnapshotBatch(objs) {
+				batch[i].Snap = sn
 			}
 		}
 		for _, e := range batch {
@@ -486,7 +501,9 @@ func (s *Session) markInserted(e *identity.Entry) {
 	delete(s.pendingByObj, e.Obj) // the caller drops it from s.pending
 	e.State = identity.Persistent
 	e.Key = t.Acc.Key(e.Obj)
-	e.Snap = t.Acc.Snapshot(e.Obj)
+	if e.Snap == nil {
+		e.Snap = t.Acc.Snapshot(e.Obj)
+	}
 	s.idmap.Put(e)
 	s.logFlush(undo{kind: undoInsert, e: e})
 }

@@ -65,6 +65,7 @@ type Session struct {
 	seq   uint64
 	stats Stats
 	dest  []any // scratch scan targets
+	slab  []identity.Entry
 	cols  []*mapper.Column
 }
 
@@ -139,6 +140,15 @@ func (s *Session) Add(objs ...any) error {
 		return err
 	}
 	defer s.leave()
+	// Size the per-Add structures once instead of growing them object by
+	// object: entries come from one slab.
+	if len(objs) > len(s.slab) {
+		s.slab = make([]identity.Entry, len(objs))
+	}
+	s.pending = slices.Grow(s.pending, len(objs))
+	if s.pendingByObj == nil && len(objs) > 8 {
+		s.pendingByObj = make(map[any]*identity.Entry, len(objs))
+	}
 	for _, obj := range objs {
 		if err := s.addLocked(obj); err != nil {
 			return err
@@ -177,7 +187,8 @@ func (s *Session) addLocked(obj any) error {
 		}
 	}
 	s.seq++
-	e := &identity.Entry{Table: t, Obj: obj, State: identity.Pending, Seq: s.seq}
+	e := s.newEntry()
+	*e = identity.Entry{Table: t, Obj: obj, State: identity.Pending, Seq: s.seq}
 	s.pending = append(s.pending, e)
 	s.trackPending(obj, e)
 	s.logIntent(undo{kind: undoAdd, e: e})
@@ -635,3 +646,13 @@ func (s *Session) Close() error {
 type identityEntry = identity.Entry
 
 const stPersistent = identity.Persistent
+
+// newEntry takes an entry from the slab Add sized, else allocates one.
+func (s *Session) newEntry() *identity.Entry {
+	if len(s.slab) == 0 {
+		return new(identity.Entry)
+	}
+	e := &s.slab[0]
+	s.slab = s.slab[1:]
+	return e
+}
