@@ -131,20 +131,58 @@ func ptrOps(t reflect.Type) colOps {
 			}
 			return qa == qb || eo.equal(qa, qb)
 		},
-		clone: func(dst, src unsafe.Pointer) {
-			q := *(*unsafe.Pointer)(src)
-			if q == nil {
-				*(*unsafe.Pointer)(dst) = nil
-				return
-			}
-			n := reflect.New(et)
-			n.Elem().Set(reflect.NewAt(et, q).Elem())
-			if eo.clone != nil {
-				eo.clone(n.UnsafePointer(), q)
-			}
-			*(*unsafe.Pointer)(dst) = n.UnsafePointer()
-		},
+		clone: ptrClone(et, eo),
 	}
+}
+
+// ptrClone returns the snapshot copy of a *T field: a new T holding the
+// pointee's value. For the plain kinds it allocates the copy directly,
+// without reflection (a named type shares its kind's layout).
+func ptrClone(et reflect.Type, eo colOps) func(dst, src unsafe.Pointer) {
+	if eo.clone == nil && !reflect.PointerTo(et).Implements(scannerType) && !et.Implements(valuerType) {
+		switch et.Kind() {
+		case reflect.String:
+			return clonePlain[string]
+		case reflect.Int64, reflect.Int, reflect.Uint64, reflect.Uint:
+			if et.Size() == 8 {
+				return clonePlain[int64]
+			}
+		case reflect.Int32, reflect.Uint32:
+			return clonePlain[int32]
+		case reflect.Float64:
+			return clonePlain[float64]
+		case reflect.Bool:
+			return clonePlain[bool]
+		}
+		if et == timeType {
+			return clonePlain[time.Time]
+		}
+	}
+	return func(dst, src unsafe.Pointer) {
+		q := *(*unsafe.Pointer)(src)
+		if q == nil {
+			*(*unsafe.Pointer)(dst) = nil
+			return
+		}
+		n := reflect.New(et)
+		n.Elem().Set(reflect.NewAt(et, q).Elem())
+		if eo.clone != nil {
+			eo.clone(n.UnsafePointer(), q)
+		}
+		*(*unsafe.Pointer)(dst) = n.UnsafePointer()
+	}
+}
+
+// clonePlain copies the T a pointer field points to into a new T.
+func clonePlain[T any](dst, src unsafe.Pointer) {
+	q := *(**T)(src)
+	if q == nil {
+		*(**T)(dst) = nil
+		return
+	}
+	n := new(T)
+	*n = *q
+	*(**T)(dst) = n
 }
 
 // reflectOps serves the rare types — sql.Null*, Scanner/Valuer types,

@@ -139,7 +139,9 @@ func (s *Session) resolve(t *mapper.Table, obj any) any {
 		return e.Obj
 	}
 	s.seq++
-	s.idmap.Put(&identity.Entry{Table: t, Obj: obj, Key: k, Snap: t.Acc.Snapshot(obj), State: identity.Persistent, Seq: s.seq})
+	e := s.newEntry()
+	*e = identity.Entry{Table: t, Obj: obj, Key: k, Snap: t.Acc.Snapshot(obj), State: identity.Persistent, Seq: s.seq}
+	s.idmap.Put(e)
 	return obj
 }
 

@@ -256,12 +256,15 @@ func (q *Q[T]) collect(ctx context.Context, max int) ([]*T, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Rows are scanned first and resolved after the result is complete:
+	// a failed read then leaves the identity map untouched, and the new
+	// objects' snapshots are made in one allocation.
 	var out []*T
 	n := int64(0)
 	for rows.Next() {
 		n++
-		obj, err := scanRow[T](q.s, q.t, rows, q.noTrack)
-		if err != nil {
+		obj := new(T)
+		if err := rows.Scan(q.s.scanDest(q.t, obj, q.t.Columns)...); err != nil {
 			rows.Close()
 			obs.done(ctx, n, err)
 			return nil, err
@@ -280,6 +283,7 @@ func (q *Q[T]) collect(ctx context.Context, max int) ([]*T, error) {
 	if err != nil {
 		return nil, err
 	}
+	resolveAll(q.s, q.t, out, q.noTrack)
 	if len(q.loads) > 0 && len(out) > 0 {
 		objs := make([]any, len(out))
 		for i, o := range out {
@@ -308,6 +312,43 @@ func scanRow[T any](s *Session, t *mapper.Table, rows *sql.Rows, noTrack bool) (
 		return obj, nil
 	}
 	return s.resolve(t, obj).(*T), nil
+}
+
+// resolveAll replaces each freshly read object by the tracked one with its
+// key, if any, and starts tracking the others (unless noTrack).
+func resolveAll[T any](s *Session, t *mapper.Table, objs []*T, noTrack bool) {
+	var fresh []*identity.Entry
+	for i, obj := range objs {
+		k := t.Acc.Key(obj)
+		if e := s.idmap.Get(t, k); e != nil {
+			objs[i] = e.Obj.(*T)
+			continue
+		}
+		if noTrack {
+			continue
+		}
+		s.seq++
+		e := s.newEntry()
+		*e = identity.Entry{Table: t, Obj: obj, Key: k, State: identity.Persistent, Seq: s.seq}
+		s.idmap.Put(e)
+		fresh = append(fresh, e)
+	}
+	if len(fresh) == 0 {
+		return
+	}
+	if bs, ok := t.Acc.(interface{ SnapshotBatch([]any) []any }); ok && len(fresh) > 1 {
+		list := make([]any, len(fresh))
+		for i, e := range fresh {
+			list[i] = e.Obj
+		}
+		for i, snap := range bs.SnapshotBatch(list) {
+			fresh[i].Snap = snap
+		}
+		return
+	}
+	for _, e := range fresh {
+		e.Snap = t.Acc.Snapshot(e.Obj)
+	}
 }
 
 // selectList is the quoted column list of t.

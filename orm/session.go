@@ -62,11 +62,12 @@ type Session struct {
 	// later work can commit without the work that was lost.
 	lost error
 
-	seq   uint64
-	stats Stats
-	dest  []any // scratch scan targets
-	slab  []identity.Entry
-	cols  []*mapper.Column
+	seq      uint64
+	stats    Stats
+	dest     []any            // scratch scan targets
+	slab     []identity.Entry // entries not yet handed out; see newEntry
+	slabNext int
+	cols     []*mapper.Column
 }
 
 // SessionOption configures a Session.
@@ -307,7 +308,8 @@ func (s *Session) deleteLocked(obj any) error {
 			return fmt.Errorf("%w: %s with key %v", ErrIdentityConflict, t.Name, keyValues(t, obj))
 		}
 		s.seq++
-		e = &identity.Entry{Table: t, Obj: obj, Key: k, Snap: t.Acc.Snapshot(obj), State: identity.Persistent, Seq: s.seq}
+		e = s.newEntry()
+		*e = identity.Entry{Table: t, Obj: obj, Key: k, Snap: t.Acc.Snapshot(obj), State: identity.Persistent, Seq: s.seq}
 		s.idmap.Put(e)
 		s.logIntent(undo{kind: undoAttach, e: e})
 	}
@@ -648,9 +650,13 @@ type identityEntry = identity.Entry
 const stPersistent = identity.Persistent
 
 // newEntry takes an entry from the slab Add sized, else allocates one.
+// When the slab is empty it is refilled, each refill twice the last (up to
+// 64), so a session reading one row allocates one entry and a session
+// reading thousands allocates one per 64.
 func (s *Session) newEntry() *identity.Entry {
 	if len(s.slab) == 0 {
-		return new(identity.Entry)
+		s.slabNext = min(max(s.slabNext*2, 1), 64)
+		s.slab = make([]identity.Entry, s.slabNext)
 	}
 	e := &s.slab[0]
 	s.slab = s.slab[1:]
