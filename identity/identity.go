@@ -134,15 +134,8 @@ func (m *Map) Remove(e *Entry) {
 // returns false. fn must not add or remove entries.
 func (m *Map) Each(fn func(*Entry) bool) {
 	for _, tm := range m.all() {
-		for _, e := range tm.ints {
-			if !fn(e) {
-				return
-			}
-		}
-		for _, e := range tm.strs {
-			if !fn(e) {
-				return
-			}
+		if !tm.each(fn) {
+			return
 		}
 	}
 }
@@ -150,20 +143,25 @@ func (m *Map) Each(fn func(*Entry) bool) {
 // EachIn calls fn for every entry of table t, in no particular order, until
 // fn returns false. fn must not add or remove entries.
 func (m *Map) EachIn(t *mapper.Table, fn func(*Entry) bool) {
-	tm := m.lookup(t)
-	if tm == nil {
-		return
+	if tm := m.lookup(t); tm != nil {
+		tm.each(fn)
 	}
+}
+
+// each calls fn for every entry until fn returns false; it reports
+// whether it went through them all.
+func (tm *tableMap) each(fn func(*Entry) bool) bool {
 	for _, e := range tm.ints {
 		if !fn(e) {
-			return
+			return false
 		}
 	}
 	for _, e := range tm.strs {
 		if !fn(e) {
-			return
+			return false
 		}
 	}
+	return true
 }
 
 // Tables lists the tables that have entries.

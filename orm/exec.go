@@ -81,6 +81,21 @@ func (e *Engine) execOp(ctx context.Context, q querier, op, query string, args [
 	return res, err
 }
 
+// closeRows ends a query: the first of err and the iteration error wins,
+// the rows are closed, and the result is classified and reported to the
+// hooks with n, the rows read.
+func (e *Engine) closeRows(ctx context.Context, rows *sql.Rows, obs observation, n int64, err error) error {
+	if err == nil {
+		err = rows.Err()
+	}
+	if cerr := rows.Close(); err == nil {
+		err = cerr
+	}
+	err = classify(e.dialect, err)
+	obs.done(ctx, n, err)
+	return err
+}
+
 // query runs a query on q. The caller must call the returned
 // observation's done with the number of rows read and the iteration error
 // once the rows are closed. (A value, not a closure: no allocation.)

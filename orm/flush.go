@@ -453,18 +453,9 @@ func (s *Session) insertReturning(ctx context.Context, t *mapper.Table, q string
 		}
 		i++
 	}
-	if err == nil {
-		err = rows.Err()
-	}
-	cerr := rows.Close()
-	if err == nil {
-		err = cerr
-	}
-	if err == nil && i != len(batch) {
+	if err = s.e.closeRows(ctx, rows, obs, int64(i), err); err == nil && i != len(batch) {
 		err = fmt.Errorf("orm: INSERT returned %d rows for %d objects", i, len(batch))
 	}
-	err = classify(s.e.dialect, err)
-	obs.done(ctx, int64(i), err)
 	return err
 }
 

@@ -104,14 +104,7 @@ func (s *Session) scanOne(ctx context.Context, t *mapper.Table, q string, args [
 		n = 1
 		err = rows.Scan(s.scanDest(t, obj, cols)...)
 	}
-	if err == nil {
-		err = rows.Err()
-	}
-	if cerr := rows.Close(); err == nil {
-		err = cerr
-	}
-	err = classify(s.e.dialect, err)
-	obs.done(ctx, n, err)
+	err = s.e.closeRows(ctx, rows, obs, n, err)
 	if err == nil && n == 0 {
 		err = ErrNotFound
 	}

@@ -274,13 +274,7 @@ func (q *Q[T]) collect(ctx context.Context, max int) ([]*T, error) {
 			break
 		}
 	}
-	err = rows.Err()
-	if cerr := rows.Close(); err == nil {
-		err = cerr
-	}
-	err = classify(q.s.e.dialect, err)
-	obs.done(ctx, n, err)
-	if err != nil {
+	if err := q.s.e.closeRows(ctx, rows, obs, n, nil); err != nil {
 		return nil, err
 	}
 	resolveAll(q.s, q.t, out, q.noTrack)
@@ -424,12 +418,7 @@ func (q *Q[T]) Exists(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	found := rows.Next()
-	err = rows.Err()
-	if cerr := rows.Close(); err == nil {
-		err = cerr
-	}
-	err = classify(q.s.e.dialect, err)
-	obs.done(ctx, 0, err)
+	err = q.s.e.closeRows(ctx, rows, obs, 0, nil)
 	return found && err == nil, err
 }
 
@@ -449,15 +438,7 @@ func (q *Q[T]) scalar(ctx context.Context, what string, dst any) error {
 	if rows.Next() {
 		err = rows.Scan(dst)
 	}
-	if err == nil {
-		err = rows.Err()
-	}
-	if cerr := rows.Close(); err == nil {
-		err = cerr
-	}
-	err = classify(q.s.e.dialect, err)
-	obs.done(ctx, 1, err)
-	return err
+	return q.s.e.closeRows(ctx, rows, obs, 1, err)
 }
 
 // Iter streams the matching objects: rows are read and resolved one at a
@@ -669,15 +650,7 @@ func (s *Session) bulk(ctx context.Context, t *mapper.Table, stmt string, args [
 				hit = append(hit, e)
 			}
 		}
-		if err == nil {
-			err = rows.Err()
-		}
-		if cerr := rows.Close(); err == nil {
-			err = cerr
-		}
-		err = classify(d, err)
-		obs.done(ctx, n, err)
-		if err != nil {
+		if err := s.e.closeRows(ctx, rows, obs, n, err); err != nil {
 			return 0, err
 		}
 	}
@@ -762,15 +735,7 @@ func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.R
 				}
 			}
 		}
-		if err == nil {
-			err = rows.Err()
-		}
-		if cerr := rows.Close(); err == nil {
-			err = cerr
-		}
-		err = classify(d, err)
-		obs.done(ctx, cnt, err)
-		if err != nil {
+		if err := s.e.closeRows(ctx, rows, obs, cnt, err); err != nil {
 			return err
 		}
 	}
