@@ -62,21 +62,6 @@ func trackedAs[T any](t *mapper.Table, e *identity.Entry) (*T, error) {
 	return e.Obj.(*T), nil
 }
 
-// hasWork reports whether a flush might send anything, cheaply enough to
-// ask before every query: pending objects or deletions for sure; changed
-// persistent objects need the full comparison, done only if any are tracked.
-func (s *Session) hasWork() bool {
-	if len(s.pending) > 0 {
-		return true
-	}
-	for _, e := range s.deletes {
-		if !e.Flushed {
-			return true
-		}
-	}
-	return s.idmap.Len() > 0
-}
-
 // hasPendingRows reports whether a flush would insert or delete rows. A
 // Get that misses the identity map needs only those flushed: the row it
 // reads is not tracked, so no tracked object's unflushed update can be in

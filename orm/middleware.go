@@ -137,13 +137,8 @@ func (s *Session) hasPendingWork() bool {
 		return false
 	}
 	defer s.leave()
-	if len(s.pending) > 0 || s.tx != nil {
+	if s.tx != nil || s.hasPendingRows() {
 		return true
-	}
-	for _, e := range s.deletes {
-		if !e.Flushed {
-			return true
-		}
 	}
 	dirty := false
 	s.idmap.Each(func(e *identityEntry) bool {

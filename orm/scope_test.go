@@ -432,7 +432,7 @@ func TestDoRetryOnStale(t *testing.T) {
 		ctx := context.Background()
 		// run reads an account in fn; on the first attempt another session
 		// changes it (balance +1) and commits before fn returns.
-		run := func(t *testing.T, owner string, endRead bool, opts ...orm.DoOption) (calls int, err error, id int64) {
+		run := func(t *testing.T, owner string, endRead bool, opts ...orm.DoOption) (calls int, id int64, err error) {
 			acct := scopeAcct(owner, 100)
 			scopeSeed(t, eng, acct)
 			err = eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
@@ -465,12 +465,12 @@ func TestDoRetryOnStale(t *testing.T) {
 				a.Balance += 10
 				return nil
 			}, opts...)
-			return calls, err, acct.ID
+			return calls, acct.ID, err
 		}
 		endRead := tg.Name == dbtest.SQLite
 
 		t.Run("with-RetryOnStale", func(t *testing.T) {
-			calls, err, id := run(t, "stale-retried", endRead, orm.RetryOnStale())
+			calls, id, err := run(t, "stale-retried", endRead, orm.RetryOnStale())
 			if err != nil {
 				t.Fatalf("Do: %v", err)
 			}
@@ -482,7 +482,7 @@ func TestDoRetryOnStale(t *testing.T) {
 			}
 		})
 		t.Run("without", func(t *testing.T) {
-			calls, err, id := run(t, "stale-returned", endRead)
+			calls, id, err := run(t, "stale-returned", endRead)
 			if !errors.Is(err, orm.ErrStaleData) {
 				t.Fatalf("Do: %v, want an error matching ErrStaleData", err)
 			}
@@ -503,7 +503,7 @@ func TestDoRetryOnStale(t *testing.T) {
 			// Do runs fn again even without RetryOnStale, and the lost
 			// update is still prevented.
 			t.Run("sqlite-open-read", func(t *testing.T) {
-				calls, err, id := run(t, "stale-snapshot", false)
+				calls, id, err := run(t, "stale-snapshot", false)
 				if err != nil {
 					t.Fatalf("Do: %v", err)
 				}
