@@ -99,7 +99,7 @@ func (s *Session) scanOne(ctx context.Context, t *mapper.Table, q string, args [
 // scanDest returns the scan targets of obj's cols in a reused slice.
 func (s *Session) scanDest(t *mapper.Table, obj any, cols []*mapper.Column) []any {
 	if cap(s.dest) < len(cols) {
-		s.dest = make([]any, 0, max(len(cols), 16))
+		s.dest = make([]any, 0, len(cols))
 	}
 	dest := s.dest[:0]
 	for _, c := range cols {
