@@ -2,16 +2,22 @@ package mapper
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
 	"sync"
+	"sync/atomic"
 )
 
 // Registry caches the [Table] of each model type. Each Engine owns one, so
 // metadata is never global mutable state. A Registry is safe for concurrent
 // use; a type's metadata is built once, on first use.
 type Registry struct {
-	mu     sync.RWMutex
-	tables map[reflect.Type]*Table // guarded by mu; complete tables only
+	// done is an immutable map of the complete tables, replaced as a whole
+	// when tables are added: the hot path (every Get, Add, query) is one
+	// atomic load and one map lookup, with no lock and no shared write.
+	done   atomic.Pointer[map[reflect.Type]*Table]
+	mu     sync.Mutex              // serialises building
+	tables map[reflect.Type]*Table // guarded by mu; what done holds
 	errs   map[reflect.Type]error  // guarded by mu; definitions that failed
 }
 
@@ -39,23 +45,26 @@ func (r *Registry) Table(t reflect.Type) (*Table, error) {
 	if t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	r.mu.RLock()
-	tab, err := r.tables[t], r.errs[t]
-	r.mu.RUnlock()
-	if tab != nil || err != nil {
-		return tab, err
+	if m := r.done.Load(); m != nil {
+		if tab := (*m)[t]; tab != nil {
+			return tab, nil
+		}
 	}
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	building := map[reflect.Type]*Table{}
-	tab, err = r.buildLocked(t, building)
+	tab, err := r.buildLocked(t, building)
 	if err != nil {
 		r.errs[t] = err
 		return nil, err
 	}
-	for typ, bt := range building {
-		r.tables[typ] = bt
+	if len(building) > 0 {
+		for typ, bt := range building {
+			r.tables[typ] = bt
+		}
+		next := maps.Clone(r.tables)
+		r.done.Store(&next)
 	}
 	return tab, nil
 }
