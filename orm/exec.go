@@ -3,9 +3,12 @@ package orm
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
+	"slices"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -66,6 +69,10 @@ func (e *Engine) exec(ctx context.Context, q querier, query string, args []any) 
 
 // execOp is exec with the Op its QueryEvent reports.
 func (e *Engine) execOp(ctx context.Context, q querier, op, query string, args []any) (sql.Result, error) {
+	args, err := valuerArgs(args)
+	if err != nil {
+		return nil, err
+	}
 	obs := e.observe(op, query, args)
 	res, err := q.ExecContext(ctx, query, args...)
 	err = classify(e.dialect, err)
@@ -79,6 +86,46 @@ func (e *Engine) execOp(ctx context.Context, q querier, op, query string, args [
 		obs.done(ctx, rows, err)
 	}
 	return res, err
+}
+
+// valuerArgs calls the driver.Valuer arguments' Value methods itself,
+// recovering a panic into an error. database/sql calls them while it holds
+// the transaction's lock, and a panic there leaves that lock held: the
+// following Rollback would wait forever and the connection never return.
+// args is returned as is (no allocation) when it holds no Valuer.
+func valuerArgs(args []any) ([]any, error) {
+	var out []any
+	for i, a := range args {
+		vr, ok := a.(driver.Valuer)
+		if !ok {
+			continue
+		}
+		if out == nil {
+			out = slices.Clone(args)
+		}
+		if rv := reflect.ValueOf(a); rv.Kind() == reflect.Pointer && rv.IsNil() {
+			out[i] = nil // database/sql binds a nil Valuer pointer as NULL
+			continue
+		}
+		v, err := callValuer(vr)
+		if err != nil {
+			return nil, fmt.Errorf("orm: argument %d (%T): %w", i+1, a, err)
+		}
+		out[i] = v
+	}
+	if out == nil {
+		return args, nil
+	}
+	return out, nil
+}
+
+func callValuer(vr driver.Valuer) (v driver.Value, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("its Value method panicked: %v", p)
+		}
+	}()
+	return vr.Value()
 }
 
 // closeRows ends a query: the first of err and the iteration error wins,
@@ -100,6 +147,10 @@ func (e *Engine) closeRows(ctx context.Context, rows *sql.Rows, obs observation,
 // observation's done with the number of rows read and the iteration error
 // once the rows are closed. (A value, not a closure: no allocation.)
 func (e *Engine) query(ctx context.Context, q querier, query string, args []any) (*sql.Rows, observation, error) {
+	args, err := valuerArgs(args)
+	if err != nil {
+		return nil, observation{}, err
+	}
 	obs := e.observe("query", query, args)
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {

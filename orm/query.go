@@ -545,23 +545,31 @@ func (q *Q[T]) UpdateAll(ctx context.Context, set Set) (int64, error) {
 	}
 	q.appendWhere(&b)
 	args = append(args, q.args...)
+	// apply gives a tracked object that matched the new values, in the
+	// object and in a new snapshot; both changes are logged, so a failed
+	// commit or savepoint puts the old ones back.
 	apply := func(e *identity.Entry) error {
+		s.logFlush(undo{kind: undoSnap, e: e, old: e.Snap})
+		snap := t.Acc.Snapshot(e.Snap)
 		for _, name := range names {
 			// Each gets its own copy: neither the object nor its snapshot
 			// may share a []byte or pointer with the caller or each other.
 			c := t.Column(name)
-			if err := t.Acc.Set(e.Obj, c, copyValue(set[name])); err != nil {
+			if err := s.setCol(e, c, copyValue(set[name])); err != nil {
 				return err
 			}
-			if err := t.Acc.Set(e.Snap, c, copyValue(set[name])); err != nil {
+			if err := t.Acc.Set(snap, c, copyValue(set[name])); err != nil {
 				return err
 			}
 		}
 		if v := t.Version; v != nil {
 			n, _ := mapper.ToInt64(t.Acc.Value(e.Snap, v))
-			_ = t.Acc.Set(e.Obj, v, n+1)
-			_ = t.Acc.Set(e.Snap, v, n+1)
+			if err := s.setCol(e, v, n+1); err != nil {
+				return err
+			}
+			_ = t.Acc.Set(snap, v, n+1)
 		}
+		e.Snap = snap
 		return nil
 	}
 	return s.bulk(ctx, q.t, b.String(), args, q.where, q.args, apply)
@@ -584,6 +592,7 @@ func (q *Q[T]) DeleteAll(ctx context.Context) (int64, error) {
 	b.WriteString(s.e.dialect.Quote(q.t.Name))
 	q.appendWhere(&b)
 	detach := func(e *identity.Entry) error {
+		s.logFlush(undo{kind: undoDetach, e: e, old: e.State})
 		s.idmap.Remove(e)
 		s.deletes = slices.DeleteFunc(s.deletes, func(d *identity.Entry) bool { return d == e })
 		e.State = identity.Detached

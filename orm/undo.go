@@ -28,6 +28,7 @@ const (
 	undoSetCol                   // the flush wrote a field (generated key, version, foreign key)
 	undoSnap                     // the entry's snapshot was replaced
 	undoDeleteDB                 // the entry's DELETE ran
+	undoDetach                   // a bulk DELETE detached the entry (old: its state)
 	// Intents, in intentLog (recorded only inside a savepoint).
 	undoAdd         // Add made the entry pending
 	undoDropPending // Delete dropped a pending entry
@@ -66,7 +67,18 @@ func (s *Session) undoFlushes(mark int) {
 		switch u.kind {
 		case undoInsert:
 			s.idmap.Remove(e)
-			e.State, e.Snap = identity.Pending, nil
+			e.Snap = nil
+			switch e.State {
+			case identity.Deleted:
+				// Inserted and then deleted in the work rolled back: the
+				// two cancel out, and the object is transient again.
+				s.deletes = slices.DeleteFunc(s.deletes, func(d *identity.Entry) bool { return d == e })
+				e.State, e.Flushed = identity.Transient, false
+				continue
+			case identity.Detached:
+				continue // expunged or bulk-deleted since: it stays out
+			}
+			e.State = identity.Pending
 			s.pending = append(s.pending, e)
 			s.trackPending(e.Obj, e)
 			reinsert = true
@@ -76,6 +88,13 @@ func (s *Session) undoFlushes(mark int) {
 			e.Snap = u.old
 		case undoDeleteDB:
 			e.Flushed = false
+		case undoDetach:
+			// A bulk DELETE detached the entry; its row is back.
+			e.State = u.old.(identity.State)
+			s.idmap.Put(e)
+			if e.State == identity.Deleted {
+				s.deletes = append(s.deletes, e)
+			}
 		}
 	}
 	s.flushLog = s.flushLog[:mark]
@@ -91,7 +110,7 @@ func (s *Session) undoIntents(mark int) {
 		e := u.e
 		switch u.kind {
 		case undoAdd:
-			if e.State == identity.Pending {
+			if s.pendingByObj[e.Obj] == e {
 				s.dropPending(e)
 			}
 		case undoDropPending:
@@ -100,7 +119,9 @@ func (s *Session) undoIntents(mark int) {
 			s.trackPending(e.Obj, e)
 			slices.SortFunc(s.pending, func(a, b *identity.Entry) int { return cmp.Compare(a.Seq, b.Seq) })
 		case undoMarkDelete:
-			e.State = identity.Persistent
+			if e.State == identity.Deleted {
+				e.State = identity.Persistent
+			}
 			s.deletes = slices.DeleteFunc(s.deletes, func(d *identity.Entry) bool { return d == e })
 		case undoUndelete:
 			e.State = identity.Deleted
@@ -132,24 +153,10 @@ type savepoint struct {
 //
 // fn runs on the caller's goroutine and uses the same session.
 func (s *Session) Savepoint(ctx context.Context, fn func() error) (err error) {
-	if err := s.enter(); err != nil {
+	sp, err := s.openSavepoint(ctx)
+	if err != nil {
 		return err
 	}
-	if err := s.flushLocked(ctx, false); err != nil {
-		s.leave()
-		return err
-	}
-	if err := s.begin(ctx, true); err != nil {
-		s.leave()
-		return err
-	}
-	sp := savepoint{name: fmt.Sprintf("tally_sp%d", len(s.sps)+1), flushMark: len(s.flushLog), intentMark: len(s.intentLog)}
-	if err := s.savepointExec(ctx, "SAVEPOINT "+sp.name); err != nil {
-		s.leave()
-		return fmt.Errorf("orm: savepoint: %w", err)
-	}
-	s.sps = append(s.sps, sp)
-	s.leave()
 
 	panicked := true
 	defer func() {
@@ -189,6 +196,28 @@ func (s *Session) Savepoint(ctx context.Context, fn func() error) (err error) {
 		return errors.Join(ferr, err)
 	}
 	return ferr
+}
+
+// openSavepoint flushes, opens the transaction if needed and sets a
+// SAVEPOINT. The deferred leave keeps the session usable even if a flush
+// panics (a Valuer of the user's, say).
+func (s *Session) openSavepoint(ctx context.Context) (savepoint, error) {
+	if err := s.enter(); err != nil {
+		return savepoint{}, err
+	}
+	defer s.leave()
+	if err := s.flushLocked(ctx, false); err != nil {
+		return savepoint{}, err
+	}
+	if err := s.begin(ctx, true); err != nil {
+		return savepoint{}, err
+	}
+	sp := savepoint{name: fmt.Sprintf("tally_sp%d", len(s.sps)+1), flushMark: len(s.flushLog), intentMark: len(s.intentLog)}
+	if err := s.savepointExec(ctx, "SAVEPOINT "+sp.name); err != nil {
+		return savepoint{}, fmt.Errorf("orm: savepoint: %w", err)
+	}
+	s.sps = append(s.sps, sp)
+	return sp, nil
 }
 
 // rollbackToLocked rolls the database and the session back to sp and ends it.
