@@ -173,7 +173,7 @@ func (s *Session) Savepoint(ctx context.Context, fn func() error) (err error) {
 	panicked = false
 
 	if err := s.enter(); err != nil {
-		return err
+		return errors.Join(ferr, err) // fn's own error first: it says what happened
 	}
 	defer s.leave()
 	if len(s.sps) == 0 || s.sps[len(s.sps)-1] != sp {
