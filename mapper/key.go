@@ -44,6 +44,7 @@ type KeyError struct {
 	Reason string
 }
 
+// Error says which table's key was wrong and why.
 func (e *KeyError) Error() string { return "mapper: key for " + e.Table + ": " + e.Reason }
 
 // KeyOf builds the Key of the row whose primary-key columns hold vals, one

@@ -93,6 +93,7 @@ type DefinitionError struct {
 	Err    error // the underlying error, e.g. a *TagError; may be nil
 }
 
+// Error names the type, the field and the reason.
 func (e *DefinitionError) Error() string {
 	if e.Field == "" {
 		return fmt.Sprintf("mapper: model %v: %s", e.Type, e.Reason)
@@ -100,6 +101,7 @@ func (e *DefinitionError) Error() string {
 	return fmt.Sprintf("mapper: model %v, field %s: %s", e.Type, e.Field, e.Reason)
 }
 
+// Unwrap returns the underlying error, such as a *TagError.
 func (e *DefinitionError) Unwrap() error { return e.Err }
 
 // tableNamer is the optional method that overrides the default table name.

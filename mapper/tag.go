@@ -26,6 +26,7 @@ type TagError struct {
 	Reason string
 }
 
+// Error quotes the tag and says what is wrong with it.
 func (e *TagError) Error() string {
 	return fmt.Sprintf("mapper: bad tag %q: %s", e.Tag, e.Reason)
 }

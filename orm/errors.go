@@ -59,6 +59,7 @@ type DBError struct {
 	Err   error // the driver's error
 }
 
+// Error is the driver's message.
 func (e *DBError) Error() string { return e.Err.Error() }
 
 // Unwrap returns the driver's error.
@@ -107,6 +108,7 @@ type StaleDataError struct {
 	Key   []any // the primary-key values
 }
 
+// Error names the statement, table and key.
 func (e *StaleDataError) Error() string {
 	parts := make([]string, len(e.Key))
 	for i, k := range e.Key {
@@ -129,6 +131,7 @@ type FlushError struct {
 	Err       error
 }
 
+// Error says where the flush failed, and whether it was an autoflush.
 func (e *FlushError) Error() string {
 	where := "flush"
 	if e.Autoflush {

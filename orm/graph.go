@@ -61,6 +61,7 @@ type CycleError struct {
 	Tables []string // the cycle, starting and ending with the same table
 }
 
+// Error names the tables of the cycle.
 func (e *CycleError) Error() string {
 	return fmt.Sprintf("orm: foreign keys form a cycle: %s; break it with a nullable column set in a second flush",
 		strings.Join(e.Tables, " -> "))

@@ -104,6 +104,7 @@ type OrderByError struct {
 	Table string
 }
 
+// Error names the key and the model.
 func (e *OrderByError) Error() string {
 	return fmt.Sprintf("orm: OrderBy %q: not a column of %s (use a column name, with - for descending)", e.Key, e.Table)
 }
