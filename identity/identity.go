@@ -113,6 +113,34 @@ func (m *Map) Put(e *Entry) bool {
 	return true
 }
 
+// Reserve makes room for n more entries of table t, so that loading a
+// result of n rows grows the map once instead of by doubling.
+func (m *Map) Reserve(t *mapper.Table, n int) {
+	if n <= 8 {
+		return
+	}
+	tm := m.lookup(t)
+	if tm == nil {
+		if m.first == nil {
+			m.first = t
+			tm = &m.firstTM
+		} else {
+			if m.tables == nil {
+				m.tables = map[*mapper.Table]*tableMap{}
+			}
+			tm = &tableMap{}
+			m.tables[t] = tm
+		}
+	}
+	if t.IntKey() {
+		if len(tm.ints) == 0 {
+			tm.ints = make(map[int64]*Entry, n)
+		}
+	} else if len(tm.strs) == 0 {
+		tm.strs = make(map[string]*Entry, n)
+	}
+}
+
 // Remove deletes e from the map if it is the entry stored under its key.
 func (m *Map) Remove(e *Entry) {
 	tm := m.lookup(e.Table)

@@ -312,7 +312,10 @@ func scanRow[T any](s *Session, t *mapper.Table, rows *sql.Rows, noTrack bool) (
 // resolveAll replaces each freshly read object by the tracked one with its
 // key, if any, and starts tracking the others (unless noTrack).
 func resolveAll[T any](s *Session, t *mapper.Table, objs []*T, noTrack bool) {
-	var fresh []*identity.Entry
+	if !noTrack {
+		s.idmap.Reserve(t, len(objs))
+	}
+	fresh := make([]*identity.Entry, 0, len(objs))
 	for i, obj := range objs {
 		k := t.Acc.Key(obj)
 		if e := s.idmap.Get(t, k); e != nil {
