@@ -12,18 +12,6 @@ import (
 	"github.com/tallyorm/tally/orm"
 )
 
-// reviewCount counts the accounts owned by owner, in a fresh session.
-func reviewCount(t *testing.T, eng *orm.Engine, owner string) int64 {
-	t.Helper()
-	s := eng.NewSession()
-	defer s.Close()
-	n, err := orm.Query[Account](s).Where("owner = ?", owner).Count(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 // An object added, flushed and deleted inside a savepoint that is rolled
 // back must not survive: the savepoint's work is gone. Instead the undo of
 // the flush makes it pending again and the undo of the delete mark then makes
@@ -58,7 +46,7 @@ func TestReviewSavepointAddFlushDeleteResurrects(t *testing.T) {
 		if err := s.Commit(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if n := reviewCount(t, eng, "ghost"); n != 0 {
+		if n := qtCount(t, eng, "owner = ?", "ghost"); n != 0 {
 			t.Fatalf("an object added and deleted inside a rolled-back savepoint was committed (%d rows)", n)
 		}
 	})
