@@ -31,17 +31,23 @@ func (s State) String() string {
 }
 
 // Entry is one tracked object.
+//
+// An entry holds no key of its own: while it is in the map, its key is the
+// one its snapshot holds (a tracked object's primary key cannot change), so
+// every tracked object costs one key less. The fields are ordered to pack.
 type Entry struct {
 	Table *mapper.Table
-	Obj   any        // the *T the user holds
-	Snap  any        // column values as last loaded or flushed; nil while pending
-	Key   mapper.Key // valid once the entry is in the map
-	State State
+	Obj   any    // the *T the user holds
+	Snap  any    // column values as last loaded or flushed; nil while pending
 	Seq   uint64 // the order objects entered the session: flush order within a table
+	State State
 	// Flushed marks a Deleted entry whose DELETE has run in the open
 	// transaction; it leaves the map at commit.
 	Flushed bool
 }
+
+// key is the map key of an entry in the map: its snapshot's.
+func (e *Entry) key() mapper.Key { return e.Table.Acc.Key(e.Snap) }
 
 // Map maps (table, primary key) to the tracked entry.
 type Map struct {
@@ -76,9 +82,10 @@ func (m *Map) Get(t *mapper.Table, k mapper.Key) *Entry {
 	return tm.strs[k.S]
 }
 
-// Put adds e under e.Table and e.Key, replacing nothing: the caller checks
-// Get first. It reports false if the key is taken.
-func (m *Map) Put(e *Entry) bool {
+// Put adds e under e.Table and k, replacing nothing: the caller checks Get
+// first. It reports false if the key is taken. k must be the key of e.Snap
+// (set now or before the next call into the map), which Remove relies on.
+func (m *Map) Put(e *Entry, k mapper.Key) bool {
 	tm := m.lookup(e.Table)
 	if tm == nil {
 		if m.first == nil {
@@ -96,18 +103,18 @@ func (m *Map) Put(e *Entry) bool {
 		if tm.ints == nil {
 			tm.ints = map[int64]*Entry{}
 		}
-		if tm.ints[e.Key.I] != nil {
+		if tm.ints[k.I] != nil {
 			return false
 		}
-		tm.ints[e.Key.I] = e
+		tm.ints[k.I] = e
 	} else {
 		if tm.strs == nil {
 			tm.strs = map[string]*Entry{}
 		}
-		if tm.strs[e.Key.S] != nil {
+		if tm.strs[k.S] != nil {
 			return false
 		}
-		tm.strs[e.Key.S] = e
+		tm.strs[k.S] = e
 	}
 	m.n++
 	return true
@@ -147,13 +154,14 @@ func (m *Map) Remove(e *Entry) {
 	if tm == nil {
 		return
 	}
+	k := e.key()
 	if e.Table.IntKey() {
-		if tm.ints[e.Key.I] == e {
-			delete(tm.ints, e.Key.I)
+		if tm.ints[k.I] == e {
+			delete(tm.ints, k.I)
 			m.n--
 		}
-	} else if tm.strs[e.Key.S] == e {
-		delete(tm.strs, e.Key.S)
+	} else if tm.strs[k.S] == e {
+		delete(tm.strs, k.S)
 		m.n--
 	}
 }

@@ -36,16 +36,20 @@ func TestMap(t *testing.T) {
 	objs := []any{&intModel{ID: 7}, &strModel{Code: "x"}, &pairModel{A: "a", B: 1}}
 	var m identity.Map // the zero Map is ready
 	var ents []*identity.Entry
+	var keys []mapper.Key
 	for i, o := range objs {
 		tab := tabs[i]
-		e := &identity.Entry{Table: tab, Obj: o, Key: tab.Acc.Key(o), State: identity.Persistent}
-		if !m.Put(e) {
+		// The snapshot is the object itself here: Remove finds the key in it.
+		e := &identity.Entry{Table: tab, Obj: o, Snap: o, State: identity.Persistent}
+		k := tab.Acc.Key(o)
+		if !m.Put(e, k) {
 			t.Fatalf("Put %T refused", o)
 		}
-		if m.Put(&identity.Entry{Table: tab, Obj: o, Key: e.Key}) {
+		if m.Put(&identity.Entry{Table: tab, Obj: o, Snap: o}, k) {
 			t.Fatalf("second Put of the same key of %T accepted", o)
 		}
 		ents = append(ents, e)
+		keys = append(keys, k)
 	}
 	if m.Len() != 3 || len(m.Tables()) != 3 {
 		t.Fatalf("Len %d, Tables %d", m.Len(), len(m.Tables()))
@@ -73,14 +77,14 @@ func TestMap(t *testing.T) {
 		t.Fatalf("EachIn saw %d", n)
 	}
 	m.Remove(ents[0])
-	if m.Len() != 2 || len(m.Tables()) != 2 || m.Get(tabs[0], ents[0].Key) != nil {
+	if m.Len() != 2 || len(m.Tables()) != 2 || m.Get(tabs[0], keys[0]) != nil {
 		t.Fatal("Remove of the inline table's entry")
 	}
 	m.Clear()
 	if m.Len() != 0 || len(m.Tables()) != 0 {
 		t.Fatal("Clear")
 	}
-	if !m.Put(ents[1]) || m.Get(tabs[1], ents[1].Key) != ents[1] {
+	if !m.Put(ents[1], keys[1]) || m.Get(tabs[1], keys[1]) != ents[1] {
 		t.Fatal("Put after Clear")
 	}
 }

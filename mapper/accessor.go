@@ -35,6 +35,14 @@ type Accessor interface {
 	Key(obj any) Key
 }
 
+// BatchSnapshotter is implemented by accessors that can snapshot many
+// objects in one allocation; see reflectAccessor.SnapshotBatch.
+type BatchSnapshotter interface {
+	SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any))
+}
+
+var _ BatchSnapshotter = reflectAccessor{}
+
 // reflectAccessor is the Accessor built from struct tags. It works on raw
 // field addresses (the struct base plus a precomputed offset) and per-kind
 // operations chosen once per column, so the hot paths — snapshot and diff of
@@ -63,22 +71,19 @@ func (a reflectAccessor) Set(obj any, c *Column, v any) error {
 }
 
 func (a reflectAccessor) Snapshot(obj any) any {
-	t := a.t
-	src := base(obj)
-	cp := reflect.New(t.Type)
-	cp.Elem().Set(reflect.NewAt(t.Type, src).Elem())
-	dst := cp.UnsafePointer()
-	for _, c := range t.Columns {
-		if c.ops.clone != nil {
-			c.ops.clone(unsafe.Add(dst, c.Offset), unsafe.Add(src, c.Offset))
-		}
-	}
-	// The snapshot keeps column values only; dropping relation fields keeps
-	// it from pinning related objects in memory.
-	for _, r := range t.Relations {
-		reflect.NewAt(r.FieldType, unsafe.Add(dst, r.Offset)).Elem().SetZero()
-	}
+	cp := reflect.New(a.t.Type)
+	a.t.copyColumns(cp.UnsafePointer(), base(obj))
 	return cp.Interface()
+}
+
+// copyColumns copies the column fields of the struct at src into the one
+// at dst, deep enough that they share nothing mutable. Other fields of dst
+// are left as they are: a snapshot holds column values only, so it never
+// pins related objects in memory.
+func (t *Table) copyColumns(dst, src unsafe.Pointer) {
+	for _, c := range t.Columns {
+		c.ops.copy(unsafe.Add(dst, c.Offset), unsafe.Add(src, c.Offset))
+	}
 }
 
 func (a reflectAccessor) Changed(obj any, snap any, dst []*Column) []*Column {
@@ -92,15 +97,7 @@ func (a reflectAccessor) Changed(obj any, snap any, dst []*Column) []*Column {
 }
 
 func (a reflectAccessor) Restore(obj any, snap any) {
-	dst, src := base(obj), base(snap)
-	for _, c := range a.t.Columns {
-		p, q := unsafe.Add(dst, c.Offset), unsafe.Add(src, c.Offset)
-		if c.ops.clone != nil {
-			c.ops.clone(p, q)
-			continue
-		}
-		reflect.NewAt(c.Type, p).Elem().Set(reflect.NewAt(c.Type, q).Elem())
-	}
+	a.t.copyColumns(base(obj), base(snap))
 }
 
 func (a reflectAccessor) Key(obj any) Key {
@@ -190,28 +187,42 @@ func assign(dst reflect.Value, v any) error {
 	return fmt.Errorf("mapper: cannot set a %T into a %v field", v, dst.Type())
 }
 
-// SnapshotBatch is Snapshot for many objects of the table, with all the
-// copies in one allocation (a slice of the struct). The session uses it,
-// when an accessor has it, for the objects of one INSERT batch.
-func (a reflectAccessor) SnapshotBatch(objs []any) []any {
+// SnapshotBatch is Snapshot for n objects of the table, with all the
+// copies in one allocation (a slice of the struct): obj(i) gives the i-th
+// object and put(i, snap) takes its snapshot. The session uses it, when an
+// accessor has it, for the rows of one result and the objects of one
+// INSERT batch; the callbacks spare it a list of boxes per batch.
+func (a reflectAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
 	t := a.t
-	n := len(objs)
 	slab := reflect.MakeSlice(reflect.SliceOf(t.Type), n, n).UnsafePointer()
 	size := t.Type.Size()
-	out := make([]any, n)
-	for i, obj := range objs {
-		src := base(obj)
-		dst := unsafe.Add(slab, uintptr(i)*size)
-		reflect.NewAt(t.Type, dst).Elem().Set(reflect.NewAt(t.Type, src).Elem())
-		for _, c := range t.Columns {
-			if c.ops.clone != nil {
-				c.ops.clone(unsafe.Add(dst, c.Offset), unsafe.Add(src, c.Offset))
-			}
+	// The pointees of plain pointer columns (*string, *int64, ...) are
+	// copied into one slice per column too, instead of one box per row.
+	var buf [16]unsafe.Pointer // on the stack for tables of up to 16 columns
+	pointees := buf[:0]
+	for _, c := range t.Columns {
+		var p unsafe.Pointer
+		if c.ops.pointee != nil {
+			p = reflect.MakeSlice(reflect.SliceOf(c.ops.pointee), n, n).UnsafePointer()
 		}
-		for _, r := range t.Relations {
-			reflect.NewAt(r.FieldType, unsafe.Add(dst, r.Offset)).Elem().SetZero()
-		}
-		out[i] = reflect.NewAt(t.Type, dst).Interface()
+		pointees = append(pointees, p)
 	}
-	return out
+	for i := range n {
+		dst, src := unsafe.Add(slab, uintptr(i)*size), base(obj(i))
+		for j, c := range t.Columns {
+			d, s := unsafe.Add(dst, c.Offset), unsafe.Add(src, c.Offset)
+			if pointees[j] == nil {
+				c.ops.copy(d, s)
+				continue
+			}
+			q := *(*unsafe.Pointer)(s)
+			if q == nil {
+				continue // the slab's pointer is nil already
+			}
+			e := unsafe.Add(pointees[j], uintptr(i)*c.ops.pointee.Size())
+			c.ops.pointeeCopy(e, q)
+			*(*unsafe.Pointer)(d) = e
+		}
+		put(i, reflect.NewAt(t.Type, dst).Interface())
+	}
 }

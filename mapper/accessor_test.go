@@ -236,31 +236,50 @@ func TestSnapshotChanged(t *testing.T) {
 		{"Null[int64]", nil, func(k *Kinds) { k.NG.V = 12 }, []string{"ng"}},
 		{"several, in column order", nil, func(k *Kinds) { k.NG.Valid, k.B, k.S = false, false, "" }, []string{"b", "s", "ng"}},
 	}
+	// Each case runs on a snapshot from Snapshot and on one from the middle
+	// of a SnapshotBatch, whose neighbours have NULL pointers and pointees
+	// of their own: the batch copies pointees into shared slabs.
+	snapshots := map[string]func(t *testing.T, obj *Kinds) any{
+		"single": func(_ *testing.T, obj *Kinds) any { return tab.Acc.Snapshot(obj) },
+		"batch": func(t *testing.T, obj *Kinds) any {
+			nulls := fullKinds()
+			nulls.PI, nulls.PS, nulls.PF, nulls.PB, nulls.PT = nil, nil, nil, nil, nil
+			objs := []any{nulls, obj, fullKinds()}
+			snaps := make([]any, len(objs))
+			tab.Acc.(BatchSnapshotter).SnapshotBatch(len(objs), func(i int) any { return objs[i] }, func(i int, s any) { snaps[i] = s })
+			if d := cmp.Diff(nulls, snaps[0]); d != "" {
+				t.Errorf("batch neighbour with NULLs (-want +got):\n%s", d)
+			}
+			return snaps[1]
+		},
+	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			obj, orig := fullKinds(), fullKinds()
-			if tt.start != nil {
-				tt.start(obj)
-				tt.start(orig)
-			}
-			snap := tab.Acc.Snapshot(obj)
-			if _, ok := snap.(*Kinds); !ok {
-				t.Fatalf("Snapshot = %T, want *Kinds", snap)
-			}
-			tt.change(obj)
-			if got := colNames(tab.Acc.Changed(obj, snap, nil)); !slices.Equal(got, tt.want) {
-				t.Errorf("Changed = %v, want %v", got, tt.want)
-			}
-			// The change did not reach the snapshot: it still holds what
-			// obj held when it was taken.
-			if d := cmp.Diff(orig, snap, cmp.Comparer(func(a, b float64) bool {
-				return math.Float64bits(a) == math.Float64bits(b)
-			}), cmp.Comparer(func(a, b float32) bool {
-				return math.Float32bits(a) == math.Float32bits(b)
-			})); d != "" {
-				t.Errorf("snapshot changed with the object (-want +got):\n%s", d)
-			}
-		})
+		for mode, snapshot := range snapshots {
+			t.Run(tt.name+"/"+mode, func(t *testing.T) {
+				obj, orig := fullKinds(), fullKinds()
+				if tt.start != nil {
+					tt.start(obj)
+					tt.start(orig)
+				}
+				snap := snapshot(t, obj)
+				if _, ok := snap.(*Kinds); !ok {
+					t.Fatalf("Snapshot = %T, want *Kinds", snap)
+				}
+				tt.change(obj)
+				if got := colNames(tab.Acc.Changed(obj, snap, nil)); !slices.Equal(got, tt.want) {
+					t.Errorf("Changed = %v, want %v", got, tt.want)
+				}
+				// The change did not reach the snapshot: it still holds what
+				// obj held when it was taken.
+				if d := cmp.Diff(orig, snap, cmp.Comparer(func(a, b float64) bool {
+					return math.Float64bits(a) == math.Float64bits(b)
+				}), cmp.Comparer(func(a, b float32) bool {
+					return math.Float32bits(a) == math.Float32bits(b)
+				})); d != "" {
+					t.Errorf("snapshot changed with the object (-want +got):\n%s", d)
+				}
+			})
+		}
 	}
 }
 

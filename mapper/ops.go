@@ -16,10 +16,32 @@ type colOps struct {
 	value  func(p unsafe.Pointer) any     // bind value
 	equal  func(a, b unsafe.Pointer) bool // value equality, for change detection
 	clone  func(dst, src unsafe.Pointer)  // deep copy for snapshots; nil when a plain copy suffices
+	copy   func(dst, src unsafe.Pointer)  // the snapshot copy: clone, else a typed plain copy
 	getInt func(p unsafe.Pointer) int64   // integer kinds only
+	// pointee is set for a *T field whose T copies plainly: a batch of
+	// snapshots then copies the pointees into one []T (see SnapshotBatch).
+	pointee     reflect.Type
+	pointeeCopy func(dst, src unsafe.Pointer)
 }
 
+// opsFor returns the operations for a field of type t, with copy always set.
 func opsFor(t reflect.Type) colOps {
+	o := kindOps(t)
+	if o.copy == nil {
+		o.copy = o.clone
+	}
+	if o.copy == nil {
+		// Rare types only (the common kinds set copy themselves): a typed
+		// copy through reflection keeps the garbage collector's write
+		// barriers right for whatever pointers the type holds.
+		o.copy = func(dst, src unsafe.Pointer) {
+			reflect.NewAt(t, dst).Elem().Set(reflect.NewAt(t, src).Elem())
+		}
+	}
+	return o
+}
+
+func kindOps(t reflect.Type) colOps {
 	scans := reflect.PointerTo(t).Implements(scannerType)
 	values := t.Implements(valuerType)
 	if scans || values || t.Kind() == reflect.Struct && t != timeType {
@@ -84,6 +106,7 @@ func opsFor(t reflect.Type) colOps {
 			// Equal, not ==: the same instant read back from the database
 			// carries another location and must not count as a change.
 			equal: func(a, b unsafe.Pointer) bool { return (*time.Time)(a).Equal(*(*time.Time)(b)) },
+			copy:  copyPlain[time.Time],
 		}
 	}
 	return reflectOps(t, false, false)
@@ -97,8 +120,12 @@ func basicOps[T comparable](reflect.Type) colOps {
 		addr:  func(p unsafe.Pointer) any { return (*T)(p) },
 		value: func(p unsafe.Pointer) any { return *(*T)(p) },
 		equal: func(a, b unsafe.Pointer) bool { return *(*T)(a) == *(*T)(b) },
+		copy:  copyPlain[T],
 	}
 }
+
+// copyPlain copies a field whose value shares nothing mutable.
+func copyPlain[T any](dst, src unsafe.Pointer) { *(*T)(dst) = *(*T)(src) }
 
 type integer interface {
 	~int | ~int8 | ~int16 | ~int32 | ~int64 | ~uint | ~uint8 | ~uint16 | ~uint32 | ~uint64
@@ -115,8 +142,8 @@ func intOps[T integer](t reflect.Type) colOps {
 func ptrOps(t reflect.Type) colOps {
 	et := t.Elem()
 	eo := opsFor(et)
-	return colOps{
-		addr: func(p unsafe.Pointer) any { return reflect.NewAt(t, p).Interface() },
+	o := colOps{
+		addr: ptrAddr(t),
 		value: func(p unsafe.Pointer) any {
 			q := *(*unsafe.Pointer)(p)
 			if q == nil {
@@ -133,6 +160,33 @@ func ptrOps(t reflect.Type) colOps {
 		},
 		clone: ptrClone(et, eo),
 	}
+	if eo.clone == nil {
+		o.pointee, o.pointeeCopy = et, eo.copy
+	}
+	return o
+}
+
+// ptrAddr returns the scan target of a *T field. For the common unnamed
+// pointee types the target is typed directly, which is what reflect.NewAt
+// would build, without its cost per row.
+func ptrAddr(t reflect.Type) func(p unsafe.Pointer) any {
+	switch t {
+	case reflect.TypeFor[*string]():
+		return func(p unsafe.Pointer) any { return (**string)(p) }
+	case reflect.TypeFor[*int64]():
+		return func(p unsafe.Pointer) any { return (**int64)(p) }
+	case reflect.TypeFor[*int]():
+		return func(p unsafe.Pointer) any { return (**int)(p) }
+	case reflect.TypeFor[*int32]():
+		return func(p unsafe.Pointer) any { return (**int32)(p) }
+	case reflect.TypeFor[*float64]():
+		return func(p unsafe.Pointer) any { return (**float64)(p) }
+	case reflect.TypeFor[*bool]():
+		return func(p unsafe.Pointer) any { return (**bool)(p) }
+	case reflect.TypeFor[*time.Time]():
+		return func(p unsafe.Pointer) any { return (**time.Time)(p) }
+	}
+	return func(p unsafe.Pointer) any { return reflect.NewAt(t, p).Interface() }
 }
 
 // ptrClone returns the snapshot copy of a *T field: a new T holding the

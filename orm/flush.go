@@ -394,15 +394,10 @@ func (s *Session) insert(ctx context.Context, t *mapper.Table, ents []*identity.
 			}
 		}
 		// One allocation for the whole batch's snapshots.
-		if bs, ok := t.Acc.(interface{ SnapshotBatch([]any) []any }); ok {
-			objs := make([]any, len(batch))
-			for i, e := range batch {
-				objs[i] = e.Obj
-			}
-			for i, sn := range bs.SnapshotBatch(objs) {
-				batch[i].Snap = sn
-			}
+		if bs, ok := t.Acc.(mapper.BatchSnapshotter); ok {
+			bs.SnapshotBatch(len(batch), func(i int) any { return batch[i].Obj }, func(i int, snap any) { batch[i].Snap = snap })
 		}
+		s.idmap.Reserve(t, len(batch))
 		for _, e := range batch {
 			s.markInserted(e)
 		}
@@ -491,11 +486,10 @@ func (s *Session) markInserted(e *identity.Entry) {
 	t := e.Table
 	delete(s.pendingByObj, e.Obj) // the caller drops it from s.pending
 	e.State = identity.Persistent
-	e.Key = t.Acc.Key(e.Obj)
 	if e.Snap == nil {
 		e.Snap = t.Acc.Snapshot(e.Obj)
 	}
-	s.idmap.Put(e)
+	s.idmap.Put(e, t.Acc.Key(e.Obj))
 	s.logFlush(undo{kind: undoInsert, e: e})
 }
 

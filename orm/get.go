@@ -118,8 +118,8 @@ func (s *Session) resolve(t *mapper.Table, obj any) any {
 	}
 	s.seq++
 	e := s.newEntry()
-	*e = identity.Entry{Table: t, Obj: obj, Key: k, Snap: t.Acc.Snapshot(obj), State: identity.Persistent, Seq: s.seq}
-	s.idmap.Put(e)
+	*e = identity.Entry{Table: t, Obj: obj, Snap: t.Acc.Snapshot(obj), State: identity.Persistent, Seq: s.seq}
+	s.idmap.Put(e, k)
 	return obj
 }
 

@@ -314,8 +314,13 @@ func scanRow[T any](s *Session, t *mapper.Table, rows *sql.Rows, noTrack bool) (
 func resolveAll[T any](s *Session, t *mapper.Table, objs []*T, noTrack bool) {
 	if !noTrack {
 		s.idmap.Reserve(t, len(objs))
+		// Entries for the whole result in one allocation (the rows that
+		// turn out to be tracked already leave theirs for the next read).
+		if len(s.slab) < len(objs) {
+			s.slab = make([]identity.Entry, len(objs))
+		}
 	}
-	fresh := make([]*identity.Entry, 0, len(objs))
+	fresh := s.slab[:0:0]
 	for i, obj := range objs {
 		k := t.Acc.Key(obj)
 		if e := s.idmap.Get(t, k); e != nil {
@@ -326,26 +331,25 @@ func resolveAll[T any](s *Session, t *mapper.Table, objs []*T, noTrack bool) {
 			continue
 		}
 		s.seq++
+		if len(fresh) == 0 {
+			fresh = s.slab[:0]
+		}
+		// The slab's entries are taken in order, so those made here are
+		// the contiguous run fresh, which the batch snapshot walks.
 		e := s.newEntry()
-		*e = identity.Entry{Table: t, Obj: obj, Key: k, State: identity.Persistent, Seq: s.seq}
-		s.idmap.Put(e)
-		fresh = append(fresh, e)
+		*e = identity.Entry{Table: t, Obj: obj, State: identity.Persistent, Seq: s.seq}
+		s.idmap.Put(e, k)
+		fresh = fresh[:len(fresh)+1]
 	}
 	if len(fresh) == 0 {
 		return
 	}
-	if bs, ok := t.Acc.(interface{ SnapshotBatch([]any) []any }); ok && len(fresh) > 1 {
-		list := make([]any, len(fresh))
-		for i, e := range fresh {
-			list[i] = e.Obj
-		}
-		for i, snap := range bs.SnapshotBatch(list) {
-			fresh[i].Snap = snap
-		}
+	if bs, ok := t.Acc.(mapper.BatchSnapshotter); ok && len(fresh) > 1 {
+		bs.SnapshotBatch(len(fresh), func(i int) any { return fresh[i].Obj }, func(i int, snap any) { fresh[i].Snap = snap })
 		return
 	}
-	for _, e := range fresh {
-		e.Snap = t.Acc.Snapshot(e.Obj)
+	for i := range fresh {
+		fresh[i].Snap = t.Acc.Snapshot(fresh[i].Obj)
 	}
 }
 

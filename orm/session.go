@@ -309,8 +309,8 @@ func (s *Session) deleteLocked(obj any) error {
 		}
 		s.seq++
 		e = s.newEntry()
-		*e = identity.Entry{Table: t, Obj: obj, Key: k, Snap: t.Acc.Snapshot(obj), State: identity.Persistent, Seq: s.seq}
-		s.idmap.Put(e)
+		*e = identity.Entry{Table: t, Obj: obj, Snap: t.Acc.Snapshot(obj), State: identity.Persistent, Seq: s.seq}
+		s.idmap.Put(e, k)
 		s.logIntent(undo{kind: undoAttach, e: e})
 	}
 	e.State, e.Flushed = identity.Deleted, false

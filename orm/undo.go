@@ -91,7 +91,7 @@ func (s *Session) undoFlushes(mark int) {
 		case undoDetach:
 			// A bulk DELETE detached the entry; its row is back.
 			e.State = u.old.(identity.State)
-			s.idmap.Put(e)
+			s.idmap.Put(e, e.Table.Acc.Key(e.Snap))
 			if e.State == identity.Deleted {
 				s.deletes = append(s.deletes, e)
 			}
