@@ -37,8 +37,10 @@ const firstID = 1001
 type benchEnv struct {
 	tg  dbtest.Target
 	eng *orm.Engine
-	// db is the engine's own pool: raw code runs on the same driver, DSN
-	// settings (SQLite pragmas, MySQL parseTime) and connections as Tally.
+	// db is the engine's own pool on the servers: raw code runs on the same
+	// driver, DSN settings (SQLite pragmas, MySQL parseTime) and
+	// connections as Tally. On SQLite it is a second pool on the same file
+	// and settings, without Tally's statement cache.
 	db *sql.DB
 	// returning says whether the database has INSERT ... RETURNING.
 	returning bool
@@ -90,6 +92,16 @@ func openBench(b *testing.B, tg dbtest.Target) *benchEnv {
 		created: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
 	if tg.Name == dbtest.SQLite {
 		env.readOpts = &sql.TxOptions{ReadOnly: true}
+		// Tally's SQLite connections keep statements compiled; plain
+		// database/sql on modernc's driver compiles every statement, so
+		// the raw code gets a pool of its own without that cache (same
+		// file, same DSN settings).
+		raw, err := orm.Open(ctx, tg.Driver, dsn, orm.WithSQLiteStatementCache(0))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { raw.Close() })
+		env.db = raw.DB().DB
 	}
 	for i := range 1000 {
 		env.notes = append(env.notes, "note "+strconv.Itoa(i))

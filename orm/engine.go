@@ -3,6 +3,7 @@ package orm
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"reflect"
 
@@ -41,7 +42,19 @@ func Open(ctx context.Context, driverName, dsn string, opts ...Option) (*Engine,
 	if err != nil {
 		return nil, redact(err, password)
 	}
-	db, err := sql.Open(sqlDriver, full)
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	var db *sql.DB
+	if sqlDriver == "sqlite" && cfg.sqliteStmts > 0 {
+		var drv driver.Driver
+		if drv, err = sqliteDriver(); err == nil {
+			db = sql.OpenDB(&stmtCacheConnector{drv: drv, dsn: full, size: cfg.sqliteStmts})
+		}
+	} else {
+		db, err = sql.Open(sqlDriver, full)
+	}
 	if err != nil {
 		return nil, redact(fmt.Errorf("orm: open %s: %w", driverName, err), password)
 	}

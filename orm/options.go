@@ -16,6 +16,7 @@ type config struct {
 	maxIdleTime time.Duration
 	hooks       []func(context.Context, QueryEvent)
 	logger      *slog.Logger
+	sqliteStmts int // statements each SQLite connection keeps compiled
 }
 
 func defaultConfig() config {
@@ -29,8 +30,18 @@ func defaultConfig() config {
 		// limits, so the pool never hands out a connection the server closed.
 		maxLifetime: 30 * time.Minute,
 		maxIdleTime: 5 * time.Minute,
+		sqliteStmts: 64,
 	}
 }
+
+// WithSQLiteStatementCache sets how many statements each SQLite connection
+// that Open makes keeps compiled, most recently used first (default 64; 0
+// turns the cache off). SQLite compiles a statement on every run otherwise,
+// which costs a fifth to a third of a short statement. With the cache, code
+// reaching modernc's connection through sql.Conn.Raw gets a wrapper whose
+// Unwrap method returns it. It has no effect on MySQL and PostgreSQL (pgx
+// keeps its own statement cache) nor on a pool passed to New.
+func WithSQLiteStatementCache(n int) Option { return func(c *config) { c.sqliteStmts = max(n, 0) } }
 
 // WithMaxOpenConns bounds the pool (SQLAlchemy's pool_size + max_overflow).
 // The default is 32; n <= 0 means unlimited.

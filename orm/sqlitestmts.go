@@ -1,0 +1,216 @@
+package orm
+
+import (
+	"container/list"
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"reflect"
+)
+
+// SQLite compiles every statement it runs; modernc's driver does so on
+// each QueryContext and ExecContext, which is a fifth of a 100-row INSERT
+// and a third of a read by key. Tally's statements repeat (the same SELECT
+// by key, the same INSERT batch shape), so on SQLite each connection keeps
+// its most recently used statements compiled, the way mattn/go-sqlite3's
+// _stmt_cache_size does. The cache is per connection, inside the driver:
+// a statement is prepared on the connection that runs it (so TEMP tables
+// work), preparing never waits for the pool, and nothing outlives its
+// connection. A statement whose rows are still open (a nested query with
+// the same SQL inside an Iter loop) is not shared: the second use runs
+// uncached.
+
+// stmtCacheConnector opens connections of the registered "sqlite" driver
+// wrapped in a statement cache of size statements each.
+type stmtCacheConnector struct {
+	drv  driver.Driver
+	dsn  string
+	size int
+}
+
+func (c *stmtCacheConnector) Connect(context.Context) (driver.Conn, error) {
+	conn, err := c.drv.Open(c.dsn)
+	if err != nil {
+		return nil, err
+	}
+	return newCachingConn(conn, c.size), nil
+}
+
+func (c *stmtCacheConnector) Driver() driver.Driver { return c.drv }
+
+// sqliteDriver returns the driver registered as "sqlite", with whatever
+// functions and hooks the application registered on it.
+func sqliteDriver() (driver.Driver, error) {
+	db, err := sql.Open("sqlite", "")
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	return db.Driver(), nil
+}
+
+// innerConn is what the cache needs of the wrapped connection; modernc's
+// has all of it.
+type innerConn interface {
+	driver.Conn
+	driver.ConnBeginTx
+	driver.ConnPrepareContext
+	driver.ExecerContext
+	driver.QueryerContext
+	driver.Pinger
+	driver.SessionResetter
+	driver.Validator
+}
+
+// cachingConn is a connection with an LRU of prepared statements. Like any
+// driver.Conn it is used by one goroutine at a time (database/sql holds the
+// connection's lock around every call, Rows.Close included), so it needs
+// no lock of its own.
+type cachingConn struct {
+	innerConn
+	size  int
+	lru   list.List // of *cachedStmt, most recent first
+	byKey map[string]*list.Element
+}
+
+type cachedStmt struct {
+	query string
+	st    driver.Stmt
+	busy  bool // its rows are open
+	gone  bool // evicted while busy: close it when the rows close
+}
+
+func newCachingConn(conn driver.Conn, size int) driver.Conn {
+	ic, ok := conn.(innerConn)
+	if !ok {
+		return conn // not the driver this was written for: no cache
+	}
+	return &cachingConn{innerConn: ic, size: size, byKey: map[string]*list.Element{}}
+}
+
+// Unwrap returns the driver's own connection, for code that needs its
+// driver-specific methods through sql.Conn.Raw.
+func (c *cachingConn) Unwrap() driver.Conn { return c.innerConn }
+
+// take returns the cached statement for query, preparing and caching it on
+// a miss; nil if it is busy, which the caller runs uncached.
+func (c *cachingConn) take(ctx context.Context, query string) (*cachedStmt, error) {
+	if el, ok := c.byKey[query]; ok {
+		cs := el.Value.(*cachedStmt)
+		if cs.busy {
+			return nil, nil
+		}
+		c.lru.MoveToFront(el)
+		return cs, nil
+	}
+	st, err := c.innerConn.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	cs := &cachedStmt{query: query, st: st}
+	c.byKey[query] = c.lru.PushFront(cs)
+	for c.lru.Len() > c.size {
+		old := c.lru.Remove(c.lru.Back()).(*cachedStmt)
+		delete(c.byKey, old.query)
+		if old.busy {
+			old.gone = true
+		} else {
+			old.st.Close()
+		}
+	}
+	return cs, nil
+}
+
+func (c *cachingConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	cs, err := c.take(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if cs == nil {
+		return c.innerConn.QueryContext(ctx, query, args)
+	}
+	rows, err := cs.st.(driver.StmtQueryContext).QueryContext(ctx, args)
+	if err != nil {
+		return nil, err
+	}
+	cs.busy = true
+	return &cachedRows{Rows: rows, cs: cs}, nil
+}
+
+func (c *cachingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	cs, err := c.take(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if cs == nil {
+		return c.innerConn.ExecContext(ctx, query, args)
+	}
+	return cs.st.(driver.StmtExecContext).ExecContext(ctx, args)
+}
+
+// Close finalizes the cached statements, then closes the connection.
+func (c *cachingConn) Close() error {
+	for el := c.lru.Front(); el != nil; el = el.Next() {
+		if cs := el.Value.(*cachedStmt); !cs.busy {
+			cs.st.Close()
+		}
+	}
+	c.lru.Init()
+	clear(c.byKey)
+	return c.innerConn.Close()
+}
+
+// cachedRows gives its statement back when closed. It forwards the column
+// type methods modernc's rows have, so sql.ColumnType works as without the
+// cache.
+type cachedRows struct {
+	driver.Rows
+	cs *cachedStmt
+}
+
+func (r *cachedRows) Close() error {
+	err := r.Rows.Close()
+	if r.cs != nil {
+		r.cs.busy = false
+		if r.cs.gone {
+			r.cs.st.Close()
+		}
+		r.cs = nil
+	}
+	return err
+}
+
+func (r *cachedRows) ColumnTypeDatabaseTypeName(i int) string {
+	if t, ok := r.Rows.(driver.RowsColumnTypeDatabaseTypeName); ok {
+		return t.ColumnTypeDatabaseTypeName(i)
+	}
+	return ""
+}
+
+func (r *cachedRows) ColumnTypeLength(i int) (int64, bool) {
+	if t, ok := r.Rows.(driver.RowsColumnTypeLength); ok {
+		return t.ColumnTypeLength(i)
+	}
+	return 0, false
+}
+
+func (r *cachedRows) ColumnTypeNullable(i int) (nullable, ok bool) {
+	if t, ok := r.Rows.(driver.RowsColumnTypeNullable); ok {
+		return t.ColumnTypeNullable(i)
+	}
+	return false, false
+}
+
+func (r *cachedRows) ColumnTypePrecisionScale(i int) (precision, scale int64, ok bool) {
+	if t, ok := r.Rows.(driver.RowsColumnTypePrecisionScale); ok {
+		return t.ColumnTypePrecisionScale(i)
+	}
+	return 0, 0, false
+}
+
+func (r *cachedRows) ColumnTypeScanType(i int) reflect.Type {
+	if t, ok := r.Rows.(driver.RowsColumnTypeScanType); ok {
+		return t.ColumnTypeScanType(i)
+	}
+	return reflect.TypeFor[any]()
+}

@@ -1,0 +1,303 @@
+package orm
+
+// Tests of SQLite's per-connection statement cache: statements are reused,
+// a statement whose rows are open is not shared, eviction (also of a busy
+// statement) keeps results right, TEMP tables and schema changes work, and
+// the driver's connection is reachable.
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/tallyorm/tally/internal/dbtest"
+)
+
+// StmtRow is the model of these tests.
+type StmtRow struct {
+	ID   int64  `db:"id,pk,auto"`
+	Name string `db:"name,unique,size=32"`
+	N    int64  `db:"n"`
+}
+
+// openStmtCache opens the SQLite target with a cache of size statements
+// and one connection, so that every statement meets the same cache.
+func openStmtCache(t *testing.T, size int) (*Engine, *cachingConn) {
+	t.Helper()
+	ctx := context.Background()
+	tg := dbtest.Targets(t)[0]
+	if tg.Name != dbtest.SQLite {
+		t.Fatalf("first target is %s, want sqlite", tg.Name)
+	}
+	eng, err := Open(ctx, tg.Driver, tg.DSN, WithSQLiteStatementCache(size), WithMaxOpenConns(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	if err := eng.CreateTables(ctx, StmtRow{}); err != nil {
+		t.Fatal(err)
+	}
+	s := eng.NewSession()
+	for i := range 20 {
+		if err := s.Add(&StmtRow{Name: fmt.Sprint("r", i), N: int64(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	conn, err := eng.DB().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var cc *cachingConn
+	if err := conn.Raw(func(c any) error {
+		var ok bool
+		cc, ok = c.(*cachingConn)
+		if !ok {
+			return fmt.Errorf("driver connection is %T, want *cachingConn", c)
+		}
+		if _, ok := cc.Unwrap().(driver.Pinger); !ok {
+			return fmt.Errorf("Unwrap gave %T", cc.Unwrap())
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return eng, cc
+}
+
+func TestSQLiteStatementCacheReuses(t *testing.T) {
+	eng, cc := openStmtCache(t, 64)
+	ctx := context.Background()
+	prepared := len(cc.byKey)
+	for i := range 10 {
+		s := eng.NewSession()
+		r, err := Get[StmtRow](ctx, s, int64(i+1))
+		if err != nil || r.N != int64(i) {
+			t.Fatalf("Get %d: %+v %v", i+1, r, err)
+		}
+		s.Close()
+	}
+	// One SELECT by key (and BEGIN/ROLLBACK are not statements the cache
+	// sees: database/sql sends them through BeginTx).
+	if got := len(cc.byKey) - prepared; got != 1 {
+		t.Fatalf("10 Gets by key cached %d new statements, want 1: %v", got, cachedQueries(cc))
+	}
+}
+
+// A session is busy while its Iter runs, so nesting happens in code using
+// the pool directly: two open result sets of one transaction share its
+// connection.
+func TestSQLiteStatementCacheNestedSameSQL(t *testing.T) {
+	eng, cc := openStmtCache(t, 64)
+	ctx := context.Background()
+	tx, err := eng.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	const q = "SELECT n FROM stmt_rows WHERE n < ? ORDER BY id"
+	outer, err := tx.QueryContext(ctx, q, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pairs []string
+	for outer.Next() {
+		var r int64
+		if err := outer.Scan(&r); err != nil {
+			t.Fatal(err)
+		}
+		// The same SQL text as the outer loop's, whose rows are open: it
+		// must not reuse (and reset) the outer statement.
+		inner, err := tx.QueryContext(ctx, q, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for inner.Next() {
+			var n int64
+			if err := inner.Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n == r {
+				pairs = append(pairs, fmt.Sprint(n))
+			}
+		}
+		if err := inner.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := outer.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(pairs, ","); got != "0,1,2,3,4" {
+		t.Fatalf("nested iteration over the same statement gave %q, want 0,1,2,3,4", got)
+	}
+	for _, cs := range cachedStmts(cc) {
+		if cs.busy {
+			t.Fatalf("statement still busy after its rows closed: %s", cs.query)
+		}
+	}
+}
+
+func TestSQLiteStatementCacheEviction(t *testing.T) {
+	eng, cc := openStmtCache(t, 2)
+	ctx := context.Background()
+	tx, err := eng.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	// Hold rows of one statement open while five others run and evict it.
+	const heldSQL = "SELECT n FROM stmt_rows WHERE n >= ? ORDER BY id"
+	held, err := tx.QueryContext(ctx, heldSQL, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	el := cc.byKey[heldSQL]
+	if el == nil {
+		t.Fatal("the held statement was not cached")
+	}
+	cs := el.Value.(*cachedStmt)
+	for round := range 3 {
+		for k := range 5 {
+			var n int64
+			if err := tx.QueryRowContext(ctx, fmt.Sprintf("SELECT count(*) FROM stmt_rows WHERE n >= %d", k)).Scan(&n); err != nil || n != int64(20-k) {
+				t.Fatalf("round %d, n >= %d: count %d, %v", round, k, n, err)
+			}
+		}
+	}
+	if len(cc.byKey) > 2 || cc.lru.Len() > 2 {
+		t.Fatalf("cache of 2 holds %d statements", len(cc.byKey))
+	}
+	if cc.byKey[heldSQL] != nil || !cs.busy || !cs.gone {
+		t.Fatalf("held statement after eviction: cached %v, busy %v, gone %v (want evicted, busy, to close when its rows do)", cc.byKey[heldSQL] != nil, cs.busy, cs.gone)
+	}
+	// The evicted statement still serves its open rows, and is closed when
+	// they close.
+	for want := int64(0); want < 20; want++ {
+		var n int64
+		if !held.Next() {
+			t.Fatalf("rows ended before %d: %v", want, held.Err())
+		}
+		if err := held.Scan(&n); err != nil || n != want {
+			t.Fatalf("row %d after eviction: %d %v", want, n, err)
+		}
+	}
+	if held.Next() {
+		t.Fatal("extra row")
+	}
+	if err := held.Close(); err != nil || cs.busy {
+		t.Fatalf("close of the held rows: %v, busy %v", err, cs.busy)
+	}
+}
+
+func TestSQLiteStatementCacheErrorsAndSchema(t *testing.T) {
+	eng, _ := openStmtCache(t, 64)
+	ctx := context.Background()
+	s := eng.NewSession()
+	defer s.Close()
+	// A failed run of a cached INSERT leaves the statement usable.
+	for range 2 {
+		if err := s.Add(&StmtRow{Name: "r1"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Commit(ctx); !errors.Is(err, ErrUniqueViolation) {
+			t.Fatalf("duplicate name: %v", err)
+		}
+		if err := s.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Add(&StmtRow{Name: "fresh"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A TEMP table exists on one connection only: the statement is
+	// prepared on the connection that runs it.
+	if _, err := s.Exec(ctx, "CREATE TEMP TABLE scratch (x INTEGER)"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := s.Exec(ctx, "INSERT INTO scratch (x) VALUES (?)", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Schema changes recompile cached statements.
+	if n, err := Query[StmtRow](s).Count(ctx); err != nil || n != 21 {
+		t.Fatal(n, err)
+	}
+	s.Close()
+	if err := eng.DropTables(ctx, StmtRow{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.CreateTables(ctx, StmtRow{}); err != nil {
+		t.Fatal(err)
+	}
+	s2 := eng.NewSession()
+	defer s2.Close()
+	if n, err := Query[StmtRow](s2).Count(ctx); err != nil || n != 0 {
+		t.Fatalf("count after recreate: %d, %v", n, err)
+	}
+	s2.Close() // its transaction holds the one connection
+	// Column types come through the cached rows.
+	rows, err := eng.DB().QueryContext(ctx, "SELECT id, name FROM stmt_rows")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cts, err := rows.ColumnTypes()
+	if err != nil || len(cts) != 2 || cts[0].DatabaseTypeName() == "" {
+		t.Fatalf("column types: %v, %v", cts, err)
+	}
+}
+
+func TestSQLiteStatementCacheOff(t *testing.T) {
+	ctx := context.Background()
+	tg := dbtest.Targets(t)[0]
+	eng, err := Open(ctx, tg.Driver, tg.DSN, WithSQLiteStatementCache(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	conn, err := eng.DB().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.Raw(func(c any) error {
+		if _, ok := c.(*cachingConn); ok {
+			return errors.New("cache off, but the connection is wrapped")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func cachedStmts(cc *cachingConn) []*cachedStmt {
+	var out []*cachedStmt
+	for el := cc.lru.Front(); el != nil; el = el.Next() {
+		out = append(out, el.Value.(*cachedStmt))
+	}
+	return out
+}
+
+func cachedQueries(cc *cachingConn) []string {
+	var out []string
+	for _, cs := range cachedStmts(cc) {
+		out = append(out, cs.query)
+	}
+	return out
+}
