@@ -21,7 +21,7 @@ import (
 //
 //	go test -race -run Concurrent ./orm/
 //
-// Helpers are in session_test.go.
+// Helpers are in session_test.go and helpers_test.go.
 
 // uowWithin runs fn and fails the test if it has not returned after d. fn
 // keeps running in the background then; the test's cleanup waits for it
@@ -52,7 +52,7 @@ func TestConcurrentMisuseIsDetected(t *testing.T) {
 		for i := range seeded {
 			seeded[i] = &testmodels.Blob{Data: fmt.Appendf(nil, "seed %d", i)}
 		}
-		uowSeed(t, eng, uowAnys(seeded)...)
+		seedObjects(t, eng, anys(seeded)...)
 
 		s := eng.NewSession()
 		defer s.Close()
@@ -135,11 +135,11 @@ func TestConcurrentMisuseIsDetected(t *testing.T) {
 		if st := s.Stats(); st.Pending != 0 {
 			t.Fatalf("Stats() = %+v after Commit", st)
 		}
-		if n := uowCount(t, eng, "SELECT COUNT(*) FROM blobs"); n != len(seeded)+len(added) {
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM blobs"); n != int64(len(seeded)+len(added)) {
 			t.Fatalf("%d rows, want %d seeded + %d added", n, len(seeded), len(added))
 		}
 		for _, b := range added {
-			if b.ID == 0 || uowCount(t, eng, "SELECT COUNT(*) FROM blobs WHERE id = ?", b.ID) != 1 {
+			if b.ID == 0 || countRows(t, eng, "SELECT COUNT(*) FROM blobs WHERE id = ?", b.ID) != 1 {
 				t.Fatalf("an added blob (%s) was not inserted under its key %d", b.Data, b.ID)
 			}
 		}
@@ -161,8 +161,8 @@ func TestConcurrentReadersDoNotBlockWriter(t *testing.T) {
 		eng := openEngine(t, tg, nil)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		ann := uowAccount("ann", 100)
-		uowSeed(t, eng, ann)
+		ann := newAccount("ann", 100)
+		seedObjects(t, eng, ann)
 
 		const readers = 8
 		rs := make([]*orm.Session, readers)
@@ -201,7 +201,7 @@ func TestConcurrentReadersDoNotBlockWriter(t *testing.T) {
 			}
 			return w2.Commit(ctx)
 		})
-		if n := uowCount(t, eng, "SELECT COUNT(*) FROM accounts WHERE balance = 1 AND version = 2"); n != 1 {
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM accounts WHERE balance = 1 AND version = 2"); n != 1 {
 			t.Fatal("the writer's change is not committed")
 		}
 		for _, r := range rs {
@@ -223,9 +223,9 @@ func TestConcurrentReadThenWrite(t *testing.T) {
 		const workers, rounds = 8, 10
 		accts := make([]*Account, workers)
 		for i := range accts {
-			accts[i] = uowAccount(fmt.Sprintf("worker%d", i), 0)
+			accts[i] = newAccount(fmt.Sprintf("worker%d", i), 0)
 		}
-		uowSeed(t, eng, uowAnys(accts)...)
+		seedObjects(t, eng, anys(accts)...)
 
 		var (
 			mu         sync.Mutex
@@ -296,7 +296,7 @@ func TestConcurrentReadThenWrite(t *testing.T) {
 		var total int64
 		for w, n := range successes {
 			total += n
-			if got := uowCount(t, eng, "SELECT COUNT(*) FROM accounts WHERE id = ? AND balance = ? AND version = ?", accts[w].ID, n, n+1); got != 1 {
+			if got := countRows(t, eng, "SELECT COUNT(*) FROM accounts WHERE id = ? AND balance = ? AND version = ?", accts[w].ID, n, n+1); got != 1 {
 				t.Errorf("worker %d: %d commits succeeded, but its row does not show exactly that many", w, n)
 			}
 		}
@@ -334,9 +334,9 @@ func TestConcurrentReadThenWriteThroughDo(t *testing.T) {
 		const workers, rounds = 8, 10
 		accts := make([]*Account, workers)
 		for i := range accts {
-			accts[i] = uowAccount(fmt.Sprintf("doworker%d", i), 0)
+			accts[i] = newAccount(fmt.Sprintf("doworker%d", i), 0)
 		}
-		uowSeed(t, eng, uowAnys(accts)...)
+		seedObjects(t, eng, anys(accts)...)
 
 		stop := make(chan struct{})
 		var writers sync.WaitGroup
@@ -385,7 +385,7 @@ func TestConcurrentReadThenWriteThroughDo(t *testing.T) {
 			}
 		}
 		for w := range accts {
-			if got := uowCount(t, eng, "SELECT COUNT(*) FROM accounts WHERE id = ? AND balance = ?", accts[w].ID, rounds); got != 1 {
+			if got := countRows(t, eng, "SELECT COUNT(*) FROM accounts WHERE id = ? AND balance = ?", accts[w].ID, rounds); got != 1 {
 				t.Errorf("worker %d: balance is not %d", w, rounds)
 			}
 		}

@@ -22,18 +22,6 @@ import (
 	"modernc.org/sqlite"
 )
 
-// engOpen opens tg through orm.Open under the target's name ("sqlite",
-// "mysql", "postgres") and closes the engine when the test ends.
-func engOpen(t *testing.T, tg dbtest.Target, opts ...orm.Option) *orm.Engine {
-	t.Helper()
-	eng, err := orm.Open(context.Background(), tg.Name, tg.DSN, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eng.Close() })
-	return eng
-}
-
 // engPool is an engine on an unopened SQLite pool, for tests that need no
 // database (model validation, options).
 func engPool(t *testing.T, opts ...orm.Option) *orm.Engine {
@@ -52,7 +40,7 @@ func engPool(t *testing.T, opts ...orm.Option) *orm.Engine {
 func TestOpen(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		ctx := context.Background()
-		eng := engOpen(t, tg)
+		eng := mustOpen(t, tg.Name, tg.DSN)
 		if got := eng.Dialect().Name(); got != tg.Name {
 			t.Errorf("Dialect().Name() = %q, want %q", got, tg.Name)
 		}
@@ -128,7 +116,7 @@ func TestOpenMySQLSettings(t *testing.T) {
 			t.Skip("MySQL only")
 		}
 		ctx := context.Background()
-		eng := engOpen(t, tg)
+		eng := mustOpen(t, tg.Name, tg.DSN)
 		db := eng.DB()
 
 		// parseTime: DATETIME scans into time.Time.
@@ -274,7 +262,7 @@ func TestOpenSQLiteMemory(t *testing.T) {
 func TestTimeOffsetsRoundTrip(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		ctx := context.Background()
-		eng := engOpen(t, tg)
+		eng := mustOpen(t, tg.Name, tg.DSN)
 		if err := eng.CreateTables(ctx, engEvent{}); err != nil {
 			t.Fatal(err)
 		}
@@ -442,7 +430,7 @@ func TestOpenNeverShowsPassword(t *testing.T) {
 			if s := fmt.Sprintf("%+v", err); strings.Contains(s, engPassword) {
 				t.Errorf("%%+v of the error shows the password: %s", s)
 			}
-			engWalkErrors(err, func(e error) {
+			walkErrors(err, func(e error, _ int) {
 				if strings.Contains(e.Error(), engPassword) {
 					t.Errorf("%T in the error's chain shows the password: %v", e, e)
 				}
@@ -460,22 +448,6 @@ func TestOpenNeverShowsPassword(t *testing.T) {
 	}
 }
 
-// engWalkErrors calls fn for err and every error it wraps.
-func engWalkErrors(err error, fn func(error)) {
-	if err == nil {
-		return
-	}
-	fn(err)
-	switch u := err.(type) {
-	case interface{ Unwrap() error }:
-		engWalkErrors(u.Unwrap(), fn)
-	case interface{ Unwrap() []error }:
-		for _, e := range u.Unwrap() {
-			engWalkErrors(e, fn)
-		}
-	}
-}
-
 // --- hooks and logger ---
 
 type engHooked struct {
@@ -485,28 +457,7 @@ type engHooked struct {
 
 func (engHooked) TableName() string { return "eng_hooked" }
 
-// engEvents records query events; hooks may run on several goroutines.
-type engEvents struct {
-	mu  sync.Mutex
-	evs []orm.QueryEvent
-}
-
-func (r *engEvents) hook(_ context.Context, ev orm.QueryEvent) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	ev.Args = append([]any(nil), ev.Args...) // the engine may reuse Args
-	r.evs = append(r.evs, ev)
-}
-
-func (r *engEvents) take() []orm.QueryEvent {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	evs := r.evs
-	r.evs = nil
-	return evs
-}
-
-// find returns the first event whose SQL starts with prefix.
+// engFind returns the first event whose SQL starts with prefix.
 func engFind(evs []orm.QueryEvent, prefix string) (orm.QueryEvent, bool) {
 	for _, ev := range evs {
 		if strings.HasPrefix(ev.SQL, prefix) {
@@ -519,13 +470,13 @@ func engFind(evs []orm.QueryEvent, prefix string) (orm.QueryEvent, bool) {
 func TestQueryHook(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		ctx := context.Background()
-		var rec engEvents
+		var rec queryLog
 		var calls2 int
-		eng := engOpen(t, tg, orm.WithQueryHook(rec.hook), orm.WithQueryHook(func(context.Context, orm.QueryEvent) { calls2++ }))
+		eng := mustOpen(t, tg.Name, tg.DSN, orm.WithQueryHook(rec.hook), orm.WithQueryHook(func(context.Context, orm.QueryEvent) { calls2++ }))
 		if err := eng.CreateTables(ctx, engHooked{}); err != nil {
 			t.Fatal(err)
 		}
-		ddl, ok := engFind(rec.take(), "CREATE TABLE")
+		ddl, ok := engFind(rec.Take(), "CREATE TABLE")
 		if !ok || ddl.Op != "exec" || ddl.Err != nil || len(ddl.Args) != 0 {
 			t.Errorf("CreateTables event: %+v (found %v)", ddl, ok)
 		}
@@ -539,7 +490,7 @@ func TestQueryHook(t *testing.T) {
 		if err := s.Commit(ctx); err != nil {
 			t.Fatal(err)
 		}
-		evs := rec.take()
+		evs := rec.Take()
 		ins, ok := engFind(evs, "INSERT INTO "+eng.Dialect().Quote("eng_hooked"))
 		if !ok {
 			t.Fatalf("no INSERT event among %+v", evs)
@@ -576,7 +527,7 @@ func TestQueryHook(t *testing.T) {
 		if _, err := orm.Get[engHooked](ctx, s2, a.ID); err != nil {
 			t.Fatal(err)
 		}
-		sel, ok := engFind(rec.take(), "SELECT")
+		sel, ok := engFind(rec.Take(), "SELECT")
 		if !ok || sel.Op != "query" || sel.Rows != 1 || sel.Err != nil || fmt.Sprint(sel.Args) != fmt.Sprint([]any{a.ID}) {
 			t.Errorf("Get event: %+v (found %v)", sel, ok)
 		}
@@ -594,7 +545,7 @@ func TestQueryHook(t *testing.T) {
 			t.Fatalf("duplicate Commit: %v, want ErrUniqueViolation", err)
 		}
 		engCheckDriverError(t, tg.Name, err)
-		evs = rec.take()
+		evs = rec.Take()
 		bad, ok := engFind(evs, "INSERT")
 		if !ok {
 			t.Fatalf("no INSERT event among %+v", evs)
@@ -638,7 +589,7 @@ func engCheckDriverError(t *testing.T, target string, err error) {
 func TestForeignKeyErrorReachesDriver(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		ctx := context.Background()
-		eng := engOpen(t, tg)
+		eng := mustOpen(t, tg.Name, tg.DSN)
 		if err := eng.CreateTables(ctx, engShelf{}, engBook{}); err != nil {
 			t.Fatal(err)
 		}
@@ -714,7 +665,7 @@ func TestLogger(t *testing.T) {
 		ctx := context.Background()
 		var buf bytes.Buffer
 		logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-		eng := engOpen(t, tg, orm.WithLogger(logger))
+		eng := mustOpen(t, tg.Name, tg.DSN, orm.WithLogger(logger))
 		if err := eng.CreateTables(ctx, engHooked{}); err != nil {
 			t.Fatal(err)
 		}

@@ -133,6 +133,9 @@ type (
 	faultSockHolder struct{ sock *faultNetConn }
 )
 
+// faultDial dials addr and wraps the connection in a faultNetConn. It puts
+// that socket in ctx's faultSockHolder, if any, so that
+// faultConnector.Connect learns which socket its new connection uses.
 func faultDial(ctx context.Context, network, addr string) (net.Conn, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, network, addr)
@@ -419,28 +422,6 @@ func faultModes(tg dbtest.Target) []faultMode {
 	return ms
 }
 
-// errorChain renders err and the types it wraps, for the log.
-func errorChain(err error) string {
-	var b strings.Builder
-	var walk func(err error, depth int)
-	walk = func(err error, depth int) {
-		if err == nil || depth > 12 {
-			return
-		}
-		fmt.Fprintf(&b, "\n\t%s%T: %v", strings.Repeat("  ", depth), err, err)
-		switch u := err.(type) {
-		case interface{ Unwrap() error }:
-			walk(u.Unwrap(), depth+1)
-		case interface{ Unwrap() []error }:
-			for _, e := range u.Unwrap() {
-				walk(e, depth+1)
-			}
-		}
-	}
-	walk(err, 0)
-	return b.String()
-}
-
 // A connection lost during COMMIT: Do returns ErrCommitUnknown, ran fn
 // once (never again: the work may be committed), and leaves no connection
 // in use; the engine stays usable.
@@ -457,7 +438,7 @@ func TestDoCommitUnknown(t *testing.T) {
 				fc.arm(mode)
 				err := eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
 					calls++
-					return s.Add(scopeAcct(owner, 100))
+					return s.Add(newAccount(owner, 100))
 				}, orm.MaxAttempts(5), orm.RetryOnStale(), orm.RetryBackoff(time.Millisecond, 5*time.Millisecond))
 				if fc.fired.Load() != fired+1 {
 					t.Fatalf("the fault did not fire (commits seen: %d)", fc.commits.Load())
@@ -483,7 +464,7 @@ func TestDoCommitUnknown(t *testing.T) {
 				}
 				var n int64
 				for deadline := time.Now().Add(3 * time.Second); ; {
-					n = scopeCount(t, eng, "owner = ?", owner)
+					n = countAccounts(t, eng, "owner = ?", owner)
 					if n == want || (want < 0 && n == 1) || time.Now().After(deadline) {
 						break
 					}
@@ -496,7 +477,7 @@ func TestDoCommitUnknown(t *testing.T) {
 
 				// The broken connection left the pool; the engine works.
 				if err := eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
-					return s.Add(scopeAcct(owner+"-after", 1))
+					return s.Add(newAccount(owner+"-after", 1))
 				}); err != nil {
 					t.Fatalf("Do after the fault: %v", err)
 				}
@@ -514,7 +495,7 @@ func TestSessionCommitUnknown(t *testing.T) {
 		ctx := context.Background()
 		s := eng.NewSession()
 		defer s.Close()
-		a := scopeAcct("cu-session", 1)
+		a := newAccount("cu-session", 1)
 		if err := s.Add(a); err != nil {
 			t.Fatal(err)
 		}
@@ -532,7 +513,7 @@ func TestSessionCommitUnknown(t *testing.T) {
 		if err := s.Commit(ctx); err != nil { // the caller checked: it was not committed
 			t.Fatalf("second Commit: %v", err)
 		}
-		if n := scopeCount(t, eng, "owner = ?", "cu-session"); n != 1 {
+		if n := countAccounts(t, eng, "owner = ?", "cu-session"); n != 1 {
 			t.Fatalf("rows: %d, want 1", n)
 		}
 	})
@@ -544,7 +525,7 @@ func TestMiddlewareCommitUnknown(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		eng, fc := faultOpen(t, tg)
 		srv := mwServer(t, eng, func(w http.ResponseWriter, r *http.Request) {
-			orm.SessionFrom(r.Context()).Add(scopeAcct("cu-http", 1))
+			orm.SessionFrom(r.Context()).Add(newAccount("cu-http", 1))
 			w.WriteHeader(http.StatusCreated)
 			io.WriteString(w, "created\n")
 		})
@@ -553,7 +534,7 @@ func TestMiddlewareCommitUnknown(t *testing.T) {
 		if code != http.StatusInternalServerError || strings.Contains(body, "created") {
 			t.Fatalf("got %d %q, want 500 without the handler's body", code, body)
 		}
-		if n := scopeCount(t, eng, "owner = ?", "cu-http"); n != 0 {
+		if n := countAccounts(t, eng, "owner = ?", "cu-http"); n != 0 {
 			t.Fatalf("rows: %d, want 0", n)
 		}
 		scopeNoneInUse(t, eng)

@@ -17,7 +17,8 @@ import (
 
 // Behaviour tests of the unit of work (DESIGN.md "Unit of work: flush and
 // commit"): flush order, foreign keys, batching, optimistic locking, and
-// "a failed flush or commit loses nothing". Helpers are in session_test.go.
+// "a failed flush or commit loses nothing". Helpers are in session_test.go
+// and helpers_test.go.
 
 // uowIndex returns the position of the first statement starting with
 // prefix, or -1.
@@ -29,13 +30,13 @@ func uowIndex(sqls []string, prefix string) int {
 
 func TestFlushInsertsParentsFirst(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
-		eng, log := uowOpen(t, tg)
+		eng, log := openLogged(t, tg)
 		ctx := context.Background()
 		s := eng.NewSession()
 		defer s.Close()
 
 		// Children first; the parent comes in through their Account field.
-		acct := uowAccount("ann", 1)
+		acct := newAccount("ann", 1)
 		e1 := &Entry{Amount: 10, Account: acct}
 		e2 := &Entry{Amount: 20, Account: acct}
 		uowMust(t, s.Add(e1, e2))
@@ -54,7 +55,7 @@ func TestFlushInsertsParentsFirst(t *testing.T) {
 		if acct.ID == 0 || e1.AccountID != acct.ID || e2.AccountID != acct.ID {
 			t.Fatalf("keys: account %d, entries' account_id %d %d", acct.ID, e1.AccountID, e2.AccountID)
 		}
-		if n := uowCount(t, eng, "SELECT COUNT(*) FROM entries WHERE account_id = ?", acct.ID); n != 2 {
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM entries WHERE account_id = ?", acct.ID); n != 2 {
 			t.Fatalf("%d entry rows reference the account, want 2", n)
 		}
 
@@ -62,7 +63,7 @@ func TestFlushInsertsParentsFirst(t *testing.T) {
 		// has-many slice.
 		log.Reset()
 		e3 := &Entry{Amount: 30}
-		bob := uowAccount("bob", 2)
+		bob := newAccount("bob", 2)
 		bob.Entries = []*Entry{e3}
 		uowMust(t, s.Add(e3))
 		uowMust(t, s.Add(bob))
@@ -83,8 +84,8 @@ func TestFlushForeignKeyFromPersistentParent(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		eng := openEngine(t, tg, nil)
 		ctx := context.Background()
-		ann := uowAccount("ann", 1)
-		uowSeed(t, eng, ann)
+		ann := newAccount("ann", 1)
+		seedObjects(t, eng, ann)
 
 		s := eng.NewSession()
 		defer s.Close()
@@ -98,7 +99,7 @@ func TestFlushForeignKeyFromPersistentParent(t *testing.T) {
 		if appended.ID == 0 || appended.AccountID != ann.ID || pointing.AccountID != ann.ID {
 			t.Fatalf("entries: %+v %+v, want both inserted with account_id %d", appended, pointing, ann.ID)
 		}
-		if n := uowCount(t, eng, "SELECT COUNT(*) FROM entries WHERE account_id = ?", ann.ID); n != 2 {
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM entries WHERE account_id = ?", ann.ID); n != 2 {
 			t.Fatalf("%d entries rows, want 2", n)
 		}
 	})
@@ -106,11 +107,11 @@ func TestFlushForeignKeyFromPersistentParent(t *testing.T) {
 
 func TestFlushDeletesChildrenFirst(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
-		eng, log := uowOpen(t, tg)
+		eng, log := openLogged(t, tg)
 		ctx := context.Background()
-		seed := uowAccount("ann", 1)
+		seed := newAccount("ann", 1)
 		seed.Entries = []*Entry{{Amount: 1}, {Amount: 2}}
-		uowSeed(t, eng, seed)
+		seedObjects(t, eng, seed)
 
 		s := eng.NewSession()
 		defer s.Close()
@@ -137,7 +138,7 @@ func TestFlushDeletesChildrenFirst(t *testing.T) {
 		if diff := cmp.Diff([]any{e1.ID, e2.ID}, log.Events()[0].Args); diff != "" {
 			t.Fatalf("DELETE args (-want +got):\n%s", diff)
 		}
-		if n := uowCount(t, eng, "SELECT COUNT(*) FROM accounts") + uowCount(t, eng, "SELECT COUNT(*) FROM entries"); n != 0 {
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM accounts") + countRows(t, eng, "SELECT COUNT(*) FROM entries"); n != 0 {
 			t.Fatalf("%d rows left", n)
 		}
 		if st := s.Stats(); st.Tracked != 0 {
@@ -156,11 +157,11 @@ func TestFlushDeleteOfInsertedObject(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
-				eng, log := uowOpen(t, tg)
+				eng, log := openLogged(t, tg)
 				ctx := context.Background()
 				s := eng.NewSession()
 				defer s.Close()
-				a := uowAccount("ann", 1)
+				a := newAccount("ann", 1)
 				b := &testmodels.Blob{Data: []byte("x")}
 				uowMust(t, s.Add(a, b))
 				if commitFirst {
@@ -177,7 +178,7 @@ func TestFlushDeleteOfInsertedObject(t *testing.T) {
 				if len(log.Matching("DELETE")) != 2 {
 					t.Errorf("statements %q, want a DELETE for each table", log.SQL())
 				}
-				if n := uowCount(t, eng, "SELECT COUNT(*) FROM accounts") + uowCount(t, eng, "SELECT COUNT(*) FROM blobs"); n != 0 {
+				if n := countRows(t, eng, "SELECT COUNT(*) FROM accounts") + countRows(t, eng, "SELECT COUNT(*) FROM blobs"); n != 0 {
 					t.Fatalf("%d rows left after Delete and Commit", n)
 				}
 			})
@@ -187,7 +188,7 @@ func TestFlushDeleteOfInsertedObject(t *testing.T) {
 
 func TestFlushCycleIsAnError(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
-		eng, log := uowOpen(t, tg)
+		eng, log := openLogged(t, tg)
 		ctx := context.Background()
 		checkCycle := func(where string, err error) {
 			t.Helper()
@@ -253,7 +254,7 @@ func uowCheckKeys(t *testing.T, eng *orm.Engine, accts []*Account) {
 
 func TestFlushBatchesInsertsWithReturning(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
-		eng, log := uowOpen(t, tg)
+		eng, log := openLogged(t, tg)
 		ctx := context.Background()
 		if !eng.Dialect().Returning() {
 			t.Fatalf("%s: the dialect has no RETURNING; the local MySQL server is MariaDB ≥ 10.5, which has", tg.Name)
@@ -263,7 +264,7 @@ func TestFlushBatchesInsertsWithReturning(t *testing.T) {
 		var accts []*Account
 		for i := range 10 {
 			// Owners out of key order, to see that keys follow Add order.
-			a := uowAccount(fmt.Sprintf("owner%02d", 9-i), int64(i))
+			a := newAccount(fmt.Sprintf("owner%02d", 9-i), int64(i))
 			accts = append(accts, a)
 			uowMust(t, s.Add(a))
 		}
@@ -301,17 +302,17 @@ func TestFlushInsertsWithoutReturning(t *testing.T) {
 			t.Skip("only MySQL has a dialect without RETURNING")
 		}
 		base := openEngine(t, tg, nil)
-		log := &uowLog{}
+		log := &queryLog{}
 		eng := orm.New(base.DB().DB, dialect.MySQL, orm.WithQueryHook(log.hook)) // closed with base
 		ctx := context.Background()
 		s := eng.NewSession()
 		defer s.Close()
 		var accts []*Account
 		for i := range 10 {
-			a := uowAccount(fmt.Sprintf("owner%02d", 9-i), int64(i))
+			a := newAccount(fmt.Sprintf("owner%02d", 9-i), int64(i))
 			accts = append(accts, a)
 		}
-		uowMust(t, s.Add(uowAnys(accts)...))
+		uowMust(t, s.Add(anys(accts)...))
 		uowMust(t, s.Commit(ctx))
 		ins := log.Matching("INSERT")
 		if len(ins) != 10 {
@@ -327,19 +328,11 @@ func TestFlushInsertsWithoutReturning(t *testing.T) {
 	})
 }
 
-func uowAnys[T any](xs []T) []any {
-	out := make([]any, len(xs))
-	for i, x := range xs {
-		out[i] = x
-	}
-	return out
-}
-
 // 3000 Blobs bind one value each: the 1000-row cap, not the parameter
 // limit, makes three statements.
 func TestFlushChunksInserts(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
-		eng, log := uowOpen(t, tg)
+		eng, log := openLogged(t, tg)
 		ctx := context.Background()
 		s := eng.NewSession()
 		defer s.Close()
@@ -347,7 +340,7 @@ func TestFlushChunksInserts(t *testing.T) {
 		for i := range blobs {
 			blobs[i] = &testmodels.Blob{Data: fmt.Appendf(nil, "blob %d", i)}
 		}
-		uowMust(t, s.Add(uowAnys(blobs)...))
+		uowMust(t, s.Add(anys(blobs)...))
 		uowMust(t, s.Commit(ctx))
 		ins := log.Matching(uowSQL(tg, `INSERT INTO "blobs"`))
 		if len(ins) != 3 {
@@ -391,7 +384,7 @@ func uowCheckBlobs(t *testing.T, eng *orm.Engine, blobs []*testmodels.Blob) {
 // bind before the cap.
 func TestFlushChunksUnderParameterLimit(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
-		eng, log := uowOpen(t, tg)
+		eng, log := openLogged(t, tg)
 		ctx := context.Background()
 		uowMust(t, eng.CreateTables(ctx, testmodels.Wide{}))
 		s := eng.NewSession()
@@ -400,7 +393,7 @@ func TestFlushChunksUnderParameterLimit(t *testing.T) {
 		for i := range rows {
 			rows[i] = &testmodels.Wide{C01: int64(i), C40: int64(-i)}
 		}
-		uowMust(t, s.Add(uowAnys(rows)...))
+		uowMust(t, s.Add(anys(rows)...))
 		log.Reset()
 		uowMust(t, s.Commit(ctx))
 		var got []int
@@ -419,14 +412,14 @@ func TestFlushChunksUnderParameterLimit(t *testing.T) {
 			t.Fatalf("rows per INSERT (-want +got):\n%s", diff)
 		}
 		for i, w := range rows {
-			if n := uowCount(t, eng, "SELECT COUNT(*) FROM wides WHERE id = ? AND c01 = ? AND c40 = ?", w.ID, i, -i); n != 1 {
+			if n := countRows(t, eng, "SELECT COUNT(*) FROM wides WHERE id = ? AND c01 = ? AND c40 = ?", w.ID, i, -i); n != 1 {
 				t.Fatalf("row %d (id %d) not stored under its key", i, w.ID)
 			}
 			if i == 50 {
 				break // enough to see the keys line up; 2000 queries would be slow
 			}
 		}
-		if n := uowCount(t, eng, "SELECT COUNT(*) FROM wides"); n != 2000 {
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM wides"); n != 2000 {
 			t.Fatalf("%d rows, want 2000", n)
 		}
 	})
@@ -434,14 +427,14 @@ func TestFlushChunksUnderParameterLimit(t *testing.T) {
 
 func TestFlushBatchesDeletes(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
-		eng, log := uowOpen(t, tg)
+		eng, log := openLogged(t, tg)
 		ctx := context.Background()
 		seeded := make([]*testmodels.Blob, 6)
 		for i := range seeded {
 			seeded[i] = &testmodels.Blob{Data: []byte{byte(i)}}
 		}
-		ann, bob := uowAccount("ann", 1), uowAccount("bob", 2)
-		uowSeed(t, eng, append(uowAnys(seeded), ann, bob)...)
+		ann, bob := newAccount("ann", 1), newAccount("bob", 2)
+		seedObjects(t, eng, append(anys(seeded), ann, bob)...)
 
 		// Loaded in a session of their own (TestFlushDeleteOfInsertedObject
 		// covers deleting what the same session inserted).
@@ -459,7 +452,7 @@ func TestFlushBatchesDeletes(t *testing.T) {
 		uowMust(t, err)
 
 		del := []*testmodels.Blob{blobs[4], blobs[0], blobs[2], blobs[1], blobs[5]}
-		uowMust(t, s.Delete(uowAnys(del)...))
+		uowMust(t, s.Delete(anys(del)...))
 		uowMust(t, s.Delete(a, b))
 		log.Reset()
 		uowMust(t, s.Commit(ctx))
@@ -485,7 +478,7 @@ func TestFlushBatchesDeletes(t *testing.T) {
 		if diff := cmp.Diff(wantIDs, dels[0].Args); diff != "" {
 			t.Fatalf("DELETE ... IN args (-want +got):\n%s", diff)
 		}
-		if n := uowCount(t, eng, "SELECT COUNT(*) FROM blobs WHERE id = ?", blobs[3].ID); n != 1 || uowCount(t, eng, "SELECT COUNT(*) FROM blobs") != 1 {
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM blobs WHERE id = ?", blobs[3].ID); n != 1 || countRows(t, eng, "SELECT COUNT(*) FROM blobs") != 1 {
 			t.Fatal("want only blob 3 left")
 		}
 	})
@@ -499,11 +492,11 @@ func TestFlushVersionCounter(t *testing.T) {
 		ctx := context.Background()
 		s := eng.NewSession()
 		defer s.Close()
-		a := uowAccount("ann", 1)
+		a := newAccount("ann", 1)
 		uowMust(t, s.Add(a))
 		uowMust(t, s.Commit(ctx))
 		for want := int64(1); want <= 3; want++ {
-			if a.Version != want || uowCount(t, eng, "SELECT COUNT(*) FROM accounts WHERE id = ? AND version = ?", a.ID, want) != 1 {
+			if a.Version != want || countRows(t, eng, "SELECT COUNT(*) FROM accounts WHERE id = ? AND version = ?", a.ID, want) != 1 {
 				t.Fatalf("version %d in memory, want %d in memory and in the row", a.Version, want)
 			}
 			a.Balance++
@@ -535,8 +528,8 @@ func TestFlushStaleUpdate(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		eng := openEngine(t, tg, nil)
 		ctx := context.Background()
-		ann := uowAccount("ann", 100)
-		uowSeed(t, eng, ann)
+		ann := newAccount("ann", 100)
+		seedObjects(t, eng, ann)
 		s1, s2, a1, a2 := uowLoadTwice(t, eng, ann.ID)
 
 		a1.Balance = 90
@@ -554,14 +547,14 @@ func TestFlushStaleUpdate(t *testing.T) {
 		if !s2.IsDirty(a2) || a2.Balance != 80 || a2.Version != 1 {
 			t.Fatalf("after the stale Commit: dirty %v balance %d version %d; want true 80 1", s2.IsDirty(a2), a2.Balance, a2.Version)
 		}
-		if n := uowCount(t, eng, "SELECT COUNT(*) FROM accounts WHERE balance = 90 AND version = 2"); n != 1 {
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM accounts WHERE balance = 90 AND version = 2"); n != 1 {
 			t.Fatal("the first Commit's row was changed")
 		}
 		// The way out: reload, reapply, commit.
 		uowMust(t, s2.Refresh(ctx, a2))
 		a2.Balance -= 20
 		uowMust(t, s2.Commit(ctx))
-		if a2.Version != 3 || uowCount(t, eng, "SELECT COUNT(*) FROM accounts WHERE balance = 70 AND version = 3") != 1 {
+		if a2.Version != 3 || countRows(t, eng, "SELECT COUNT(*) FROM accounts WHERE balance = 70 AND version = 3") != 1 {
 			t.Fatalf("after reloading: version %d, want 3 and balance 70 in the row", a2.Version)
 		}
 	})
@@ -571,8 +564,8 @@ func TestFlushStaleDelete(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		eng := openEngine(t, tg, nil)
 		ctx := context.Background()
-		ann := uowAccount("ann", 100)
-		uowSeed(t, eng, ann)
+		ann := newAccount("ann", 100)
+		seedObjects(t, eng, ann)
 		s1, s2, a1, a2 := uowLoadTwice(t, eng, ann.ID)
 
 		a1.Balance = 90
@@ -589,7 +582,7 @@ func TestFlushStaleDelete(t *testing.T) {
 		if !s2.IsDirty(a2) {
 			t.Fatal("the delete is no longer marked after the failure")
 		}
-		if n := uowCount(t, eng, "SELECT COUNT(*) FROM accounts"); n != 1 {
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM accounts"); n != 1 {
 			t.Fatalf("%d rows, want the account kept", n)
 		}
 	})
@@ -601,13 +594,13 @@ func TestFlushStaleDelete(t *testing.T) {
 func TestCommitFailureLosesNothing(t *testing.T) {
 	run := func(t *testing.T, eng *orm.Engine) {
 		ctx := context.Background()
-		uowSeed(t, eng, uowAccount("taken", 1))
+		seedObjects(t, eng, newAccount("taken", 1))
 		s := eng.NewSession()
 		defer s.Close()
 		accts := []*Account{
-			uowAccount("a1", 1), uowAccount("a2", 2), uowAccount("taken", 3), uowAccount("a4", 4), uowAccount("a5", 5),
+			newAccount("a1", 1), newAccount("a2", 2), newAccount("taken", 3), newAccount("a4", 4), newAccount("a5", 5),
 		}
-		uowMust(t, s.Add(uowAnys(accts)...))
+		uowMust(t, s.Add(anys(accts)...))
 		err := s.Commit(ctx)
 		if !errors.Is(err, orm.ErrUniqueViolation) {
 			t.Fatalf("Commit: %v, want ErrUniqueViolation", err)
@@ -616,10 +609,10 @@ func TestCommitFailureLosesNothing(t *testing.T) {
 		if !errors.As(err, &fe) || fe.Autoflush || fe.Op != "INSERT" || fe.Table != "accounts" {
 			t.Fatalf("Commit: %#v, want a *orm.FlushError for the accounts INSERT", err)
 		}
-		if n := uowCount(t, eng, "SELECT COUNT(*) FROM accounts"); n != 1 {
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM accounts"); n != 1 {
 			t.Fatalf("%d rows, want only the committed one (none of the five)", n)
 		}
-		if diff := cmp.Diff(uowAnys(accts), s.Pending()); diff != "" {
+		if diff := cmp.Diff(anys(accts), s.Pending()); diff != "" {
 			t.Fatalf("Pending() (-want +got):\n%s", diff)
 		}
 		for _, a := range accts {
@@ -633,7 +626,7 @@ func TestCommitFailureLosesNothing(t *testing.T) {
 		accts[2].Owner = "a3"
 		uowMust(t, s.Commit(ctx))
 		uowCheckKeys(t, eng, accts)
-		if n := uowCount(t, eng, "SELECT COUNT(*) FROM accounts"); n != 6 {
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM accounts"); n != 6 {
 			t.Fatalf("%d rows, want 6", n)
 		}
 		for _, a := range accts {
@@ -662,10 +655,10 @@ func TestCommitFailureLosesNothing(t *testing.T) {
 // database, so the object stays dirty, with its version as before.
 func TestCommitFailureKeepsFlushedUpdateDirty(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
-		eng, log := uowOpen(t, tg)
+		eng, log := openLogged(t, tg)
 		ctx := context.Background()
-		ann := uowAccount("ann", 100)
-		uowSeed(t, eng, ann, &testmodels.Tag{Kind: "k", Name: "taken"})
+		ann := newAccount("ann", 100)
+		seedObjects(t, eng, ann, &testmodels.Tag{Kind: "k", Name: "taken"})
 
 		s := eng.NewSession()
 		defer s.Close()
@@ -685,12 +678,12 @@ func TestCommitFailureKeepsFlushedUpdateDirty(t *testing.T) {
 		if !s.IsDirty(a) || a.Balance != 50 || a.Version != 1 {
 			t.Fatalf("after the failure: dirty %v balance %d version %d; want true 50 1", s.IsDirty(a), a.Balance, a.Version)
 		}
-		if n := uowCount(t, eng, "SELECT COUNT(*) FROM accounts WHERE balance = 100 AND version = 1"); n != 1 {
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM accounts WHERE balance = 100 AND version = 1"); n != 1 {
 			t.Fatal("the UPDATE was not rolled back")
 		}
 		tag.Name = "free"
 		uowMust(t, s.Commit(ctx))
-		if a.Version != 2 || uowCount(t, eng, "SELECT COUNT(*) FROM accounts WHERE balance = 50 AND version = 2") != 1 {
+		if a.Version != 2 || countRows(t, eng, "SELECT COUNT(*) FROM accounts WHERE balance = 50 AND version = 2") != 1 {
 			t.Fatalf("after fixing: version %d, want 2 and balance 50 in the row", a.Version)
 		}
 	})
@@ -703,7 +696,7 @@ func TestCommitFailureKeepsFlushedDeleteMarked(t *testing.T) {
 		eng := openEngine(t, tg, nil)
 		ctx := context.Background()
 		blob := &testmodels.Blob{Data: []byte("x")}
-		uowSeed(t, eng, blob, &testmodels.Tag{Kind: "k", Name: "taken"})
+		seedObjects(t, eng, blob, &testmodels.Tag{Kind: "k", Name: "taken"})
 
 		s := eng.NewSession()
 		defer s.Close()
@@ -711,7 +704,7 @@ func TestCommitFailureKeepsFlushedDeleteMarked(t *testing.T) {
 		uowMust(t, err)
 		uowMust(t, s.Delete(b))
 		uowMust(t, s.Flush(ctx)) // the DELETE runs
-		if n := uowCount(t, eng, "SELECT COUNT(*) FROM blobs"); n != 1 {
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM blobs"); n != 1 {
 			t.Fatalf("%d blobs visible outside the transaction, want 1 (uncommitted delete)", n)
 		}
 		tag := &testmodels.Tag{Kind: "k", Name: "taken"}
@@ -719,7 +712,7 @@ func TestCommitFailureKeepsFlushedDeleteMarked(t *testing.T) {
 		if err := s.Commit(ctx); !errors.Is(err, orm.ErrUniqueViolation) {
 			t.Fatalf("Commit: %v, want ErrUniqueViolation", err)
 		}
-		if n := uowCount(t, eng, "SELECT COUNT(*) FROM blobs"); n != 1 {
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM blobs"); n != 1 {
 			t.Fatalf("%d blobs after the failure, want the row back", n)
 		}
 		if !s.IsDirty(b) {
@@ -730,7 +723,7 @@ func TestCommitFailureKeepsFlushedDeleteMarked(t *testing.T) {
 		}
 		tag.Name = "free"
 		uowMust(t, s.Commit(ctx))
-		if n := uowCount(t, eng, "SELECT COUNT(*) FROM blobs"); n != 0 {
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM blobs"); n != 0 {
 			t.Fatalf("%d blobs after the second Commit, want 0", n)
 		}
 	})
@@ -742,16 +735,16 @@ func TestCommitFailureUndoesEarlierFlush(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		eng := openEngine(t, tg, nil)
 		ctx := context.Background()
-		uowSeed(t, eng, uowAccount("taken", 0))
+		seedObjects(t, eng, newAccount("taken", 0))
 		s := eng.NewSession()
 		defer s.Close()
-		first := uowAccount("first", 1)
+		first := newAccount("first", 1)
 		uowMust(t, s.Add(first))
 		uowMust(t, s.Flush(ctx))
 		if first.ID == 0 || first.Version != 1 {
 			t.Fatalf("after Flush: %+v", first)
 		}
-		second := uowAccount("taken", 2)
+		second := newAccount("taken", 2)
 		uowMust(t, s.Add(second))
 		if err := s.Commit(ctx); !errors.Is(err, orm.ErrUniqueViolation) {
 			t.Fatalf("Commit: %v, want ErrUniqueViolation", err)
@@ -772,17 +765,17 @@ func TestFlushFailureThenCommit(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		eng := openEngine(t, tg, nil)
 		ctx := context.Background()
-		uowSeed(t, eng, uowAccount("taken", 0))
+		seedObjects(t, eng, newAccount("taken", 0))
 		s := eng.NewSession()
 		defer s.Close()
-		accts := []*Account{uowAccount("x", 1), uowAccount("taken", 2), uowAccount("z", 3)}
-		uowMust(t, s.Add(uowAnys(accts)...))
+		accts := []*Account{newAccount("x", 1), newAccount("taken", 2), newAccount("z", 3)}
+		uowMust(t, s.Add(anys(accts)...))
 		err := s.Flush(ctx)
 		var fe *orm.FlushError
 		if !errors.As(err, &fe) || fe.Autoflush || !errors.Is(err, orm.ErrUniqueViolation) {
 			t.Fatalf("Flush: %v, want a *orm.FlushError (not autoflush) matching ErrUniqueViolation", err)
 		}
-		if diff := cmp.Diff(uowAnys(accts), s.Pending()); diff != "" {
+		if diff := cmp.Diff(anys(accts), s.Pending()); diff != "" {
 			t.Fatalf("Pending() (-want +got):\n%s", diff)
 		}
 		accts[1].Owner = "y"
@@ -798,8 +791,8 @@ func TestCommitFailureKeepsRefresh(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		eng := openEngine(t, tg, nil)
 		ctx := context.Background()
-		ann := uowAccount("ann", 100)
-		uowSeed(t, eng, ann, &testmodels.Tag{Kind: "k", Name: "taken"})
+		ann := newAccount("ann", 100)
+		seedObjects(t, eng, ann, &testmodels.Tag{Kind: "k", Name: "taken"})
 		s1, s2, a1, a2 := uowLoadTwice(t, eng, ann.ID)
 
 		a2.Balance = 70

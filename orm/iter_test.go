@@ -31,7 +31,7 @@ func qtInsertAccounts(t testing.TB, eng *orm.Engine, prefix string, n int) {
 				b.WriteString(", ")
 			}
 			b.WriteString("(?, ?, 1, ?)")
-			args = append(args, fmt.Sprintf("%s%06d", prefix, i), int64(i), qtT0)
+			args = append(args, fmt.Sprintf("%s%06d", prefix, i), int64(i), baseTime)
 		}
 		if _, err := s.Exec(ctx, b.String(), args...); err != nil {
 			t.Fatal(err)
@@ -45,6 +45,7 @@ func qtInsertAccounts(t testing.TB, eng *orm.Engine, prefix string, n int) {
 // qtHeap is a heap reading after a full collection: what is live.
 type qtHeap struct{ inuse, alloc uint64 }
 
+// qtReadHeap collects garbage and reads the heap.
 func qtReadHeap() qtHeap {
 	runtime.GC()
 	var ms runtime.MemStats
@@ -63,6 +64,7 @@ func (h qtHeap) growth(base qtHeap) qtHeap {
 	return qtHeap{sub(h.inuse, base.inuse), sub(h.alloc, base.alloc)}
 }
 
+// max is the larger of h and o, figure by figure.
 func (h qtHeap) max(o qtHeap) qtHeap {
 	return qtHeap{max(h.inuse, o.inuse), max(h.alloc, o.alloc)}
 }
@@ -276,7 +278,7 @@ func TestIterSessionBusy(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		eng := openEngine(t, tg, nil)
 		ctx := context.Background()
-		ids := qtSeed(t, eng, qtAcct("ann", 1), qtAcct("bob", 2))
+		ids := qtSeed(t, eng, newAccount("ann", 1), newAccount("bob", 2))
 		s := eng.NewSession()
 		defer s.Close()
 		for a, err := range orm.Query[Account](s).Iter(ctx) {
@@ -343,7 +345,7 @@ func TestIterCancel(t *testing.T) {
 				time.Sleep(50 * time.Millisecond) // let database/sql notice
 			}
 		}
-		t.Logf("%s: Iter stopped after %d rows with %v [%s]", tg.Name, n, last, qtChain(last))
+		t.Logf("%s: Iter stopped after %d rows with %v; chain:%s", tg.Name, n, last, errorChain(last))
 		if !errors.Is(last, context.Canceled) {
 			t.Fatalf("Iter after cancel: %d rows, error %v; want context.Canceled", n, last)
 		}

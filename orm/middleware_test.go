@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/tallyorm/tally/internal/dbtest"
-	"github.com/tallyorm/tally/internal/testmodels"
 	"github.com/tallyorm/tally/orm"
 )
 
@@ -72,15 +71,7 @@ func (l *mwLog) String() string {
 func mwOpenLogged(t *testing.T, tg dbtest.Target) (*orm.Engine, *mwLog) {
 	t.Helper()
 	l := &mwLog{}
-	ctx := context.Background()
-	eng, err := orm.Open(ctx, tg.Driver, tg.DSN, orm.WithLogger(slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelInfo}))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eng.Close() })
-	if err := eng.CreateTables(ctx, testmodels.Models...); err != nil {
-		t.Fatal(err)
-	}
+	eng := openEngine(t, tg, nil, orm.WithLogger(slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelInfo}))))
 	return eng, l
 }
 
@@ -102,13 +93,13 @@ func TestMiddlewareCommitsBeforeSuccess(t *testing.T) {
 		atHeader := make(chan int64, 1) // rows committed when WriteHeader returned
 		srv := mwServer(t, eng, func(w http.ResponseWriter, r *http.Request) {
 			s := mwSession(w, r)
-			if err := s.Add(scopeAcct("created", 10)); err != nil {
+			if err := s.Add(newAccount("created", 10)); err != nil {
 				http.Error(w, err.Error(), http.StatusBadRequest)
 				return
 			}
 			w.Header().Set("Location", "/accounts/created")
 			w.WriteHeader(http.StatusCreated)
-			n, err := scopeCountErr(eng, "owner = ?", "created") // from another connection
+			n, err := countRowsErr(eng, "SELECT COUNT(*) FROM accounts WHERE owner = ?", "created") // from another connection
 			if err != nil {
 				n = -1
 			}
@@ -132,8 +123,8 @@ func TestMiddlewareCommitsBeforeSuccess(t *testing.T) {
 func TestMiddlewareUniqueViolationIs409(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		eng := openEngine(t, tg, nil)
-		ann := scopeAcct("ann", 100)
-		scopeSeed(t, eng, ann)
+		ann := newAccount("ann", 100)
+		seedObjects(t, eng, ann)
 		for _, tc := range []struct {
 			name  string
 			write func(w http.ResponseWriter) error
@@ -159,8 +150,8 @@ func TestMiddlewareUniqueViolationIs409(t *testing.T) {
 				writeErr := make(chan error, 1)
 				srv := mwServer(t, eng, func(w http.ResponseWriter, r *http.Request) {
 					s := mwSession(w, r)
-					s.Add(scopeAcct("zed", 1)) // fine alone; must not be committed either
-					s.Add(scopeAcct("ann", 5)) // the owner exists: unique violation at commit
+					s.Add(newAccount("zed", 1)) // fine alone; must not be committed either
+					s.Add(newAccount("ann", 5)) // the owner exists: unique violation at commit
 					w.Header().Set("Location", "/accounts/ann")
 					w.Header().Set("X-Handler", "yes")
 					writeErr <- tc.write(w)
@@ -192,8 +183,8 @@ func TestMiddlewareUniqueViolationIs409(t *testing.T) {
 func TestMiddlewareStaleIs409(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		eng, elog := mwOpenLogged(t, tg)
-		acct := scopeAcct("contended", 100)
-		scopeSeed(t, eng, acct)
+		acct := newAccount("contended", 100)
+		seedObjects(t, eng, acct)
 		// endRead: end the handler's read transaction before the other
 		// writer commits, so that on SQLite too the conflict reaches the
 		// version check (see TestDoRetryOnStale). The open-read variant is
@@ -254,7 +245,7 @@ func TestMiddlewareErrorStatusRollsBack(t *testing.T) {
 			t.Run(fmt.Sprint(code), func(t *testing.T) {
 				srv := mwServer(t, eng, func(w http.ResponseWriter, r *http.Request) {
 					s := mwSession(w, r)
-					s.Add(scopeAcct("rejected", 1))
+					s.Add(newAccount("rejected", 1))
 					if err := s.Flush(r.Context()); err != nil { // the INSERT reaches the database
 						http.Error(w, err.Error(), http.StatusTeapot)
 						return
@@ -265,7 +256,7 @@ func TestMiddlewareErrorStatusRollsBack(t *testing.T) {
 				if got != code || body != "handler says no\n" {
 					t.Fatalf("got %d %q, want the handler's %d", got, body, code)
 				}
-				if n := scopeCount(t, eng, ""); n != 0 {
+				if n := countAccounts(t, eng, ""); n != 0 {
 					t.Fatalf("%d accounts, want 0: the work must be rolled back", n)
 				}
 				scopeNoneInUse(t, eng)
@@ -280,13 +271,13 @@ func TestMiddlewareImplicit200Commits(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		eng := openEngine(t, tg, nil)
 		srv := mwServer(t, eng, func(w http.ResponseWriter, r *http.Request) {
-			mwSession(w, r).Add(scopeAcct("silent", 1))
+			mwSession(w, r).Add(newAccount("silent", 1))
 		})
 		code, body, _ := mwGet(t, srv, "/")
 		if code != http.StatusOK || body != "" {
 			t.Fatalf("got %d %q, want an empty 200", code, body)
 		}
-		if n := scopeCount(t, eng, "owner = ?", "silent"); n != 1 {
+		if n := countAccounts(t, eng, "owner = ?", "silent"); n != 1 {
 			t.Fatalf("%d rows, want 1", n)
 		}
 		scopeNoneInUse(t, eng)
@@ -302,7 +293,7 @@ func TestMiddlewareFlushCommitsFirst(t *testing.T) {
 		release := make(chan struct{})
 		flushed := make(chan error, 1)
 		srv := mwServer(t, eng, func(w http.ResponseWriter, r *http.Request) {
-			mwSession(w, r).Add(scopeAcct("streamed", 1))
+			mwSession(w, r).Add(newAccount("streamed", 1))
 			err := http.NewResponseController(w).Flush()
 			flushed <- err
 			if err != nil {
@@ -325,7 +316,7 @@ func TestMiddlewareFlushCommitsFirst(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("status %d, want 200", resp.StatusCode)
 		}
-		if n := scopeCount(t, eng, "owner = ?", "streamed"); n != 1 {
+		if n := countAccounts(t, eng, "owner = ?", "streamed"); n != 1 {
 			t.Fatalf("the client has the status, the handler is still running, and %d rows are committed; want 1", n)
 		}
 		close(release)
@@ -348,7 +339,7 @@ func TestMiddlewarePanicRollsBack(t *testing.T) {
 			t.Run(tc.name, func(t *testing.T) {
 				srv := mwServer(t, eng, func(w http.ResponseWriter, r *http.Request) {
 					s := mwSession(w, r)
-					s.Add(scopeAcct("panicked", 1))
+					s.Add(newAccount("panicked", 1))
 					s.Flush(r.Context()) // holds a connection and an open transaction
 					panic(tc.value)
 				})
@@ -358,7 +349,7 @@ func TestMiddlewarePanicRollsBack(t *testing.T) {
 					t.Fatalf("the client got %d; a panicking handler's connection should be dropped", resp.StatusCode)
 				}
 				scopeNoneInUse(t, eng)
-				if n := scopeCount(t, eng, ""); n != 0 {
+				if n := countAccounts(t, eng, ""); n != 0 {
 					t.Fatalf("%d accounts, want 0", n)
 				}
 			})
@@ -366,7 +357,7 @@ func TestMiddlewarePanicRollsBack(t *testing.T) {
 		// Calling the handler directly, the panic value comes through.
 		h := eng.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			s := mwSession(w, r)
-			s.Add(scopeAcct("panicked", 1))
+			s.Add(newAccount("panicked", 1))
 			s.Flush(r.Context())
 			panic("direct")
 		}))
@@ -381,7 +372,7 @@ func TestMiddlewarePanicRollsBack(t *testing.T) {
 		if st := eng.DB().Stats(); st.InUse != 0 {
 			t.Fatalf("%d connections in use after the panic", st.InUse)
 		}
-		if n := scopeCount(t, eng, ""); n != 0 {
+		if n := countAccounts(t, eng, ""); n != 0 {
 			t.Fatalf("%d accounts, want 0", n)
 		}
 	})
@@ -394,10 +385,10 @@ func TestMiddlewareWorkAfterResponse(t *testing.T) {
 		eng := openEngine(t, tg, nil)
 		srv := mwServer(t, eng, func(w http.ResponseWriter, r *http.Request) {
 			s := mwSession(w, r)
-			s.Add(scopeAcct("before", 1))
+			s.Add(newAccount("before", 1))
 			w.WriteHeader(http.StatusCreated)
 			io.WriteString(w, "ok\n")
-			s.Add(scopeAcct("after", 1))
+			s.Add(newAccount("after", 1))
 		})
 		code, body, _ := mwGet(t, srv, "/")
 		if code != http.StatusCreated || body != "ok\n" {
@@ -416,7 +407,7 @@ func TestMiddlewareConcurrentRequests(t *testing.T) {
 		eng := openEngine(t, tg, nil)
 		srv := mwServer(t, eng, func(w http.ResponseWriter, r *http.Request) {
 			s := mwSession(w, r)
-			s.Add(scopeAcct(r.URL.Query().Get("owner"), 1))
+			s.Add(newAccount(r.URL.Query().Get("owner"), 1))
 			w.WriteHeader(http.StatusCreated)
 		})
 		const n = 32
@@ -439,7 +430,7 @@ func TestMiddlewareConcurrentRequests(t *testing.T) {
 		if err := errors.Join(errs...); err != nil {
 			t.Fatal(err)
 		}
-		if got := scopeCount(t, eng, ""); got != n {
+		if got := countAccounts(t, eng, ""); got != n {
 			t.Fatalf("%d accounts, want %d", got, n)
 		}
 		scopeNoneInUse(t, eng)

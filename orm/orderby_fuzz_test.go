@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/tallyorm/tally/internal/dbtest"
-	"github.com/tallyorm/tally/internal/testmodels"
 	"github.com/tallyorm/tally/orm"
 )
 
@@ -34,22 +33,8 @@ func FuzzOrderBy(f *testing.F) {
 	ctx := context.Background()
 	for _, tg := range dbtest.Targets(f) {
 		sent := new(atomic.Int64)
-		eng, err := orm.Open(ctx, tg.Driver, tg.DSN, orm.WithQueryHook(func(context.Context, orm.QueryEvent) { sent.Add(1) }))
-		if err != nil {
-			f.Fatalf("%s: %v", tg.Name, err)
-		}
-		f.Cleanup(func() { eng.Close() })
-		if err := eng.CreateTables(ctx, testmodels.Models...); err != nil {
-			f.Fatalf("%s: %v", tg.Name, err)
-		}
-		s := eng.NewSession()
-		for _, o := range []string{"ann", "bob"} {
-			s.Add(&Account{Owner: o, Created: qtT0})
-		}
-		if err := s.Commit(ctx); err != nil {
-			f.Fatalf("%s: %v", tg.Name, err)
-		}
-		s.Close()
+		eng := openEngine(f, tg, nil, orm.WithQueryHook(func(context.Context, orm.QueryEvent) { sent.Add(1) }))
+		seedObjects(f, eng, newAccount("ann", 0), newAccount("bob", 0))
 		targets = append(targets, target{tg.Name, eng, sent})
 	}
 	columns := []string{"id", "owner", "balance", "version", "note", "created_at"}

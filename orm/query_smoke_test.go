@@ -2,6 +2,7 @@ package orm_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -41,7 +42,7 @@ func TestQuerySmoke(t *testing.T) {
 			t.Fatal(one, err)
 		}
 		_, err = orm.Query[Account](s2).One(ctx)
-		if !errorsIs(err, orm.ErrMultipleRows) {
+		if !errors.Is(err, orm.ErrMultipleRows) {
 			t.Fatal(err)
 		}
 		cnt := 0

@@ -15,34 +15,20 @@ import (
 	"github.com/tallyorm/tally/orm"
 )
 
-// The helpers of this file (prefixed qt) serve query_test.go, raw_test.go,
-// iter_test.go and orderby_fuzz_test.go.
-
-var qtT0 = time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
-
-func qtAcct(owner string, balance int64) *Account {
-	return &Account{Owner: owner, Balance: balance}
-}
+// The helpers of this file (prefixed qt) serve query_test.go, raw_test.go
+// and iter_test.go; those of the whole package are in helpers_test.go.
 
 // qtSeed commits accts in a session of its own and returns their ids by
-// owner. An account without a creation time gets qtT0 plus its position in
-// minutes, so that created_at differs from row to row.
-func qtSeed(t *testing.T, eng *orm.Engine, accts ...*Account) map[string]int64 {
+// owner. An account without a creation time gets baseTime plus its
+// position in minutes, so that created_at differs from row to row.
+func qtSeed(t testing.TB, eng *orm.Engine, accts ...*Account) map[string]int64 {
 	t.Helper()
-	ctx := context.Background()
-	s := eng.NewSession()
-	defer s.Close()
 	for i, a := range accts {
 		if a.Created.IsZero() {
-			a.Created = qtT0.Add(time.Duration(i) * time.Minute)
-		}
-		if err := s.Add(a); err != nil {
-			t.Fatal(err)
+			a.Created = baseTime.Add(time.Duration(i) * time.Minute)
 		}
 	}
-	if err := s.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
+	seedObjects(t, eng, anys(accts)...)
 	ids := map[string]int64{}
 	for _, a := range accts {
 		ids[a.Owner] = a.ID
@@ -64,6 +50,7 @@ func qtSent(log []string) []string {
 	return out
 }
 
+// qtDeref renders a nullable string for a failure message: NULL or quoted.
 func qtDeref(p *string) string {
 	if p == nil {
 		return "NULL"
@@ -71,6 +58,7 @@ func qtDeref(p *string) string {
 	return fmt.Sprintf("%q", *p)
 }
 
+// qtOwners lists the accounts' owners, in the accounts' order.
 func qtOwners(accts []*Account) []string {
 	out := make([]string, len(accts))
 	for i, a := range accts {
@@ -79,23 +67,12 @@ func qtOwners(accts []*Account) []string {
 	return out
 }
 
+// qtSortedOwners is qtOwners sorted, for results whose order is not
+// specified.
 func qtSortedOwners(accts []*Account) []string {
 	out := qtOwners(accts)
 	slices.Sort(out)
 	return out
-}
-
-// qtCount counts the rows of accounts matching where in a session of its
-// own, so it sees only committed data.
-func qtCount(t *testing.T, eng *orm.Engine, where string, args ...any) int64 {
-	t.Helper()
-	s := eng.NewSession()
-	defer s.Close()
-	n, err := orm.Query[Account](s).Where(where, args...).Count(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
 
 // qtFresh reads the account with id in a session of its own: the committed row.
@@ -118,7 +95,7 @@ func TestQueryIdentityMap(t *testing.T) {
 		var log []string
 		eng := openEngine(t, tg, &log)
 		ctx := context.Background()
-		ids := qtSeed(t, eng, qtAcct("ann", 100), qtAcct("bob", 200))
+		ids := qtSeed(t, eng, newAccount("ann", 100), newAccount("bob", 200))
 
 		s := eng.NewSession(orm.WithoutAutoflush())
 		defer s.Close()
@@ -192,11 +169,11 @@ func TestQueryAutoflush(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		eng := openEngine(t, tg, nil)
 		ctx := context.Background()
-		ids := qtSeed(t, eng, qtAcct("ann", 100), qtAcct("bob", 200))
+		ids := qtSeed(t, eng, newAccount("ann", 100), newAccount("bob", 200))
 		s := eng.NewSession()
 		defer s.Close()
 
-		cid := &Account{Owner: "cid", Balance: 300, Created: qtT0}
+		cid := &Account{Owner: "cid", Balance: 300, Created: baseTime}
 		if err := s.Add(cid); err != nil {
 			t.Fatal(err)
 		}
@@ -211,12 +188,12 @@ func TestQueryAutoflush(t *testing.T) {
 			t.Fatalf("All = %v, %v; want 3 with the pending object itself last", qtOwners(all), err)
 		}
 
-		dan := &Account{Owner: "dan", Balance: 400, Created: qtT0}
+		dan := &Account{Owner: "dan", Balance: 400, Created: baseTime}
 		s.Add(dan)
 		if ok, err := orm.Query[Account](s).Where("owner = ?", "dan").Exists(ctx); err != nil || !ok {
 			t.Fatalf("Exists(dan) = %v, %v", ok, err)
 		}
-		eve := &Account{Owner: "eve", Balance: 500, Created: qtT0}
+		eve := &Account{Owner: "eve", Balance: 500, Created: baseTime}
 		s.Add(eve)
 		var seen []*Account
 		for a, err := range orm.Query[Account](s).Where("balance >= ?", 500).Iter(ctx) {
@@ -261,7 +238,7 @@ func TestQueryOneFirst(t *testing.T) {
 		{
 			s := eng.NewSession()
 			_, err := s.Exec(ctx, "INSERT INTO accounts (id, owner, balance, version, created_at) VALUES (?, ?, ?, ?, ?), (?, ?, ?, ?, ?), (?, ?, ?, ?, ?)",
-				30, "a", 1, 1, qtT0, 10, "c", 1, 1, qtT0, 20, "b", 1, 1, qtT0)
+				30, "a", 1, 1, baseTime, 10, "c", 1, 1, baseTime, 20, "b", 1, 1, baseTime)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -328,7 +305,7 @@ func TestQueryBuilderImmutable(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		eng := openEngine(t, tg, nil)
 		ctx := context.Background()
-		qtSeed(t, eng, qtAcct("ann", 100), qtAcct("bob", 200), qtAcct("cid", 300))
+		qtSeed(t, eng, newAccount("ann", 100), newAccount("bob", 200), newAccount("cid", 300))
 		s := eng.NewSession()
 		defer s.Close()
 		base := orm.Query[Account](s).Where("balance > ?", 0)
@@ -383,10 +360,10 @@ func TestQueryOrderBy(t *testing.T) {
 		eng := openEngine(t, tg, &log)
 		ctx := context.Background()
 		qtSeed(t, eng,
-			&Account{Owner: "ann", Balance: 1, Created: qtT0.Add(2 * time.Hour)},
-			&Account{Owner: "bob", Balance: 2, Created: qtT0.Add(1 * time.Hour)},
-			&Account{Owner: "cid", Balance: 3, Created: qtT0.Add(1 * time.Hour)},
-			&Account{Owner: "dan", Balance: 4, Created: qtT0},
+			&Account{Owner: "ann", Balance: 1, Created: baseTime.Add(2 * time.Hour)},
+			&Account{Owner: "bob", Balance: 2, Created: baseTime.Add(1 * time.Hour)},
+			&Account{Owner: "cid", Balance: 3, Created: baseTime.Add(1 * time.Hour)},
+			&Account{Owner: "dan", Balance: 4, Created: baseTime},
 		)
 		s := eng.NewSession()
 		defer s.Close()
@@ -472,7 +449,7 @@ func TestQueryPlaceholders(t *testing.T) {
 		var log []string
 		eng := openEngine(t, tg, &log)
 		ctx := context.Background()
-		ids := qtSeed(t, eng, qtAcct("?", 1), qtAcct("ann", 2), qtAcct("bob", 3), qtAcct("it's", 4), qtAcct("cid", 5))
+		ids := qtSeed(t, eng, newAccount("?", 1), newAccount("ann", 2), newAccount("bob", 3), newAccount("it's", 4), newAccount("cid", 5))
 		s := eng.NewSession()
 		defer s.Close()
 
@@ -581,7 +558,7 @@ func TestQueryPlaceholders(t *testing.T) {
 			}
 			s.Close()
 		}
-		if n := qtCount(t, eng, "balance > ?", 0); n != 5 {
+		if n := countAccounts(t, eng, "balance > ?", 0); n != 5 {
 			t.Fatalf("rows changed by failed statements: %d left", n)
 		}
 	})
@@ -601,7 +578,7 @@ func TestQueryForUpdate(t *testing.T) {
 				var log []string
 				eng := openEngine(t, tg, &log)
 				ctx := context.Background()
-				ids := qtSeed(t, eng, qtAcct("ann", 100), qtAcct("bob", 200))
+				ids := qtSeed(t, eng, newAccount("ann", 100), newAccount("bob", 200))
 
 				a := eng.NewSession()
 				defer a.Close()
@@ -683,7 +660,7 @@ func TestQueryUpdateAll(t *testing.T) {
 		var log []string
 		eng := openEngine(t, tg, &log)
 		ctx := context.Background()
-		ids := qtSeed(t, eng, qtAcct("ann", 100), qtAcct("bob", 200), qtAcct("cid", 300), qtAcct("dan", 400))
+		ids := qtSeed(t, eng, newAccount("ann", 100), newAccount("bob", 200), newAccount("cid", 300), newAccount("dan", 400))
 
 		s := eng.NewSession()
 		defer s.Close()
@@ -758,7 +735,7 @@ func TestQueryUpdateAll(t *testing.T) {
 		if err := s2.Commit(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if n := qtCount(t, eng, "balance = ? AND version = ?", 0, 2); n != 2 {
+		if n := countAccounts(t, eng, "balance = ? AND version = ?", 0, 2); n != 2 {
 			t.Fatalf("%d rows updated and version-bumped, want 2", n)
 		}
 
@@ -779,7 +756,7 @@ func TestQueryUpdateAllValuesNotShared(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		eng := openEngine(t, tg, nil)
 		ctx := context.Background()
-		ids := qtSeed(t, eng, qtAcct("ann", 100))
+		ids := qtSeed(t, eng, newAccount("ann", 100))
 		s := eng.NewSession()
 		defer s.Close()
 		ann, err := orm.Get[Account](ctx, s, ids["ann"])
@@ -833,7 +810,7 @@ func TestQueryDeleteAll(t *testing.T) {
 		var log []string
 		eng := openEngine(t, tg, &log)
 		ctx := context.Background()
-		ids := qtSeed(t, eng, qtAcct("ann", 100), qtAcct("bob", 200), qtAcct("cid", 300), qtAcct("dan", 400))
+		ids := qtSeed(t, eng, newAccount("ann", 100), newAccount("bob", 200), newAccount("cid", 300), newAccount("dan", 400))
 
 		s := eng.NewSession()
 		defer s.Close()
@@ -876,7 +853,7 @@ func TestQueryDeleteAll(t *testing.T) {
 		if sent := qtSent(log); len(sent) != 0 {
 			t.Fatalf("commit sent %q", sent)
 		}
-		if n := qtCount(t, eng, "1 = 1"); n != 2 {
+		if n := countAccounts(t, eng, "1 = 1"); n != 2 {
 			t.Fatalf("%d rows left, want 2", n)
 		}
 
@@ -897,7 +874,7 @@ func TestQueryDeleteAll(t *testing.T) {
 		if err := s2.Commit(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if n := qtCount(t, eng, "1 = 1"); n != 1 {
+		if n := countAccounts(t, eng, "1 = 1"); n != 1 {
 			t.Fatalf("%d rows left, want 1", n)
 		}
 	})

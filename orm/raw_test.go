@@ -3,7 +3,6 @@ package orm_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -34,7 +33,7 @@ func TestRawMapping(t *testing.T) {
 		if err != nil || !slices.Equal(qtOwners(all), []string{"bob", "cid"}) {
 			t.Fatalf("SELECT *: %v, %v", qtOwners(all), err)
 		}
-		if b := all[0]; b.ID != ids["bob"] || b.Balance != 200 || b.Version != 1 || !b.Created.Equal(qtT0.Add(time.Minute)) {
+		if b := all[0]; b.ID != ids["bob"] || b.Balance != 200 || b.Version != 1 || !b.Created.Equal(baseTime.Add(time.Minute)) {
 			t.Fatalf("bob read as %+v", b)
 		}
 		bob := all[0]
@@ -128,7 +127,7 @@ func TestRawSubsetTracking(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		eng := openEngine(t, tg, nil)
 		ctx := context.Background()
-		ids := qtSeed(t, eng, qtAcct("ann", 100))
+		ids := qtSeed(t, eng, newAccount("ann", 100))
 		s := eng.NewSession()
 		defer s.Close()
 
@@ -161,7 +160,7 @@ func TestSessionExec(t *testing.T) {
 		var log []string
 		eng := openEngine(t, tg, &log)
 		ctx := context.Background()
-		qtSeed(t, eng, qtAcct("ann", 100), qtAcct("bob", 200))
+		qtSeed(t, eng, newAccount("ann", 100), newAccount("bob", 200))
 		s := eng.NewSession()
 		defer s.Close()
 
@@ -175,22 +174,22 @@ func TestSessionExec(t *testing.T) {
 		if n, err := orm.Query[Account](s).Where("balance = ?", 7).Count(ctx); err != nil || n != 2 {
 			t.Fatalf("the session sees %d updated rows, %v; want 2", n, err)
 		}
-		if _, err := s.Exec(ctx, "INSERT INTO accounts (owner, balance, version, created_at) VALUES (?, ?, ?, ?)", "cid", 3, 1, qtT0); err != nil {
+		if _, err := s.Exec(ctx, "INSERT INTO accounts (owner, balance, version, created_at) VALUES (?, ?, ?, ?)", "cid", 3, 1, baseTime); err != nil {
 			t.Fatal(err)
 		}
 		cid, err := orm.Query[Account](s).Where("owner = ?", "cid").One(ctx)
 		if err != nil || cid.Balance != 3 {
 			t.Fatalf("the session does not see its insert: %+v, %v", cid, err)
 		}
-		if n := qtCount(t, eng, "balance = ?", 7); n != 0 {
+		if n := countAccounts(t, eng, "balance = ?", 7); n != 0 {
 			t.Fatalf("another session sees %d updated rows before Commit", n)
 		}
-		if n := qtCount(t, eng, "owner = ?", "cid"); n != 0 {
+		if n := countAccounts(t, eng, "owner = ?", "cid"); n != 0 {
 			t.Fatal("another session sees the insert before Commit")
 		}
 
 		// A pending object is flushed before the statement.
-		dan := &Account{Owner: "dan", Balance: 4, Created: qtT0}
+		dan := &Account{Owner: "dan", Balance: 4, Created: baseTime}
 		s.Add(dan)
 		res, err = s.Exec(ctx, "UPDATE accounts SET note = ? WHERE owner = ?", "seen", "dan")
 		if err != nil {
@@ -221,10 +220,10 @@ func TestSessionExec(t *testing.T) {
 		if err := s.Commit(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if n := qtCount(t, eng, "balance = ?", 7); n != 2 {
+		if n := countAccounts(t, eng, "balance = ?", 7); n != 2 {
 			t.Fatalf("after Commit another session sees %d updated rows, want 2", n)
 		}
-		if n := qtCount(t, eng, "owner IN (?)", []string{"cid", "dan"}); n != 2 {
+		if n := countAccounts(t, eng, "owner IN (?, ?)", "cid", "dan"); n != 2 {
 			t.Fatalf("after Commit another session sees %d of cid, dan", n)
 		}
 
@@ -235,7 +234,7 @@ func TestSessionExec(t *testing.T) {
 		if err := s.Rollback(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if n := qtCount(t, eng, "owner = ?", "ann"); n != 1 {
+		if n := countAccounts(t, eng, "owner = ?", "ann"); n != 1 {
 			t.Fatal("Rollback did not undo the Exec")
 		}
 	})
@@ -259,23 +258,13 @@ func qtSlow(tg dbtest.Target) (exec, raw string) {
 		cte + "SELECT id, owner FROM accounts WHERE (SELECT count(*) FROM c) > 0"
 }
 
-// qtChain describes an error's chain of types, for the report on what each
-// driver returns.
-func qtChain(err error) string {
-	var parts []string
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		parts = append(parts, fmt.Sprintf("%T", e))
-	}
-	return strings.Join(parts, " → ")
-}
-
 // A context that ends while a statement runs stops it promptly with an
 // error matching the context's (context.Canceled or DeadlineExceeded), and
 // after a Rollback the session works again.
 func TestQueryContextCancel(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		eng := openEngine(t, tg, nil)
-		ids := qtSeed(t, eng, qtAcct("ann", 100))
+		ids := qtSeed(t, eng, newAccount("ann", 100))
 		execSQL, rawSQL := qtSlow(tg)
 		kinds := []struct {
 			name string
@@ -321,7 +310,7 @@ func TestQueryContextCancel(t *testing.T) {
 						t.Fatal("the statement did not stop within 10s of its context ending")
 					}
 					took := time.Since(start)
-					t.Logf("%s on %s after %v: %v [%s]", name, tg.Name, took.Round(time.Millisecond), err, qtChain(err))
+					t.Logf("%s on %s after %v: %v; chain:%s", name, tg.Name, took.Round(time.Millisecond), err, errorChain(err))
 					if err == nil {
 						t.Fatal("no error from a statement whose context ended")
 					}
@@ -332,7 +321,7 @@ func TestQueryContextCancel(t *testing.T) {
 						t.Errorf("took %v to return after the context ended at 200ms", took)
 					}
 					if err := s.Rollback(context.Background()); err != nil {
-						t.Errorf("Rollback after the cancelled statement: %v [%s]", err, qtChain(err))
+						t.Errorf("Rollback after the cancelled statement: %v; chain:%s", err, errorChain(err))
 					}
 					a, err := orm.Get[Account](context.Background(), s, ids["ann"])
 					if err != nil || a.Balance != 100 {

@@ -46,7 +46,7 @@ func TestReviewSavepointAddFlushDeleteResurrects(t *testing.T) {
 		if err := s.Commit(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if n := qtCount(t, eng, "owner = ?", "ghost"); n != 0 {
+		if n := countAccounts(t, eng, "owner = ?", "ghost"); n != 0 {
 			t.Fatalf("an object added and deleted inside a rolled-back savepoint was committed (%d rows)", n)
 		}
 	})
@@ -114,7 +114,7 @@ func TestReviewFailedCommitLosesUpdateAll(t *testing.T) {
 		if err := s.Add(dup); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Commit(ctx); !errorsIs(err, orm.ErrUniqueViolation) {
+		if err := s.Commit(ctx); !errors.Is(err, orm.ErrUniqueViolation) {
 			t.Fatalf("commit: %v, want a unique violation", err)
 		}
 		// Fix the cause and commit again, as the contract invites.
@@ -167,7 +167,7 @@ func TestReviewFailedCommitInsertThenDeletePanics(t *testing.T) {
 		if err := s.Add(dup); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Commit(ctx); !errorsIs(err, orm.ErrUniqueViolation) {
+		if err := s.Commit(ctx); !errors.Is(err, orm.ErrUniqueViolation) {
 			t.Fatalf("commit: %v, want a unique violation", err)
 		}
 		for _, p := range s.Pending() {

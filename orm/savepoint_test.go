@@ -13,9 +13,7 @@ import (
 
 // Behaviour tests of Session.Savepoint: an error inside rolls back to the
 // savepoint only, in the database and in memory. Helpers are in
-// session_test.go.
-
-var errUOWBoom = errors.New("boom")
+// session_test.go and helpers_test.go.
 
 // An error inside a savepoint rolls back what was done inside, in the
 // database and in the session, whether or not it was flushed inside; what
@@ -28,10 +26,10 @@ func TestSavepointErrorRollsBackToSavepoint(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
-				eng, log := uowOpen(t, tg)
+				eng, log := openLogged(t, tg)
 				ctx := context.Background()
-				ann, bob := uowAccount("ann", 100), uowAccount("bob", 100)
-				uowSeed(t, eng, ann, bob)
+				ann, bob := newAccount("ann", 100), newAccount("bob", 100)
+				seedObjects(t, eng, ann, bob)
 
 				s := eng.NewSession()
 				defer s.Close()
@@ -41,10 +39,10 @@ func TestSavepointErrorRollsBackToSavepoint(t *testing.T) {
 				uowMust(t, err)
 				// Before the savepoint: flushed when it begins, kept.
 				a.Balance = 90
-				carl := uowAccount("carl", 1)
+				carl := newAccount("carl", 1)
 				uowMust(t, s.Add(carl))
 
-				dave := uowAccount("dave", 1)
+				dave := newAccount("dave", 1)
 				note := "inside"
 				log.Reset()
 				err = s.Savepoint(ctx, func() error {
@@ -61,9 +59,9 @@ func TestSavepointErrorRollsBackToSavepoint(t *testing.T) {
 							t.Errorf("Flush inside the savepoint: dave %d, ann version %d", dave.ID, a.Version)
 						}
 					}
-					return errUOWBoom
+					return errBoom
 				})
-				if !errors.Is(err, errUOWBoom) {
+				if !errors.Is(err, errBoom) {
 					t.Fatalf("Savepoint: %v, want fn's error", err)
 				}
 				if uowIndex(log.SQL(), "ROLLBACK TO SAVEPOINT tally_sp1") < 0 {
@@ -93,7 +91,7 @@ func TestSavepointErrorRollsBackToSavepoint(t *testing.T) {
 				if diff := cmp.Diff(map[string]int64{"ann": ann.ID, "bob": bob.ID, "carl": carl.ID}, ids); diff != "" {
 					t.Fatalf("committed rows (-want +got):\n%s", diff)
 				}
-				if n := uowCount(t, eng, "SELECT COUNT(*) FROM accounts WHERE id = ? AND balance = 90 AND note IS NULL AND version = 2", ann.ID); n != 1 {
+				if n := countRows(t, eng, "SELECT COUNT(*) FROM accounts WHERE id = ? AND balance = 90 AND note IS NULL AND version = 2", ann.ID); n != 1 {
 					t.Fatal("ann's row does not hold the work from before the savepoint only")
 				}
 			})
@@ -103,13 +101,13 @@ func TestSavepointErrorRollsBackToSavepoint(t *testing.T) {
 
 func TestSavepointSuccessCommitsWithOuter(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
-		eng, log := uowOpen(t, tg)
+		eng, log := openLogged(t, tg)
 		ctx := context.Background()
 		s := eng.NewSession()
 		defer s.Close()
-		ann := uowAccount("ann", 1)
+		ann := newAccount("ann", 1)
 		uowMust(t, s.Add(ann))
-		dave := uowAccount("dave", 2)
+		dave := newAccount("dave", 2)
 		err := s.Savepoint(ctx, func() error { return s.Add(dave) })
 		uowMust(t, err)
 		if dave.ID == 0 || len(s.Pending()) != 0 {
@@ -118,7 +116,7 @@ func TestSavepointSuccessCommitsWithOuter(t *testing.T) {
 		if uowIndex(log.SQL(), "RELEASE SAVEPOINT") < 0 {
 			t.Fatalf("statements %q: no RELEASE SAVEPOINT", log.SQL())
 		}
-		if n := uowCount(t, eng, "SELECT COUNT(*) FROM accounts"); n != 0 {
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM accounts"); n != 0 {
 			t.Fatalf("%d rows visible before Commit: a savepoint committed on its own", n)
 		}
 		uowMust(t, s.Commit(ctx))
@@ -126,10 +124,10 @@ func TestSavepointSuccessCommitsWithOuter(t *testing.T) {
 
 		// A successful savepoint of a transaction that is rolled back is
 		// rolled back with it.
-		erin := uowAccount("erin", 3)
+		erin := newAccount("erin", 3)
 		uowMust(t, s.Savepoint(ctx, func() error { return s.Add(erin) }))
 		uowMust(t, s.Rollback(ctx))
-		if n := uowCount(t, eng, "SELECT COUNT(*) FROM accounts WHERE owner = 'erin'"); n != 0 {
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM accounts WHERE owner = 'erin'"); n != 0 {
 			t.Fatal("a released savepoint survived the outer Rollback")
 		}
 	})
@@ -137,21 +135,21 @@ func TestSavepointSuccessCommitsWithOuter(t *testing.T) {
 
 func TestSavepointNested(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
-		eng, log := uowOpen(t, tg)
+		eng, log := openLogged(t, tg)
 		ctx := context.Background()
 		s := eng.NewSession()
 		defer s.Close()
 
 		// The inner one fails, the outer one goes on and succeeds.
-		outer, inner, after := uowAccount("outer", 1), uowAccount("inner", 2), uowAccount("after", 3)
+		outer, inner, after := newAccount("outer", 1), newAccount("inner", 2), newAccount("after", 3)
 		err := s.Savepoint(ctx, func() error {
 			uowMust(t, s.Add(outer))
 			err := s.Savepoint(ctx, func() error {
 				uowMust(t, s.Add(inner))
 				uowMust(t, s.Flush(ctx))
-				return errUOWBoom
+				return errBoom
 			})
-			if !errors.Is(err, errUOWBoom) {
+			if !errors.Is(err, errBoom) {
 				t.Errorf("inner Savepoint: %v, want fn's error", err)
 			}
 			return s.Add(after)
@@ -177,23 +175,23 @@ func TestSavepointNested(t *testing.T) {
 		}
 
 		// The inner one succeeds, the outer one fails: both undone.
-		x, y := uowAccount("x", 1), uowAccount("y", 2)
+		x, y := newAccount("x", 1), newAccount("y", 2)
 		err = s.Savepoint(ctx, func() error {
 			uowMust(t, s.Add(x))
 			uowMust(t, s.Savepoint(ctx, func() error { return s.Add(y) }))
 			if y.ID == 0 {
 				t.Error("the inner savepoint did not flush")
 			}
-			return errUOWBoom
+			return errBoom
 		})
-		if !errors.Is(err, errUOWBoom) {
+		if !errors.Is(err, errBoom) {
 			t.Fatalf("outer Savepoint: %v, want fn's error", err)
 		}
 		if x.ID != 0 || y.ID != 0 || len(s.Pending()) != 0 {
 			t.Fatalf("after the outer failure: x %d y %d pending %v; want nothing", x.ID, y.ID, s.Pending())
 		}
 		uowMust(t, s.Commit(ctx))
-		if n := uowCount(t, eng, "SELECT COUNT(*) FROM accounts"); n != 2 {
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM accounts"); n != 2 {
 			t.Fatalf("%d rows, want 2", n)
 		}
 	})
@@ -229,12 +227,12 @@ func TestSavepointUniqueViolationInside(t *testing.T) {
 			dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 				eng := openEngine(t, tg, nil)
 				ctx := context.Background()
-				uowSeed(t, eng, uowAccount("taken", 0))
+				seedObjects(t, eng, newAccount("taken", 0))
 				s := eng.NewSession()
 				defer s.Close()
-				x := uowAccount("x", 1)
+				x := newAccount("x", 1)
 				uowMust(t, s.Add(x))
-				dup := uowAccount("taken", 2)
+				dup := newAccount("taken", 2)
 				err := s.Savepoint(ctx, func() error { return c.fn(t, s, dup) })
 				if !errors.Is(err, orm.ErrUniqueViolation) {
 					t.Fatalf("Savepoint: %v, want ErrUniqueViolation", err)
@@ -246,14 +244,14 @@ func TestSavepointUniqueViolationInside(t *testing.T) {
 					t.Fatal("the work before the savepoint lost its key")
 				}
 				// The outer transaction goes on.
-				y := uowAccount("y", 3)
+				y := newAccount("y", 3)
 				uowMust(t, s.Add(y))
 				if _, err := orm.Get[Account](ctx, s, x.ID); err != nil {
 					t.Fatalf("Get in the outer transaction: %v", err)
 				}
 				uowMust(t, s.Commit(ctx))
 				uowCheckKeys(t, eng, []*Account{x, y})
-				if n := uowCount(t, eng, "SELECT COUNT(*) FROM accounts"); n != 3 {
+				if n := countRows(t, eng, "SELECT COUNT(*) FROM accounts"); n != 3 {
 					t.Fatalf("%d rows, want taken, x and y", n)
 				}
 			})
@@ -266,8 +264,8 @@ func TestSavepointPanic(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		eng := openEngine(t, tg, nil)
 		ctx := context.Background()
-		ann := uowAccount("ann", 100)
-		uowSeed(t, eng, ann)
+		ann := newAccount("ann", 100)
+		seedObjects(t, eng, ann)
 		s := eng.NewSession()
 		defer s.Close()
 		a, err := orm.Get[Account](ctx, s, ann.ID)
@@ -275,7 +273,7 @@ func TestSavepointPanic(t *testing.T) {
 		blob := &testmodels.Blob{Data: []byte("x")}
 		func() {
 			defer func() {
-				if r := recover(); r != errUOWBoom {
+				if r := recover(); r != errBoom {
 					t.Fatalf("recovered %v, want the panic passed on", r)
 				}
 			}()
@@ -283,7 +281,7 @@ func TestSavepointPanic(t *testing.T) {
 				uowMust(t, s.Add(blob))
 				uowMust(t, s.Flush(ctx))
 				a.Balance = 1
-				panic(errUOWBoom)
+				panic(errBoom)
 			})
 		}()
 		if blob.ID != 0 || s.IsDirty(blob) || a.Balance != 100 || s.IsDirty(a) {
@@ -291,10 +289,10 @@ func TestSavepointPanic(t *testing.T) {
 		}
 		a.Balance = 5
 		uowMust(t, s.Commit(ctx))
-		if n := uowCount(t, eng, "SELECT COUNT(*) FROM blobs"); n != 0 {
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM blobs"); n != 0 {
 			t.Fatalf("%d blobs, want the one added inside rolled back", n)
 		}
-		if n := uowCount(t, eng, "SELECT COUNT(*) FROM accounts WHERE balance = 5 AND version = 2"); n != 1 {
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM accounts WHERE balance = 5 AND version = 2"); n != 1 {
 			t.Fatal("the work after the panic was not committed")
 		}
 	})
@@ -303,12 +301,12 @@ func TestSavepointPanic(t *testing.T) {
 // QueryEvent.Op documents "savepoint" for savepoint statements.
 func TestSavepointStatementsReportOpSavepoint(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
-		eng, log := uowOpen(t, tg)
+		eng, log := openLogged(t, tg)
 		ctx := context.Background()
 		s := eng.NewSession()
 		defer s.Close()
 		uowMust(t, s.Savepoint(ctx, func() error { return nil }))
-		if err := s.Savepoint(ctx, func() error { return errUOWBoom }); !errors.Is(err, errUOWBoom) {
+		if err := s.Savepoint(ctx, func() error { return errBoom }); !errors.Is(err, errBoom) {
 			t.Fatalf("Savepoint: %v, want fn's error", err)
 		}
 		seen := 0

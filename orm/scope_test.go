@@ -23,51 +23,6 @@ import (
 // faultdriver_test.go, the middleware in middleware_test.go, the
 // many-goroutine invariants in stress_test.go.
 
-var errScopeBoom = errors.New("scope test: boom")
-
-var scopeCreated = time.Date(2024, 3, 4, 5, 6, 7, 0, time.UTC)
-
-func scopeAcct(owner string, balance int64) *Account {
-	return &Account{Owner: owner, Balance: balance, Created: scopeCreated}
-}
-
-// scopeSeed commits objs in a session of its own.
-func scopeSeed(t testing.TB, eng *orm.Engine, objs ...any) {
-	t.Helper()
-	s := eng.NewSession()
-	defer s.Close()
-	if err := s.Add(objs...); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Commit(context.Background()); err != nil {
-		t.Fatalf("seed: %v", err)
-	}
-}
-
-// scopeCount counts accounts matching where (all with ""), outside any
-// session, so it sees only committed rows.
-func scopeCount(t testing.TB, eng *orm.Engine, where string, args ...any) int64 {
-	t.Helper()
-	n, err := scopeCountErr(eng, where, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
-// scopeCountErr is scopeCount for goroutines other than the test's.
-func scopeCountErr(eng *orm.Engine, where string, args ...any) (int64, error) {
-	q := "SELECT COUNT(*) FROM accounts"
-	if where != "" {
-		q += " WHERE " + where
-	}
-	var n int64
-	if err := eng.DB().QueryRowContext(context.Background(), eng.Dialect().Rebind(q), args...).Scan(&n); err != nil {
-		return 0, fmt.Errorf("%s: %w", q, err)
-	}
-	return n, nil
-}
-
 // scopeOwners lists the committed accounts' owners, sorted.
 func scopeOwners(t testing.TB, eng *orm.Engine) []string {
 	t.Helper()
@@ -115,7 +70,7 @@ func TestDoCommitsOnNil(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		eng := openEngine(t, tg, nil)
 		ctx := context.Background()
-		ann := scopeAcct("ann", 100)
+		ann := newAccount("ann", 100)
 		calls := 0
 		var used *orm.Session
 		err := eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
@@ -143,7 +98,7 @@ func TestDoCommitsOnNil(t *testing.T) {
 		if err != nil || got.Owner != "ann" || got.Balance != 100 {
 			t.Fatalf("a new session reads %+v, %v", got, err)
 		}
-		if err := used.Add(scopeAcct("late", 0)); !errors.Is(err, orm.ErrSessionClosed) {
+		if err := used.Add(newAccount("late", 0)); !errors.Is(err, orm.ErrSessionClosed) {
 			t.Fatalf("Do's session after Do: Add = %v, want ErrSessionClosed", err)
 		}
 		if orm.SessionFrom(ctx) != nil {
@@ -162,21 +117,21 @@ func TestDoRollsBackOnError(t *testing.T) {
 		calls := 0
 		err := eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
 			calls++
-			if err := s.Add(scopeAcct("bob", 1)); err != nil {
+			if err := s.Add(newAccount("bob", 1)); err != nil {
 				return err
 			}
 			if err := s.Flush(ctx); err != nil { // the INSERT reaches the database
 				return err
 			}
-			return errScopeBoom
+			return errBoom
 		})
-		if err != errScopeBoom {
-			t.Fatalf("Do returned %v (%T), want errScopeBoom itself", err, err)
+		if err != errBoom {
+			t.Fatalf("Do returned %v (%T), want errBoom itself", err, err)
 		}
 		if calls != 1 {
 			t.Fatalf("fn ran %d times; an ordinary error is not retried", calls)
 		}
-		if n := scopeCount(t, eng, ""); n != 0 {
+		if n := countAccounts(t, eng, ""); n != 0 {
 			t.Fatalf("%d accounts after the rollback, want 0", n)
 		}
 		scopeNoneInUse(t, eng)
@@ -203,7 +158,7 @@ func TestDoRepanics(t *testing.T) {
 					defer func() { p = recover() }()
 					eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
 						calls++
-						if err := s.Add(scopeAcct("panicker", 1)); err != nil {
+						if err := s.Add(newAccount("panicker", 1)); err != nil {
 							return err
 						}
 						if err := s.Flush(ctx); err != nil {
@@ -218,7 +173,7 @@ func TestDoRepanics(t *testing.T) {
 				if calls != 1 {
 					t.Fatalf("fn ran %d times; a panic is never retried", calls)
 				}
-				if n := scopeCount(t, eng, ""); n != 0 {
+				if n := countAccounts(t, eng, ""); n != 0 {
 					t.Fatalf("%d accounts after the panic, want 0", n)
 				}
 				if st := eng.DB().Stats(); st.InUse != 0 {
@@ -236,6 +191,7 @@ type scopeBarrier struct {
 	done chan struct{}
 }
 
+// newScopeBarrier returns a barrier for n goroutines.
 func newScopeBarrier(n int) *scopeBarrier {
 	b := &scopeBarrier{done: make(chan struct{})}
 	b.wg.Add(n)
@@ -243,6 +199,8 @@ func newScopeBarrier(n int) *scopeBarrier {
 	return b
 }
 
+// arriveAndWait counts the caller in and waits for the other goroutines,
+// failing after d.
 func (b *scopeBarrier) arriveAndWait(d time.Duration) error {
 	b.wg.Done()
 	select {
@@ -263,8 +221,8 @@ func TestDoRetriesDeadlock(t *testing.T) {
 		eng := openEngine(t, tg, nil)
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		a, b := scopeAcct("a", 1000), scopeAcct("b", 1000)
-		scopeSeed(t, eng, a, b)
+		a, b := newAccount("a", 1000), newAccount("b", 1000)
+		seedObjects(t, eng, a, b)
 
 		var (
 			mu       sync.Mutex
@@ -380,27 +338,27 @@ func TestDoNonRetryableRunsOnce(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		eng := openEngine(t, tg, nil)
 		ctx := context.Background()
-		scopeSeed(t, eng, scopeAcct("ann", 100))
+		seedObjects(t, eng, newAccount("ann", 100))
 		for _, tc := range []struct {
 			name string
 			fn   func(ctx context.Context, s *orm.Session) error
 			want error
 		}{
 			{"unique-at-commit", func(ctx context.Context, s *orm.Session) error {
-				return s.Add(scopeAcct("ann", 5), scopeAcct("other", 5))
+				return s.Add(newAccount("ann", 5), newAccount("other", 5))
 			}, orm.ErrUniqueViolation},
 			{"unique-at-flush", func(ctx context.Context, s *orm.Session) error {
-				if err := s.Add(scopeAcct("other", 5), scopeAcct("ann", 5)); err != nil {
+				if err := s.Add(newAccount("other", 5), newAccount("ann", 5)); err != nil {
 					return err
 				}
 				return s.Flush(ctx)
 			}, orm.ErrUniqueViolation},
 			{"application", func(ctx context.Context, s *orm.Session) error {
-				if err := s.Add(scopeAcct("other", 5)); err != nil {
+				if err := s.Add(newAccount("other", 5)); err != nil {
 					return err
 				}
-				return errScopeBoom
-			}, errScopeBoom},
+				return errBoom
+			}, errBoom},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				calls := 0
@@ -433,8 +391,8 @@ func TestDoRetryOnStale(t *testing.T) {
 		// run reads an account in fn; on the first attempt another session
 		// changes it (balance +1) and commits before fn returns.
 		run := func(t *testing.T, owner string, endRead bool, opts ...orm.DoOption) (calls int, id int64, err error) {
-			acct := scopeAcct(owner, 100)
-			scopeSeed(t, eng, acct)
+			acct := newAccount(owner, 100)
+			seedObjects(t, eng, acct)
 			err = eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
 				calls++
 				a, err := orm.Get[Account](ctx, s, acct.ID)
@@ -542,7 +500,7 @@ func TestDoMaxAttempts(t *testing.T) {
 				var sessions []*orm.Session
 				err := eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
 					sessions = append(sessions, s)
-					if err := s.Add(scopeAcct(fmt.Sprintf("try%d", len(sessions)), 1)); err != nil {
+					if err := s.Add(newAccount(fmt.Sprintf("try%d", len(sessions)), 1)); err != nil {
 						return err
 					}
 					if err := s.Flush(ctx); err != nil {
@@ -571,7 +529,7 @@ func TestDoMaxAttempts(t *testing.T) {
 						}
 					}
 				}
-				if n := scopeCount(t, eng, ""); n != 0 {
+				if n := countAccounts(t, eng, ""); n != 0 {
 					t.Fatalf("%d accounts: every attempt must have been rolled back", n)
 				}
 				scopeNoneInUse(t, eng)
@@ -656,7 +614,7 @@ func TestDoStopsWhenContextEnds(t *testing.T) {
 			calls := 0
 			err := eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
 				calls++
-				if err := s.Add(scopeAcct("too-late", 1)); err != nil {
+				if err := s.Add(newAccount("too-late", 1)); err != nil {
 					return err
 				}
 				return s.Flush(ctx)
@@ -668,7 +626,7 @@ func TestDoStopsWhenContextEnds(t *testing.T) {
 				t.Fatalf("fn ran %d times under a cancelled ctx", calls)
 			}
 			t.Logf("fn ran %d time(s) under an already cancelled ctx", calls)
-			if n := scopeCount(t, eng, ""); n != 0 {
+			if n := countAccounts(t, eng, ""); n != 0 {
 				t.Fatalf("%d accounts, want 0", n)
 			}
 		})
@@ -686,7 +644,7 @@ func TestDoNestedSavepoint(t *testing.T) {
 		ctx := context.Background()
 		var inner struct{ failed, retryable, panicked, unique, ok int }
 		err := eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
-			if err := s.Add(scopeAcct("outer-1", 1)); err != nil {
+			if err := s.Add(newAccount("outer-1", 1)); err != nil {
 				return err
 			}
 			// An error: the inner work, flushed, is rolled back.
@@ -695,16 +653,16 @@ func TestDoNestedSavepoint(t *testing.T) {
 				if s2 != s || orm.SessionFrom(ctx) != s {
 					return errors.New("the inner fn did not get the outer session")
 				}
-				if err := s2.Add(scopeAcct("inner-failed", 1)); err != nil {
+				if err := s2.Add(newAccount("inner-failed", 1)); err != nil {
 					return err
 				}
 				if err := s2.Flush(ctx); err != nil {
 					return err
 				}
-				return errScopeBoom
+				return errBoom
 			})
-			if err != errScopeBoom {
-				return fmt.Errorf("inner Do returned %v, want errScopeBoom as is", err)
+			if err != errBoom {
+				return fmt.Errorf("inner Do returned %v, want errBoom as is", err)
 			}
 			// A retryable error: the inner Do does not retry; the outer decides.
 			err = eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
@@ -724,7 +682,7 @@ func TestDoNestedSavepoint(t *testing.T) {
 				}()
 				eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
 					inner.panicked++
-					s.Add(scopeAcct("inner-panicked", 1))
+					s.Add(newAccount("inner-panicked", 1))
 					s.Flush(ctx)
 					panic("inner panic")
 				})
@@ -736,7 +694,7 @@ func TestDoNestedSavepoint(t *testing.T) {
 			// transaction is unusable until rolled back to the savepoint.
 			err = eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
 				inner.unique++
-				return s.Add(scopeAcct("outer-1", 2))
+				return s.Add(newAccount("outer-1", 2))
 			})
 			if !errors.Is(err, orm.ErrUniqueViolation) {
 				return fmt.Errorf("inner Do returned %v, want ErrUniqueViolation", err)
@@ -744,11 +702,11 @@ func TestDoNestedSavepoint(t *testing.T) {
 			// A success: kept, committed with the outer work.
 			if err := eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
 				inner.ok++
-				return s.Add(scopeAcct("inner-ok", 1))
+				return s.Add(newAccount("inner-ok", 1))
 			}); err != nil {
 				return fmt.Errorf("inner Do: %w", err)
 			}
-			return s.Add(scopeAcct("outer-2", 1))
+			return s.Add(newAccount("outer-2", 1))
 		})
 		if err != nil {
 			t.Fatalf("outer Do: %v", err)
@@ -774,27 +732,27 @@ func TestDoInNewContextSession(t *testing.T) {
 		if orm.SessionFrom(ctx) != s {
 			t.Fatal("SessionFrom(NewContext(ctx, s)) != s")
 		}
-		if err := s.Add(scopeAcct("outer", 1)); err != nil {
+		if err := s.Add(newAccount("outer", 1)); err != nil {
 			t.Fatal(err)
 		}
 		err := eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
-			if err := s.Add(scopeAcct("inner-failed", 1)); err != nil {
+			if err := s.Add(newAccount("inner-failed", 1)); err != nil {
 				return err
 			}
 			if err := s.Flush(ctx); err != nil {
 				return err
 			}
-			return errScopeBoom
+			return errBoom
 		})
-		if err != errScopeBoom {
-			t.Fatalf("inner Do: %v, want errScopeBoom", err)
+		if err != errBoom {
+			t.Fatalf("inner Do: %v, want errBoom", err)
 		}
 		if err := eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
-			return s.Add(scopeAcct("inner-ok", 1))
+			return s.Add(newAccount("inner-ok", 1))
 		}); err != nil {
 			t.Fatalf("inner Do: %v", err)
 		}
-		if n := scopeCount(t, eng, ""); n != 0 {
+		if n := countAccounts(t, eng, ""); n != 0 {
 			t.Fatalf("%d accounts committed before the caller's Commit", n)
 		}
 		if err := s.Commit(ctx); err != nil {
@@ -828,8 +786,8 @@ func TestDoNestedDeadlockVictim(t *testing.T) {
 		eng := openEngine(t, tg, nil)
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		a, b := scopeAcct("a", 100), scopeAcct("b", 100)
-		scopeSeed(t, eng, a, b)
+		a, b := newAccount("a", 100), newAccount("b", 100)
+		seedObjects(t, eng, a, b)
 
 		otherHoldsB := make(chan struct{})
 		outerWaitsForB := make(chan struct{})
@@ -868,7 +826,7 @@ func TestDoNestedDeadlockVictim(t *testing.T) {
 		var innerErrs []error // per run of the outer fn
 		err := eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
 			calls++
-			if err := s.Add(scopeAcct("outer-1", 1)); err != nil {
+			if err := s.Add(newAccount("outer-1", 1)); err != nil {
 				return err
 			}
 			innerErr := eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
@@ -889,7 +847,7 @@ func TestDoNestedDeadlockVictim(t *testing.T) {
 			innerErrs = append(innerErrs, innerErr)
 			// The outer fn carries on without the inner work, as the
 			// savepoint contract says it may.
-			return s.Add(scopeAcct("outer-2", 1))
+			return s.Add(newAccount("outer-2", 1))
 		})
 		otherErr := <-otherDone
 		t.Logf("inner Do, per run: %v", innerErrs)

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,82 +19,8 @@ import (
 // Rollback and Close. Every test runs on SQLite, MariaDB and PostgreSQL.
 //
 // Helpers shared by session_test.go, flush_test.go, savepoint_test.go and
-// concurrency_test.go carry a uow prefix so that they cannot collide with
-// the helpers of the package's other test files.
-
-// uowCreated is a creation time every database stores exactly: UTC, whole
-// seconds.
-var uowCreated = time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
-
-func uowAccount(owner string, balance int64) *Account {
-	return &Account{Owner: owner, Balance: balance, Created: uowCreated}
-}
-
-// uowLog records the statements an engine runs. openEngine keeps only the
-// SQL text, from one goroutine; these tests also look at Op and Args, and
-// some run sessions on many goroutines, so the log is locked.
-type uowLog struct {
-	mu  sync.Mutex
-	evs []orm.QueryEvent
-}
-
-func (l *uowLog) hook(_ context.Context, ev orm.QueryEvent) {
-	ev.Args = slices.Clone(ev.Args) // the engine may reuse Args after the hook returns
-	l.mu.Lock()
-	l.evs = append(l.evs, ev)
-	l.mu.Unlock()
-}
-
-// Reset forgets what was recorded so far.
-func (l *uowLog) Reset() {
-	l.mu.Lock()
-	l.evs = nil
-	l.mu.Unlock()
-}
-
-// Events returns a copy of the recorded events.
-func (l *uowLog) Events() []orm.QueryEvent {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.evs)
-}
-
-// SQL returns the recorded statements' text.
-func (l *uowLog) SQL() []string {
-	var out []string
-	for _, ev := range l.Events() {
-		out = append(out, ev.SQL)
-	}
-	return out
-}
-
-// Matching returns the recorded events whose SQL starts with prefix.
-func (l *uowLog) Matching(prefix string) []orm.QueryEvent {
-	var out []orm.QueryEvent
-	for _, ev := range l.Events() {
-		if strings.HasPrefix(ev.SQL, prefix) {
-			out = append(out, ev)
-		}
-	}
-	return out
-}
-
-// uowOpen is openEngine with a full statement log and extra engine options.
-func uowOpen(t *testing.T, tg dbtest.Target, opts ...orm.Option) (*orm.Engine, *uowLog) {
-	t.Helper()
-	log := &uowLog{}
-	opts = append([]orm.Option{orm.WithQueryHook(log.hook)}, opts...)
-	eng, err := orm.Open(context.Background(), tg.Driver, tg.DSN, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eng.Close() })
-	if err := eng.CreateTables(context.Background(), testmodels.Models...); err != nil {
-		t.Fatal(err)
-	}
-	log.Reset()
-	return eng, log
-}
+// concurrency_test.go carry a uow prefix; those of the whole package are in
+// helpers_test.go.
 
 // uowSQL spells a statement written with "x" quotes and ? placeholders the
 // way tg's dialect sends it: `x` on MySQL, $n on PostgreSQL. Test
@@ -119,17 +43,6 @@ func uowSQL(tg dbtest.Target, q string) string {
 		return b.String()
 	}
 	return q
-}
-
-// uowCount runs a counting query through the engine's pool, outside any
-// session: it sees committed rows only.
-func uowCount(t *testing.T, eng *orm.Engine, query string, args ...any) int {
-	t.Helper()
-	var n int
-	if err := eng.DB().QueryRowContext(context.Background(), eng.Dialect().Rebind(query), args...).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-	return n
 }
 
 // uowAccountIDs maps each committed account's owner to its id.
@@ -155,19 +68,8 @@ func uowAccountIDs(t *testing.T, eng *orm.Engine) map[string]int64 {
 	return out
 }
 
-// uowSeed commits objs in a session of its own.
-func uowSeed(t *testing.T, eng *orm.Engine, objs ...any) {
-	t.Helper()
-	s := eng.NewSession()
-	defer s.Close()
-	if err := s.Add(objs...); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Commit(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-}
-
+// uowMust fails t at once on a non-nil err: for the calls whose error is
+// not what the test is about.
 func uowMust(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -182,8 +84,8 @@ func TestSessionIdentityOneObjectPerKey(t *testing.T) {
 		var log []string
 		eng := openEngine(t, tg, &log)
 		ctx := context.Background()
-		ann := uowAccount("ann", 100)
-		uowSeed(t, eng, ann)
+		ann := newAccount("ann", 100)
+		seedObjects(t, eng, ann)
 
 		s := eng.NewSession()
 		defer s.Close()
@@ -222,7 +124,7 @@ func TestSessionIdentityAfterInsert(t *testing.T) {
 		ctx := context.Background()
 		s := eng.NewSession()
 		defer s.Close()
-		ann := uowAccount("ann", 100)
+		ann := newAccount("ann", 100)
 		uowMust(t, s.Add(ann))
 		uowMust(t, s.Commit(ctx))
 
@@ -245,8 +147,8 @@ func TestSessionIdentityPerSession(t *testing.T) {
 		var log []string
 		eng := openEngine(t, tg, &log)
 		ctx := context.Background()
-		ann := uowAccount("ann", 100)
-		uowSeed(t, eng, ann)
+		ann := newAccount("ann", 100)
+		seedObjects(t, eng, ann)
 
 		s1 := eng.NewSession()
 		defer s1.Close()
@@ -296,8 +198,8 @@ func TestSessionAddIdentityConflict(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		eng := openEngine(t, tg, nil)
 		ctx := context.Background()
-		ann := uowAccount("ann", 100)
-		uowSeed(t, eng, ann)
+		ann := newAccount("ann", 100)
+		seedObjects(t, eng, ann)
 
 		s := eng.NewSession()
 		defer s.Close()
@@ -306,7 +208,7 @@ func TestSessionAddIdentityConflict(t *testing.T) {
 		if err := s.Add(a); err != nil {
 			t.Fatalf("adding a tracked object again: %v, want nil (a no-op)", err)
 		}
-		twin := &Account{ID: ann.ID, Owner: "twin", Created: uowCreated}
+		twin := &Account{ID: ann.ID, Owner: "twin", Created: baseTime}
 		if err := s.Add(twin); !errors.Is(err, orm.ErrIdentityConflict) {
 			t.Fatalf("Add of a second object with a tracked key: %v, want ErrIdentityConflict", err)
 		}
@@ -362,7 +264,7 @@ func TestSessionDeletePending(t *testing.T) {
 		s := eng.NewSession()
 		defer s.Close()
 		log = nil
-		a := uowAccount("ann", 1)
+		a := newAccount("ann", 1)
 		uowMust(t, s.Add(a))
 		uowMust(t, s.Delete(a))
 		if p := s.Pending(); len(p) != 0 || s.IsDirty(a) {
@@ -379,8 +281,8 @@ func TestSessionGetNotFound(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		eng := openEngine(t, tg, nil)
 		ctx := context.Background()
-		ann := uowAccount("ann", 100)
-		uowSeed(t, eng, ann)
+		ann := newAccount("ann", 100)
+		seedObjects(t, eng, ann)
 
 		s := eng.NewSession()
 		defer s.Close()
@@ -410,7 +312,7 @@ func TestSessionGetCompositeKey(t *testing.T) {
 		var log []string
 		eng := openEngine(t, tg, &log)
 		ctx := context.Background()
-		uowSeed(t, eng, &testmodels.Tag{Kind: "color", Name: "red", Uses: 3}, &testmodels.Tag{Kind: "color", Name: "blue", Uses: 4})
+		seedObjects(t, eng, &testmodels.Tag{Kind: "color", Name: "red", Uses: 3}, &testmodels.Tag{Kind: "color", Name: "blue", Uses: 4})
 
 		s := eng.NewSession()
 		defer s.Close()
@@ -451,11 +353,11 @@ func TestSessionUpdateWritesOnlyChangedColumns(t *testing.T) {
 		dbtest.Postgres: `UPDATE "accounts" SET "balance" = $1, "version" = $2 WHERE "id" = $3 AND "version" = $4`,
 	}
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
-		eng, log := uowOpen(t, tg)
+		eng, log := openLogged(t, tg)
 		ctx := context.Background()
 		s := eng.NewSession()
 		defer s.Close()
-		a := uowAccount("ann", 100)
+		a := newAccount("ann", 100)
 		uowMust(t, s.Add(a))
 		uowMust(t, s.Commit(ctx))
 
@@ -495,12 +397,12 @@ func TestSessionUpdateWritesOnlyChangedColumns(t *testing.T) {
 
 func TestSessionUpdateWritesZeroValues(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
-		eng, log := uowOpen(t, tg)
+		eng, log := openLogged(t, tg)
 		ctx := context.Background()
 		s := eng.NewSession()
 		defer s.Close()
 		note := "x"
-		a := uowAccount("ann", 100)
+		a := newAccount("ann", 100)
 		a.Note = &note
 		uowMust(t, s.Add(a))
 		uowMust(t, s.Commit(ctx))
@@ -519,7 +421,7 @@ func TestSessionUpdateWritesZeroValues(t *testing.T) {
 		if diff := cmp.Diff([]any{"", int64(0), nil, int64(2), a.ID, int64(1)}, ups[0].Args); diff != "" {
 			t.Fatalf("UPDATE args (-want +got):\n%s", diff)
 		}
-		if n := uowCount(t, eng, "SELECT COUNT(*) FROM accounts WHERE id = ? AND owner = '' AND balance = 0 AND note IS NULL AND version = 2", a.ID); n != 1 {
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM accounts WHERE id = ? AND owner = '' AND balance = 0 AND note IS NULL AND version = 2", a.ID); n != 1 {
 			t.Fatalf("the zero values did not reach the row (%d rows match)", n)
 		}
 	})
@@ -532,7 +434,7 @@ func TestSessionNothingChangedSendsNothing(t *testing.T) {
 		ctx := context.Background()
 		s := eng.NewSession()
 		defer s.Close()
-		a := uowAccount("ann", 100)
+		a := newAccount("ann", 100)
 		b := &testmodels.Blob{Data: []byte("abc")}
 		uowMust(t, s.Add(a, b))
 		uowMust(t, s.Commit(ctx))
@@ -564,7 +466,7 @@ func TestSessionNothingChangedSendsNothing(t *testing.T) {
 
 func TestSessionBytesChangedInPlace(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
-		eng, log := uowOpen(t, tg)
+		eng, log := openLogged(t, tg)
 		ctx := context.Background()
 		s := eng.NewSession()
 		defer s.Close()
@@ -601,7 +503,7 @@ func TestSessionIsDirty(t *testing.T) {
 		s := eng.NewSession()
 		defer s.Close()
 		note := "n"
-		a := uowAccount("ann", 100)
+		a := newAccount("ann", 100)
 		a.Note = &note
 		if s.IsDirty(a) {
 			t.Fatal("a transient object is dirty")
@@ -622,9 +524,9 @@ func TestSessionIsDirty(t *testing.T) {
 			{"int", func() { a.Balance++ }, func() { a.Balance-- }},
 			{"through a pointer", func() { *a.Note = "m" }, func() { *a.Note = "n" }},
 			{"pointer to nil", func() { a.Note = nil }, func() { a.Note = &note }},
-			{"time", func() { a.Created = a.Created.Add(time.Second) }, func() { a.Created = uowCreated }},
+			{"time", func() { a.Created = a.Created.Add(time.Second) }, func() { a.Created = baseTime }},
 			// The same instant in another location is the same value.
-			{"time zone only", nil, func() { a.Created = uowCreated.In(time.FixedZone("X", 3600)) }},
+			{"time zone only", nil, func() { a.Created = baseTime.In(time.FixedZone("X", 3600)) }},
 		}
 		for _, st := range steps {
 			if st.change != nil {
@@ -658,11 +560,11 @@ func TestSessionIsDirty(t *testing.T) {
 
 func TestSessionAutobegin(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
-		eng, log := uowOpen(t, tg)
+		eng, log := openLogged(t, tg)
 		ctx := context.Background()
 		s := eng.NewSession()
 		defer s.Close()
-		a := uowAccount("ann", 1)
+		a := newAccount("ann", 1)
 		uowMust(t, s.Add(a))
 		if len(log.Events()) != 0 || eng.DB().Stats().InUse != 0 {
 			t.Fatalf("NewSession and Add took a connection or sent SQL: %q", log.SQL())
@@ -701,7 +603,7 @@ func TestSessionAutobegin(t *testing.T) {
 
 func TestSessionAutoflushBeforeGet(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
-		eng, log := uowOpen(t, tg)
+		eng, log := openLogged(t, tg)
 		ctx := context.Background()
 		s := eng.NewSession()
 		defer s.Close()
@@ -719,12 +621,12 @@ func TestSessionAutoflushBeforeGet(t *testing.T) {
 		if p := s.Pending(); len(p) != 0 {
 			t.Fatalf("still pending after the autoflush: %v", p)
 		}
-		if n := uowCount(t, eng, "SELECT COUNT(*) FROM tags"); n != 0 {
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM tags"); n != 0 {
 			t.Fatalf("an autoflushed row is visible outside the transaction (%d rows)", n)
 		}
 
 		// An auto key: the Get that misses flushes first, then reads.
-		a := uowAccount("ann", 1)
+		a := newAccount("ann", 1)
 		uowMust(t, s.Add(a))
 		log.Reset()
 		if _, err := orm.Get[Account](ctx, s, int64(999999)); !errors.Is(err, orm.ErrNotFound) {
@@ -738,7 +640,7 @@ func TestSessionAutoflushBeforeGet(t *testing.T) {
 			t.Fatal("the autoflushed account has no key")
 		}
 		uowMust(t, s.Commit(ctx))
-		if n := uowCount(t, eng, "SELECT COUNT(*) FROM tags"); n != 1 {
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM tags"); n != 1 {
 			t.Fatalf("%d tags after Commit, want 1", n)
 		}
 	})
@@ -748,11 +650,11 @@ func TestSessionAutoflushError(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		eng := openEngine(t, tg, nil)
 		ctx := context.Background()
-		uowSeed(t, eng, uowAccount("ann", 1))
+		seedObjects(t, eng, newAccount("ann", 1))
 
 		s := eng.NewSession()
 		defer s.Close()
-		dup := uowAccount("ann", 2)
+		dup := newAccount("ann", 2)
 		uowMust(t, s.Add(dup))
 		_, err := orm.Get[Account](ctx, s, int64(999999))
 		var fe *orm.FlushError
@@ -782,7 +684,7 @@ func TestSessionAutoflushError(t *testing.T) {
 
 func TestSessionWithoutAutoflush(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
-		eng, log := uowOpen(t, tg)
+		eng, log := openLogged(t, tg)
 		ctx := context.Background()
 		s := eng.NewSession(orm.WithoutAutoflush())
 		defer s.Close()
@@ -811,18 +713,18 @@ func TestSessionRollbackDetachesEverything(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		eng := openEngine(t, tg, nil)
 		ctx := context.Background()
-		ann := uowAccount("ann", 100)
-		uowSeed(t, eng, ann)
+		ann := newAccount("ann", 100)
+		seedObjects(t, eng, ann)
 
 		s := eng.NewSession()
 		defer s.Close()
 		a, err := orm.Get[Account](ctx, s, ann.ID)
 		uowMust(t, err)
 		a.Balance = 1
-		bob := uowAccount("bob", 2)
+		bob := newAccount("bob", 2)
 		uowMust(t, s.Add(bob))
 		uowMust(t, s.Flush(ctx)) // bob's INSERT and a's UPDATE run, uncommitted
-		carl := uowAccount("carl", 3)
+		carl := newAccount("carl", 3)
 		uowMust(t, s.Add(carl))
 		uowMust(t, s.Delete(a))
 
@@ -851,7 +753,7 @@ func TestSessionRollbackDetachesEverything(t *testing.T) {
 		if a2 == a || a2.Balance != 100 {
 			t.Fatalf("Get after Rollback: %p balance %d; want a new object with balance 100", a2, a2.Balance)
 		}
-		dave := uowAccount("dave", 4)
+		dave := newAccount("dave", 4)
 		uowMust(t, s.Add(dave))
 		uowMust(t, s.Commit(ctx))
 		if ids := uowAccountIDs(t, eng); len(ids) != 2 || ids["dave"] != dave.ID {
@@ -865,14 +767,14 @@ func TestSessionCloseRollsBack(t *testing.T) {
 		eng := openEngine(t, tg, nil)
 		ctx := context.Background()
 		s := eng.NewSession()
-		a := uowAccount("ann", 1)
+		a := newAccount("ann", 1)
 		uowMust(t, s.Add(a))
 		uowMust(t, s.Flush(ctx))
 		if a.ID == 0 {
 			t.Fatal("Flush did not insert")
 		}
 		uowMust(t, s.Close())
-		if n := uowCount(t, eng, "SELECT COUNT(*) FROM accounts"); n != 0 {
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM accounts"); n != 0 {
 			t.Fatalf("%d accounts after Close, want the flushed insert rolled back", n)
 		}
 		if n := eng.DB().Stats().InUse; n != 0 {
@@ -880,7 +782,7 @@ func TestSessionCloseRollsBack(t *testing.T) {
 		}
 
 		calls := map[string]func() error{
-			"Add":      func() error { return s.Add(uowAccount("bob", 1)) },
+			"Add":      func() error { return s.Add(newAccount("bob", 1)) },
 			"Delete":   func() error { return s.Delete(a) },
 			"Expunge":  func() error { return s.Expunge(a) },
 			"Flush":    func() error { return s.Flush(ctx) },
@@ -911,8 +813,8 @@ func TestSessionCloseAfterRead(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		eng := openEngine(t, tg, nil)
 		ctx := context.Background()
-		ann := uowAccount("ann", 1)
-		uowSeed(t, eng, ann)
+		ann := newAccount("ann", 1)
+		seedObjects(t, eng, ann)
 		s := eng.NewSession()
 		_, err := orm.Get[Account](ctx, s, ann.ID)
 		uowMust(t, err)

@@ -2,7 +2,6 @@ package orm_test
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
@@ -15,26 +14,6 @@ type Account = testmodels.Account
 type Entry = testmodels.Entry
 
 func TestMain(m *testing.M) { dbtest.Main(m) }
-
-// openEngine opens tg with orm.Open, creates the test models' tables and
-// records every statement's SQL in *log.
-func openEngine(t *testing.T, tg dbtest.Target, log *[]string) *orm.Engine {
-	t.Helper()
-	ctx := context.Background()
-	eng, err := orm.Open(ctx, tg.Driver, tg.DSN, orm.WithQueryHook(func(_ context.Context, ev orm.QueryEvent) {
-		if log != nil {
-			*log = append(*log, ev.SQL)
-		}
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eng.Close() })
-	if err := eng.CreateTables(ctx, testmodels.Models...); err != nil {
-		t.Fatal(err)
-	}
-	return eng
-}
 
 func TestSmoke(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
@@ -90,5 +69,3 @@ func TestSmoke(t *testing.T) {
 		}
 	})
 }
-
-func errorsIs(err, target error) bool { return errors.Is(err, target) }

@@ -61,10 +61,10 @@ func TestStressTransfers(t *testing.T) {
 		accts := make([]*Account, nAccounts)
 		objs := make([]any, nAccounts)
 		for i := range accts {
-			accts[i] = scopeAcct(fmt.Sprintf("acct%02d", i), opening)
+			accts[i] = newAccount(fmt.Sprintf("acct%02d", i), opening)
 			objs[i] = accts[i]
 		}
-		scopeSeed(t, eng, objs...)
+		seedObjects(t, eng, objs...)
 		ids := make([]int64, nAccounts)
 		for i, a := range accts {
 			ids[i] = a.ID
