@@ -36,7 +36,9 @@ func defaultConfig() config {
 
 // WithSQLiteStatementCache sets how many statements each SQLite connection
 // that Open makes keeps compiled, most recently used first (default 64; 0
-// turns the cache off). SQLite compiles a statement on every run otherwise,
+// turns the cache off). Each connection also keeps at most 128 KiB of SQL
+// text compiled and never caches a statement over 16 KiB, since compiled
+// size grows with the text. SQLite compiles a statement on every run otherwise,
 // which costs a fifth to a third of a short statement. With the cache, code
 // reaching modernc's connection through sql.Conn.Raw gets a wrapper whose
 // Unwrap method returns it. It has no effect on MySQL and PostgreSQL (pgx

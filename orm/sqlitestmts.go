@@ -20,6 +20,16 @@ import (
 // the same SQL inside an Iter loop) is not shared: the second use runs
 // uncached.
 
+// A compiled statement takes memory roughly in proportion to its text (a
+// multi-row INSERT compiles to opcodes per row), so besides the count each
+// connection bounds the text it keeps compiled, and a statement longer
+// than maxCachedSQL (a bulk INSERT of hundreds of rows, which compiling
+// costs little against) is never cached.
+const (
+	maxCachedSQL      = 16 << 10
+	maxCachedSQLTotal = 128 << 10
+)
+
 // stmtCacheConnector opens connections of the registered "sqlite" driver
 // wrapped in a statement cache of size statements each.
 type stmtCacheConnector struct {
@@ -71,6 +81,7 @@ type cachingConn struct {
 	size  int
 	lru   list.List // of *cachedStmt, most recent first
 	byKey map[string]*list.Element
+	text  int // bytes of SQL text cached
 }
 
 type cachedStmt struct {
@@ -93,7 +104,8 @@ func newCachingConn(conn driver.Conn, size int) driver.Conn {
 func (c *cachingConn) Unwrap() driver.Conn { return c.innerConn }
 
 // take returns the cached statement for query, preparing and caching it on
-// a miss; nil if it is busy, which the caller runs uncached.
+// a miss; nil if it is busy or too long to cache, which the caller runs
+// uncached.
 func (c *cachingConn) take(ctx context.Context, query string) (*cachedStmt, error) {
 	if el, ok := c.byKey[query]; ok {
 		cs := el.Value.(*cachedStmt)
@@ -103,15 +115,20 @@ func (c *cachingConn) take(ctx context.Context, query string) (*cachedStmt, erro
 		c.lru.MoveToFront(el)
 		return cs, nil
 	}
+	if len(query) > maxCachedSQL {
+		return nil, nil
+	}
 	st, err := c.innerConn.PrepareContext(ctx, query)
 	if err != nil {
 		return nil, err
 	}
 	cs := &cachedStmt{query: query, st: st}
 	c.byKey[query] = c.lru.PushFront(cs)
-	for c.lru.Len() > c.size {
+	c.text += len(query)
+	for c.lru.Len() > c.size || c.text > maxCachedSQLTotal {
 		old := c.lru.Remove(c.lru.Back()).(*cachedStmt)
 		delete(c.byKey, old.query)
+		c.text -= len(old.query)
 		if old.busy {
 			old.gone = true
 		} else {
@@ -157,6 +174,7 @@ func (c *cachingConn) Close() error {
 	}
 	c.lru.Init()
 	clear(c.byKey)
+	c.text = 0
 	return c.innerConn.Close()
 }
 

@@ -301,3 +301,43 @@ func cachedQueries(cc *cachingConn) []string {
 	}
 	return out
 }
+
+func TestSQLiteStatementCacheTextBudget(t *testing.T) {
+	eng, cc := openStmtCache(t, 64)
+	ctx := context.Background()
+	// Statements padded with a comment to a given length.
+	padded := func(k, length int) string {
+		q := fmt.Sprintf("SELECT count(*) FROM stmt_rows WHERE n >= %d /*", k)
+		return q + strings.Repeat("x", length-len(q)-2) + "*/"
+	}
+	count := func(q string) int64 {
+		t.Helper()
+		var n int64
+		if err := eng.DB().QueryRowContext(ctx, q).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	long := padded(3, maxCachedSQL+1)
+	if n := count(long); n != 17 {
+		t.Fatalf("long statement counted %d", n)
+	}
+	if cc.byKey[long] != nil {
+		t.Fatal("a statement longer than maxCachedSQL was cached")
+	}
+	for k := range 20 {
+		if n := count(padded(k, 10<<10)); n != int64(20-k) {
+			t.Fatalf("n >= %d: %d", k, n)
+		}
+		if cc.text > maxCachedSQLTotal {
+			t.Fatalf("after %d statements of 10 KiB the cache holds %d bytes of SQL", k+1, cc.text)
+		}
+	}
+	total := 0
+	for _, cs := range cachedStmts(cc) {
+		total += len(cs.query)
+	}
+	if total != cc.text || cc.lru.Len() < 10 {
+		t.Fatalf("cache holds %d statements, %d bytes of SQL, counted %d", cc.lru.Len(), total, cc.text)
+	}
+}
