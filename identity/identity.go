@@ -46,8 +46,15 @@ type Entry struct {
 	Flushed bool
 }
 
-// key is the map key of an entry in the map: its snapshot's.
-func (e *Entry) key() mapper.Key { return e.Table.Acc.Key(e.Snap) }
+// key is the map key of an entry in the map: its snapshot's. An entry
+// without a snapshot is not in the map (Put's contract), and Remove then
+// finds nothing under its object's key either, rather than failing.
+func (e *Entry) key() mapper.Key {
+	if e.Snap == nil {
+		return e.Table.Acc.Key(e.Obj)
+	}
+	return e.Table.Acc.Key(e.Snap)
+}
 
 // Map maps (table, primary key) to the tracked entry.
 type Map struct {
