@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"reflect"
+	"strings"
 )
 
 // SQLite compiles every statement it runs; modernc's driver does so on
@@ -18,7 +19,9 @@ import (
 // work), preparing never waits for the pool, and nothing outlives its
 // connection. A statement whose rows are still open (a nested query with
 // the same SQL inside an Iter loop) is not shared: the second use runs
-// uncached.
+// uncached. A connection with attached databases caches nothing (see
+// cachingConn.attached); it notices an ATTACH that is a statement of its
+// own or was made by a connection hook, not one inside a script.
 
 // A compiled statement takes memory roughly in proportion to its text (a
 // multi-row INSERT compiles to opcodes per row), so besides the count each
@@ -38,12 +41,65 @@ type stmtCacheConnector struct {
 	size int
 }
 
-func (c *stmtCacheConnector) Connect(context.Context) (driver.Conn, error) {
+func (c *stmtCacheConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	conn, err := c.drv.Open(c.dsn)
 	if err != nil {
 		return nil, err
 	}
-	return newCachingConn(conn, c.size), nil
+	conn = newCachingConn(conn, c.size)
+	if cc, ok := conn.(*cachingConn); ok {
+		// A connection hook may have attached databases already.
+		if cc.attached, err = hasAttached(ctx, cc.innerConn); err != nil {
+			conn.Close()
+			return nil, err
+		}
+	}
+	return conn, nil
+}
+
+// hasAttached reports whether conn has databases attached besides main
+// and temp.
+func hasAttached(ctx context.Context, conn driver.QueryerContext) (bool, error) {
+	rows, err := conn.QueryContext(ctx, "SELECT count(*) FROM pragma_database_list WHERE name NOT IN ('main', 'temp')", nil)
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	v := make([]driver.Value, 1)
+	if err := rows.Next(v); err != nil {
+		return false, err
+	}
+	n, _ := v[0].(int64)
+	return n > 0, nil
+}
+
+// startsWithAttach reports whether query's first statement is an ATTACH,
+// past blanks and comments.
+func startsWithAttach(query string) bool {
+	for i := 0; i < len(query); {
+		switch {
+		case strings.IndexByte(" \t\n\r\f;", query[i]) >= 0:
+			i++
+		case strings.HasPrefix(query[i:], "--"):
+			j := strings.IndexByte(query[i:], '\n')
+			if j < 0 {
+				return false
+			}
+			i += j + 1
+		case strings.HasPrefix(query[i:], "/*"):
+			j := strings.Index(query[i+2:], "*/")
+			if j < 0 {
+				return false
+			}
+			i += j + 4
+		default:
+			return len(query)-i >= 6 && strings.EqualFold(query[i:i+6], "attach")
+		}
+	}
+	return false
 }
 
 func (c *stmtCacheConnector) Driver() driver.Driver { return c.drv }
@@ -82,6 +138,12 @@ type cachingConn struct {
 	lru   list.List // of *cachedStmt, most recent first
 	byKey map[string]*list.Element
 	text  int // bytes of SQL text cached
+	// attached: the connection has databases attached and caches nothing
+	// more. A compiled statement re-checks the schema only of the
+	// databases it reads, so one that resolved a name to an attached
+	// database would go on reading it after another connection created
+	// that name in main, which takes precedence.
+	attached bool
 }
 
 type cachedStmt struct {
@@ -107,6 +169,14 @@ func (c *cachingConn) Unwrap() driver.Conn { return c.innerConn }
 // a miss; nil if it is busy or too long to cache, which the caller runs
 // uncached.
 func (c *cachingConn) take(ctx context.Context, query string) (*cachedStmt, error) {
+	if c.attached {
+		return nil, nil
+	}
+	if startsWithAttach(query) {
+		c.attached = true
+		c.drop()
+		return nil, nil
+	}
 	if el, ok := c.byKey[query]; ok {
 		cs := el.Value.(*cachedStmt)
 		if cs.busy {
@@ -165,16 +235,24 @@ func (c *cachingConn) ExecContext(ctx context.Context, query string, args []driv
 	return cs.st.(driver.StmtExecContext).ExecContext(ctx, args)
 }
 
-// Close finalizes the cached statements, then closes the connection.
-func (c *cachingConn) Close() error {
+// drop empties the cache: idle statements are closed now, busy ones when
+// their rows close.
+func (c *cachingConn) drop() {
 	for el := c.lru.Front(); el != nil; el = el.Next() {
-		if cs := el.Value.(*cachedStmt); !cs.busy {
+		if cs := el.Value.(*cachedStmt); cs.busy {
+			cs.gone = true
+		} else {
 			cs.st.Close()
 		}
 	}
 	c.lru.Init()
 	clear(c.byKey)
 	c.text = 0
+}
+
+// Close finalizes the cached statements, then closes the connection.
+func (c *cachingConn) Close() error {
+	c.drop()
 	return c.innerConn.Close()
 }
 

@@ -341,3 +341,21 @@ func TestSQLiteStatementCacheTextBudget(t *testing.T) {
 		t.Fatalf("cache holds %d statements, %d bytes of SQL, counted %d", cc.lru.Len(), total, cc.text)
 	}
 }
+
+func TestStartsWithAttach(t *testing.T) {
+	for q, want := range map[string]bool{
+		"ATTACH 'x.db' AS aux":                     true,
+		"  attach database ? as aux":               true,
+		"-- note\n/* c */ ;Attach ':memory:' AS m": true,
+		"SELECT 1; ATTACH 'x' AS y":                false, // documented limit: first statement only
+		"DETACH aux":                               false,
+		"/* unterminated":                          false,
+		"-- only a comment":                        false,
+		"attac":                                    false,
+		"":                                         false,
+	} {
+		if got := startsWithAttach(q); got != want {
+			t.Errorf("startsWithAttach(%q) = %v, want %v", q, got, want)
+		}
+	}
+}
