@@ -47,7 +47,7 @@ func Open(ctx context.Context, driverName, dsn string, opts ...Option) (*Engine,
 		o(&cfg)
 	}
 	var db *sql.DB
-	if sqlDriver == "sqlite" && cfg.sqliteStmts > 0 {
+	if sqlDriver == "sqlite" {
 		var drv driver.Driver
 		if drv, err = sqliteDriver(); err == nil {
 			db = sql.OpenDB(&stmtCacheConnector{drv: drv, dsn: full, size: cfg.sqliteStmts})

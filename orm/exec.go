@@ -79,13 +79,28 @@ func (e *Engine) execOp(ctx context.Context, q querier, op, query string, args [
 	if obs.e != nil {
 		rows := int64(-1)
 		if err == nil {
-			if n, rerr := res.RowsAffected(); rerr == nil {
-				rows = n
-			}
+			rows = rowsAffected(res)
 		}
 		obs.done(ctx, rows, err)
 	}
 	return res, err
+}
+
+// rowsAffected is res.RowsAffected for reporting, -1 when unknown. A
+// driver that returns no result with no error (modernc, for SQL that is
+// only comments, on a pool passed to New) makes database/sql's
+// RowsAffected dereference nil: reporting must not turn that into a panic.
+func rowsAffected(res sql.Result) (n int64) {
+	defer func() {
+		if recover() != nil {
+			n = -1
+		}
+	}()
+	n, err := res.RowsAffected()
+	if err != nil {
+		return -1
+	}
+	return n
 }
 
 // valuerArgs calls the driver.Valuer arguments' Value methods itself,

@@ -36,13 +36,14 @@ func defaultConfig() config {
 
 // WithSQLiteStatementCache sets how many statements each SQLite connection
 // that Open makes keeps compiled, most recently used first (default 64; 0
-// turns the cache off). Each connection also keeps at most 128 KiB of SQL
-// text compiled and never caches a statement over 16 KiB, since compiled
-// size grows with the text. SQLite compiles a statement on every run otherwise,
-// which costs a fifth to a third of a short statement. With the cache, code
-// reaching modernc's connection through sql.Conn.Raw gets a wrapper whose
-// Unwrap method returns it. It has no effect on MySQL and PostgreSQL (pgx
-// keeps its own statement cache) nor on a pool passed to New.
+// turns the cache off). SQLite otherwise compiles a statement on every run,
+// which costs a fifth to a third of a short one. Each connection also keeps
+// at most 128 KiB of SQL text compiled and never caches a statement over
+// 16 KiB, since compiled size grows with the text; a connection with
+// attached databases caches nothing. Code reaching modernc's connection
+// through sql.Conn.Raw gets Tally's wrapper, whose Unwrap method returns
+// it. The option has no effect on MySQL and PostgreSQL (pgx keeps its own
+// statement cache), nor on a pool passed to New.
 func WithSQLiteStatementCache(n int) Option { return func(c *config) { c.sqliteStmts = max(n, 0) } }
 
 // WithMaxOpenConns bounds the pool (SQLAlchemy's pool_size + max_overflow).

@@ -34,7 +34,9 @@ const (
 )
 
 // stmtCacheConnector opens connections of the registered "sqlite" driver
-// wrapped in a statement cache of size statements each.
+// wrapped in a statement cache of size statements each (none when size is
+// 0: the wrapper still gives every Exec a result, which modernc's
+// connection does not for SQL without a statement).
 type stmtCacheConnector struct {
 	drv  driver.Driver
 	dsn  string
@@ -169,7 +171,7 @@ func (c *cachingConn) Unwrap() driver.Conn { return c.innerConn }
 // a miss; nil if it is busy or too long to cache, which the caller runs
 // uncached.
 func (c *cachingConn) take(ctx context.Context, query string) (*cachedStmt, error) {
-	if c.attached {
+	if c.attached || c.size == 0 {
 		return nil, nil
 	}
 	if startsWithAttach(query) {
@@ -229,10 +231,18 @@ func (c *cachingConn) ExecContext(ctx context.Context, query string, args []driv
 	if err != nil {
 		return nil, err
 	}
+	var res driver.Result
 	if cs == nil {
-		return c.innerConn.ExecContext(ctx, query, args)
+		res, err = c.innerConn.ExecContext(ctx, query, args)
+	} else {
+		res, err = cs.st.(driver.StmtExecContext).ExecContext(ctx, args)
 	}
-	return cs.st.(driver.StmtExecContext).ExecContext(ctx, args)
+	if err == nil && res == nil {
+		// modernc returns no result for SQL that is only blanks and
+		// comments, and database/sql's RowsAffected then dereferences nil.
+		res = driver.RowsAffected(0)
+	}
+	return res, err
 }
 
 // drop empties the cache: idle statements are closed now, busy ones when

@@ -264,27 +264,63 @@ func TestSQLiteStatementCacheErrorsAndSchema(t *testing.T) {
 }
 
 func TestSQLiteStatementCacheOff(t *testing.T) {
+	eng, cc := openStmtCache(t, 0)
 	ctx := context.Background()
-	tg := dbtest.Targets(t)[0]
-	eng, err := Open(ctx, tg.Driver, tg.DSN, WithSQLiteStatementCache(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	conn, err := eng.DB().Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := conn.Raw(func(c any) error {
-		if _, ok := c.(*cachingConn); ok {
-			return errors.New("cache off, but the connection is wrapped")
+	s := eng.NewSession()
+	defer s.Close()
+	for i := range 3 {
+		if r, err := Get[StmtRow](ctx, s, int64(i+1)); err != nil || r.N != int64(i) {
+			t.Fatal(r, err)
 		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
+	}
+	if n, err := Query[StmtRow](s).Count(ctx); err != nil || n != 20 {
+		t.Fatal(n, err)
+	}
+	if cc.lru.Len() != 0 || len(cc.byKey) != 0 {
+		t.Fatalf("cache off, but it holds %v", cachedQueries(cc))
 	}
 }
+
+// Without a statement, modernc's Exec returns neither a result nor an
+// error; database/sql's RowsAffected would then dereference nil — inside
+// Tally's own reporting, too, when a hook is set.
+func TestSQLiteExecWithoutStatement(t *testing.T) {
+	for _, size := range []int{0, 64} {
+		eng, _ := openStmtCache(t, size)
+		var events int
+		eng.cfg.hooks = append(eng.cfg.hooks, func(context.Context, QueryEvent) { events++ })
+		s := eng.NewSession()
+		for _, q := range []string{"", "-- nothing", "/* c */ ;"} {
+			res, err := s.Exec(context.Background(), q)
+			if err != nil {
+				t.Fatalf("cache %d, Exec(%q): %v", size, q, err)
+			}
+			if n, err := res.RowsAffected(); err != nil || n != 0 {
+				t.Fatalf("cache %d, Exec(%q): RowsAffected %d, %v", size, q, n, err)
+			}
+		}
+		s.Close()
+		if events == 0 {
+			t.Fatal("the hook saw nothing")
+		}
+	}
+}
+
+// rowsAffected reports -1 for a result whose RowsAffected panics, as
+// database/sql's does around a driver that gave none.
+func TestRowsAffectedGuard(t *testing.T) {
+	if n := rowsAffected(panicResult{}); n != -1 {
+		t.Fatalf("rowsAffected of a panicking result = %d", n)
+	}
+	if n := rowsAffected(driver.RowsAffected(3)); n != 3 {
+		t.Fatalf("rowsAffected = %d, want 3", n)
+	}
+}
+
+type panicResult struct{}
+
+func (panicResult) LastInsertId() (int64, error) { panic("no result") }
+func (panicResult) RowsAffected() (int64, error) { panic("no result") }
 
 func cachedStmts(cc *cachingConn) []*cachedStmt {
 	var out []*cachedStmt
