@@ -126,6 +126,32 @@ func assertNoBusy(t *testing.T, conn *sql.Conn) {
 	}
 }
 
+// queryColumn runs a one-column query and returns its values, failing the
+// test on any error, Scan's and the rows' included.
+func queryColumn[T any](t *testing.T, ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, query string, args ...any) []T {
+	t.Helper()
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		var v T
+		if err := rows.Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// queryInt reads a one-row, one-integer query.
 func queryInt(ctx context.Context, q interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
 }, query string, args ...any) (int64, error) {
@@ -521,7 +547,9 @@ func TestReviewStmtCacheFailedSteps(t *testing.T) {
 		var got []int64
 		for rows.Next() {
 			var x int64
-			rows.Scan(&x)
+			if err := rows.Scan(&x); err != nil {
+				t.Fatal(err)
+			}
 			got = append(got, x)
 		}
 		if err := rows.Err(); err == nil || !strings.Contains(err.Error(), "overflow") || !slices.Equal(got, []int64{1, 2}) {
@@ -536,7 +564,9 @@ func TestReviewStmtCacheFailedSteps(t *testing.T) {
 		got = got[:0]
 		for rows.Next() {
 			var x int64
-			rows.Scan(&x)
+			if err := rows.Scan(&x); err != nil {
+				t.Fatal(err)
+			}
 			got = append(got, x)
 		}
 		if err := rows.Close(); err != nil || rows.Err() != nil || !slices.Equal(got, []int64{1, 2}) {
@@ -708,17 +738,7 @@ func TestReviewStmtCacheBusy(t *testing.T) {
 		}
 		assertNoBusy(t, connB)
 	}
-	var ks []int64
-	rows, err := engA.DB().QueryContext(ctx, "SELECT k FROM kv ORDER BY k")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var k int64
-		rows.Scan(&k)
-		ks = append(ks, k)
-	}
-	rows.Close()
+	ks := queryColumn[int64](t, ctx, engA.DB(), "SELECT k FROM kv ORDER BY k")
 	want := []int64{1, 2, 3, 4, 10, 11, 12, 20, 21, 22, 30, 31, 32}
 	if !slices.Equal(ks, want) {
 		t.Fatalf("keys %v, want %v", ks, want)
@@ -903,7 +923,9 @@ func TestReviewStmtCacheConcurrent(t *testing.T) {
 	for rows.Next() {
 		var g, i int
 		var via string
-		rows.Scan(&g, &i, &via)
+		if err := rows.Scan(&g, &i, &via); err != nil {
+			t.Fatal(err)
+		}
 		got = append(got, fmt.Sprintf("%d/%d/%s", g, i, via))
 	}
 	rows.Close()
@@ -1376,17 +1398,7 @@ func TestReviewStmtCacheSavepoints(t *testing.T) {
 			t.Fatal(err)
 		}
 		s.Close()
-		var names []string
-		rows, err := eng.DB().QueryContext(ctx, "SELECT name || ':' || n FROM stmt_rows WHERE n >= 1000 ORDER BY id")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for rows.Next() {
-			var n string
-			rows.Scan(&n)
-			names = append(names, n)
-		}
-		rows.Close()
+		names := queryColumn[string](t, ctx, eng.DB(), "SELECT name || ':' || n FROM stmt_rows WHERE n >= 1000 ORDER BY id")
 		var want []string
 		for r := range round + 1 {
 			want = append(want, fmt.Sprintf("sp%d-outer:1001", r))
