@@ -319,20 +319,8 @@ func TestReviewStmtCacheCancelMidRows(t *testing.T) {
 		cancel()
 		assertNoBusy(t, conn)
 		// The same statement from its start, fully read.
-		rows, err = conn.QueryContext(ctx, slowRowsSQL, 4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []int64
-		for rows.Next() {
-			var x int64
-			if err := rows.Scan(&x); err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, x)
-		}
-		if err := rows.Close(); err != nil || !slices.Equal(got, []int64{1, 2, 3, 4}) {
-			t.Fatalf("round %d after cancel: %v %v", round, got, err)
+		if got := queryColumn[int64](t, ctx, conn, slowRowsSQL, 4); !slices.Equal(got, []int64{1, 2, 3, 4}) {
+			t.Fatalf("round %d after cancel: %v", round, got)
 		}
 		assertNoBusy(t, conn)
 	}
