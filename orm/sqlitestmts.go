@@ -155,6 +155,16 @@ type cachedStmt struct {
 	gone  bool // evicted while busy: close it when the rows close
 }
 
+// discard closes a statement that left the cache, or, while its rows are
+// open, has their Close do it.
+func (cs *cachedStmt) discard() {
+	if cs.busy {
+		cs.gone = true
+	} else {
+		cs.st.Close()
+	}
+}
+
 func newCachingConn(conn driver.Conn, size int) driver.Conn {
 	ic, ok := conn.(innerConn)
 	if !ok {
@@ -201,11 +211,7 @@ func (c *cachingConn) take(ctx context.Context, query string) (*cachedStmt, erro
 		old := c.lru.Remove(c.lru.Back()).(*cachedStmt)
 		delete(c.byKey, old.query)
 		c.text -= len(old.query)
-		if old.busy {
-			old.gone = true
-		} else {
-			old.st.Close()
-		}
+		old.discard()
 	}
 	return cs, nil
 }
@@ -249,11 +255,7 @@ func (c *cachingConn) ExecContext(ctx context.Context, query string, args []driv
 // their rows close.
 func (c *cachingConn) drop() {
 	for el := c.lru.Front(); el != nil; el = el.Next() {
-		if cs := el.Value.(*cachedStmt); cs.busy {
-			cs.gone = true
-		} else {
-			cs.st.Close()
-		}
+		el.Value.(*cachedStmt).discard()
 	}
 	c.lru.Init()
 	clear(c.byKey)
