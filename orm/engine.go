@@ -42,6 +42,8 @@ func Open(ctx context.Context, driverName, dsn string, opts ...Option) (*Engine,
 	if err != nil {
 		return nil, redact(err, password)
 	}
+	// The options are read here for the connector's settings; New applies
+	// them again, to the engine it makes.
 	cfg := defaultConfig()
 	for _, o := range opts {
 		o(&cfg)
