@@ -746,20 +746,10 @@ func TestReviewStmtCacheConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer eng.Close()
-	if err := eng.CreateTables(ctx, StmtRow{}); err != nil {
-		t.Fatal(err)
-	}
+	seedStmtRows(t, eng)
 	if _, err := eng.DB().ExecContext(ctx, "CREATE TABLE review_log (g INTEGER NOT NULL, i INTEGER NOT NULL, via TEXT NOT NULL, UNIQUE (g, i))"); err != nil {
 		t.Fatal(err)
 	}
-	s := eng.NewSession()
-	for i := range 20 {
-		s.Add(&StmtRow{Name: fmt.Sprint("r", i), N: int64(i)})
-	}
-	if err := s.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
 
 	const workers, iters = 16, 40
 	var wg sync.WaitGroup
@@ -1226,17 +1216,7 @@ func TestReviewStmtCacheEngineCloseRowsOpen(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := eng.CreateTables(ctx, StmtRow{}); err != nil {
-			t.Fatal(err)
-		}
-		s := eng.NewSession()
-		for i := range 20 {
-			s.Add(&StmtRow{Name: fmt.Sprint("r", i), N: int64(i)})
-		}
-		if err := s.Commit(ctx); err != nil {
-			t.Fatal(err)
-		}
-		s.Close()
+		seedStmtRows(t, eng)
 		conn, err := eng.DB().Conn(ctx)
 		if err != nil {
 			t.Fatal(err)

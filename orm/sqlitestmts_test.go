@@ -37,19 +37,7 @@ func openStmtCache(t *testing.T, size int) (*Engine, *cachingConn) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { eng.Close() })
-	if err := eng.CreateTables(ctx, StmtRow{}); err != nil {
-		t.Fatal(err)
-	}
-	s := eng.NewSession()
-	for i := range 20 {
-		if err := s.Add(&StmtRow{Name: fmt.Sprint("r", i), N: int64(i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
+	seedStmtRows(t, eng)
 	conn, err := eng.DB().Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -70,6 +58,26 @@ func openStmtCache(t *testing.T, size int) (*Engine, *cachingConn) {
 		t.Fatal(err)
 	}
 	return eng, cc
+}
+
+// seedStmtRows creates StmtRow's table with rows r0..r19, N 0..19 (keys
+// 1..20).
+func seedStmtRows(t *testing.T, eng *Engine) {
+	t.Helper()
+	ctx := context.Background()
+	if err := eng.CreateTables(ctx, StmtRow{}); err != nil {
+		t.Fatal(err)
+	}
+	s := eng.NewSession()
+	defer s.Close()
+	for i := range 20 {
+		if err := s.Add(&StmtRow{Name: fmt.Sprint("r", i), N: int64(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestSQLiteStatementCacheReuses(t *testing.T) {
