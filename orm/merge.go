@@ -126,14 +126,14 @@ func (s *Session) mergeLocked(ctx context.Context, t *mapper.Table, obj any) (an
 
 // mergeNoRow handles a Merge whose key has no row (see Merge).
 func (s *Session) mergeNoRow(t *mapper.Table, obj any) (any, error) {
-	if autoKeySet(t, obj) {
-		return nil, fmt.Errorf("%w: %s with key %v; a database-generated key is the database's to choose: zero it to insert a new row",
-			ErrNotFound, t.Name, keyValues(t, obj))
-	}
 	if v := t.Version; v != nil {
 		if n, _ := mapper.ToInt64(t.Acc.Value(obj, v)); n != 0 {
 			return nil, &StaleDataError{Op: "MERGE", Table: t.Name, Key: keyValues(t, obj)}
 		}
+	}
+	if autoKeySet(t, obj) {
+		return nil, fmt.Errorf("%w: %s with key %v; a database-generated key is the database's to choose: zero it to insert a new row",
+			ErrNotFound, t.Name, keyValues(t, obj))
 	}
 	return s.mergeNew(t, obj)
 }
