@@ -487,7 +487,9 @@ func (s *Session) Stats() Stats {
 }
 
 // Expunge makes tracked objects detached: the session forgets them and
-// their changes. Untracked objects are ignored.
+// their changes, and another session may Add them. Untracked objects are
+// ignored. An expunged object whose key the database generated cannot be
+// added back (ErrDetachedObject): Merge it to save its changes.
 func (s *Session) Expunge(objs ...any) error {
 	if err := s.enter(); err != nil {
 		return err
