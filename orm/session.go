@@ -52,9 +52,10 @@ type Session struct {
 	// owned lists the entries whose objects Add registered in the
 	// engine's owners index, to release them (see owners).
 	owned []*identity.Entry
-	// adding makes logIntent record outside savepoints too, while Add
-	// runs, so that a failed Add can undo what it did.
-	adding bool
+	// undeleted lists, while Add runs (adding set), the entries whose
+	// delete mark it cancelled, so that a failed Add can restore them.
+	undeleted []*identity.Entry
+	adding    bool
 
 	// flushLog undoes what flushes did to objects and entries since the
 	// transaction began; intentLog undoes Add and Delete inside savepoints.
@@ -170,15 +171,15 @@ func (s *Session) Add(objs ...any) (err error) {
 		return err
 	}
 	defer s.leave()
-	mark := len(s.intentLog)
+	pendingMark, intentMark := len(s.pending), len(s.intentLog)
 	s.adding = true
 	defer func() {
 		s.adding = false
 		if err != nil {
-			s.undoIntents(mark)
-		} else if len(s.sps) == 0 {
-			s.intentLog = s.intentLog[:mark]
+			s.undoAdd(pendingMark, intentMark)
 		}
+		clear(s.undeleted)
+		s.undeleted = s.undeleted[:0]
 	}()
 	// Size the per-Add structures once instead of growing them object by
 	// object: entries come from one slab.
@@ -186,6 +187,7 @@ func (s *Session) Add(objs ...any) (err error) {
 		s.slab = make([]identity.Entry, len(objs))
 	}
 	s.pending = slices.Grow(s.pending, len(objs))
+	s.owned = slices.Grow(s.owned, len(objs))
 	if s.pendingByObj == nil && len(objs) > 8 {
 		s.pendingByObj = make(map[any]*identity.Entry, len(objs))
 	}
@@ -195,6 +197,23 @@ func (s *Session) Add(objs ...any) (err error) {
 		}
 	}
 	return nil
+}
+
+// undoAdd puts the session back as it was before a failed Add: Add only
+// appends to pending (after pendingMark) and cancels delete marks.
+func (s *Session) undoAdd(pendingMark, intentMark int) {
+	for _, e := range s.pending[pendingMark:] {
+		delete(s.pendingByObj, e.Obj)
+		e.State = identity.Transient
+		s.release(e)
+	}
+	clear(s.pending[pendingMark:])
+	s.pending = s.pending[:pendingMark]
+	for _, e := range s.undeleted {
+		e.State = identity.Deleted
+		s.deletes = append(s.deletes, e)
+	}
+	s.intentLog = s.intentLog[:intentMark] // undone already
 }
 
 func (s *Session) addLocked(obj any) error {
@@ -229,6 +248,9 @@ func (s *Session) addLocked(obj any) error {
 				e.State = identity.Persistent
 				s.deletes = slices.DeleteFunc(s.deletes, func(d *identity.Entry) bool { return d == e })
 				s.logIntent(undo{kind: undoUndelete, e: e})
+				if s.adding {
+					s.undeleted = append(s.undeleted, e)
+				}
 			}
 			return nil
 		case autoKeySet(t, obj):

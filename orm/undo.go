@@ -41,10 +41,10 @@ const (
 
 func (s *Session) logFlush(u undo) { s.flushLog = append(s.flushLog, u) }
 
-// logIntent records an Add or Delete; only a savepoint, or the failure of
-// the Add that is running, can undo those, so otherwise nothing is kept.
+// logIntent records an Add or Delete; only a savepoint can undo those, so
+// outside one nothing is kept.
 func (s *Session) logIntent(u undo) {
-	if len(s.sps) > 0 || s.adding {
+	if len(s.sps) > 0 {
 		s.intentLog = append(s.intentLog, u)
 	}
 }
