@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/tallyorm/tally/internal/dbtest"
@@ -308,6 +309,15 @@ func TestOwnershipReleasedWhenSessionsEnd(t *testing.T) {
 		uowMust(t, s.Close())
 		check("after Commit and Close")
 
+		// Loaded objects are never registered: reading costs nothing.
+		s = eng.NewSession()
+		loaded, err := orm.Query[Account](s).All(ctx)
+		if err != nil || len(loaded) != 1 {
+			t.Fatalf("Query = %d accounts, %v; want 1", len(loaded), err)
+		}
+		check("while a session holds loaded objects")
+		uowMust(t, s.Close())
+
 		// Rollback, with the session still open.
 		s = eng.NewSession()
 		uowMust(t, s.Add(newAccount("a2", 1)))
@@ -390,6 +400,51 @@ func TestOwnershipReleasedWhenSessionsEnd(t *testing.T) {
 		check("after Middleware requests")
 		if n := countAccounts(t, eng, "owner IN ('a1', 'a6', 'd3', 'mok')"); n != 4 {
 			t.Errorf("committed accounts = %d, want 4", n)
+		}
+	})
+}
+
+func TestAddOfOneObjectFromManyGoroutinesStoresOneRow(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		ctx := context.Background()
+		eng, _ := arOpen(t, tg)
+		c := newAccount("shared", 1)
+		const n = 8
+		errs := make(chan error, n)
+		sessions := make([]*orm.Session, n)
+		for i := range sessions {
+			sessions[i] = eng.NewSession()
+		}
+		var start sync.WaitGroup
+		start.Add(1)
+		for _, s := range sessions {
+			go func() {
+				start.Wait()
+				errs <- s.Add(c)
+			}()
+		}
+		start.Done()
+		ok := 0
+		for range n {
+			switch err := <-errs; {
+			case err == nil:
+				ok++
+			case !errors.Is(err, orm.ErrOtherSession):
+				t.Errorf("Add: %v, want nil or ErrOtherSession", err)
+			}
+		}
+		if ok != 1 {
+			t.Errorf("%d sessions took the object, want 1", ok)
+		}
+		for _, s := range sessions {
+			uowMust(t, s.Commit(ctx))
+			uowMust(t, s.Close())
+		}
+		if got := countAccounts(t, eng, "owner = 'shared'"); got != 1 {
+			t.Errorf("rows = %d, want 1", got)
+		}
+		if got := orm.OwnedObjects(eng); got != 0 {
+			t.Errorf("%d objects still registered after Close, want 0", got)
 		}
 	})
 }
