@@ -162,7 +162,9 @@ func (s *Session) tableOf(obj any) (*mapper.Table, error) {
 // unique violation at commit says if it existed). An untracked one whose
 // database-generated key is set is a reference to an existing row: it is
 // never inserted, updated or tracked, and its key fills the foreign key
-// (child.Parent = &Parent{ID: 5} is how a child points at row 5).
+// (child.Parent = &Parent{ID: 5} is how a child points at row 5). To
+// point at an existing row whose key is client-set, use the tracked
+// object (Get it) or set the foreign-key column and leave the field nil.
 //
 // Add is all or nothing: when it fails, the session is as it was before
 // the call, whatever objects of objs were valid.
