@@ -448,3 +448,36 @@ func TestAddOfOneObjectFromManyGoroutinesStoresOneRow(t *testing.T) {
 		}
 	})
 }
+
+func TestFailedAddChangesNothing(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		ctx := context.Background()
+		eng, _ := arOpen(t, tg)
+		a, b := newAccount("a", 1), newAccount("b", 2)
+		seedObjects(t, eng, a, b)
+		s := eng.NewSession()
+		defer s.Close()
+		la, err := orm.Get[Account](ctx, s, a.ID)
+		uowMust(t, err)
+		uowMust(t, s.Delete(la))
+		// Adding la back would cancel its deletion, and c is valid; the
+		// detached copy of b fails the whole call.
+		c := newAccount("c", 3)
+		if err := s.Add(la, c, &Account{ID: b.ID, Owner: "b"}); !errors.Is(err, orm.ErrDetachedObject) {
+			t.Fatalf("Add: err = %v, want ErrDetachedObject", err)
+		}
+		if p := s.Pending(); len(p) != 0 {
+			t.Errorf("Pending() = %v, want nothing", p)
+		}
+		if !s.IsDirty(la) {
+			t.Error("IsDirty(a) = false, want true: its deletion must still be marked")
+		}
+		if n := orm.OwnedObjects(eng); n != 0 {
+			t.Errorf("%d objects registered after the failed Add, want 0", n)
+		}
+		uowMust(t, s.Commit(ctx))
+		if got := uowAccountIDs(t, eng); len(got) != 1 || got["b"] != b.ID {
+			t.Errorf("accounts after commit = %v, want only b", got)
+		}
+	})
+}
