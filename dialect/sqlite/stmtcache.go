@@ -1,4 +1,4 @@
-package orm
+package sqlite
 
 import (
 	"container/list"

@@ -1,4 +1,4 @@
-package orm
+package sqlite
 
 // Tests of SQLite's per-connection statement cache: statements are reused,
 // a statement whose rows are open is not shared, eviction (also of a busy
@@ -10,11 +10,20 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"github.com/tallyorm/tally/orm"
+	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/tallyorm/tally/internal/dbtest"
 )
+
+// tempDSN returns the DSN of a new database file in a temp dir of t.
+func tempDSN(t testing.TB) string {
+	// t.TempDir keeps characters such as '#' and '%' from the test name,
+	// and a file: DSN is a URI to SQLite, so escape what a URI path cannot
+	// hold literally.
+	path := filepath.Join(t.TempDir(), "tally.db")
+	return "file:" + strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+}
 
 // StmtRow is the model of these tests.
 type StmtRow struct {
@@ -25,14 +34,11 @@ type StmtRow struct {
 
 // openStmtCache opens the SQLite target with a cache of size statements
 // and one connection, so that every statement meets the same cache.
-func openStmtCache(t *testing.T, size int) (*Engine, *cachingConn) {
+func openStmtCache(t *testing.T, size int, opts ...orm.Option) (*orm.Engine, *cachingConn) {
 	t.Helper()
 	ctx := context.Background()
-	tg := dbtest.Targets(t)[0]
-	if tg.Name != dbtest.SQLite {
-		t.Fatalf("first target is %s, want sqlite", tg.Name)
-	}
-	eng, err := Open(ctx, tg.Driver, tg.DSN, WithSQLiteStatementCache(size), WithMaxOpenConns(1))
+	dsn := tempDSN(t)
+	eng, err := orm.Open(ctx, "sqlite", dsn, append([]orm.Option{orm.WithSQLiteStatementCache(size), orm.WithMaxOpenConns(1)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +68,7 @@ func openStmtCache(t *testing.T, size int) (*Engine, *cachingConn) {
 
 // seedStmtRows creates StmtRow's table with rows r0..r19, N 0..19 (keys
 // 1..20).
-func seedStmtRows(t *testing.T, eng *Engine) {
+func seedStmtRows(t *testing.T, eng *orm.Engine) {
 	t.Helper()
 	ctx := context.Background()
 	if err := eng.CreateTables(ctx, StmtRow{}); err != nil {
@@ -86,7 +92,7 @@ func TestSQLiteStatementCacheReuses(t *testing.T) {
 	prepared := len(cc.byKey)
 	for i := range 10 {
 		s := eng.NewSession()
-		r, err := Get[StmtRow](ctx, s, int64(i+1))
+		r, err := orm.Get[StmtRow](ctx, s, int64(i+1))
 		if err != nil || r.N != int64(i) {
 			t.Fatalf("Get %d: %+v %v", i+1, r, err)
 		}
@@ -216,7 +222,7 @@ func TestSQLiteStatementCacheErrorsAndSchema(t *testing.T) {
 		if err := s.Add(&StmtRow{Name: "r1"}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Commit(ctx); !errors.Is(err, ErrUniqueViolation) {
+		if err := s.Commit(ctx); !errors.Is(err, orm.ErrUniqueViolation) {
 			t.Fatalf("duplicate name: %v", err)
 		}
 		if err := s.Rollback(ctx); err != nil {
@@ -243,7 +249,7 @@ func TestSQLiteStatementCacheErrorsAndSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Schema changes recompile cached statements.
-	if n, err := Query[StmtRow](s).Count(ctx); err != nil || n != 21 {
+	if n, err := orm.Query[StmtRow](s).Count(ctx); err != nil || n != 21 {
 		t.Fatal(n, err)
 	}
 	s.Close()
@@ -255,7 +261,7 @@ func TestSQLiteStatementCacheErrorsAndSchema(t *testing.T) {
 	}
 	s2 := eng.NewSession()
 	defer s2.Close()
-	if n, err := Query[StmtRow](s2).Count(ctx); err != nil || n != 0 {
+	if n, err := orm.Query[StmtRow](s2).Count(ctx); err != nil || n != 0 {
 		t.Fatalf("count after recreate: %d, %v", n, err)
 	}
 	s2.Close() // its transaction holds the one connection
@@ -277,11 +283,11 @@ func TestSQLiteStatementCacheOff(t *testing.T) {
 	s := eng.NewSession()
 	defer s.Close()
 	for i := range 3 {
-		if r, err := Get[StmtRow](ctx, s, int64(i+1)); err != nil || r.N != int64(i) {
+		if r, err := orm.Get[StmtRow](ctx, s, int64(i+1)); err != nil || r.N != int64(i) {
 			t.Fatal(r, err)
 		}
 	}
-	if n, err := Query[StmtRow](s).Count(ctx); err != nil || n != 20 {
+	if n, err := orm.Query[StmtRow](s).Count(ctx); err != nil || n != 20 {
 		t.Fatal(n, err)
 	}
 	if cc.lru.Len() != 0 || len(cc.byKey) != 0 {
@@ -294,9 +300,8 @@ func TestSQLiteStatementCacheOff(t *testing.T) {
 // Tally's own reporting, too, when a hook is set.
 func TestSQLiteExecWithoutStatement(t *testing.T) {
 	for _, size := range []int{0, 64} {
-		eng, _ := openStmtCache(t, size)
 		var events int
-		eng.cfg.hooks = append(eng.cfg.hooks, func(context.Context, QueryEvent) { events++ })
+		eng, _ := openStmtCache(t, size, orm.WithQueryHook(func(context.Context, orm.QueryEvent) { events++ }))
 		s := eng.NewSession()
 		for _, q := range []string{"", "-- nothing", "/* c */ ;"} {
 			res, err := s.Exec(context.Background(), q)
@@ -313,22 +318,6 @@ func TestSQLiteExecWithoutStatement(t *testing.T) {
 		}
 	}
 }
-
-// rowsAffected reports -1 for a result whose RowsAffected panics, as
-// database/sql's does around a driver that gave none.
-func TestRowsAffectedGuard(t *testing.T) {
-	if n := rowsAffected(panicResult{}); n != -1 {
-		t.Fatalf("rowsAffected of a panicking result = %d", n)
-	}
-	if n := rowsAffected(driver.RowsAffected(3)); n != 3 {
-		t.Fatalf("rowsAffected = %d, want 3", n)
-	}
-}
-
-type panicResult struct{}
-
-func (panicResult) LastInsertId() (int64, error) { panic("no result") }
-func (panicResult) RowsAffected() (int64, error) { panic("no result") }
 
 func cachedStmts(cc *cachingConn) []*cachedStmt {
 	var out []*cachedStmt

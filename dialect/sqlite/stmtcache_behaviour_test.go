@@ -1,4 +1,4 @@
-package orm
+package sqlite
 
 // Adversarial review tests of SQLite's per-connection statement cache
 // (sqlitestmts.go): cancellation and timeouts of cached statements, failed
@@ -13,6 +13,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/tallyorm/tally/orm"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -22,8 +23,6 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
-
-	"github.com/tallyorm/tally/internal/dbtest"
 )
 
 // slowCountSQL counts to its argument; counting to a billion takes far
@@ -35,16 +34,12 @@ const slowRowsSQL = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM 
 
 // reviewOpen opens the SQLite target (or dsn, if not empty) with opts and
 // closes the engine when the test ends.
-func reviewOpen(t *testing.T, dsn string, opts ...Option) *Engine {
+func reviewOpen(t *testing.T, dsn string, opts ...orm.Option) *orm.Engine {
 	t.Helper()
 	if dsn == "" {
-		tg := dbtest.Targets(t)[0]
-		if tg.Name != dbtest.SQLite {
-			t.Fatalf("first target is %s, want sqlite", tg.Name)
-		}
-		dsn = tg.DSN
+		dsn = tempDSN(t)
 	}
-	eng, err := Open(context.Background(), "sqlite", dsn, opts...)
+	eng, err := orm.Open(context.Background(), "sqlite", dsn, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +49,7 @@ func reviewOpen(t *testing.T, dsn string, opts ...Option) *Engine {
 
 // pinConn takes a connection of eng's pool for the test and returns it
 // with its cache.
-func pinConn(t *testing.T, eng *Engine) (*sql.Conn, *cachingConn) {
+func pinConn(t *testing.T, eng *orm.Engine) (*sql.Conn, *cachingConn) {
 	t.Helper()
 	conn, err := eng.DB().Conn(context.Background())
 	if err != nil {
@@ -164,7 +159,7 @@ func queryInt(ctx context.Context, q interface {
 // out while it runs returns the context's error promptly, and the same
 // connection then runs it (and others) again with right results.
 func TestReviewStmtCacheCancelPinned(t *testing.T) {
-	eng := reviewOpen(t, "", WithSQLiteStatementCache(4), WithMaxOpenConns(2))
+	eng := reviewOpen(t, "", orm.WithSQLiteStatementCache(4), orm.WithMaxOpenConns(2))
 	conn, _ := pinConn(t, eng)
 	ctx := context.Background()
 	if n, err := queryInt(ctx, conn, slowCountSQL, 10); err != nil || n != 10 {
@@ -233,7 +228,7 @@ func TestReviewStmtCacheCancelPinned(t *testing.T) {
 // session, where a cancelled statement may cost its connection; the next
 // statements must still be right.
 func TestReviewStmtCacheCancelPool(t *testing.T) {
-	eng := reviewOpen(t, "", WithSQLiteStatementCache(3), WithMaxOpenConns(1))
+	eng := reviewOpen(t, "", orm.WithSQLiteStatementCache(3), orm.WithMaxOpenConns(1))
 	if err := eng.CreateTables(context.Background(), StmtRow{}); err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +250,7 @@ func TestReviewStmtCacheCancelPool(t *testing.T) {
 			t.Fatal(err)
 		}
 		tctx, cancel = context.WithTimeout(ctx, 50*time.Millisecond)
-		_, err = Raw[StmtRow](s, "SELECT id, name, n FROM stmt_rows WHERE n < (SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < ?) SELECT x FROM c))", int64(1e9)).All(tctx)
+		_, err = orm.Raw[StmtRow](s, "SELECT id, name, n FROM stmt_rows WHERE n < (SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < ?) SELECT x FROM c))", int64(1e9)).All(tctx)
 		cancel()
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("round %d, session query: %v", round, err)
@@ -267,7 +262,7 @@ func TestReviewStmtCacheCancelPool(t *testing.T) {
 			}
 		}
 		s = eng.NewSession()
-		rows, err := Raw[StmtRow](s, "SELECT id, name, n FROM stmt_rows WHERE n < (SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < ?) SELECT x FROM c))", 1000).All(ctx)
+		rows, err := orm.Raw[StmtRow](s, "SELECT id, name, n FROM stmt_rows WHERE n < (SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < ?) SELECT x FROM c))", 1000).All(ctx)
 		// The INSERT was rolled back with its session.
 		if err != nil || len(rows) != 0 {
 			t.Fatalf("round %d: %d rows, %v", round, len(rows), err)
@@ -282,7 +277,7 @@ func TestReviewStmtCacheCancelPool(t *testing.T) {
 // while its rows are being read; database/sql closes the rows, the
 // statement is given back (not busy) and runs again from its start.
 func TestReviewStmtCacheCancelMidRows(t *testing.T) {
-	eng := reviewOpen(t, "", WithSQLiteStatementCache(2), WithMaxOpenConns(1))
+	eng := reviewOpen(t, "", orm.WithSQLiteStatementCache(2), orm.WithMaxOpenConns(1))
 	conn, _ := pinConn(t, eng)
 	ctx := context.Background()
 	for round := range 3 {
@@ -459,7 +454,7 @@ func TestReviewStmtCacheRowsOpenAtRollback(t *testing.T) {
 // CHECK, a unique key, a runtime error in the middle of the rows, missing
 // arguments) run again with other arguments and give right results.
 func TestReviewStmtCacheFailedSteps(t *testing.T) {
-	eng := reviewOpen(t, "", WithSQLiteStatementCache(8), WithMaxOpenConns(1))
+	eng := reviewOpen(t, "", orm.WithSQLiteStatementCache(8), orm.WithMaxOpenConns(1))
 	conn, _ := pinConn(t, eng)
 	ctx := context.Background()
 	if _, err := conn.ExecContext(ctx, "CREATE TABLE chk (id INTEGER PRIMARY KEY, v INTEGER NOT NULL CHECK (v >= 0), u TEXT UNIQUE)"); err != nil {
@@ -572,12 +567,12 @@ func TestReviewStmtCacheSessionFailedFlush(t *testing.T) {
 	ctx := context.Background()
 	for round := range 3 {
 		s := eng.NewSession()
-		r, err := Get[StmtRow](ctx, s, int64(1))
+		r, err := orm.Get[StmtRow](ctx, s, int64(1))
 		if err != nil {
 			t.Fatal(err)
 		}
 		r.Name = "r2" // taken by row 3
-		if err := s.Commit(ctx); !errors.Is(err, ErrUniqueViolation) {
+		if err := s.Commit(ctx); !errors.Is(err, orm.ErrUniqueViolation) {
 			t.Fatalf("round %d update: %v", round, err)
 		}
 		r.Name = fmt.Sprint("renamed", round)
@@ -587,7 +582,7 @@ func TestReviewStmtCacheSessionFailedFlush(t *testing.T) {
 		if err := s.Add(&StmtRow{Name: "r5", N: 1}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Commit(ctx); !errors.Is(err, ErrUniqueViolation) {
+		if err := s.Commit(ctx); !errors.Is(err, orm.ErrUniqueViolation) {
 			t.Fatalf("round %d insert: %v", round, err)
 		}
 		s.Rollback(ctx)
@@ -599,11 +594,11 @@ func TestReviewStmtCacheSessionFailedFlush(t *testing.T) {
 		}
 		s.Close()
 		s = eng.NewSession()
-		got, err := Get[StmtRow](ctx, s, int64(1))
+		got, err := orm.Get[StmtRow](ctx, s, int64(1))
 		if err != nil || got.Name != fmt.Sprint("renamed", round) {
 			t.Fatalf("round %d: row 1 is %+v %v", round, got, err)
 		}
-		n, err := Query[StmtRow](s).Where("n >= ?", 100).Count(ctx)
+		n, err := orm.Query[StmtRow](s).Where("n >= ?", 100).Count(ctx)
 		if err != nil || n != int64(round+1) {
 			t.Fatalf("round %d: %d new rows, %v", round, n, err)
 		}
@@ -624,7 +619,7 @@ func TestReviewStmtCacheBusy(t *testing.T) {
 	dir := t.TempDir()
 	dsn := "file:" + filepath.Join(dir, "busy.db") + "?_pragma=busy_timeout(50)"
 	engA := reviewOpen(t, dsn)
-	engB := reviewOpen(t, dsn, WithSQLiteStatementCache(4), WithMaxOpenConns(2)) // one pinned, one for sessions
+	engB := reviewOpen(t, dsn, orm.WithSQLiteStatementCache(4), orm.WithMaxOpenConns(2)) // one pinned, one for sessions
 	ctx := context.Background()
 	if _, err := engA.DB().ExecContext(ctx, "CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT)"); err != nil {
 		t.Fatal(err)
@@ -633,7 +628,7 @@ func TestReviewStmtCacheBusy(t *testing.T) {
 	const ret = "INSERT INTO kv (k, v) VALUES (?, ?) RETURNING k"
 	const cnt = "SELECT count(*) FROM kv"
 	connB, _ := pinConn(t, engB)
-	engC := reviewOpen(t, "file:"+filepath.Join(dir, "busy.db"), WithSQLiteStatementCache(4), WithMaxOpenConns(1))
+	engC := reviewOpen(t, "file:"+filepath.Join(dir, "busy.db"), orm.WithSQLiteStatementCache(4), orm.WithMaxOpenConns(1))
 	connC, _ := pinConn(t, engC)
 	if _, err := connC.ExecContext(ctx, ins, 3, "c"); err != nil {
 		t.Fatal(err)
@@ -671,7 +666,7 @@ func TestReviewStmtCacheBusy(t *testing.T) {
 		}
 		// A session of B: its IMMEDIATE begin fails busy, retryable.
 		sB := engB.NewSession()
-		if _, err := sB.Exec(ctx, ins, base+3, "s"); !errors.Is(err, ErrRetryable) {
+		if _, err := sB.Exec(ctx, ins, base+3, "s"); !errors.Is(err, orm.ErrRetryable) {
 			t.Fatalf("round %d: session insert while locked: %v", round, err)
 		}
 		sB.Close()
@@ -739,9 +734,9 @@ func TestReviewStmtCacheBusy(t *testing.T) {
 // Iters; every result is checked exactly.
 func TestReviewStmtCacheConcurrent(t *testing.T) {
 	leaks := goleak.IgnoreCurrent()
-	tg := dbtest.Targets(t)[0]
+	dsn := tempDSN(t)
 	ctx := context.Background()
-	eng, err := Open(ctx, tg.Driver, tg.DSN, WithSQLiteStatementCache(2), WithMaxOpenConns(4))
+	eng, err := orm.Open(ctx, "sqlite", dsn, orm.WithSQLiteStatementCache(2), orm.WithMaxOpenConns(4))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -766,7 +761,7 @@ func TestReviewStmtCacheConcurrent(t *testing.T) {
 				switch (g + i) % 8 {
 				case 0:
 					s := eng.NewSession()
-					r, err := Get[StmtRow](ctx, s, k)
+					r, err := orm.Get[StmtRow](ctx, s, k)
 					s.Close()
 					if err != nil || r.N != k-1 || r.Name != fmt.Sprint("r", k-1) {
 						fail("Get %d: %+v %v", k, r, err)
@@ -807,7 +802,7 @@ func TestReviewStmtCacheConcurrent(t *testing.T) {
 						return
 					}
 				case 4:
-					err := eng.Do(ctx, func(ctx context.Context, s *Session) error {
+					err := eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
 						_, err := s.Exec(ctx, "INSERT INTO review_log (g, i, via) VALUES (?, ?, ?)", g, i, "session")
 						return err
 					})
@@ -818,7 +813,7 @@ func TestReviewStmtCacheConcurrent(t *testing.T) {
 				case 5:
 					s := eng.NewSession()
 					var ids []int64
-					for r, err := range Query[StmtRow](s).Where("n < ?", k).OrderBy("id").Iter(ctx) {
+					for r, err := range orm.Query[StmtRow](s).Where("n < ?", k).OrderBy("id").Iter(ctx) {
 						if err != nil {
 							s.Close()
 							fail("Iter: %v", err)
@@ -846,7 +841,7 @@ func TestReviewStmtCacheConcurrent(t *testing.T) {
 					cctx, cancel := context.WithCancel(ctx)
 					var ids []int64
 					var iterErr error
-					for r, err := range Query[StmtRow](s).Where("n >= ?", 0).OrderBy("id").Iter(cctx) {
+					for r, err := range orm.Query[StmtRow](s).Where("n >= ?", 0).OrderBy("id").Iter(cctx) {
 						if err != nil {
 							iterErr = err
 							break
@@ -858,7 +853,7 @@ func TestReviewStmtCacheConcurrent(t *testing.T) {
 					}
 					cancel()
 					// The session goes on after the cancelled query.
-					r, err := Get[StmtRow](ctx, s, k)
+					r, err := orm.Get[StmtRow](ctx, s, k)
 					s.Close()
 					// Rows read before database/sql saw the cancellation
 					// are right; a short read ends with the context's error.
@@ -867,7 +862,7 @@ func TestReviewStmtCacheConcurrent(t *testing.T) {
 						prefix = prefix && id == int64(j+1)
 					}
 					if !prefix || len(ids) < 20 && !errors.Is(iterErr, context.Canceled) || err != nil || r.N != k-1 {
-						fail("cancelled Iter: %v %v, then Get %d: %+v %v", ids, iterErr, k, r, err)
+						fail("cancelled Iter: %v %v, then orm.Get %d: %+v %v", ids, iterErr, k, r, err)
 						return
 					}
 				}
@@ -1153,7 +1148,7 @@ func TestReviewStmtCacheMatchesUncached(t *testing.T) {
 	}
 	var outs [2][]string
 	for i, size := range []int{2, 0} {
-		eng := reviewOpen(t, "", WithSQLiteStatementCache(size), WithMaxOpenConns(1))
+		eng := reviewOpen(t, "", orm.WithSQLiteStatementCache(size), orm.WithMaxOpenConns(1))
 		conn, err := eng.DB().Conn(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -1211,8 +1206,8 @@ func TestReviewStmtCacheEngineCloseRowsOpen(t *testing.T) {
 	leaks := goleak.IgnoreCurrent()
 	ctx := context.Background()
 	for _, variant := range []string{"tx", "iter"} {
-		tg := dbtest.Targets(t)[0]
-		eng, err := Open(ctx, tg.Driver, tg.DSN, WithSQLiteStatementCache(2), WithMaxOpenConns(1))
+		dsn := tempDSN(t)
+		eng, err := orm.Open(ctx, "sqlite", dsn, orm.WithSQLiteStatementCache(2), orm.WithMaxOpenConns(1))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1274,7 +1269,7 @@ func TestReviewStmtCacheEngineCloseRowsOpen(t *testing.T) {
 				}
 			}
 			if err := r1.Err(); err != nil || len(ns) != 20 || ns[19] != 19 || len(names) != 10 || names[0] != "r10" {
-				t.Fatalf("rows after Engine.Close: %v %v %v", ns, names, err)
+				t.Fatalf("rows after orm.Engine.Close: %v %v %v", ns, names, err)
 			}
 			if err := tx.Rollback(); err != nil {
 				t.Fatal(err)
@@ -1284,7 +1279,7 @@ func TestReviewStmtCacheEngineCloseRowsOpen(t *testing.T) {
 		case "iter":
 			s := eng.NewSession()
 			var ids []int64
-			for r, err := range Query[StmtRow](s).OrderBy("id").Iter(ctx) {
+			for r, err := range orm.Query[StmtRow](s).OrderBy("id").Iter(ctx) {
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -1297,17 +1292,17 @@ func TestReviewStmtCacheEngineCloseRowsOpen(t *testing.T) {
 				}
 			}
 			if len(ids) != 20 || ids[19] != 20 {
-				t.Fatalf("Iter across Engine.Close: %v", ids)
+				t.Fatalf("Iter across orm.Engine.Close: %v", ids)
 			}
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := Get[StmtRow](ctx, eng.NewSession(), int64(1)); err == nil {
-				t.Fatal("a Get after Engine.Close succeeded")
+			if _, err := orm.Get[StmtRow](ctx, eng.NewSession(), int64(1)); err == nil {
+				t.Fatal("a orm.Get after orm.Engine.Close succeeded")
 			}
 		}
 		if !connClosed(t, cc.innerConn) {
-			t.Fatalf("%s: the driver connection is still open after Engine.Close and the rows ended", variant)
+			t.Fatalf("%s: the driver connection is still open after orm.Engine.Close and the rows ended", variant)
 		}
 		if len(seen) < 2 {
 			t.Fatalf("%s: only %d statements seen", variant, len(seen))
@@ -1350,7 +1345,7 @@ func TestReviewStmtCacheSavepoints(t *testing.T) {
 			// A nested savepoint whose flush fails on a unique key.
 			if err := s.Savepoint(ctx, func() error {
 				return s.Add(&StmtRow{Name: "r1", N: 1000})
-			}); !errors.Is(err, ErrUniqueViolation) {
+			}); !errors.Is(err, orm.ErrUniqueViolation) {
 				return fmt.Errorf("duplicate in savepoint: %v", err)
 			}
 			// And one that succeeds.
@@ -1388,8 +1383,8 @@ func TestReviewStmtCacheSavepoints(t *testing.T) {
 // connection must hold no lock: a writer on another engine commits.
 func TestReviewStmtCacheNoLingeringLocks(t *testing.T) {
 	dsn := "file:" + filepath.Join(t.TempDir(), "journal.db") + "?_pragma=journal_mode(DELETE)&_pragma=busy_timeout(50)"
-	writer := reviewOpen(t, dsn, WithSQLiteStatementCache(0))
-	reader := reviewOpen(t, dsn, WithSQLiteStatementCache(4), WithMaxOpenConns(1))
+	writer := reviewOpen(t, dsn, orm.WithSQLiteStatementCache(0))
+	reader := reviewOpen(t, dsn, orm.WithSQLiteStatementCache(4), orm.WithMaxOpenConns(1))
 	ctx := context.Background()
 	var mode string
 	if err := writer.DB().QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil || mode != "delete" {
@@ -1514,7 +1509,7 @@ func TestReviewStmtCacheNoLingeringLocks(t *testing.T) {
 // must see the change as freshly prepared ones do: new columns, a dropped
 // and recreated table, PRAGMA table_info, a new trigger.
 func TestReviewStmtCacheSchemaChangedElsewhere(t *testing.T) {
-	eng := reviewOpen(t, "", WithSQLiteStatementCache(8), WithMaxOpenConns(2))
+	eng := reviewOpen(t, "", orm.WithSQLiteStatementCache(8), orm.WithMaxOpenConns(2))
 	ctx := context.Background()
 	c1, _ := pinConn(t, eng)
 	c2, _ := pinConn(t, eng)
@@ -1570,7 +1565,7 @@ func TestReviewStmtCacheAttachedShadowedElsewhere(t *testing.T) {
 	ctx := context.Background()
 	got := map[int]string{}
 	for _, size := range []int{0, 4} {
-		eng := reviewOpen(t, "", WithSQLiteStatementCache(size), WithMaxOpenConns(2))
+		eng := reviewOpen(t, "", orm.WithSQLiteStatementCache(size), orm.WithMaxOpenConns(2))
 		c1, err := eng.DB().Conn(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -1618,7 +1613,7 @@ func TestReviewStmtCacheAttachedShadowedElsewhere(t *testing.T) {
 // every statement it evicts or drops is closed, busy ones when their rows
 // close, so churning through many texts leaves only the cached ones open.
 func TestReviewStmtCacheLRUAndFinalize(t *testing.T) {
-	eng := reviewOpen(t, "", WithSQLiteStatementCache(3), WithMaxOpenConns(1))
+	eng := reviewOpen(t, "", orm.WithSQLiteStatementCache(3), orm.WithMaxOpenConns(1))
 	ctx := context.Background()
 	conn, cc := pinConn(t, eng)
 	seen := map[*cachedStmt]bool{}
@@ -1693,7 +1688,7 @@ func TestReviewStmtCacheLRUAndFinalize(t *testing.T) {
 // drop the data), so the cache with the interrupted statement lives on:
 // it and the others must keep working.
 func TestReviewStmtCacheMemoryCancel(t *testing.T) {
-	eng := reviewOpen(t, ":memory:", WithSQLiteStatementCache(2), WithMaxOpenConns(1))
+	eng := reviewOpen(t, ":memory:", orm.WithSQLiteStatementCache(2), orm.WithMaxOpenConns(1))
 	ctx := context.Background()
 	if _, err := eng.DB().ExecContext(ctx, "CREATE TABLE m (v INTEGER)"); err != nil {
 		t.Fatal(err)
