@@ -24,6 +24,7 @@ type Driver struct {
 	Name string
 
 	// Aliases are other names Open accepts for it ("postgresql", "pgx").
+	// (MariaDB is opened as "mysql"; the version probe tells it apart.)
 	Aliases []string
 
 	// Dialect is the dialect to use when Probe is nil.
@@ -76,10 +77,13 @@ func Register(d *Driver) {
 	}
 	driversMu.Lock()
 	defer driversMu.Unlock()
-	for _, name := range append([]string{d.Name}, d.Aliases...) {
+	names := append([]string{d.Name}, d.Aliases...)
+	for _, name := range names {
 		if _, dup := drivers[name]; dup {
 			panic("dialect: Register called twice for " + name)
 		}
+	}
+	for _, name := range names {
 		drivers[name] = d
 	}
 }
@@ -87,7 +91,7 @@ func Register(d *Driver) {
 // packageFor names the package that registers each known database name, for
 // the error of a lookup that finds none.
 var packageFor = map[string]string{
-	"mysql": "mysql", "mariadb": "mysql",
+	"mysql":    "mysql",
 	"postgres": "postgres", "postgresql": "postgres", "pgx": "postgres",
 	"sqlite": "sqlite", "sqlite3": "sqlite",
 }
@@ -96,16 +100,25 @@ var packageFor = map[string]string{
 // returns an error naming the import that registers it.
 func Lookup(name string) (*Driver, error) {
 	driversMu.RLock()
-	d := drivers[name]
-	driversMu.RUnlock()
-	if d != nil {
+	defer driversMu.RUnlock()
+	return lookupIn(drivers, name)
+}
+
+// lookupIn is Lookup in the registry m.
+func lookupIn(m map[string]*Driver, name string) (*Driver, error) {
+	if d := m[name]; d != nil {
 		return d, nil
 	}
 	if pkg, ok := packageFor[name]; ok {
 		return nil, fmt.Errorf("dialect: no %s driver registered; add import _ %q to your program",
 			name, "github.com/tallyorm/tally/dialect/"+pkg)
 	}
-	return nil, fmt.Errorf("dialect: unknown driver %q; registered: %s", name, strings.Join(Drivers(), ", "))
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return nil, fmt.Errorf("dialect: unknown driver %q; registered: [%s]", name, strings.Join(names, ", "))
 }
 
 // Drivers returns the sorted names (aliases included) that Lookup finds.

@@ -24,8 +24,8 @@ type Engine struct {
 	stmts   stmtCache
 }
 
-// Open connects to a database and pings it. driverName is "mysql",
-// "postgres" or "sqlite" (or an alias: "mariadb", "postgresql", "pgx",
+// Open connects to a database and pings it. driverName is "mysql" (also
+// for MariaDB), "postgres" or "sqlite" (or an alias: "postgresql", "pgx",
 // "sqlite3"), whose package the program must import for its side effect,
 // as with database/sql drivers:
 //

@@ -1,6 +1,6 @@
 // Package mysql connects Tally to MySQL and MariaDB through
 // github.com/go-sql-driver/mysql. Import it for its side effect, which
-// registers the "mysql" (alias "mariadb") [dialect.Driver]:
+// registers the "mysql" [dialect.Driver], for MariaDB too:
 //
 //	import _ "github.com/tallyorm/tally/dialect/mysql"
 //
@@ -24,7 +24,6 @@ import (
 func init() {
 	dialect.Register(&dialect.Driver{
 		Name:        "mysql",
-		Aliases:     []string{"mariadb"},
 		Dialect:     dialect.MySQL,
 		Open:        open,
 		Probe:       probe,
