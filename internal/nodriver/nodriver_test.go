@@ -5,6 +5,9 @@ package nodriver
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
+	"io"
 	"strings"
 	"testing"
 
@@ -42,5 +45,21 @@ func TestOrmRegistersNoDriver(t *testing.T) {
 	}
 	if got := dialect.Drivers(); len(got) != 0 {
 		t.Errorf("dialect.Drivers() = %q, want none", got)
+	}
+}
+
+// Without its package a dialect classifies only what every driver reports
+// the same way: connection failures. (orm.New documents the import.)
+func TestDialectWithoutPackageKnowsConnectionErrors(t *testing.T) {
+	for _, d := range []dialect.Dialect{dialect.MySQL, dialect.PostgreSQL, dialect.SQLite} {
+		if got := d.Classify(fmt.Errorf("read: %w", io.ErrUnexpectedEOF)); got != dialect.ClassConnection {
+			t.Errorf("%s.Classify(unexpected EOF) = %v, want %v", d.Name(), got, dialect.ClassConnection)
+		}
+		if got := d.Classify(errors.New("duplicate key")); got != dialect.ClassOther {
+			t.Errorf("%s.Classify(plain error) = %v, want %v", d.Name(), got, dialect.ClassOther)
+		}
+		if code, ok := d.ServerError(errors.New("duplicate key")); ok {
+			t.Errorf("%s.ServerError(plain error) = %q, true; want false", d.Name(), code)
+		}
 	}
 }
