@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -99,7 +100,7 @@ func Open(ctx context.Context, name string) (*Env, error) {
 }
 
 // ErrUnreachable marks a server that did not answer.
-var ErrUnreachable = fmt.Errorf("bench: server not reachable")
+var ErrUnreachable = errors.New("bench: server not reachable")
 
 // Close closes the pool and whatever the libraries opened on it.
 func (e *Env) Close() error {
