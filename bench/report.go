@@ -309,6 +309,8 @@ func writeReport(cfg ReportConfig, runs []*dbRun, start time.Time, load string) 
 		w("\n")
 	}
 
+	writeTargets(w, runs)
+
 	w("## Method\n\n")
 	w("- **Libraries** (%s):\n", versions())
 	for _, lib := range Libraries {
