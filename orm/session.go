@@ -551,7 +551,7 @@ func (s *Session) begin(ctx context.Context, write bool) error {
 		return nil
 	}
 	var opts *sql.TxOptions
-	if s.e.dialect.Name() == "sqlite" && !write && !s.immediate {
+	if s.e.deferredReads() && !write && !s.immediate {
 		// modernc's driver issues a plain (deferred) BEGIN for ReadOnly and
 		// BEGIN IMMEDIATE (our DSN's _txlock) otherwise; SQLite itself does
 		// not restrict a deferred transaction to reads.
@@ -585,7 +585,7 @@ func (s *Session) lockForUpdate(ctx context.Context, t *mapper.Table) error {
 	if s.tx == nil {
 		return s.begin(ctx, true)
 	}
-	if s.txWrite || s.e.dialect.Name() != "sqlite" {
+	if s.txWrite || s.e.caps.ForUpdate {
 		return nil
 	}
 	if _, err := s.exec(ctx, "DELETE FROM "+s.e.dialect.Quote(t.Name)+" WHERE 0 = 1", nil); err != nil {
@@ -674,7 +674,7 @@ func (s *Session) Commit(ctx context.Context) error {
 		s.undoFlushes(0)
 		s.flushLog = s.flushLog[:0]
 		s.sweepOwned(false)
-		if !serverReply(err) {
+		if !s.e.serverReply(err) {
 			// The COMMIT may have reached the server before the connection
 			// failed: only an error the server sent proves it did not commit.
 			return fmt.Errorf("%w: %w", ErrCommitUnknown, err)
