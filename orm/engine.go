@@ -103,10 +103,14 @@ func New(db *sql.DB, d dialect.Dialect, opts ...Option) *Engine {
 	if driverName == "postgres" {
 		driverName = "pgx"
 	}
+	var regOpts []mapper.RegistryOption
+	if cfg.reflective {
+		regOpts = append(regOpts, mapper.Reflective())
+	}
 	return &Engine{
 		db:      sqlx.NewDb(db, driverName),
 		dialect: d,
-		reg:     mapper.NewRegistry(),
+		reg:     mapper.NewRegistry(regOpts...),
 		cfg:     cfg,
 	}
 }
