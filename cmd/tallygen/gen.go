@@ -150,15 +150,12 @@ func (g *generator) run(typeNames []string) ([]byte, error) {
 			g.models = append(g.models, m)
 		}
 	}
+	g.checkNames()
 	if len(g.errs) > 0 {
 		return nil, g.errs
 	}
 	if len(g.models) == 0 {
 		return nil, fmt.Errorf("tallygen: package %s has no models: mark a struct with a %s comment, or name it with -type", g.pkg.PkgPath, marker)
-	}
-	g.checkNames()
-	if len(g.errs) > 0 {
-		return nil, g.errs
 	}
 	return g.emit()
 }
@@ -864,7 +861,7 @@ func (g *generator) emitModel(w *bytes.Buffer, m *model) {
 		x := "o." + c.sel
 		p("case %d:\n", i)
 		if c.inline {
-			p("if %s == nil {\nreturn nil\n}\nreturn %s\n", x, g.valueExpr(c.elem, "*"+x))
+			p("if %s == nil {\nreturn nil\n}\nreturn %s\n", x, g.valueExpr(c.elem, "(*"+x+")"))
 		} else {
 			p("return %s\n", g.valueExpr(c.typ, x))
 		}
@@ -908,7 +905,7 @@ func (g *generator) emitModel(w *bytes.Buffer, m *model) {
 		x := "o." + c.sel
 		if c.inline {
 			p("if %s != nil {\n", x)
-			g.cloneStmts(w, fmt.Sprintf("s.c%d", i), "*"+x, c.elem)
+			g.cloneStmts(w, fmt.Sprintf("s.c%d", i), "(*"+x+")", c.elem)
 			p("s.c%dOK = true\n}\n", i)
 		} else {
 			g.cloneStmts(w, fmt.Sprintf("s.c%d", i), x, c.typ)
@@ -924,7 +921,7 @@ func (g *generator) emitModel(w *bytes.Buffer, m *model) {
 		if c.inline {
 			ne := "*" + x + " != " + y
 			if !plainComparable(c.elem) {
-				ne = "!(" + g.eqExpr(c.elem, "*"+x, y) + ")"
+				ne = "!(" + g.eqExpr(c.elem, "(*"+x+")", y) + ")"
 			}
 			p("if (%s == nil) == %sOK || %s != nil && %s {\n", x, y, x, ne)
 		} else if plainComparable(c.typ) {
@@ -1033,7 +1030,7 @@ func (g *generator) eqExpr(t types.Type, a, b string) string {
 		return strings.Join(parts, " && ")
 	}
 	if p, ok := t.Underlying().(*types.Pointer); ok {
-		return fmt.Sprintf("(%s == nil) == (%s == nil) && (%s == nil || %s == %s || %s)", a, b, a, a, b, g.eqExpr(p.Elem(), "*"+a, "*"+b))
+		return fmt.Sprintf("(%s == nil) == (%s == nil) && (%s == nil || %s == %s || %s)", a, b, a, a, b, g.eqExpr(p.Elem(), "(*"+a+")", "(*"+b+")"))
 	}
 	return fmt.Sprintf("%s.EqualValue(&%s, &%s)", mp, a, b)
 }
@@ -1066,7 +1063,7 @@ func (g *generator) cloneStmts(w *bytes.Buffer, dst, src string, t types.Type) {
 	}
 	if p, ok := t.Underlying().(*types.Pointer); ok && g.nameable(p.Elem()) {
 		fmt.Fprintf(w, "if %s == nil {\n%s = nil\n} else {\nv := new(%s)\n", src, dst, g.typ(p.Elem()))
-		g.cloneStmts(w, "*v", "*"+src, p.Elem())
+		g.cloneStmts(w, "*v", "(*"+src+")", p.Elem())
 		fmt.Fprintf(w, "%s = v\n}\n", dst)
 		return
 	}

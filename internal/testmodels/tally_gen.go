@@ -115,7 +115,7 @@ func (tallyAccountAccessor) Value(obj any, c *mapper.Column) any {
 		if o.Note == nil {
 			return nil
 		}
-		return *o.Note
+		return (*o.Note)
 	case 5:
 		return o.Created
 	}
@@ -184,7 +184,7 @@ func (tallyAccountAccessor) snap(s *tallyAccountSnap, obj any) {
 	s.c2 = o.Balance
 	s.c3 = o.Version
 	if o.Note != nil {
-		s.c4 = *o.Note
+		s.c4 = (*o.Note)
 		s.c4OK = true
 	}
 	s.c5 = o.Created
