@@ -63,16 +63,38 @@ func Generate(dir string, typeNames []string) ([]byte, error) {
 	if len(pkgs) != 1 {
 		return nil, fmt.Errorf("tallygen: %s: want one package, found %d", dir, len(pkgs))
 	}
-	pkg := pkgs[0]
-	if len(pkg.Errors) > 0 {
-		var l ErrorList
-		for _, e := range pkg.Errors {
-			l = append(l, relPos(abs, e.Pos)+": "+e.Msg)
-		}
-		return nil, l
-	}
-	g := &generator{pkg: pkg, dir: abs, imports: map[string]string{}}
+	g := &generator{pkg: pkgs[0], dir: abs, imports: map[string]string{}}
 	return g.run(typeNames)
+}
+
+// loadErrors lists the package's errors, except uses of the names this run
+// generates: code that uses AccountCols must not stop the generation that
+// declares it.
+func (g *generator) loadErrors(refs []modelRef) ErrorList {
+	ours := map[string]bool{}
+	for _, r := range refs {
+		for _, n := range generatedNames(r.name) {
+			ours["undefined: "+n] = true
+		}
+	}
+	var l ErrorList
+	for _, e := range g.pkg.Errors {
+		if e.Kind == packages.TypeError && ours[e.Msg] {
+			continue
+		}
+		if e.Kind == packages.ListError && g.pkg.TypesInfo != nil {
+			// go list compiles the package for export data and repeats,
+			// in one lump, the errors the type check reports one by one.
+			continue
+		}
+		l = append(l, relPos(g.dir, e.Pos)+": "+e.Msg)
+	}
+	return l
+}
+
+// generatedNames are the package-level names tallygen declares for model.
+func generatedNames(model string) []string {
+	return []string{model + "Cols", model + "Desc", "tally" + model + "Snap", "tally" + model + "Accessor"}
 }
 
 // blankGenerated returns an overlay that replaces dir's existing
@@ -145,7 +167,11 @@ func (g *generator) errorf(pos token.Pos, format string, args ...any) {
 }
 
 func (g *generator) run(typeNames []string) ([]byte, error) {
-	for _, name := range g.findModels(typeNames) {
+	refs := g.findModels(typeNames)
+	if l := g.loadErrors(refs); len(l) > 0 {
+		return nil, l
+	}
+	for _, name := range refs {
 		if m := g.analyze(name); m != nil {
 			g.models = append(g.models, m)
 		}
@@ -420,7 +446,7 @@ func (tag structTag) Lookup(key string) (string, bool) {
 func (g *generator) checkNames() {
 	scope := g.pkg.Types.Scope()
 	for _, m := range g.models {
-		for _, n := range []string{m.name + "Cols", m.name + "Desc", "tally" + m.name + "Snap", "tally" + m.name + "Accessor"} {
+		for _, n := range generatedNames(m.name) {
 			if obj := scope.Lookup(n); obj != nil {
 				g.errorf(obj.Pos(), "%s: tallygen generates a declaration of this name for model %s; rename one of them", n, m.name)
 			}

@@ -35,6 +35,7 @@ var goldenCases = []struct {
 	{dir: "typeflag", types: []string{"Account"}},
 	{dir: "errors", fails: true},
 	{dir: "nomodels", fails: true},
+	{dir: "broken", fails: true},
 }
 
 func TestGoldenOutputs(t *testing.T) {
