@@ -38,7 +38,7 @@ func Fingerprint(t reflect.Type) string {
 // generator's text with the mapper's line by line.
 func FingerprintText(t reflect.Type) string {
 	var b strings.Builder
-	fingerprintFields(&b, t, "")
+	fingerprintFields(&b, t, "", t.PkgPath())
 	return b.String()
 }
 
@@ -50,44 +50,49 @@ func FingerprintHash(text string) string {
 	return fmt.Sprintf("%016x", h.Sum64())
 }
 
-func fingerprintFields(b *strings.Builder, t reflect.Type, prefix string) {
+func fingerprintFields(b *strings.Builder, t reflect.Type, prefix, home string) {
 	for i := range t.NumField() {
 		f := t.Field(i)
-		b.WriteString(prefix + f.Name + " " + canonType(f.Type) + " " + strconv.Quote(string(f.Tag)) + "\n")
+		b.WriteString(prefix + f.Name + " " + canonType(f.Type, home) + " " + strconv.Quote(string(f.Tag)) + "\n")
 		if f.Anonymous && f.Type.Kind() == reflect.Struct && !isScalarStruct(f.Type) {
-			fingerprintFields(b, f.Type, prefix+f.Name+".")
+			fingerprintFields(b, f.Type, prefix+f.Name+".", home)
 		}
 	}
 }
 
 // canonType names t independently of how the source spelled it: defined
 // types by package path and name (type arguments left out, as reflection
-// cannot list them), the others by structure.
-func canonType(t reflect.Type) string {
+// cannot list them), the others by structure. Types of the model's own
+// package, home, are named ".Name": a package main is "main" in its
+// program but has its import path in its test binary.
+func canonType(t reflect.Type, home string) string {
 	if name := t.Name(); name != "" {
 		if i := strings.IndexByte(name, '['); i >= 0 {
 			name = name[:i] + "[]"
 		}
-		if t.PkgPath() == "" {
+		switch t.PkgPath() {
+		case "":
 			return name
+		case home:
+			return "." + name
 		}
 		return t.PkgPath() + "." + name
 	}
 	switch t.Kind() {
 	case reflect.Pointer:
-		return "*" + canonType(t.Elem())
+		return "*" + canonType(t.Elem(), home)
 	case reflect.Slice:
-		return "[]" + canonType(t.Elem())
+		return "[]" + canonType(t.Elem(), home)
 	case reflect.Array:
-		return "[" + strconv.Itoa(t.Len()) + "]" + canonType(t.Elem())
+		return "[" + strconv.Itoa(t.Len()) + "]" + canonType(t.Elem(), home)
 	case reflect.Map:
-		return "map[" + canonType(t.Key()) + "]" + canonType(t.Elem())
+		return "map[" + canonType(t.Key(), home) + "]" + canonType(t.Elem(), home)
 	case reflect.Struct:
 		var b strings.Builder
 		b.WriteString("struct{")
 		for i := range t.NumField() {
 			f := t.Field(i)
-			b.WriteString(f.Name + " " + canonType(f.Type) + " " + strconv.Quote(string(f.Tag)) + ";")
+			b.WriteString(f.Name + " " + canonType(f.Type, home) + " " + strconv.Quote(string(f.Tag)) + ";")
 		}
 		b.WriteString("}")
 		return b.String()

@@ -293,7 +293,7 @@ func (g *generator) analyze(ref modelRef) *model {
 		}
 	}
 	var fp strings.Builder
-	fingerprintFields(&fp, st, "")
+	fingerprintFields(&fp, st, "", g.pkg.Types)
 	m.fp = mapper.FingerprintHash(fp.String())
 	return m
 }
@@ -657,20 +657,24 @@ func plainComparable(t types.Type) bool {
 
 // ---- the fingerprint, as mapper.Fingerprint computes it by reflection ----
 
-func fingerprintFields(b *strings.Builder, st *types.Struct, prefix string) {
+func fingerprintFields(b *strings.Builder, st *types.Struct, prefix string, home *types.Package) {
 	for i := range st.NumFields() {
 		f := st.Field(i)
-		b.WriteString(prefix + f.Name() + " " + canon(f.Type()) + " " + strconv.Quote(st.Tag(i)) + "\n")
+		b.WriteString(prefix + f.Name() + " " + canonIn(f.Type(), home) + " " + strconv.Quote(st.Tag(i)) + "\n")
 		if f.Embedded() {
 			if sub, ok := f.Type().Underlying().(*types.Struct); ok && !isTime(f.Type()) && !isScanner(f.Type()) && !isValuer(f.Type()) {
-				fingerprintFields(b, sub, prefix+f.Name()+".")
+				fingerprintFields(b, sub, prefix+f.Name()+".", home)
 			}
 		}
 	}
 }
 
-// canon is mapper's canonType for a go/types type.
-func canon(t types.Type) string {
+// canon names t as mapper's canonType does, with full package paths.
+func canon(t types.Type) string { return canonIn(t, nil) }
+
+// canonIn is mapper's canonType for a go/types type; the types of home,
+// the models' package, are named ".Name".
+func canonIn(t types.Type, home *types.Package) string {
 	switch t := types.Unalias(t).(type) {
 	case *types.Named:
 		obj := t.Obj()
@@ -678,33 +682,32 @@ func canon(t types.Type) string {
 		if t.TypeArgs().Len() > 0 {
 			name += "[]"
 		}
-		if obj.Pkg() == nil {
+		switch obj.Pkg() {
+		case nil:
 			return name
+		case home:
+			return "." + name
 		}
-		path := obj.Pkg().Path()
-		if obj.Pkg().Name() == "main" {
-			path = "main" // the runtime names package main's types so
-		}
-		return path + "." + name
+		return obj.Pkg().Path() + "." + name
 	case *types.Basic:
 		if t.Kind() == types.UnsafePointer {
 			return "Pointer"
 		}
 		return types.Typ[t.Kind()].Name()
 	case *types.Pointer:
-		return "*" + canon(t.Elem())
+		return "*" + canonIn(t.Elem(), home)
 	case *types.Slice:
-		return "[]" + canon(t.Elem())
+		return "[]" + canonIn(t.Elem(), home)
 	case *types.Array:
-		return "[" + strconv.FormatInt(t.Len(), 10) + "]" + canon(t.Elem())
+		return "[" + strconv.FormatInt(t.Len(), 10) + "]" + canonIn(t.Elem(), home)
 	case *types.Map:
-		return "map[" + canon(t.Key()) + "]" + canon(t.Elem())
+		return "map[" + canonIn(t.Key(), home) + "]" + canonIn(t.Elem(), home)
 	case *types.Struct:
 		var b strings.Builder
 		b.WriteString("struct{")
 		for i := range t.NumFields() {
 			f := t.Field(i)
-			b.WriteString(f.Name() + " " + canon(f.Type()) + " " + strconv.Quote(t.Tag(i)) + ";")
+			b.WriteString(f.Name() + " " + canonIn(f.Type(), home) + " " + strconv.Quote(t.Tag(i)) + ";")
 		}
 		b.WriteString("}")
 		return b.String()

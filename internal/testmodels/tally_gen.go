@@ -1859,13 +1859,13 @@ func (a tallyWideAccessor) Key(obj any) mapper.Key {
 
 func init() {
 	mapper.RegisterGenerated(reflect.TypeFor[Account](), func(t *mapper.Table) (mapper.Accessor, error) {
-		if err := mapper.CheckGenerated(t, "48c5cd2e0eeb117a", 6); err != nil {
+		if err := mapper.CheckGenerated(t, "91fd8b30b253a1a5", 6); err != nil {
 			return nil, err
 		}
 		return tallyAccountAccessor{t}, nil
 	})
 	mapper.RegisterGenerated(reflect.TypeFor[Entry](), func(t *mapper.Table) (mapper.Accessor, error) {
-		if err := mapper.CheckGenerated(t, "5aa34fbc93927cc4", 3); err != nil {
+		if err := mapper.CheckGenerated(t, "05383ed8fbb48c09", 3); err != nil {
 			return nil, err
 		}
 		return tallyEntryAccessor{t}, nil
@@ -1883,13 +1883,13 @@ func init() {
 		return tallyBlobAccessor{t}, nil
 	})
 	mapper.RegisterGenerated(reflect.TypeFor[CycA](), func(t *mapper.Table) (mapper.Accessor, error) {
-		if err := mapper.CheckGenerated(t, "79334c0c528352b9", 2); err != nil {
+		if err := mapper.CheckGenerated(t, "be147c91d66d1906", 2); err != nil {
 			return nil, err
 		}
 		return tallyCycAAccessor{t}, nil
 	})
 	mapper.RegisterGenerated(reflect.TypeFor[CycB](), func(t *mapper.Table) (mapper.Accessor, error) {
-		if err := mapper.CheckGenerated(t, "ce685393ade5b3aa", 2); err != nil {
+		if err := mapper.CheckGenerated(t, "5c9e5c6ca691fcd7", 2); err != nil {
 			return nil, err
 		}
 		return tallyCycBAccessor{t}, nil

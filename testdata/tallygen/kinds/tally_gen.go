@@ -1877,19 +1877,19 @@ func (a tallyUnsignedAccessor) Key(obj any) mapper.Key {
 
 func init() {
 	mapper.RegisterGenerated(reflect.TypeFor[Everything](), func(t *mapper.Table) (mapper.Accessor, error) {
-		if err := mapper.CheckGenerated(t, "3b017e780111885c", 47); err != nil {
+		if err := mapper.CheckGenerated(t, "f3e2dd2bde6f56ae", 47); err != nil {
 			return nil, err
 		}
 		return tallyEverythingAccessor{t}, nil
 	})
 	mapper.RegisterGenerated(reflect.TypeFor[Other](), func(t *mapper.Table) (mapper.Accessor, error) {
-		if err := mapper.CheckGenerated(t, "145a34c79d2250ae", 1); err != nil {
+		if err := mapper.CheckGenerated(t, "9d59e9fc1db1c7e6", 1); err != nil {
 			return nil, err
 		}
 		return tallyOtherAccessor{t}, nil
 	})
 	mapper.RegisterGenerated(reflect.TypeFor[Pair](), func(t *mapper.Table) (mapper.Accessor, error) {
-		if err := mapper.CheckGenerated(t, "1ee9cdd3c5c47630", 3); err != nil {
+		if err := mapper.CheckGenerated(t, "be5d50cb6c901cf0", 3); err != nil {
 			return nil, err
 		}
 		return tallyPairAccessor{t}, nil
