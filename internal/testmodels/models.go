@@ -124,3 +124,18 @@ type Wide struct {
 	C39 int64
 	C40 int64
 }
+
+// BenchAccount is the six-column model of the mapper benchmarks: a
+// generated key, a string, two integers (one the version), a nullable
+// column and a timestamp, with no relation. It maps the table of the orm
+// benchmarks' BenchAccount, column for column.
+//
+//tally:model
+type BenchAccount struct {
+	ID      int64     `db:"id,pk,auto"`
+	Owner   string    `db:"owner,size=64"`
+	Balance int64     `db:"balance"`
+	Version int64     `db:"version,version"`
+	Note    *string   `db:"note"`
+	Created time.Time `db:"created_at"`
+}

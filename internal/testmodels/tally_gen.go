@@ -1857,6 +1857,234 @@ func (a tallyWideAccessor) Key(obj any) mapper.Key {
 	return mapper.Key{I: int64(o.ID)}
 }
 
+// BenchAccountCols names BenchAccount's columns, for Where, OrderBy and orm.Set: a renamed
+// field breaks the build instead of a query.
+var BenchAccountCols = struct {
+	ID      string
+	Owner   string
+	Balance string
+	Version string
+	Note    string
+	Created string
+}{
+	ID:      "id",
+	Owner:   "owner",
+	Balance: "balance",
+	Version: "version",
+	Note:    "note",
+	Created: "created_at",
+}
+
+// BenchAccountDesc holds BenchAccount's descending sort keys, for OrderBy.
+var BenchAccountDesc = struct {
+	ID      string
+	Owner   string
+	Balance string
+	Version string
+	Note    string
+	Created string
+}{
+	ID:      "-id",
+	Owner:   "-owner",
+	Balance: "-balance",
+	Version: "-version",
+	Note:    "-note",
+	Created: "-created_at",
+}
+
+// tallyBenchAccountSnap is BenchAccount's snapshot: its column values only.
+type tallyBenchAccountSnap struct {
+	c0   int64  // id
+	c1   string // owner
+	c2   int64  // balance
+	c3   int64  // version
+	c4   string // note; valid when c4OK
+	c4OK bool
+	c5   time.Time // created_at
+}
+
+// tallyBenchAccountAccessor reads and writes BenchAccount's columns without reflection.
+type tallyBenchAccountAccessor struct{ t *mapper.Table }
+
+var _ mapper.BatchSnapshotter = tallyBenchAccountAccessor{}
+
+func (tallyBenchAccountAccessor) Addr(obj any, c *mapper.Column) any {
+	o := obj.(*BenchAccount)
+	switch c.Pos {
+	case 0:
+		return &o.ID
+	case 1:
+		return &o.Owner
+	case 2:
+		return &o.Balance
+	case 3:
+		return &o.Version
+	case 4:
+		return &o.Note
+	case 5:
+		return &o.Created
+	}
+	return nil
+}
+
+func (tallyBenchAccountAccessor) Value(obj any, c *mapper.Column) any {
+	if s, ok := obj.(*tallyBenchAccountSnap); ok {
+		switch c.Pos {
+		case 0:
+			return s.c0
+		case 1:
+			return s.c1
+		case 2:
+			return s.c2
+		case 3:
+			return s.c3
+		case 4:
+			if !s.c4OK {
+				return nil
+			}
+			return s.c4
+		case 5:
+			return s.c5
+		}
+		return nil
+	}
+	o := obj.(*BenchAccount)
+	switch c.Pos {
+	case 0:
+		return o.ID
+	case 1:
+		return o.Owner
+	case 2:
+		return o.Balance
+	case 3:
+		return o.Version
+	case 4:
+		if o.Note == nil {
+			return nil
+		}
+		return (*o.Note)
+	case 5:
+		return o.Created
+	}
+	return nil
+}
+
+func (tallyBenchAccountAccessor) Set(obj any, c *mapper.Column, v any) error {
+	if s, ok := obj.(*tallyBenchAccountSnap); ok {
+		switch c.Pos {
+		case 0:
+			return mapper.Assign(&s.c0, v)
+		case 1:
+			return mapper.Assign(&s.c1, v)
+		case 2:
+			return mapper.Assign(&s.c2, v)
+		case 3:
+			return mapper.Assign(&s.c3, v)
+		case 4:
+			return mapper.AssignInline(&s.c4, &s.c4OK, v)
+		case 5:
+			return mapper.Assign(&s.c5, v)
+		}
+		return mapper.UnknownColumn(c)
+	}
+	o := obj.(*BenchAccount)
+	switch c.Pos {
+	case 0:
+		return mapper.Assign(&o.ID, v)
+	case 1:
+		return mapper.Assign(&o.Owner, v)
+	case 2:
+		return mapper.Assign(&o.Balance, v)
+	case 3:
+		return mapper.Assign(&o.Version, v)
+	case 4:
+		return mapper.Assign(&o.Note, v)
+	case 5:
+		return mapper.Assign(&o.Created, v)
+	}
+	return mapper.UnknownColumn(c)
+}
+
+func (a tallyBenchAccountAccessor) Snapshot(obj any) any {
+	s := new(tallyBenchAccountSnap)
+	a.snap(s, obj)
+	return s
+}
+
+func (a tallyBenchAccountAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
+	slab := make([]tallyBenchAccountSnap, n)
+	for i := range slab {
+		a.snap(&slab[i], obj(i))
+		put(i, &slab[i])
+	}
+}
+
+// snap copies obj's column values, or another snapshot's, into s.
+func (tallyBenchAccountAccessor) snap(s *tallyBenchAccountSnap, obj any) {
+	if src, ok := obj.(*tallyBenchAccountSnap); ok {
+		*s = *src
+		return
+	}
+	o := obj.(*BenchAccount)
+	s.c0 = o.ID
+	s.c1 = o.Owner
+	s.c2 = o.Balance
+	s.c3 = o.Version
+	if o.Note != nil {
+		s.c4 = (*o.Note)
+		s.c4OK = true
+	}
+	s.c5 = o.Created
+}
+
+func (a tallyBenchAccountAccessor) Changed(obj any, snap any, dst []*mapper.Column) []*mapper.Column {
+	o, s := obj.(*BenchAccount), snap.(*tallyBenchAccountSnap)
+	cols := a.t.Columns
+	if o.ID != s.c0 {
+		dst = append(dst, cols[0])
+	}
+	if o.Owner != s.c1 {
+		dst = append(dst, cols[1])
+	}
+	if o.Balance != s.c2 {
+		dst = append(dst, cols[2])
+	}
+	if o.Version != s.c3 {
+		dst = append(dst, cols[3])
+	}
+	if (o.Note == nil) == s.c4OK || o.Note != nil && *o.Note != s.c4 {
+		dst = append(dst, cols[4])
+	}
+	if !(o.Created.Equal(s.c5)) {
+		dst = append(dst, cols[5])
+	}
+	return dst
+}
+
+func (tallyBenchAccountAccessor) Restore(obj any, snap any) {
+	o, s := obj.(*BenchAccount), snap.(*tallyBenchAccountSnap)
+	o.ID = s.c0
+	o.Owner = s.c1
+	o.Balance = s.c2
+	o.Version = s.c3
+	if s.c4OK {
+		v := new(string)
+		*v = s.c4
+		o.Note = v
+	} else {
+		o.Note = nil
+	}
+	o.Created = s.c5
+}
+
+func (a tallyBenchAccountAccessor) Key(obj any) mapper.Key {
+	if s, ok := obj.(*tallyBenchAccountSnap); ok {
+		return mapper.Key{I: int64(s.c0)}
+	}
+	o := obj.(*BenchAccount)
+	return mapper.Key{I: int64(o.ID)}
+}
+
 func init() {
 	mapper.RegisterGenerated(reflect.TypeFor[Account](), func(t *mapper.Table) (mapper.Accessor, error) {
 		if err := mapper.CheckGenerated(t, "91fd8b30b253a1a5", 6); err != nil {
@@ -1899,5 +2127,11 @@ func init() {
 			return nil, err
 		}
 		return tallyWideAccessor{t}, nil
+	})
+	mapper.RegisterGenerated(reflect.TypeFor[BenchAccount](), func(t *mapper.Table) (mapper.Accessor, error) {
+		if err := mapper.CheckGenerated(t, "e70ac8d54b763a64", 6); err != nil {
+			return nil, err
+		}
+		return tallyBenchAccountAccessor{t}, nil
 	})
 }
