@@ -9,8 +9,8 @@ import (
 )
 
 // e2eModels is the user's package: models marked for generation, the
-// go:generate line, and a program that uses them on SQLite through the
-// typed column names.
+// directive that runs tallygen, and a program that uses them on SQLite
+// through the typed column names.
 const e2eModels = `package main
 
 GENERATE

@@ -540,14 +540,14 @@ func isRelType(t types.Type) bool {
 	return false
 }
 
+// nullable mirrors mapper's: pointers, slices, maps, interfaces and the
+// sql.Null* structs hold NULL.
 func nullable(t types.Type) bool {
-	switch u := t.Underlying().(type) {
+	switch t.Underlying().(type) {
 	case *types.Pointer, *types.Slice, *types.Map, *types.Interface:
 		return true
 	case *types.Struct:
-		_ = u
-		c := canon(t)
-		return strings.HasPrefix(c, "database/sql.Null")
+		return strings.HasPrefix(canon(t), "database/sql.Null")
 	}
 	return false
 }
