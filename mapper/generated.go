@@ -8,6 +8,7 @@ package mapper
 // generated code, and their contract is the generated code's.
 
 import (
+	"database/sql"
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
@@ -235,4 +236,32 @@ func AppendKeyField(b []byte, c *Column, ptr any) []byte {
 // that is not its table's.
 func UnknownColumn(c *Column) error {
 	return fmt.Errorf("mapper: column %s (position %d) is not a column of this table", c.Name, c.Pos)
+}
+
+// PtrScan is the scan target that generated code gives a *T column: NULL
+// stores nil, anything else a new T converted exactly as database/sql
+// converts into a **T (through sql.Null[T], which shares its conversion),
+// but without database/sql's reflection for the common case of a value
+// that already is a T. It holds one pointer, so passing it as an any does
+// not allocate.
+type PtrScan[T any] struct{ P **T }
+
+// Scan implements sql.Scanner.
+func (d PtrScan[T]) Scan(src any) error {
+	if src == nil {
+		*d.P = nil
+		return nil
+	}
+	v := new(T)
+	if x, ok := src.(T); ok {
+		*v = x
+	} else {
+		var n sql.Null[T]
+		if err := n.Scan(src); err != nil {
+			return err
+		}
+		*v = n.V
+	}
+	*d.P = v
+	return nil
 }

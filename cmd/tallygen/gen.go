@@ -993,8 +993,12 @@ func isPointer(t types.Type) bool {
 
 // addrExpr is the scan target of a field x of c's type: the field's
 // address, converted to a pointer to its kind's type for the named kinds
-// that mapper scans that way (the driver then needs no reflection).
+// that mapper scans that way (the driver then needs no reflection); for a
+// *T column, a mapper.PtrScan, which spares database/sql its reflection.
 func (g *generator) addrExpr(c *column, x string) string {
+	if c.inline {
+		return fmt.Sprintf("%s.PtrScan[%s]{P: &%s}", g.imports[mapperPath], g.typ(c.elem), x)
+	}
 	if k := g.kindType(c.typ); k != "" {
 		return "(*" + k + ")(&" + x + ")"
 	}

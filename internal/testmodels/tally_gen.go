@@ -73,7 +73,7 @@ func (tallyAccountAccessor) Addr(obj any, c *mapper.Column) any {
 	case 3:
 		return &o.Version
 	case 4:
-		return &o.Note
+		return mapper.PtrScan[string]{P: &o.Note}
 	case 5:
 		return &o.Created
 	}
@@ -1920,7 +1920,7 @@ func (tallyBenchAccountAccessor) Addr(obj any, c *mapper.Column) any {
 	case 3:
 		return &o.Version
 	case 4:
-		return &o.Note
+		return mapper.PtrScan[string]{P: &o.Note}
 	case 5:
 		return &o.Created
 	}

@@ -328,19 +328,19 @@ func (tallyEverythingAccessor) Addr(obj any, c *mapper.Column) any {
 	case 24:
 		return (*string)(&o.Code)
 	case 25:
-		return &o.PI64
+		return mapper.PtrScan[int64]{P: &o.PI64}
 	case 26:
-		return &o.PS
+		return mapper.PtrScan[string]{P: &o.PS}
 	case 27:
-		return &o.PB
+		return mapper.PtrScan[bool]{P: &o.PB}
 	case 28:
-		return &o.PF
+		return mapper.PtrScan[float64]{P: &o.PF}
 	case 29:
-		return &o.PT
+		return mapper.PtrScan[time.Time]{P: &o.PT}
 	case 30:
-		return &o.PMoney
+		return mapper.PtrScan[Money]{P: &o.PMoney}
 	case 31:
-		return &o.PBytes
+		return mapper.PtrScan[[]byte]{P: &o.PBytes}
 	case 32:
 		return &o.NS
 	case 33:
@@ -1339,7 +1339,7 @@ func (tallyPairAccessor) Addr(obj any, c *mapper.Column) any {
 	case 1:
 		return (*uint8)(&o.N)
 	case 2:
-		return &o.Note
+		return mapper.PtrScan[string]{P: &o.Note}
 	}
 	return nil
 }
