@@ -350,7 +350,7 @@ func (a tallyTransferAccessor) Changed(obj any, snap any, dst []*mapper.Column) 
 	if o.Amount != s.c3 {
 		dst = append(dst, cols[3])
 	}
-	if !(o.Created.Equal(s.c4)) {
+	if !(o.Created == s.c4 || o.Created.Equal(s.c4)) {
 		dst = append(dst, cols[4])
 	}
 	return dst

@@ -1037,7 +1037,10 @@ func (g *generator) valueExpr(t types.Type, x string) string {
 func (g *generator) eqExpr(t types.Type, a, b string) string {
 	mp := g.imports[mapperPath]
 	if isTime(t) {
-		return a + ".Equal(" + b + ")"
+		// An unchanged time is the very value copied: == settles it
+		// without Equal's arithmetic; Equal then catches the same
+		// instant read back in another location.
+		return a + " == " + b + " || " + a + ".Equal(" + b + ")"
 	}
 	if bits, ok := isFloat(t); ok {
 		return fmt.Sprintf("%s.Float%dEqual(float%d(%s), float%d(%s))", mp, bits, bits, a, bits, b)

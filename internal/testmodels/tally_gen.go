@@ -208,7 +208,7 @@ func (a tallyAccountAccessor) Changed(obj any, snap any, dst []*mapper.Column) [
 	if (o.Note == nil) == s.c4OK || o.Note != nil && *o.Note != s.c4 {
 		dst = append(dst, cols[4])
 	}
-	if !(o.Created.Equal(s.c5)) {
+	if !(o.Created == s.c5 || o.Created.Equal(s.c5)) {
 		dst = append(dst, cols[5])
 	}
 	return dst
@@ -2055,7 +2055,7 @@ func (a tallyBenchAccountAccessor) Changed(obj any, snap any, dst []*mapper.Colu
 	if (o.Note == nil) == s.c4OK || o.Note != nil && *o.Note != s.c4 {
 		dst = append(dst, cols[4])
 	}
-	if !(o.Created.Equal(s.c5)) {
+	if !(o.Created == s.c5 || o.Created.Equal(s.c5)) {
 		dst = append(dst, cols[5])
 	}
 	return dst

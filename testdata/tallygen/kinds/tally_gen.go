@@ -934,7 +934,7 @@ func (a tallyEverythingAccessor) Changed(obj any, snap any, dst []*mapper.Column
 	if o.Base.ID != s.c0 {
 		dst = append(dst, cols[0])
 	}
-	if !(o.Base.Created.Equal(s.c1)) {
+	if !(o.Base.Created == s.c1 || o.Base.Created.Equal(s.c1)) {
 		dst = append(dst, cols[1])
 	}
 	if o.I != s.c2 {
@@ -982,7 +982,7 @@ func (a tallyEverythingAccessor) Changed(obj any, snap any, dst []*mapper.Column
 	if !(mapper.BytesEqual(o.Bytes, s.c16)) {
 		dst = append(dst, cols[16])
 	}
-	if !(o.T.Equal(s.c17)) {
+	if !(o.T == s.c17 || o.T.Equal(s.c17)) {
 		dst = append(dst, cols[17])
 	}
 	if o.Money != s.c18 {
@@ -1018,7 +1018,7 @@ func (a tallyEverythingAccessor) Changed(obj any, snap any, dst []*mapper.Column
 	if (o.PF == nil) == s.c28OK || o.PF != nil && !(mapper.Float64Equal(float64((*o.PF)), float64(s.c28))) {
 		dst = append(dst, cols[28])
 	}
-	if (o.PT == nil) == s.c29OK || o.PT != nil && !((*o.PT).Equal(s.c29)) {
+	if (o.PT == nil) == s.c29OK || o.PT != nil && !((*o.PT) == s.c29 || (*o.PT).Equal(s.c29)) {
 		dst = append(dst, cols[29])
 	}
 	if (o.PMoney == nil) == s.c30OK || o.PMoney != nil && *o.PMoney != s.c30 {
@@ -1036,7 +1036,7 @@ func (a tallyEverythingAccessor) Changed(obj any, snap any, dst []*mapper.Column
 	if !((mapper.Float64Equal(float64(o.NF.Float64), float64(s.c34.Float64))) && (o.NF.Valid == s.c34.Valid)) {
 		dst = append(dst, cols[34])
 	}
-	if !((o.NT.Time.Equal(s.c35.Time)) && (o.NT.Valid == s.c35.Valid)) {
+	if !((o.NT.Time == s.c35.Time || o.NT.Time.Equal(s.c35.Time)) && (o.NT.Valid == s.c35.Valid)) {
 		dst = append(dst, cols[35])
 	}
 	if o.NB != s.c36 {
@@ -1048,7 +1048,7 @@ func (a tallyEverythingAccessor) Changed(obj any, snap any, dst []*mapper.Column
 	if !((mapper.BytesEqual(o.GB.V, s.c38.V)) && (o.GB.Valid == s.c38.Valid)) {
 		dst = append(dst, cols[38])
 	}
-	if !((o.GT.V.Equal(s.c39.V)) && (o.GT.Valid == s.c39.Valid)) {
+	if !((o.GT.V == s.c39.V || o.GT.V.Equal(s.c39.V)) && (o.GT.Valid == s.c39.Valid)) {
 		dst = append(dst, cols[39])
 	}
 	if !((o.PNS == nil) == (s.c40 == nil) && (o.PNS == nil || o.PNS == s.c40 || (*o.PNS) == (*s.c40))) {
@@ -1722,7 +1722,7 @@ func (tallyOddAccessor) snap(s *tallyOddSnap, obj any) {
 func (a tallyOddAccessor) Changed(obj any, snap any, dst []*mapper.Column) []*mapper.Column {
 	o, s := obj.(*Odd), snap.(*tallyOddSnap)
 	cols := a.t.Columns
-	if !(o.T.Equal(s.c0)) {
+	if !(o.T == s.c0 || o.T.Equal(s.c0)) {
 		dst = append(dst, cols[0])
 	}
 	if o.B != s.c1 {
