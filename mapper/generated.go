@@ -8,6 +8,7 @@ package mapper
 // generated code, and their contract is the generated code's.
 
 import (
+	"bytes"
 	"database/sql"
 	"encoding/binary"
 	"fmt"
@@ -255,13 +256,28 @@ func (d PtrScan[T]) Scan(src any) error {
 	v := new(T)
 	if x, ok := src.(T); ok {
 		*v = x
-	} else {
-		var n sql.Null[T]
-		if err := n.Scan(src); err != nil {
-			return err
-		}
-		*v = n.V
+		*d.P = v
+		return nil
 	}
+	if b, ok := src.([]byte); ok {
+		// MySQL sends text as []byte: copied, as database/sql does, since
+		// the driver reuses its buffer.
+		switch p := any(v).(type) {
+		case *string:
+			*p = string(b)
+			*d.P = v
+			return nil
+		case *[]byte:
+			*p = bytes.Clone(b)
+			*d.P = v
+			return nil
+		}
+	}
+	var n sql.Null[T]
+	if err := n.Scan(src); err != nil {
+		return err
+	}
+	*v = n.V
 	*d.P = v
 	return nil
 }
