@@ -11,6 +11,7 @@ import (
 	"go/types"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -304,7 +305,7 @@ func (g *generator) walk(m *model, st *types.Struct, prefix string, byName map[s
 	var version *column
 	for i := range st.NumFields() {
 		f := st.Field(i)
-		tagText := reflectTag(st.Tag(i))
+		tagText := reflect.StructTag(st.Tag(i)) // parsing a tag: no reflection on values
 		path := prefix + f.Name()
 		fail := func(format string, args ...any) {
 			g.errorf(f.Pos(), "%s.%s: %s", m.name, path, fmt.Sprintf(format, args...))
@@ -333,7 +334,7 @@ func (g *generator) walk(m *model, st *types.Struct, prefix string, byName map[s
 			fail("%s", err.(*mapper.TagError).Reason)
 			continue
 		}
-		if tag.Skip || strings.TrimSpace(strings.Split(dbText, ",")[0]) == "-" {
+		if tag.Skip {
 			continue
 		}
 		if f.Embedded() && !g.isScalarStruct(f.Type()) {
@@ -391,54 +392,6 @@ func (g *generator) walk(m *model, st *types.Struct, prefix string, byName map[s
 		byName[c.name] = c
 		m.cols = append(m.cols, c)
 	}
-}
-
-// reflectTag gives a struct tag the methods of reflect.StructTag.
-func reflectTag(s string) structTag { return structTag(s) }
-
-type structTag string
-
-// Lookup is reflect.StructTag.Lookup.
-func (tag structTag) Lookup(key string) (string, bool) {
-	for tag != "" {
-		i := 0
-		for i < len(tag) && tag[i] == ' ' {
-			i++
-		}
-		tag = tag[i:]
-		if tag == "" {
-			break
-		}
-		i = 0
-		for i < len(tag) && tag[i] > ' ' && tag[i] != ':' && tag[i] != '"' && tag[i] != 0x7f {
-			i++
-		}
-		if i == 0 || i+1 >= len(tag) || tag[i] != ':' || tag[i+1] != '"' {
-			break
-		}
-		name := string(tag[:i])
-		tag = tag[i+1:]
-		i = 1
-		for i < len(tag) && tag[i] != '"' {
-			if tag[i] == '\\' {
-				i++
-			}
-			i++
-		}
-		if i >= len(tag) {
-			break
-		}
-		qvalue := string(tag[:i+1])
-		tag = tag[i+1:]
-		if key == name {
-			value, err := strconv.Unquote(qvalue)
-			if err != nil {
-				break
-			}
-			return value, true
-		}
-	}
-	return "", false
 }
 
 // checkNames refuses a model whose generated names would collide with a

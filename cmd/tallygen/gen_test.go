@@ -180,9 +180,9 @@ func TestGeneratedAccessorsMatchReflection(t *testing.T) {
 		"i": func(e *kinds.Everything) { e.I = 0 }, "u64": func(e *kinds.Everything) { e.U64-- },
 		"f32": func(e *kinds.Everything) { e.F32 = 0 }, "bytes": func(e *kinds.Everything) { e.Bytes[0] = 'X' },
 		"bytes_nil": func(e *kinds.Everything) { e.Bytes = nil }, "data": func(e *kinds.Everything) { e.Data[0] = 'X' },
-		"t": func(e *kinds.Everything) { e.T = e.T.Add(time.Second) },
+		"t":      func(e *kinds.Everything) { e.T = e.T.Add(time.Second) },
 		"t_zone": func(e *kinds.Everything) { e.T = e.T.In(time.FixedZone("x", 3600)) }, // the same instant: no change
-		"p_s": func(e *kinds.Everything) { *e.PS = "in place" }, "p_s_nil": func(e *kinds.Everything) { e.PS = nil },
+		"p_s":    func(e *kinds.Everything) { *e.PS = "in place" }, "p_s_nil": func(e *kinds.Everything) { e.PS = nil },
 		"p_s_other": func(e *kinds.Everything) { e.PS = &note2 }, "p_t": func(e *kinds.Everything) { *e.PT = pt.Add(1) },
 		"p_bytes": func(e *kinds.Everything) { (*e.PBytes)[0] = 'X' }, "p_money": func(e *kinds.Everything) { *e.PMoney++ },
 		"ns": func(e *kinds.Everything) { e.NS.Valid = false }, "nt": func(e *kinds.Everything) { e.NT.Time = pt.Add(1) },
