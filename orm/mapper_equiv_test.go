@@ -289,6 +289,29 @@ func equivScenario(t *testing.T, eng *orm.Engine, rec func(string, any)) {
 	})
 	rec("savepoint", []any{errText(err), viewAccount(loaded[0]), s.IsDirty(loaded[0])})
 	must(s.Commit(ctx))
+	// Tracked iteration, First, Exists, a miss, and deletes by key shape.
+	var iterated []accountView
+	for a, err := range orm.Query[Account](s).OrderBy(testmodels.AccountDesc.ID).Iter(ctx) {
+		must(err)
+		iterated = append(iterated, viewAccount(a))
+	}
+	rec("iter tracked", iterated)
+	first, err := orm.Query[Account](s).OrderBy(testmodels.AccountCols.Owner).First(ctx)
+	must(err)
+	ok, err := orm.Query[Account](s).Where(testmodels.AccountCols.Owner+" = ?", "nobody").Exists(ctx)
+	must(err)
+	_, miss := orm.Get[Account](ctx, s, int64(1_000_000))
+	rec("first, exists, miss", []any{viewAccount(first), ok, errors.Is(miss, orm.ErrNotFound)})
+	t2, err := orm.Get[testmodels.Tag](ctx, s, "color", "red")
+	must(err)
+	t2.Uses = 42
+	must(s.Commit(ctx))
+	must(s.Delete(t2))
+	b2, err := orm.Query[testmodels.Blob](s).Where("data IS NOT NULL").OrderBy("id").First(ctx)
+	must(err)
+	b2.Data = append(b2.Data, '!')
+	must(s.Commit(ctx))
+	rec("tag deleted, blob appended", []any{string(b2.Data), s.IsDirty(b2)})
 	d, err := orm.Query[testmodels.Blob](s).Where("data IS NULL").DeleteAll(ctx)
 	rec("delete all", []any{d, errText(err)})
 	must(s.Commit(ctx))
