@@ -27,20 +27,22 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/ta
 const goldenDir = "../../testdata/tallygen"
 
 var goldenCases = []struct {
-	dir   string
-	types []string // -type
-	fails bool
+	dir    string
+	types  []string // -type
+	fails  bool
+	golden string // the error's golden file, when not error.golden
 }{
 	{dir: "kinds"},
 	{dir: "typeflag", types: []string{"Account"}},
 	{dir: "errors", fails: true},
 	{dir: "nomodels", fails: true},
 	{dir: "broken", fails: true},
+	{dir: "typeflag", types: []string{"Account", "Missing"}, fails: true, golden: "missing_type.golden"},
 }
 
 func TestGoldenOutputs(t *testing.T) {
 	for _, tc := range goldenCases {
-		t.Run(tc.dir, func(t *testing.T) {
+		t.Run(tc.dir+strings.TrimSuffix("/"+tc.golden, "/"), func(t *testing.T) {
 			dir := filepath.Join(goldenDir, tc.dir)
 			src, err := Generate(dir, tc.types)
 			golden := filepath.Join(dir, OutputName)
@@ -49,7 +51,11 @@ func TestGoldenOutputs(t *testing.T) {
 				if err == nil {
 					t.Fatalf("Generate succeeded, want an error")
 				}
-				golden, got = filepath.Join(dir, "error.golden"), err.Error()+"\n"
+				name := tc.golden
+				if name == "" {
+					name = "error.golden"
+				}
+				golden, got = filepath.Join(dir, name), err.Error()+"\n"
 			} else if err != nil {
 				t.Fatal(err)
 			}
