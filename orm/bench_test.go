@@ -94,6 +94,17 @@ func BenchmarkInsert100(b *testing.B) {
 			if a := objs[n-1].(*BenchAccount); a.ID <= objs[0].(*BenchAccount).ID || a.Version != 1 {
 				b.Fatalf("not inserted: %+v", a)
 			}
+			env.roundTrips(b, func(ctx context.Context, eng *orm.Engine) error {
+				for i := range objs {
+					objs[i] = env.newRow(i)
+				}
+				s := eng.NewSession()
+				defer s.Close()
+				if err := s.Add(objs...); err != nil {
+					return err
+				}
+				return s.Commit(ctx)
+			})
 		})
 
 		// RETURNING where the database has it, as Tally does; without it a
@@ -370,6 +381,12 @@ func BenchmarkGetMiss(b *testing.B) {
 				}
 				check(b, a)
 			}
+			env.roundTrips(b, func(ctx context.Context, eng *orm.Engine) error {
+				s := eng.NewSession()
+				defer s.Close()
+				_, err := orm.Get[BenchAccount](ctx, s, id)
+				return err
+			})
 		})
 		b.Run("raw", func(b *testing.B) {
 			b.ReportAllocs()
@@ -441,6 +458,12 @@ func BenchmarkRead100(b *testing.B) {
 				}
 				s.Close()
 			}
+			env.roundTrips(b, func(ctx context.Context, eng *orm.Engine) error {
+				s := eng.NewSession()
+				defer s.Close()
+				_, err := orm.Query[BenchAccount](s).Where("id >= ? AND id <= ?", lo, hi).OrderBy("id").All(ctx)
+				return err
+			})
 		})
 		b.Run("raw", func(b *testing.B) {
 			b.ReportAllocs()

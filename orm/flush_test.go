@@ -128,6 +128,7 @@ func TestFlushDeletesChildrenFirst(t *testing.T) {
 		log.Reset()
 		uowMust(t, s.Commit(ctx))
 		want := []string{
+			"BEGIN",
 			uowSQL(tg, `DELETE FROM "entries" WHERE "id" IN (?, ?)`),
 			uowSQL(tg, `DELETE FROM "accounts" WHERE "id" = ? AND "version" = ?`),
 			"COMMIT",
@@ -135,7 +136,7 @@ func TestFlushDeletesChildrenFirst(t *testing.T) {
 		if diff := cmp.Diff(want, log.SQL()); diff != "" {
 			t.Fatalf("statements (-want +got):\n%s", diff)
 		}
-		if diff := cmp.Diff([]any{e1.ID, e2.ID}, log.Events()[0].Args); diff != "" {
+		if diff := cmp.Diff([]any{e1.ID, e2.ID}, log.Events()[1].Args); diff != "" {
 			t.Fatalf("DELETE args (-want +got):\n%s", diff)
 		}
 		if n := countRows(t, eng, "SELECT COUNT(*) FROM accounts") + countRows(t, eng, "SELECT COUNT(*) FROM entries"); n != 0 {

@@ -1,0 +1,243 @@
+package orm_test
+
+// Benchmarks of the single-row operations users compare ORMs on (issue 11),
+// each beside raw database/sql doing the same job the way the peers do: one
+// statement per operation, in autocommit. Each Tally sub-benchmark also
+// reports round-trips/op, counted on a second engine (see roundTrips).
+
+import (
+	"context"
+	"database/sql"
+	"sync/atomic"
+	"testing"
+
+	"github.com/tallyorm/tally/internal/dbtest"
+	"github.com/tallyorm/tally/orm"
+)
+
+// rtCounter counts the round trips an engine's statements cost, from its
+// query hook: one per statement (BEGIN, COMMIT and ROLLBACK included), and
+// one more for a statement with arguments on a MySQL connection that
+// prepares every such statement before executing it.
+type rtCounter struct {
+	n        atomic.Int64
+	prepares bool
+}
+
+func (c *rtCounter) hook(_ context.Context, ev orm.QueryEvent) {
+	c.n.Add(1)
+	if c.prepares && len(ev.Args) > 0 {
+		c.n.Add(1)
+	}
+}
+
+// roundTrips runs op on a second engine, on the same database and with the
+// same settings as env.eng plus a counting hook (a hook costs time, so the
+// timed engine has none), and reports the round trips one op costs.
+func (env *benchEnv) roundTrips(b *testing.B, op func(ctx context.Context, eng *orm.Engine) error) {
+	b.Helper()
+	ctx := context.Background()
+	if env.counted == nil {
+		c := &rtCounter{}
+		eng, err := orm.Open(ctx, env.tg.Driver, env.dsn, orm.WithQueryHook(c.hook))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { eng.Close() })
+		if env.tg.Name == dbtest.MySQL {
+			c.prepares = mysqlPrepares(b, eng.DB().DB)
+		}
+		env.counted, env.counter = eng, c
+	}
+	if err := op(ctx, env.counted); err != nil { // warm: statement caches, pool
+		b.Fatal(err)
+	}
+	const runs = 4
+	n0 := env.counter.n.Load()
+	for range runs {
+		if err := op(ctx, env.counted); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(env.counter.n.Load()-n0)/runs, "round-trips/op")
+}
+
+// mysqlPrepares reports whether the pool's connections prepare a statement
+// with arguments before running it (go-sql-driver's default) rather than
+// interpolating the arguments (interpolateParams), by asking the server.
+func mysqlPrepares(b *testing.B, db *sql.DB) bool {
+	b.Helper()
+	ctx := context.Background()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	prepared := func() int64 {
+		var name string
+		var n int64
+		if err := conn.QueryRowContext(ctx, "SHOW SESSION STATUS LIKE 'Com_stmt_prepare'").Scan(&name, &n); err != nil {
+			b.Fatal(err)
+		}
+		return n
+	}
+	before := prepared()
+	var one int64
+	if err := conn.QueryRowContext(ctx, "SELECT ?", 1).Scan(&one); err != nil {
+		b.Fatal(err)
+	}
+	return prepared() > before
+}
+
+// BenchmarkInsertOne inserts one row per op: a fresh session, Add, Commit,
+// Close, against one INSERT in autocommit (reading the generated key).
+// Target (issue 11): one round trip.
+func BenchmarkInsertOne(b *testing.B) {
+	eachTarget(b, func(b *testing.B, env *benchEnv) {
+		insertOne := func(ctx context.Context, eng *orm.Engine) error {
+			s := eng.NewSession()
+			defer s.Close()
+			if err := s.Add(env.newRow(1)); err != nil {
+				return err
+			}
+			return s.Commit(ctx)
+		}
+		b.Run("tally", func(b *testing.B) {
+			ctx := context.Background()
+			calls := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := insertOne(ctx, env.eng); err != nil {
+					b.Fatal(err)
+				}
+				env.trim(b, &calls)
+			}
+			env.roundTrips(b, insertOne)
+		})
+		q := "INSERT INTO bench_accounts (" + benchCols + ") VALUES " + env.valuesList(1, 5)
+		if env.returning {
+			q += " RETURNING id"
+		}
+		b.Run("raw", func(b *testing.B) {
+			ctx := context.Background()
+			calls := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				a := env.newRow(1)
+				a.Version = 1
+				var err error
+				if env.returning {
+					err = env.db.QueryRowContext(ctx, q, a.Owner, a.Balance, a.Version, a.Note, a.Created).Scan(&a.ID)
+				} else {
+					var res sql.Result
+					if res, err = env.db.ExecContext(ctx, q, a.Owner, a.Balance, a.Version, a.Note, a.Created); err == nil {
+						a.ID, err = res.LastInsertId()
+					}
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				env.trim(b, &calls)
+			}
+		})
+	})
+}
+
+// BenchmarkGetChangeCommit reads a row by key in a fresh session, changes
+// one field and commits (a real, version-checked UPDATE every op), against
+// the same SELECT and UPDATE in autocommit. Target (issue 11): two round
+// trips.
+func BenchmarkGetChangeCommit(b *testing.B) {
+	eachTarget(b, func(b *testing.B, env *benchEnv) {
+		id := env.seed(b, 10)[5]
+		change := func(ctx context.Context, eng *orm.Engine) error {
+			s := eng.NewSession()
+			defer s.Close()
+			a, err := orm.Get[BenchAccount](ctx, s, id)
+			if err != nil {
+				return err
+			}
+			a.Balance++
+			return s.Commit(ctx)
+		}
+		b.Run("tally", func(b *testing.B) {
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := change(ctx, env.eng); err != nil {
+					b.Fatal(err)
+				}
+			}
+			env.roundTrips(b, change)
+		})
+		sel := "SELECT id, " + benchCols + " FROM bench_accounts WHERE id = " + env.ph(1)
+		upd := "UPDATE bench_accounts SET balance = " + env.ph(1) + ", version = " + env.ph(2) +
+			" WHERE id = " + env.ph(3) + " AND version = " + env.ph(4)
+		b.Run("raw", func(b *testing.B) {
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				a := new(BenchAccount)
+				if err := env.db.QueryRowContext(ctx, sel, id).Scan(&a.ID, &a.Owner, &a.Balance, &a.Version, &a.Note, &a.Created); err != nil {
+					b.Fatal(err)
+				}
+				res, err := env.db.ExecContext(ctx, upd, a.Balance+1, a.Version+1, a.ID, a.Version)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if n, err := res.RowsAffected(); err != nil || n != 1 {
+					b.Fatal(n, err)
+				}
+			}
+		})
+	})
+}
+
+// BenchmarkUpdateAllByKey sets a column of one row by key through
+// Query.UpdateAll in a fresh session and commits, against one UPDATE in
+// autocommit. UpdateAll runs at once and can still be rolled back, so it
+// runs in the session's transaction: BEGIN, UPDATE, COMMIT.
+func BenchmarkUpdateAllByKey(b *testing.B) {
+	eachTarget(b, func(b *testing.B, env *benchEnv) {
+		id := env.seed(b, 10)[5]
+		balance := int64(100_000)
+		update := func(ctx context.Context, eng *orm.Engine) error {
+			s := eng.NewSession()
+			defer s.Close()
+			balance++
+			n, err := orm.Query[BenchAccount](s).Where("id = ?", id).UpdateAll(ctx, orm.Set{"balance": balance})
+			if err != nil {
+				return err
+			}
+			if n != 1 {
+				b.Fatalf("UpdateAll matched %d rows, want 1", n)
+			}
+			return s.Commit(ctx)
+		}
+		b.Run("tally", func(b *testing.B) {
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := update(ctx, env.eng); err != nil {
+					b.Fatal(err)
+				}
+			}
+			env.roundTrips(b, update)
+		})
+		upd := "UPDATE bench_accounts SET balance = " + env.ph(1) + ", version = version + 1 WHERE id = " + env.ph(2)
+		b.Run("raw", func(b *testing.B) {
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				balance++
+				res, err := env.db.ExecContext(ctx, upd, balance, id)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if n, err := res.RowsAffected(); err != nil || n != 1 {
+					b.Fatal(n, err)
+				}
+			}
+		})
+	})
+}
