@@ -3,6 +3,7 @@ package orm
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 
@@ -64,8 +65,9 @@ var errAloneSecond = errors.New("orm: internal error: a single-statement commit 
 // commitAlone flushes with no transaction open, sending the flush's one
 // statement (if any) in autocommit, and does a commit's bookkeeping. The
 // session is restored as after any failed flush. Once the statement was
-// sent, only an error the database returned for it (it did not run) or
-// a version mismatch (it matched no row) proves that nothing committed;
+// sent, only an error the database returned for it (it did not run), a
+// version mismatch (it matched no row) or driver.ErrBadConn (which a
+// driver returns only when it sent nothing) proves that nothing committed;
 // any other failure (a lost connection, a cancelled ctx, reading back
 // generated keys) makes the error match ErrCommitUnknown.
 func (s *Session) commitAlone(ctx context.Context) error {
@@ -77,7 +79,7 @@ func (s *Session) commitAlone(ctx context.Context) error {
 		a.conn.Close()
 	}
 	if err != nil {
-		if a.sent && !serverReply(err) && !errors.Is(err, ErrStaleData) {
+		if a.sent && !serverReply(err) && !errors.Is(err, ErrStaleData) && !errors.Is(err, driver.ErrBadConn) {
 			return fmt.Errorf("%w: %w", ErrCommitUnknown, err)
 		}
 		return err

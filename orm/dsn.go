@@ -26,6 +26,9 @@ func prepareDSN(driverName, dsn string) (sqlDriver, out, password string, err er
 		// version-checked UPDATE that writes identical values would look
 		// stale (0 rows) though it matched.
 		cfg.ClientFoundRows = true
+		// interpolateParams, unless the DSN says: one round trip per statement,
+		// not prepare + execute (the driver refuses unsafe charsets). README.
+		cfg.InterpolateParams = cfg.InterpolateParams || !strings.Contains(dsn, "interpolateParams=")
 		return "mysql", cfg.FormatDSN(), cfg.Passwd, nil
 	case "postgres", "postgresql", "pgx":
 		// pgx parses both URLs and key=value strings; it only reads it here

@@ -31,9 +31,9 @@ type Engine struct {
 
 // Open connects to a database and pings it. driverName is "mysql",
 // "postgres" or "sqlite"; dsn is that driver's data source name. Open adds
-// the driver settings Tally relies on: parseTime and clientFoundRows for
-// MySQL; WAL, a busy timeout, foreign keys and immediate write transactions
-// for SQLite. On MySQL it asks the server's version to use RETURNING on
+// the driver settings Tally relies on: parseTime, clientFoundRows and
+// interpolateParams (unless the DSN sets it) for MySQL; WAL, a busy
+// timeout, foreign keys and immediate write transactions for SQLite. On MySQL it asks the server's version to use RETURNING on
 // MariaDB 10.5 and later. ctx governs only the connecting and the ping.
 //
 // Errors never contain the DSN's password.
