@@ -309,3 +309,51 @@ func TestLockSavepointExecBeginTransaction(t *testing.T) {
 		})
 	})
 }
+
+// Relations can add statements at flush (a new object reached through a
+// relation; a foreign key copied from a parent, which makes a tracked
+// child dirty): the count that decides on a single-statement commit sees
+// them, so one statement goes alone and two go in a transaction.
+func TestSingleStatementCommitCountsRelationWork(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, log := openLogged(t, tg)
+		ctx := context.Background()
+		ann, bob := newAccount("ann", 1), newAccount("bob", 2)
+		ann.Entries = []*Entry{{Amount: 5}}
+		seedObjects(t, eng, ann, bob)
+
+		t.Run("moved child", func(t *testing.T) {
+			s := eng.NewSession()
+			defer s.Close()
+			e, err := orm.Get[Entry](ctx, s, ann.Entries[0].ID)
+			uowMust(t, err)
+			b, err := orm.Get[Account](ctx, s, bob.ID)
+			uowMust(t, err)
+			e.Account = b // only the relation field: the flush copies the key
+			log.Reset()
+			uowMust(t, s.Commit(ctx))
+			if ops := acOps(log.Take()); !slices.Equal(ops, []string{"exec"}) {
+				t.Fatalf("ops %v, want the entry's UPDATE alone", ops)
+			}
+			if n := countRows(t, eng, "SELECT COUNT(*) FROM entries WHERE account_id = ?", bob.ID); n != 1 {
+				t.Fatalf("%d entries of bob, want 1", n)
+			}
+		})
+		t.Run("cascaded child and changed parent", func(t *testing.T) {
+			s := eng.NewSession()
+			defer s.Close()
+			a, err := orm.Get[Account](ctx, s, ann.ID)
+			uowMust(t, err)
+			a.Balance++
+			a.Entries = append(a.Entries, &Entry{Amount: 7}) // not Added: the flush finds it
+			log.Reset()
+			uowMust(t, s.Commit(ctx))
+			if ops := acOps(log.Take()); len(ops) != 4 || ops[0] != "begin" || ops[3] != "commit" {
+				t.Fatalf("ops %v, want begin, the INSERT and the UPDATE, commit", ops)
+			}
+			if n := countRows(t, eng, "SELECT COUNT(*) FROM entries WHERE account_id = ? AND amount = ?", ann.ID, 7); n != 1 {
+				t.Fatalf("%d new entries of ann, want 1", n)
+			}
+		})
+	})
+}
