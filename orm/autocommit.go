@@ -40,6 +40,9 @@ func (s *Session) writeQuery(ctx context.Context, query string, args []any) (*sq
 	if s.alone.armed && s.tx == nil {
 		return s.queryAlone(ctx, query, args)
 	}
+	if s.rec != nil {
+		return nil, observation{}, errNotBatchable
+	}
 	if err := s.begin(ctx, true); err != nil {
 		return nil, observation{}, err
 	}

@@ -357,3 +357,69 @@ func TestSingleStatementCommitCountsRelationWork(t *testing.T) {
 		})
 	})
 }
+
+// A commit of several statements is atomic however it is sent (on
+// PostgreSQL, one batch): a stale version or a duplicate key in any of
+// them writes nothing, names the failing row, and restores the session.
+func TestMultiStatementCommitFailureWritesNothing(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := openLogged(t, tg)
+		ctx := context.Background()
+		ann, bob, cat := newAccount("ann", 1), newAccount("bob", 2), newAccount("cat", 3)
+		seedObjects(t, eng, ann, bob, cat)
+
+		t.Run("stale", func(t *testing.T) {
+			s := eng.NewSession()
+			defer s.Close()
+			a, err := orm.Get[Account](ctx, s, ann.ID)
+			uowMust(t, err)
+			b, err := orm.Get[Account](ctx, s, bob.ID)
+			uowMust(t, err)
+			other := eng.NewSession()
+			ob, err := orm.Get[Account](ctx, other, bob.ID)
+			uowMust(t, err)
+			ob.Balance = 200
+			uowMust(t, other.Commit(ctx))
+			uowMust(t, other.Close())
+
+			a.Balance, b.Balance = 10, 20
+			err = s.Commit(ctx)
+			var se *orm.StaleDataError
+			if !errors.As(err, &se) || fmt.Sprint(se.Key) != fmt.Sprint([]any{bob.ID}) {
+				t.Fatalf("Commit: %v, want a *StaleDataError naming bob's key %d", err, bob.ID)
+			}
+			if !s.IsDirty(a) || !s.IsDirty(b) || a.Version != 1 || b.Version != 1 {
+				t.Fatalf("after the failed commit: dirty %v %v, versions %d %d; want both dirty, version 1", s.IsDirty(a), s.IsDirty(b), a.Version, b.Version)
+			}
+			if bal, ver := scopeAccount(t, eng, ann.ID); bal != 1 || ver != 1 {
+				t.Fatalf("ann's row: balance %d version %d, want untouched 1 and 1", bal, ver)
+			}
+			acInUse(t, eng, "after the failed commit", 0)
+		})
+		t.Run("unique", func(t *testing.T) {
+			s := eng.NewSession()
+			defer s.Close()
+			a, err := orm.Get[Account](ctx, s, ann.ID)
+			uowMust(t, err)
+			c, err := orm.Get[Account](ctx, s, cat.ID)
+			uowMust(t, err)
+			a.Balance = 11
+			c.Owner = "bob" // taken
+			err = s.Commit(ctx)
+			if !errors.Is(err, orm.ErrUniqueViolation) {
+				t.Fatalf("Commit: %v, want ErrUniqueViolation", err)
+			}
+			if !s.IsDirty(a) || !s.IsDirty(c) || c.Owner != "bob" {
+				t.Fatalf("after the failed commit: dirty %v %v, owner %q; want both dirty, the change kept", s.IsDirty(a), s.IsDirty(c), c.Owner)
+			}
+			if bal, ver := scopeAccount(t, eng, ann.ID); bal != 1 || ver != 1 {
+				t.Fatalf("ann's row: balance %d version %d, want untouched 1 and 1", bal, ver)
+			}
+			c.Owner = "cat-2"
+			uowMust(t, s.Commit(ctx))
+			if bal, ver := scopeAccount(t, eng, ann.ID); bal != 11 || ver != 2 {
+				t.Fatalf("ann's row after the fixed commit: balance %d version %d, want 11 and 2", bal, ver)
+			}
+		})
+	})
+}

@@ -16,7 +16,8 @@ import (
 )
 
 // rtCounter counts the round trips an engine's statements cost, from its
-// query hook: one per statement (BEGIN, COMMIT and ROLLBACK included), and
+// query hook: one per statement (BEGIN, COMMIT and ROLLBACK included) not
+// pipelined with the one before it, and
 // one more for a statement with arguments on a MySQL connection that
 // prepares every such statement before executing it.
 type rtCounter struct {
@@ -25,6 +26,9 @@ type rtCounter struct {
 }
 
 func (c *rtCounter) hook(_ context.Context, ev orm.QueryEvent) {
+	if ev.Pipelined {
+		return // sent with the statement before it
+	}
 	c.n.Add(1)
 	if c.prepares && len(ev.Args) > 0 {
 		c.n.Add(1)
@@ -236,6 +240,75 @@ func BenchmarkUpdateAllByKey(b *testing.B) {
 				}
 				if n, err := res.RowsAffected(); err != nil || n != 1 {
 					b.Fatal(n, err)
+				}
+			}
+		})
+	})
+}
+
+// BenchmarkGetChangeCommitTwo reads two rows by key in a fresh session,
+// changes both and commits: two statements to commit, so a transaction
+// (on PostgreSQL sent as one batch: BEGIN and both UPDATEs in one round
+// trip, then COMMIT). raw does the same reads in autocommit and the two
+// UPDATEs in a transaction, one statement at a time.
+func BenchmarkGetChangeCommitTwo(b *testing.B) {
+	eachTarget(b, func(b *testing.B, env *benchEnv) {
+		ids := env.seed(b, 10)
+		id1, id2 := ids[5], ids[6]
+		change := func(ctx context.Context, eng *orm.Engine) error {
+			s := eng.NewSession()
+			defer s.Close()
+			x, err := orm.Get[BenchAccount](ctx, s, id1)
+			if err != nil {
+				return err
+			}
+			y, err := orm.Get[BenchAccount](ctx, s, id2)
+			if err != nil {
+				return err
+			}
+			x.Balance++
+			y.Balance++
+			return s.Commit(ctx)
+		}
+		b.Run("tally", func(b *testing.B) {
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := change(ctx, env.eng); err != nil {
+					b.Fatal(err)
+				}
+			}
+			env.roundTrips(b, change)
+		})
+		sel := "SELECT id, " + benchCols + " FROM bench_accounts WHERE id = " + env.ph(1)
+		upd := "UPDATE bench_accounts SET balance = " + env.ph(1) + ", version = " + env.ph(2) +
+			" WHERE id = " + env.ph(3) + " AND version = " + env.ph(4)
+		b.Run("raw", func(b *testing.B) {
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				var as [2]BenchAccount
+				for i, id := range []int64{id1, id2} {
+					a := &as[i]
+					if err := env.db.QueryRowContext(ctx, sel, id).Scan(&a.ID, &a.Owner, &a.Balance, &a.Version, &a.Note, &a.Created); err != nil {
+						b.Fatal(err)
+					}
+				}
+				tx, err := env.db.BeginTx(ctx, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, a := range as {
+					res, err := tx.ExecContext(ctx, upd, a.Balance+1, a.Version+1, a.ID, a.Version)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if n, err := res.RowsAffected(); err != nil || n != 1 {
+						b.Fatal(n, err)
+					}
+				}
+				if err := tx.Commit(); err != nil {
+					b.Fatal(err)
 				}
 			}
 		})

@@ -85,8 +85,10 @@ type Session struct {
 	// later work can commit without the work that was lost.
 	lost error
 
-	// alone is the single-statement commit in progress (see commitAlone).
+	// alone is the single-statement commit in progress (see commitAlone);
+	// rec records a flush planned for a batch (see commitBatch).
 	alone aloneCommit
+	rec   *batchRec
 
 	seq      uint64
 	stats    Stats
@@ -528,6 +530,9 @@ func (s *Session) exec(ctx context.Context, query string, args []any) (sql.Resul
 	if s.alone.armed && s.tx == nil {
 		return s.execAlone(ctx, query, args)
 	}
+	if s.rec != nil {
+		return s.rec.record(args, query)
+	}
 	if err := s.begin(ctx, true); err != nil {
 		return nil, err
 	}
@@ -541,6 +546,9 @@ func (s *Session) exec(ctx context.Context, query string, args []any) (sql.Resul
 // snapshot session's, opening it), else in autocommit on a pooled
 // connection that goes back to the pool when the rows are closed.
 func (s *Session) query(ctx context.Context, query string, args []any) (*sql.Rows, observation, error) {
+	if s.rec != nil {
+		return nil, observation{}, errNotBatchable
+	}
 	if s.tx == nil && !s.snapshot {
 		if s.lost != nil {
 			return nil, observation{}, s.lost
@@ -613,8 +621,13 @@ func (s *Session) Commit(ctx context.Context) error {
 	if s.lost != nil {
 		return s.lost
 	}
-	if s.tx == nil && s.flushSize() <= 1 {
-		return s.commitAlone(ctx)
+	if s.tx == nil {
+		if s.flushSize() <= 1 {
+			return s.commitAlone(ctx)
+		}
+		if done, err := s.commitBatch(ctx); done {
+			return err
+		}
 	}
 	if err := s.flushLocked(ctx, false); err != nil {
 		return err
