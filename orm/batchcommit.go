@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/tallyorm/tally/dialect"
 	"github.com/tallyorm/tally/identity"
@@ -39,6 +40,10 @@ func (r *plannedResult) RowsAffected() (int64, error) {
 	return 1, nil
 }
 
+// batchCommits turns batched commits off when false: a test hook, so that
+// benchmarks can measure a commit with and without the batch side by side.
+var batchCommits = func() *atomic.Bool { var b atomic.Bool; b.Store(true); return &b }()
+
 // errNotBatchable stops a planned flush that met a statement a batch
 // cannot hold (one that returns rows): the commit runs unbatched.
 var errNotBatchable = errors.New("orm: internal: statement returns rows; commit unbatched")
@@ -62,7 +67,7 @@ func (r *batchRec) record(args []any, query string) (*plannedResult, error) {
 // caller commits the usual way, which also reports a failure precisely.
 func (s *Session) commitBatch(ctx context.Context) (done bool, err error) {
 	b, ok := s.e.dialect.(dialect.Batcher)
-	if !ok {
+	if !ok || !batchCommits.Load() {
 		return false, nil
 	}
 	for _, e := range s.pending {

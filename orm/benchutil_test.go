@@ -50,11 +50,8 @@ type benchEnv struct {
 	created  time.Time
 	notes    []string // per-row Note values, built once so ops allocate only rows
 	owners   []string
-	// dsn opened eng; counted is a second engine on it whose hook counter
-	// counts round trips (see roundTrips), opened on first use.
-	dsn     string
-	counted *orm.Engine
-	counter *rtCounter
+	// dsn opened eng; roundTrips opens a second engine on it.
+	dsn string
 }
 
 // eachTarget runs fn as a sub-benchmark per target, each on a fresh

@@ -8,8 +8,11 @@ package orm_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tallyorm/tally/internal/dbtest"
 	"github.com/tallyorm/tally/orm"
@@ -41,29 +44,26 @@ func (c *rtCounter) hook(_ context.Context, ev orm.QueryEvent) {
 func (env *benchEnv) roundTrips(b *testing.B, op func(ctx context.Context, eng *orm.Engine) error) {
 	b.Helper()
 	ctx := context.Background()
-	if env.counted == nil {
-		c := &rtCounter{}
-		eng, err := orm.Open(ctx, env.tg.Driver, env.dsn, orm.WithQueryHook(c.hook))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { eng.Close() })
-		if env.tg.Name == dbtest.MySQL {
-			c.prepares = mysqlPrepares(b, eng.DB().DB)
-		}
-		env.counted, env.counter = eng, c
+	c := &rtCounter{}
+	eng, err := orm.Open(ctx, env.tg.Driver, env.dsn, orm.WithQueryHook(c.hook))
+	if err != nil {
+		b.Fatal(err)
 	}
-	if err := op(ctx, env.counted); err != nil { // warm: statement caches, pool
+	defer eng.Close()
+	if env.tg.Name == dbtest.MySQL {
+		c.prepares = mysqlPrepares(b, eng.DB().DB)
+	}
+	if err := op(ctx, eng); err != nil { // warm: statement caches, pool
 		b.Fatal(err)
 	}
 	const runs = 4
-	n0 := env.counter.n.Load()
+	n0 := c.n.Load()
 	for range runs {
-		if err := op(ctx, env.counted); err != nil {
+		if err := op(ctx, eng); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(env.counter.n.Load()-n0)/runs, "round-trips/op")
+	b.ReportMetric(float64(c.n.Load()-n0)/runs, "round-trips/op")
 }
 
 // mysqlPrepares reports whether the pool's connections prepare a statement
@@ -313,4 +313,139 @@ func BenchmarkGetChangeCommitTwo(b *testing.B) {
 			}
 		})
 	})
+}
+
+// BenchmarkMySQLInterpolateParams measures go-sql-driver's client-side
+// interpolation (Tally's default) against its default prepare + execute
+// per statement, on the same database, by alternating the two engines op
+// by op so that a change in machine load falls on both alike. It reports
+// each side's mean time per op and their ratio (below 1: interpolation is
+// faster). MySQL/MariaDB only.
+func BenchmarkMySQLInterpolateParams(b *testing.B) {
+	for _, tg := range dbtest.Targets(b) {
+		if tg.Name != dbtest.MySQL {
+			continue
+		}
+		b.Run(tg.Name, func(b *testing.B) {
+			ctx := context.Background()
+			env := openBench(b, tg)
+			id := env.seed(b, 10)[5]
+			sep := "?"
+			if strings.Contains(env.dsn, "?") {
+				sep = "&"
+			}
+			prep, err := orm.Open(ctx, tg.Driver, env.dsn+sep+"interpolateParams=false")
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { prep.Close() })
+			ops := []struct {
+				name string
+				op   func(ctx context.Context, eng *orm.Engine) error
+			}{
+				{"get", func(ctx context.Context, eng *orm.Engine) error {
+					s := eng.NewSession()
+					defer s.Close()
+					_, err := orm.Get[BenchAccount](ctx, s, id)
+					return err
+				}},
+				{"get-change-commit", func(ctx context.Context, eng *orm.Engine) error {
+					s := eng.NewSession()
+					defer s.Close()
+					a, err := orm.Get[BenchAccount](ctx, s, id)
+					if err != nil {
+						return err
+					}
+					a.Balance++
+					return s.Commit(ctx)
+				}},
+				{"insert", func(ctx context.Context, eng *orm.Engine) error {
+					s := eng.NewSession()
+					defer s.Close()
+					if err := s.Add(env.newRow(1)); err != nil {
+						return err
+					}
+					return s.Commit(ctx)
+				}},
+			}
+			for _, o := range ops {
+				b.Run(o.name, func(b *testing.B) {
+					var tInterp, tPrep time.Duration
+					n := 0
+					for b.Loop() {
+						t0 := time.Now()
+						if err := o.op(ctx, env.eng); err != nil {
+							b.Fatal(err)
+						}
+						t1 := time.Now()
+						if err := o.op(ctx, prep); err != nil {
+							b.Fatal(err)
+						}
+						tInterp += t1.Sub(t0)
+						tPrep += time.Since(t1)
+						n++
+					}
+					b.ReportMetric(float64(tInterp.Nanoseconds())/float64(n), "interpolate-ns/op")
+					b.ReportMetric(float64(tPrep.Nanoseconds())/float64(n), "prepare-ns/op")
+					b.ReportMetric(float64(tInterp)/float64(tPrep), "interpolate/prepare")
+				})
+			}
+		})
+	}
+}
+
+// BenchmarkPostgresBatchCommit measures the batched commit (BEGIN and the
+// UPDATEs in one round trip, then COMMIT) against the same commit sent
+// statement by statement, alternating op by op so that a change in
+// machine load falls on both alike: a session reads n rows, changes each
+// and commits. PostgreSQL only. Reports each side's mean time per op, their
+// ratio (below 1: the batch is faster) and round trips per op.
+func BenchmarkPostgresBatchCommit(b *testing.B) {
+	for _, tg := range dbtest.Targets(b) {
+		if tg.Name != dbtest.Postgres {
+			continue
+		}
+		b.Run(tg.Name, func(b *testing.B) {
+			env := openBench(b, tg)
+			ids := env.seed(b, 10)
+			for _, n := range []int{2, 5} {
+				change := func(ctx context.Context, eng *orm.Engine) error {
+					s := eng.NewSession()
+					defer s.Close()
+					for _, id := range ids[:n] {
+						a, err := orm.Get[BenchAccount](ctx, s, id)
+						if err != nil {
+							return err
+						}
+						a.Balance++
+					}
+					return s.Commit(ctx)
+				}
+				b.Run(fmt.Sprintf("update-%d", n), func(b *testing.B) {
+					ctx := context.Background()
+					defer orm.SetBatchCommits(true)
+					var tBatch, tEach time.Duration
+					for b.Loop() {
+						orm.SetBatchCommits(true)
+						t0 := time.Now()
+						if err := change(ctx, env.eng); err != nil {
+							b.Fatal(err)
+						}
+						t1 := time.Now()
+						orm.SetBatchCommits(false)
+						if err := change(ctx, env.eng); err != nil {
+							b.Fatal(err)
+						}
+						tBatch += t1.Sub(t0)
+						tEach += time.Since(t1)
+					}
+					b.ReportMetric(float64(tBatch.Nanoseconds())/float64(b.N), "batch-ns/op")
+					b.ReportMetric(float64(tEach.Nanoseconds())/float64(b.N), "each-ns/op")
+					b.ReportMetric(float64(tBatch)/float64(tEach), "batch/each")
+					orm.SetBatchCommits(true)
+					env.roundTrips(b, change)
+				})
+			}
+		})
+	}
 }

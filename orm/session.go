@@ -607,7 +607,9 @@ func stringsToUpper(op string) string {
 // mean what they mean in a transaction: zero rows matched by a versioned
 // statement is ErrStaleData, a constraint violation is classified, and
 // the session is restored either way. Otherwise the statements go in one
-// transaction, begun by the first of them.
+// transaction, begun by the first of them; on PostgreSQL through pgx,
+// when none returns rows (no INSERT reading back generated keys), BEGIN
+// and all of them are sent as one batch, one round trip, before COMMIT.
 //
 // A lost connection during COMMIT, or during a statement sent alone,
 // returns an error matching ErrCommitUnknown: the work may or may not be
