@@ -42,9 +42,18 @@ func Get[T any](ctx context.Context, s *Session, key ...any) (*T, error) {
 		}
 	}
 	obj := new(T)
-	q := s.e.stmts.get(stmtKey{t, "get", 0}, func() string {
-		return selectSQL(s.e.dialect, t, t.Columns) + " WHERE " + keyWhere(s.e.dialect, t, 1)
-	})
+	var q string
+	if s.lockReads && s.e.caps.ForUpdate {
+		// A locking retry of Do: the row cannot change until it commits.
+		if err := s.lockForUpdate(ctx, t); err != nil {
+			return nil, err
+		}
+		q = s.lockedGetSQL(t)
+	} else {
+		q = s.e.stmts.get(stmtKey{t, "get", 0}, func() string {
+			return selectSQL(s.e.dialect, t, t.Columns) + " WHERE " + keyWhere(s.e.dialect, t, 1)
+		})
+	}
 	args := bindKey(t, k, key)
 	if err := s.scanOne(ctx, t, q, args, obj, t.Columns); err != nil {
 		if errors.Is(err, ErrNotFound) {

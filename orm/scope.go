@@ -86,7 +86,11 @@ func (e *Engine) Do(ctx context.Context, fn func(ctx context.Context, s *Session
 	for _, o := range opts {
 		o(&cfg)
 	}
-	var err error
+	var (
+		err  error
+		plan lockPlan // rows the last failed attempt read
+		lock bool     // a stale-data or retryable failure happened: lock reads
+	)
 	for attempt := 1; ; attempt++ {
 		if cerr := ctx.Err(); cerr != nil {
 			if err != nil {
@@ -97,10 +101,16 @@ func (e *Engine) Do(ctx context.Context, fn func(ctx context.Context, s *Session
 		opts := cfg.sessionOpts
 		if attempt > 1 && e.deferredReads() {
 			opts = append(slices.Clip(opts), beginImmediate())
+		} else if lock && e.caps.ForUpdate {
+			opts = append(slices.Clip(opts), withLockPlan(plan))
 		}
-		err = e.doOnce(ctx, fn, opts)
+		var read lockPlan
+		read, err = e.doOnce(ctx, fn, opts)
 		if err == nil || attempt >= cfg.attempts || !cfg.retryable(err) {
 			return err
+		}
+		if errors.Is(err, ErrStaleData) || errors.Is(err, ErrRetryable) {
+			lock, plan = true, read
 		}
 		wait := cfg.minBackoff << (attempt - 1)
 		if wait <= 0 || wait > cfg.maxBackoff {
@@ -116,27 +126,47 @@ func (e *Engine) Do(ctx context.Context, fn func(ctx context.Context, s *Session
 	}
 }
 
+// retryable reports whether another attempt may succeed where this one
+// failed, having committed nothing. A connection error that is not
+// ErrCommitUnknown came before COMMIT (or the statement of a
+// single-statement commit) was sent, so the transaction died with its
+// connection and nothing of it committed: the pool gives the next attempt
+// another connection.
 func (c *doConfig) retryable(err error) bool {
 	if errors.Is(err, ErrCommitUnknown) {
 		return false
 	}
-	return errors.Is(err, ErrRetryable) || c.retryStale && errors.Is(err, ErrStaleData)
+	return errors.Is(err, ErrRetryable) || errors.Is(err, ErrConnection) ||
+		c.retryStale && errors.Is(err, ErrStaleData)
 }
 
-// doOnce is one attempt: a session, fn, commit or rollback, close.
-func (e *Engine) doOnce(ctx context.Context, fn func(context.Context, *Session) error, opts []SessionOption) (err error) {
+// doOnce is one attempt: a session, fn, commit or rollback, close. When
+// it fails, read lists the rows its session had read, for a locking retry.
+func (e *Engine) doOnce(ctx context.Context, fn func(context.Context, *Session) error, opts []SessionOption) (read lockPlan, err error) {
 	s := e.NewSession(opts...)
 	defer func() {
 		if p := recover(); p != nil {
 			s.Close() // rolls back
 			panic(p)
 		}
+		if err != nil && (errors.Is(err, ErrStaleData) || errors.Is(err, ErrRetryable)) {
+			read = s.readSet()
+		}
 		if cerr := s.Close(); err == nil && cerr != nil {
 			err = cerr
 		}
 	}()
-	if err = fn(NewContext(ctx, s), s); err != nil {
-		return err
+	if s.lockPlan != nil {
+		if err = s.lockPlanned(ctx); err != nil {
+			return nil, err
+		}
 	}
-	return s.Commit(ctx)
+	if err = fn(NewContext(ctx, s), s); err != nil {
+		return nil, err
+	}
+	if s.enter() == nil { // fn may have left the session busy in a goroutine
+		s.orderUpdatesByKey()
+		s.leave()
+	}
+	return nil, s.Commit(ctx)
 }

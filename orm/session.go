@@ -60,6 +60,8 @@ type Session struct {
 	autoflush bool
 	immediate bool // begin write transactions even for reads (SQLite)
 	snapshot  bool // begin at the first read, REPEATABLE READ (WithSnapshot)
+	lockReads bool     // Get locks the rows it reads (a locking retry of Do; see lockretry.go)
+	lockPlan  lockPlan // rows to lock first, in order, before fn runs
 
 	tx      *sql.Tx
 	txWrite bool // the transaction began IMMEDIATE or has written (SQLite's write lock)
