@@ -58,8 +58,9 @@ type Session struct {
 	busy      atomic.Bool // set while a call runs: the concurrent-use guard
 	closed    bool
 	autoflush bool
-	immediate bool     // begin write transactions even for reads (SQLite)
-	snapshot  bool     // begin at the first read, REPEATABLE READ (WithSnapshot)
+	immediate bool // begin write transactions even for reads (SQLite)
+	snapshot  bool // begin at the first read, REPEATABLE READ (WithSnapshot)
+
 	lockReads bool     // Get locks the rows it reads (a locking retry of Do; see lockretry.go)
 	lockPlan  lockPlan // rows to lock first, in order, before fn runs
 
