@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -54,6 +55,12 @@ type Driver struct {
 	// Batch, if not nil, is what the dialect's [Batcher] sends through:
 	// BEGIN and stmts in one round trip on c (see Batcher.BeginBatch).
 	Batch func(ctx context.Context, c *sql.Conn, stmts []BatchStmt) (rows []int64, ok bool, err error)
+
+	// ConnectionHint, if not nil, names the likely causes of a connection
+	// error whose own message does not ("invalid connection" after a
+	// server KILL or wait_timeout), for the error Tally returns; "" when
+	// it has nothing to add.
+	ConnectionHint func(err error) string
 }
 
 // OpenOptions are the settings of Open that a Driver may use.
@@ -61,6 +68,12 @@ type OpenOptions struct {
 	// SQLiteStatementCache is how many statements each SQLite connection
 	// keeps compiled; 0 turns the cache off. Other drivers ignore it.
 	SQLiteStatementCache int
+
+	// Logger receives what the driver itself would log (the MySQL
+	// driver's "packets.go: unexpected EOF" when the server closed a
+	// connection), at Warn level, instead of its writing it to stderr.
+	// Nil discards it: the errors Tally returns carry the cause.
+	Logger *slog.Logger
 }
 
 // The registry is the one global of the package, filled by init functions
@@ -169,4 +182,16 @@ func serverErrorVia(name string, err error) (string, bool) {
 		return d.ServerError(err)
 	}
 	return "", false
+}
+
+// ConnectionHint returns the likely causes of err, a connection error, as
+// the driver registered for d names them, or "".
+func ConnectionHint(d Dialect, err error) string {
+	if err == nil || d == nil {
+		return ""
+	}
+	if drv := registered(d.Name()); drv != nil && drv.ConnectionHint != nil {
+		return drv.ConnectionHint(err)
+	}
+	return ""
 }

@@ -51,7 +51,7 @@ func Open(ctx context.Context, driverName, dsn string, opts ...Option) (*Engine,
 	for _, o := range opts {
 		o(&cfg)
 	}
-	db, password, err := drv.Open(dsn, dialect.OpenOptions{SQLiteStatementCache: cfg.sqliteStmts})
+	db, password, err := drv.Open(dsn, dialect.OpenOptions{SQLiteStatementCache: cfg.sqliteStmts, Logger: cfg.logger})
 	if err != nil {
 		return nil, redact(fmt.Errorf("orm: %w", err), password)
 	}

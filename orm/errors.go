@@ -54,10 +54,13 @@ var (
 	ErrRetryable = errors.New("orm: retryable database error")
 	// ErrConnection matches errors from a broken or unreachable connection.
 	ErrConnection = errors.New("orm: connection error")
-	// ErrCommitUnknown is returned when the connection was lost during
-	// COMMIT: the transaction may or may not have committed. It is never
+	// ErrCommitUnknown is returned when COMMIT (or the one statement of a
+	// single-statement commit) was sent and no reply came: the connection
+	// was found lost then, whether it ended before the COMMIT reached the
+	// server or while it ran, so the transaction may or may not have
+	// committed. The error's message says what is known. It is never
 	// retried automatically; check the data before doing the work again.
-	ErrCommitUnknown = errors.New("orm: commit outcome unknown (connection lost during COMMIT)")
+	ErrCommitUnknown = errors.New("orm: commit outcome unknown")
 	// ErrSessionClosed is returned by any call on a closed Session.
 	ErrSessionClosed = errors.New("orm: session is closed")
 	// ErrNotTracked is returned when an operation needs an object the
@@ -72,10 +75,20 @@ var (
 type DBError struct {
 	Class dialect.Class
 	Err   error // the driver's error
+
+	// hint names the likely causes of a connection error whose driver
+	// message does not ("invalid connection").
+	hint string
 }
 
-// Error is the driver's message.
-func (e *DBError) Error() string { return e.Err.Error() }
+// Error is the driver's message, with the likely causes of a lost
+// connection when the driver's message does not say them.
+func (e *DBError) Error() string {
+	if e.hint != "" {
+		return e.Err.Error() + " (" + e.hint + ")"
+	}
+	return e.Err.Error()
+}
 
 // Unwrap returns the driver's error.
 func (e *DBError) Unwrap() error { return e.Err }
@@ -110,7 +123,11 @@ func classify(d dialect.Dialect, err error) error {
 		return err
 	}
 	if c := d.Classify(err); c != dialect.ClassOther {
-		return &DBError{Class: c, Err: err}
+		de := &DBError{Class: c, Err: err}
+		if c == dialect.ClassConnection {
+			de.hint = dialect.ConnectionHint(d, err)
+		}
+		return de
 	}
 	return err
 }

@@ -65,8 +65,31 @@ func WithSessionOptions(opts ...SessionOption) DoOption {
 // RetryOnStale), Do runs fn again in a fresh session after a jittered,
 // growing pause, up to MaxAttempts, and stops early when ctx ends. fn must
 // therefore do only database work, or work that is safe to repeat. A
-// commit whose outcome is unknown (connection lost during COMMIT) is never
-// retried: Do returns an error matching ErrCommitUnknown.
+// connection lost before COMMIT was sent (the server killed it, a timeout
+// closed it, the network failed during the flush) committed nothing: Do
+// retries that too, on another connection from the pool. A commit whose
+// outcome is unknown (COMMIT, or the statement of a single-statement
+// commit, was sent and no reply came) is never retried: Do returns an
+// error matching ErrCommitUnknown.
+//
+// Retries converge under contention. An attempt that follows a
+// stale-data or retryable failure locks the rows it reads on MySQL/MariaDB
+// and PostgreSQL: before fn runs it begins a transaction and reads, with
+// SELECT ... FOR UPDATE in table and key order, the rows the failed attempt
+// had read, so fn's Gets of them return locked, current objects with no
+// SQL; its Gets of other rows lock them as they read (queries through
+// Query do not, unless they ask ForUpdate). Another transaction cannot
+// change those rows before the attempt commits, so it does not lose the
+// same race twice, and two locking attempts take their common rows in one
+// order, queueing instead of deadlocking. The first attempt stays
+// optimistic and takes no locks until it writes. On SQLite, which has no
+// row locks, a retry begins IMMEDIATE instead (below). Do also commits
+// each table's updates in primary-key order, not the order fn read the
+// rows, so that concurrent Do calls updating the same rows lock them in
+// one order (on PostgreSQL a deadlock costs deadlock_timeout, 1 s by
+// default, before it is detected). With 24 goroutines moving money
+// between 6 accounts (Get, change, return nil, RetryOnStale), no transfer
+// fails after the default attempts on either server in Tally's tests.
 //
 // Reads in fn before its first write run in autocommit, each seeing the
 // data committed when it runs (see Session); the Snapshot option gives fn

@@ -13,8 +13,11 @@ package mysql
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"strconv"
 	"strings"
 
@@ -24,21 +27,24 @@ import (
 
 func init() {
 	dialect.Register(&dialect.Driver{
-		Name:        "mysql",
-		Dialect:     dialect.MySQL,
-		Open:        open,
-		Probe:       probe,
-		Classify:    classify,
-		ServerError: serverError,
+		Name:           "mysql",
+		Dialect:        dialect.MySQL,
+		Open:           open,
+		Probe:          probe,
+		Classify:       classify,
+		ServerError:    serverError,
+		ConnectionHint: connectionHint,
 	})
 }
 
 // open opens a pool for dsn with Tally's settings; it does not connect.
-func open(dsn string, _ dialect.OpenOptions) (*sql.DB, string, error) {
+// The driver's own log lines go to o.Logger (or nowhere), never to stderr.
+func open(dsn string, o dialect.OpenOptions) (*sql.DB, string, error) {
 	cfg, err := Config(dsn)
 	if err != nil {
 		return nil, "", err
 	}
+	cfg.Logger = driverLogger{o.Logger}
 	conn, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return nil, cfg.Passwd, fmt.Errorf("mysql: open: %w", err)
@@ -94,6 +100,10 @@ func classify(err error) dialect.Class {
 			1216, // ER_NO_REFERENCED_ROW (before the _2 variants)
 			1217: // ER_ROW_IS_REFERENCED
 			return dialect.ClassForeignKey
+		case 1927, // ER_CONNECTION_KILLED: MariaDB, a KILL while a statement ran
+			4031, // ER_CLIENT_INTERACTION_TIMEOUT: MySQL 8, wait_timeout
+			1053: // ER_SERVER_SHUTDOWN
+			return dialect.ClassConnection
 		case 1213, // ER_LOCK_DEADLOCK
 			1205, // ER_LOCK_WAIT_TIMEOUT
 			3572: // ER_LOCK_NOWAIT: FOR UPDATE NOWAIT, as PostgreSQL's 55P03
@@ -113,4 +123,32 @@ func serverError(err error) (string, bool) {
 		return "mysql error " + strconv.Itoa(int(me.Number)), true
 	}
 	return "", false
+}
+
+// connectionHint names the likely causes of a connection the server
+// closed: the driver reports them all alike, as "invalid connection" (the
+// reply ended early) or driver.ErrBadConn.
+func connectionHint(err error) string {
+	if me, ok := errors.AsType[*mysql.MySQLError](err); ok {
+		if me.Number == 4031 {
+			return "the server closed the connection after wait_timeout"
+		}
+		return ""
+	}
+	if errors.Is(err, mysql.ErrInvalidConn) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return "the server closed the connection: likely a KILL CONNECTION, wait_timeout (or interactive_timeout) running out, a server restart or a network failure"
+	}
+	return ""
+}
+
+// driverLogger passes the driver's log lines to a slog.Logger at Warn
+// level, or drops them when there is none.
+type driverLogger struct{ l *slog.Logger }
+
+// Print logs v as the driver's message.
+func (d driverLogger) Print(v ...any) {
+	if d.l == nil {
+		return
+	}
+	d.l.Warn("tally: mysql driver: "+strings.TrimSpace(fmt.Sprint(v...)), slog.String("driver", "mysql"))
 }

@@ -59,9 +59,16 @@ func Password(dsn string) (string, error) {
 	return cfg.Password, nil
 }
 
-// classify sorts pgx's errors by SQLSTATE.
+// classify sorts pgx's errors by SQLSTATE. An error of severity FATAL or
+// PANIC is a connection error whatever its code: the server ends the
+// session after sending it (pg_terminate_backend's 57P01,
+// idle_in_transaction_session_timeout's 25P03, idle_session_timeout's
+// 57P05, a shutdown, a crash), and the transaction ends with it.
 func classify(err error) dialect.Class {
 	if pe, ok := errors.AsType[*pgconn.PgError](err); ok {
+		if endsSession(pe) {
+			return dialect.ClassConnection
+		}
 		switch code := pe.Code; code {
 		case "23505": // unique_violation
 			return dialect.ClassUnique
@@ -73,7 +80,9 @@ func classify(err error) dialect.Class {
 			return dialect.ClassRetryable
 		case "57P01", // admin_shutdown
 			"57P02", // crash_shutdown
-			"57P03": // cannot_connect_now
+			"57P03", // cannot_connect_now
+			"57P05", // idle_session_timeout
+			"25P03": // idle_in_transaction_session_timeout
 			return dialect.ClassConnection
 		default:
 			if len(code) == 5 && code[:2] == "08" { // class 08: connection exception
@@ -97,4 +106,15 @@ func serverError(err error) (string, bool) {
 		return "SQLSTATE " + pe.Code, true
 	}
 	return "", false
+}
+
+// endsSession reports whether the server ends the session with pe: its
+// severity is FATAL or PANIC (the unlocalized severity when the server
+// sent one, PostgreSQL 9.6 and later).
+func endsSession(pe *pgconn.PgError) bool {
+	sev := pe.SeverityUnlocalized
+	if sev == "" {
+		sev = pe.Severity
+	}
+	return sev == "FATAL" || sev == "PANIC"
 }
