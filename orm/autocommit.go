@@ -83,7 +83,7 @@ func (s *Session) commitAlone(ctx context.Context) error {
 	}
 	if err != nil {
 		if a.sent && !s.e.serverReply(err) && !errors.Is(err, ErrStaleData) && !errors.Is(err, driver.ErrBadConn) {
-			return s.e.commitUnknown(err, true)
+			return s.e.commitLost(err, true)
 		}
 		return err
 	}

@@ -133,7 +133,7 @@ func (s *Session) commitBatch(ctx context.Context) (done bool, err error) {
 		s.undoFlushes(0)
 		s.flushLog = s.flushLog[:0]
 		if !s.e.serverReply(err) {
-			return true, s.e.commitUnknown(err, false)
+			return true, s.e.commitLost(err, false)
 		}
 		return true, fmt.Errorf("orm: commit: %w", err)
 	}

@@ -2,6 +2,7 @@ package orm
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 )
@@ -27,13 +28,21 @@ func (e *commitUnknownError) Unwrap() error { return e.err }
 // Is makes errors.Is(err, ErrCommitUnknown) true.
 func (e *commitUnknownError) Is(target error) bool { return target == ErrCommitUnknown }
 
-// commitUnknown wraps err, the failure of a COMMIT that was sent (alone:
-// of the one statement of a single-statement commit, sent in autocommit),
-// into an error matching ErrCommitUnknown that says what is known.
-func (e *Engine) commitUnknown(err error, alone bool) error {
+// commitLost describes err, the failure of a COMMIT for which no reply
+// came (alone: of the one statement of a single-statement commit, sent
+// in autocommit). It matches ErrCommitUnknown and says what is known,
+// except when the driver returned driver.ErrBadConn, which a driver
+// returns only when it sent nothing (database/sql's contract; the MySQL
+// driver's writes that found the connection closed): COMMIT never reached
+// the server, whose transaction ended with the connection, so nothing was
+// committed, and the error, a connection error, says so.
+func (e *Engine) commitLost(err error, alone bool) error {
 	what := "COMMIT"
 	if alone {
 		what = "the commit's one statement (sent alone, in autocommit)"
+	}
+	if errors.Is(err, driver.ErrBadConn) {
+		return fmt.Errorf("orm: commit: nothing was committed: the connection was found closed before %s could be sent (the server had closed it: a KILL, wait_timeout, an idle-in-transaction timeout, a restart), and a transaction ends with its connection: %w", what, err)
 	}
 	msg := "orm: commit outcome unknown: no reply to " + what
 	code, fromServer := e.dialect.ServerError(err)

@@ -752,7 +752,7 @@ func (s *Session) Commit(ctx context.Context) error {
 		if !s.e.serverReply(err) {
 			// The COMMIT may have reached the server before the connection
 			// failed: only an error the server sent proves it did not commit.
-			return s.e.commitUnknown(err, false)
+			return s.e.commitLost(err, false)
 		}
 		return fmt.Errorf("orm: commit: %w", err)
 	}
