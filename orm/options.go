@@ -78,7 +78,11 @@ func WithQueryHook(fn func(ctx context.Context, ev QueryEvent)) Option {
 
 // WithLogger logs every statement at Debug level: its SQL, duration, rows
 // and error. Argument values are not logged (they may be personal data);
-// use WithQueryHook to see them.
+// use WithQueryHook to see them. With Open, it also receives at Warn
+// level what the database driver itself logs (the MySQL driver's
+// "packets.go: unexpected EOF" when the server closed a connection),
+// which without a logger is discarded, never printed to stderr: the
+// error returned carries the cause.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
 // QueryEvent describes one statement, for WithQueryHook.
