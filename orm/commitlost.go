@@ -30,21 +30,23 @@ func (e *commitUnknownError) Is(target error) bool { return target == ErrCommitU
 
 // commitLost describes err, the failure of a COMMIT for which no reply
 // came (alone: of the one statement of a single-statement commit, sent
-// in autocommit). It matches ErrCommitUnknown and says what is known,
-// except when the driver returned driver.ErrBadConn, which a driver
-// returns only when it sent nothing (database/sql's contract; the MySQL
-// driver's writes that found the connection closed): COMMIT never reached
-// the server, whose transaction ended with the connection, so nothing was
-// committed, and the error, a connection error, says so.
+// in autocommit), as an error matching ErrCommitUnknown that says what is
+// known.
 func (e *Engine) commitLost(err error, alone bool) error {
 	what := "COMMIT"
 	if alone {
 		what = "the commit's one statement (sent alone, in autocommit)"
 	}
-	if errors.Is(err, driver.ErrBadConn) {
-		return fmt.Errorf("orm: commit: nothing was committed: the connection was found closed before %s could be sent (the server had closed it: a KILL, wait_timeout, an idle-in-transaction timeout, a restart), and a transaction ends with its connection: %w", what, err)
-	}
 	msg := "orm: commit outcome unknown: no reply to " + what
+	if errors.Is(err, driver.ErrBadConn) {
+		// A driver returns ErrBadConn only when it sent nothing
+		// (database/sql's contract), so the COMMIT most likely never
+		// left: the server had closed the connection, ending its
+		// transaction. The class stays ErrCommitUnknown, the one Do never
+		// reruns: a driver that breaks the contract must not get work
+		// committed twice.
+		return &commitUnknownError{msg: "orm: commit outcome unknown: the driver found the connection closed before it sent " + what + " (the server had closed it: a KILL, wait_timeout, an idle-in-transaction timeout, a restart), so the server should have rolled the transaction back", err: err}
+	}
 	code, fromServer := e.dialect.ServerError(err)
 	switch {
 	case fromServer && code == "SQLSTATE 25P03":
