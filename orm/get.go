@@ -43,7 +43,7 @@ func Get[T any](ctx context.Context, s *Session, key ...any) (*T, error) {
 	}
 	obj := new(T)
 	var q string
-	if s.lockReads && s.e.caps.ForUpdate {
+	if s.lockReads {
 		// A locking retry of Do: the row cannot change until it commits.
 		if err := s.lockForUpdate(ctx, t); err != nil {
 			return nil, err

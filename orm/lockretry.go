@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"reflect"
 	"slices"
 
@@ -26,8 +25,9 @@ import (
 // its Gets of other rows lock them as they read. Two locking attempts take
 // their common rows in the same order, so they queue instead of
 // deadlocking, and a row a locking attempt holds cannot change before it
-// commits. SQLite has no row locks: its retries begin IMMEDIATE instead,
-// which serializes them.
+// commits. SQLite has no row locks: there the transaction begins
+// IMMEDIATE, holding the database's write lock, and the rows are read in
+// it, which serializes the retries.
 
 // lockPlan lists the rows an attempt read, by table, each in key order.
 type lockPlan []lockTable
@@ -47,46 +47,41 @@ func withLockPlan(plan lockPlan) SessionOption {
 }
 
 // readSet returns the rows the session tracks as read from the database,
-// tables by name and keys in order: what a locking retry locks first.
+// tables by name and keys in order (the order of mapper.Key, the one
+// orderUpdatesByKey writes in): what a locking retry locks first.
 func (s *Session) readSet() lockPlan {
-	var plan lockPlan
+	type row struct {
+		k   mapper.Key
+		obj any
+	}
+	rows := map[*mapper.Table][]row{}
 	s.idmap.Each(func(e *identity.Entry) bool {
-		if e.State != identity.Persistent && e.State != identity.Deleted {
-			return true
+		if e.State == identity.Persistent || e.State == identity.Deleted {
+			rows[e.Table] = append(rows[e.Table], row{e.Table.Acc.Key(e.Obj), e.Obj})
 		}
-		i := slices.IndexFunc(plan, func(lt lockTable) bool { return lt.t == e.Table })
-		if i < 0 {
-			plan = append(plan, lockTable{t: e.Table})
-			i = len(plan) - 1
-		}
-		plan[i].keys = append(plan[i].keys, keyValues(e.Table, e.Obj))
 		return true
 	})
-	slices.SortFunc(plan, func(a, b lockTable) int { return cmp.Compare(a.t.Name, b.t.Name) })
-	for _, lt := range plan {
-		slices.SortFunc(lt.keys, cmpKeys)
+	plan := make(lockPlan, 0, len(rows))
+	for t, rs := range rows {
+		slices.SortFunc(rs, func(a, b row) int { return cmpKey(a.k, b.k) })
+		lt := lockTable{t: t, keys: make([][]any, len(rs))}
+		for i, r := range rs {
+			lt.keys[i] = keyValues(t, r.obj)
+		}
+		plan = append(plan, lt)
 	}
+	slices.SortFunc(plan, func(a, b lockTable) int { return cmp.Compare(a.t.Name, b.t.Name) })
 	return plan
 }
 
-// cmpKeys orders primary keys column by column: numbers as numbers,
-// anything else by its printed form. Any total order serves, as long as
-// every locking attempt uses the same one.
-func cmpKeys(a, b []any) int {
-	for i := range min(len(a), len(b)) {
-		x, xok := mapper.ToInt64(a[i])
-		y, yok := mapper.ToInt64(b[i])
-		var c int
-		if xok && yok {
-			c = cmp.Compare(x, y)
-		} else {
-			c = cmp.Compare(fmt.Sprint(a[i]), fmt.Sprint(b[i]))
-		}
-		if c != 0 {
-			return c
-		}
+// cmpKey orders primary keys. Any total order serves, as long as locking
+// attempts and commits all use the same one; mapper.Key's is numeric for
+// integer keys and by value for string keys.
+func cmpKey(a, b mapper.Key) int {
+	if c := cmp.Compare(a.I, b.I); c != 0 {
+		return c
 	}
-	return cmp.Compare(len(a), len(b))
+	return cmp.Compare(a.S, b.S)
 }
 
 // lockPlanned begins the session's transaction and reads the plan's rows
@@ -118,10 +113,16 @@ func (s *Session) lockPlanned(ctx context.Context) error {
 	return nil
 }
 
-// lockedGetSQL is Get's statement with FOR UPDATE.
+// lockedGetSQL is Get's statement with FOR UPDATE. SQLite has no row
+// locks: there the statement is Get's own, run in the transaction that
+// holds the database's write lock.
 func (s *Session) lockedGetSQL(t *mapper.Table) string {
 	return s.e.stmts.get(stmtKey{t, "getlock", 0}, func() string {
-		return selectSQL(s.e.dialect, t, t.Columns) + " WHERE " + keyWhere(s.e.dialect, t, 1) + " FOR UPDATE"
+		q := selectSQL(s.e.dialect, t, t.Columns) + " WHERE " + keyWhere(s.e.dialect, t, 1)
+		if s.e.caps.ForUpdate {
+			q += " FOR UPDATE"
+		}
+		return q
 	})
 }
 
@@ -136,27 +137,29 @@ func (s *Session) orderUpdatesByKey() {
 	if s.idmap.Len() < 2 {
 		return
 	}
-	byTable := map[*mapper.Table][]*identity.Entry{}
+	type row struct {
+		k mapper.Key
+		e *identity.Entry
+	}
+	byTable := map[*mapper.Table][]row{}
 	s.idmap.Each(func(e *identity.Entry) bool {
 		if e.State == identity.Persistent {
-			byTable[e.Table] = append(byTable[e.Table], e)
+			byTable[e.Table] = append(byTable[e.Table], row{e.Table.Acc.Key(e.Obj), e})
 		}
 		return true
 	})
-	for t, ents := range byTable {
-		if len(ents) < 2 {
+	for _, rs := range byTable {
+		if len(rs) < 2 {
 			continue
 		}
-		seqs := make([]uint64, len(ents))
-		for i, e := range ents {
-			seqs[i] = e.Seq
+		seqs := make([]uint64, len(rs))
+		for i, r := range rs {
+			seqs[i] = r.e.Seq
 		}
 		slices.Sort(seqs)
-		slices.SortFunc(ents, func(a, b *identity.Entry) int {
-			return cmpKeys(keyValues(t, a.Obj), keyValues(t, b.Obj))
-		})
-		for i, e := range ents {
-			e.Seq = seqs[i]
+		slices.SortFunc(rs, func(a, b row) int { return cmpKey(a.k, b.k) })
+		for i, r := range rs {
+			r.e.Seq = seqs[i]
 		}
 	}
 }

@@ -83,7 +83,8 @@ func WithSessionOptions(opts ...SessionOption) DoOption {
 // same race twice, and two locking attempts take their common rows in one
 // order, queueing instead of deadlocking. The first attempt stays
 // optimistic and takes no locks until it writes. On SQLite, which has no
-// row locks, a retry begins IMMEDIATE instead (below). Do also commits
+// row locks, such an attempt begins IMMEDIATE and reads in that
+// transaction, holding the database's write lock. Do also commits
 // each table's updates in primary-key order, not the order fn read the
 // rows, so that concurrent Do calls updating the same rows lock them in
 // one order (on PostgreSQL a deadlock costs deadlock_timeout, 1 s by
@@ -124,7 +125,8 @@ func (e *Engine) Do(ctx context.Context, fn func(ctx context.Context, s *Session
 		opts := cfg.sessionOpts
 		if attempt > 1 && e.deferredReads() {
 			opts = append(slices.Clip(opts), beginImmediate())
-		} else if lock && e.caps.ForUpdate {
+		}
+		if lock {
 			opts = append(slices.Clip(opts), withLockPlan(plan))
 		}
 		var read lockPlan
