@@ -3,6 +3,8 @@ package orm_test
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -120,6 +122,101 @@ func TestDoRetriesConvergeUnderContention(t *testing.T) {
 		}
 		if n := eng.DB().Stats().InUse; n != 0 {
 			t.Errorf("connections in use after the run: got %d, want 0", n)
+		}
+	})
+}
+
+// The attempt after a stale-data failure locks, in key order and before
+// fn runs, the rows the failed attempt read; fn's Gets of them then send
+// no SQL, and the attempt commits.
+func TestDoRetryAfterStaleLocksTheRowsTheFailedAttemptRead(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		var log queryLog
+		eng := openEngine(t, tg, nil, orm.WithQueryHook(log.hook))
+		ctx := context.Background()
+		x, y := newAccount("lock-x", 100), newAccount("lock-y", 100)
+		seedObjects(t, eng, x, y)
+		attempts := 0
+		var second []orm.QueryEvent
+		err := eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
+			attempts++
+			if attempts == 2 {
+				second = log.Take() // what the attempt sent before fn
+			}
+			// Read y first: the lock order must be the key order anyway.
+			b, err := orm.Get[Account](ctx, s, y.ID)
+			if err != nil {
+				return err
+			}
+			a, err := orm.Get[Account](ctx, s, x.ID)
+			if err != nil {
+				return err
+			}
+			if attempts == 1 {
+				// Another transaction changes x after this attempt read it
+				// (a ctx without the session: not a savepoint of this one).
+				if err := eng.Do(context.Background(), func(ctx context.Context, o *orm.Session) error {
+					other, err := orm.Get[Account](ctx, o, x.ID)
+					if err != nil {
+						return err
+					}
+					other.Balance += 1
+					return nil
+				}); err != nil {
+					return err
+				}
+				log.Take()
+			}
+			if attempts == 2 {
+				if evs := log.Take(); len(evs) != 0 {
+					t.Errorf("Gets of rows the attempt locked sent %d statements, want none: %v", len(evs), evs)
+				}
+			}
+			a.Balance -= 10
+			b.Balance += 10
+			return nil
+		}, orm.RetryOnStale())
+		if err != nil {
+			t.Fatalf("Do: got %v, want success on the second attempt", err)
+		}
+		if attempts != 2 {
+			t.Errorf("attempts: got %d, want 2", attempts)
+		}
+		var selects []string
+		for _, ev := range second {
+			if strings.HasPrefix(ev.SQL, "SELECT") {
+				selects = append(selects, ev.SQL)
+				if tg.Name != dbtest.SQLite && !strings.HasSuffix(ev.SQL, "FOR UPDATE") {
+					t.Errorf("locking read: got %q, want SELECT ... FOR UPDATE", ev.SQL)
+				}
+			}
+		}
+		if len(selects) != 2 {
+			t.Errorf("the retry read %d rows before fn, want 2 (the rows the failed attempt read): %v", len(selects), second)
+		}
+		var keys []int64
+		for _, ev := range second {
+			if strings.HasPrefix(ev.SQL, "SELECT") && len(ev.Args) == 1 {
+				if id, ok := ev.Args[0].(int64); ok {
+					keys = append(keys, id)
+				}
+			}
+		}
+		if !slices.Equal(keys, []int64{x.ID, y.ID}) {
+			t.Errorf("lock order: got keys %v, want %v (key order)", keys, []int64{x.ID, y.ID})
+		}
+		s := eng.NewSession()
+		defer s.Close()
+		gx, err := orm.Get[Account](ctx, s, x.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gy, err := orm.Get[Account](ctx, s, y.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gx.Balance != 91 || gy.Balance != 110 {
+			t.Errorf("balances: got x=%d y=%d, want x=91 y=110", gx.Balance, gy.Balance)
 		}
 	})
 }
