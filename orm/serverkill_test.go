@@ -280,3 +280,50 @@ func TestServerTimeoutOfIdleTransactionGivesTypedError(t *testing.T) {
 		}
 	})
 }
+
+// A pooled connection the server closed while it sat idle
+// (idle_session_timeout on PostgreSQL, wait_timeout on MariaDB, set on
+// that connection only): the next Do succeeds, on a new connection if the
+// pool handed out the dead one first (its connection error came before
+// any COMMIT, so Do retries it).
+func TestDoSucceedsAfterServerClosedIdlePooledConnection(t *testing.T) {
+	eachServer(t, func(t *testing.T, tg dbtest.Target) {
+		eng := openEngine(t, tg, nil, orm.WithMaxOpenConns(1))
+		ctx := context.Background()
+		a := newAccount("idle-pooled", 100)
+		seedObjects(t, eng, a)
+		set, wait := "SET SESSION wait_timeout = 1", 2500*time.Millisecond
+		if tg.Name == dbtest.Postgres {
+			set, wait = "SET idle_session_timeout = '200ms'", 800*time.Millisecond
+		}
+		if err := eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
+			_, err := s.Exec(ctx, set)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(wait)
+		attempts := 0
+		var firstErr error
+		err := eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
+			attempts++
+			got, err := orm.Get[Account](ctx, s, a.ID)
+			if err != nil {
+				if firstErr == nil {
+					firstErr = err
+				}
+				return err
+			}
+			got.Balance += 5
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("Do after the server closed the idle connection: got %v, want success", err)
+		}
+		if firstErr != nil && !errors.Is(firstErr, orm.ErrConnection) {
+			t.Errorf("the dead connection's error: got %v, want ErrConnection", firstErr)
+		}
+		t.Logf("attempts: %d, first error: %v", attempts, firstErr)
+		checkServed(t, eng, []int64{a.ID}, []int64{105})
+	})
+}
