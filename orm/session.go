@@ -62,6 +62,10 @@ type Session struct {
 	// later work can commit without the work that was lost.
 	lost error
 
+	// links holds the join rows of loaded or flushed many-to-many
+	// relations (see m2m.go); nil until a session uses one.
+	links map[linkKey][]link
+
 	seq      uint64
 	stats    Stats
 	dest     []any            // scratch scan targets
@@ -204,7 +208,7 @@ func (s *Session) cascadeAdd(t *mapper.Table, obj any) error {
 	v := reflect.ValueOf(obj).Elem()
 	for _, r := range t.Relations {
 		f := v.FieldByIndex(r.Index)
-		if r.HasMany {
+		if r.IsSlice() {
 			for i := range f.Len() {
 				if c := f.Index(i); !c.IsNil() {
 					if err := s.cascadeOne(c.Interface()); err != nil {
@@ -622,6 +626,7 @@ func (s *Session) reset() {
 	s.flushLog = s.flushLog[:0]
 	s.intentLog = s.intentLog[:0]
 	s.sps = s.sps[:0]
+	s.links = nil
 }
 
 // Close rolls back whatever is uncommitted, detaches every object and

@@ -29,6 +29,7 @@ const (
 	undoSnap                     // the entry's snapshot was replaced
 	undoDeleteDB                 // the entry's DELETE ran
 	undoDetach                   // a bulk DELETE detached the entry (old: its state)
+	undoLinks                    // a flush replaced an m2m link snapshot (old: a linkUndo)
 	// Intents, in intentLog (recorded only inside a savepoint).
 	undoAdd         // Add made the entry pending
 	undoDropPending // Delete dropped a pending entry
@@ -88,6 +89,8 @@ func (s *Session) undoFlushes(mark int) {
 			e.Snap = u.old
 		case undoDeleteDB:
 			e.Flushed = false
+		case undoLinks:
+			s.restoreLinks(u.old.(linkUndo))
 		case undoDetach:
 			// A bulk DELETE detached the entry; its row is back.
 			e.State = u.old.(identity.State)
