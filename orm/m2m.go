@@ -98,12 +98,50 @@ func (s *Session) snapshotLoadedLinks(t *mapper.Table, r *mapper.Relation, targe
 	}
 }
 
-// joinWork gathers a flush's statements for one join table.
+// joinWork gathers a flush's statements for one join table. Both sides
+// may declare the relation (Post.Tags and Tag.Posts through post_tags):
+// the work is per join table, its pairs oriented as the first relation
+// met declares them, and a pair both sides ask for is written once.
 type joinWork struct {
-	j        *mapper.JoinTable
-	add, del [][2]any  // pairs (Left, Right) to insert and to delete
-	byCol    [2][]any  // keys whose every row goes: by Left, by Right
-	cols     [2]string // the column names of byCol
+	name        string
+	left, right string   // the join table's columns, in pair order
+	add, del    [][2]any // pairs (left, right) to insert and to delete
+	byCol       [2][]any // keys whose every row goes: by left, by right
+	seen        map[queuedPair]bool
+}
+
+type queuedPair struct {
+	p   [2]any
+	add bool
+}
+
+// pair queues a pair of r's join table, given as r declares it.
+func (w *joinWork) pair(r *mapper.Relation, this, other any, add bool) {
+	p := [2]any{normKey(this), normKey(other)}
+	if r.Join.Left != w.left {
+		p[0], p[1] = p[1], p[0]
+	}
+	if w.seen == nil {
+		w.seen = map[queuedPair]bool{}
+	}
+	if w.seen[queuedPair{p, add}] {
+		return
+	}
+	w.seen[queuedPair{p, add}] = true
+	if add {
+		w.add = append(w.add, p)
+	} else {
+		w.del = append(w.del, p)
+	}
+}
+
+// all queues the deletion of every pair with key k in r's column col
+// (0: the owning side's, 1: the target's).
+func (w *joinWork) all(r *mapper.Relation, col int, k any) {
+	if r.Join.Left != w.left {
+		col = 1 - col
+	}
+	w.byCol[col] = append(w.byCol[col], k)
 }
 
 // flushLinks writes the join-row changes of every tracked object's m2m
@@ -118,11 +156,11 @@ func (s *Session) flushLinks(ctx context.Context, wrote *bool) (op, table string
 	var work []*joinWork
 	get := func(r *mapper.Relation) *joinWork {
 		for _, w := range work {
-			if w.j == r.Join {
+			if w.name == r.Join.Name {
 				return w
 			}
 		}
-		w := &joinWork{j: r.Join, cols: [2]string{r.Join.Left, r.Join.Right}}
+		w := &joinWork{name: r.Join.Name, left: r.Join.Left, right: r.Join.Right}
 		work = append(work, w)
 		return w
 	}
@@ -140,8 +178,7 @@ func (s *Session) flushLinks(ctx context.Context, wrote *bool) (op, table string
 				case e.State == identity.Persistent:
 					s.diffLinks(e, r, target, get)
 				case e.State == identity.Deleted && !e.Flushed:
-					w := get(r)
-					w.byCol[0] = append(w.byCol[0], t.Acc.Value(e.Snap, t.PK[0]))
+					get(r).all(r, 0, t.Acc.Value(e.Snap, t.PK[0]))
 					if _, had := s.links[linkKey{e, r}]; had {
 						s.setLinksLocked(linkKey{e, r}, nil, false)
 					}
@@ -158,17 +195,16 @@ func (s *Session) flushLinks(ctx context.Context, wrote *bool) (op, table string
 		for _, t := range tables {
 			for _, r := range t.Relations {
 				if r.Join != nil && r.Target == e.Table.Type {
-					w := get(r)
-					w.byCol[1] = append(w.byCol[1], e.Table.Acc.Value(e.Snap, e.Table.PK[0]))
+					get(r).all(r, 1, e.Table.Acc.Value(e.Snap, e.Table.PK[0]))
 				}
 			}
 		}
 	}
 	// Join tables in name order, so that the statements are deterministic.
-	slices.SortFunc(work, func(a, b *joinWork) int { return strings.Compare(a.j.Name, b.j.Name) })
+	slices.SortFunc(work, func(a, b *joinWork) int { return strings.Compare(a.name, b.name) })
 	for _, w := range work {
 		if op, err := s.writeJoin(ctx, w, wrote); err != nil {
-			return op, w.j.Name, err
+			return op, w.name, err
 		}
 	}
 	return "", "", nil
@@ -225,12 +261,12 @@ func (s *Session) diffLinks(e *identity.Entry, r *mapper.Relation, target *mappe
 	w := get(r)
 	for _, l := range old {
 		if !inCur[l.k] {
-			w.del = append(w.del, [2]any{left, l.v})
+			w.pair(r, left, l.v, false)
 		}
 	}
 	for _, l := range cur {
 		if !inOld[l.k] {
-			w.add = append(w.add, [2]any{left, l.v})
+			w.pair(r, left, l.v, true)
 		}
 	}
 	s.setLinksLocked(lk, cur, true)
@@ -245,7 +281,7 @@ func (s *Session) writeJoin(ctx context.Context, w *joinWork, wrote *bool) (stri
 	for i, keys := range w.byCol {
 		for len(keys) > 0 {
 			n := min(d.MaxParams(), 1000, len(keys))
-			b := []byte("DELETE FROM " + q(w.j.Name) + " WHERE " + q(w.cols[i]) + " IN (")
+			b := []byte("DELETE FROM " + q(w.name) + " WHERE " + q([2]string{w.left, w.right}[i]) + " IN (")
 			for p := range n {
 				if p > 0 {
 					b = append(b, ", "...)
@@ -276,10 +312,10 @@ func (s *Session) writeJoin(ctx context.Context, w *joinWork, wrote *bool) (stri
 		}
 		return b, args
 	}
-	cols := q(w.j.Left) + ", " + q(w.j.Right)
+	cols := q(w.left) + ", " + q(w.right)
 	for rows := w.del; len(rows) > 0; {
 		n := min(per, len(rows))
-		b, args := pairs("DELETE FROM "+q(w.j.Name)+" WHERE ("+cols+") IN (", rows[:n], "(", ", ", ")")
+		b, args := pairs("DELETE FROM "+q(w.name)+" WHERE ("+cols+") IN (", rows[:n], "(", ", ", ")")
 		b = append(b, ')')
 		*wrote = true
 		if _, err := s.exec(ctx, string(b), args); err != nil {
@@ -289,7 +325,7 @@ func (s *Session) writeJoin(ctx context.Context, w *joinWork, wrote *bool) (stri
 	}
 	for rows := w.add; len(rows) > 0; {
 		n := min(per, len(rows))
-		b, args := pairs("INSERT INTO "+q(w.j.Name)+" ("+cols+") VALUES ", rows[:n], "(", ", ", ")")
+		b, args := pairs("INSERT INTO "+q(w.name)+" ("+cols+") VALUES ", rows[:n], "(", ", ", ")")
 		*wrote = true
 		if _, err := s.exec(ctx, string(b), args); err != nil {
 			return "INSERT", err

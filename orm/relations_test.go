@@ -83,9 +83,11 @@ type RelPost struct {
 func (RelPost) TableName() string { return "posts" }
 
 // RelTag has a natural (client-set) string key, so the join table pairs
-// an integer key with a string one.
+// an integer key with a string one. It declares the relation from its side
+// too, through the same join table.
 type RelTag struct {
-	Name string `db:"name,pk,size=32"`
+	Name  string     `db:"name,pk,size=32"`
+	Posts []*RelPost `rel:"m2m=post_tags(tag_id,post_id)"`
 }
 
 // TableName names the table plainly.
@@ -419,6 +421,47 @@ func TestManyToManyFailedCommitRestoresJoinSnapshots(t *testing.T) {
 		}
 		if got, want := joinRows(t, eng), pairs(goPost.ID, "go", sqlPost.ID, "db"); !slices.Equal(got, want) {
 			t.Errorf("after fixing and committing again the join rows are %v, want %v", got, want)
+		}
+	})
+}
+
+// A relation declared on both sides is one join table: loading from
+// either side reads it, and a pair added on both sides is inserted once.
+func TestManyToManyDeclaredOnBothSides(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, log := relEngine(t, tg)
+		goPost, sqlPost, empty := seedPosts(t, eng)
+		ctx := context.Background()
+		s := eng.NewSession()
+		defer s.Close()
+		*log = nil
+		tags, err := orm.Query[RelTag](s).OrderBy("name").Load("Posts.Tags").All(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(*log) != 3 {
+			t.Errorf("Load(Posts.Tags) sent %d statements, want 3: %q", len(*log), *log)
+		}
+		if len(tags) != 2 || len(tags[0].Posts) != 2 || len(tags[1].Posts) != 1 || tags[1].Posts[0].ID != goPost.ID {
+			t.Fatalf("tags loaded from their side: %+v", tags)
+		}
+		p, err := orm.Get[RelPost](ctx, s, empty.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		golang := tags[1]
+		p.Tags = []*RelTag{golang} // the empty post, never loaded: a new pair
+		golang.Posts = append(golang.Posts, p)
+		*log = nil
+		if err := s.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := countPrefix(*log, "INSERT INTO "+eng.Dialect().Quote("post_tags")); n != 1 {
+			t.Errorf("%d join INSERTs, want 1: %q", n, *log)
+		}
+		want := pairs(goPost.ID, "db", goPost.ID, "go", sqlPost.ID, "db", empty.ID, "go")
+		if got := joinRows(t, eng); !slices.Equal(got, want) {
+			t.Errorf("join rows = %v, want %v", got, want)
 		}
 	})
 }
