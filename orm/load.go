@@ -153,8 +153,9 @@ func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.R
 		pgroup[i] = g
 	}
 
-	// rowObj and rowGroup hold each row read: its object's index in
-	// loaded, and the group it belongs to.
+	// rowGroup holds the group of each row read; rowObj, for many-to-many
+	// only, the row's object's index in loaded (elsewhere row i is
+	// loaded[i]).
 	var loaded []any
 	var rowObj, rowGroup []int32
 	var seenObj map[mapper.Key]int32 // many-to-many: a target row comes once per link
@@ -212,7 +213,9 @@ func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.R
 					}
 				}
 			}
-			rowObj = append(rowObj, int32(len(loaded)))
+			if seenObj != nil {
+				rowObj = append(rowObj, int32(len(loaded)))
+			}
 			rowGroup = append(rowGroup, g)
 			loaded = append(loaded, obj)
 		}
@@ -221,6 +224,12 @@ func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.R
 		}
 	}
 	resolveAll(s, target, loaded, noTrack)
+	rowAt := func(i int) unsafe.Pointer {
+		if rowObj != nil {
+			return objPtr(loaded[rowObj[i]])
+		}
+		return objPtr(loaded[i])
+	}
 
 	// Fill the parents' fields, writing them in place: a parent's field
 	// is at its struct's address plus the relation's offset.
@@ -240,7 +249,7 @@ func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.R
 		next := append([]int32(nil), first[:len(keys)]...)
 		for i, g := range rowGroup {
 			if g >= 0 {
-				elems[next[g]] = objPtr(loaded[rowObj[i]])
+				elems[next[g]] = rowAt(i)
 				next[g]++
 			}
 		}
@@ -259,7 +268,7 @@ func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.R
 	found := make([]unsafe.Pointer, len(keys))
 	for i, g := range rowGroup {
 		if g >= 0 && found[g] == nil { // has-one: the first row by key wins
-			found[g] = objPtr(loaded[rowObj[i]])
+			found[g] = rowAt(i)
 		}
 	}
 	for i, p := range parents {

@@ -425,6 +425,44 @@ func TestManyToManyFailedCommitRestoresJoinSnapshots(t *testing.T) {
 	})
 }
 
+// A savepoint rolled back after flushing join rows puts their snapshots
+// back too: the pair it wrote, still in the slice, is written again by the
+// commit.
+func TestManyToManySavepointRollbackRestoresJoinSnapshots(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := relEngine(t, tg)
+		goPost, sqlPost, _ := seedPosts(t, eng)
+		ctx := context.Background()
+		s := eng.NewSession()
+		defer s.Close()
+		posts, err := orm.Query[RelPost](s).Where("id = ?", sqlPost.ID).Load("Tags").All(ctx)
+		if err != nil || len(posts) != 1 {
+			t.Fatalf("load sql post: %v, %v", posts, err)
+		}
+		golang, err := orm.Get[RelTag](ctx, s, "go")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.Savepoint(ctx, func() error {
+			posts[0].Tags = append(posts[0].Tags, golang)
+			if err := s.Flush(ctx); err != nil {
+				return err
+			}
+			return errBoom
+		})
+		if !errors.Is(err, errBoom) {
+			t.Fatalf("Savepoint = %v, want errBoom", err)
+		}
+		if err := s.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		want := pairs(goPost.ID, "db", goPost.ID, "go", sqlPost.ID, "db", sqlPost.ID, "go")
+		if got := joinRows(t, eng); !slices.Equal(got, want) {
+			t.Errorf("join rows = %v, want %v (the pair rolled back with the savepoint, then committed)", got, want)
+		}
+	})
+}
+
 // A relation declared on both sides is one join table: loading from
 // either side reads it, and a pair added on both sides is inserted once.
 func TestManyToManyDeclaredOnBothSides(t *testing.T) {
