@@ -583,6 +583,35 @@ func TestHasOneLoadAndAdd(t *testing.T) {
 	})
 }
 
+// Deleting an author deletes the has-one profile the session tracks with
+// it (cascade): the session does not keep a profile the database removed.
+func TestHasOneCascadeDeleteMarksTrackedChild(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := relEngine(t, tg)
+		ctx := context.Background()
+		ann := &RelAuthor{Name: "ann", Profile: &RelProfile{Bio: "poet"}}
+		seedObjects(t, eng, ann)
+		s := eng.NewSession()
+		defer s.Close()
+		a, err := orm.Query[RelAuthor](s).Load("Profile").One(ctx)
+		if err != nil || a.Profile == nil {
+			t.Fatalf("load ann with profile: %+v, %v", a, err)
+		}
+		if err := s.Delete(a); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := orm.Get[RelProfile](ctx, s, a.Profile.ID); !errors.Is(err, orm.ErrNotFound) {
+			t.Errorf("Get of the deleted author's profile = %v, want ErrNotFound", err)
+		}
+		if err := s.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM profiles"); n != 0 {
+			t.Errorf("%d profiles left, want 0", n)
+		}
+	})
+}
+
 // Nested Load sends one query per level, whatever the number of objects,
 // through every relation kind.
 func TestNestedLoadIsOneQueryPerLevel(t *testing.T) {

@@ -325,10 +325,13 @@ func (s *Session) deleteLocked(obj any) error {
 
 func (s *Session) cascadeDelete(t *mapper.Table, obj any) error {
 	for _, r := range t.Relations {
-		if !r.HasMany || !r.Cascade {
+		if !r.HasMany && !r.HasOne || !r.Cascade {
 			continue
 		}
 		f := reflect.ValueOf(obj).Elem().FieldByIndex(r.Index)
+		if r.HasOne { // a has-one is a has-many of at most one here
+			f = reflect.Append(reflect.New(reflect.SliceOf(f.Type())).Elem(), f)
+		}
 		for i := range f.Len() {
 			c := f.Index(i)
 			if c.IsNil() {
