@@ -162,12 +162,17 @@ func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.R
 	if r.Join != nil {
 		seenObj = map[mapper.Key]int32{}
 	}
+	mcol := target.PK[0] // the target's column matched with IN, but for m2m
+	if !r.BelongsTo() && r.Join == nil {
+		mcol = target.Column(r.Column)
+	}
+	shape := "load:" + loadShape(r)
 	d := s.e.dialect
 	per := min(d.MaxParams()-1, 1000)
 	for start := 0; start < len(keys); start += per {
 		chunk := keys[start:min(start+per, len(keys))]
-		q := s.e.stmts.get(stmtKey{target, "load:" + loadShape(t, r), len(chunk)}, func() string {
-			return loadSQL(s, t, r, target, len(chunk))
+		q := s.e.stmts.get(stmtKey{target, shape, len(chunk)}, func() string {
+			return loadSQL(s, r, target, len(chunk))
 		})
 		rows, obs, err := s.query(ctx, q, chunk)
 		if err != nil {
@@ -203,10 +208,6 @@ func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.R
 				}
 				seenObj[tk] = int32(len(loaded))
 			} else {
-				mcol := target.PK[0]
-				if !r.BelongsTo() {
-					mcol = target.Column(r.Column)
-				}
 				if k, _, ok := colKey(target, obj, mcol, keyTab); ok {
 					if gi, found := groups[k]; found {
 						g = gi
@@ -284,7 +285,7 @@ func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.R
 // loadShape names what a load query of r matches on, for the statement
 // cache: two relations to one table that match on the same column share
 // their SQL.
-func loadShape(t *mapper.Table, r *mapper.Relation) string {
+func loadShape(r *mapper.Relation) string {
 	switch {
 	case r.Join != nil:
 		return "m2m:" + r.Join.Name + "." + r.Join.Left + "." + r.Join.Right
@@ -297,7 +298,7 @@ func loadShape(t *mapper.Table, r *mapper.Relation) string {
 // loadSQL builds the query loading r for n keys. A many-to-many relation
 // selects the join row's key of this side first, then the target's
 // columns.
-func loadSQL(s *Session, t *mapper.Table, r *mapper.Relation, target *mapper.Table, n int) string {
+func loadSQL(s *Session, r *mapper.Relation, target *mapper.Table, n int) string {
 	d := s.e.dialect
 	q := d.Quote
 	var b []byte
