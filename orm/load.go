@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
+	"sync"
 	"unsafe"
 
 	"github.com/tallyorm/tally/identity"
@@ -98,16 +100,23 @@ func (s *Session) loadPaths(ctx context.Context, t *mapper.Table, objs []any, pa
 		if r == nil { // Load checked the paths; this is a guard, not a path
 			return fmt.Errorf("orm: Load: %s has no rel field %q", t.Name, name)
 		}
-		loaded, err := s.loadRelation(ctx, t, r, objs, noTrack)
+		buf := loadBufs.Get().(*loadBuf)
+		loaded, err := s.loadRelation(ctx, t, r, objs, noTrack, buf)
+		sub := rest[name]
+		var next []any
+		if len(sub) > 0 {
+			next = slices.Clone(loaded) // the next level must not share this level's buffer
+		}
+		buf.put(loaded)
 		if err != nil {
 			return err
 		}
-		if sub := rest[name]; len(sub) > 0 && len(loaded) > 0 {
+		if len(next) > 0 {
 			target, err := s.e.reg.Table(r.Target)
 			if err != nil {
 				return err
 			}
-			if err := s.loadPaths(ctx, target, loaded, sub, noTrack); err != nil {
+			if err := s.loadPaths(ctx, target, next, sub, noTrack); err != nil {
 				return err
 			}
 		}
@@ -115,16 +124,38 @@ func (s *Session) loadPaths(ctx context.Context, t *mapper.Table, objs []any, pa
 	return nil
 }
 
+// loadBuf holds the scratch slices of one loadRelation, pooled: a Load
+// of a thousand rows would otherwise grow them anew every time.
+type loadBuf struct {
+	loaded   []any
+	rowGroup []int32
+}
+
+var loadBufs = sync.Pool{New: func() any { return new(loadBuf) }}
+
+// put returns b to the pool, keeping the array of loaded (which the caller
+// no longer uses) but none of the objects it points to.
+func (b *loadBuf) put(loaded []any) {
+	if cap(loaded) > 1<<16 {
+		return // a huge Load's buffers are not worth keeping
+	}
+	clear(loaded)
+	b.loaded = loaded[:0]
+	b.rowGroup = b.rowGroup[:0]
+	loadBufs.Put(b)
+}
+
 // loadRelation fills relation r of parents (all of table t) with one IN
 // query per chunk of keys, and returns the distinct objects it loaded, for
-// the next level of a nested Load.
+// the next level of a nested Load, in buf's storage (valid until buf is
+// put back).
 //
 // Parents are grouped by the key they match on (their own primary key, or
 // for belongs-to their foreign key); each row read is assigned to its
 // group by the matched column. The slices of a has-many or many-to-many
 // field are cut from one array holding every loaded element, so a Load
 // allocates per row only the row's object.
-func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.Relation, parents []any, noTrack bool) ([]any, error) {
+func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.Relation, parents []any, noTrack bool, buf *loadBuf) ([]any, error) {
 	target, err := s.e.reg.Table(r.Target)
 	if err != nil {
 		return nil, err
@@ -156,8 +187,9 @@ func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.R
 	// rowGroup holds the group of each row read; rowObj, for many-to-many
 	// only, the row's object's index in loaded (elsewhere row i is
 	// loaded[i]).
-	var loaded []any
-	var rowObj, rowGroup []int32
+	loaded, rowGroup := buf.loaded[:0], buf.rowGroup[:0]
+	defer func() { buf.rowGroup = rowGroup }()
+	var rowObj []int32
 	var seenObj map[mapper.Key]int32 // many-to-many: a target row comes once per link
 	if r.Join != nil {
 		seenObj = map[mapper.Key]int32{}
@@ -166,6 +198,7 @@ func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.R
 	if !r.BelongsTo() && r.Join == nil {
 		mcol = target.Column(r.Column)
 	}
+	int64Col := keyTab.IntKey() && mcol.Type.Kind() == reflect.Int64
 	shape := "load:" + loadShape(r)
 	d := s.e.dialect
 	per := min(d.MaxParams()-1, 1000)
@@ -207,6 +240,11 @@ func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.R
 					continue
 				}
 				seenObj[tk] = int32(len(loaded))
+			} else if int64Col {
+				// The common case, read in place: an int64 foreign key.
+				if gi, found := groups[mapper.Key{I: *(*int64)(unsafe.Add(objPtr(obj), mcol.Offset))}]; found {
+					g = gi
+				}
 			} else {
 				if k, _, ok := colKey(target, obj, mcol, keyTab); ok {
 					if gi, found := groups[k]; found {
