@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/tallyorm/tally/internal/dbtest"
+	"github.com/tallyorm/tally/mapper"
 	"github.com/tallyorm/tally/orm"
 )
 
@@ -723,6 +724,44 @@ func TestNoTrackLoadDoesNotTrack(t *testing.T) {
 		}
 		if n := s.Stats().Tracked; n != 0 {
 			t.Errorf("NoTrack Load tracks %d objects, want 0", n)
+		}
+	})
+}
+
+// RelBadM2M declares a many-to-many relation on a pointer field.
+type RelBadM2M struct {
+	ID  int64   `db:"id,pk,auto"`
+	Tag *RelTag `rel:"m2m=bad_tags(bad_id,tag_id)"`
+}
+
+// RelBadHasOne puts a has-one column that its target does not have.
+type RelBadHasOne struct {
+	ID      int64       `db:"id,pk,auto"`
+	Profile *RelProfile `rel:"owner_id,hasone"`
+}
+
+// A bad relation definition fails the query, CreateTables and Add with a
+// *mapper.DefinitionError naming the model, the field and the reason,
+// before any SQL.
+func TestBadRelationTagIsDefinitionError(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, log := relEngine(t, tg)
+		ctx := context.Background()
+		s := eng.NewSession()
+		defer s.Close()
+		check := func(what string, err error, field, reason string) {
+			t.Helper()
+			var de *mapper.DefinitionError
+			if !errors.As(err, &de) || de.Field != field || !strings.Contains(de.Reason, reason) {
+				t.Errorf("%s = %v; want a *mapper.DefinitionError for field %s saying %q", what, err, field, reason)
+			}
+		}
+		_, err := orm.Query[RelBadM2M](s).All(ctx)
+		check("Query[RelBadM2M].All", err, "Tag", "an m2m relation needs a []*Struct field")
+		check("CreateTables(RelBadM2M)", eng.CreateTables(ctx, RelBadM2M{}), "Tag", "an m2m relation needs a []*Struct field")
+		check("Add(RelBadHasOne)", s.Add(&RelBadHasOne{}), "Profile", `rel column "owner_id" does not exist in table profiles`)
+		if len(*log) != 0 {
+			t.Errorf("bad definitions sent %q", *log)
 		}
 	})
 }
