@@ -505,6 +505,61 @@ func TestManyToManyDeclaredOnBothSides(t *testing.T) {
 	})
 }
 
+// More pairs and keys than one statement takes (1000) are split into
+// chunks: join rows inserted and deleted in two statements each, and Load
+// in two queries, with every post getting its tag.
+func TestManyToManyChunksLargeBatches(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, log := relEngine(t, tg)
+		ctx := context.Background()
+		const n = 1005
+		tag := &RelTag{Name: "bulk"}
+		objs := []any{tag}
+		for i := range n {
+			objs = append(objs, &RelPost{Title: fmt.Sprint("p", i), Tags: []*RelTag{tag}})
+		}
+		seedObjects(t, eng, objs...)
+		join := eng.Dialect().Quote("post_tags")
+		if got := countPrefix(*log, "INSERT INTO "+join); got != 2 {
+			t.Errorf("%d join INSERTs for %d pairs, want 2", got, n)
+		}
+		if got := countRows(t, eng, "SELECT COUNT(*) FROM post_tags"); got != n {
+			t.Fatalf("%d join rows, want %d", got, n)
+		}
+
+		s := eng.NewSession()
+		defer s.Close()
+		*log = nil
+		posts, err := orm.Query[RelPost](s).Load("Tags").All(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(*log) != 3 {
+			t.Errorf("Load of %d posts' tags sent %d statements, want 3 (posts, two chunks)", n, len(*log))
+		}
+		if len(posts) != n || len(posts[0].Tags) != 1 {
+			t.Fatalf("loaded %d posts, the first with %d tags; want %d, 1", len(posts), len(posts[0].Tags), n)
+		}
+		bulk := posts[0].Tags[0]
+		for _, p := range posts {
+			if len(p.Tags) != 1 || p.Tags[0] != bulk {
+				t.Fatalf("post %s has tags %v, want the one bulk tag", p.Title, tagNames(p))
+			}
+			p.Tags = p.Tags[:0]
+		}
+		*log = nil
+		if err := s.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := countPrefix(*log, "DELETE FROM "+join); got != 2 {
+			t.Errorf("%d join DELETEs for %d pairs, want 2", got, n)
+		}
+		if got := countRows(t, eng, "SELECT COUNT(*) FROM post_tags"); got != 0 {
+			t.Errorf("%d join rows left, want 0", got)
+		}
+	})
+}
+
 // CreateTables makes the join table with a composite primary key and two
 // foreign keys that cascade on delete.
 func TestCreateTablesMakesJoinTable(t *testing.T) {
