@@ -275,8 +275,10 @@ func (s *Session) lookup(t *mapper.Table, obj any) *identity.Entry {
 
 // Delete marks objects for deletion at the next flush. A pending object is
 // simply dropped. An object the session does not track but whose key is set
-// is deleted by key (and by its version, if it has one). Has-many relations
-// tagged cascade delete their loaded children too. Delete sends no SQL.
+// is deleted by key (and by its version, if it has one). Has-many
+// and has-one relations tagged cascade delete their loaded children too,
+// and the flush deletes the object's many-to-many join rows before it.
+// Delete sends no SQL.
 func (s *Session) Delete(objs ...any) error {
 	if err := s.enter(); err != nil {
 		return err
