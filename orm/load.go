@@ -166,7 +166,7 @@ func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.R
 	if r.BelongsTo() {
 		pcol, keyTab = t.Column(r.Column), target
 	}
-	groups := make(map[mapper.Key]int32, len(parents))
+	groups := newGroupIndex(keyTab.IntKey(), len(parents))
 	pgroup := make([]int32, len(parents)) // parent → group; -1 when it has no key
 	var keys []any                        // the value to bind, per group
 	for i, p := range parents {
@@ -175,10 +175,10 @@ func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.R
 			pgroup[i] = -1
 			continue
 		}
-		g, seen := groups[k]
+		g, seen := groups.get(k)
 		if !seen {
 			g = int32(len(keys))
-			groups[k] = g
+			groups.put(k, g)
 			keys = append(keys, v)
 		}
 		pgroup[i] = g
@@ -229,7 +229,7 @@ func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.R
 			var g int32 = -1
 			if left != nil {
 				if k, _, ok := colKey(t, left, nil, keyTab); ok {
-					if gi, found := groups[k]; found {
+					if gi, found := groups.get(k); found {
 						g = gi
 					}
 				}
@@ -242,12 +242,12 @@ func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.R
 				seenObj[tk] = int32(len(loaded))
 			} else if int64Col {
 				// The common case, read in place: an int64 foreign key.
-				if gi, found := groups[mapper.Key{I: *(*int64)(unsafe.Add(objPtr(obj), mcol.Offset))}]; found {
+				if gi, found := groups.ints[*(*int64)(unsafe.Add(objPtr(obj), mcol.Offset))]; found {
 					g = gi
 				}
 			} else {
 				if k, _, ok := colKey(target, obj, mcol, keyTab); ok {
-					if gi, found := groups[k]; found {
+					if gi, found := groups.get(k); found {
 						g = gi
 					}
 				}
@@ -318,6 +318,38 @@ func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.R
 		*fieldPtr(p, r) = found[g]
 	}
 	return loaded, nil
+}
+
+// groupIndex maps the key a parent matches on to its group. Integer keys
+// get a map of their own: hashing an int64 is cheaper than a Key, and a
+// Load looks one up per row.
+type groupIndex struct {
+	ints map[int64]int32 // when the keys are integers
+	keys map[mapper.Key]int32
+}
+
+func newGroupIndex(intKeys bool, n int) groupIndex {
+	if intKeys {
+		return groupIndex{ints: make(map[int64]int32, n)}
+	}
+	return groupIndex{keys: make(map[mapper.Key]int32, n)}
+}
+
+func (gi groupIndex) get(k mapper.Key) (int32, bool) {
+	if gi.ints != nil {
+		g, ok := gi.ints[k.I]
+		return g, ok
+	}
+	g, ok := gi.keys[k]
+	return g, ok
+}
+
+func (gi groupIndex) put(k mapper.Key, g int32) {
+	if gi.ints != nil {
+		gi.ints[k.I] = g
+	} else {
+		gi.keys[k] = g
+	}
 }
 
 // loadShape names what a load query of r matches on, for the statement
@@ -415,8 +447,10 @@ func colKey(t *mapper.Table, obj any, c *mapper.Column, keyTab *mapper.Table) (k
 	return k, v, err == nil
 }
 
-// objPtr is the address of the struct a model pointer points to.
-func objPtr(obj any) unsafe.Pointer { return reflect.ValueOf(obj).UnsafePointer() }
+// objPtr is the address of the struct a model pointer (a *T in an any)
+// points to: an interface holding a pointer stores the pointer itself as
+// its data word, as mapper's accessor also relies on.
+func objPtr(obj any) unsafe.Pointer { return (*[2]unsafe.Pointer)(unsafe.Pointer(&obj))[1] }
 
 // fieldPtr addresses a *Target relation field of obj.
 func fieldPtr(obj any, r *mapper.Relation) *unsafe.Pointer {
