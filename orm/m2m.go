@@ -296,18 +296,19 @@ func (s *Session) writeJoin(ctx context.Context, w *joinWork, wrote *bool) (stri
 			keys = keys[n:]
 		}
 	}
-	pairs := func(prefix string, rows [][2]any, open, sep, closing string) ([]byte, []any) {
+	// pairs appends "(?, ?), (?, ?), ..." for rows to prefix, and their args.
+	pairs := func(prefix string, rows [][2]any) ([]byte, []any) {
 		b := []byte(prefix)
 		args := make([]any, 0, 2*len(rows))
 		for i, p := range rows {
 			if i > 0 {
 				b = append(b, ", "...)
 			}
-			b = append(b, open...)
+			b = append(b, '(')
 			b = d.AppendPlaceholder(b, 2*i+1)
-			b = append(b, sep...)
+			b = append(b, ", "...)
 			b = d.AppendPlaceholder(b, 2*i+2)
-			b = append(b, closing...)
+			b = append(b, ')')
 			args = append(args, p[0], p[1])
 		}
 		return b, args
@@ -315,7 +316,7 @@ func (s *Session) writeJoin(ctx context.Context, w *joinWork, wrote *bool) (stri
 	cols := q(w.left) + ", " + q(w.right)
 	for rows := w.del; len(rows) > 0; {
 		n := min(per, len(rows))
-		b, args := pairs("DELETE FROM "+q(w.name)+" WHERE ("+cols+") IN (", rows[:n], "(", ", ", ")")
+		b, args := pairs("DELETE FROM "+q(w.name)+" WHERE ("+cols+") IN (", rows[:n])
 		b = append(b, ')')
 		*wrote = true
 		if _, err := s.exec(ctx, string(b), args); err != nil {
@@ -325,7 +326,7 @@ func (s *Session) writeJoin(ctx context.Context, w *joinWork, wrote *bool) (stri
 	}
 	for rows := w.add; len(rows) > 0; {
 		n := min(per, len(rows))
-		b, args := pairs("INSERT INTO "+q(w.name)+" ("+cols+") VALUES ", rows[:n], "(", ", ", ")")
+		b, args := pairs("INSERT INTO "+q(w.name)+" ("+cols+") VALUES ", rows[:n])
 		*wrote = true
 		if _, err := s.exec(ctx, string(b), args); err != nil {
 			return "INSERT", err
