@@ -560,6 +560,65 @@ func TestManyToManyChunksLargeBatches(t *testing.T) {
 	})
 }
 
+// RelPerson's friends are people too: a many-to-many relation of a table
+// with itself.
+type RelPerson struct {
+	ID      int64        `db:"id,pk,auto"`
+	Name    string       `db:"name,size=64"`
+	Friends []*RelPerson `rel:"m2m=friendships(person_id,friend_id)"`
+}
+
+// TableName names the table plainly.
+func (RelPerson) TableName() string { return "people" }
+
+// A table related to itself through a join table loads and writes its
+// pairs like any other, and nested Load follows it level by level.
+func TestManyToManyWithItself(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, log := relEngine(t, tg)
+		ctx := context.Background()
+		if err := eng.CreateTables(ctx, RelPerson{}); err != nil {
+			t.Fatal(err)
+		}
+		ann, bob, cid := &RelPerson{Name: "ann"}, &RelPerson{Name: "bob"}, &RelPerson{Name: "cid"}
+		ann.Friends = []*RelPerson{bob}
+		bob.Friends = []*RelPerson{cid}
+		seedObjects(t, eng, ann, bob, cid)
+
+		s := eng.NewSession()
+		defer s.Close()
+		*log = nil
+		people, err := orm.Query[RelPerson](s).OrderBy("id").Load("Friends.Friends").All(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(*log) != 3 {
+			t.Errorf("Load(Friends.Friends) sent %d statements, want 3: %q", len(*log), *log)
+		}
+		a := people[0]
+		if len(a.Friends) != 1 || a.Friends[0] != people[1] || len(a.Friends[0].Friends) != 1 || a.Friends[0].Friends[0] != people[2] {
+			t.Fatalf("ann's friends of friends are not bob then cid: %+v", a.Friends)
+		}
+		c := people[2]
+		c.Friends = append(c.Friends, a) // cid befriends ann
+		if err := s.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM friendships WHERE person_id = ? AND friend_id = ?", c.ID, a.ID); n != 1 {
+			t.Errorf("cid→ann pairs: %d, want 1", n)
+		}
+		if err := s.Delete(people[1]); err != nil { // bob: his pairs go both ways
+			t.Fatal(err)
+		}
+		if err := s.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM friendships"); n != 1 {
+			t.Errorf("%d friendships left after deleting bob, want 1 (cid→ann)", n)
+		}
+	})
+}
+
 // CreateTables makes the join table with a composite primary key and two
 // foreign keys that cascade on delete.
 func TestCreateTablesMakesJoinTable(t *testing.T) {
