@@ -23,11 +23,28 @@ type Registry struct {
 	// m2m and hasOne say whether any table built has a relation of that
 	// kind, so that sessions of engines without one skip its flush work.
 	m2m, hasOne atomic.Bool
+	// reflective makes every table use the reflective accessor, even when
+	// generated code registered one (see [Reflective]).
+	reflective bool
 }
 
+// RegistryOption configures a Registry.
+type RegistryOption func(*Registry)
+
+// Reflective makes the registry ignore the accessors that generated code
+// registered and build every table's accessor by reflection. Generated and
+// reflective accessors behave identically; the option is there to show it
+// (Tally's equivalence tests) and to rule generated code out when
+// hunting a bug.
+func Reflective() RegistryOption { return func(r *Registry) { r.reflective = true } }
+
 // NewRegistry returns an empty registry.
-func NewRegistry() *Registry {
-	return &Registry{tables: map[reflect.Type]*Table{}, errs: map[reflect.Type]error{}}
+func NewRegistry(opts ...RegistryOption) *Registry {
+	r := &Registry{tables: map[reflect.Type]*Table{}, errs: map[reflect.Type]error{}}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
 }
 
 // TableOf returns the metadata of v's type; v is a struct, a pointer to one,
@@ -96,7 +113,7 @@ func (r *Registry) buildLocked(t reflect.Type, building map[reflect.Type]*Table)
 	if err != nil {
 		return nil, err
 	}
-	if g := lookupGenerated(t); g != nil {
+	if g := lookupGenerated(t); g != nil && !r.reflective {
 		acc, err := g(tab)
 		if err != nil {
 			return nil, &DefinitionError{Type: t, Reason: err.Error(), Err: err}
@@ -160,7 +177,9 @@ func checkRelation(tab *Table, rel *Relation, target *Table) error {
 }
 
 // Generated builds the accessor for a table from the code tallygen wrote.
-// It returns an error when the struct no longer matches the generated code.
+// It returns an error when the struct no longer matches the generated code
+// (generated code returns [CheckGenerated]'s *StaleError); the registry
+// then refuses the model with a [*DefinitionError] wrapping it.
 type Generated func(t *Table) (Accessor, error)
 
 var (

@@ -30,6 +30,7 @@ const (
 	undoDeleteDB                 // the entry's DELETE ran
 	undoDetach                   // a bulk DELETE detached the entry (old: its state)
 	undoLinks                    // a flush replaced an m2m link snapshot (old: a linkUndo)
+	undoDisplace                 // an insert took the key of the entry, deleted in this transaction
 	// Intents, in intentLog (recorded only inside a savepoint).
 	undoAdd         // Add made the entry pending
 	undoDropPending // Delete dropped a pending entry
@@ -91,6 +92,10 @@ func (s *Session) undoFlushes(mark int) {
 			e.Flushed = false
 		case undoLinks:
 			s.restoreLinks(u.old.(linkUndo))
+		case undoDisplace:
+			// The new object that took e's key is out of the map again
+			// (its undoInsert came later in the log, so it ran first).
+			s.idmap.Put(e, e.Table.Acc.Key(e.Snap))
 		case undoDetach:
 			// A bulk DELETE detached the entry; its row is back.
 			e.State = u.old.(identity.State)
@@ -116,6 +121,7 @@ func (s *Session) undoIntents(mark int) {
 			if s.pendingByObj[e.Obj] == e {
 				s.dropPending(e)
 			}
+			s.release(e)
 		case undoDropPending:
 			e.State = identity.Pending
 			s.pending = append(s.pending, e)
@@ -186,7 +192,7 @@ func (s *Session) Savepoint(ctx context.Context, fn func() error) (err error) {
 	if ferr == nil {
 		if ferr = s.flushLocked(ctx, false); ferr == nil {
 			s.sps = s.sps[:len(s.sps)-1]
-			if err := s.savepointExec(ctx, "RELEASE SAVEPOINT "+sp.name); err != nil {
+			if err := s.savepointExec(ctx, s.e.caps.ReleaseSavepoint+sp.name); err != nil {
 				return fmt.Errorf("orm: release savepoint: %w", err)
 			}
 			return nil
@@ -216,7 +222,7 @@ func (s *Session) openSavepoint(ctx context.Context) (savepoint, error) {
 		return savepoint{}, err
 	}
 	sp := savepoint{name: fmt.Sprintf("tally_sp%d", len(s.sps)+1), flushMark: len(s.flushLog), intentMark: len(s.intentLog)}
-	if err := s.savepointExec(ctx, "SAVEPOINT "+sp.name); err != nil {
+	if err := s.savepointExec(ctx, s.e.caps.Savepoint+sp.name); err != nil {
 		return savepoint{}, fmt.Errorf("orm: savepoint: %w", err)
 	}
 	s.sps = append(s.sps, sp)
@@ -232,7 +238,7 @@ func (s *Session) rollbackToLocked(ctx context.Context, sp savepoint) error {
 		return nil
 	}
 	s.sps = s.sps[:len(s.sps)-1]
-	if err := s.savepointExec(ctx, "ROLLBACK TO SAVEPOINT "+sp.name); err != nil {
+	if err := s.savepointExec(ctx, s.e.caps.RollbackToSavepoint+sp.name); err != nil {
 		s.loseTx(ctx, err)
 		return s.lost
 	}
