@@ -191,10 +191,10 @@ func joinTableSQL(d dialect.Dialect, j mapper.Join) ([]string, error) {
 	defs = append(defs, fks...)
 	idx := indexName(j.Name, j.JoinTable.Right)
 	var after []string
-	if d.Name() == "mysql" {
-		defs = append(defs, "INDEX "+q(idx)+" ("+q(j.JoinTable.Right)+")")
-	} else {
+	if d.Capabilities().CreateIndexIfNotExists {
 		after = append(after, "CREATE INDEX IF NOT EXISTS "+q(idx)+" ON "+q(j.Name)+" ("+q(j.JoinTable.Right)+")")
+	} else {
+		defs = append(defs, "INDEX "+q(idx)+" ("+q(j.JoinTable.Right)+")")
 	}
 	stmt := "CREATE TABLE IF NOT EXISTS " + q(j.Name) + " (\n  " + strings.Join(defs, ",\n  ") + "\n)"
 	return append([]string{stmt}, after...), nil
