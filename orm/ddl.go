@@ -32,6 +32,18 @@ func (e *Engine) CreateTables(ctx context.Context, models ...any) error {
 			}
 		}
 	}
+	// Join tables last: they refer to both sides.
+	for _, j := range e.reg.JoinTables(tables) {
+		stmts, err := joinTableSQL(e.dialect, j)
+		if err != nil {
+			return err
+		}
+		for _, s := range stmts {
+			if _, err := e.exec(ctx, e.db, s, nil); err != nil {
+				return fmt.Errorf("orm: create join table %s: %w", j.Name, err)
+			}
+		}
+	}
 	return nil
 }
 
@@ -40,6 +52,12 @@ func (e *Engine) DropTables(ctx context.Context, models ...any) error {
 	tables, _, err := e.schema(models)
 	if err != nil {
 		return err
+	}
+	// Join tables first: they refer to both sides.
+	for _, j := range e.reg.JoinTables(tables) {
+		if _, err := e.exec(ctx, e.db, "DROP TABLE IF EXISTS "+e.dialect.Quote(j.Name), nil); err != nil {
+			return fmt.Errorf("orm: drop join table %s: %w", j.Name, err)
+		}
 	}
 	for i := len(tables) - 1; i >= 0; i-- {
 		s := "DROP TABLE IF EXISTS " + e.dialect.Quote(tables[i].Name)
@@ -144,6 +162,41 @@ func createTableSQL(d dialect.Dialect, t *mapper.Table, fks []mapper.ForeignKey)
 		defs = append(defs, def)
 	}
 	stmt := "CREATE TABLE IF NOT EXISTS " + q(t.Name) + " (\n  " + strings.Join(defs, ",\n  ") + "\n)"
+	return append([]string{stmt}, after...), nil
+}
+
+// joinTableSQL returns the CREATE TABLE statement of a many-to-many join
+// table — its two key columns, typed like the keys they refer to, as a
+// composite primary key, each a foreign key that cascades on delete (a
+// pair goes with either of its rows) — and an index on the second column,
+// which the primary key's index does not serve (loading or deleting from
+// the other side).
+func joinTableSQL(d dialect.Dialect, j mapper.Join) ([]string, error) {
+	q := d.Quote
+	sides := []struct {
+		col string
+		t   *mapper.Table
+	}{{j.JoinTable.Left, j.Left}, {j.JoinTable.Right, j.Right}}
+	var defs, fks []string
+	for _, sd := range sides {
+		pk := sd.t.PK[0]
+		typ, err := d.ColumnType(dialect.Column{Type: pk.Type, Size: pk.Size, SQLType: pk.SQLType, Key: true})
+		if err != nil {
+			return nil, &mapper.DefinitionError{Type: sd.t.Type, Field: pk.Field, Reason: "join table " + j.Name + ": " + err.Error(), Err: err}
+		}
+		defs = append(defs, q(sd.col)+" "+typ+" NOT NULL")
+		fks = append(fks, "FOREIGN KEY ("+q(sd.col)+") REFERENCES "+q(sd.t.Name)+" ("+q(pk.Name)+") ON DELETE CASCADE")
+	}
+	defs = append(defs, "PRIMARY KEY ("+q(j.JoinTable.Left)+", "+q(j.JoinTable.Right)+")")
+	defs = append(defs, fks...)
+	idx := indexName(j.Name, j.JoinTable.Right)
+	var after []string
+	if d.Capabilities().CreateIndexIfNotExists {
+		after = append(after, "CREATE INDEX IF NOT EXISTS "+q(idx)+" ON "+q(j.Name)+" ("+q(j.JoinTable.Right)+")")
+	} else {
+		defs = append(defs, "INDEX "+q(idx)+" ("+q(j.JoinTable.Right)+")")
+	}
+	stmt := "CREATE TABLE IF NOT EXISTS " + q(j.Name) + " (\n  " + strings.Join(defs, ",\n  ") + "\n)"
 	return append([]string{stmt}, after...), nil
 }
 

@@ -99,6 +99,10 @@ func (s *Session) flushLocked(ctx context.Context, auto bool) error {
 		// Every pending object's table is in order, so none can remain.
 		return fail("INSERT", s.pending[0].Table, errors.New("orm: internal error: pending objects left after flush"))
 	}
+	if op, join, err := s.flushLinks(ctx, &wrote); err != nil { // join rows: after every insert, before every delete
+		s.abortFlush(ctx)
+		return &FlushError{Autoflush: auto, Op: op, Table: join, Err: err}
+	}
 	for i := len(order) - 1; i >= 0; i-- {
 		t := order[i]
 		var dels []*identity.Entry
@@ -287,9 +291,12 @@ func (s *Session) syncForeignKeys(t *mapper.Table) error {
 		}
 		err = s.setCol(e, col, pk)
 	}
+	if err := s.syncHasOne(t); err != nil {
+		return err
+	}
 	// Belongs-to: the object points at its parent.
 	for _, r := range t.Relations {
-		if r.HasMany {
+		if !r.BelongsTo() {
 			continue
 		}
 		pt, terr := s.e.reg.Table(r.Target)

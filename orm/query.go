@@ -152,29 +152,6 @@ func (q *Q[T]) NoTrack() *Q[T] {
 	return c
 }
 
-// Load eager-loads relations (rel fields of T, by Go field name) for the
-// objects the query returns: one extra query per relation, with IN, so
-// there is no N+1.
-func (q *Q[T]) Load(relations ...string) *Q[T] {
-	c := q.clone()
-	for _, r := range relations {
-		if c.err == nil && c.t != nil && relation(c.t, r) == nil {
-			c.err = fmt.Errorf("orm: Load(%q): %s has no rel field of that name", r, c.t.Name)
-		}
-		c.loads = append(c.loads, r)
-	}
-	return c
-}
-
-func relation(t *mapper.Table, field string) *mapper.Relation {
-	for _, r := range t.Relations {
-		if r.Field == field {
-			return r
-		}
-	}
-	return nil
-}
-
 // build returns the SQL and args for the query, with `what` selected.
 func (q *Q[T]) build(what string, forCount bool) (string, []any, error) {
 	if q.err != nil {
@@ -279,16 +256,8 @@ func (q *Q[T]) collect(ctx context.Context, max int) ([]*T, error) {
 		return nil, err
 	}
 	resolveAll(q.s, q.t, out, q.noTrack)
-	if len(q.loads) > 0 && len(out) > 0 {
-		objs := make([]any, len(out))
-		for i, o := range out {
-			objs[i] = o
-		}
-		for _, name := range q.loads {
-			if err := q.s.loadRelation(ctx, q.t, relation(q.t, name), objs); err != nil {
-				return nil, err
-			}
-		}
+	if err := loadInto(ctx, q.s, q.t, out, q.loads, q.noTrack); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -311,7 +280,7 @@ func scanRow[T any](s *Session, t *mapper.Table, rows *sql.Rows, noTrack bool) (
 
 // resolveAll replaces each freshly read object by the tracked one with its
 // key, if any, and starts tracking the others (unless noTrack).
-func resolveAll[T any](s *Session, t *mapper.Table, objs []*T, noTrack bool) {
+func resolveAll[P any](s *Session, t *mapper.Table, objs []P, noTrack bool) {
 	if !noTrack {
 		s.idmap.Reserve(t, len(objs))
 		// Entries for the whole result in one allocation (the rows that
@@ -324,7 +293,7 @@ func resolveAll[T any](s *Session, t *mapper.Table, objs []*T, noTrack bool) {
 	for i, obj := range objs {
 		k := t.Acc.Key(obj)
 		if e := s.idmap.Get(t, k); e != nil {
-			objs[i] = e.Obj.(*T)
+			objs[i] = e.Obj.(P)
 			continue
 		}
 		if noTrack {
@@ -685,78 +654,6 @@ func (s *Session) bulk(ctx context.Context, t *mapper.Table, stmt string, args [
 		}
 	}
 	return n, nil
-}
-
-// loadRelation fills relation r of the parents objs (all of table t) with
-// one IN query per chunk of keys.
-func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.Relation, objs []any) error {
-	target, err := s.e.reg.Table(r.Target)
-	if err != nil {
-		return err
-	}
-	d := s.e.dialect
-	// The column matched with IN, and the value each parent contributes.
-	var matchCol *mapper.Column
-	var keyOf func(obj any) any
-	if r.HasMany {
-		matchCol = target.Column(r.Column)
-		keyOf = func(obj any) any { return t.Acc.Value(obj, t.PK[0]) }
-	} else {
-		matchCol = target.PK[0]
-		fk := t.Column(r.Column)
-		keyOf = func(obj any) any { return t.Acc.Value(obj, fk) }
-	}
-	groups := map[any][]reflect.Value{} // key value → fields to fill
-	var keys []any
-	for _, o := range objs {
-		k := normKey(keyOf(o))
-		if k == nil {
-			continue
-		}
-		f := reflect.ValueOf(o).Elem().FieldByIndex(r.Index)
-		if r.HasMany {
-			f.Set(reflect.MakeSlice(f.Type(), 0, 0))
-		}
-		if _, ok := groups[k]; !ok {
-			keys = append(keys, k)
-		}
-		groups[k] = append(groups[k], f)
-	}
-	per := min(d.MaxParams()-1, 1000)
-	for len(keys) > 0 {
-		n := min(per, len(keys))
-		chunk := keys[:n]
-		keys = keys[n:]
-		query, args, err := dialect.Expand(d, "SELECT "+quoteList(d, target.Columns)+" FROM "+d.Quote(target.Name)+
-			" WHERE "+d.Quote(matchCol.Name)+" IN (?) ORDER BY "+quoteList(d, target.PK), []any{chunk})
-		if err != nil {
-			return err
-		}
-		rows, obs, err := s.query(ctx, query, args)
-		if err != nil {
-			return err
-		}
-		cnt := int64(0)
-		for rows.Next() {
-			cnt++
-			obj := reflect.New(target.Type).Interface()
-			if err = rows.Scan(s.scanDest(target, obj, target.Columns)...); err != nil {
-				break
-			}
-			obj = s.resolve(target, obj)
-			for _, f := range groups[normKey(target.Acc.Value(obj, matchCol))] {
-				if r.HasMany {
-					f.Set(reflect.Append(f, reflect.ValueOf(obj)))
-				} else {
-					f.Set(reflect.ValueOf(obj))
-				}
-			}
-		}
-		if err := s.e.closeRows(ctx, rows, obs, cnt, err); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // normKey makes integer keys of any Go type compare equal as map keys.

@@ -97,6 +97,10 @@ type Session struct {
 	alone aloneCommit
 	rec   *batchRec
 
+	// links holds the join rows of loaded or flushed many-to-many
+	// relations (see m2m.go); nil until a session uses one.
+	links map[linkKey][]link
+
 	seq      uint64
 	stats    Stats
 	dest     []any            // scratch scan targets
@@ -307,7 +311,7 @@ func (s *Session) cascadeAdd(t *mapper.Table, obj any) error {
 	v := reflect.ValueOf(obj).Elem()
 	for _, r := range t.Relations {
 		f := v.FieldByIndex(r.Index)
-		if r.HasMany {
+		if r.IsSlice() {
 			for i := range f.Len() {
 				if c := f.Index(i); !c.IsNil() {
 					if err := s.cascadeOne(c.Interface()); err != nil {
@@ -397,8 +401,10 @@ func (s *Session) lookup(t *mapper.Table, obj any) *identity.Entry {
 
 // Delete marks objects for deletion at the next flush. A pending object is
 // simply dropped. An object the session does not track but whose key is set
-// is deleted by key (and by its version, if it has one). Has-many relations
-// tagged cascade delete their loaded children too. Delete sends no SQL.
+// is deleted by key (and by its version, if it has one). Has-many
+// and has-one relations tagged cascade delete their loaded children too,
+// and the flush deletes the object's many-to-many join rows before it.
+// Delete sends no SQL.
 func (s *Session) Delete(objs ...any) error {
 	if err := s.enter(); err != nil {
 		return err
@@ -450,10 +456,13 @@ func (s *Session) deleteLocked(obj any) error {
 
 func (s *Session) cascadeDelete(t *mapper.Table, obj any) error {
 	for _, r := range t.Relations {
-		if !r.HasMany || !r.Cascade {
+		if !r.HasMany && !r.HasOne || !r.Cascade {
 			continue
 		}
 		f := reflect.ValueOf(obj).Elem().FieldByIndex(r.Index)
+		if r.HasOne { // a has-one is a has-many of at most one here
+			f = reflect.Append(reflect.New(reflect.SliceOf(f.Type())).Elem(), f)
+		}
 		for i := range f.Len() {
 			c := f.Index(i)
 			if c.IsNil() {
@@ -804,6 +813,7 @@ func (s *Session) reset() {
 	s.flushLog = s.flushLog[:0]
 	s.intentLog = s.intentLog[:0]
 	s.sps = s.sps[:0]
+	s.links = nil
 	s.sweepOwned(true)
 }
 

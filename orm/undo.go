@@ -29,6 +29,7 @@ const (
 	undoSnap                     // the entry's snapshot was replaced
 	undoDeleteDB                 // the entry's DELETE ran
 	undoDetach                   // a bulk DELETE detached the entry (old: its state)
+	undoLinks                    // a flush replaced an m2m link snapshot (old: a linkUndo)
 	undoDisplace                 // an insert took the key of the entry, deleted in this transaction
 	// Intents, in intentLog (recorded only inside a savepoint).
 	undoAdd         // Add made the entry pending
@@ -89,6 +90,8 @@ func (s *Session) undoFlushes(mark int) {
 			e.Snap = u.old
 		case undoDeleteDB:
 			e.Flushed = false
+		case undoLinks:
+			s.restoreLinks(u.old.(linkUndo))
 		case undoDisplace:
 			// The new object that took e's key is out of the map again
 			// (its undoInsert came later in the log, so it ran first).
