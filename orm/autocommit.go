@@ -82,7 +82,6 @@ func (s *Session) commitAlone(ctx context.Context) error {
 		a.conn.Close()
 	}
 	if err != nil {
-		s.sweepOwned(false) // a failed insert-then-delete left the session
 		if a.sent && !s.e.serverReply(err) && !errors.Is(err, ErrStaleData) && !errors.Is(err, driver.ErrBadConn) {
 			return fmt.Errorf("%w: %w", ErrCommitUnknown, err)
 		}
@@ -91,7 +90,14 @@ func (s *Session) commitAlone(ctx context.Context) error {
 	if !a.sent {
 		return nil // nothing to write
 	}
-	s.committed()
+	s.stats.Commits++
+	s.flushLog = s.flushLog[:0]
+	s.intentLog = s.intentLog[:0]
+	for _, e := range s.deletes {
+		s.idmap.Remove(e)
+		e.State = identity.Detached
+	}
+	s.deletes = s.deletes[:0]
 	return nil
 }
 
@@ -140,27 +146,30 @@ func (s *Session) queryAlone(ctx context.Context, query string, args []any) (*sq
 }
 
 // flushSize returns how many statements the next flush would send, up to
-// 2, meaning two or more. It must never count fewer than the flush sends:
-// a single-statement commit has committed its first statement before a
-// second could fail. So where it cannot tell cheaply it says 2: a
-// per-row INSERT that must read generated columns back, and any session
-// whose tables have relations — their flush can add rows reached through
-// rel fields, copy parent keys, order self-referencing rows in several
-// statements, break cycles with follow-up UPDATEs, delete orphans and
-// cascaded children, and write join rows; those commits take the batch or
-// the transaction path, which need no prediction.
+// 2, meaning two or more. It never counts fewer than the flush sends:
+// where it cannot tell cheaply (a per-row INSERT that must read generated
+// columns back, an error the flush would report) it says 2. With
+// relations it first does what the flush does before its statements:
+// adds the new related objects and copies parent keys into foreign-key
+// columns, which can make a tracked object dirty. Both are logged like
+// the flush's own work and done again, unchanged, by the flush.
 func (s *Session) flushSize() int {
-	if s.hasRelations() {
-		return 2
-	}
+	rel := s.hasRelations()
 	for _, e := range s.pending {
-		if len(e.Table.Relations) > 0 {
+		rel = rel || len(e.Table.Relations) > 0
+	}
+	if rel {
+		if s.cascadeLocked() != nil {
 			return 2
 		}
-	}
-	for _, e := range s.deletes {
-		if len(e.Table.Relations) > 0 {
+		order, err := s.flushOrder()
+		if err != nil {
 			return 2
+		}
+		for _, t := range order {
+			if s.syncForeignKeys(t) != nil {
+				return 2
+			}
 		}
 	}
 	d := s.e.dialect

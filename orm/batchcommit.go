@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/tallyorm/tally/dialect"
+	"github.com/tallyorm/tally/identity"
 )
 
 // This file holds the batched commit: on a dialect whose driver can send
@@ -131,13 +132,19 @@ func (s *Session) commitBatch(ctx context.Context) (done bool, err error) {
 	if err := s.batchEnd(ctx, conn, "commit"); err != nil {
 		s.undoFlushes(0)
 		s.flushLog = s.flushLog[:0]
-		s.sweepOwned(false)
 		if !s.e.serverReply(err) {
 			return true, fmt.Errorf("%w: %w", ErrCommitUnknown, err)
 		}
 		return true, fmt.Errorf("orm: commit: %w", err)
 	}
-	s.committed()
+	s.stats.Commits++
+	s.flushLog = s.flushLog[:0]
+	s.intentLog = s.intentLog[:0]
+	for _, e := range s.deletes {
+		s.idmap.Remove(e)
+		e.State = identity.Detached
+	}
+	s.deletes = s.deletes[:0]
 	return true, nil
 }
 

@@ -762,15 +762,6 @@ func (s *Session) Commit(ctx context.Context) error {
 		}
 		return fmt.Errorf("orm: commit: %w", err)
 	}
-	s.committed()
-	return nil
-}
-
-// committed does a successful commit's bookkeeping, whichever way the
-// work was sent (a transaction, one statement alone, a batch): the undo
-// logs are dropped, deleted objects are detached and released from the
-// engine's ownership index, and so are objects the session let go.
-func (s *Session) committed() {
 	s.stats.Commits++
 	s.flushLog = s.flushLog[:0]
 	s.intentLog = s.intentLog[:0]
@@ -783,6 +774,7 @@ func (s *Session) committed() {
 	if len(s.owned) > 0 {
 		s.sweepOwned(false)
 	}
+	return nil
 }
 
 // Rollback rolls back the transaction and discards the session's state:
