@@ -75,7 +75,7 @@ func (e *Engine) schema(models []any) ([]*mapper.Table, []mapper.ForeignKey, err
 			fks = append(fks, fk)
 		}
 	}
-	sorted, err := sortTables(tables, fks)
+	sorted, _, err := sortTables(tables, fks)
 	if err != nil {
 		return nil, nil, err
 	}

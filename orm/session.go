@@ -56,6 +56,11 @@ type Session struct {
 	intentLog []undo
 	sps       []savepoint
 
+	// members holds, per cascade has-many relation of a tracked parent,
+	// the children its slice had when loaded or last flushed: one missing
+	// from the slice now is an orphan (see deleteOrphans).
+	members map[memberKey][]any
+
 	// lost is set when the database rolled the whole transaction back
 	// behind the session's back (MySQL does on a deadlock, even inside a
 	// savepoint): every statement fails with it until Rollback, so no
@@ -319,23 +324,52 @@ func (s *Session) deleteLocked(obj any) error {
 	return s.cascadeDelete(t, obj)
 }
 
+// cascadeDelete marks the children of a has-many cascade relation deleted
+// with obj: those in the loaded slice, and every other child the session
+// tracks whose foreign key holds obj's key (loaded by a separate query, or
+// added pointing at it). The database removes their rows (ON DELETE
+// CASCADE); the session must not keep serving them.
 func (s *Session) cascadeDelete(t *mapper.Table, obj any) error {
 	for _, r := range t.Relations {
 		if !r.HasMany || !r.Cascade {
 			continue
 		}
+		ct, err := s.e.reg.Table(r.Target)
+		if err != nil {
+			return err
+		}
+		var kids []any
 		f := reflect.ValueOf(obj).Elem().FieldByIndex(r.Index)
 		for i := range f.Len() {
-			c := f.Index(i)
-			if c.IsNil() {
-				continue
+			if c := f.Index(i); !c.IsNil() {
+				kids = append(kids, c.Interface())
 			}
-			ct, err := s.e.reg.Table(r.Target)
-			if err != nil {
-				return err
+		}
+		// The current value of the column is the one to match: a child
+		// moved away in memory is updated before the parent's DELETE runs,
+		// and one moved to this parent is updated into the cascade.
+		col, key := ct.Column(r.Column), normKey(t.Acc.Value(obj, t.PK[0]))
+		if key != nil && !keyIsZero(t, obj) {
+			match := func(e *identity.Entry) {
+				if valuesEqual(ct.Acc.Value(e.Obj, col), key) {
+					kids = append(kids, e.Obj)
+				}
 			}
-			if ce := s.lookup(ct, c.Interface()); ce != nil {
-				if err := s.deleteLocked(c.Interface()); err != nil {
+			s.idmap.EachIn(ct, func(e *identity.Entry) bool {
+				if e.State == identity.Persistent {
+					match(e)
+				}
+				return true
+			})
+			for _, e := range s.pending {
+				if e.Table == ct {
+					match(e)
+				}
+			}
+		}
+		for _, c := range kids {
+			if ce := s.lookup(ct, c); ce != nil && ce.State != identity.Deleted {
+				if err := s.deleteLocked(c); err != nil {
 					return err
 				}
 			}
@@ -622,6 +656,7 @@ func (s *Session) reset() {
 	s.flushLog = s.flushLog[:0]
 	s.intentLog = s.intentLog[:0]
 	s.sps = s.sps[:0]
+	clear(s.members)
 }
 
 // Close rolls back whatever is uncommitted, detaches every object and

@@ -29,6 +29,7 @@ const (
 	undoSnap                     // the entry's snapshot was replaced
 	undoDeleteDB                 // the entry's DELETE ran
 	undoDetach                   // a bulk DELETE detached the entry (old: its state)
+	undoOrphan                   // delete-orphan marked the entry deleted
 	// Intents, in intentLog (recorded only inside a savepoint).
 	undoAdd         // Add made the entry pending
 	undoDropPending // Delete dropped a pending entry
@@ -88,6 +89,12 @@ func (s *Session) undoFlushes(mark int) {
 			e.Snap = u.old
 		case undoDeleteDB:
 			e.Flushed = false
+		case undoOrphan:
+			// The flush, not the caller, marked it: it is persistent again.
+			if e.State == identity.Deleted {
+				e.State, e.Flushed = identity.Persistent, false
+				s.deletes = slices.DeleteFunc(s.deletes, func(d *identity.Entry) bool { return d == e })
+			}
 		case undoDetach:
 			// A bulk DELETE detached the entry; its row is back.
 			e.State = u.old.(identity.State)
