@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/tallyorm/tally/dialect"
@@ -16,15 +17,34 @@ import (
 // database-generated columns, unique constraints, indexes, and the foreign
 // keys that rel tags declare among the given models. It is meant for demos
 // and tests; use a migration tool (goose, Atlas) for production schemas.
+//
+// Models whose foreign keys form a cycle through a nullable column are
+// created too: that constraint is added with ALTER TABLE once both tables
+// exist (SQLite, which checks foreign keys only when rows change, declares
+// it inline). A cycle of NOT NULL columns is a *CycleError.
 func (e *Engine) CreateTables(ctx context.Context, models ...any) error {
-	tables, fks, err := e.schema(models)
+	tables, fks, broken, err := e.schema(models)
 	if err != nil {
 		return err
 	}
+	// SQLite resolves a REFERENCES clause when rows change, so a table may
+	// name one created after it; the servers need the table to exist.
+	later := e.dialect.Name() != "sqlite" && len(broken) > 0
+	inline := fks
+	if later {
+		inline = slices.DeleteFunc(slices.Clone(fks), func(fk mapper.ForeignKey) bool { return containsFK(broken, fk) })
+	}
+	created := map[*mapper.Table]bool{}
 	for _, t := range tables {
-		stmts, err := createTableSQL(e.dialect, t, fks)
+		stmts, err := createTableSQL(e.dialect, t, inline)
 		if err != nil {
 			return err
+		}
+		if later && slices.ContainsFunc(broken, func(fk mapper.ForeignKey) bool { return fk.Child == t }) {
+			// The deferred constraint is added only to a table made now:
+			// CREATE TABLE IF NOT EXISTS leaves an existing one as it is.
+			_, probe := e.exec(ctx, e.db, "SELECT 1 FROM "+e.dialect.Quote(t.Name)+" WHERE 1 = 0", nil)
+			created[t] = probe != nil
 		}
 		for _, s := range stmts {
 			if _, err := e.exec(ctx, e.db, s, nil); err != nil {
@@ -32,12 +52,43 @@ func (e *Engine) CreateTables(ctx context.Context, models ...any) error {
 			}
 		}
 	}
+	if !later {
+		return nil
+	}
+	q := e.dialect.Quote
+	for _, fk := range broken {
+		if !created[fk.Child] {
+			continue
+		}
+		s := "ALTER TABLE " + q(fk.Child.Name) + " ADD CONSTRAINT " + q(fkName(fk)) + " " + fkClause(q, fk)
+		if _, err := e.exec(ctx, e.db, s, nil); err != nil {
+			return fmt.Errorf("orm: create table %s: %w", fk.Child.Name, err)
+		}
+	}
 	return nil
+}
+
+func containsFK(fks []mapper.ForeignKey, fk mapper.ForeignKey) bool {
+	return slices.ContainsFunc(fks, func(x mapper.ForeignKey) bool { return x.Child == fk.Child && x.Column == fk.Column })
+}
+
+// fkName names a constraint added by ALTER TABLE, like indexName.
+func fkName(fk mapper.ForeignKey) string {
+	return "fk" + indexName(fk.Child.Name, fk.Column.Name)[2:]
+}
+
+// fkClause is FOREIGN KEY (col) REFERENCES parent (pk) [ON DELETE CASCADE].
+func fkClause(q func(string) string, fk mapper.ForeignKey) string {
+	def := "FOREIGN KEY (" + q(fk.Column.Name) + ") REFERENCES " + q(fk.Parent.Name) + " (" + q(fk.Parent.PK[0].Name) + ")"
+	if fk.Cascade {
+		def += " ON DELETE CASCADE"
+	}
+	return def
 }
 
 // DropTables drops the tables of models that exist, children before parents.
 func (e *Engine) DropTables(ctx context.Context, models ...any) error {
-	tables, _, err := e.schema(models)
+	tables, _, _, err := e.schema(models)
 	if err != nil {
 		return err
 	}
@@ -51,14 +102,14 @@ func (e *Engine) DropTables(ctx context.Context, models ...any) error {
 }
 
 // schema resolves models to tables in dependency order, with the foreign
-// keys among them.
-func (e *Engine) schema(models []any) ([]*mapper.Table, []mapper.ForeignKey, error) {
+// keys among them and those left out of the order to break a cycle.
+func (e *Engine) schema(models []any) ([]*mapper.Table, []mapper.ForeignKey, []mapper.ForeignKey, error) {
 	var tables []*mapper.Table
 	seen := map[*mapper.Table]bool{}
 	for _, m := range models {
 		t, err := e.table(m)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if !seen[t] {
 			seen[t] = true
@@ -67,7 +118,7 @@ func (e *Engine) schema(models []any) ([]*mapper.Table, []mapper.ForeignKey, err
 	}
 	all, err := e.reg.ForeignKeys(tables)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var fks []mapper.ForeignKey
 	for _, fk := range all {
@@ -75,11 +126,11 @@ func (e *Engine) schema(models []any) ([]*mapper.Table, []mapper.ForeignKey, err
 			fks = append(fks, fk)
 		}
 	}
-	sorted, _, err := sortTables(tables, fks)
+	sorted, broken, err := sortTables(tables, fks)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return sorted, fks, nil
+	return sorted, fks, broken, nil
 }
 
 // createTableSQL returns the CREATE TABLE statement of t and, where the
@@ -137,11 +188,7 @@ func createTableSQL(d dialect.Dialect, t *mapper.Table, fks []mapper.ForeignKey)
 		if fk.Child != t {
 			continue
 		}
-		def := "FOREIGN KEY (" + q(fk.Column.Name) + ") REFERENCES " + q(fk.Parent.Name) + " (" + q(fk.Parent.PK[0].Name) + ")"
-		if fk.Cascade {
-			def += " ON DELETE CASCADE"
-		}
-		defs = append(defs, def)
+		defs = append(defs, fkClause(q, fk))
 	}
 	stmt := "CREATE TABLE IF NOT EXISTS " + q(t.Name) + " (\n  " + strings.Join(defs, ",\n  ") + "\n)"
 	return append([]string{stmt}, after...), nil
