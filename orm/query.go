@@ -511,6 +511,15 @@ type Set map[string]any
 // that match get the new values, and fresh snapshots for them, so the
 // session stays true; a version column is bumped. Pending changes are
 // flushed first.
+//
+// Each value is converted to its field's type before any SQL, as the
+// database would: numbers across integer kinds, T into *T, nil into a
+// nullable field, and what a sql.Scanner field accepts (a string for a
+// sql.NullString). A value that does not fit, or a name that is not a
+// column, is an error and nothing is sent. Should a tracked object still
+// refuse its new value, the transaction is rolled back (to the innermost
+// savepoint, if one is open) and the session restored as after a failed
+// Commit, so that the session and the database never disagree.
 func (q *Q[T]) UpdateAll(ctx context.Context, set Set) (int64, error) {
 	s := q.s
 	if err := s.enter(); err != nil {
@@ -595,6 +604,7 @@ func (q *Q[T]) UpdateAll(ctx context.Context, set Set) (int64, error) {
 		// undoes what the flushes and apply did in memory too, so that the
 		// session and the database never disagree.
 		s.abortFlush(ctx)
+		return 0, fmt.Errorf("orm: UpdateAll: the UPDATE was rolled back, with the transaction's flushed work: %w", err)
 	}
 	return n, err
 }

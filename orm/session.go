@@ -277,7 +277,10 @@ func (s *Session) lookup(t *mapper.Table, obj any) *identity.Entry {
 // Delete marks objects for deletion at the next flush. A pending object is
 // simply dropped. An object the session does not track but whose key is set
 // is deleted by key (and by its version, if it has one). Has-many relations
-// tagged cascade delete their loaded children too. Delete sends no SQL.
+// tagged cascade delete the children too: those in the slice, and every
+// other child the session tracks whose foreign key holds the parent's key
+// (the database removes their rows with ON DELETE CASCADE, so the session
+// must not keep them). Delete sends no SQL.
 func (s *Session) Delete(objs ...any) error {
 	if err := s.enter(); err != nil {
 		return err

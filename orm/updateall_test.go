@@ -3,10 +3,13 @@ package orm_test
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/tallyorm/tally/internal/dbtest"
+	"github.com/tallyorm/tally/mapper"
 	"github.com/tallyorm/tally/orm"
 )
 
@@ -120,6 +123,81 @@ func TestQueryUpdateAllRejectsBeforeSQL(t *testing.T) {
 		uowMust(t, s.Commit(ctx))
 		if got := countRows(t, eng, "SELECT COUNT(*) FROM ua_users WHERE age = 5 AND name = 'pending change'"); got != 1 {
 			t.Fatal("the committed row is not the unchanged one with the pending change")
+		}
+	})
+}
+
+// uaFragile's accessor refuses to set any field of the object named
+// "fragile", standing for a generated accessor that fails where the
+// reflective one did not: UpdateAll's check before SQL passes, and
+// applying the result to the tracked object fails after the UPDATE.
+type uaFragile struct {
+	ID   int64  `db:"id,pk,auto"`
+	Name string `db:"name,size=32"`
+	Age  int32  `db:"age"`
+}
+
+func (uaFragile) TableName() string { return "ua_fragiles" }
+
+var errFragile = errors.New("fragile object")
+
+type uaFragileAcc struct{ mapper.Accessor }
+
+func (a uaFragileAcc) Set(obj any, c *mapper.Column, v any) error {
+	if obj.(*uaFragile).Name == "fragile" {
+		return errFragile
+	}
+	return a.Accessor.Set(obj, c, v)
+}
+
+func init() {
+	// Generated accessors register at init, as tallygen's code does.
+	mapper.RegisterGenerated(reflect.TypeFor[uaFragile](), func(t *mapper.Table) (mapper.Accessor, error) {
+		return uaFragileAcc{t.Acc}, nil
+	})
+}
+
+// When a tracked object cannot take UpdateAll's result, the UPDATE is
+// rolled back with the rest of the transaction's flushed work, and the
+// session is put back as it was before that work: database and session
+// agree, nothing is lost.
+func TestQueryUpdateAllUndoesWhenApplyFails(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng := openEngine(t, tg, nil)
+		ctx := context.Background()
+		uowMust(t, eng.CreateTables(ctx, uaFragile{}))
+		other := &uaFragile{Name: "other", Age: 5}
+		seedObjects(t, eng, other)
+		if _, err := eng.DB().ExecContext(ctx, "INSERT INTO ua_fragiles (name, age) VALUES ('fragile', 5)"); err != nil {
+			t.Fatal(err)
+		}
+
+		s := eng.NewSession()
+		defer s.Close()
+		all, err := orm.Query[uaFragile](s).OrderBy("name").All(ctx)
+		uowMust(t, err)
+		fragile, o := all[0], all[1]
+		o.Age = 6
+		uowMust(t, s.Flush(ctx)) // an UPDATE in the transaction, before UpdateAll's
+		_, err = orm.Query[uaFragile](s).UpdateAll(ctx, orm.Set{"age": 9})
+		if !errors.Is(err, errFragile) {
+			t.Fatalf("UpdateAll: %v, want the accessor's error", err)
+		}
+		if fragile.Age != 5 || o.Age != 6 {
+			t.Fatalf("after the failure: fragile age %d (want 5), other age %d (want 6)", fragile.Age, o.Age)
+		}
+		if !s.IsDirty(o) || s.IsDirty(fragile) {
+			t.Fatalf("dirty: other %v (want true: its flush was undone), fragile %v (want false)", s.IsDirty(o), s.IsDirty(fragile))
+		}
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM ua_fragiles WHERE age = 5"); n != 2 {
+			t.Fatalf("%d rows at age 5, want 2: the UPDATE was not undone", n)
+		}
+		uowMust(t, s.Commit(ctx))
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM ua_fragiles WHERE age = 9"); n != 0 {
+			t.Fatalf("%d rows at age 9 committed", n)
+		}
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM ua_fragiles WHERE name = 'other' AND age = 6"); n != 1 {
+			t.Fatal("the other object's change was lost")
 		}
 	})
 }
