@@ -238,6 +238,17 @@ type flushPlan struct {
 	broken []mapper.ForeignKey
 }
 
+// refersToItself reports whether t has a relation to its own type, whose
+// rows the flush then orders one by one.
+func refersToItself(t *mapper.Table) bool {
+	for _, r := range t.Relations {
+		if r.Target == t.Type {
+			return true
+		}
+	}
+	return false
+}
+
 // selfKeys returns the foreign keys by which t refers to itself.
 func (p *flushPlan) selfKeys(t *mapper.Table) []mapper.ForeignKey {
 	var out []mapper.ForeignKey
@@ -266,20 +277,13 @@ func (s *Session) flushOrder() (*flushPlan, error) {
 	for _, e := range s.deletes {
 		add(e)
 	}
-	rels := false
 	for _, t := range s.idmap.Tables() {
 		if !seen[t] {
 			seen[t] = true
 			tables = append(tables, t)
 		}
 	}
-	for _, t := range tables {
-		for _, r := range t.Relations {
-			// One table needs the foreign keys only when it refers to itself.
-			rels = rels || len(tables) > 1 || r.Target == t.Type
-		}
-	}
-	if !rels {
+	if len(tables) == 0 || len(tables) == 1 && !refersToItself(tables[0]) {
 		return &flushPlan{order: tables}, nil
 	}
 	// Stable input order (by name) so that the flush order is deterministic.
