@@ -234,3 +234,41 @@ func TestFlushOrphanFailedCommitRestores(t *testing.T) {
 		}
 	})
 }
+
+// An orphan deleted by a flush inside a savepoint that fails is persistent
+// again afterwards, and still an orphan: the next commit deletes it.
+func TestFlushOrphanSavepointRollback(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := caOpen(t, tg)
+		ctx := context.Background()
+		caSeed(t, eng, "p", "c1", "c2")
+		s := eng.NewSession()
+		defer s.Close()
+		p, err := orm.Query[caParent](s).Where("name = ?", "p").Load("Children").One(ctx)
+		uowMust(t, err)
+		c2 := p.Children[1]
+		err = s.Savepoint(ctx, func() error {
+			p.Children = p.Children[:1]
+			if err := s.Flush(ctx); err != nil {
+				return err
+			}
+			if n := caCount(t, eng, "id = ?", c2.ID); n != 1 {
+				t.Error("a flush inside the savepoint committed the DELETE")
+			}
+			return errBoom
+		})
+		if !errors.Is(err, errBoom) {
+			t.Fatalf("Savepoint: %v, want errBoom", err)
+		}
+		if got, err := orm.Get[caChild](ctx, s, c2.ID); err != nil || got != c2 {
+			t.Fatalf("Get of the orphan after the savepoint rolled back: %v, %v; want the tracked object", got, err)
+		}
+		uowMust(t, s.Commit(ctx))
+		if n := caCount(t, eng, "id = ?", c2.ID); n != 0 {
+			t.Fatal("the child, still out of its parent's slice, was not deleted at the next commit")
+		}
+		if n := caCount(t, eng, "1 = 1"); n != 1 {
+			t.Fatalf("%d children left, want 1", n)
+		}
+	})
+}

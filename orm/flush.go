@@ -144,7 +144,7 @@ func (s *Session) flushLocked(ctx context.Context, auto bool) error {
 			return fail("UPDATE", t, err)
 		}
 	}
-	if t, err := s.unlinkDeletes(ctx, p); err != nil {
+	if t, err := s.unlinkDeletes(ctx, &p); err != nil {
 		return fail("UPDATE", t, err)
 	}
 	for i := len(p.order) - 1; i >= 0; i-- {
@@ -174,7 +174,7 @@ func (s *Session) flushLocked(ctx context.Context, auto bool) error {
 	if wrote {
 		s.stats.Flushes++
 	}
-	s.noteMembers()
+	s.noteMembers(true)
 	return nil
 }
 
@@ -261,7 +261,7 @@ func (p *flushPlan) selfKeys(t *mapper.Table) []mapper.ForeignKey {
 }
 
 // flushOrder lists the tables with work, parents first.
-func (s *Session) flushOrder() (*flushPlan, error) {
+func (s *Session) flushOrder() (flushPlan, error) {
 	var tables []*mapper.Table
 	seen := map[*mapper.Table]bool{}
 	add := func(e *identity.Entry) bool {
@@ -284,19 +284,19 @@ func (s *Session) flushOrder() (*flushPlan, error) {
 		}
 	}
 	if len(tables) == 0 || len(tables) == 1 && !refersToItself(tables[0]) {
-		return &flushPlan{order: tables}, nil
+		return flushPlan{order: tables}, nil
 	}
 	// Stable input order (by name) so that the flush order is deterministic.
 	slices.SortFunc(tables, func(a, b *mapper.Table) int { return strings.Compare(a.Name, b.Name) })
 	fks, err := s.e.reg.ForeignKeys(tables)
 	if err != nil {
-		return nil, err
+		return flushPlan{}, err
 	}
 	order, broken, err := sortTables(tables, fks)
 	if err != nil {
-		return nil, err
+		return flushPlan{}, err
 	}
-	return &flushPlan{order: order, fks: fks, broken: broken}, nil
+	return flushPlan{order: order, fks: fks, broken: broken}, nil
 }
 
 // dirty appends the changed persistent objects of table t, in the order

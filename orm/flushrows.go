@@ -342,33 +342,46 @@ func (s *Session) noteLoaded(t *mapper.Table, r *mapper.Relation, objs []any) {
 	ri := slices.Index(t.Relations, r)
 	for _, o := range objs {
 		if e := s.lookup(t, o); e != nil && e.State == identity.Persistent {
-			s.noteMember(e, ri)
+			s.noteMember(e, ri, false)
 		}
 	}
 }
 
 // noteMember records the children now in relation ri of e's object: the
-// ones whose removal from the slice makes them orphans.
-func (s *Session) noteMember(e *identity.Entry, ri int) {
+// ones whose removal from the slice makes them orphans. With keep, the
+// children recorded before are kept too.
+func (s *Session) noteMember(e *identity.Entry, ri int, keep bool) {
 	f := reflect.ValueOf(e.Obj).Elem().FieldByIndex(e.Table.Relations[ri].Index)
 	if f.IsNil() {
 		return // never loaded or set: nothing was removed from it
 	}
-	kids := make([]any, 0, f.Len())
+	k := memberKey{e, ri}
+	var kids []any
+	var have map[any]bool
+	if keep && len(s.members[k]) > 0 {
+		kids = s.members[k]
+		have = make(map[any]bool, len(kids))
+		for _, c := range kids {
+			have[c] = true
+		}
+	}
 	for i := range f.Len() {
-		if c := f.Index(i); !c.IsNil() {
+		if c := f.Index(i); !c.IsNil() && !have[c.Interface()] {
 			kids = append(kids, c.Interface())
 		}
 	}
 	if s.members == nil {
 		s.members = map[memberKey][]any{}
 	}
-	s.members[memberKey{e, ri}] = kids
+	s.members[k] = kids
 }
 
-// noteMembers records, after a flush, the children of every tracked parent
-// with a cascade has-many relation, as the database now has them.
-func (s *Session) noteMembers() {
+// noteMembers records the children of every tracked parent with a cascade
+// has-many relation. After a flush (keep) the children recorded before
+// stay: should the transaction fail, the orphans the flush deleted are
+// orphans again at the next one. After a commit the record is what the
+// database now has.
+func (s *Session) noteMembers(keep bool) {
 	if len(s.members) == 0 {
 		found := false
 		for _, t := range s.idmap.Tables() {
@@ -378,7 +391,9 @@ func (s *Session) noteMembers() {
 			return
 		}
 	}
-	clear(s.members)
+	if !keep {
+		clear(s.members)
+	}
 	for _, t := range s.idmap.Tables() {
 		if !cascadeHasMany(t) {
 			continue
@@ -387,7 +402,7 @@ func (s *Session) noteMembers() {
 			if e.State == identity.Persistent {
 				for ri, r := range t.Relations {
 					if r.HasMany && r.Cascade {
-						s.noteMember(e, ri)
+						s.noteMember(e, ri, keep)
 					}
 				}
 			}

@@ -620,6 +620,7 @@ func (s *Session) Commit(ctx context.Context) error {
 		e.State = identity.Detached
 	}
 	s.deletes = s.deletes[:0]
+	s.noteMembers(false) // committed: forget the children that left
 	return nil
 }
 
