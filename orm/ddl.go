@@ -87,10 +87,31 @@ func fkClause(q func(string) string, fk mapper.ForeignKey) string {
 }
 
 // DropTables drops the tables of models that exist, children before parents.
+// A foreign key that CreateTables added to break a cycle is dropped first.
 func (e *Engine) DropTables(ctx context.Context, models ...any) error {
-	tables, _, _, err := e.schema(models)
+	tables, _, broken, err := e.schema(models)
 	if err != nil {
 		return err
+	}
+	q := e.dialect.Quote
+	for _, fk := range broken {
+		if _, err := e.exec(ctx, e.db, "SELECT 1 FROM "+q(fk.Child.Name)+" WHERE 1 = 0", nil); err != nil {
+			continue // no such table
+		}
+		var s string
+		switch e.dialect.Name() {
+		case "mysql":
+			s = "ALTER TABLE " + q(fk.Child.Name) + " DROP FOREIGN KEY " + q(fkName(fk))
+		case "sqlite":
+			// The constraint is inline and SQLite cannot drop it; DROP
+			// TABLE deletes the rows first, which the key would refuse.
+			s = "UPDATE " + q(fk.Child.Name) + " SET " + q(fk.Column.Name) + " = NULL"
+		default:
+			s = "ALTER TABLE " + q(fk.Child.Name) + " DROP CONSTRAINT IF EXISTS " + q(fkName(fk))
+		}
+		if _, err := e.exec(ctx, e.db, s, nil); err != nil {
+			return fmt.Errorf("orm: drop table %s: %w", fk.Child.Name, err)
+		}
 	}
 	for i := len(tables) - 1; i >= 0; i-- {
 		s := "DROP TABLE IF EXISTS " + e.dialect.Quote(tables[i].Name)

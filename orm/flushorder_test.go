@@ -435,3 +435,57 @@ func TestCycleErrorNamesColumns(t *testing.T) {
 		}
 	}
 }
+
+// CreateTables makes a cycle of tables through a nullable column, with
+// both constraints enforced, again without error; DropTables drops it with
+// rows in it.
+func TestCreateTablesCycleThroughNullableColumn(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := foOpen(t, tg) // created once
+		ctx := context.Background()
+		uowMust(t, eng.CreateTables(ctx, foPerson{}, foCar{})) // and again: nothing to do
+		foExec(t, eng, "INSERT INTO fo_people (id, name) VALUES (1, 'ann')")
+		foExec(t, eng, "INSERT INTO fo_cars (id, model, owner_id) VALUES (1, 'beetle', 1)")
+		foExec(t, eng, "UPDATE fo_people SET car_id = 1 WHERE id = 1")
+		for _, q := range []string{
+			"INSERT INTO fo_cars (id, model, owner_id) VALUES (2, 'ghost', 99)",
+			"UPDATE fo_people SET car_id = 99 WHERE id = 1",
+		} {
+			if _, err := eng.DB().ExecContext(ctx, q); err == nil {
+				t.Errorf("%s: accepted, want a foreign-key violation", q)
+			}
+		}
+		uowMust(t, eng.DropTables(ctx, foPerson{}, foCar{}))
+		uowMust(t, eng.CreateTables(ctx, foPerson{}, foCar{}))
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM fo_people"); n != 0 {
+			t.Fatalf("%d people after drop and create, want 0", n)
+		}
+		if _, err := eng.DB().ExecContext(ctx, "UPDATE fo_people SET car_id = 99"); err != nil {
+			t.Fatal(err) // no rows: nothing to refuse
+		}
+	})
+}
+
+// A persistent node moved under a new node gets the new node's key in an
+// UPDATE after the new node's INSERT.
+func TestFlushSelfReferencingPersistentRowMovedUnderNewRow(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := foOpen(t, tg)
+		ctx := context.Background()
+		x := &foNode{Name: "x"}
+		seedObjects(t, eng, x)
+		s := eng.NewSession()
+		defer s.Close()
+		got, err := orm.Get[foNode](ctx, s, x.ID)
+		uowMust(t, err)
+		y := &foNode{Name: "y"}
+		got.Parent = y
+		uowMust(t, s.Add(y))
+		if err := s.Commit(ctx); err != nil {
+			t.Fatalf("Commit: %v", err)
+		}
+		if got.ParentID == nil || *got.ParentID != y.ID || foParentOf(t, eng, "fo_nodes", x.ID) != y.ID {
+			t.Fatalf("x.ParentID = %v, committed %d; want %d", got.ParentID, foParentOf(t, eng, "fo_nodes", x.ID), y.ID)
+		}
+	})
+}
