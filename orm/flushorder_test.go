@@ -70,12 +70,21 @@ type foCar struct {
 
 func (foCar) TableName() string { return "fo_cars" }
 
+// foDir's children are deleted with it (cascade), in the same table.
+type foDir struct {
+	ID       int64    `db:"id,pk,auto"`
+	ParentID *int64   `db:"parent_id"`
+	Children []*foDir `rel:"parent_id,cascade"`
+}
+
+func (foDir) TableName() string { return "fo_dirs" }
+
 // foOpen opens tg with every statement logged and the models of this file
 // created; the log is empty when it returns.
 func foOpen(t *testing.T, tg dbtest.Target) (*orm.Engine, *queryLog) {
 	t.Helper()
 	eng, log := openLogged(t, tg)
-	if err := eng.CreateTables(context.Background(), foNode{}, foTree{}, foStrict{}, foPerson{}, foCar{}); err != nil {
+	if err := eng.CreateTables(context.Background(), foNode{}, foTree{}, foStrict{}, foPerson{}, foCar{}, foDir{}); err != nil {
 		t.Fatal(err)
 	}
 	log.Reset()
@@ -486,6 +495,42 @@ func TestFlushSelfReferencingPersistentRowMovedUnderNewRow(t *testing.T) {
 		}
 		if got.ParentID == nil || *got.ParentID != y.ID || foParentOf(t, eng, "fo_nodes", x.ID) != y.ID {
 			t.Fatalf("x.ParentID = %v, committed %d; want %d", got.ParentID, foParentOf(t, eng, "fo_nodes", x.ID), y.ID)
+		}
+	})
+}
+
+// Deleting the root of a cascade tree whose nodes were loaded by a query
+// (not through the slices) marks every tracked descendant deleted and
+// deletes them leaves first, one statement per level.
+func TestFlushDeletesCascadeTreeByLevel(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, log := foOpen(t, tg)
+		ctx := context.Background()
+		foExec(t, eng, "INSERT INTO fo_dirs (id, parent_id) VALUES (1, NULL)")
+		foExec(t, eng, "INSERT INTO fo_dirs (id, parent_id) VALUES (2, 1)")
+		foExec(t, eng, "INSERT INTO fo_dirs (id, parent_id) VALUES (3, 1)")
+		foExec(t, eng, "INSERT INTO fo_dirs (id, parent_id) VALUES (4, 2)")
+		s := eng.NewSession()
+		defer s.Close()
+		dirs, err := orm.Query[foDir](s).OrderBy("id").All(ctx)
+		uowMust(t, err)
+		uowMust(t, s.Delete(dirs[0]))
+		for _, d := range dirs {
+			if !s.IsDirty(d) {
+				t.Fatalf("dir %d not marked deleted with the root", d.ID)
+			}
+		}
+		log.Reset()
+		if err := s.Commit(ctx); err != nil {
+			t.Fatalf("Commit: %v", err)
+		}
+		var got [][]any
+		for _, ev := range foStatements(log.Events(), "fo_dirs") {
+			got = append(got, ev.Args)
+		}
+		want := [][]any{{int64(4)}, {int64(2), int64(3)}, {int64(1)}}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("DELETE arguments by level (-want +got):\n%s", diff)
 		}
 	})
 }

@@ -353,9 +353,10 @@ func (s *Session) cascadeDelete(t *mapper.Table, obj any) error {
 		// and one moved to this parent is updated into the cascade.
 		col, key := ct.Column(r.Column), normKey(t.Acc.Value(obj, t.PK[0]))
 		if key != nil && !keyIsZero(t, obj) {
+			var found []*identity.Entry
 			match := func(e *identity.Entry) {
 				if valuesEqual(ct.Acc.Value(e.Obj, col), key) {
-					kids = append(kids, e.Obj)
+					found = append(found, e)
 				}
 			}
 			s.idmap.EachIn(ct, func(e *identity.Entry) bool {
@@ -368,6 +369,11 @@ func (s *Session) cascadeDelete(t *mapper.Table, obj any) error {
 				if e.Table == ct {
 					match(e)
 				}
+			}
+			// In the order they entered the session, not the map's.
+			slices.SortFunc(found, cmpSeq)
+			for _, e := range found {
+				kids = append(kids, e.Obj)
 			}
 		}
 		for _, c := range kids {
