@@ -18,6 +18,15 @@ import (
 // the statements. On failure the transaction is rolled back (or, inside a
 // Savepoint, rolled back to it) and the session is restored as Commit
 // describes.
+//
+// Parents are inserted before children and children deleted before
+// parents, from the foreign keys rel tags declare. Rows of a table that
+// refers to itself are written in dependency levels, one batch per level.
+// A cycle of tables is broken at a nullable foreign key (inserted NULL,
+// then set by a follow-up UPDATE; set NULL before its rows are deleted);
+// a cycle of NOT NULL keys is a *CycleError. A child removed from the
+// loaded slice of a has-many relation tagged cascade is deleted
+// (delete-orphan), unless another parent's slice now lists it.
 func (s *Session) Flush(ctx context.Context) error {
 	if err := s.enter(); err != nil {
 		return err
