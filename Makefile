@@ -7,7 +7,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # CI would pay twice (test and race). Override: make test TIMEOUT=10m.
 TIMEOUT := 5m
 
-.PHONY: test race lint generate check-generated fmt-check
+.PHONY: test race lint generate check-generated fmt-check tidy-check demo bench
 
 # test runs every test, uncached, on SQLite and on each reachable server.
 test:
@@ -38,6 +38,19 @@ fmt-check:
 	@out=$$(find . -name '*.go' -not -path '*/testdata/*' -not -path './.git/*' | xargs -r gofmt -l) || exit 1; \
 	test -z "$$out" || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 
+# tidy-check fails if `go mod tidy` would change go.mod or go.sum: every
+# requirement listed, none marked // indirect that the module imports.
+tidy-check:
+	go mod tidy -diff
+
 # demo runs the demo service: a self-driving load on SQLite, then its report (cmd/tallydemo).
 demo:
 	go run ./cmd/tallydemo
+
+# bench compares Tally with database/sql, sqlx, GORM and bun on every
+# reachable database and rewrites docs/benchmarks.md and its charts (about
+# 10 minutes on 2 cores). bench/ is a module of its own, so the peers never
+# enter Tally's go.mod. Override: make bench BENCHFLAGS='-rounds 3 -benchtime 200ms'.
+BENCHFLAGS :=
+bench:
+	cd bench && go run ./cmd/report -out ../docs/benchmarks.md $(BENCHFLAGS)

@@ -7,6 +7,14 @@
 // statement may bind, which DDL type stores a Go type, and how to classify a
 // driver error. Dialect values are safe for concurrent use.
 //
+// What each database can do is data, its [Capabilities]: the ORM asks them
+// and never compares names. The drivers live apart, one package per
+// database (dialect/mysql, dialect/postgres, dialect/sqlite), each of which
+// registers a [Driver] when imported; only those packages import a
+// database/sql driver, so a program links only the databases it names:
+//
+//	import _ "github.com/tallyorm/tally/dialect/postgres"
+//
 // Users normally only name a dialect, for [github.com/tallyorm/tally/orm.New]:
 //
 //	eng := orm.New(db, dialect.PostgreSQL)
@@ -50,11 +58,16 @@ type Dialect interface {
 	// without allocating.
 	Rebind(query string) string
 
-	// Returning reports whether INSERT (single- or multi-row) accepts a
-	// RETURNING clause that yields one row per inserted row, in order.
+	// Capabilities describes what the database can do.
+	Capabilities() Capabilities
+
+	// Returning is Capabilities().Returning: INSERT (single- or multi-row)
+	// accepts a RETURNING clause that yields one row per inserted row, in
+	// order.
 	Returning() bool
 
-	// MaxParams is the most bound parameters one statement may carry.
+	// MaxParams is Capabilities().MaxParams: the most bound parameters one
+	// statement may carry.
 	MaxParams() int
 
 	// ColumnType returns the DDL type that stores values of Go type t for
@@ -69,8 +82,17 @@ type Dialect interface {
 	AutoIncrement(quotedName string, t reflect.Type) (ddl string, inlinePK bool)
 
 	// Classify says which [Class] a driver error belongs to. An error it
-	// does not recognise is [ClassOther].
+	// does not recognise is [ClassOther]. The dialects of this package
+	// know a driver's own errors (a duplicate key, a deadlock) only when
+	// its dialect/<db> package is imported, which registers its [Driver];
+	// without it they recognise only connection failures.
 	Classify(err error) Class
+
+	// ServerError reports whether err carries an error the database sent,
+	// as opposed to a failure to reach it, and its code ("mysql error
+	// 1062", "SQLSTATE 23505", "sqlite code 2067") for logs, which must not
+	// quote values. Like Classify it needs the dialect/<db> package.
+	ServerError(err error) (code string, ok bool)
 }
 
 // Column is what [Dialect.ColumnType] needs to know of a column.

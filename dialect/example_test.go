@@ -3,7 +3,6 @@ package dialect_test
 import (
 	"fmt"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/tallyorm/tally/dialect"
 )
 
@@ -39,11 +38,4 @@ func ExampleForMySQLServer() {
 	// 8.0.36 false
 	// 10.4.3-MariaDB-log false
 	// 10.11.19-MariaDB-0+deb12u1 true
-}
-
-func ExampleDialect_Classify() {
-	err := fmt.Errorf("insert user: %w", &pgconn.PgError{Code: "23505"})
-	fmt.Println(dialect.PostgreSQL.Classify(err))
-	// Output:
-	// unique violation
 }

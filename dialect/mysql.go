@@ -35,11 +35,24 @@ func (mysqlDialect) Rebind(query string) string { return mysqlSyntax.rebind(quer
 
 func (mysqlDialect) syntax() *syntax { return &mysqlSyntax }
 
+// mysqlCaps: MaxParams is the protocol's limit (a prepared statement counts
+// its parameters in 16 bits); there is no CREATE INDEX IF NOT EXISTS.
+var mysqlCaps = standardSavepoints(Capabilities{
+	ForUpdate:   true,
+	EmptyInsert: "() VALUES ()",
+	Begin:       BeginPlain,
+	MaxParams:   65535,
+})
+
+func (d mysqlDialect) Capabilities() Capabilities {
+	c := mysqlCaps
+	c.Returning = d.mariadb
+	return c
+}
+
 func (d mysqlDialect) Returning() bool { return d.mariadb }
 
-// MaxParams is the protocol's limit: a prepared statement counts its
-// parameters in 16 bits.
-func (mysqlDialect) MaxParams() int { return 65535 }
+func (mysqlDialect) MaxParams() int { return mysqlCaps.MaxParams }
 
 func (mysqlDialect) ColumnType(c Column) (string, error) {
 	if c.SQLType != "" {
@@ -102,7 +115,9 @@ func (mysqlDialect) AutoIncrement(quotedName string, t reflect.Type) (string, bo
 	return quotedName + " " + typ + " NOT NULL AUTO_INCREMENT", false
 }
 
-func (mysqlDialect) Classify(err error) Class { return classifyMySQL(err) }
+func (mysqlDialect) Classify(err error) Class { return classifyVia("mysql", err) }
+
+func (mysqlDialect) ServerError(err error) (string, bool) { return serverErrorVia("mysql", err) }
 
 // ForMySQLServer returns the dialect for a server that answered version to
 // SELECT VERSION(): [MariaDB] for MariaDB 10.5 or later, whose INSERT ...

@@ -1,16 +1,19 @@
-package dialect
+package dialect_test
 
 import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
 	"github.com/google/go-cmp/cmp"
+	"github.com/tallyorm/tally/dialect"
+	tallymysql "github.com/tallyorm/tally/dialect/mysql"
 	"github.com/tallyorm/tally/internal/dbtest"
 )
 
@@ -21,12 +24,12 @@ func TestMain(m *testing.M) { dbtest.Main(m) }
 
 // openTarget opens tg and returns the dialect for it, chosen as an
 // application would: by driver name, or by the server's version for MySQL.
-func openTarget(t *testing.T, tg dbtest.Target) (*sql.DB, Dialect) {
+func openTarget(t *testing.T, tg dbtest.Target) (*sql.DB, dialect.Dialect) {
 	t.Helper()
 	switch tg.Name {
 	case dbtest.MySQL:
 		// DATETIME reads back as time.Time, in the zone it was written in.
-		cfg, err := mysql.ParseDSN(tg.DSN)
+		cfg, err := tallymysql.Config(tg.DSN)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -42,13 +45,22 @@ func openTarget(t *testing.T, tg dbtest.Target) (*sql.DB, Dialect) {
 			t.Fatal(err)
 		}
 		t.Logf("server %s", version)
-		return db, ForMySQLServer(version)
+		return db, dialect.ForMySQLServer(version)
 	}
-	d, err := ByName(tg.Driver)
+	d, err := dialect.ByName(tg.Driver)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return db, d
+}
+
+func mustExec(t *testing.T, e interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+}, query string, args ...any) {
+	t.Helper()
+	if _, err := e.ExecContext(context.Background(), query, args...); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
 }
 
 // Each row runs through Expand and then on the server, which checks that
@@ -92,7 +104,7 @@ func TestServerRebind(t *testing.T) {
 			if tt.only != "" && tt.only != tg.Name {
 				continue
 			}
-			q, args, err := Expand(d, tt.query, tt.args)
+			q, args, err := dialect.Expand(d, tt.query, tt.args)
 			if err != nil {
 				t.Errorf("Expand(%q): %v", tt.query, err)
 				continue
@@ -119,7 +131,7 @@ func TestServerClassify(t *testing.T) {
 		if !inline {
 			pk = ", PRIMARY KEY (" + d.Quote("id") + ")"
 		}
-		email, err := d.ColumnType(Column{Type: typeOf[string](), Key: true})
+		email, err := d.ColumnType(dialect.Column{Type: reflect.TypeFor[string](), Key: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -134,14 +146,14 @@ func TestServerClassify(t *testing.T) {
 		tests := []struct {
 			name  string
 			query string
-			want  Class
+			want  dialect.Class
 		}{
-			{"duplicate key", "INSERT INTO parent (id, email) VALUES (1, 'c@x')", ClassUnique},
-			{"duplicate unique", "INSERT INTO parent (id, email) VALUES (3, 'a@x')", ClassUnique},
-			{"no parent", "INSERT INTO child (id, parent_id) VALUES (2, 99)", ClassForeignKey},
-			{"parent referenced", "DELETE FROM parent WHERE id = 1", ClassForeignKey},
-			{"not null", "INSERT INTO parent (id, email) VALUES (4, NULL)", ClassOther},
-			{"syntax", "INSERT INTO", ClassOther},
+			{"duplicate key", "INSERT INTO parent (id, email) VALUES (1, 'c@x')", dialect.ClassUnique},
+			{"duplicate unique", "INSERT INTO parent (id, email) VALUES (3, 'a@x')", dialect.ClassUnique},
+			{"no parent", "INSERT INTO child (id, parent_id) VALUES (2, 99)", dialect.ClassForeignKey},
+			{"parent referenced", "DELETE FROM parent WHERE id = 1", dialect.ClassForeignKey},
+			{"not null", "INSERT INTO parent (id, email) VALUES (4, NULL)", dialect.ClassOther},
+			{"syntax", "INSERT INTO", dialect.ClassOther},
 		}
 		for _, tt := range tests {
 			_, err := db.ExecContext(ctx, tt.query)
@@ -149,7 +161,7 @@ func TestServerClassify(t *testing.T) {
 				t.Errorf("%s: %s succeeded", tt.name, tt.query)
 				continue
 			}
-			if got := d.Classify(wrapped(err)); got != tt.want {
+			if got := d.Classify(fmt.Errorf("orm: insert: %w", err)); got != tt.want {
 				t.Errorf("%s: Classify(%v) = %v, want %v", tt.name, err, got, tt.want)
 			}
 		}
@@ -170,7 +182,7 @@ func TestServerClassify(t *testing.T) {
 		}
 		defer tx2.Rollback()
 		_, err = tx2.ExecContext(ctx, "SELECT id FROM parent WHERE id = 2 FOR UPDATE NOWAIT")
-		if got := d.Classify(err); got != ClassRetryable {
+		if got := d.Classify(err); got != dialect.ClassRetryable {
 			t.Errorf("NOWAIT: Classify(%v) = %v, want retryable", err, got)
 		}
 		tx1.Rollback()
@@ -208,7 +220,7 @@ func TestServerClassify(t *testing.T) {
 		if deadlock == nil || errs[0] != nil && errs[1] != nil {
 			t.Fatalf("deadlock: errors %v and %v, want exactly one", errs[0], errs[1])
 		}
-		if got := d.Classify(deadlock); got != ClassRetryable {
+		if got := d.Classify(deadlock); got != dialect.ClassRetryable {
 			t.Errorf("deadlock: Classify(%v) = %v, want retryable", deadlock, got)
 		}
 	})
@@ -243,13 +255,13 @@ func TestServerColumnTypes(t *testing.T) {
 		NT: sql.Null[time.Time]{V: time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC), Valid: true},
 		P:  &i32,
 	}
-	rt := typeOf[row]()
+	rt := reflect.TypeFor[row]()
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		db, d := openTarget(t, tg)
-		id, inline := d.AutoIncrement(d.Quote("id"), typeOf[int64]())
+		id, inline := d.AutoIncrement(d.Quote("id"), reflect.TypeFor[int64]())
 		cols, names := []string{id}, []string{}
 		for f := range rt.Fields() {
-			typ, err := d.ColumnType(Column{Type: f.Type, Key: f.Tag.Get("key") == "true"})
+			typ, err := d.ColumnType(dialect.Column{Type: f.Type, Key: f.Tag.Get("key") == "true"})
 			if err != nil {
 				t.Fatal(err)
 			}

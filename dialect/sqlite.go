@@ -4,8 +4,9 @@ import (
 	"reflect"
 )
 
-// SQLite is the dialect of SQLite through modernc.org/sqlite, which is
-// recent enough (3.35 or later) for INSERT ... RETURNING.
+// SQLite is the dialect of SQLite through modernc.org/sqlite (registered by
+// package dialect/sqlite), which is recent enough (3.35 or later) for
+// INSERT ... RETURNING.
 var SQLite Dialect = sqliteDialect{}
 
 var _ Dialect = sqliteDialect{}
@@ -22,10 +23,22 @@ func (sqliteDialect) Rebind(query string) string { return sqliteSyntax.rebind(qu
 
 func (sqliteDialect) syntax() *syntax { return &sqliteSyntax }
 
-func (sqliteDialect) Returning() bool { return true }
+// sqliteCaps: SQLite locks the whole database, so it has no FOR UPDATE and
+// begins transactions deferred or immediate. MaxParams is
+// SQLITE_MAX_VARIABLE_NUMBER, 32766 since SQLite 3.32.
+var sqliteCaps = standardSavepoints(Capabilities{
+	Returning:              true,
+	CreateIndexIfNotExists: true,
+	EmptyInsert:            "DEFAULT VALUES",
+	Begin:                  BeginDeferredOrImmediate,
+	MaxParams:              32766,
+})
 
-// MaxParams is SQLITE_MAX_VARIABLE_NUMBER, 32766 since SQLite 3.32.
-func (sqliteDialect) MaxParams() int { return 32766 }
+func (sqliteDialect) Capabilities() Capabilities { return sqliteCaps }
+
+func (sqliteDialect) Returning() bool { return sqliteCaps.Returning }
+
+func (sqliteDialect) MaxParams() int { return sqliteCaps.MaxParams }
 
 func (sqliteDialect) ColumnType(c Column) (string, error) {
 	if c.SQLType != "" {
@@ -66,4 +79,6 @@ func (sqliteDialect) AutoIncrement(quotedName string, _ reflect.Type) (string, b
 	return quotedName + " INTEGER PRIMARY KEY AUTOINCREMENT", true
 }
 
-func (sqliteDialect) Classify(err error) Class { return classifySQLite(err) }
+func (sqliteDialect) Classify(err error) Class { return classifyVia("sqlite", err) }
+
+func (sqliteDialect) ServerError(err error) (string, bool) { return serverErrorVia("sqlite", err) }

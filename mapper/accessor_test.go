@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	_ "modernc.org/sqlite"
+	_ "github.com/tallyorm/tally/dialect/sqlite"
 )
 
 func ptr[T any](v T) *T { return &v }

@@ -197,12 +197,12 @@ func createTableSQL(d dialect.Dialect, t *mapper.Table, fks []mapper.ForeignKey)
 			continue
 		}
 		name := indexName(t.Name, c.Name)
-		if d.Name() == "mysql" {
-			// MySQL has no CREATE INDEX IF NOT EXISTS; inside CREATE TABLE
-			// IF NOT EXISTS the index comes and goes with the table.
-			defs = append(defs, "INDEX "+q(name)+" ("+q(c.Name)+")")
-		} else {
+		if d.Capabilities().CreateIndexIfNotExists {
 			after = append(after, "CREATE INDEX IF NOT EXISTS "+q(name)+" ON "+q(t.Name)+" ("+q(c.Name)+")")
+		} else {
+			// Inside CREATE TABLE IF NOT EXISTS the index comes and goes
+			// with the table.
+			defs = append(defs, "INDEX "+q(name)+" ("+q(c.Name)+")")
 		}
 	}
 	for _, fk := range fks {

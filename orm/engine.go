@@ -3,18 +3,12 @@ package orm
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"fmt"
 	"reflect"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/tallyorm/tally/dialect"
 	"github.com/tallyorm/tally/mapper"
-
-	// The three drivers Open supports.
-	_ "github.com/go-sql-driver/mysql"
-	_ "github.com/jackc/pgx/v5/stdlib"
-	_ "modernc.org/sqlite"
 )
 
 // Engine is the process-wide entry point for one database: a connection
@@ -24,23 +18,31 @@ import (
 type Engine struct {
 	db      *sqlx.DB
 	dialect dialect.Dialect
+	caps    dialect.Capabilities // the dialect's, asked often
 	reg     *mapper.Registry
 	cfg     config
 	stmts   stmtCache
 }
 
-// Open connects to a database and pings it. driverName is "mysql",
-// "postgres" or "sqlite"; dsn is that driver's data source name. Open adds
-// the driver settings Tally relies on: parseTime and clientFoundRows for
-// MySQL; WAL, a busy timeout, foreign keys and immediate write transactions
-// for SQLite. On MySQL it asks the server's version to use RETURNING on
-// MariaDB 10.5 and later. ctx governs only the connecting and the ping.
+// Open connects to a database and pings it. driverName is "mysql" (also
+// for MariaDB), "postgres" or "sqlite" (or an alias: "postgresql", "pgx",
+// "sqlite3"), whose package the program must import for its side effect,
+// as with database/sql drivers:
+//
+//	import _ "github.com/tallyorm/tally/dialect/postgres"
+//
+// Without it Open returns an error naming that import. dsn is the driver's
+// data source name, to which Open adds the settings Tally relies on:
+// parseTime and clientFoundRows for MySQL; WAL, a busy timeout, foreign keys
+// and immediate write transactions for SQLite. On MySQL it asks the
+// server's version to use RETURNING on MariaDB 10.5 and later. ctx governs
+// only the connecting, the ping and that question.
 //
 // Errors never contain the DSN's password.
 func Open(ctx context.Context, driverName, dsn string, opts ...Option) (*Engine, error) {
-	sqlDriver, full, password, err := prepareDSN(driverName, dsn)
+	drv, err := dialect.Lookup(driverName)
 	if err != nil {
-		return nil, redact(err, password)
+		return nil, fmt.Errorf("orm: %w", err)
 	}
 	// The options are read here for the connector's settings; New applies
 	// them again, to the engine it makes.
@@ -48,34 +50,20 @@ func Open(ctx context.Context, driverName, dsn string, opts ...Option) (*Engine,
 	for _, o := range opts {
 		o(&cfg)
 	}
-	var db *sql.DB
-	if sqlDriver == "sqlite" {
-		var drv driver.Driver
-		if drv, err = sqliteDriver(); err == nil {
-			db = sql.OpenDB(&stmtCacheConnector{drv: drv, dsn: full, size: cfg.sqliteStmts})
-		}
-	} else {
-		db, err = sql.Open(sqlDriver, full)
-	}
+	db, password, err := drv.Open(dsn, dialect.OpenOptions{SQLiteStatementCache: cfg.sqliteStmts})
 	if err != nil {
-		return nil, redact(fmt.Errorf("orm: open %s: %w", driverName, err), password)
+		return nil, redact(fmt.Errorf("orm: %w", err), password)
 	}
-	d, err := dialect.ByName(sqlDriver)
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
+	d := drv.Dialect
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, redact(fmt.Errorf("orm: connect to %s: %w", driverName, classify(d, err)), password)
 	}
-	if d.Name() == "mysql" {
-		var version string
-		if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
+	if drv.Probe != nil {
+		if d, err = drv.Probe(ctx, db); err != nil {
 			db.Close()
-			return nil, redact(fmt.Errorf("orm: read mysql server version: %w", classify(d, err)), password)
+			return nil, redact(fmt.Errorf("orm: %w", classify(drv.Dialect, err)), password)
 		}
-		d = dialect.ForMySQLServer(version)
 	}
 	return New(db, d, opts...), nil
 }
@@ -83,6 +71,10 @@ func Open(ctx context.Context, driverName, dsn string, opts ...Option) (*Engine,
 // New wraps an existing pool. It does not connect; the first statement
 // does. It applies the pool settings of opts, and Tally's defaults for those
 // not given (32 open, idle equal to open), replacing the pool's own.
+//
+// Errors are classified (ErrUniqueViolation, retryable, ...) by the
+// dialect's dialect/<db> package, which the program must import, as it does
+// for Open: without it only connection failures are recognised.
 func New(db *sql.DB, d dialect.Dialect, opts ...Option) *Engine {
 	cfg := defaultConfig()
 	for _, o := range opts {
@@ -99,17 +91,19 @@ func New(db *sql.DB, d dialect.Dialect, opts ...Option) *Engine {
 	db.SetMaxIdleConns(idle)
 	db.SetConnMaxLifetime(cfg.maxLifetime)
 	db.SetConnMaxIdleTime(cfg.maxIdleTime)
-	driverName := d.Name()
-	if driverName == "postgres" {
-		driverName = "pgx"
-	}
 	return &Engine{
-		db:      sqlx.NewDb(db, driverName),
+		// sqlx picks its bind style by this name, and knows each dialect's.
+		db:      sqlx.NewDb(db, d.Name()),
 		dialect: d,
+		caps:    d.Capabilities(),
 		reg:     mapper.NewRegistry(),
 		cfg:     cfg,
 	}
 }
+
+// deferredReads reports whether transactions that start with reads begin
+// deferred and writes immediate (SQLite; see dialect.BeginDeferredOrImmediate).
+func (e *Engine) deferredReads() bool { return e.caps.Begin == dialect.BeginDeferredOrImmediate }
 
 // DB returns the engine's pool, for work outside sessions.
 func (e *Engine) DB() *sqlx.DB { return e.db }

@@ -10,9 +10,6 @@ import (
 	"reflect"
 	"slices"
 	"time"
-
-	"github.com/go-sql-driver/mysql"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // querier is what statements run on: the pool, a connection or a transaction.
@@ -56,7 +53,7 @@ func (o observation) done(ctx context.Context, rows int64, err error) {
 		if err != nil {
 			// Not err.Error(): MySQL quotes the offending value in its
 			// messages ("Duplicate entry 'x'"), and values stay out of logs.
-			attrs = append(attrs, slog.String("error", errorSummary(err)))
+			attrs = append(attrs, slog.String("error", o.e.errorSummary(err)))
 		}
 		l.LogAttrs(ctx, slog.LevelDebug, "tally: statement", attrs...)
 	}
@@ -178,35 +175,26 @@ func (e *Engine) query(ctx context.Context, q querier, query string, args []any)
 
 // serverReply reports whether err is an error the database server (or
 // SQLite) sent, as opposed to a failure to talk to it.
-func serverReply(err error) bool {
+func (e *Engine) serverReply(err error) bool {
 	if errors.Is(err, ErrConnection) {
 		return false
 	}
-	var me *mysql.MySQLError
-	var pe *pgconn.PgError
-	var coder interface{ Code() int }
-	return errors.As(err, &me) || errors.As(err, &pe) || errors.As(err, &coder)
+	_, ok := e.dialect.ServerError(err)
+	return ok
 }
 
 // errorSummary describes an error without the values a driver message may
-// quote: its class and the driver's code.
-func errorSummary(err error) string {
+// quote: its class and the database's code.
+func (e *Engine) errorSummary(err error) string {
 	class := "error"
 	var de *DBError
 	if errors.As(err, &de) {
 		class = de.Class.String()
 	}
-	var me *mysql.MySQLError
-	var pe *pgconn.PgError
-	var coder interface{ Code() int }
-	switch {
-	case errors.As(err, &me):
-		return fmt.Sprintf("%s (mysql error %d)", class, me.Number)
-	case errors.As(err, &pe):
-		return fmt.Sprintf("%s (SQLSTATE %s)", class, pe.Code)
-	case errors.As(err, &coder):
-		return fmt.Sprintf("%s (code %d)", class, coder.Code())
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	if code, ok := e.dialect.ServerError(err); ok {
+		return class + " (" + code + ")"
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err.Error()
 	}
 	return class

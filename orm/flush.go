@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/tallyorm/tally/dialect"
 	"github.com/tallyorm/tally/identity"
 	"github.com/tallyorm/tally/mapper"
 )
@@ -194,7 +195,7 @@ func (s *Session) abortFlush(ctx context.Context) {
 	ctx = context.WithoutCancel(ctx) // a cancelled ctx must not stop the cleanup
 	if n := len(s.sps); n > 0 {
 		sp := s.sps[n-1]
-		err := s.savepointExec(ctx, "ROLLBACK TO SAVEPOINT "+sp.name)
+		err := s.savepointExec(ctx, s.e.caps.RollbackToSavepoint+sp.name)
 		if err == nil {
 			s.undoFlushes(sp.flushMark)
 			return
@@ -729,18 +730,10 @@ func (s *Session) markDeleted(e *identity.Entry) {
 }
 
 // insertSQL builds INSERT INTO t (cols) VALUES (...), ... [RETURNING ret].
-func insertSQL(d interface {
-	Quote(string) string
-	AppendPlaceholder([]byte, int) []byte
-	Name() string
-}, t *mapper.Table, cols, ret []*mapper.Column, rows int, returning bool) string {
+func insertSQL(d dialect.Dialect, t *mapper.Table, cols, ret []*mapper.Column, rows int, returning bool) string {
 	b := []byte("INSERT INTO " + d.Quote(t.Name))
 	if len(cols) == 0 {
-		if d.Name() == "mysql" {
-			b = append(b, " () VALUES ()"...)
-		} else {
-			b = append(b, " DEFAULT VALUES"...)
-		}
+		b = append(append(b, ' '), d.Capabilities().EmptyInsert...)
 	} else {
 		b = append(b, " ("...)
 		for i, c := range cols {

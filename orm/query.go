@@ -207,7 +207,7 @@ func (q *Q[T]) build(what string, forCount bool) (string, []any, error) {
 				args = append(args, q.offset)
 			}
 		}
-		if q.forUpdate && d.Name() != "sqlite" {
+		if q.forUpdate && d.Capabilities().ForUpdate {
 			b.WriteString(" FOR UPDATE")
 		}
 	}
@@ -726,7 +726,7 @@ func (s *Session) bulk(ctx context.Context, t *mapper.Table, stmt string, args [
 			b.WriteString(w)
 			b.WriteString(")")
 		}
-		if d.Name() != "sqlite" {
+		if d.Capabilities().ForUpdate {
 			b.WriteString(" FOR UPDATE")
 		}
 		if err := s.begin(ctx, true); err != nil {

@@ -89,7 +89,7 @@ func (e *Engine) Do(ctx context.Context, fn func(ctx context.Context, s *Session
 			return cerr
 		}
 		opts := cfg.sessionOpts
-		if attempt > 1 && e.dialect.Name() == "sqlite" {
+		if attempt > 1 && e.deferredReads() {
 			opts = append(slices.Clip(opts), beginImmediate())
 		}
 		err = e.doOnce(ctx, fn, opts)

@@ -490,7 +490,7 @@ func (s *Session) begin(ctx context.Context, write bool) error {
 		return nil
 	}
 	var opts *sql.TxOptions
-	if s.e.dialect.Name() == "sqlite" && !write && !s.immediate {
+	if s.e.deferredReads() && !write && !s.immediate {
 		// modernc's driver issues a plain (deferred) BEGIN for ReadOnly and
 		// BEGIN IMMEDIATE (our DSN's _txlock) otherwise; SQLite itself does
 		// not restrict a deferred transaction to reads.
@@ -524,7 +524,7 @@ func (s *Session) lockForUpdate(ctx context.Context, t *mapper.Table) error {
 	if s.tx == nil {
 		return s.begin(ctx, true)
 	}
-	if s.txWrite || s.e.dialect.Name() != "sqlite" {
+	if s.txWrite || s.e.caps.ForUpdate {
 		return nil
 	}
 	if _, err := s.exec(ctx, "DELETE FROM "+s.e.dialect.Quote(t.Name)+" WHERE 0 = 1", nil); err != nil {
@@ -611,7 +611,7 @@ func (s *Session) Commit(ctx context.Context) error {
 	if err := s.endTx(ctx, true); err != nil {
 		s.undoFlushes(0)
 		s.flushLog = s.flushLog[:0]
-		if !serverReply(err) {
+		if !s.e.serverReply(err) {
 			// The COMMIT may have reached the server before the connection
 			// failed: only an error the server sent proves it did not commit.
 			return fmt.Errorf("%w: %w", ErrCommitUnknown, err)

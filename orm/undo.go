@@ -190,7 +190,7 @@ func (s *Session) Savepoint(ctx context.Context, fn func() error) (err error) {
 	if ferr == nil {
 		if ferr = s.flushLocked(ctx, false); ferr == nil {
 			s.sps = s.sps[:len(s.sps)-1]
-			if err := s.savepointExec(ctx, "RELEASE SAVEPOINT "+sp.name); err != nil {
+			if err := s.savepointExec(ctx, s.e.caps.ReleaseSavepoint+sp.name); err != nil {
 				return fmt.Errorf("orm: release savepoint: %w", err)
 			}
 			return nil
@@ -220,7 +220,7 @@ func (s *Session) openSavepoint(ctx context.Context) (savepoint, error) {
 		return savepoint{}, err
 	}
 	sp := savepoint{name: fmt.Sprintf("tally_sp%d", len(s.sps)+1), flushMark: len(s.flushLog), intentMark: len(s.intentLog)}
-	if err := s.savepointExec(ctx, "SAVEPOINT "+sp.name); err != nil {
+	if err := s.savepointExec(ctx, s.e.caps.Savepoint+sp.name); err != nil {
 		return savepoint{}, fmt.Errorf("orm: savepoint: %w", err)
 	}
 	s.sps = append(s.sps, sp)
@@ -236,7 +236,7 @@ func (s *Session) rollbackToLocked(ctx context.Context, sp savepoint) error {
 		return nil
 	}
 	s.sps = s.sps[:len(s.sps)-1]
-	if err := s.savepointExec(ctx, "ROLLBACK TO SAVEPOINT "+sp.name); err != nil {
+	if err := s.savepointExec(ctx, s.e.caps.RollbackToSavepoint+sp.name); err != nil {
 		s.loseTx(ctx, err)
 		return s.lost
 	}

@@ -31,7 +31,7 @@
 // PostgreSQL only after deadlock_timeout (1 s by default), so there each one
 // stalls the transfers queued behind it for a second. To compare, run with
 // -unordered 0, or let PostgreSQL look sooner (as a superuser) by adding
-// &deadlock_timeout=20ms to the DSN. SQLite has no row locks: a transfer
+// &deadlock_timeout=50ms to the DSN. SQLite has no row locks: a transfer
 // takes the database's write lock, and never deadlocks.
 //
 // With -serve it only serves, until interrupted: HTTP on the given address
@@ -91,6 +91,12 @@ import (
 	"time"
 
 	"github.com/tallyorm/tally/orm"
+
+	// The databases the demo can run on, as a program names the ones it
+	// uses: each registers its driver for orm.Open.
+	_ "github.com/tallyorm/tally/dialect/mysql"
+	_ "github.com/tallyorm/tally/dialect/postgres"
+	_ "github.com/tallyorm/tally/dialect/sqlite"
 )
 
 // config is the command line.

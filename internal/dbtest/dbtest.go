@@ -58,10 +58,12 @@ import (
 	"testing"
 	"time"
 
-	// The three drivers, registered under the names a Target carries.
-	_ "github.com/go-sql-driver/mysql"
-	_ "github.com/jackc/pgx/v5/stdlib"
-	_ "modernc.org/sqlite"
+	// The three databases: each registers its database/sql driver (under
+	// the name a Target carries) and its Tally driver, so that every test
+	// package using dbtest can orm.Open and classify errors on all three.
+	_ "github.com/tallyorm/tally/dialect/mysql"
+	_ "github.com/tallyorm/tally/dialect/postgres"
+	_ "github.com/tallyorm/tally/dialect/sqlite"
 )
 
 // Target names, exported so that a test which must branch on the database

@@ -1,11 +1,11 @@
-package orm
+package sqlite
 
-// Adversarial review tests of SQLite's per-connection statement cache
-// (sqlitestmts.go): cancellation and timeouts of cached statements, failed
-// steps, SQLITE_BUSY, concurrency with a small cache, rows left open when a
-// transaction ends, statements that are not single statements, savepoints,
-// Engine.Close with rows open, and goroutine leaks. Where behaviour is
-// compared, the reference is the same engine without the cache
+// What the statement cache guarantees where statements end in other ways
+// than success: cancellation and timeouts, failed steps, SQLITE_BUSY,
+// concurrency with a small cache, rows left open when a transaction ends,
+// statements that are not single statements, savepoints, Engine.Close with
+// rows open, and no goroutine leaks. Where behaviour is compared, the
+// reference is the same engine without the cache
 // (WithSQLiteStatementCache(0)).
 
 import (
@@ -21,9 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tallyorm/tally/orm"
 	"go.uber.org/goleak"
-
-	"github.com/tallyorm/tally/internal/dbtest"
 )
 
 // slowCountSQL counts to its argument; counting to a billion takes far
@@ -32,54 +31,6 @@ const slowCountSQL = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM
 
 // slowRowsSQL streams 1, 2, 3, ... up to its argument, a row at a time.
 const slowRowsSQL = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < ?) SELECT x FROM c"
-
-// reviewOpen opens the SQLite target (or dsn, if not empty) with opts and
-// closes the engine when the test ends.
-func reviewOpen(t *testing.T, dsn string, opts ...Option) *Engine {
-	t.Helper()
-	if dsn == "" {
-		tg := dbtest.Targets(t)[0]
-		if tg.Name != dbtest.SQLite {
-			t.Fatalf("first target is %s, want sqlite", tg.Name)
-		}
-		dsn = tg.DSN
-	}
-	eng, err := Open(context.Background(), "sqlite", dsn, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eng.Close() })
-	return eng
-}
-
-// pinConn takes a connection of eng's pool for the test and returns it
-// with its cache.
-func pinConn(t *testing.T, eng *Engine) (*sql.Conn, *cachingConn) {
-	t.Helper()
-	conn, err := eng.DB().Conn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn, rawCache(t, conn)
-}
-
-// rawCache returns conn's cache. Reading it through Raw holds the
-// connection's lock, so the state read is not racing with a statement.
-func rawCache(t *testing.T, conn *sql.Conn) *cachingConn {
-	t.Helper()
-	var cc *cachingConn
-	if err := conn.Raw(func(c any) error {
-		var ok bool
-		if cc, ok = c.(*cachingConn); !ok {
-			return fmt.Errorf("driver connection is %T, want *cachingConn", c)
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return cc
-}
 
 // cacheState describes conn's cache under the connection's lock: the
 // cached statements, most recent first, a '*' marking a busy one.
@@ -160,11 +111,11 @@ func queryInt(ctx context.Context, q interface {
 	return n, err
 }
 
-// TestReviewStmtCacheCancelPinned: a cached statement cancelled or timed
+// A cached statement cancelled or timed
 // out while it runs returns the context's error promptly, and the same
 // connection then runs it (and others) again with right results.
-func TestReviewStmtCacheCancelPinned(t *testing.T) {
-	eng := reviewOpen(t, "", WithSQLiteStatementCache(4), WithMaxOpenConns(2))
+func TestStatementCacheCancelledStatementRunsAgain(t *testing.T) {
+	eng := openEngine(t, "", orm.WithSQLiteStatementCache(4), orm.WithMaxOpenConns(2))
 	conn, _ := pinConn(t, eng)
 	ctx := context.Background()
 	if n, err := queryInt(ctx, conn, slowCountSQL, 10); err != nil || n != 10 {
@@ -229,11 +180,11 @@ func TestReviewStmtCacheCancelPinned(t *testing.T) {
 	}
 }
 
-// TestReviewStmtCacheCancelPool: the same through the pool and through a
+// The same through the pool and through a
 // session, where a cancelled statement may cost its connection; the next
 // statements must still be right.
-func TestReviewStmtCacheCancelPool(t *testing.T) {
-	eng := reviewOpen(t, "", WithSQLiteStatementCache(3), WithMaxOpenConns(1))
+func TestStatementCacheCancelThroughPoolAndSession(t *testing.T) {
+	eng := openEngine(t, "", orm.WithSQLiteStatementCache(3), orm.WithMaxOpenConns(1))
 	if err := eng.CreateTables(context.Background(), StmtRow{}); err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +206,7 @@ func TestReviewStmtCacheCancelPool(t *testing.T) {
 			t.Fatal(err)
 		}
 		tctx, cancel = context.WithTimeout(ctx, 50*time.Millisecond)
-		_, err = Raw[StmtRow](s, "SELECT id, name, n FROM stmt_rows WHERE n < (SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < ?) SELECT x FROM c))", int64(1e9)).All(tctx)
+		_, err = orm.Raw[StmtRow](s, "SELECT id, name, n FROM stmt_rows WHERE n < (SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < ?) SELECT x FROM c))", int64(1e9)).All(tctx)
 		cancel()
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("round %d, session query: %v", round, err)
@@ -267,7 +218,7 @@ func TestReviewStmtCacheCancelPool(t *testing.T) {
 			}
 		}
 		s = eng.NewSession()
-		rows, err := Raw[StmtRow](s, "SELECT id, name, n FROM stmt_rows WHERE n < (SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < ?) SELECT x FROM c))", 1000).All(ctx)
+		rows, err := orm.Raw[StmtRow](s, "SELECT id, name, n FROM stmt_rows WHERE n < (SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < ?) SELECT x FROM c))", 1000).All(ctx)
 		// The INSERT was rolled back with its session.
 		if err != nil || len(rows) != 0 {
 			t.Fatalf("round %d: %d rows, %v", round, len(rows), err)
@@ -278,11 +229,11 @@ func TestReviewStmtCacheCancelPool(t *testing.T) {
 	assertNoBusy(t, conn)
 }
 
-// TestReviewStmtCacheCancelMidRows: the context of a cached query ends
+// The context of a cached query ends
 // while its rows are being read; database/sql closes the rows, the
 // statement is given back (not busy) and runs again from its start.
-func TestReviewStmtCacheCancelMidRows(t *testing.T) {
-	eng := reviewOpen(t, "", WithSQLiteStatementCache(2), WithMaxOpenConns(1))
+func TestStatementCacheCancelMidRowsReleasesStatement(t *testing.T) {
+	eng := openEngine(t, "", orm.WithSQLiteStatementCache(2), orm.WithMaxOpenConns(1))
 	conn, _ := pinConn(t, eng)
 	ctx := context.Background()
 	for round := range 3 {
@@ -326,12 +277,12 @@ func TestReviewStmtCacheCancelMidRows(t *testing.T) {
 	}
 }
 
-// TestReviewStmtCacheTxCancelRowsOpen: a transaction whose context ends
+// A transaction whose context ends
 // while rows of a cached statement are open is rolled back by
 // database/sql, which closes the rows first; the connection stays in the
 // pool (the cache forwards SessionResetter and Validator) with no busy
 // statement, and the statement runs again.
-func TestReviewStmtCacheTxCancelRowsOpen(t *testing.T) {
+func TestStatementCacheTxCancelWithRowsOpenKeepsConnection(t *testing.T) {
 	eng, cc := openStmtCache(t, 3)
 	ctx := context.Background()
 	const q = "SELECT n FROM stmt_rows WHERE n >= ? ORDER BY id"
@@ -382,10 +333,10 @@ func TestReviewStmtCacheTxCancelRowsOpen(t *testing.T) {
 	}
 }
 
-// TestReviewStmtCacheRowsOpenAtRollback: rows of cached statements left
+// Rows of cached statements left
 // open when the transaction ends (Rollback and Commit) are closed by
 // database/sql; no statement stays busy, and each is reused afterwards.
-func TestReviewStmtCacheRowsOpenAtRollback(t *testing.T) {
+func TestStatementCacheRowsOpenAtTxEndAreReleased(t *testing.T) {
 	eng, cc := openStmtCache(t, 2)
 	ctx := context.Background()
 	qs := []string{
@@ -455,11 +406,11 @@ func TestReviewStmtCacheRowsOpenAtRollback(t *testing.T) {
 	}
 }
 
-// TestReviewStmtCacheFailedSteps: cached statements whose step fails (a
+// Cached statements whose step fails (a
 // CHECK, a unique key, a runtime error in the middle of the rows, missing
 // arguments) run again with other arguments and give right results.
-func TestReviewStmtCacheFailedSteps(t *testing.T) {
-	eng := reviewOpen(t, "", WithSQLiteStatementCache(8), WithMaxOpenConns(1))
+func TestStatementCacheFailedStepsRunAgain(t *testing.T) {
+	eng := openEngine(t, "", orm.WithSQLiteStatementCache(8), orm.WithMaxOpenConns(1))
 	conn, _ := pinConn(t, eng)
 	ctx := context.Background()
 	if _, err := conn.ExecContext(ctx, "CREATE TABLE chk (id INTEGER PRIMARY KEY, v INTEGER NOT NULL CHECK (v >= 0), u TEXT UNIQUE)"); err != nil {
@@ -564,20 +515,20 @@ func TestReviewStmtCacheFailedSteps(t *testing.T) {
 	assertNoBusy(t, conn)
 }
 
-// TestReviewStmtCacheSessionFailedFlush: a session's cached INSERT and
+// A session's cached INSERT and
 // UPDATE fail on a unique key, the session rolls back, and the same
 // statements then succeed.
-func TestReviewStmtCacheSessionFailedFlush(t *testing.T) {
+func TestStatementCacheSurvivesFailedFlush(t *testing.T) {
 	eng, cc := openStmtCache(t, 3)
 	ctx := context.Background()
 	for round := range 3 {
 		s := eng.NewSession()
-		r, err := Get[StmtRow](ctx, s, int64(1))
+		r, err := orm.Get[StmtRow](ctx, s, int64(1))
 		if err != nil {
 			t.Fatal(err)
 		}
 		r.Name = "r2" // taken by row 3
-		if err := s.Commit(ctx); !errors.Is(err, ErrUniqueViolation) {
+		if err := s.Commit(ctx); !errors.Is(err, orm.ErrUniqueViolation) {
 			t.Fatalf("round %d update: %v", round, err)
 		}
 		r.Name = fmt.Sprint("renamed", round)
@@ -587,7 +538,7 @@ func TestReviewStmtCacheSessionFailedFlush(t *testing.T) {
 		if err := s.Add(&StmtRow{Name: "r5", N: 1}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Commit(ctx); !errors.Is(err, ErrUniqueViolation) {
+		if err := s.Commit(ctx); !errors.Is(err, orm.ErrUniqueViolation) {
 			t.Fatalf("round %d insert: %v", round, err)
 		}
 		s.Rollback(ctx)
@@ -599,11 +550,11 @@ func TestReviewStmtCacheSessionFailedFlush(t *testing.T) {
 		}
 		s.Close()
 		s = eng.NewSession()
-		got, err := Get[StmtRow](ctx, s, int64(1))
+		got, err := orm.Get[StmtRow](ctx, s, int64(1))
 		if err != nil || got.Name != fmt.Sprint("renamed", round) {
 			t.Fatalf("round %d: row 1 is %+v %v", round, got, err)
 		}
-		n, err := Query[StmtRow](s).Where("n >= ?", 100).Count(ctx)
+		n, err := orm.Query[StmtRow](s).Where("n >= ?", 100).Count(ctx)
 		if err != nil || n != int64(round+1) {
 			t.Fatalf("round %d: %d new rows, %v", round, n, err)
 		}
@@ -614,17 +565,17 @@ func TestReviewStmtCacheSessionFailedFlush(t *testing.T) {
 	}
 }
 
-// TestReviewStmtCacheBusy: two engines on one file. While one holds the
+// Two engines on one file. While one holds the
 // write lock, the other's cached write statements fail busy (after the
 // DSN's short busy_timeout), its reads still work, and once the lock is
 // released the same statements succeed. Then a deferred transaction whose
 // snapshot is stale fails its cached write (SQLITE_BUSY_SNAPSHOT) and the
 // next transaction succeeds with it.
-func TestReviewStmtCacheBusy(t *testing.T) {
+func TestStatementCacheBusyWritesSucceedOnceLockIsFree(t *testing.T) {
 	dir := t.TempDir()
 	dsn := "file:" + filepath.Join(dir, "busy.db") + "?_pragma=busy_timeout(50)"
-	engA := reviewOpen(t, dsn)
-	engB := reviewOpen(t, dsn, WithSQLiteStatementCache(4), WithMaxOpenConns(2)) // one pinned, one for sessions
+	engA := openEngine(t, dsn)
+	engB := openEngine(t, dsn, orm.WithSQLiteStatementCache(4), orm.WithMaxOpenConns(2)) // one pinned, one for sessions
 	ctx := context.Background()
 	if _, err := engA.DB().ExecContext(ctx, "CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT)"); err != nil {
 		t.Fatal(err)
@@ -633,7 +584,7 @@ func TestReviewStmtCacheBusy(t *testing.T) {
 	const ret = "INSERT INTO kv (k, v) VALUES (?, ?) RETURNING k"
 	const cnt = "SELECT count(*) FROM kv"
 	connB, _ := pinConn(t, engB)
-	engC := reviewOpen(t, "file:"+filepath.Join(dir, "busy.db"), WithSQLiteStatementCache(4), WithMaxOpenConns(1))
+	engC := openEngine(t, "file:"+filepath.Join(dir, "busy.db"), orm.WithSQLiteStatementCache(4), orm.WithMaxOpenConns(1))
 	connC, _ := pinConn(t, engC)
 	if _, err := connC.ExecContext(ctx, ins, 3, "c"); err != nil {
 		t.Fatal(err)
@@ -645,7 +596,7 @@ func TestReviewStmtCacheBusy(t *testing.T) {
 		t.Fatal(err)
 	}
 	if n, err := queryInt(ctx, connB, ret, 2, "b"); err != nil || n != 2 {
-		t.Fatal(n, err)
+		t.Fatalf("got %d, %v; want 2, nil", n, err)
 	}
 	isBusy := func(err error) bool {
 		return err != nil && (strings.Contains(err.Error(), "database is locked") || strings.Contains(err.Error(), "SQLITE_BUSY"))
@@ -671,7 +622,7 @@ func TestReviewStmtCacheBusy(t *testing.T) {
 		}
 		// A session of B: its IMMEDIATE begin fails busy, retryable.
 		sB := engB.NewSession()
-		if _, err := sB.Exec(ctx, ins, base+3, "s"); !errors.Is(err, ErrRetryable) {
+		if _, err := sB.Exec(ctx, ins, base+3, "s"); !errors.Is(err, orm.ErrRetryable) {
 			t.Fatalf("round %d: session insert while locked: %v", round, err)
 		}
 		sB.Close()
@@ -733,21 +684,21 @@ func TestReviewStmtCacheBusy(t *testing.T) {
 	}
 }
 
-// TestReviewStmtCacheConcurrent: 16 goroutines share an engine whose
+// 16 goroutines share an engine whose
 // connections cache 2 statements each, mixing Gets, queries of several
 // SQL texts, inserts through the pool and through sessions, and session
 // Iters; every result is checked exactly.
-func TestReviewStmtCacheConcurrent(t *testing.T) {
+func TestStatementCacheConcurrentResultsExact(t *testing.T) {
 	leaks := goleak.IgnoreCurrent()
-	tg := dbtest.Targets(t)[0]
+	dsn := tempDSN(t)
 	ctx := context.Background()
-	eng, err := Open(ctx, tg.Driver, tg.DSN, WithSQLiteStatementCache(2), WithMaxOpenConns(4))
+	eng, err := orm.Open(ctx, "sqlite", dsn, orm.WithSQLiteStatementCache(2), orm.WithMaxOpenConns(4))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer eng.Close()
 	seedStmtRows(t, eng)
-	if _, err := eng.DB().ExecContext(ctx, "CREATE TABLE review_log (g INTEGER NOT NULL, i INTEGER NOT NULL, via TEXT NOT NULL, UNIQUE (g, i))"); err != nil {
+	if _, err := eng.DB().ExecContext(ctx, "CREATE TABLE stmt_log (g INTEGER NOT NULL, i INTEGER NOT NULL, via TEXT NOT NULL, UNIQUE (g, i))"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -766,7 +717,7 @@ func TestReviewStmtCacheConcurrent(t *testing.T) {
 				switch (g + i) % 8 {
 				case 0:
 					s := eng.NewSession()
-					r, err := Get[StmtRow](ctx, s, k)
+					r, err := orm.Get[StmtRow](ctx, s, k)
 					s.Close()
 					if err != nil || r.N != k-1 || r.Name != fmt.Sprint("r", k-1) {
 						fail("Get %d: %+v %v", k, r, err)
@@ -802,13 +753,13 @@ func TestReviewStmtCacheConcurrent(t *testing.T) {
 						return
 					}
 				case 3:
-					if _, err := eng.DB().ExecContext(ctx, "INSERT INTO review_log (g, i, via) VALUES (?, ?, ?)", g, i, "pool"); err != nil {
+					if _, err := eng.DB().ExecContext(ctx, "INSERT INTO stmt_log (g, i, via) VALUES (?, ?, ?)", g, i, "pool"); err != nil {
 						fail("insert: %v", err)
 						return
 					}
 				case 4:
-					err := eng.Do(ctx, func(ctx context.Context, s *Session) error {
-						_, err := s.Exec(ctx, "INSERT INTO review_log (g, i, via) VALUES (?, ?, ?)", g, i, "session")
+					err := eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
+						_, err := s.Exec(ctx, "INSERT INTO stmt_log (g, i, via) VALUES (?, ?, ?)", g, i, "session")
 						return err
 					})
 					if err != nil {
@@ -818,7 +769,7 @@ func TestReviewStmtCacheConcurrent(t *testing.T) {
 				case 5:
 					s := eng.NewSession()
 					var ids []int64
-					for r, err := range Query[StmtRow](s).Where("n < ?", k).OrderBy("id").Iter(ctx) {
+					for r, err := range orm.Query[StmtRow](s).Where("n < ?", k).OrderBy("id").Iter(ctx) {
 						if err != nil {
 							s.Close()
 							fail("Iter: %v", err)
@@ -846,7 +797,7 @@ func TestReviewStmtCacheConcurrent(t *testing.T) {
 					cctx, cancel := context.WithCancel(ctx)
 					var ids []int64
 					var iterErr error
-					for r, err := range Query[StmtRow](s).Where("n >= ?", 0).OrderBy("id").Iter(cctx) {
+					for r, err := range orm.Query[StmtRow](s).Where("n >= ?", 0).OrderBy("id").Iter(cctx) {
 						if err != nil {
 							iterErr = err
 							break
@@ -858,7 +809,7 @@ func TestReviewStmtCacheConcurrent(t *testing.T) {
 					}
 					cancel()
 					// The session goes on after the cancelled query.
-					r, err := Get[StmtRow](ctx, s, k)
+					r, err := orm.Get[StmtRow](ctx, s, k)
 					s.Close()
 					// Rows read before database/sql saw the cancellation
 					// are right; a short read ends with the context's error.
@@ -867,7 +818,7 @@ func TestReviewStmtCacheConcurrent(t *testing.T) {
 						prefix = prefix && id == int64(j+1)
 					}
 					if !prefix || len(ids) < 20 && !errors.Is(iterErr, context.Canceled) || err != nil || r.N != k-1 {
-						fail("cancelled Iter: %v %v, then Get %d: %+v %v", ids, iterErr, k, r, err)
+						fail("cancelled Iter: %v %v, then orm.Get %d: %+v %v", ids, iterErr, k, r, err)
 						return
 					}
 				}
@@ -893,7 +844,7 @@ func TestReviewStmtCacheConcurrent(t *testing.T) {
 			}
 		}
 	}
-	rows, err := eng.DB().QueryContext(ctx, "SELECT g, i, via FROM review_log ORDER BY g, i")
+	rows, err := eng.DB().QueryContext(ctx, "SELECT g, i, via FROM stmt_log ORDER BY g, i")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -934,8 +885,8 @@ func TestReviewStmtCacheConcurrent(t *testing.T) {
 	goleak.VerifyNone(t, leaks)
 }
 
-// reviewStep is one statement of a script run with and without the cache.
-type reviewStep struct {
+// scriptStep is one statement of a script run with and without the cache.
+type scriptStep struct {
 	query bool // QueryContext, else ExecContext
 	sql   string
 	args  []any
@@ -944,7 +895,7 @@ type reviewStep struct {
 // runStep runs st on conn and describes the outcome: the error, or the
 // columns and rows, or RowsAffected and LastInsertId (or their panic:
 // database/sql's Result of a nil driver result panics).
-func runStep(ctx context.Context, conn *sql.Conn, st reviewStep, aux string) (out string) {
+func runStep(ctx context.Context, conn *sql.Conn, st scriptStep, aux string) (out string) {
 	args := slices.Clone(st.args)
 	for i, a := range args {
 		switch a {
@@ -999,17 +950,17 @@ func runStep(ctx context.Context, conn *sql.Conn, st reviewStep, aux string) (ou
 	return b.String()
 }
 
-// TestReviewStmtCacheMatchesUncached runs scripts, empty and comment-only
+// The cache changes no outcome: it runs scripts, empty and comment-only
 // SQL, DDL, PRAGMAs, ATTACH/DETACH, TEMP objects that shadow main ones,
 // views, savepoints, explicit transactions, RETURNING, bad SQL and bad
 // arguments on one connection with a cache of 2 and on one without a
 // cache, twice over (the second round runs cached statements), and
 // compares every outcome.
-func TestReviewStmtCacheMatchesUncached(t *testing.T) {
+func TestStatementCacheMatchesUncached(t *testing.T) {
 	ctx := context.Background()
-	q := func(sql string, args ...any) reviewStep { return reviewStep{true, sql, args} }
-	x := func(sql string, args ...any) reviewStep { return reviewStep{false, sql, args} }
-	steps := []reviewStep{
+	q := func(sql string, args ...any) scriptStep { return scriptStep{true, sql, args} }
+	x := func(sql string, args ...any) scriptStep { return scriptStep{false, sql, args} }
+	steps := []scriptStep{
 		x("CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT)"),
 		x("INSERT INTO t (b) VALUES (?)", "one"),
 		x("INSERT INTO t (b) VALUES (?)", "two"),
@@ -1153,7 +1104,7 @@ func TestReviewStmtCacheMatchesUncached(t *testing.T) {
 	}
 	var outs [2][]string
 	for i, size := range []int{2, 0} {
-		eng := reviewOpen(t, "", WithSQLiteStatementCache(size), WithMaxOpenConns(1))
+		eng := openEngine(t, "", orm.WithSQLiteStatementCache(size), orm.WithMaxOpenConns(1))
 		conn, err := eng.DB().Conn(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -1202,17 +1153,17 @@ func connClosed(t *testing.T, c any) bool {
 	return db.Uint() == 0
 }
 
-// TestReviewStmtCacheEngineCloseRowsOpen: the engine is closed while a
+// The engine is closed while a
 // transaction holds rows of a cached statement (one evicted while busy,
 // one still cached) and while a session's Iter runs. The rows still read
 // right; once they and the transaction end, the connection and every
 // statement the cache prepared are closed, and no goroutine is left.
-func TestReviewStmtCacheEngineCloseRowsOpen(t *testing.T) {
+func TestStatementCacheEngineCloseClosesEveryStatement(t *testing.T) {
 	leaks := goleak.IgnoreCurrent()
 	ctx := context.Background()
 	for _, variant := range []string{"tx", "iter"} {
-		tg := dbtest.Targets(t)[0]
-		eng, err := Open(ctx, tg.Driver, tg.DSN, WithSQLiteStatementCache(2), WithMaxOpenConns(1))
+		dsn := tempDSN(t)
+		eng, err := orm.Open(ctx, "sqlite", dsn, orm.WithSQLiteStatementCache(2), orm.WithMaxOpenConns(1))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1274,7 +1225,7 @@ func TestReviewStmtCacheEngineCloseRowsOpen(t *testing.T) {
 				}
 			}
 			if err := r1.Err(); err != nil || len(ns) != 20 || ns[19] != 19 || len(names) != 10 || names[0] != "r10" {
-				t.Fatalf("rows after Engine.Close: %v %v %v", ns, names, err)
+				t.Fatalf("rows after orm.Engine.Close: %v %v %v", ns, names, err)
 			}
 			if err := tx.Rollback(); err != nil {
 				t.Fatal(err)
@@ -1284,7 +1235,7 @@ func TestReviewStmtCacheEngineCloseRowsOpen(t *testing.T) {
 		case "iter":
 			s := eng.NewSession()
 			var ids []int64
-			for r, err := range Query[StmtRow](s).OrderBy("id").Iter(ctx) {
+			for r, err := range orm.Query[StmtRow](s).OrderBy("id").Iter(ctx) {
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -1297,17 +1248,17 @@ func TestReviewStmtCacheEngineCloseRowsOpen(t *testing.T) {
 				}
 			}
 			if len(ids) != 20 || ids[19] != 20 {
-				t.Fatalf("Iter across Engine.Close: %v", ids)
+				t.Fatalf("Iter across orm.Engine.Close: %v", ids)
 			}
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := Get[StmtRow](ctx, eng.NewSession(), int64(1)); err == nil {
-				t.Fatal("a Get after Engine.Close succeeded")
+			if _, err := orm.Get[StmtRow](ctx, eng.NewSession(), int64(1)); err == nil {
+				t.Fatal("a orm.Get after orm.Engine.Close succeeded")
 			}
 		}
 		if !connClosed(t, cc.innerConn) {
-			t.Fatalf("%s: the driver connection is still open after Engine.Close and the rows ended", variant)
+			t.Fatalf("%s: the driver connection is still open after orm.Engine.Close and the rows ended", variant)
 		}
 		if len(seen) < 2 {
 			t.Fatalf("%s: only %d statements seen", variant, len(seen))
@@ -1321,10 +1272,10 @@ func TestReviewStmtCacheEngineCloseRowsOpen(t *testing.T) {
 	goleak.VerifyNone(t, leaks)
 }
 
-// TestReviewStmtCacheSavepoints: Session.Savepoint, nested, failing and
+// Session.Savepoint, nested, failing and
 // succeeding, repeated so that SAVEPOINT, RELEASE and ROLLBACK TO run
 // cached; the database ends as the savepoints say.
-func TestReviewStmtCacheSavepoints(t *testing.T) {
+func TestStatementCacheRunsSavepointStatements(t *testing.T) {
 	eng, cc := openStmtCache(t, 3)
 	ctx := context.Background()
 	errInner := errors.New("inner fails")
@@ -1350,7 +1301,7 @@ func TestReviewStmtCacheSavepoints(t *testing.T) {
 			// A nested savepoint whose flush fails on a unique key.
 			if err := s.Savepoint(ctx, func() error {
 				return s.Add(&StmtRow{Name: "r1", N: 1000})
-			}); !errors.Is(err, ErrUniqueViolation) {
+			}); !errors.Is(err, orm.ErrUniqueViolation) {
 				return fmt.Errorf("duplicate in savepoint: %v", err)
 			}
 			// And one that succeeds.
@@ -1380,16 +1331,16 @@ func TestReviewStmtCacheSavepoints(t *testing.T) {
 	}
 }
 
-// TestReviewStmtCacheNoLingeringLocks: in rollback-journal mode a reader's
+// In rollback-journal mode a reader's
 // open statement holds a SHARED lock that keeps a writer from committing.
 // After every way a cached statement can end (rows read to the end,
 // closed early, QueryRow, a runtime error, an empty result, Exec of a
 // SELECT, a context cancelled mid-rows or mid-step), the reader's pinned
 // connection must hold no lock: a writer on another engine commits.
-func TestReviewStmtCacheNoLingeringLocks(t *testing.T) {
+func TestStatementCacheHoldsNoLockAfterStatementEnds(t *testing.T) {
 	dsn := "file:" + filepath.Join(t.TempDir(), "journal.db") + "?_pragma=journal_mode(DELETE)&_pragma=busy_timeout(50)"
-	writer := reviewOpen(t, dsn, WithSQLiteStatementCache(0))
-	reader := reviewOpen(t, dsn, WithSQLiteStatementCache(4), WithMaxOpenConns(1))
+	writer := openEngine(t, dsn, orm.WithSQLiteStatementCache(0))
+	reader := openEngine(t, dsn, orm.WithSQLiteStatementCache(4), orm.WithMaxOpenConns(1))
 	ctx := context.Background()
 	var mode string
 	if err := writer.DB().QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil || mode != "delete" {
@@ -1461,7 +1412,7 @@ func TestReviewStmtCacheNoLingeringLocks(t *testing.T) {
 		rows.Close()
 		// QueryRow: one row of many.
 		if v, err := queryInt(ctx, conn, sel, 10); err != nil || v != 10 {
-			t.Fatal(v, err)
+			t.Fatalf("got %d, %v; want 10, nil", v, err)
 		}
 		commit("QueryRow")
 		// An empty result.
@@ -1509,12 +1460,12 @@ func TestReviewStmtCacheNoLingeringLocks(t *testing.T) {
 	}
 }
 
-// TestReviewStmtCacheSchemaChangedElsewhere: another connection of the
+// Another connection of the
 // pool changes the schema; the cached statements of the first connection
 // must see the change as freshly prepared ones do: new columns, a dropped
 // and recreated table, PRAGMA table_info, a new trigger.
-func TestReviewStmtCacheSchemaChangedElsewhere(t *testing.T) {
-	eng := reviewOpen(t, "", WithSQLiteStatementCache(8), WithMaxOpenConns(2))
+func TestStatementCacheSeesSchemaChangedElsewhere(t *testing.T) {
+	eng := openEngine(t, "", orm.WithSQLiteStatementCache(8), orm.WithMaxOpenConns(2))
 	ctx := context.Background()
 	c1, _ := pinConn(t, eng)
 	c2, _ := pinConn(t, eng)
@@ -1526,7 +1477,7 @@ func TestReviewStmtCacheSchemaChangedElsewhere(t *testing.T) {
 	}
 	mustExec(c2, "CREATE TABLE s (a INTEGER PRIMARY KEY, b TEXT)")
 	mustExec(c2, "INSERT INTO s (b) VALUES ('x')")
-	step := func(q string) string { return runStep(ctx, c1, reviewStep{query: true, sql: q}, "") }
+	step := func(q string) string { return runStep(ctx, c1, scriptStep{query: true, sql: q}, "") }
 	const star = "SELECT * FROM s ORDER BY a"
 	const info = "SELECT name FROM pragma_table_info('s') ORDER BY cid"
 	const pragma = "PRAGMA table_info(s)"
@@ -1558,19 +1509,17 @@ func TestReviewStmtCacheSchemaChangedElsewhere(t *testing.T) {
 	assertNoBusy(t, c1)
 }
 
-// TestReviewStmtCacheAttachedShadowedElsewhere: a connection with an
-// attached database runs "SELECT v FROM x", which names the attached
-// aux.x while main has no x. Another connection then creates main.x,
-// which takes precedence for an unqualified name: once the first
-// connection has read main's new schema, a freshly prepared statement
-// reads main.x. The cached statement, which verifies only the schema of
-// the database it read (aux), keeps reading aux.x: the cache changes
-// which table the same SQL text reads.
-func TestReviewStmtCacheAttachedShadowedElsewhere(t *testing.T) {
+// A connection with an attached database reads as without the cache. It
+// runs "SELECT v FROM x", which names the attached aux.x while main has no
+// x; another connection then creates main.x, which takes precedence for an
+// unqualified name. A compiled statement verifies only the schema of the
+// database it read (aux), so a cached one would go on reading aux.x; the
+// connection caches nothing, and reads main.x as a fresh statement does.
+func TestStatementCacheAttachedDatabaseReadsAsUncached(t *testing.T) {
 	ctx := context.Background()
 	got := map[int]string{}
 	for _, size := range []int{0, 4} {
-		eng := reviewOpen(t, "", WithSQLiteStatementCache(size), WithMaxOpenConns(2))
+		eng := openEngine(t, "", orm.WithSQLiteStatementCache(size), orm.WithMaxOpenConns(2))
 		c1, err := eng.DB().Conn(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -1613,12 +1562,12 @@ func TestReviewStmtCacheAttachedShadowedElsewhere(t *testing.T) {
 	}
 }
 
-// TestReviewStmtCacheLRUAndFinalize: the cache keeps the most recently
+// The cache keeps the most recently
 // used statements (a statement used again is not the next evicted), and
 // every statement it evicts or drops is closed, busy ones when their rows
 // close, so churning through many texts leaves only the cached ones open.
-func TestReviewStmtCacheLRUAndFinalize(t *testing.T) {
-	eng := reviewOpen(t, "", WithSQLiteStatementCache(3), WithMaxOpenConns(1))
+func TestStatementCacheEvictsLeastRecentAndClosesEvicted(t *testing.T) {
+	eng := openEngine(t, "", orm.WithSQLiteStatementCache(3), orm.WithMaxOpenConns(1))
 	ctx := context.Background()
 	conn, cc := pinConn(t, eng)
 	seen := map[*cachedStmt]bool{}
@@ -1688,12 +1637,12 @@ func TestReviewStmtCacheLRUAndFinalize(t *testing.T) {
 	}
 }
 
-// TestReviewStmtCacheMemoryCancel: on an in-memory database the driver
+// On an in-memory database the driver
 // keeps a connection whose statement was interrupted (dropping it would
 // drop the data), so the cache with the interrupted statement lives on:
 // it and the others must keep working.
-func TestReviewStmtCacheMemoryCancel(t *testing.T) {
-	eng := reviewOpen(t, ":memory:", WithSQLiteStatementCache(2), WithMaxOpenConns(1))
+func TestStatementCacheInMemoryCancelKeepsWorking(t *testing.T) {
+	eng := openEngine(t, ":memory:", orm.WithSQLiteStatementCache(2), orm.WithMaxOpenConns(1))
 	ctx := context.Background()
 	if _, err := eng.DB().ExecContext(ctx, "CREATE TABLE m (v INTEGER)"); err != nil {
 		t.Fatal(err)

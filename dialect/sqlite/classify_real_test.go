@@ -1,4 +1,4 @@
-package dialect
+package sqlite
 
 import (
 	"context"
@@ -7,11 +7,12 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/tallyorm/tally/dialect"
 	"modernc.org/sqlite"
 )
 
-// *sqlite.Error is what classifySQLite matches by its method.
-var _ sqliteError = (*sqlite.Error)(nil)
+// *sqlite.Error is what classify matches by its method.
+var _ codeError = (*sqlite.Error)(nil)
 
 // openSQLite opens a new database file with the given DSN parameters.
 func openSQLite(t *testing.T, params string) *sql.DB {
@@ -63,16 +64,16 @@ func TestClassifySQLiteReal(t *testing.T) {
 		name     string
 		query    string
 		wantCode int
-		want     Class
+		want     dialect.Class
 	}{
-		{"UNIQUE column", "INSERT INTO parent (id, email) VALUES (2, 'a@x')", 2067, ClassUnique},
-		{"INTEGER PRIMARY KEY", "INSERT INTO parent (id, email) VALUES (1, 'b@x')", 1555, ClassUnique},
-		{"TEXT PRIMARY KEY", "INSERT INTO tag VALUES ('go')", 1555, ClassUnique},
-		{"no parent", "INSERT INTO child VALUES (2, 99)", 787, ClassForeignKey},
-		{"parent referenced", "DELETE FROM parent WHERE id = 1", 787, ClassForeignKey},
-		{"NOT NULL", "INSERT INTO parent (id, email) VALUES (3, NULL)", 1299, ClassOther},
-		{"CHECK", "INSERT INTO parent (id, email, n) VALUES (3, 'c@x', -1)", 275, ClassOther},
-		{"syntax", "INSERT INTO", 1, ClassOther},
+		{"UNIQUE column", "INSERT INTO parent (id, email) VALUES (2, 'a@x')", 2067, dialect.ClassUnique},
+		{"INTEGER PRIMARY KEY", "INSERT INTO parent (id, email) VALUES (1, 'b@x')", 1555, dialect.ClassUnique},
+		{"TEXT PRIMARY KEY", "INSERT INTO tag VALUES ('go')", 1555, dialect.ClassUnique},
+		{"no parent", "INSERT INTO child VALUES (2, 99)", 787, dialect.ClassForeignKey},
+		{"parent referenced", "DELETE FROM parent WHERE id = 1", 787, dialect.ClassForeignKey},
+		{"NOT NULL", "INSERT INTO parent (id, email) VALUES (3, NULL)", 1299, dialect.ClassOther},
+		{"CHECK", "INSERT INTO parent (id, email, n) VALUES (3, 'c@x', -1)", 275, dialect.ClassOther},
+		{"syntax", "INSERT INTO", 1, dialect.ClassOther},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -83,7 +84,7 @@ func TestClassifySQLiteReal(t *testing.T) {
 			if code := sqliteCode(t, err); code != tt.wantCode {
 				t.Errorf("code %d (%v), want %d", code, err, tt.wantCode)
 			}
-			if got := SQLite.Classify(wrapped(err)); got != tt.want {
+			if got := dialect.SQLite.Classify(wrapped(err)); got != tt.want {
 				t.Errorf("Classify(%v) = %v, want %v", err, got, tt.want)
 			}
 		})
@@ -115,7 +116,7 @@ func TestClassifySQLiteBusy(t *testing.T) {
 		if code := sqliteCode(t, err); code != wantCode {
 			t.Errorf("%s: code %d (%v), want %d", what, code, err, wantCode)
 		}
-		if got := SQLite.Classify(wrapped(err)); got != ClassRetryable {
+		if got := dialect.SQLite.Classify(wrapped(err)); got != dialect.ClassRetryable {
 			t.Errorf("%s: Classify(%v) = %v, want retryable", what, err, got)
 		}
 	}

@@ -1,9 +1,8 @@
-package orm
+package sqlite
 
 import (
 	"container/list"
 	"context"
-	"database/sql"
 	"database/sql/driver"
 	"reflect"
 	"strings"
@@ -105,17 +104,6 @@ func startsWithAttach(query string) bool {
 }
 
 func (c *stmtCacheConnector) Driver() driver.Driver { return c.drv }
-
-// sqliteDriver returns the driver registered as "sqlite", with whatever
-// functions and hooks the application registered on it.
-func sqliteDriver() (driver.Driver, error) {
-	db, err := sql.Open("sqlite", "")
-	if err != nil {
-		return nil, err
-	}
-	defer db.Close()
-	return db.Driver(), nil
-}
 
 // innerConn is what the cache needs of the wrapped connection; modernc's
 // has all of it.

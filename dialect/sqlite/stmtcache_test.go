@@ -1,20 +1,31 @@
-package orm
+package sqlite
 
-// Tests of SQLite's per-connection statement cache: statements are reused,
-// a statement whose rows are open is not shared, eviction (also of a busy
-// statement) keeps results right, TEMP tables and schema changes work, and
-// the driver's connection is reachable.
+// What SQLite's per-connection statement cache guarantees in normal use:
+// statements are reused, a statement whose rows are open is not shared,
+// TEMP tables and schema changes work, the cached text is bounded, and the
+// driver's connection is reachable.
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/tallyorm/tally/internal/dbtest"
+	"github.com/tallyorm/tally/orm"
 )
+
+// tempDSN returns the DSN of a new database file in a temp dir of t.
+func tempDSN(t testing.TB) string {
+	// t.TempDir keeps characters such as '#' and '%' from the test name,
+	// and a file: DSN is a URI to SQLite, so escape what a URI path cannot
+	// hold literally.
+	path := filepath.Join(t.TempDir(), "tally.db")
+	return "file:" + strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+}
 
 // StmtRow is the model of these tests.
 type StmtRow struct {
@@ -23,46 +34,72 @@ type StmtRow struct {
 	N    int64  `db:"n"`
 }
 
-// openStmtCache opens the SQLite target with a cache of size statements
-// and one connection, so that every statement meets the same cache.
-func openStmtCache(t *testing.T, size int) (*Engine, *cachingConn) {
+// openEngine opens a new SQLite database (or dsn, if not empty) with opts and
+// closes the engine when the test ends.
+func openEngine(t *testing.T, dsn string, opts ...orm.Option) *orm.Engine {
 	t.Helper()
-	ctx := context.Background()
-	tg := dbtest.Targets(t)[0]
-	if tg.Name != dbtest.SQLite {
-		t.Fatalf("first target is %s, want sqlite", tg.Name)
+	if dsn == "" {
+		dsn = tempDSN(t)
 	}
-	eng, err := Open(ctx, tg.Driver, tg.DSN, WithSQLiteStatementCache(size), WithMaxOpenConns(1))
+	eng, err := orm.Open(context.Background(), "sqlite", dsn, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { eng.Close() })
-	seedStmtRows(t, eng)
-	conn, err := eng.DB().Conn(ctx)
+	return eng
+}
+
+// pinConn takes a connection of eng's pool for the test and returns it
+// with its cache.
+func pinConn(t *testing.T, eng *orm.Engine) (*sql.Conn, *cachingConn) {
+	t.Helper()
+	conn, err := eng.DB().Conn(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
+	return conn, rawCache(t, conn)
+}
+
+// rawCache returns conn's cache. Reading it through Raw holds the
+// connection's lock, so the state read is not racing with a statement.
+func rawCache(t *testing.T, conn *sql.Conn) *cachingConn {
+	t.Helper()
 	var cc *cachingConn
 	if err := conn.Raw(func(c any) error {
 		var ok bool
-		cc, ok = c.(*cachingConn)
-		if !ok {
+		if cc, ok = c.(*cachingConn); !ok {
 			return fmt.Errorf("driver connection is %T, want *cachingConn", c)
-		}
-		if _, ok := cc.Unwrap().(driver.Pinger); !ok {
-			return fmt.Errorf("Unwrap gave %T", cc.Unwrap())
 		}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
+	}
+	return cc
+}
+
+// openStmtCache opens a new SQLite database with a cache of size
+// statements and one connection, so that every statement meets the same
+// cache, and seeds StmtRow's table.
+func openStmtCache(t *testing.T, size int, opts ...orm.Option) (*orm.Engine, *cachingConn) {
+	t.Helper()
+	eng := openEngine(t, "", append([]orm.Option{orm.WithSQLiteStatementCache(size), orm.WithMaxOpenConns(1)}, opts...)...)
+	seedStmtRows(t, eng)
+	conn, err := eng.DB().Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cc := rawCache(t, conn)
+	if _, ok := cc.Unwrap().(driver.Pinger); !ok {
+		t.Fatalf("Unwrap gave %T, want the driver's connection", cc.Unwrap())
 	}
 	return eng, cc
 }
 
 // seedStmtRows creates StmtRow's table with rows r0..r19, N 0..19 (keys
 // 1..20).
-func seedStmtRows(t *testing.T, eng *Engine) {
+func seedStmtRows(t *testing.T, eng *orm.Engine) {
 	t.Helper()
 	ctx := context.Background()
 	if err := eng.CreateTables(ctx, StmtRow{}); err != nil {
@@ -80,13 +117,13 @@ func seedStmtRows(t *testing.T, eng *Engine) {
 	}
 }
 
-func TestSQLiteStatementCacheReuses(t *testing.T) {
+func TestStatementCacheReusesStatement(t *testing.T) {
 	eng, cc := openStmtCache(t, 64)
 	ctx := context.Background()
 	prepared := len(cc.byKey)
 	for i := range 10 {
 		s := eng.NewSession()
-		r, err := Get[StmtRow](ctx, s, int64(i+1))
+		r, err := orm.Get[StmtRow](ctx, s, int64(i+1))
 		if err != nil || r.N != int64(i) {
 			t.Fatalf("Get %d: %+v %v", i+1, r, err)
 		}
@@ -102,7 +139,7 @@ func TestSQLiteStatementCacheReuses(t *testing.T) {
 // A session is busy while its Iter runs, so nesting happens in code using
 // the pool directly: two open result sets of one transaction share its
 // connection.
-func TestSQLiteStatementCacheNestedSameSQL(t *testing.T) {
+func TestStatementCacheNestedSameSQLNotShared(t *testing.T) {
 	eng, cc := openStmtCache(t, 64)
 	ctx := context.Background()
 	tx, err := eng.DB().BeginTx(ctx, nil)
@@ -153,60 +190,7 @@ func TestSQLiteStatementCacheNestedSameSQL(t *testing.T) {
 	}
 }
 
-func TestSQLiteStatementCacheEviction(t *testing.T) {
-	eng, cc := openStmtCache(t, 2)
-	ctx := context.Background()
-	tx, err := eng.DB().BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
-	// Hold rows of one statement open while five others run and evict it.
-	const heldSQL = "SELECT n FROM stmt_rows WHERE n >= ? ORDER BY id"
-	held, err := tx.QueryContext(ctx, heldSQL, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer held.Close()
-	el := cc.byKey[heldSQL]
-	if el == nil {
-		t.Fatal("the held statement was not cached")
-	}
-	cs := el.Value.(*cachedStmt)
-	for round := range 3 {
-		for k := range 5 {
-			var n int64
-			if err := tx.QueryRowContext(ctx, fmt.Sprintf("SELECT count(*) FROM stmt_rows WHERE n >= %d", k)).Scan(&n); err != nil || n != int64(20-k) {
-				t.Fatalf("round %d, n >= %d: count %d, %v", round, k, n, err)
-			}
-		}
-	}
-	if len(cc.byKey) > 2 || cc.lru.Len() > 2 {
-		t.Fatalf("cache of 2 holds %d statements", len(cc.byKey))
-	}
-	if cc.byKey[heldSQL] != nil || !cs.busy || !cs.gone {
-		t.Fatalf("held statement after eviction: cached %v, busy %v, gone %v (want evicted, busy, to close when its rows do)", cc.byKey[heldSQL] != nil, cs.busy, cs.gone)
-	}
-	// The evicted statement still serves its open rows, and is closed when
-	// they close.
-	for want := int64(0); want < 20; want++ {
-		var n int64
-		if !held.Next() {
-			t.Fatalf("rows ended before %d: %v", want, held.Err())
-		}
-		if err := held.Scan(&n); err != nil || n != want {
-			t.Fatalf("row %d after eviction: %d %v", want, n, err)
-		}
-	}
-	if held.Next() {
-		t.Fatal("extra row")
-	}
-	if err := held.Close(); err != nil || cs.busy {
-		t.Fatalf("close of the held rows: %v, busy %v", err, cs.busy)
-	}
-}
-
-func TestSQLiteStatementCacheErrorsAndSchema(t *testing.T) {
+func TestStatementCacheErrorsAndSchemaChanges(t *testing.T) {
 	eng, _ := openStmtCache(t, 64)
 	ctx := context.Background()
 	s := eng.NewSession()
@@ -216,7 +200,7 @@ func TestSQLiteStatementCacheErrorsAndSchema(t *testing.T) {
 		if err := s.Add(&StmtRow{Name: "r1"}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Commit(ctx); !errors.Is(err, ErrUniqueViolation) {
+		if err := s.Commit(ctx); !errors.Is(err, orm.ErrUniqueViolation) {
 			t.Fatalf("duplicate name: %v", err)
 		}
 		if err := s.Rollback(ctx); err != nil {
@@ -243,8 +227,8 @@ func TestSQLiteStatementCacheErrorsAndSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Schema changes recompile cached statements.
-	if n, err := Query[StmtRow](s).Count(ctx); err != nil || n != 21 {
-		t.Fatal(n, err)
+	if n, err := orm.Query[StmtRow](s).Count(ctx); err != nil || n != 21 {
+		t.Fatalf("Count: got %d, %v; want 21, nil", n, err)
 	}
 	s.Close()
 	if err := eng.DropTables(ctx, StmtRow{}); err != nil {
@@ -255,7 +239,7 @@ func TestSQLiteStatementCacheErrorsAndSchema(t *testing.T) {
 	}
 	s2 := eng.NewSession()
 	defer s2.Close()
-	if n, err := Query[StmtRow](s2).Count(ctx); err != nil || n != 0 {
+	if n, err := orm.Query[StmtRow](s2).Count(ctx); err != nil || n != 0 {
 		t.Fatalf("count after recreate: %d, %v", n, err)
 	}
 	s2.Close() // its transaction holds the one connection
@@ -271,18 +255,18 @@ func TestSQLiteStatementCacheErrorsAndSchema(t *testing.T) {
 	}
 }
 
-func TestSQLiteStatementCacheOff(t *testing.T) {
+func TestStatementCacheOffCachesNothing(t *testing.T) {
 	eng, cc := openStmtCache(t, 0)
 	ctx := context.Background()
 	s := eng.NewSession()
 	defer s.Close()
 	for i := range 3 {
-		if r, err := Get[StmtRow](ctx, s, int64(i+1)); err != nil || r.N != int64(i) {
-			t.Fatal(r, err)
+		if r, err := orm.Get[StmtRow](ctx, s, int64(i+1)); err != nil || r.N != int64(i) {
+			t.Fatalf("Get %d: got %+v, %v; want N %d", i+1, r, err, i)
 		}
 	}
-	if n, err := Query[StmtRow](s).Count(ctx); err != nil || n != 20 {
-		t.Fatal(n, err)
+	if n, err := orm.Query[StmtRow](s).Count(ctx); err != nil || n != 20 {
+		t.Fatalf("Count: got %d, %v; want 20, nil", n, err)
 	}
 	if cc.lru.Len() != 0 || len(cc.byKey) != 0 {
 		t.Fatalf("cache off, but it holds %v", cachedQueries(cc))
@@ -292,11 +276,10 @@ func TestSQLiteStatementCacheOff(t *testing.T) {
 // Without a statement, modernc's Exec returns neither a result nor an
 // error; database/sql's RowsAffected would then dereference nil — inside
 // Tally's own reporting, too, when a hook is set.
-func TestSQLiteExecWithoutStatement(t *testing.T) {
+func TestExecWithoutStatementHasResult(t *testing.T) {
 	for _, size := range []int{0, 64} {
-		eng, _ := openStmtCache(t, size)
 		var events int
-		eng.cfg.hooks = append(eng.cfg.hooks, func(context.Context, QueryEvent) { events++ })
+		eng, _ := openStmtCache(t, size, orm.WithQueryHook(func(context.Context, orm.QueryEvent) { events++ }))
 		s := eng.NewSession()
 		for _, q := range []string{"", "-- nothing", "/* c */ ;"} {
 			res, err := s.Exec(context.Background(), q)
@@ -314,22 +297,6 @@ func TestSQLiteExecWithoutStatement(t *testing.T) {
 	}
 }
 
-// rowsAffected reports -1 for a result whose RowsAffected panics, as
-// database/sql's does around a driver that gave none.
-func TestRowsAffectedGuard(t *testing.T) {
-	if n := rowsAffected(panicResult{}); n != -1 {
-		t.Fatalf("rowsAffected of a panicking result = %d", n)
-	}
-	if n := rowsAffected(driver.RowsAffected(3)); n != 3 {
-		t.Fatalf("rowsAffected = %d, want 3", n)
-	}
-}
-
-type panicResult struct{}
-
-func (panicResult) LastInsertId() (int64, error) { panic("no result") }
-func (panicResult) RowsAffected() (int64, error) { panic("no result") }
-
 func cachedStmts(cc *cachingConn) []*cachedStmt {
 	var out []*cachedStmt
 	for el := cc.lru.Front(); el != nil; el = el.Next() {
@@ -346,7 +313,7 @@ func cachedQueries(cc *cachingConn) []string {
 	return out
 }
 
-func TestSQLiteStatementCacheTextBudget(t *testing.T) {
+func TestStatementCacheBoundsCachedText(t *testing.T) {
 	eng, cc := openStmtCache(t, 64)
 	ctx := context.Background()
 	// Statements padded with a comment to a given length.

@@ -1,0 +1,63 @@
+package dialect
+
+// Capabilities is what a database can do, as data. The ORM core asks these,
+// never a dialect's name, so that a database's behaviour changes in its own
+// dialect and a new database is described by filling them in.
+type Capabilities struct {
+	// Returning: INSERT accepts a RETURNING clause that yields one row per
+	// inserted row, in order, for single- and multi-row INSERTs (PostgreSQL,
+	// SQLite 3.35+, MariaDB 10.5+). Without it (MySQL) the caller inserts one
+	// row at a time and reads LastInsertId.
+	Returning bool
+
+	// ForUpdate: SELECT ... FOR UPDATE locks the rows it reads. Without it
+	// (SQLite, which locks the whole database), the transaction takes the
+	// database's write lock before reading rows it means to update.
+	ForUpdate bool
+
+	// CreateIndexIfNotExists: CREATE INDEX IF NOT EXISTS is valid. Without
+	// it (MySQL), indexes are declared inside CREATE TABLE IF NOT EXISTS, so
+	// they come and go with the table.
+	CreateIndexIfNotExists bool
+
+	// EmptyInsert is what follows "INSERT INTO t" for a row that lists no
+	// column, every value being the column's default: "DEFAULT VALUES" in
+	// standard SQL, "() VALUES ()" on MySQL.
+	EmptyInsert string
+
+	// Begin is how transactions begin; see [BeginStrategy].
+	Begin BeginStrategy
+
+	// MaxParams is the most bound parameters one statement may carry.
+	MaxParams int
+
+	// Savepoint, ReleaseSavepoint and RollbackToSavepoint are the
+	// statements that open, release and roll back to a savepoint; the
+	// (unquoted, generated) savepoint name follows them.
+	Savepoint, ReleaseSavepoint, RollbackToSavepoint string
+}
+
+// BeginStrategy is how a database's transactions begin.
+type BeginStrategy int
+
+const (
+	// BeginPlain: one kind of BEGIN; the server locks rows as statements
+	// need them (MySQL, PostgreSQL).
+	BeginPlain BeginStrategy = iota
+
+	// BeginDeferredOrImmediate: the database has one writer at a time
+	// (SQLite). A transaction whose first statement writes begins
+	// IMMEDIATE, taking the write lock at BEGIN so that it cannot fail
+	// halfway when a read lock would have to be upgraded; one that starts
+	// with reads begins deferred (database/sql's ReadOnly option, which the
+	// sqlite package's connections turn into a plain BEGIN); and a unit of
+	// work retried after a lock conflict begins IMMEDIATE from the start.
+	BeginDeferredOrImmediate
+)
+
+// standardSavepoints are the savepoint statements of SQL:1999, which every
+// database of this package speaks.
+func standardSavepoints(c Capabilities) Capabilities {
+	c.Savepoint, c.ReleaseSavepoint, c.RollbackToSavepoint = "SAVEPOINT ", "RELEASE SAVEPOINT ", "ROLLBACK TO SAVEPOINT "
+	return c
+}

@@ -1,0 +1,105 @@
+// Package mysql connects Tally to MySQL and MariaDB through
+// github.com/go-sql-driver/mysql. Import it for its side effect, which
+// registers the "mysql" [dialect.Driver], for MariaDB too:
+//
+//	import _ "github.com/tallyorm/tally/dialect/mysql"
+//
+// It owns what Tally knows of this driver: the DSN settings Tally relies on
+// (parseTime, clientFoundRows), the version probe that picks
+// [dialect.MariaDB] on MariaDB 10.5 and later, and the classification of the
+// driver's errors. The SQL dialect itself is [dialect.MySQL].
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/tallyorm/tally/dialect"
+)
+
+func init() {
+	dialect.Register(&dialect.Driver{
+		Name:        "mysql",
+		Dialect:     dialect.MySQL,
+		Open:        open,
+		Probe:       probe,
+		Classify:    classify,
+		ServerError: serverError,
+	})
+}
+
+// open opens a pool for dsn with Tally's settings; it does not connect.
+func open(dsn string, _ dialect.OpenOptions) (*sql.DB, string, error) {
+	cfg, err := Config(dsn)
+	if err != nil {
+		return nil, "", err
+	}
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, cfg.Passwd, fmt.Errorf("mysql: open: %w", err)
+	}
+	return sql.OpenDB(conn), cfg.Passwd, nil
+}
+
+// Config parses dsn and adds the settings Tally relies on.
+func Config(dsn string) (*mysql.Config, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("mysql: bad DSN: %w", err)
+	}
+	// parseTime: DATETIME columns scan into time.Time.
+	cfg.ParseTime = true
+	// clientFoundRows: MySQL otherwise reports changed rows, and a
+	// version-checked UPDATE that writes identical values would look stale
+	// (0 rows) though it matched.
+	cfg.ClientFoundRows = true
+	return cfg, nil
+}
+
+// probe asks the server's version: MariaDB 10.5 and later return generated
+// keys from INSERT, which saves a round trip per row.
+func probe(ctx context.Context, db *sql.DB) (dialect.Dialect, error) {
+	var version string
+	if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
+		return nil, fmt.Errorf("mysql: read server version: %w", err)
+	}
+	return dialect.ForMySQLServer(version), nil
+}
+
+// classify sorts the driver's errors. Numbers are from the MySQL server
+// error reference; MariaDB uses the same.
+func classify(err error) dialect.Class {
+	if me, ok := errors.AsType[*mysql.MySQLError](err); ok {
+		switch me.Number {
+		case 1062, // ER_DUP_ENTRY
+			1586: // ER_DUP_ENTRY_WITH_KEY_NAME
+			return dialect.ClassUnique
+		case 1451, // ER_ROW_IS_REFERENCED_2: deleting a referenced parent
+			1452, // ER_NO_REFERENCED_ROW_2: child without a parent
+			1216, // ER_NO_REFERENCED_ROW (before the _2 variants)
+			1217: // ER_ROW_IS_REFERENCED
+			return dialect.ClassForeignKey
+		case 1213, // ER_LOCK_DEADLOCK
+			1205, // ER_LOCK_WAIT_TIMEOUT
+			3572: // ER_LOCK_NOWAIT: FOR UPDATE NOWAIT, as PostgreSQL's 55P03
+			return dialect.ClassRetryable
+		}
+		return dialect.ClassOther
+	}
+	if errors.Is(err, mysql.ErrInvalidConn) {
+		return dialect.ClassConnection
+	}
+	return dialect.ClassOther
+}
+
+// serverError recognises an error the server sent.
+func serverError(err error) (string, bool) {
+	if me, ok := errors.AsType[*mysql.MySQLError](err); ok {
+		return "mysql error " + strconv.Itoa(int(me.Number)), true
+	}
+	return "", false
+}

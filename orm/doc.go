@@ -1,0 +1,91 @@
+// Package orm is Tally's unit of work: declare plain structs with db tags,
+// open a [Session] per request or job, read and change objects, and
+// [Session.Commit]; the session works out the INSERT, UPDATE and DELETE
+// statements, orders and batches them, and runs them in one transaction.
+//
+// # Opening a database
+//
+// An [Engine] is the process-wide entry point for one database: a pool,
+// its dialect and the model metadata. A program imports the package of each
+// database it uses for its side effect, as with database/sql drivers, and
+// opens an engine by that database's name:
+//
+//	import _ "github.com/tallyorm/tally/dialect/postgres" // or dialect/mysql, dialect/sqlite
+//
+//	eng, err := orm.Open(ctx, "postgres", dsn, orm.WithMaxOpenConns(32))
+//	defer eng.Close()
+//
+// [New] wraps a *sql.DB the program opened itself. [Engine.CreateTables]
+// creates the tables of models (for tests and demos; use a migration tool
+// in production).
+//
+// # Models
+//
+// A model is a struct. Its db tags name columns and mark the primary key
+// (pk), database-generated keys (auto), an optimistic-lock counter
+// (version), unique and indexed columns; rel tags declare relations:
+//
+//	type Account struct {
+//		ID      int64    `db:"id,pk,auto"`
+//		Owner   string   `db:"owner,unique"`
+//		Balance int64    `db:"balance"`
+//		Version int64    `db:"version,version"`
+//		Entries []*Entry `rel:"account_id"` // has-many: entries.account_id → accounts.id
+//	}
+//
+// The tags are parsed by package [github.com/tallyorm/tally/mapper];
+// [Engine.Register] checks models at start-up.
+//
+// # Sessions
+//
+// [Engine.NewSession] starts a unit of work. [Session.Add] makes objects
+// pending, [Get] and [Query] load them, and every loaded object is tracked:
+// at most one object per row (the identity map), compared at flush with a
+// snapshot of its columns, so that an UPDATE writes only what changed.
+// [Session.Commit] flushes and commits; a failed Commit rolls back and
+// leaves the session as it was before, so the caller can fix the cause and
+// commit again, or [Session.Rollback]. [Session.Savepoint] runs part of the
+// work so that it can fail alone. Always [Session.Close] a session: it
+// rolls back what is uncommitted and returns the connection.
+//
+// # Queries
+//
+// [Query] builds a SELECT for a model ([Q]): Where takes SQL with ?
+// placeholders, whose values are always bound; OrderBy takes column names,
+// checked against the model, so a sort key from a URL cannot inject SQL.
+// All, One, First, Count, Exists and Iter run it; ForUpdate locks the rows,
+// Load fetches relations without N+1 queries, UpdateAll and DeleteAll
+// change rows in bulk. [Raw] maps a hand-written query, [Session.Exec] runs
+// a statement.
+//
+// # One session per request
+//
+// [Engine.Do] runs a function in a new session and commits when it
+// returns nil, rolls back on an error or a panic, and runs it again when
+// the error is retryable (a deadlock, a lock timeout, SQLite busy).
+// [Engine.Middleware] gives each HTTP request a session in its context
+// ([SessionFrom]) and commits it before the response's first byte. A
+// session travels in a [context.Context] ([NewContext]), never in a global.
+//
+// # Errors
+//
+// Errors are prefixed "orm:" and typed. Database errors are classified
+// into [ErrUniqueViolation], [ErrForeignKeyViolation], [ErrRetryable] and
+// [ErrConnection], usable with [errors.Is], while the driver's own error
+// stays reachable with [errors.As] through [*DBError]. A version check that
+// fails is [ErrStaleData] ([*StaleDataError]); a flush that fails is a
+// [*FlushError]; a COMMIT whose outcome is unknown is [ErrCommitUnknown].
+//
+// # Concurrency
+//
+// An [Engine] is safe for concurrent use by multiple goroutines; share
+// one. A [Session] is not: a call that overlaps another on the same session
+// returns [ErrConcurrentUse] and changes nothing. Give each goroutine its
+// own session.
+//
+// # Observing
+//
+// [WithQueryHook] sees every statement as a [QueryEvent] (SQL, arguments,
+// duration, rows, error); [WithLogger] logs statements at Debug level
+// without their argument values.
+package orm
