@@ -27,9 +27,10 @@ func (e *Engine) CreateTables(ctx context.Context, models ...any) error {
 	if err != nil {
 		return err
 	}
-	// SQLite resolves a REFERENCES clause when rows change, so a table may
-	// name one created after it; the servers need the table to exist.
-	later := e.dialect.Name() != "sqlite" && len(broken) > 0
+	// A database that can alter foreign keys needs the referenced table to
+	// exist; one that cannot (SQLite) resolves REFERENCES when rows change,
+	// so a table may name one created after it.
+	later := e.dialect.Capabilities().DropForeignKey != "" && len(broken) > 0
 	inline := fks
 	if later {
 		inline = slices.DeleteFunc(slices.Clone(fks), func(fk mapper.ForeignKey) bool { return containsFK(broken, fk) })
@@ -98,16 +99,11 @@ func (e *Engine) DropTables(ctx context.Context, models ...any) error {
 		if _, err := e.exec(ctx, e.db, "SELECT 1 FROM "+q(fk.Child.Name)+" WHERE 1 = 0", nil); err != nil {
 			continue // no such table
 		}
-		var s string
-		switch e.dialect.Name() {
-		case "mysql":
-			s = "ALTER TABLE " + q(fk.Child.Name) + " DROP FOREIGN KEY " + q(fkName(fk))
-		case "sqlite":
-			// The constraint is inline and SQLite cannot drop it; DROP
-			// TABLE deletes the rows first, which the key would refuse.
+		s := "ALTER TABLE " + q(fk.Child.Name) + " " + e.dialect.Capabilities().DropForeignKey + q(fkName(fk))
+		if e.dialect.Capabilities().DropForeignKey == "" {
+			// The constraint is inline and cannot be dropped; DROP TABLE
+			// deletes the rows first (SQLite), which the key would refuse.
 			s = "UPDATE " + q(fk.Child.Name) + " SET " + q(fk.Column.Name) + " = NULL"
-		default:
-			s = "ALTER TABLE " + q(fk.Child.Name) + " DROP CONSTRAINT IF EXISTS " + q(fkName(fk))
 		}
 		if _, err := e.exec(ctx, e.db, s, nil); err != nil {
 			return fmt.Errorf("orm: drop table %s: %w", fk.Child.Name, err)
