@@ -2,6 +2,7 @@ package orm_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -79,12 +80,21 @@ type foDir struct {
 
 func (foDir) TableName() string { return "fo_dirs" }
 
+// foNullNode refers to itself through a sql.NullInt64 column.
+type foNullNode struct {
+	ID       int64         `db:"id,pk,auto"`
+	ParentID sql.NullInt64 `db:"parent_id"`
+	Parent   *foNullNode   `rel:"parent_id"`
+}
+
+func (foNullNode) TableName() string { return "fo_null_nodes" }
+
 // foOpen opens tg with every statement logged and the models of this file
 // created; the log is empty when it returns.
 func foOpen(t *testing.T, tg dbtest.Target) (*orm.Engine, *queryLog) {
 	t.Helper()
 	eng, log := openLogged(t, tg)
-	if err := eng.CreateTables(context.Background(), foNode{}, foTree{}, foStrict{}, foPerson{}, foCar{}, foDir{}); err != nil {
+	if err := eng.CreateTables(context.Background(), foNode{}, foTree{}, foStrict{}, foPerson{}, foCar{}, foDir{}, foNullNode{}); err != nil {
 		t.Fatal(err)
 	}
 	log.Reset()
@@ -529,6 +539,35 @@ func TestFlushDeletesCascadeTreeByLevel(t *testing.T) {
 			got = append(got, ev.Args)
 		}
 		want := [][]any{{int64(4)}, {int64(2), int64(3)}, {int64(1)}}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("DELETE arguments by level (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// Rows whose self-referencing key is a sql.NullInt64 are ordered by the
+// value it holds.
+func TestFlushDeletesSelfReferencingRowsThroughNullInt64(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, log := foOpen(t, tg)
+		ctx := context.Background()
+		foExec(t, eng, "INSERT INTO fo_null_nodes (id, parent_id) VALUES (1, NULL)")
+		foExec(t, eng, "INSERT INTO fo_null_nodes (id, parent_id) VALUES (2, 1)")
+		foExec(t, eng, "INSERT INTO fo_null_nodes (id, parent_id) VALUES (3, 2)")
+		s := eng.NewSession()
+		defer s.Close()
+		nodes, err := orm.Query[foNullNode](s).OrderBy("id").All(ctx)
+		uowMust(t, err)
+		uowMust(t, s.Delete(anys(nodes)...))
+		log.Reset()
+		if err := s.Commit(ctx); err != nil {
+			t.Fatalf("Commit: %v", err)
+		}
+		var got [][]any
+		for _, ev := range foStatements(log.Events(), "fo_null_nodes") {
+			got = append(got, ev.Args)
+		}
+		want := [][]any{{int64(3)}, {int64(2)}, {int64(1)}}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Fatalf("DELETE arguments by level (-want +got):\n%s", diff)
 		}

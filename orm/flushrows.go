@@ -2,6 +2,7 @@ package orm
 
 import (
 	"context"
+	"database/sql/driver"
 	"reflect"
 	"slices"
 
@@ -13,6 +14,33 @@ import (
 // Row-level ordering within a flush: rows of a table that refers to
 // itself, keys left NULL to break a cycle of tables, and delete-orphan.
 // flushLocked calls these; the table-level order is in graph.go.
+
+// fkValue is a key or foreign-key value in a form that compares equal
+// across Go types: integers as int64, pointers and driver.Valuer types
+// (sql.NullInt64, ...) by what they hold, NULL as nil.
+func fkValue(v any) any {
+	if vr, ok := v.(driver.Valuer); ok {
+		if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer && rv.IsNil() {
+			return nil
+		}
+		dv, err := callValuer(vr)
+		if err != nil {
+			return nil // not a value a row can hold: it matches nothing
+		}
+		v = dv
+	}
+	v = normKey(v)
+	if b, ok := v.([]byte); ok {
+		return string(b) // a map key, and compared by content
+	}
+	return v
+}
+
+// sameKey reports whether foreign-key value fk holds the key k.
+func sameKey(fk, k any) bool {
+	a, b := fkValue(fk), fkValue(k)
+	return a != nil && b != nil && valuesEqual(a, b)
+}
 
 // deferredKey is a foreign key inserted as NULL because its parent row did
 // not exist yet; val is the value to set once it does (the parent's key is
@@ -47,7 +75,7 @@ func (s *Session) deferKeys(t *mapper.Table, broken []mapper.ForeignKey, out *[]
 				continue
 			}
 			if !keyIsZero(pt, pe.Obj) {
-				pendingKeys[normKey(pt.Acc.Value(pe.Obj, pt.PK[0]))] = true
+				pendingKeys[fkValue(pt.Acc.Value(pe.Obj, pt.PK[0]))] = true
 			}
 			for _, r := range pt.Relations {
 				if r.HasMany && r.Target == t.Type && r.Column == fk.Column.Name {
@@ -73,7 +101,7 @@ func (s *Session) deferKeys(t *mapper.Table, broken []mapper.ForeignKey, out *[]
 				}
 			}
 			if !wait {
-				if v := normKey(t.Acc.Value(e.Obj, fk.Column)); v != nil {
+				if v := fkValue(t.Acc.Value(e.Obj, fk.Column)); v != nil {
 					wait = pendingKeys[v]
 				}
 			}
@@ -105,7 +133,7 @@ func (s *Session) insertLevels(t *mapper.Table, ins []*identity.Entry, self []ma
 	for i, e := range ins {
 		byObj[e.Obj] = i
 		if !keyIsZero(t, e.Obj) {
-			byKey[normKey(t.Acc.Value(e.Obj, t.PK[0]))] = i
+			byKey[fkValue(t.Acc.Value(e.Obj, t.PK[0]))] = i
 		}
 	}
 	deps := make([][]int, len(ins))
@@ -113,7 +141,7 @@ func (s *Session) insertLevels(t *mapper.Table, ins []*identity.Entry, self []ma
 	for _, fk := range self {
 		selfCol[fk.Column.Name] = true
 		for i, e := range ins {
-			if v := normKey(t.Acc.Value(e.Obj, fk.Column)); v != nil {
+			if v := fkValue(t.Acc.Value(e.Obj, fk.Column)); v != nil {
 				if j, ok := byKey[v]; ok && j != i {
 					deps[i] = append(deps[i], j)
 				}
@@ -210,12 +238,12 @@ func (s *Session) deleteLevels(ctx context.Context, t *mapper.Table, dels []*ide
 	}
 	byKey := make(map[any]int, len(dels))
 	for i, e := range dels {
-		byKey[normKey(t.Acc.Value(e.Snap, t.PK[0]))] = i
+		byKey[fkValue(t.Acc.Value(e.Snap, t.PK[0]))] = i
 	}
 	deps := make([][]int, len(dels))
 	for _, fk := range self {
 		for i, e := range dels {
-			if v := normKey(t.Acc.Value(e.Snap, fk.Column)); v != nil {
+			if v := fkValue(t.Acc.Value(e.Snap, fk.Column)); v != nil {
 				if j, ok := byKey[v]; ok && j != i {
 					deps[i] = append(deps[i], j)
 				}
@@ -260,7 +288,7 @@ func (s *Session) unlinkDeletes(ctx context.Context, p *flushPlan) (*mapper.Tabl
 		parents := map[any]bool{}
 		for _, e := range s.deletes {
 			if e.Table == fk.Parent && !e.Flushed {
-				parents[normKey(fk.Parent.Acc.Value(e.Snap, fk.Parent.PK[0]))] = true
+				parents[fkValue(fk.Parent.Acc.Value(e.Snap, fk.Parent.PK[0]))] = true
 			}
 		}
 		if len(parents) == 0 {
@@ -269,7 +297,7 @@ func (s *Session) unlinkDeletes(ctx context.Context, p *flushPlan) (*mapper.Tabl
 		var rows []*identity.Entry
 		for _, e := range s.deletes {
 			if e.Table == fk.Child && !e.Flushed {
-				if v := normKey(fk.Child.Acc.Value(e.Snap, fk.Column)); v != nil && parents[v] {
+				if v := fkValue(fk.Child.Acc.Value(e.Snap, fk.Column)); v != nil && parents[v] {
 					rows = append(rows, e)
 				}
 			}
@@ -450,7 +478,7 @@ func (s *Session) deleteOrphans() error {
 				continue
 			}
 			ce := s.lookup(ct, c)
-			if ce == nil || ce.State != identity.Persistent || !valuesEqual(ct.Acc.Value(c, col), key) {
+			if ce == nil || ce.State != identity.Persistent || !sameKey(ct.Acc.Value(c, col), key) {
 				continue
 			}
 			cands = append(cands, orphan{ce, ct})

@@ -351,11 +351,11 @@ func (s *Session) cascadeDelete(t *mapper.Table, obj any) error {
 		// The current value of the column is the one to match: a child
 		// moved away in memory is updated before the parent's DELETE runs,
 		// and one moved to this parent is updated into the cascade.
-		col, key := ct.Column(r.Column), normKey(t.Acc.Value(obj, t.PK[0]))
-		if key != nil && !keyIsZero(t, obj) {
+		col, key := ct.Column(r.Column), t.Acc.Value(obj, t.PK[0])
+		if !keyIsZero(t, obj) {
 			var found []*identity.Entry
 			match := func(e *identity.Entry) {
-				if valuesEqual(ct.Acc.Value(e.Obj, col), key) {
+				if sameKey(ct.Acc.Value(e.Obj, col), key) {
 					found = append(found, e)
 				}
 			}
