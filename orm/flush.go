@@ -148,9 +148,10 @@ func (s *Session) flushLocked(ctx context.Context, auto bool) error {
 		// Every pending object's table is in order, so none can remain.
 		return fail("INSERT", s.pending[0].Table, errors.New("orm: internal error: pending objects left after flush"))
 	}
-	if len(deferred) > 0 {
-		wrote = true
-		if t, err := s.setDeferredKeys(ctx, deferred); err != nil {
+	if len(p.broken) > 0 {
+		w, t, err := s.setDeferredKeys(ctx, deferred, p.broken)
+		wrote = wrote || w
+		if err != nil {
 			return fail("UPDATE", t, err)
 		}
 	}

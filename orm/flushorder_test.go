@@ -573,3 +573,34 @@ func TestFlushDeletesSelfReferencingRowsThroughNullInt64(t *testing.T) {
 		}
 	})
 }
+
+// A persistent person given a new car, across the cycle: the car is
+// inserted after the person's table, and the person's car_id set by an
+// UPDATE after it.
+func TestFlushTableCyclePersistentRowPointedAtNewRow(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := foOpen(t, tg)
+		ctx := context.Background()
+		ann := &foPerson{Name: "ann"}
+		seedObjects(t, eng, ann)
+		s := eng.NewSession()
+		defer s.Close()
+		p, err := orm.Get[foPerson](ctx, s, ann.ID)
+		uowMust(t, err)
+		c := &foCar{Model: "beetle", Owner: p}
+		p.Car = c
+		uowMust(t, s.Add(c))
+		if err := s.Commit(ctx); err != nil {
+			t.Fatalf("Commit: %v", err)
+		}
+		if p.CarID == nil || *p.CarID != c.ID || c.OwnerID != p.ID {
+			t.Fatalf("person car_id %v, car %d owner %d", p.CarID, c.ID, c.OwnerID)
+		}
+		if got := countRows(t, eng, "SELECT COALESCE(car_id, 0) FROM fo_people WHERE id = ?", p.ID); got != c.ID {
+			t.Fatalf("committed car_id %d, want %d", got, c.ID)
+		}
+		if s.IsDirty(p) {
+			t.Fatal("the person is dirty after Commit")
+		}
+	})
+}

@@ -94,7 +94,7 @@ func (s *Session) deferKeys(t *mapper.Table, broken []mapper.ForeignKey, out *[]
 			}
 			wait := waiting[e.Obj]
 			for _, r := range t.Relations {
-				if !wait && !r.HasMany && r.Column == fk.Column.Name {
+				if !wait && !r.HasMany && r.Target == pt.Type && r.Column == fk.Column.Name {
 					if f := reflect.ValueOf(e.Obj).Elem().FieldByIndex(r.Index); !f.IsNil() {
 						wait = s.pendingByObj[f.Interface()] != nil
 					}
@@ -202,29 +202,35 @@ func (s *Session) insertLevels(t *mapper.Table, ins []*identity.Entry, self []ma
 }
 
 // setDeferredKeys sets the foreign keys inserted as NULL, now that their
-// parents exist, and writes them with follow-up UPDATEs. It returns the
-// table at fault with an error.
-func (s *Session) setDeferredKeys(ctx context.Context, deferred []deferredKey) (*mapper.Table, error) {
+// parents exist, and writes them with follow-up UPDATEs; so too the keys
+// of persistent rows pointed, across a broken cycle, at parents inserted
+// after them. It reports whether it sent a statement, and the table at
+// fault with an error.
+func (s *Session) setDeferredKeys(ctx context.Context, deferred []deferredKey, broken []mapper.ForeignKey) (bool, *mapper.Table, error) {
 	var tables []*mapper.Table
 	for _, d := range deferred {
 		if err := s.setCol(d.e, d.col, d.val); err != nil {
-			return d.e.Table, err
-		}
-		if !slices.Contains(tables, d.e.Table) {
-			tables = append(tables, d.e.Table)
+			return false, d.e.Table, err
 		}
 	}
+	for _, fk := range broken {
+		if !slices.Contains(tables, fk.Child) {
+			tables = append(tables, fk.Child)
+		}
+	}
+	wrote := false
 	for _, t := range tables {
 		if err := s.syncForeignKeys(t); err != nil {
-			return t, err
+			return wrote, t, err
 		}
 		for _, u := range s.dirty(t, nil) {
+			wrote = true
 			if err := s.update(ctx, u); err != nil {
-				return t, err
+				return wrote, t, err
 			}
 		}
 	}
-	return nil, nil
+	return wrote, nil, nil
 }
 
 // deleteLevels orders the rows dels of t, a table that refers to itself,
