@@ -22,6 +22,7 @@ type Engine struct {
 	reg     *mapper.Registry
 	cfg     config
 	stmts   stmtCache
+	owners  owners // objects added to a session, and which one: see owners
 }
 
 // Open connects to a database and pings it. driverName is "mysql" (also

@@ -30,6 +30,7 @@ const (
 	undoDeleteDB                 // the entry's DELETE ran
 	undoDetach                   // a bulk DELETE detached the entry (old: its state)
 	undoOrphan                   // delete-orphan marked the entry deleted
+	undoDisplace                 // an insert took the key of the entry, deleted in this transaction
 	// Intents, in intentLog (recorded only inside a savepoint).
 	undoAdd         // Add made the entry pending
 	undoDropPending // Delete dropped a pending entry
@@ -95,6 +96,10 @@ func (s *Session) undoFlushes(mark int) {
 				e.State, e.Flushed = identity.Persistent, false
 				s.deletes = slices.DeleteFunc(s.deletes, func(d *identity.Entry) bool { return d == e })
 			}
+		case undoDisplace:
+			// The new object that took e's key is out of the map again
+			// (its undoInsert came later in the log, so it ran first).
+			s.idmap.Put(e, e.Table.Acc.Key(e.Snap))
 		case undoDetach:
 			// A bulk DELETE detached the entry; its row is back.
 			e.State = u.old.(identity.State)
@@ -120,6 +125,7 @@ func (s *Session) undoIntents(mark int) {
 			if s.pendingByObj[e.Obj] == e {
 				s.dropPending(e)
 			}
+			s.release(e)
 		case undoDropPending:
 			e.State = identity.Pending
 			s.pending = append(s.pending, e)
