@@ -122,7 +122,7 @@ func (api *API) getTransfer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := orm.SessionFrom(r.Context())
-	t, err := orm.Query[Transfer](s).Where("id = ?", id).Load("Entries").One(r.Context())
+	t, err := orm.Query[Transfer](s).Where(TransferCols.ID+" = ?", id).Load("Entries").One(r.Context())
 	if err != nil {
 		api.error(w, r, err)
 		return
@@ -132,7 +132,7 @@ func (api *API) getTransfer(w http.ResponseWriter, r *http.Request) {
 
 func (api *API) listAccounts(w http.ResponseWriter, r *http.Request) {
 	s := orm.SessionFrom(r.Context())
-	accts, err := orm.Query[Account](s).OrderBy("id").All(r.Context())
+	accts, err := orm.Query[Account](s).OrderBy(AccountCols.ID).All(r.Context())
 	if err != nil {
 		api.error(w, r, err)
 		return
