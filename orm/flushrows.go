@@ -532,3 +532,38 @@ func (s *Session) deleteOrphans() error {
 	}
 	return nil
 }
+
+// rowOrderWork reports whether the flush planned by p may send statements
+// that flushSize does not count one by one: inserts and deletes of a
+// table that refers to itself (by level, with keys set afterwards),
+// keys deferred or set NULL across a broken cycle, and orphans. The
+// single-statement commit is then not tried.
+func (s *Session) rowOrderWork(p *flushPlan) bool {
+	if len(s.members) > 0 {
+		return true
+	}
+	work := func(t *mapper.Table) bool {
+		for _, e := range s.pending {
+			if e.Table == t {
+				return true
+			}
+		}
+		for _, e := range s.deletes {
+			if e.Table == t && !e.Flushed {
+				return true
+			}
+		}
+		return false
+	}
+	for _, t := range p.order {
+		if len(p.selfKeys(t)) > 0 && work(t) {
+			return true
+		}
+	}
+	for _, fk := range p.broken {
+		if work(fk.Child) || work(fk.Parent) {
+			return true
+		}
+	}
+	return false
+}
