@@ -96,8 +96,13 @@ func (s *Session) commitAlone(ctx context.Context) error {
 	for _, e := range s.deletes {
 		s.idmap.Remove(e)
 		e.State = identity.Detached
+		s.release(e)
 	}
 	s.deletes = s.deletes[:0]
+	if len(s.owned) > 0 {
+		s.sweepOwned(false)
+	}
+	s.noteMembers(false)
 	return nil
 }
 
@@ -162,14 +167,17 @@ func (s *Session) flushSize() int {
 		if s.cascadeLocked() != nil {
 			return 2
 		}
-		order, err := s.flushOrder()
+		p, err := s.flushOrder()
 		if err != nil {
 			return 2
 		}
-		for _, t := range order {
+		for _, t := range p.order {
 			if s.syncForeignKeys(t) != nil {
 				return 2
 			}
+		}
+		if s.rowOrderWork(&p) {
+			return 2
 		}
 	}
 	d := s.e.dialect

@@ -143,8 +143,13 @@ func (s *Session) commitBatch(ctx context.Context) (done bool, err error) {
 	for _, e := range s.deletes {
 		s.idmap.Remove(e)
 		e.State = identity.Detached
+		s.release(e)
 	}
 	s.deletes = s.deletes[:0]
+	if len(s.owned) > 0 {
+		s.sweepOwned(false)
+	}
+	s.noteMembers(false)
 	return true, nil
 }
 

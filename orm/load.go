@@ -111,6 +111,9 @@ func (s *Session) loadPaths(ctx context.Context, t *mapper.Table, objs []any, pa
 		if err != nil {
 			return err
 		}
+		if !noTrack {
+			s.noteLoaded(t, r, objs) // delete-orphan: the children now in the slice
+		}
 		if len(next) > 0 {
 			target, err := s.e.reg.Table(r.Target)
 			if err != nil {

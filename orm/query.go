@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"iter"
@@ -479,6 +480,15 @@ type Set map[string]any
 // that match get the new values, and fresh snapshots for them, so the
 // session stays true; a version column is bumped. Pending changes are
 // flushed first.
+//
+// Each value is converted to its field's type before any SQL, as the
+// database would: numbers across integer kinds, T into *T, nil into a
+// nullable field, and what a sql.Scanner field accepts (a string for a
+// sql.NullString). A value that does not fit, or a name that is not a
+// column, is an error and nothing is sent. Should a tracked object still
+// refuse its new value, the transaction is rolled back (to the innermost
+// savepoint, if one is open) and the session restored as after a failed
+// Commit, so that the session and the database never disagree.
 func (q *Q[T]) UpdateAll(ctx context.Context, set Set) (int64, error) {
 	s := q.s
 	if err := s.enter(); err != nil {
@@ -502,6 +512,13 @@ func (q *Q[T]) UpdateAll(ctx context.Context, set Set) (int64, error) {
 			return 0, fmt.Errorf("orm: UpdateAll: column %s of %s cannot be set (primary key, version or readonly)", name, t.Name)
 		}
 		names = append(names, name)
+	}
+	// Every value is converted to its field's type before any SQL: a value
+	// that does not fit must fail here, not after the UPDATE has run, and
+	// the tracked objects then receive exactly what was written.
+	set, err := convertSet(t, set)
+	if err != nil {
+		return 0, err
 	}
 	slices.Sort(names) // deterministic SQL, so it can be logged and compared
 	var b strings.Builder
@@ -533,23 +550,90 @@ func (q *Q[T]) UpdateAll(ctx context.Context, set Set) (int64, error) {
 			// may share a []byte or pointer with the caller or each other.
 			c := t.Column(name)
 			if err := s.setCol(e, c, copyValue(set[name])); err != nil {
-				return err
+				return &setFieldError{err}
 			}
 			if err := t.Acc.Set(snap, c, copyValue(set[name])); err != nil {
-				return err
+				return &setFieldError{err}
 			}
 		}
 		if v := t.Version; v != nil {
 			n, _ := mapper.ToInt64(t.Acc.Value(e.Snap, v))
 			if err := s.setCol(e, v, n+1); err != nil {
-				return err
+				return &setFieldError{err}
 			}
 			_ = t.Acc.Set(snap, v, n+1)
 		}
 		e.Snap = snap
 		return nil
 	}
-	return s.bulk(ctx, q.t, b.String(), args, q.where, q.args, apply)
+	n, err := s.bulk(ctx, q.t, b.String(), args, q.where, q.args, apply)
+	if err != nil && applyFailed(err) {
+		// The UPDATE ran but a tracked object could not take its result:
+		// roll the statement back with the rest of the flushed work, which
+		// undoes what the flushes and apply did in memory too, so that the
+		// session and the database never disagree.
+		s.abortFlush(ctx)
+		return 0, fmt.Errorf("orm: UpdateAll: the UPDATE was rolled back, with the transaction's flushed work: %w", err)
+	}
+	return n, err
+}
+
+// setFieldError is a Set value that converted before the statement but
+// could not be written into a tracked object after it.
+type setFieldError struct{ err error }
+
+func (e *setFieldError) Error() string { return e.err.Error() }
+func (e *setFieldError) Unwrap() error { return e.err }
+
+func applyFailed(err error) bool {
+	var se *setFieldError
+	return errors.As(err, &se)
+}
+
+// convertSet returns set with every value converted to the Go type of its
+// column's field, as the database would convert it: numbers across integer
+// kinds, T into *T, nil into a nullable field, and whatever a sql.Scanner
+// field (sql.NullString, ...) accepts from a driver value, such as a string
+// for a NullString. A value that does not fit is an error naming the
+// column.
+func convertSet(t *mapper.Table, set Set) (Set, error) {
+	scratch := reflect.New(t.Type).Interface()
+	out := make(Set, len(set))
+	for name, v := range set {
+		c := t.Column(name)
+		if err := setField(t, scratch, c, v); err != nil {
+			return nil, fmt.Errorf("orm: UpdateAll: cannot set %s.%s (%v) to %T: %w", t.Name, name, c.Type, v, err)
+		}
+		out[name] = t.Acc.Value(scratch, c)
+		if c.Type.Kind() == reflect.Pointer && out[name] != nil {
+			// Value dereferences a pointer field; keep its type, so that
+			// applying it allocates a fresh pointee per object.
+			out[name] = reflect.ValueOf(scratch).Elem().FieldByIndex(c.Index).Interface()
+		}
+	}
+	return out, nil
+}
+
+// setField assigns v to c's field of obj through the accessor, falling back
+// to the field's sql.Scanner with v as a driver value.
+func setField(t *mapper.Table, obj any, c *mapper.Column, v any) error {
+	err := t.Acc.Set(obj, c, copyValue(v))
+	if err == nil {
+		return nil
+	}
+	ptr := reflect.New(c.Type)
+	sc, ok := ptr.Interface().(sql.Scanner)
+	if !ok {
+		return err
+	}
+	dv, cerr := driver.DefaultParameterConverter.ConvertValue(v)
+	if cerr != nil {
+		return errors.Join(err, cerr)
+	}
+	if serr := sc.Scan(dv); serr != nil {
+		return serr
+	}
+	return t.Acc.Set(obj, c, ptr.Elem().Interface())
 }
 
 // DeleteAll deletes every matching row in one statement, skipping the unit
