@@ -804,6 +804,16 @@ func (s *Session) Commit(ctx context.Context) error {
 		}
 		return fmt.Errorf("orm: commit: %w", err)
 	}
+	s.committed()
+	return nil
+}
+
+// committed does a successful commit's bookkeeping, whichever way the
+// work was sent (a transaction, one statement alone, a batch): the undo
+// logs are dropped; deleted objects are detached and released from the
+// engine's ownership index, and so are objects the session let go; the
+// delete-orphan records forget the children that left.
+func (s *Session) committed() {
 	s.stats.Commits++
 	s.flushLog = s.flushLog[:0]
 	s.intentLog = s.intentLog[:0]
@@ -816,8 +826,7 @@ func (s *Session) Commit(ctx context.Context) error {
 	if len(s.owned) > 0 {
 		s.sweepOwned(false)
 	}
-	s.noteMembers(false) // committed: forget the children that left
-	return nil
+	s.noteMembers(false)
 }
 
 // Rollback rolls back the transaction and discards the session's state:
