@@ -38,10 +38,11 @@ func (mysqlDialect) syntax() *syntax { return &mysqlSyntax }
 // mysqlCaps: MaxParams is the protocol's limit (a prepared statement counts
 // its parameters in 16 bits); there is no CREATE INDEX IF NOT EXISTS.
 var mysqlCaps = standardSavepoints(Capabilities{
-	ForUpdate:   true,
-	EmptyInsert: "() VALUES ()",
-	Begin:       BeginPlain,
-	MaxParams:   65535,
+	ForUpdate:      true,
+	EmptyInsert:    "() VALUES ()",
+	DropForeignKey: "DROP FOREIGN KEY ",
+	Begin:          BeginPlain,
+	MaxParams:      65535,
 })
 
 func (d mysqlDialect) Capabilities() Capabilities {

@@ -29,6 +29,8 @@ const (
 	undoSnap                     // the entry's snapshot was replaced
 	undoDeleteDB                 // the entry's DELETE ran
 	undoDetach                   // a bulk DELETE detached the entry (old: its state)
+	undoLinks                    // a flush replaced an m2m link snapshot (old: a linkUndo)
+	undoOrphan                   // delete-orphan marked the entry deleted
 	undoDisplace                 // an insert took the key of the entry, deleted in this transaction
 	// Intents, in intentLog (recorded only inside a savepoint).
 	undoAdd         // Add made the entry pending
@@ -89,6 +91,14 @@ func (s *Session) undoFlushes(mark int) {
 			e.Snap = u.old
 		case undoDeleteDB:
 			e.Flushed = false
+		case undoLinks:
+			s.restoreLinks(u.old.(linkUndo))
+		case undoOrphan:
+			// The flush, not the caller, marked it: it is persistent again.
+			if e.State == identity.Deleted {
+				e.State, e.Flushed = identity.Persistent, false
+				s.deletes = slices.DeleteFunc(s.deletes, func(d *identity.Entry) bool { return d == e })
+			}
 		case undoDisplace:
 			// The new object that took e's key is out of the map again
 			// (its undoInsert came later in the log, so it ran first).
