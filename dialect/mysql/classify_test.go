@@ -3,9 +3,12 @@ package mysql
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"strings"
 	"testing"
 
 	"github.com/go-sql-driver/mysql"
@@ -37,6 +40,9 @@ func TestClassifyMySQL(t *testing.T) {
 		{"joined", errors.Join(errors.New("rollback failed"), &mysql.MySQLError{Number: 1213}), dialect.ClassRetryable},
 		{"syntax error", &mysql.MySQLError{Number: 1064}, dialect.ClassOther},
 		{"not null", &mysql.MySQLError{Number: 1048}, dialect.ClassOther},
+		{"connection killed (MariaDB)", &mysql.MySQLError{Number: 1927}, dialect.ClassConnection},
+		{"wait_timeout (MySQL 8)", &mysql.MySQLError{Number: 4031}, dialect.ClassConnection},
+		{"server shutdown", wrapped(&mysql.MySQLError{Number: 1053}), dialect.ClassConnection},
 		{"invalid connection", mysql.ErrInvalidConn, dialect.ClassConnection},
 		{"invalid connection, wrapped", wrapped(mysql.ErrInvalidConn), dialect.ClassConnection},
 	}
@@ -89,4 +95,31 @@ func BenchmarkClassify(b *testing.B) {
 	for b.Loop() {
 		dialect.MySQL.Classify(err)
 	}
+}
+
+// A connection the server closed reads as "invalid connection" or
+// "driver: bad connection"; the hint names the likely causes.
+func TestConnectionHintNamesKillAndWaitTimeout(t *testing.T) {
+	for _, err := range []error{mysql.ErrInvalidConn, wrapped(driver.ErrBadConn), &mysql.MySQLError{Number: 4031}} {
+		got := dialect.ConnectionHint(dialect.MariaDB, err)
+		if !strings.Contains(got, "wait_timeout") {
+			t.Errorf("ConnectionHint(%v) = %q, want it to name wait_timeout", err, got)
+		}
+		if _, ok := err.(*mysql.MySQLError); !ok && !strings.Contains(got, "KILL") {
+			t.Errorf("ConnectionHint(%v) = %q, want it to name KILL", err, got)
+		}
+	}
+	if got := dialect.ConnectionHint(dialect.MySQL, &mysql.MySQLError{Number: 1062}); got != "" {
+		t.Errorf("ConnectionHint(duplicate entry) = %q, want none", got)
+	}
+}
+
+// The driver's log lines go to the logger Open was given, or nowhere.
+func TestDriverLoggerGoesToOpenOptionsLogger(t *testing.T) {
+	var buf strings.Builder
+	driverLogger{slog.New(slog.NewTextHandler(&buf, nil))}.Print("packets.go:58 ", "unexpected EOF")
+	if got := buf.String(); !strings.Contains(got, "level=WARN") || !strings.Contains(got, "packets.go:58 unexpected EOF") {
+		t.Errorf("logged: got %q, want the driver's message at WARN", got)
+	}
+	driverLogger{}.Print("dropped") // no logger: nothing, and no panic
 }
