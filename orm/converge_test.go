@@ -220,3 +220,33 @@ func TestDoRetryAfterStaleLocksTheRowsTheFailedAttemptRead(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkDoGetChangeCommitTwo is one uncontended transfer through Do:
+// two Gets, two changes, the commit (which Do orders by key), for the
+// cost of that ordering next to the round trips.
+func BenchmarkDoGetChangeCommitTwo(b *testing.B) {
+	eachTarget(b, func(b *testing.B, env *benchEnv) {
+		ids := env.seed(b, 10)
+		id1, id2 := ids[6], ids[5] // read in reverse key order
+		ctx := context.Background()
+		b.ReportAllocs()
+		for b.Loop() {
+			err := env.eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
+				x, err := orm.Get[BenchAccount](ctx, s, id1)
+				if err != nil {
+					return err
+				}
+				y, err := orm.Get[BenchAccount](ctx, s, id2)
+				if err != nil {
+					return err
+				}
+				x.Balance++
+				y.Balance--
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
