@@ -42,6 +42,9 @@ func opsFor(t reflect.Type) colOps {
 }
 
 func kindOps(t reflect.Type) colOps {
+	if isByteArray16(t) {
+		return uuidOps(t)
+	}
 	scans := reflect.PointerTo(t).Implements(scannerType)
 	values := t.Implements(valuerType)
 	if scans || values || t.Kind() == reflect.Struct && t != timeType {
@@ -88,8 +91,8 @@ func kindOps(t reflect.Type) colOps {
 	case reflect.String:
 		return basicOps[string](t)
 	case reflect.Slice: // []byte and named byte slices (checked by unsupported)
-		return colOps{
-			addr:  func(p unsafe.Pointer) any { return (*[]byte)(p) },
+		o := colOps{
+			addr:  func(p unsafe.Pointer) any { return (*nullBytes)(p) },
 			value: func(p unsafe.Pointer) any { return *(*[]byte)(p) },
 			equal: func(a, b unsafe.Pointer) bool {
 				x, y := *(*[]byte)(a), *(*[]byte)(b)
@@ -98,16 +101,13 @@ func kindOps(t reflect.Type) colOps {
 			},
 			clone: func(dst, src unsafe.Pointer) { *(*[]byte)(dst) = bytes.Clone(*(*[]byte)(src)) },
 		}
+		if t == rawMessageType {
+			return rawMessageOps(o)
+		}
+		return o
 	}
 	if t == timeType {
-		return colOps{
-			addr:  func(p unsafe.Pointer) any { return (*time.Time)(p) },
-			value: func(p unsafe.Pointer) any { return *(*time.Time)(p) },
-			// Equal, not ==: the same instant read back from the database
-			// carries another location and must not count as a change.
-			equal: func(a, b unsafe.Pointer) bool { return (*time.Time)(a).Equal(*(*time.Time)(b)) },
-			copy:  copyPlain[time.Time],
-		}
+		return timeOps()
 	}
 	return reflectOps(t, false, false)
 }
@@ -184,7 +184,7 @@ func ptrAddr(t reflect.Type) func(p unsafe.Pointer) any {
 	case reflect.TypeFor[*bool]():
 		return func(p unsafe.Pointer) any { return (**bool)(p) }
 	case reflect.TypeFor[*time.Time]():
-		return func(p unsafe.Pointer) any { return (**time.Time)(p) }
+		return func(p unsafe.Pointer) any { return (*utcTimePtr)(p) }
 	}
 	return func(p unsafe.Pointer) any { return reflect.NewAt(t, p).Interface() }
 }

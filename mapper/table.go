@@ -31,7 +31,13 @@ type Table struct {
 	ptrType    reflect.Type
 	keyKind    keyKind // how Key values are built from the PK
 	insertable []*Column
+	hasUint64  bool
 }
+
+// HasUint64 reports whether a column stores a 64-bit unsigned integer
+// (uint64 or uint, or a pointer or sql.Null of one), which a database whose
+// integers are signed 64-bit cannot hold in full.
+func (t *Table) HasUint64() bool { return t.hasUint64 }
 
 // Column is one mapped field.
 type Column struct {
@@ -50,6 +56,13 @@ type Column struct {
 	Nullable bool // pointer, sql.Null*, []byte or another nil-able type
 	Size     int
 	SQLType  string // type=... DDL override
+	// SQLTypes are the type.<dialect>=... overrides; one applies instead
+	// of SQLType on its database.
+	SQLTypes DialectTypes
+	// Precision and Scale declare an exact decimal (precision=P,scale=S);
+	// both are 0 when the tag has none.
+	Precision, Scale int
+	JSON             bool // json: stored as JSON text, marshalled with encoding/json
 
 	ops colOps // per-kind field operations used by the reflective accessor
 }
@@ -164,6 +177,11 @@ func (t *Table) walk(fi *reflectx.FieldInfo, prefix string, base uintptr) error 
 				if _, err := ParseTag(f.Tag.Get("db")); err != nil {
 					return &DefinitionError{Type: t.Type, Field: prefix + f.Name, Reason: err.(*TagError).Reason, Err: err}
 				}
+			} else if tag, ok := f.Tag.Lookup("db"); ok && tag != "-" && !f.Anonymous {
+				// A db tag says the field is meant to be a column, but
+				// an unexported field cannot be read or set from here.
+				return &DefinitionError{Type: t.Type, Field: prefix + f.Name,
+					Reason: `an unexported field cannot be a column: export it, or tag it db:"-"`}
 			}
 			continue
 		}
@@ -192,7 +210,7 @@ func (t *Table) walk(fi *reflectx.FieldInfo, prefix string, base uintptr) error 
 			if f.Type.Kind() == reflect.Pointer {
 				return fail("embedded pointer structs are not supported: embed the struct by value", nil)
 			}
-			if tag != (Tag{Name: tag.Name}) {
+			if !tag.plain() {
 				return fail("an embedded struct takes no column options", nil)
 			}
 			if err := t.walk(ch, path+".", base+f.Offset); err != nil {
@@ -200,14 +218,18 @@ func (t *Table) walk(fi *reflectx.FieldInfo, prefix string, base uintptr) error 
 			}
 			continue
 		}
-		if reason := unsupported(f.Type); reason != "" {
-			return fail(reason+`; tag it db:"-" to leave it out`, nil)
+		if reason := unsupported(f.Type); reason != "" && !tag.JSON {
+			return fail(reason+`; tag it db:"-" to leave it out, or db:"...,json" to store it as JSON`, nil)
+		}
+		if reason := checkValueOptions(f.Type, tag); reason != "" {
+			return fail(reason, nil)
 		}
 		c := &Column{
 			Pos: len(t.Columns), Field: path, Name: tag.Name, Type: f.Type, Index: ch.Index,
 			Offset: base + f.Offset, PK: tag.PK, Auto: tag.Auto, Version: tag.Version,
 			Unique: tag.Unique, Indexed: tag.Index, ReadOnly: tag.ReadOnly, Size: tag.Size,
-			SQLType: tag.Type, Nullable: nullable(f.Type),
+			SQLType: tag.Type, SQLTypes: tag.Types, Precision: tag.Precision, Scale: tag.Scale,
+			JSON: tag.JSON, Nullable: nullable(f.Type),
 		}
 		if c.Name == "" {
 			c.Name = SnakeCase(f.Name)
@@ -234,6 +256,10 @@ func (t *Table) walk(fi *reflectx.FieldInfo, prefix string, base uintptr) error 
 			return fail("a primary-key column cannot be nullable", nil)
 		}
 		c.ops = opsFor(f.Type)
+		if c.JSON {
+			c.ops = jsonOps(f.Type)
+		}
+		t.hasUint64 = t.hasUint64 || isUint64(f.Type)
 		t.byName[c.Name] = c
 		t.Columns = append(t.Columns, c)
 		if c.PK {
