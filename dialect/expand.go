@@ -18,7 +18,8 @@ import (
 // are.
 //
 // Expand returns a [*BindError] when the number of bare `?` differs from
-// len(args), or when a list is empty (an empty IN () is not valid SQL).
+// len(args), when a list is empty (an empty IN () is not valid SQL), or
+// when the arguments, lists expanded, are more than d.MaxParams().
 // Without list arguments it allocates no more than Rebind, and returns args
 // itself.
 //
@@ -29,12 +30,19 @@ func Expand(d Dialect, query string, args []any) (string, []any, error) {
 	if s, ok := d.(syntaxer); ok {
 		sx, native = s.syntax(), true
 	}
-	lists, extra := false, 0
+	lists, extra, nlists := false, 0, 0
 	for _, a := range args {
 		if n, ok := listLen(a); ok {
 			lists = true
 			extra += n
+			nlists++
 		}
+	}
+	// Refused before any rewriting: the driver's own message for too many
+	// parameters names neither the limit nor the list (and some drivers
+	// wrap the count around 16 bits and fail in stranger ways).
+	if total, limit := len(args)-nlists+extra, d.MaxParams(); limit > 0 && total > limit {
+		return "", nil, &BindError{Query: query, Args: total, Limit: limit, Dialect: d.Name()}
 	}
 	var out string
 	var n, empty int
@@ -78,11 +86,20 @@ type BindError struct {
 	Placeholders int    // bare `?` placeholders found in Query
 	Args         int    // arguments given
 	Empty        int    // 1-based placeholder bound to an empty list; 0 if the counts differ
+	// Limit is the dialect's parameter limit when the arguments, lists
+	// expanded, are more than it (then Args is their number); else 0.
+	Limit   int
+	Dialect string // the dialect's name, set with Limit
 }
 
 // Error says what does not fit, and for a missing argument how to write a
 // `?` that is not a placeholder.
 func (e *BindError) Error() string {
+	if e.Limit > 0 {
+		return fmt.Sprintf("dialect: the query binds %d values, more than the %d parameters %s takes in one statement; "+
+			"split the list into chunks of at most %d values (one query each), or select the keys with a subquery",
+			e.Args, e.Limit, e.Dialect, e.Limit)
+	}
 	if e.Empty > 0 {
 		return fmt.Sprintf("dialect: placeholder %d is bound to an empty list; "+
 			"IN () is not valid SQL, so leave the condition out when the list is empty", e.Empty)

@@ -31,13 +31,14 @@ type Table struct {
 	ptrType    reflect.Type
 	keyKind    keyKind // how Key values are built from the PK
 	insertable []*Column
-	hasUint64  bool
+	uint64Col  *Column
 }
 
-// HasUint64 reports whether a column stores a 64-bit unsigned integer
-// (uint64 or uint, or a pointer or sql.Null of one), which a database whose
-// integers are signed 64-bit cannot hold in full.
-func (t *Table) HasUint64() bool { return t.hasUint64 }
+// Uint64Column returns the first column that stores a 64-bit unsigned
+// integer (uint64 or uint, or a pointer or sql.Null of one), which a
+// database whose integers are signed 64-bit cannot hold in full; nil if
+// there is none.
+func (t *Table) Uint64Column() *Column { return t.uint64Col }
 
 // Column is one mapped field.
 type Column struct {
@@ -259,7 +260,9 @@ func (t *Table) walk(fi *reflectx.FieldInfo, prefix string, base uintptr) error 
 		if c.JSON {
 			c.ops = jsonOps(f.Type)
 		}
-		t.hasUint64 = t.hasUint64 || isUint64(f.Type)
+		if t.uint64Col == nil && isUint64(f.Type) {
+			t.uint64Col = c
+		}
 		t.byName[c.Name] = c
 		t.Columns = append(t.Columns, c)
 		if c.PK {
