@@ -303,7 +303,7 @@ func isScalarStruct(t reflect.Type) bool {
 
 // unsupported says why a field of type t cannot be a column, or "".
 func unsupported(t reflect.Type) string {
-	if t == bytesType || t.ConvertibleTo(bytesType) && t.Kind() == reflect.Slice {
+	if t == bytesType || t.ConvertibleTo(bytesType) && t.Kind() == reflect.Slice || isByteArray16(t) {
 		return ""
 	}
 	if reflect.PointerTo(t).Implements(scannerType) && t.Implements(valuerType) {

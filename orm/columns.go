@@ -2,6 +2,7 @@ package orm
 
 import (
 	"fmt"
+	"reflect"
 
 	"github.com/tallyorm/tally/mapper"
 )
@@ -23,4 +24,18 @@ func (e *Engine) fits(t *mapper.Table, err error) (*mapper.Table, error) {
 			e.dialect.Name())}
 	}
 	return t, nil
+}
+
+// bytes16Arg returns the 16 bytes of a [16]byte argument or of a named
+// type of it (github.com/google/uuid's UUID), which columns store as 16
+// bytes: uuid.UUID's own Valuer gives its 36-character text, which a
+// BINARY(16) column never equals.
+func bytes16Arg(a any) ([]byte, bool) {
+	t := reflect.TypeOf(a)
+	if t == nil || t.Kind() != reflect.Array || t.Len() != 16 || t.Elem().Kind() != reflect.Uint8 {
+		return nil, false
+	}
+	b := make([]byte, 16)
+	reflect.Copy(reflect.ValueOf(b), reflect.ValueOf(a))
+	return b, true
 }
