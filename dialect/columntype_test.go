@@ -20,7 +20,7 @@ func (uuidLike) Value() (driver.Value, error) { return "", nil }
 
 // Decimal stands for github.com/shopspring/decimal's Decimal, recognised
 // by its name and its Valuer.
-type Decimal struct{ s string }
+type Decimal struct{ _ string }
 
 func (Decimal) Value() (driver.Value, error) { return "", nil }
 
