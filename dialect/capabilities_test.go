@@ -26,7 +26,7 @@ func TestCapabilities(t *testing.T) {
 		})},
 		{"postgres", PostgreSQL, savepoints(Capabilities{
 			Returning: true, ForUpdate: true, CreateIndexIfNotExists: true, EmptyInsert: "DEFAULT VALUES",
-			Begin: BeginPlain, MaxParams: 65535, Uint64: true,
+			Begin: BeginPlain, MaxParams: 65535, Uint64: true, ArrayParams: true,
 		})},
 		{"sqlite", SQLite, savepoints(Capabilities{
 			Returning: true, CreateIndexIfNotExists: true, EmptyInsert: "DEFAULT VALUES",

@@ -35,6 +35,7 @@ var postgresCaps = standardSavepoints(Capabilities{
 	Begin:                  BeginPlain,
 	MaxParams:              65535,
 	Uint64:                 true,
+	ArrayParams:            true,
 })
 
 func (postgresDialect) Capabilities() Capabilities { return postgresCaps }

@@ -45,6 +45,9 @@ func kindOps(t reflect.Type) colOps {
 	if isByteArray16(t) {
 		return uuidOps(t)
 	}
+	if isNullTime(t) {
+		return nullTimeOps(t)
+	}
 	scans := reflect.PointerTo(t).Implements(scannerType)
 	values := t.Implements(valuerType)
 	if scans || values || t.Kind() == reflect.Struct && t != timeType {

@@ -299,3 +299,51 @@ func (j jsonScan) Scan(src any) error {
 	j.dst.Set(n.Elem())
 	return nil
 }
+
+// nullTime has the layout of sql.NullTime and sql.Null[time.Time]: a time,
+// then a validity flag.
+type nullTime struct {
+	T     time.Time
+	Valid bool
+}
+
+// utcNullTime is the scan target of a sql.NullTime or sql.Null[time.Time]
+// field: NULL is invalid, a time is stored in UTC.
+type utcNullTime nullTime
+
+// Scan stores src in UTC, or marks NULL.
+func (n *utcNullTime) Scan(src any) error {
+	if src == nil {
+		*n = utcNullTime{}
+		return nil
+	}
+	var v utcTime
+	if err := v.Scan(src); err != nil {
+		return err
+	}
+	*n = utcNullTime{T: time.Time(v), Valid: true}
+	return nil
+}
+
+// isNullTime reports sql.NullTime and sql.Null[time.Time].
+func isNullTime(t reflect.Type) bool {
+	return t.Kind() == reflect.Struct && t.PkgPath() == "database/sql" && t.NumField() == 2 &&
+		t.Field(0).Type == timeType && t.Field(1).Type.Kind() == reflect.Bool && t.Size() == unsafe.Sizeof(nullTime{})
+}
+
+// nullTimeOps serve sql.NullTime and sql.Null[time.Time] fields as timeOps
+// serve time.Time: written as UTC microseconds (the field too), read in UTC.
+func nullTimeOps(t reflect.Type) colOps {
+	o := reflectOps(t, true, true)
+	o.addr = func(p unsafe.Pointer) any { return (*utcNullTime)(p) }
+	o.value = func(p unsafe.Pointer) any {
+		n := (*nullTime)(p)
+		if !n.Valid {
+			return nil
+		}
+		n.T = normTime(n.T)
+		return n.T
+	}
+	o.copy = copyPlain[nullTime]
+	return o
+}

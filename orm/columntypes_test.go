@@ -2,6 +2,7 @@ package orm_test
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"encoding/hex"
 	"encoding/json"
@@ -350,9 +351,12 @@ func TestUnsizedStringHoldsLongText(t *testing.T) {
 
 // ctEvent has time columns.
 type ctEvent struct {
-	ID  int64      `db:"id,pk,auto"`
-	At  time.Time  `db:"at"`
-	PAt *time.Time `db:"p_at"`
+	ID  int64               `db:"id,pk,auto"`
+	At  time.Time           `db:"at"`
+	PAt *time.Time          `db:"p_at"`
+	NAt sql.NullTime        `db:"n_at"`
+	GAt sql.Null[time.Time] `db:"g_at"`
+	Nil sql.NullTime        `db:"nil_at"`
 }
 
 func (ctEvent) TableName() string { return "ct_events" }
@@ -364,20 +368,20 @@ func TestTimesAreUTCMicrosecondsEverywhere(t *testing.T) {
 		zone := time.FixedZone("IST", 5*3600+1800)
 		at := time.Date(2024, 2, 29, 13, 14, 15, 123456789, zone)
 		p := at.Add(time.Hour)
-		obj := &ctEvent{At: at, PAt: &p}
+		obj := &ctEvent{At: at, PAt: &p, NAt: sql.NullTime{Time: at, Valid: true}, GAt: sql.Null[time.Time]{V: at, Valid: true}}
 		commitNew(t, eng, obj)
 		want := at.Truncate(time.Microsecond).UTC()
 		// The writing session holds what was stored...
-		if obj.At != want || *obj.PAt != want.Add(time.Hour) {
-			t.Errorf("after commit the object holds %v, %v; want %v, %v", obj.At, *obj.PAt, want, want.Add(time.Hour))
+		if obj.At != want || *obj.PAt != want.Add(time.Hour) || obj.NAt.Time != want || obj.GAt.V != want {
+			t.Errorf("after commit the object holds %v, %v, %v, %v; want %v (and an hour later)", obj.At, *obj.PAt, obj.NAt.Time, obj.GAt.V, want)
 		}
 		// ...and a fresh session loads exactly that, in UTC.
 		got := reload[ctEvent](t, eng, obj.ID)
-		if got.At != want || got.PAt == nil || *got.PAt != want.Add(time.Hour) {
-			t.Errorf("loaded %v, %v; want %v, %v (same instant, UTC, microseconds)", got.At, got.PAt, want, want.Add(time.Hour))
+		if got.At != want || got.PAt == nil || *got.PAt != want.Add(time.Hour) || got.NAt != obj.NAt || got.GAt != obj.GAt || got.Nil.Valid {
+			t.Errorf("loaded %v, %v, %+v, %+v, %+v; want %v (same instant, UTC, microseconds), NULL last", got.At, got.PAt, got.NAt, got.GAt, got.Nil, want)
 		}
-		if got.At.Location() != time.UTC || got.PAt.Location() != time.UTC {
-			t.Errorf("loaded locations %v, %v; want UTC", got.At.Location(), got.PAt.Location())
+		if got.At.Location() != time.UTC || got.PAt.Location() != time.UTC || got.NAt.Time.Location() != time.UTC {
+			t.Errorf("loaded locations %v, %v, %v; want UTC", got.At.Location(), got.PAt.Location(), got.NAt.Time.Location())
 		}
 		// An update truncates too.
 		s := eng.NewSession()
@@ -404,7 +408,10 @@ type ctItem struct {
 
 func (ctItem) TableName() string { return "ct_items" }
 
-func TestInListOverParameterLimitFailsBeforeSending(t *testing.T) {
+// TestInListOverParameterLimit: a list longer than the database's
+// parameter limit runs as one array on PostgreSQL (= ANY), and elsewhere
+// fails before anything is sent, with an error naming the limit.
+func TestInListOverParameterLimit(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		ctx := context.Background()
 		log := &queryLog{}
@@ -412,7 +419,7 @@ func TestInListOverParameterLimitFailsBeforeSending(t *testing.T) {
 		if err := eng.CreateTables(ctx, ctItem{}); err != nil {
 			t.Fatal(err)
 		}
-		commitNew(t, eng, &ctItem{ID: 1, Name: "a"}, &ctItem{ID: 2, Name: "b"})
+		commitNew(t, eng, &ctItem{ID: 1, Name: "a"}, &ctItem{ID: 2, Name: "b"}, &ctItem{ID: 70001, Name: "c"})
 		log.Reset()
 		limit := eng.Dialect().MaxParams()
 		ids := make([]int64, 70000) // above every database's limit
@@ -421,7 +428,20 @@ func TestInListOverParameterLimitFailsBeforeSending(t *testing.T) {
 		}
 		s := eng.NewSession()
 		defer s.Close()
-		_, err := orm.Query[ctItem](s).Where("id IN (?)", ids).All(ctx)
+		got, err := orm.Query[ctItem](s).Where("id IN (?)", ids).OrderBy("id").All(ctx)
+		if eng.Dialect().Capabilities().ArrayParams {
+			if err != nil || len(got) != 2 || got[1].ID != 2 {
+				t.Fatalf("IN with %d values = %d rows, %v; want ids 1 and 2", len(ids), len(got), err)
+			}
+			if sel := log.Matching("SELECT"); len(sel) != 1 || !strings.Contains(sel[0].SQL, "= ANY(") || len(sel[0].Args) != 1 {
+				t.Errorf("sent %q; want one SELECT with = ANY and one argument", log.SQL())
+			}
+			n, err := orm.Query[ctItem](s).Where("id NOT IN (?)", ids).Count(ctx)
+			if err != nil || n != 1 {
+				t.Errorf("NOT IN with %d values counts %d, %v; want 1", len(ids), n, err)
+			}
+			return
+		}
 		var be *dialect.BindError
 		if !errors.As(err, &be) || be.Limit != limit || !strings.Contains(err.Error(), fmt.Sprint(limit)) {
 			t.Fatalf("IN with %d values = %v; want a *dialect.BindError naming the limit %d", len(ids), err, limit)
@@ -430,7 +450,7 @@ func TestInListOverParameterLimitFailsBeforeSending(t *testing.T) {
 			t.Errorf("sent %q; want nothing", sent)
 		}
 		// Up to the limit the list runs.
-		got, err := orm.Query[ctItem](s).Where("id IN (?)", ids[:limit]).All(ctx)
+		got, err = orm.Query[ctItem](s).Where("id IN (?)", ids[:limit]).All(ctx)
 		if err != nil || len(got) != 2 {
 			t.Errorf("IN with %d values = %d rows, %v; want 2", limit, len(got), err)
 		}

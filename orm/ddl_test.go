@@ -8,7 +8,9 @@ package orm
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -545,7 +547,7 @@ func TestCreateTableSQL(t *testing.T) {
 			"  \"kind\" TEXT NOT NULL,\n  \"name\" TEXT NOT NULL,\n  \"note\" TEXT,\n  \"data\" BLOB,\n" +
 			"  PRIMARY KEY (\"kind\", \"name\"),\n  UNIQUE (\"data\")\n)"}},
 		{dialect.MySQL, []string{"CREATE TABLE IF NOT EXISTS `taggeds` (\n" +
-			"  `kind` VARCHAR(32) NOT NULL,\n  `name` VARCHAR(255) NOT NULL,\n  `note` TEXT,\n  `data` VARBINARY(255),\n" +
+			"  `kind` VARCHAR(32) NOT NULL,\n  `name` VARCHAR(255) NOT NULL,\n  `note` LONGTEXT,\n  `data` VARBINARY(255),\n" +
 			"  PRIMARY KEY (`kind`, `name`),\n  UNIQUE (`data`)\n)"}},
 		{dialect.PostgreSQL, []string{"CREATE TABLE IF NOT EXISTS \"taggeds\" (\n" +
 			"  \"kind\" VARCHAR(32) NOT NULL,\n  \"name\" TEXT NOT NULL,\n  \"note\" TEXT,\n  \"data\" BYTEA,\n" +
@@ -787,4 +789,37 @@ func TestDeleteAfterInsertInOneSession(t *testing.T) {
 			t.Errorf("row still there after Delete+Commit in the session that inserted it; statements sent: %q", sqls)
 		}
 	})
+}
+
+// TestCreateTableSQLPerDatabaseTypes: type.<db>= wins over type= on its
+// database, and the decimal, UUID and JSON kinds take each database's type.
+func TestCreateTableSQLPerDatabaseTypes(t *testing.T) {
+	type perDB struct {
+		ID    int64           `db:"id,pk"`
+		Code  string          `db:"code,type=VARCHAR(20),type.postgres=CITEXT"`
+		Money string          `db:"money,precision=20,scale=4"`
+		Typed string          `db:"typed,type=DECIMAL(12,2),type.sqlite=TEXT"`
+		UID   [16]byte        `db:"uid"`
+		Meta  json.RawMessage `db:"meta"`
+		Attrs map[string]int  `db:"attrs,json"`
+	}
+	tab, err := mapper.NewRegistry().Table(reflect.TypeFor[perDB]())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for d, want := range map[dialect.Dialect]string{
+		dialect.MySQL: "CREATE TABLE IF NOT EXISTS `per_dbs` (\n  `id` BIGINT NOT NULL,\n  `code` VARCHAR(20) NOT NULL,\n" +
+			"  `money` DECIMAL(20,4) NOT NULL,\n  `typed` DECIMAL(12,2) NOT NULL,\n  `uid` BINARY(16) NOT NULL,\n  `meta` JSON,\n  `attrs` JSON,\n  PRIMARY KEY (`id`)\n)",
+		dialect.PostgreSQL: `CREATE TABLE IF NOT EXISTS "per_dbs" (` + "\n" + `  "id" BIGINT NOT NULL,` + "\n" + `  "code" CITEXT NOT NULL,` + "\n" +
+			`  "money" NUMERIC(20,4) NOT NULL,` + "\n" + `  "typed" DECIMAL(12,2) NOT NULL,` + "\n" + `  "uid" UUID NOT NULL,` + "\n" +
+			`  "meta" JSONB,` + "\n" + `  "attrs" JSONB,` + "\n" + `  PRIMARY KEY ("id")` + "\n)",
+		dialect.SQLite: `CREATE TABLE IF NOT EXISTS "per_dbs" (` + "\n" + `  "id" INTEGER NOT NULL,` + "\n" + `  "code" VARCHAR(20) NOT NULL,` + "\n" +
+			`  "money" TEXT NOT NULL,` + "\n" + `  "typed" TEXT NOT NULL,` + "\n" + `  "uid" BLOB NOT NULL,` + "\n" +
+			`  "meta" TEXT,` + "\n" + `  "attrs" TEXT,` + "\n" + `  PRIMARY KEY ("id")` + "\n)",
+	} {
+		got, err := createTableSQL(d, tab, nil)
+		if err != nil || len(got) != 1 || got[0] != want {
+			t.Errorf("%s: createTableSQL = %q, %v\nwant %q", d.Name(), got, err, want)
+		}
+	}
 }
