@@ -1,6 +1,7 @@
 package dialect
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -71,7 +72,7 @@ func (mysqlDialect) ColumnType(c Column) (string, error) {
 	switch k {
 	case kindDecimal:
 		if c.Precision == 0 {
-			return "", fmt.Errorf("dialect: mysql needs the digits of a decimal column: its DECIMAL without them is DECIMAL(10,0), " +
+			return "", errors.New("dialect: mysql needs the digits of a decimal column: its DECIMAL without them is DECIMAL(10,0), " +
 				"which rounds every value to a whole number; add precision=P,scale=S to the tag (e.g. precision=20,scale=4)")
 		}
 		return "DECIMAL" + decimalArgs(c), nil

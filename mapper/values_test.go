@@ -1,6 +1,7 @@
 package mapper
 
 import (
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -146,11 +147,9 @@ func TestJSONColumns(t *testing.T) {
 	}
 }
 
+// callValue is what the driver binds for v: its Value, if it has one.
 func callValue(v any) (any, error) {
-	if vr, ok := v.(interface{ Value() (any, error) }); ok {
-		return vr.Value()
-	}
-	if vr, ok := v.(jsonValue); ok {
+	if vr, ok := v.(driver.Valuer); ok {
 		return vr.Value()
 	}
 	return v, nil

@@ -314,6 +314,14 @@ func TestUint64FullRangeOrRefused(t *testing.T) {
 			if !errors.As(err, &de) || de.Field != "N" || !strings.Contains(err.Error(), "int64") {
 				t.Fatalf("Register = %v; want a *mapper.DefinitionError for N suggesting int64", err)
 			}
+			s := eng.NewSession()
+			defer s.Close()
+			if err := s.Add(&ctUnsigned{N: 1}); !errors.As(err, &de) {
+				t.Errorf("Add = %v; want the *mapper.DefinitionError", err)
+			}
+			if _, err := orm.Query[ctUnsigned](s).All(ctx); !errors.As(err, &de) {
+				t.Errorf("Query.All = %v; want the *mapper.DefinitionError", err)
+			}
 			return
 		}
 		if err := eng.CreateTables(ctx, ctUnsigned{}); err != nil {
