@@ -7,7 +7,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # CI would pay twice (test and race). Override: make test TIMEOUT=10m.
 TIMEOUT := 5m
 
-.PHONY: test race lint generate check-generated fmt-check tidy-check demo
+.PHONY: test race lint generate check-generated fmt-check tidy-check demo bench
 
 # test runs every test, uncached, on SQLite and on each reachable server.
 test:
@@ -23,9 +23,12 @@ lint:
 	go vet ./...
 	go run $(STATICCHECK) ./...
 
-# generate rewrites the generated files (tallygen's tally_gen.go).
+# generate rewrites the generated files: every package's tally_gen.go
+# (go:generate lines run cmd/tallygen), then tallygen's golden files in
+# testdata/tallygen, which go generate ./... does not visit.
 generate:
 	go generate ./...
+	go test -count=1 -run 'TestGoldenOutputs' ./cmd/tallygen -update
 
 # check-generated fails if generating changes or adds a file: generated code
 # must be committed up to date. Run it on a clean tree (as CI does).
@@ -46,3 +49,11 @@ tidy-check:
 # demo runs the demo service: a self-driving load on SQLite, then its report (cmd/tallydemo).
 demo:
 	go run ./cmd/tallydemo
+
+# bench compares Tally with database/sql, sqlx, GORM and bun on every
+# reachable database and rewrites docs/benchmarks.md and its charts (about
+# 10 minutes on 2 cores). bench/ is a module of its own, so the peers never
+# enter Tally's go.mod. Override: make bench BENCHFLAGS='-rounds 3 -benchtime 200ms'.
+BENCHFLAGS :=
+bench:
+	cd bench && go run ./cmd/report -out ../docs/benchmarks.md $(BENCHFLAGS)

@@ -44,6 +44,10 @@ type Entry struct {
 	// Flushed marks a Deleted entry whose DELETE has run in the open
 	// transaction; it leaves the map at commit.
 	Flushed bool
+	// Owned marks an object that entered the session through Add and is
+	// registered as belonging to it, so that another session refuses it;
+	// the session releases it when it lets the object go.
+	Owned bool
 }
 
 // key is the map key of an entry in the map: its snapshot's. An entry

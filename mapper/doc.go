@@ -24,4 +24,12 @@
 // reason. Each Table carries an [Accessor]: the reflective one, or one that
 // generated code installed with [RegisterGenerated]. The package knows
 // nothing of sessions or SQL.
+//
+// Generated accessors come from cmd/tallygen: its tally_gen.go registers
+// them at init, and a [Registry] uses them unless made with [Reflective].
+// A generated accessor first calls [CheckGenerated], so a struct changed
+// since generation is refused with a [*StaleError] ("run go generate")
+// inside the [*DefinitionError], never mapped wrongly. The small helpers
+// that generated code calls ([Assign], [PtrScan], the AppendKey functions,
+// ...) are public only for it.
 package mapper

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"math"
 	"reflect"
 	"strconv"
 	"time"
@@ -159,33 +158,23 @@ func ToInt64(v any) (n int64, ok bool) { return toInt64(v) }
 // appendKeyPart encodes one key column's value. Each part is
 // self-delimiting, so composite keys never collide.
 func appendKeyPart(b []byte, c *Column, p unsafe.Pointer) []byte {
+	// The AppendKey functions are shared with generated code, so that a
+	// generated Key and KeyOf always agree.
 	if c.ops.getInt != nil {
-		b = append(b, 'i')
-		return binary.BigEndian.AppendUint64(b, uint64(c.ops.getInt(p)))
+		return AppendKeyInt(b, c.ops.getInt(p))
 	}
 	v := reflect.NewAt(c.Type, p).Elem()
 	switch {
 	case v.Kind() == reflect.String:
-		b = append(b, 's')
-		b = binary.AppendUvarint(b, uint64(v.Len()))
-		return append(b, v.String()...)
+		return AppendKeyString(b, v.String())
 	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Uint8:
-		b = append(b, 'b')
-		b = binary.AppendUvarint(b, uint64(v.Len()))
-		return append(b, v.Bytes()...)
+		return AppendKeyBytes(b, v.Bytes())
 	case v.Type() == timeType:
-		t := v.Interface().(time.Time)
-		b = append(b, 't')
-		b = binary.BigEndian.AppendUint64(b, uint64(t.Unix()))
-		return binary.BigEndian.AppendUint32(b, uint32(t.Nanosecond()))
+		return AppendKeyTime(b, v.Interface().(time.Time))
 	case v.Kind() == reflect.Bool:
-		if v.Bool() {
-			return append(b, 'T')
-		}
-		return append(b, 'F')
+		return AppendKeyBool(b, v.Bool())
 	case v.CanFloat():
-		b = append(b, 'f')
-		return binary.BigEndian.AppendUint64(b, math.Float64bits(v.Float()))
+		return AppendKeyFloat(b, v.Float())
 	case !hasRefs(v.Type()):
 		// Fixed-size plain data such as a [16]byte UUID: its bytes are its value.
 		b = append(b, 'r')

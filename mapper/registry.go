@@ -19,11 +19,28 @@ type Registry struct {
 	mu     sync.Mutex              // serialises building
 	tables map[reflect.Type]*Table // guarded by mu; what done holds
 	errs   map[reflect.Type]error  // guarded by mu; definitions that failed
+	// reflective makes every table use the reflective accessor, even when
+	// generated code registered one (see [Reflective]).
+	reflective bool
 }
 
+// RegistryOption configures a Registry.
+type RegistryOption func(*Registry)
+
+// Reflective makes the registry ignore the accessors that generated code
+// registered and build every table's accessor by reflection. Generated and
+// reflective accessors behave identically; the option is there to show it
+// (Tally's equivalence tests) and to rule generated code out when
+// hunting a bug.
+func Reflective() RegistryOption { return func(r *Registry) { r.reflective = true } }
+
 // NewRegistry returns an empty registry.
-func NewRegistry() *Registry {
-	return &Registry{tables: map[reflect.Type]*Table{}, errs: map[reflect.Type]error{}}
+func NewRegistry(opts ...RegistryOption) *Registry {
+	r := &Registry{tables: map[reflect.Type]*Table{}, errs: map[reflect.Type]error{}}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
 }
 
 // TableOf returns the metadata of v's type; v is a struct, a pointer to one,
@@ -86,7 +103,7 @@ func (r *Registry) buildLocked(t reflect.Type, building map[reflect.Type]*Table)
 	if err != nil {
 		return nil, err
 	}
-	if g := lookupGenerated(t); g != nil {
+	if g := lookupGenerated(t); g != nil && !r.reflective {
 		acc, err := g(tab)
 		if err != nil {
 			return nil, &DefinitionError{Type: t, Reason: err.Error(), Err: err}
@@ -116,7 +133,9 @@ func (r *Registry) buildLocked(t reflect.Type, building map[reflect.Type]*Table)
 }
 
 // Generated builds the accessor for a table from the code tallygen wrote.
-// It returns an error when the struct no longer matches the generated code.
+// It returns an error when the struct no longer matches the generated code
+// (generated code returns [CheckGenerated]'s *StaleError); the registry
+// then refuses the model with a [*DefinitionError] wrapping it.
 type Generated func(t *Table) (Accessor, error)
 
 var (

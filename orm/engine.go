@@ -22,6 +22,7 @@ type Engine struct {
 	reg     *mapper.Registry
 	cfg     config
 	stmts   stmtCache
+	owners  owners // objects added to a session, and which one: see owners
 }
 
 // Open connects to a database and pings it. driverName is "mysql" (also
@@ -91,12 +92,16 @@ func New(db *sql.DB, d dialect.Dialect, opts ...Option) *Engine {
 	db.SetMaxIdleConns(idle)
 	db.SetConnMaxLifetime(cfg.maxLifetime)
 	db.SetConnMaxIdleTime(cfg.maxIdleTime)
+	var regOpts []mapper.RegistryOption
+	if cfg.reflective {
+		regOpts = append(regOpts, mapper.Reflective())
+	}
 	return &Engine{
 		// sqlx picks its bind style by this name, and knows each dialect's.
 		db:      sqlx.NewDb(db, d.Name()),
 		dialect: d,
 		caps:    d.Capabilities(),
-		reg:     mapper.NewRegistry(),
+		reg:     mapper.NewRegistry(regOpts...),
 		cfg:     cfg,
 	}
 }

@@ -17,9 +17,24 @@ var (
 	// ErrMultipleRows is returned by One when more than one row matches.
 	ErrMultipleRows = errors.New("orm: more than one row")
 	// ErrIdentityConflict is returned by Add when the session already tracks
-	// a different object with the same primary key; work with the tracked
-	// one (Get returns it) or Expunge it first.
+	// a different object with the same primary key. Work with the tracked
+	// one (Get returns it), copy the other object's values onto it with
+	// Merge, or Expunge the tracked one first. A key whose object was
+	// deleted in this session is free again once the DELETE is flushed.
 	ErrIdentityConflict = errors.New("orm: another object with this primary key is already in the session")
+	// ErrDetachedObject is returned by Add for an object the session does
+	// not track whose database-generated (auto) key is set: one that was
+	// expunged, kept from an earlier session, or decoded from a request
+	// body. Inserting it would store its row twice (the key is generated
+	// again), so Add refuses it and adds nothing; orm.Merge copies its
+	// values onto the session's object for that key instead.
+	ErrDetachedObject = errors.New("orm: object has a database-generated key but is not tracked by this session; use orm.Merge to save its changes")
+	// ErrOtherSession is returned by Add when the object was
+	// added to another session that still has it: an object belongs to
+	// one session at a time, or its row would be stored twice. The other
+	// session lets it go at Expunge, Rollback or Close, or when the
+	// object's deletion commits.
+	ErrOtherSession = errors.New("orm: object belongs to another session")
 	// ErrConcurrentUse is returned when two goroutines call into one Session
 	// at the same time. A Session belongs to one goroutine; give each
 	// request its own (eng.Do or eng.Middleware do).
@@ -103,7 +118,7 @@ func classify(d dialect.Dialect, err error) error {
 // StaleDataError reports an UPDATE or DELETE whose version check (or key)
 // matched no row. It matches ErrStaleData.
 type StaleDataError struct {
-	Op    string // "UPDATE" or "DELETE"
+	Op    string // "UPDATE", "DELETE", or "MERGE" (Merge was given another version than the row's)
 	Table string
 	Key   []any // the primary-key values
 }
@@ -113,6 +128,10 @@ func (e *StaleDataError) Error() string {
 	parts := make([]string, len(e.Key))
 	for i, k := range e.Key {
 		parts[i] = fmt.Sprint(k)
+	}
+	if e.Op == "MERGE" {
+		return fmt.Sprintf("orm: stale data: Merge of %s with key (%s): its version is not the row's; another transaction changed or deleted the row since it was read",
+			e.Table, strings.Join(parts, ", "))
 	}
 	return fmt.Sprintf("orm: stale data: %s of %s with key (%s) matched no row; another transaction changed or deleted it",
 		e.Op, e.Table, strings.Join(parts, ", "))

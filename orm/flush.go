@@ -61,6 +61,11 @@ func (s *Session) flushLocked(ctx context.Context, auto bool) error {
 		}
 		return &FlushError{Autoflush: auto, Op: op, Table: name, Err: err}
 	}
+	if t, n, err := s.deleteReusedKeys(ctx); err != nil {
+		return fail("DELETE", t, err)
+	} else if n > 0 {
+		wrote = true
+	}
 	var ups []update
 	// Inserts log up to three undo records each: size the log once.
 	s.flushLog = slices.Grow(s.flushLog, 3*len(s.pending))
@@ -113,6 +118,43 @@ func (s *Session) flushLocked(ctx context.Context, auto bool) error {
 		s.stats.Flushes++
 	}
 	return nil
+}
+
+// deleteReusedKeys runs, before the inserts, the DELETEs of rows whose key
+// a pending object takes again. Add lets a new object take the key of one
+// whose DELETE was flushed; when a failed commit un-flushes that DELETE,
+// the next flush must send it before the INSERT meets the old row. It
+// returns how many rows it deleted, or the table that failed.
+func (s *Session) deleteReusedKeys(ctx context.Context) (*mapper.Table, int, error) {
+	if len(s.deletes) == 0 || len(s.pending) == 0 {
+		return nil, 0, nil
+	}
+	var dels []*identity.Entry
+	for _, p := range s.pending {
+		if keyIsZero(p.Table, p.Obj) {
+			continue
+		}
+		if d := s.idmap.Get(p.Table, p.Table.Acc.Key(p.Obj)); d != nil && d.State == identity.Deleted && !d.Flushed {
+			dels = append(dels, d)
+		}
+	}
+	n := len(dels)
+	for len(dels) > 0 {
+		t := dels[0].Table
+		var batch, rest []*identity.Entry
+		for _, d := range dels {
+			if d.Table == t {
+				batch = append(batch, d)
+			} else {
+				rest = append(rest, d)
+			}
+		}
+		if err := s.delete(ctx, t, batch); err != nil {
+			return t, 0, err
+		}
+		dels = rest
+	}
+	return nil, n, nil
 }
 
 // abortFlush rolls back after a failed statement: to the innermost
@@ -490,7 +532,16 @@ func (s *Session) markInserted(e *identity.Entry) {
 	if e.Snap == nil {
 		e.Snap = t.Acc.Snapshot(e.Obj)
 	}
-	s.idmap.Put(e, t.Acc.Key(e.Obj))
+	k := t.Acc.Key(e.Obj)
+	if !s.idmap.Put(e, k) {
+		// The key's row was deleted in this transaction (Add allows a new
+		// object to reuse it then): the new object takes its place.
+		if old := s.idmap.Get(t, k); old != nil && old.State == identity.Deleted {
+			s.idmap.Remove(old)
+			s.idmap.Put(e, k)
+			s.logFlush(undo{kind: undoDisplace, e: old})
+		}
+	}
 	s.logFlush(undo{kind: undoInsert, e: e})
 }
 

@@ -30,7 +30,7 @@ func Get[T any](ctx context.Context, s *Session, key ...any) (*T, error) {
 	if err != nil {
 		return nil, err
 	}
-	if e := s.idmap.Get(t, k); e != nil {
+	if e := s.idmap.Get(t, k); e != nil && !(e.State == identity.Deleted && s.pendingWithKey(t, k)) {
 		return trackedAs[T](t, e)
 	}
 	if s.hasPendingRows() {
@@ -60,6 +60,18 @@ func trackedAs[T any](t *mapper.Table, e *identity.Entry) (*T, error) {
 		return nil, fmt.Errorf("%w: %s deleted in this session", ErrNotFound, t.Name)
 	}
 	return e.Obj.(*T), nil
+}
+
+// pendingWithKey reports whether a pending object of t has key k: a new
+// object that takes the key of one deleted in this session, which a Get
+// must flush to see.
+func (s *Session) pendingWithKey(t *mapper.Table, k mapper.Key) bool {
+	for _, p := range s.pending {
+		if p.Table == t && !keyIsZero(t, p.Obj) && t.Acc.Key(p.Obj) == k {
+			return true
+		}
+	}
+	return false
 }
 
 // hasPendingRows reports whether a flush would insert or delete rows. A

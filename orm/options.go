@@ -17,6 +17,7 @@ type config struct {
 	hooks       []func(context.Context, QueryEvent)
 	logger      *slog.Logger
 	sqliteStmts int // statements each SQLite connection keeps compiled
+	reflective  bool
 }
 
 func defaultConfig() config {
@@ -45,6 +46,12 @@ func defaultConfig() config {
 // it. The option has no effect on MySQL and PostgreSQL (pgx keeps its own
 // statement cache), nor on a pool passed to New.
 func WithSQLiteStatementCache(n int) Option { return func(c *config) { c.sqliteStmts = max(n, 0) } }
+
+// WithReflectiveMappers makes the engine map every model by reflection,
+// ignoring the compiled mappers that tallygen's generated code registers.
+// Both behave identically; the option exists to show that (Tally's
+// equivalence tests) and to rule generated code out when hunting a bug.
+func WithReflectiveMappers() Option { return func(c *config) { c.reflective = true } }
 
 // WithMaxOpenConns bounds the pool (SQLAlchemy's pool_size + max_overflow).
 // The default is 32; n <= 0 means unlimited.

@@ -49,6 +49,13 @@ type Session struct {
 	// deletes holds the objects marked deleted, flushed or not, until
 	// commit or rollback.
 	deletes []*identity.Entry
+	// owned lists the entries whose objects Add registered in the
+	// engine's owners index, to release them (see owners).
+	owned []*identity.Entry
+	// undeleted lists, while Add runs (adding set), the entries whose
+	// delete mark it cancelled, so that a failed Add can restore them.
+	undeleted []*identity.Entry
+	adding    bool
 
 	// flushLog undoes what flushes did to objects and entries since the
 	// transaction began; intentLog undoes Add and Delete inside savepoints.
@@ -132,21 +139,57 @@ func (s *Session) tableOf(obj any) (*mapper.Table, error) {
 }
 
 // Add makes transient objects pending: they are inserted at the next flush.
-// Objects they reference through rel fields that are new (not tracked and
-// with a zero primary key) are added too. Adding a tracked object again is a
-// no-op; adding an object whose key another tracked object has is
-// ErrIdentityConflict. Add sends no SQL.
-func (s *Session) Add(objs ...any) error {
+// Add sends no SQL.
+//
+//   - Adding a tracked object again is a no-op (and cancels its deletion
+//     if it is marked deleted and not yet flushed).
+//   - An object whose key another tracked object has is
+//     ErrIdentityConflict — except when that object's DELETE has been
+//     flushed: the key is free then, and the new object is a new row.
+//   - An untracked object whose database-generated (auto) key is set —
+//     expunged, kept from an earlier session, decoded from JSON — is
+//     ErrDetachedObject: inserting it would store its row a second time
+//     under a new key. Use Merge to save its values.
+//   - An object added to another session that still has it is
+//     ErrOtherSession: an object belongs to one session at a time.
+//     Objects another session loaded are not registered, so a loaded
+//     object with a natural (client-set) key added here is a new row, and
+//     the INSERT's unique violation at commit tells.
+//
+// Objects reachable through rel fields (belongs-to pointers and has-many
+// slices) follow the same rule: an untracked one is added when its key is
+// unset or not database-generated (a client-set key: a new row, whose
+// unique violation at commit says if it existed). An untracked one whose
+// database-generated key is set is a reference to an existing row: it is
+// never inserted, updated or tracked, and its key fills the foreign key
+// (child.Parent = &Parent{ID: 5} is how a child points at row 5). To
+// point at an existing row whose key is client-set, use the tracked
+// object (Get it) or set the foreign-key column and leave the field nil.
+//
+// Add is all or nothing: when it fails, the session is as it was before
+// the call, whatever objects of objs were valid.
+func (s *Session) Add(objs ...any) (err error) {
 	if err := s.enter(); err != nil {
 		return err
 	}
 	defer s.leave()
+	pendingMark, intentMark := len(s.pending), len(s.intentLog)
+	s.adding = true
+	defer func() {
+		s.adding = false
+		if err != nil {
+			s.undoAdd(pendingMark, intentMark)
+		}
+		clear(s.undeleted)
+		s.undeleted = s.undeleted[:0]
+	}()
 	// Size the per-Add structures once instead of growing them object by
 	// object: entries come from one slab.
 	if len(objs) > len(s.slab) {
 		s.slab = make([]identity.Entry, len(objs))
 	}
 	s.pending = slices.Grow(s.pending, len(objs))
+	s.owned = slices.Grow(s.owned, len(objs))
 	if s.pendingByObj == nil && len(objs) > 8 {
 		s.pendingByObj = make(map[any]*identity.Entry, len(objs))
 	}
@@ -156,6 +199,23 @@ func (s *Session) Add(objs ...any) error {
 		}
 	}
 	return nil
+}
+
+// undoAdd puts the session back as it was before a failed Add: Add only
+// appends to pending (after pendingMark) and cancels delete marks.
+func (s *Session) undoAdd(pendingMark, intentMark int) {
+	for _, e := range s.pending[pendingMark:] {
+		delete(s.pendingByObj, e.Obj)
+		e.State = identity.Transient
+		s.release(e)
+	}
+	clear(s.pending[pendingMark:])
+	s.pending = s.pending[:pendingMark]
+	for _, e := range s.undeleted {
+		e.State = identity.Deleted
+		s.deletes = append(s.deletes, e)
+	}
+	s.intentLog = s.intentLog[:intentMark] // undone already
 }
 
 func (s *Session) addLocked(obj any) error {
@@ -174,22 +234,37 @@ func (s *Session) addLocked(obj any) error {
 				return fmt.Errorf("%w: %s with key %v (pending)", ErrIdentityConflict, t.Name, keyValues(t, obj))
 			}
 		}
-		if e := s.idmap.Get(t, k); e != nil {
-			if e.Obj != obj {
-				return fmt.Errorf("%w: %s with key %v", ErrIdentityConflict, t.Name, keyValues(t, obj))
+		e := s.idmap.Get(t, k)
+		switch {
+		case e != nil && e.State == identity.Deleted && e.Flushed:
+			// The row is gone in this transaction: the key is free for a
+			// new row, which the flush inserts in the old entry's place.
+			if autoKeySet(t, obj) {
+				return fmt.Errorf("%w: %s with key %v was deleted in this session", ErrDetachedObject, t.Name, keyValues(t, obj))
 			}
-			if e.State == identity.Deleted && !e.Flushed {
+		case e != nil && e.Obj != obj:
+			return fmt.Errorf("%w: %s with key %v", ErrIdentityConflict, t.Name, keyValues(t, obj))
+		case e != nil:
+			if e.State == identity.Deleted {
 				// Adding back an object marked for deletion cancels the mark.
 				e.State = identity.Persistent
 				s.deletes = slices.DeleteFunc(s.deletes, func(d *identity.Entry) bool { return d == e })
 				s.logIntent(undo{kind: undoUndelete, e: e})
+				if s.adding {
+					s.undeleted = append(s.undeleted, e)
+				}
 			}
 			return nil
+		case autoKeySet(t, obj):
+			return fmt.Errorf("%w: %s with key %v", ErrDetachedObject, t.Name, keyValues(t, obj))
 		}
 	}
 	s.seq++
 	e := s.newEntry()
 	*e = identity.Entry{Table: t, Obj: obj, State: identity.Pending, Seq: s.seq}
+	if err := s.claim(e); err != nil {
+		return err
+	}
 	s.pending = append(s.pending, e)
 	s.trackPending(obj, e)
 	s.logIntent(undo{kind: undoAdd, e: e})
@@ -221,8 +296,10 @@ func (s *Session) cascadeAdd(t *mapper.Table, obj any) error {
 	return nil
 }
 
-// cascadeOne adds a related object if it is new: untracked and without a
-// key. An untracked object with a key is taken to be a row that exists.
+// cascadeOne adds a related object by Add's rule (see Add): untracked
+// and with its key unset or client-set, it is a new row; with its
+// database-generated key set, it is a reference to an existing row, left
+// alone.
 func (s *Session) cascadeOne(obj any) error {
 	if s.pendingByObj[obj] != nil {
 		return nil
@@ -231,8 +308,14 @@ func (s *Session) cascadeOne(obj any) error {
 	if err != nil {
 		return err
 	}
-	if !keyIsZero(t, obj) {
+	if keyIsZero(t, obj) {
+		return s.addLocked(obj)
+	}
+	if autoKeySet(t, obj) {
 		return nil
+	}
+	if e := s.idmap.Get(t, t.Acc.Key(obj)); e != nil && e.Obj == obj {
+		return nil // tracked already
 	}
 	return s.addLocked(obj)
 }
@@ -248,6 +331,21 @@ func keyIsZero(t *mapper.Table, obj any) bool {
 		}
 	}
 	return true
+}
+
+// autoKeySet reports whether obj has a database-generated key column
+// that is set: a value the database gave it, which an INSERT would not
+// write.
+func autoKeySet(t *mapper.Table, obj any) bool {
+	for _, c := range t.PK {
+		if !c.Auto {
+			continue
+		}
+		if n, ok := mapper.ToInt64(t.Acc.Value(obj, c)); !ok || n != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func keyValues(t *mapper.Table, obj any) []any {
@@ -296,6 +394,9 @@ func (s *Session) deleteLocked(obj any) error {
 	case e != nil && e.State == identity.Pending:
 		s.dropPending(e)
 		s.logIntent(undo{kind: undoDropPending, e: e})
+		if len(s.sps) == 0 {
+			s.release(e) // nothing can add it back: another session may take it
+		}
 		return nil
 	case e != nil && e.State == identity.Deleted:
 		return nil
@@ -410,7 +511,9 @@ func (s *Session) Stats() Stats {
 }
 
 // Expunge makes tracked objects detached: the session forgets them and
-// their changes. Untracked objects are ignored.
+// their changes, and another session may Add them. Untracked objects are
+// ignored. An expunged object whose key the database generated cannot be
+// added back (ErrDetachedObject): Merge it to save its changes.
 func (s *Session) Expunge(objs ...any) error {
 	if err := s.enter(); err != nil {
 		return err
@@ -432,6 +535,7 @@ func (s *Session) Expunge(objs ...any) error {
 			s.deletes = slices.DeleteFunc(s.deletes, func(d *identity.Entry) bool { return d == e })
 		}
 		e.State = identity.Detached
+		s.release(e)
 	}
 	return nil
 }
@@ -560,6 +664,7 @@ func (s *Session) Commit(ctx context.Context) error {
 		return s.lost
 	}
 	if err := s.flushLocked(ctx, false); err != nil {
+		s.sweepOwned(false) // a failed insert-then-delete left the session
 		return err
 	}
 	if s.tx == nil {
@@ -568,6 +673,7 @@ func (s *Session) Commit(ctx context.Context) error {
 	if err := s.endTx(ctx, true); err != nil {
 		s.undoFlushes(0)
 		s.flushLog = s.flushLog[:0]
+		s.sweepOwned(false)
 		if !s.e.serverReply(err) {
 			// The COMMIT may have reached the server before the connection
 			// failed: only an error the server sent proves it did not commit.
@@ -581,8 +687,12 @@ func (s *Session) Commit(ctx context.Context) error {
 	for _, e := range s.deletes {
 		s.idmap.Remove(e)
 		e.State = identity.Detached
+		s.release(e)
 	}
 	s.deletes = s.deletes[:0]
+	if len(s.owned) > 0 {
+		s.sweepOwned(false)
+	}
 	return nil
 }
 
@@ -622,6 +732,7 @@ func (s *Session) reset() {
 	s.flushLog = s.flushLog[:0]
 	s.intentLog = s.intentLog[:0]
 	s.sps = s.sps[:0]
+	s.sweepOwned(true)
 }
 
 // Close rolls back whatever is uncommitted, detaches every object and

@@ -29,6 +29,7 @@ const (
 	undoSnap                     // the entry's snapshot was replaced
 	undoDeleteDB                 // the entry's DELETE ran
 	undoDetach                   // a bulk DELETE detached the entry (old: its state)
+	undoDisplace                 // an insert took the key of the entry, deleted in this transaction
 	// Intents, in intentLog (recorded only inside a savepoint).
 	undoAdd         // Add made the entry pending
 	undoDropPending // Delete dropped a pending entry
@@ -88,6 +89,10 @@ func (s *Session) undoFlushes(mark int) {
 			e.Snap = u.old
 		case undoDeleteDB:
 			e.Flushed = false
+		case undoDisplace:
+			// The new object that took e's key is out of the map again
+			// (its undoInsert came later in the log, so it ran first).
+			s.idmap.Put(e, e.Table.Acc.Key(e.Snap))
 		case undoDetach:
 			// A bulk DELETE detached the entry; its row is back.
 			e.State = u.old.(identity.State)
@@ -113,6 +118,7 @@ func (s *Session) undoIntents(mark int) {
 			if s.pendingByObj[e.Obj] == e {
 				s.dropPending(e)
 			}
+			s.release(e)
 		case undoDropPending:
 			e.State = identity.Pending
 			s.pending = append(s.pending, e)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"testing"
@@ -253,4 +254,73 @@ func TestNextPort(t *testing.T) {
 			t.Errorf("nextPort(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
 		}
 	}
+}
+
+// TestHTTPPutAccount is the edit-form story on every database: two
+// clients read account 1 at the same version; the first save wins, the
+// second is refused with 409 instead of overwriting it.
+func TestHTTPPutAccount(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		log := slog.New(slog.NewTextHandler(t.Output(), nil))
+		a, err := open(t.Context(), testConfig(tg), log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.close()
+		srv := httptest.NewServer((&API{Bank: a.bank, Log: log}).Handler())
+		defer srv.Close()
+		do := func(method, path, body string) (int, map[string]any) {
+			t.Helper()
+			req, err := http.NewRequestWithContext(t.Context(), method, srv.URL+path, strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var v map[string]any
+			if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+				t.Fatalf("%s %s: %s: body is not a JSON object: %v", method, path, resp.Status, err)
+			}
+			return resp.StatusCode, v
+		}
+		code, read := do("GET", "/accounts/1", "")
+		if code != http.StatusOK || read["version"] != 1.0 {
+			t.Fatalf("GET /accounts/1: %d %v, want 200 at version 1", code, read)
+		}
+		// Client A saves an edit made on version 1.
+		code, v := do("PUT", "/accounts/1", `{"id":1,"owner":"alice2","balance":1000,"version":1}`)
+		if code != http.StatusOK || v["owner"] != "alice2" || v["version"] != 2.0 {
+			t.Errorf("first PUT: %d %v, want 200 with owner alice2 at version 2", code, v)
+		}
+		// Client B saves its edit of the same version 1: refused.
+		code, v = do("PUT", "/accounts/1", `{"id":1,"owner":"alice3","balance":1000,"version":1}`)
+		if code != http.StatusConflict || v["code"] != codeConflict {
+			t.Errorf("stale PUT: %d %v, want 409 %s", code, v, codeConflict)
+		}
+		// The same edit unchanged again is no change at all.
+		if code, v = do("PUT", "/accounts/1", `{"id":1,"owner":"alice2","balance":1000,"version":2}`); code != http.StatusOK || v["version"] != 2.0 {
+			t.Errorf("unchanged PUT: %d %v, want 200 still at version 2", code, v)
+		}
+		for _, tc := range []struct {
+			path, body string
+			status     int
+			code       string
+		}{
+			{"/accounts/1", `{"id":1,"owner":"alice2","balance":5,"version":2}`, 400, codeBadRequest},
+			{"/accounts/1", `{"id":2,"owner":"alice2","balance":1000,"version":2}`, 400, codeBadRequest},
+			{"/accounts/1", `{"id":1,"owner":"bob","balance":1000,"version":2}`, 409, codeConflict},
+			{"/accounts/1", `{"id":1,"owner":"x","balance":1000,"version":2,"extra":1}`, 400, codeBadRequest},
+			{"/accounts/99", `{"owner":"x","balance":0,"version":1}`, 404, codeNotFound},
+		} {
+			if code, v := do("PUT", tc.path, tc.body); code != tc.status || v["code"] != tc.code {
+				t.Errorf("PUT %s %s: %d %v, want %d %s", tc.path, tc.body, code, v, tc.status, tc.code)
+			}
+		}
+		if code, v = do("GET", "/accounts/1", ""); code != http.StatusOK || v["owner"] != "alice2" || v["version"] != 2.0 || v["balance"] != 1000.0 {
+			t.Errorf("GET /accounts/1 at the end: %d %v, want alice2 at version 2 with 1000", code, v)
+		}
+	})
 }

@@ -20,7 +20,8 @@ const (
 	codeBadRequest = "bad-request"
 	codeNotFound   = "not-found"
 	codeFunds      = "insufficient-funds"
-	codeBusy       = "busy" // a conflict that retrying can resolve: try again
+	codeBusy       = "busy"     // a conflict that retrying can resolve: try again
+	codeConflict   = "conflict" // the client's copy is stale, or its change collides: reload and redo
 	codeInternal   = "internal"
 )
 
@@ -49,6 +50,13 @@ func errorCode(err error) (code string, status int) {
 //	GET  /transfers/{id}   → the transfer with its entries
 //	GET  /accounts         → every account
 //	GET  /accounts/{id}    → one account
+//	PUT  /accounts/{id}    {"id":1,"owner":"ann","balance":995,"version":3} → 200 and the saved account
+//
+// PUT is the edit-form path: the body is the account as the client read
+// it (GET), with its changes. orm.Merge saves it through the session's own
+// object, checking the version: a client that read version 3 after
+// someone else saved version 4 gets 409 instead of overwriting that save.
+// The balance cannot be edited (money moves only through transfers).
 //
 // Errors are JSON {"code": ..., "error": ...} with the codes of errorCode.
 // Handler wraps the routes in eng.Middleware, so each request has its own
@@ -65,6 +73,7 @@ func (api *API) Handler() http.Handler {
 	mux.HandleFunc("GET /transfers/{id}", api.getTransfer)
 	mux.HandleFunc("GET /accounts", api.listAccounts)
 	mux.HandleFunc("GET /accounts/{id}", api.getAccount)
+	mux.HandleFunc("PUT /accounts/{id}", api.putAccount)
 	return api.Bank.eng.Middleware(mux)
 }
 
@@ -113,7 +122,7 @@ func (api *API) getTransfer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := orm.SessionFrom(r.Context())
-	t, err := orm.Query[Transfer](s).Where("id = ?", id).Load("Entries").One(r.Context())
+	t, err := orm.Query[Transfer](s).Where(TransferCols.ID+" = ?", id).Load("Entries").One(r.Context())
 	if err != nil {
 		api.error(w, r, err)
 		return
@@ -123,7 +132,7 @@ func (api *API) getTransfer(w http.ResponseWriter, r *http.Request) {
 
 func (api *API) listAccounts(w http.ResponseWriter, r *http.Request) {
 	s := orm.SessionFrom(r.Context())
-	accts, err := orm.Query[Account](s).OrderBy("id").All(r.Context())
+	accts, err := orm.Query[Account](s).OrderBy(AccountCols.ID).All(r.Context())
 	if err != nil {
 		api.error(w, r, err)
 		return
@@ -142,6 +151,54 @@ func (api *API) getAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	api.json(w, http.StatusOK, a)
+}
+
+func (api *API) putAccount(w http.ResponseWriter, r *http.Request) {
+	id, ok := api.pathID(w, r)
+	if !ok {
+		return
+	}
+	var in Account
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil || (in.ID != 0 && in.ID != id) || in.Owner == "" || len(in.Owner) > 64 {
+		api.json(w, http.StatusBadRequest, errorBody{Code: codeBadRequest,
+			Error: `body must be the account as read, {"id":ID,"owner":"name","balance":N,"version":V}, with the path's id and an owner of 1 to 64 bytes`})
+		return
+	}
+	in.ID = id
+	ctx := r.Context()
+	s := orm.SessionFrom(ctx)
+	// Read first, to refuse a balance change below: Merge then finds the
+	// account in the identity map and sends no second SELECT.
+	cur, err := orm.Get[Account](ctx, s, id)
+	if err != nil {
+		api.error(w, r, err)
+		return
+	}
+	balance := cur.Balance
+	a, err := orm.Merge(ctx, s, &in)
+	if err == nil && a.Balance != balance {
+		api.json(w, http.StatusBadRequest, errorBody{Code: codeBadRequest,
+			Error: "the balance changes only through transfers"}) // a 400 rolls the merge back
+		return
+	}
+	if err == nil {
+		// Flushed now, so that the response carries the new version; the
+		// middleware commits when the 200 is written.
+		err = s.Flush(ctx)
+	}
+	switch {
+	case errors.Is(err, orm.ErrStaleData):
+		api.json(w, http.StatusConflict, errorBody{Code: codeConflict,
+			Error: "the account changed since it was read (version " + strconv.FormatInt(in.Version, 10) + "): reload it and redo the edit"})
+	case errors.Is(err, orm.ErrUniqueViolation):
+		api.json(w, http.StatusConflict, errorBody{Code: codeConflict, Error: "another account has this owner"})
+	case err != nil:
+		api.error(w, r, err)
+	default:
+		api.json(w, http.StatusOK, a)
+	}
 }
 
 func (api *API) pathID(w http.ResponseWriter, r *http.Request) (int64, bool) {

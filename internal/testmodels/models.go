@@ -2,9 +2,13 @@
 // share: the bank of DESIGN.md and a few shapes that exercise edge cases.
 package testmodels
 
+//go:generate go run github.com/tallyorm/tally/cmd/tallygen
+
 import "time"
 
 // Account is DESIGN.md's account: generated key, unique owner, version.
+//
+//tally:model
 type Account struct {
 	ID      int64     `db:"id,pk,auto"`
 	Owner   string    `db:"owner,unique,size=64"`
@@ -16,6 +20,8 @@ type Account struct {
 }
 
 // Entry is DESIGN.md's journal entry; it belongs to an Account.
+//
+//tally:model
 type Entry struct {
 	ID        int64    `db:"id,pk,auto"`
 	AccountID int64    `db:"account_id,index"`
@@ -24,6 +30,8 @@ type Entry struct {
 }
 
 // Tag has a composite natural key and no generated column.
+//
+//tally:model
 type Tag struct {
 	Kind string `db:"kind,pk,size=32"`
 	Name string `db:"name,pk,size=64"`
@@ -32,6 +40,8 @@ type Tag struct {
 
 // Blob has a []byte column and no version, for in-place change detection
 // and batched deletes.
+//
+//tally:model
 type Blob struct {
 	ID   int64  `db:"id,pk,auto"`
 	Data []byte `db:"data"`
@@ -43,6 +53,8 @@ var Models = []any{Account{}, Entry{}, Tag{}, Blob{}}
 // CycA and CycB reference each other through belongs-to relations, a
 // foreign-key cycle that no insert order satisfies. They are not in Models:
 // CreateTables refuses them, which is what the tests check.
+//
+//tally:model
 type CycA struct {
 	ID  int64 `db:"id,pk,auto"`
 	BID int64 `db:"b_id"`
@@ -53,6 +65,8 @@ type CycA struct {
 func (CycA) TableName() string { return "cyc_a" }
 
 // CycB is the other half of the CycA ↔ CycB cycle.
+//
+//tally:model
 type CycB struct {
 	ID  int64 `db:"id,pk,auto"`
 	AID int64 `db:"a_id"`
@@ -65,6 +79,8 @@ func (CycB) TableName() string { return "cyc_b" }
 // Wide has 40 insertable columns, so a batch of inserts meets a dialect's
 // parameter limit (SQLite's 32766 allows 819 rows) before the 1000-row cap.
 // Not in Models; tests that need it create it.
+//
+//tally:model
 type Wide struct {
 	ID  int64 `db:"id,pk,auto"`
 	C01 int64
@@ -107,4 +123,19 @@ type Wide struct {
 	C38 int64
 	C39 int64
 	C40 int64
+}
+
+// BenchAccount is the six-column model of the mapper benchmarks: a
+// generated key, a string, two integers (one the version), a nullable
+// column and a timestamp, with no relation. It maps the table of the orm
+// benchmarks' BenchAccount, column for column.
+//
+//tally:model
+type BenchAccount struct {
+	ID      int64     `db:"id,pk,auto"`
+	Owner   string    `db:"owner,size=64"`
+	Balance int64     `db:"balance"`
+	Version int64     `db:"version,version"`
+	Note    *string   `db:"note"`
+	Created time.Time `db:"created_at"`
 }

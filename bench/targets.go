@@ -1,0 +1,173 @@
+package bench
+
+import (
+	"fmt"
+	"strings"
+)
+
+// target is one of issue 11's targets for Tally, checked on one database.
+// check returns whether it is met and the figures that say so; ok is false
+// where the target does not apply.
+type target struct {
+	what  string
+	check func(r *dbRun) (met bool, got string, ok bool)
+}
+
+func (r *dbRun) get(lib string, op Op) (Result, bool) {
+	return summary(r.results[cell{r.name, lib, op}])
+}
+
+func onServers(r *dbRun) bool { return r.env != nil && r.env.Counter != nil }
+
+// tripsAre checks that each of ops takes Tally at most n round trips.
+func tripsAre(n float64, ops ...Op) func(r *dbRun) (bool, string, bool) {
+	return func(r *dbRun) (bool, string, bool) {
+		if !onServers(r) {
+			return false, "", false
+		}
+		met := true
+		var got []string
+		for _, op := range ops {
+			s, ok := r.get(tallyLib.Name, op)
+			if !ok {
+				return false, "", false
+			}
+			met = met && s.RoundTrips <= n
+			got = append(got, fmt.Sprintf("%s %s", op, fmtRT(s.RoundTrips)))
+		}
+		return met, strings.Join(got, ", "), true
+	}
+}
+
+// ratioAtMost checks Tally's ratio to raw on each of ops, on the named
+// database only ("" for all).
+func ratioAtMost(db string, limit float64, ops ...Op) func(r *dbRun) (bool, string, bool) {
+	return func(r *dbRun) (bool, string, bool) {
+		if r.env == nil || (db != "" && r.name != db) {
+			return false, "", false
+		}
+		met := true
+		var got []string
+		for _, op := range ops {
+			s, ok := r.get(tallyLib.Name, op)
+			if !ok {
+				return false, "", false
+			}
+			met = met && s.Ratio <= limit
+			got = append(got, fmt.Sprintf("%s %s", op, fmtRatio(s.Ratio)))
+		}
+		return met, strings.Join(got, ", "), true
+	}
+}
+
+// aheadOf checks that Tally's time is below each of libs' on each of ops,
+// on the named database only ("" for all); with trips, its round trips too.
+// Where it is not, it names per operation the fastest library it does not beat.
+func aheadOf(db string, trips bool, libs []string, ops ...Op) func(r *dbRun) (bool, string, bool) {
+	return func(r *dbRun) (bool, string, bool) {
+		if r.env == nil || (db != "" && r.name != db) {
+			return false, "", false
+		}
+		counted := trips && onServers(r)
+		var behind []string
+		for _, op := range ops {
+			t, ok := r.get(tallyLib.Name, op)
+			if !ok {
+				continue
+			}
+			best, bestName := Result{}, ""
+			for _, lib := range libs {
+				p, ok := r.get(lib, op)
+				if !ok || (t.Ratio < p.Ratio && (!counted || t.RoundTrips < p.RoundTrips)) {
+					continue
+				}
+				if bestName == "" || p.Ratio < best.Ratio {
+					best, bestName = p, lib
+				}
+			}
+			if bestName == "" {
+				continue
+			}
+			msg := fmt.Sprintf("%s: %s %s vs tally %s", op, bestName, fmtRatio(best.Ratio), fmtRatio(t.Ratio))
+			if counted {
+				msg += fmt.Sprintf(", %s vs %s round trips", fmtRT(best.RoundTrips), fmtRT(t.RoundTrips))
+			}
+			behind = append(behind, msg)
+		}
+		if len(behind) == 0 {
+			return true, "", true
+		}
+		return false, strings.Join(behind, "; "), true
+	}
+}
+
+var peers = []string{"raw", "sqlx", "gorm", "gorm-prep", "bun"}
+
+// targets are issue 11's, in its order.
+var targets = []target{
+	{"Read, Insert, Update by key: one round trip each", tripsAre(1, Read, Insert, Update)},
+	{"… and ≤ 1.15× raw on PostgreSQL", ratioAtMost("PostgreSQL", 1.15, Read, Insert, Update)},
+	{"… and on MariaDB at least as fast as the faster of bun and gorm-prep", aheadOf("MariaDB", false, []string{"bun", "gorm-prep"}, Read, Insert, Update)},
+	{"GetChangeSave: two round trips", tripsAre(2, GetChangeSave)},
+	{"… and ≤ 1.1× raw doing the same SELECT and UPDATE (PostgreSQL, MariaDB)", func(r *dbRun) (bool, string, bool) {
+		if !onServers(r) {
+			return false, "", false
+		}
+		return ratioAtMost("", 1.1, GetChangeSave)(r)
+	}},
+	{"InsertMulti100: one round trip", tripsAre(1, InsertMulti)},
+	{"… and ≤ 1.2× raw's multi-row INSERT", ratioAtMost("", 1.2, InsertMulti)},
+	{"ReadSlice100: ≤ 1.25× raw", ratioAtMost("", 1.25, ReadSlice)},
+	{"… with ≤ 1.3× raw's bytes", func(r *dbRun) (bool, string, bool) {
+		t, ok1 := r.get(tallyLib.Name, ReadSlice)
+		raw, ok2 := r.get(rawLib.Name, ReadSlice)
+		if r.env == nil || !ok1 || !ok2 || raw.BytesPerOp == 0 {
+			return false, "", false
+		}
+		q := t.BytesPerOp / raw.BytesPerOp
+		return q <= 1.3, fmt.Sprintf("%.2f× raw's bytes", q), true
+	}},
+	{"UnitOfWork: fewer round trips and less time than every peer and than raw", aheadOf("", true, peers, UnitOfWork)},
+	{"… at least 2× faster than raw on PostgreSQL", ratioAtMost("PostgreSQL", 0.5, UnitOfWork)},
+	{"Ahead of GORM and bun on every operation", aheadOf("", false, []string{"gorm", "gorm-prep", "bun"}, Ops...)},
+}
+
+// writeTargets appends the table of issue 11's targets.
+func writeTargets(w func(string, ...any), runs []*dbRun) {
+	w("## Issue 11's targets for Tally\n\n")
+	w("Checked on this run's medians; on a busy machine a time-based verdict can flip between runs, a round-trip one cannot.\n\n")
+	w("| target |")
+	for _, r := range runs {
+		if r.env != nil {
+			w(" %s |", r.name)
+		}
+	}
+	w("\n|---|")
+	for _, r := range runs {
+		if r.env != nil {
+			w("---|")
+		}
+	}
+	w("\n")
+	for _, t := range targets {
+		w("| %s |", t.what)
+		for _, r := range runs {
+			if r.env == nil {
+				continue
+			}
+			met, got, ok := t.check(r)
+			switch {
+			case !ok:
+				w(" |")
+			case met && got == "":
+				w(" met |")
+			case met:
+				w(" met (%s) |", got)
+			default:
+				w(" **not met** (%s) |", got)
+			}
+		}
+		w("\n")
+	}
+	w("\n")
+}
