@@ -22,6 +22,10 @@ type colOps struct {
 	// snapshots then copies the pointees into one []T (see SnapshotBatch).
 	pointee     reflect.Type
 	pointeeCopy func(dst, src unsafe.Pointer)
+	// rule: addr or value apply a rule of values.go (UTC times, empty
+	// bytes, 16-byte arrays, JSON), which generated accessors leave to
+	// these operations (see valueRules).
+	rule bool
 }
 
 // opsFor returns the operations for a field of type t, with copy always set.
@@ -43,10 +47,10 @@ func opsFor(t reflect.Type) colOps {
 
 func kindOps(t reflect.Type) colOps {
 	if isByteArray16(t) {
-		return uuidOps(t)
+		return withRule(uuidOps(t))
 	}
 	if isNullTime(t) {
-		return nullTimeOps(t)
+		return withRule(nullTimeOps(t))
 	}
 	scans := reflect.PointerTo(t).Implements(scannerType)
 	values := t.Implements(valuerType)
@@ -105,12 +109,12 @@ func kindOps(t reflect.Type) colOps {
 			clone: func(dst, src unsafe.Pointer) { *(*[]byte)(dst) = bytes.Clone(*(*[]byte)(src)) },
 		}
 		if t == rawMessageType {
-			return rawMessageOps(o)
+			return withRule(rawMessageOps(o))
 		}
-		return o
+		return withRule(o)
 	}
 	if t == timeType {
-		return timeOps()
+		return withRule(timeOps())
 	}
 	return reflectOps(t, false, false)
 }
@@ -166,6 +170,12 @@ func ptrOps(t reflect.Type) colOps {
 	if eo.clone == nil {
 		o.pointee, o.pointeeCopy = et, eo.copy
 	}
+	o.rule = eo.rule && et == timeType // *time.Time scans through utcTimePtr
+	return o
+}
+
+func withRule(o colOps) colOps {
+	o.rule = true
 	return o
 }
 

@@ -258,7 +258,7 @@ func (t *Table) walk(fi *reflectx.FieldInfo, prefix string, base uintptr) error 
 		}
 		c.ops = opsFor(f.Type)
 		if c.JSON {
-			c.ops = jsonOps(f.Type)
+			c.ops = withRule(jsonOps(f.Type))
 		}
 		if t.uint64Col == nil && isUint64(f.Type) {
 			t.uint64Col = c

@@ -347,3 +347,52 @@ func nullTimeOps(t reflect.Type) colOps {
 	o.copy = copyPlain[nullTime]
 	return o
 }
+
+// valueRules returns acc, a generated accessor of tab, made to follow this
+// file's rules: the columns whose reading or binding the rules change are
+// served by the reflective operations, the others by acc. It returns acc
+// itself when no column is concerned.
+func valueRules(tab *Table, acc Accessor) Accessor {
+	for _, c := range tab.Columns {
+		if c.ops.rule {
+			return ruledAccessor{Accessor: acc, t: tab}
+		}
+	}
+	return acc
+}
+
+// ruledAccessor is a generated accessor with the columns of valueRules
+// read and bound by their reflective operations.
+type ruledAccessor struct {
+	Accessor
+	t *Table
+}
+
+var _ BatchSnapshotter = ruledAccessor{}
+
+func (a ruledAccessor) Addr(obj any, c *Column) any {
+	if c.ops.rule {
+		return c.ops.addr(unsafe.Add(base(obj), c.Offset))
+	}
+	return a.Accessor.Addr(obj, c)
+}
+
+// Value serves an object of the table's type itself; a snapshot, of the
+// generated accessor's own type, holds values already written by the
+// rules, and goes to the generated accessor.
+func (a ruledAccessor) Value(obj any, c *Column) any {
+	if c.ops.rule && reflect.TypeOf(obj) == a.t.ptrType {
+		return c.ops.value(unsafe.Add(base(obj), c.Offset))
+	}
+	return a.Accessor.Value(obj, c)
+}
+
+func (a ruledAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
+	if bs, ok := a.Accessor.(BatchSnapshotter); ok {
+		bs.SnapshotBatch(n, obj, put)
+		return
+	}
+	for i := range n {
+		put(i, a.Accessor.Snapshot(obj(i)))
+	}
+}

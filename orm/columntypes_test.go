@@ -17,6 +17,7 @@ import (
 
 	"github.com/tallyorm/tally/dialect"
 	"github.com/tallyorm/tally/internal/dbtest"
+	"github.com/tallyorm/tally/internal/testmodels"
 	"github.com/tallyorm/tally/mapper"
 	"github.com/tallyorm/tally/orm"
 )
@@ -494,6 +495,39 @@ func TestBulkWithoutWhereNeedsAllRows(t *testing.T) {
 		}
 		if err := s.Commit(ctx); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// TestGeneratedMappersFollowValueRules: the test models' compiled mappers
+// (internal/testmodels/tally_gen.go) write times as UTC microseconds and
+// keep an empty []byte apart from NULL, as the reflective mapper does.
+func TestGeneratedMappersFollowValueRules(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		ctx := context.Background()
+		for _, reflective := range []bool{false, true} {
+			var opts []orm.Option
+			if reflective {
+				opts = append(opts, orm.WithReflectiveMappers())
+			}
+			eng := openEngine(t, tg, nil, opts...)
+			at := time.Date(2024, 2, 29, 13, 14, 15, 123456789, time.FixedZone("IST", 5*3600+1800))
+			acct := &Account{Owner: fmt.Sprint("gen-", reflective), Created: at}
+			blob := &testmodels.Blob{Data: []byte{}}
+			commitNew(t, eng, acct, blob)
+			want := at.Truncate(time.Microsecond).UTC()
+			if acct.Created != want {
+				t.Errorf("reflective=%v: after commit Created = %v, want %v", reflective, acct.Created, want)
+			}
+			if got := reload[Account](t, eng, acct.ID); got.Created != want {
+				t.Errorf("reflective=%v: loaded Created = %v, want %v", reflective, got.Created, want)
+			}
+			if got := reload[testmodels.Blob](t, eng, blob.ID); got.Data == nil {
+				t.Errorf("reflective=%v: an empty blob loaded as nil", reflective)
+			}
+			if err := eng.DropTables(ctx, testmodels.Models...); err != nil {
+				t.Fatal(err)
+			}
 		}
 	})
 }
