@@ -185,16 +185,14 @@ func timeOps() colOps {
 	}
 }
 
-// uuidOps serve a 16-byte array field (see isByteArray16): bound as 16
-// bytes, and read back from 16 bytes or from the text form PostgreSQL's
-// uuid type returns.
+// uuidOps serve a 16-byte array field (see isByteArray16): read back from
+// 16 bytes or from the text form PostgreSQL's uuid type returns. The value
+// is the field's own (a generated accessor returns the same); the orm binds
+// every 16-byte array as its 16 bytes, whatever its Valuer says.
 func uuidOps(t reflect.Type) colOps {
 	return colOps{
-		addr: func(p unsafe.Pointer) any { return (*bytes16)(p) },
-		value: func(p unsafe.Pointer) any {
-			b := *(*[16]byte)(p)
-			return b[:]
-		},
+		addr:  func(p unsafe.Pointer) any { return (*bytes16)(p) },
+		value: func(p unsafe.Pointer) any { return reflect.NewAt(t, p).Elem().Interface() },
 		equal: func(a, b unsafe.Pointer) bool { return *(*[16]byte)(a) == *(*[16]byte)(b) },
 		copy:  copyPlain[[16]byte],
 	}
@@ -337,12 +335,12 @@ func nullTimeOps(t reflect.Type) colOps {
 	o := reflectOps(t, true, true)
 	o.addr = func(p unsafe.Pointer) any { return (*utcNullTime)(p) }
 	o.value = func(p unsafe.Pointer) any {
-		n := (*nullTime)(p)
-		if !n.Valid {
-			return nil
+		// The field's own type is bound (its Valuer gives NULL or the
+		// time), as a generated accessor binds it.
+		if n := (*nullTime)(p); n.Valid {
+			n.T = normTime(n.T)
 		}
-		n.T = normTime(n.T)
-		return n.T
+		return reflect.NewAt(t, p).Elem().Interface()
 	}
 	o.copy = copyPlain[nullTime]
 	return o
@@ -369,6 +367,20 @@ type ruledAccessor struct {
 }
 
 var _ BatchSnapshotter = ruledAccessor{}
+
+// Unwrap returns the generated accessor.
+func (a ruledAccessor) Unwrap() Accessor { return a.Accessor }
+
+// Unwrap returns the accessor a table was given: for a generated accessor
+// that the mapper serves some columns of (see [Registry.Table]), the
+// generated one; otherwise acc itself. It is for tests and tools that check
+// which accessor is installed.
+func Unwrap(acc Accessor) Accessor {
+	if r, ok := acc.(ruledAccessor); ok {
+		return r.Accessor
+	}
+	return acc
+}
 
 func (a ruledAccessor) Addr(obj any, c *Column) any {
 	if c.ops.rule {
