@@ -50,6 +50,10 @@ type Driver struct {
 	// it, and that error's code for logs, e.g. "mysql error 1062",
 	// "SQLSTATE 23505" or "sqlite code 2067". The code names no value.
 	ServerError func(err error) (code string, ok bool)
+
+	// Batch, if not nil, is what the dialect's [Batcher] sends through:
+	// BEGIN and stmts in one round trip on c (see Batcher.BeginBatch).
+	Batch func(ctx context.Context, c *sql.Conn, stmts []BatchStmt) (rows []int64, ok bool, err error)
 }
 
 // OpenOptions are the settings of Open that a Driver may use.

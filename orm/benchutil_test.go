@@ -50,6 +50,8 @@ type benchEnv struct {
 	created  time.Time
 	notes    []string // per-row Note values, built once so ops allocate only rows
 	owners   []string
+	// dsn opened eng; roundTrips opens a second engine on it.
+	dsn string
 }
 
 // eachTarget runs fn as a sub-benchmark per target, each on a fresh
@@ -88,7 +90,7 @@ func openBench(b *testing.B, tg dbtest.Target) *benchEnv {
 	if err := eng.CreateTables(ctx, models...); err != nil {
 		b.Fatal(err)
 	}
-	env := &benchEnv{tg: tg, eng: eng, db: eng.DB().DB, returning: eng.Dialect().Returning(),
+	env := &benchEnv{tg: tg, eng: eng, db: eng.DB().DB, returning: eng.Dialect().Returning(), dsn: dsn,
 		created: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
 	if tg.Name == dbtest.SQLite {
 		env.readOpts = &sql.TxOptions{ReadOnly: true}

@@ -157,14 +157,14 @@ func ExampleWithQueryHook() {
 	if err := s.Add(&Tag{Name: "go", Uses: 3}); err != nil {
 		log.Fatal(err)
 	}
+	// One statement to send: it runs alone, in autocommit, with no BEGIN
+	// and no COMMIT.
 	if err := s.Commit(ctx); err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(strings.Join(trace, "\n"))
 	// Output:
-	// begin "BEGIN" [] rows=-1 err=<nil>
 	// exec "INSERT INTO \"tags\" (\"name\", \"uses\") VALUES (?, ?)" [go 3] rows=1 err=<nil>
-	// commit "COMMIT" [] rows=-1 err=<nil>
 }
 
 // WithLogger logs each statement at Debug level, with its SQL and the
@@ -207,7 +207,5 @@ func ExampleWithLogger() {
 	}
 	// Output:
 	// level=DEBUG msg="tally: statement" op=exec sql="CREATE TABLE IF NOT EXISTS \"tags\" (\n  \"name\" TEXT NOT NULL,\n  PRIMARY KEY (\"name\")\n)" args=0 rows=0
-	// level=DEBUG msg="tally: statement" op=begin sql=BEGIN args=0 rows=-1
 	// level=DEBUG msg="tally: statement" op=exec sql="INSERT INTO \"tags\" (\"name\") VALUES (?)" args=1 rows=1
-	// level=DEBUG msg="tally: statement" op=commit sql=COMMIT args=0 rows=-1
 }

@@ -27,6 +27,9 @@ type observation struct {
 	op    string
 	sql   string
 	args  []any
+	// pipelined: sent in one round trip with the statement reported
+	// before it (QueryEvent.Pipelined).
+	pipelined bool
 }
 
 func (e *Engine) observe(op, query string, args []any) observation {
@@ -41,7 +44,7 @@ func (o observation) done(ctx context.Context, rows int64, err error) {
 	if o.e == nil {
 		return
 	}
-	ev := QueryEvent{SQL: o.sql, Args: o.args, Duration: time.Since(o.start), Rows: rows, Err: err, Op: o.op}
+	ev := QueryEvent{SQL: o.sql, Args: o.args, Duration: time.Since(o.start), Rows: rows, Err: err, Op: o.op, Pipelined: o.pipelined}
 	for _, h := range o.e.cfg.hooks {
 		h(ctx, ev)
 	}

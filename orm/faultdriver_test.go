@@ -79,15 +79,23 @@ func (m faultMode) String() string {
 type faultConnector struct {
 	inner driver.Connector
 
-	armed   atomic.Int32 // the faultMode of the next Commit; Commit disarms
-	commits atomic.Int64 // Commit calls seen
-	fired   atomic.Int64 // faults injected
+	armed atomic.Int32 // the faultMode of the next Commit; Commit disarms
+	// stmtArmed is the faultMode of the next statement run outside a
+	// transaction (a single-statement commit); running it disarms.
+	stmtArmed atomic.Int32
+	commits   atomic.Int64 // Commit calls seen
+	fired     atomic.Int64 // faults injected
 
 	mu      sync.Mutex
 	lastErr error // what the faulty Commit returned to database/sql
 }
 
 func (c *faultConnector) arm(m faultMode) { c.armed.Store(int32(m)) }
+
+// armStatement makes the next statement outside a transaction fail as mode
+// says a COMMIT would: for such a statement, in autocommit, is its own
+// commit.
+func (c *faultConnector) armStatement(m faultMode) { c.stmtArmed.Store(int32(m)) }
 
 func (c *faultConnector) faultErr() error {
 	c.mu.Lock()
@@ -193,6 +201,7 @@ type faultConn struct {
 	closeOnce sync.Once
 	closeErr  error
 	dead      atomic.Bool // killed by a fault: never reused
+	inTx      bool        // a transaction is open (database/sql serializes a conn's calls)
 }
 
 var (
@@ -246,21 +255,72 @@ func (c *faultConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.
 	if err != nil {
 		return nil, err
 	}
+	c.inTx = true
 	return &faultTx{conn: c, inner: tx}, nil
 }
 
 func (c *faultConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	if e, ok := c.inner.(driver.ExecerContext); ok {
-		return e.ExecContext(ctx, query, args)
+	e, ok := c.inner.(driver.ExecerContext)
+	if !ok {
+		return nil, driver.ErrSkip
 	}
-	return nil, driver.ErrSkip
+	var res driver.Result
+	err := c.statementFault(func() error {
+		var err error
+		res, err = e.ExecContext(ctx, query, args)
+		return err
+	})
+	return res, err
 }
 
 func (c *faultConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	if q, ok := c.inner.(driver.QueryerContext); ok {
-		return q.QueryContext(ctx, query, args)
+	q, ok := c.inner.(driver.QueryerContext)
+	if !ok {
+		return nil, driver.ErrSkip
 	}
-	return nil, driver.ErrSkip
+	var rows driver.Rows
+	err := c.statementFault(func() error {
+		var err error
+		rows, err = q.QueryContext(ctx, query, args)
+		return err
+	})
+	return rows, err
+}
+
+// statementFault runs a statement, failing it as the armed statement fault
+// says when it runs outside a transaction.
+func (c *faultConn) statementFault(run func() error) error {
+	if c.inTx || faultMode(c.c.stmtArmed.Load()) == faultNone {
+		return run()
+	}
+	mode := faultMode(c.c.stmtArmed.Swap(int32(faultNone)))
+	var err error
+	switch mode {
+	case faultNone:
+		return run()
+	case faultBadConn:
+		c.kill() // nothing was sent
+		err = driver.ErrBadConn
+	case faultLostAfterCommit:
+		if err := run(); err != nil {
+			return err
+		}
+		c.kill()
+		err = &faultError{op: "reading the reply to the statement", err: io.ErrUnexpectedEOF}
+	case faultSocketBeforeSend, faultSocketAfterSend, faultSocketResetAfterSend:
+		if c.sock == nil {
+			err = fmt.Errorf("faultdriver: %v needs a TCP connection", mode)
+			break
+		}
+		c.sock.cut.Store(int32(mode))
+		err = run()
+		c.dead.Store(true)
+	}
+	c.c.fired.Add(1)
+	c.c.mu.Lock()
+	c.c.lastErr = err
+	c.c.mu.Unlock()
+	return err
 }
 
 func (c *faultConn) Ping(ctx context.Context) error {
@@ -306,9 +366,13 @@ type faultTx struct {
 	inner driver.Tx
 }
 
-func (t *faultTx) Rollback() error { return t.inner.Rollback() }
+func (t *faultTx) Rollback() error {
+	t.conn.inTx = false
+	return t.inner.Rollback()
+}
 
 func (t *faultTx) Commit() error {
+	t.conn.inTx = false
 	c := t.conn.c
 	c.commits.Add(1)
 	mode := faultMode(c.armed.Swap(int32(faultNone)))
@@ -365,8 +429,9 @@ func faultOpen(t *testing.T, tg dbtest.Target) (*orm.Engine, *faultConnector) {
 		if err != nil {
 			t.Fatalf("parse mysql DSN: %v", err)
 		}
-		cfg.ParseTime = true       // as orm.Open: DATETIME scans into time.Time
-		cfg.ClientFoundRows = true // as orm.Open: matched rows, for version checks
+		cfg.ParseTime = true         // as orm.Open: DATETIME scans into time.Time
+		cfg.ClientFoundRows = true   // as orm.Open: matched rows, for version checks
+		cfg.InterpolateParams = true // as orm.Open: one round trip per statement
 		cfg.DialFunc = faultDial
 		if inner, err = mysql.NewConnector(cfg); err != nil {
 			t.Fatal(err)
@@ -438,7 +503,8 @@ func TestDoCommitUnknown(t *testing.T) {
 				fc.arm(mode)
 				err := eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
 					calls++
-					return s.Add(newAccount(owner, 100))
+					// Two tables, two statements: a transaction and its COMMIT.
+					return s.Add(newAccount(owner, 100), &testmodels.Tag{Kind: "cu", Name: owner})
 				}, orm.MaxAttempts(5), orm.RetryOnStale(), orm.RetryBackoff(time.Millisecond, 5*time.Millisecond))
 				if fc.fired.Load() != fired+1 {
 					t.Fatalf("the fault did not fire (commits seen: %d)", fc.commits.Load())
@@ -496,7 +562,8 @@ func TestSessionCommitUnknown(t *testing.T) {
 		s := eng.NewSession()
 		defer s.Close()
 		a := newAccount("cu-session", 1)
-		if err := s.Add(a); err != nil {
+		// Two tables, two statements: a transaction and its COMMIT.
+		if err := s.Add(a, &testmodels.Tag{Kind: "cu", Name: "session"}); err != nil {
 			t.Fatal(err)
 		}
 		fc.arm(faultBadConn)
@@ -507,7 +574,7 @@ func TestSessionCommitUnknown(t *testing.T) {
 		if !errors.Is(err, orm.ErrConnection) && !errors.Is(err, driver.ErrBadConn) {
 			t.Errorf("Commit: the connection error is not reachable:%s", errorChain(err))
 		}
-		if p := s.Pending(); len(p) != 1 || p[0] != a {
+		if p := s.Pending(); len(p) != 2 || p[0] != a {
 			t.Errorf("after the failed commit the object should be pending again; pending: %v", p)
 		}
 		if err := s.Commit(ctx); err != nil { // the caller checked: it was not committed
@@ -525,7 +592,7 @@ func TestMiddlewareCommitUnknown(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		eng, fc := faultOpen(t, tg)
 		srv := mwServer(t, eng, func(w http.ResponseWriter, r *http.Request) {
-			orm.SessionFrom(r.Context()).Add(newAccount("cu-http", 1))
+			orm.SessionFrom(r.Context()).Add(newAccount("cu-http", 1), &testmodels.Tag{Kind: "cu", Name: "http"})
 			w.WriteHeader(http.StatusCreated)
 			io.WriteString(w, "created\n")
 		})
@@ -538,5 +605,63 @@ func TestMiddlewareCommitUnknown(t *testing.T) {
 			t.Fatalf("rows: %d, want 0", n)
 		}
 		scopeNoneInUse(t, eng)
+	})
+}
+
+// A single-statement commit sends its statement alone, in autocommit: a
+// connection lost while it is in flight makes Commit return
+// ErrCommitUnknown (it may have committed), and the session is as it was
+// before the Commit. A connection found dead before anything was sent
+// (driver.ErrBadConn) is not unknown: nothing committed.
+func TestSingleStatementCommitLostConnection(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, fc := faultOpen(t, tg)
+		for _, mode := range faultModes(tg) {
+			t.Run(mode.String(), func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				owner := "alone-" + mode.String()
+				s := eng.NewSession()
+				defer s.Close()
+				a := newAccount(owner, 1)
+				if err := s.Add(a); err != nil {
+					t.Fatal(err)
+				}
+				fired, commits := fc.fired.Load(), fc.commits.Load()
+				fc.armStatement(mode)
+				err := s.Commit(ctx)
+				fc.armStatement(faultNone)
+				if fc.fired.Load() != fired+1 {
+					t.Fatalf("the fault did not fire on the INSERT; Commit returned %v", err)
+				}
+				if n := fc.commits.Load() - commits; n != 0 {
+					t.Fatalf("%d COMMITs sent, want none: one statement goes alone", n)
+				}
+				t.Logf("Commit returned:%s", errorChain(err))
+				// The drivers report a socket cut before the write as
+				// driver.ErrBadConn too.
+				notSent := mode == faultBadConn || mode == faultSocketBeforeSend
+				if notSent {
+					if err == nil || errors.Is(err, orm.ErrCommitUnknown) {
+						t.Fatalf("Commit: %v, want a connection error that is not ErrCommitUnknown (nothing was sent)", err)
+					}
+				} else if !errors.Is(err, orm.ErrCommitUnknown) {
+					t.Fatalf("Commit: want an error matching ErrCommitUnknown, got%s", errorChain(err))
+				}
+				if p := s.Pending(); len(p) != 1 || p[0] != a || a.ID != 0 {
+					t.Fatalf("after the failed commit: pending %v, ID %d; want the account pending again with no key", p, a.ID)
+				}
+				if notSent {
+					// Nothing was committed: committing again inserts it once.
+					if err := s.Commit(ctx); err != nil {
+						t.Fatalf("second Commit: %v", err)
+					}
+					if n := countAccounts(t, eng, "owner = ?", owner); n != 1 {
+						t.Fatalf("rows for %s: %d, want 1", owner, n)
+					}
+				}
+				scopeNoneInUse(t, eng)
+			})
+		}
 	})
 }

@@ -461,7 +461,7 @@ func (s *Session) insertReturning(ctx context.Context, t *mapper.Table, q string
 			s.logFlush(undo{kind: undoSetCol, e: e, col: c, old: t.Acc.Value(e.Obj, c)})
 		}
 	}
-	rows, obs, err := s.query(ctx, q, args)
+	rows, obs, err := s.writeQuery(ctx, q, args)
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,11 @@ import (
 //     goes on to the server);
 //   - a handler that writes nothing gets its work committed before the
 //     implicit 200;
-//   - the session is always closed and its connection returned.
+//   - the session is always closed and its connection returned; a
+//     request that only reads holds no connection while the handler
+//     works and sends no BEGIN (see Session: transactions begin at the
+//     first write), and one whose work is a single statement commits it
+//     in one round trip.
 //
 // The wrapped ResponseWriter supports http.Flusher (flushing commits
 // first, like writing) and http.ResponseController through Unwrap.

@@ -89,4 +89,8 @@ type QueryEvent struct {
 	Rows     int64         // rows affected (exec) or read (query); -1 when unknown
 	Err      error         // the statement's error, classified
 	Op       string        // "exec", "query", "begin", "commit", "rollback", "savepoint"
+	// Pipelined is set on a statement sent in the same round trip as the
+	// one reported before it (a batched commit on PostgreSQL), so a hook
+	// can count round trips: the events without it.
+	Pipelined bool
 }

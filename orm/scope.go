@@ -68,6 +68,12 @@ func WithSessionOptions(opts ...SessionOption) DoOption {
 // commit whose outcome is unknown (connection lost during COMMIT) is never
 // retried: Do returns an error matching ErrCommitUnknown.
 //
+// Reads in fn before its first write run in autocommit, each seeing the
+// data committed when it runs (see Session); the Snapshot option gives fn
+// one consistent snapshot instead. On SQLite a retry begins IMMEDIATE, so
+// a snapshot session that read and then failed busy when it wrote does
+// not fail the same way again.
+//
 // The session travels in the ctx given to fn (SessionFrom). Called with a
 // ctx that already carries a session, Do runs fn in a savepoint of that
 // session instead, with no retries of its own: an error rolls back fn's

@@ -238,8 +238,9 @@ func TestDoRetriesDeadlock(t *testing.T) {
 		barrier := newScopeBarrier(2)
 		var fns [2]func(context.Context, *orm.Session) error
 		if tg.Name == dbtest.SQLite {
-			// Each reads its own account (a deferred, read transaction),
-			// waits until the other has read too, then writes.
+			// Each reads its own account in a snapshot session (a
+			// deferred, read transaction), waits until the other has read
+			// too, then writes.
 			for g, acct := range []*Account{a, b} {
 				fns[g] = func(ctx context.Context, s *orm.Session) error {
 					n := attempts[g].Add(1)
@@ -293,7 +294,11 @@ func TestDoRetriesDeadlock(t *testing.T) {
 		)
 		start := time.Now()
 		for g := range fns {
-			wg.Go(func() { errs[g] = eng.Do(ctx, fns[g], orm.MaxAttempts(10)) })
+			opts := []orm.DoOption{orm.MaxAttempts(10)}
+			if tg.Name == dbtest.SQLite {
+				opts = append(opts, orm.Snapshot())
+			}
+			wg.Go(func() { errs[g] = eng.Do(ctx, fns[g], opts...) })
 		}
 		wg.Wait()
 		total := attempts[0].Load() + attempts[1].Load()
@@ -456,12 +461,12 @@ func TestDoRetryOnStale(t *testing.T) {
 			}
 		})
 		if tg.Name == dbtest.SQLite {
-			// The same conflict inside one read transaction: SQLite refuses
-			// the write as busy (a stale snapshot), which is retryable, so
-			// Do runs fn again even without RetryOnStale, and the lost
-			// update is still prevented.
+			// The same conflict inside one read transaction (a snapshot
+			// session): SQLite refuses the write as busy (a stale
+			// snapshot), which is retryable, so Do runs fn again even
+			// without RetryOnStale, and the lost update is still prevented.
 			t.Run("sqlite-open-read", func(t *testing.T) {
-				calls, id, err := run(t, "stale-snapshot", false)
+				calls, id, err := run(t, "stale-snapshot", false, orm.Snapshot())
 				if err != nil {
 					t.Fatalf("Do: %v", err)
 				}

@@ -24,19 +24,42 @@ import (
 // request, job or goroutine its own session (Engine.Do and
 // Engine.Middleware do), and always Close it.
 //
-// The first statement opens the transaction (autobegin). On SQLite a
-// session whose first statement reads begins a deferred transaction, so
-// readers never queue behind each other or behind a writer; one whose first
-// statement writes (a flush) begins IMMEDIATE and so holds the write lock
-// from the start. A session that reads and then writes can meet a
-// concurrent writer when it upgrades its lock; SQLite then reports busy,
-// classified ErrRetryable, and Engine.Do runs the work again.
+// Transactions begin when they are needed. Until its first write or lock,
+// a session talks to the database in autocommit: each read takes a pooled
+// connection for its statement and gives it back at once, so a session
+// that only reads sends no BEGIN and no ROLLBACK and holds no connection
+// while service code works. The first flush that writes, Exec, a bulk
+// UpdateAll or DeleteAll, ForUpdate or Savepoint begins the transaction,
+// and from then on every statement, reads included, runs in it (the
+// session reads its own writes). A Commit that has exactly one statement
+// to send and no transaction open sends that statement alone, in
+// autocommit: one round trip, atomic by itself.
+//
+// What this means for reads before the first write: each is its own
+// statement, so two of them can see different committed states. That is
+// what PostgreSQL's default READ COMMITTED gives inside a transaction too;
+// on MySQL/MariaDB, whose default REPEATABLE READ made every read of a
+// transaction see one snapshot, it is a change. Version columns still
+// catch a row that changed between a read and the commit (ErrStaleData).
+// A session that needs its reads to agree asks for it with WithSnapshot
+// (Snapshot for Do): its first statement, read or write, begins a
+// REPEATABLE READ transaction (on SQLite, a deferred one; its snapshot is
+// taken at the first read).
+//
+// On SQLite a transaction begun by a write (the usual case now) is
+// IMMEDIATE, holding the write lock from the start, so it cannot fail
+// halfway when it upgrades a read lock. A snapshot session begins
+// deferred, so readers never queue behind each other or behind a writer;
+// if it then writes and meets a concurrent writer, SQLite reports busy,
+// classified ErrRetryable, and Engine.Do runs the work again in an
+// IMMEDIATE transaction.
 type Session struct {
 	e         *Engine
 	busy      atomic.Bool // set while a call runs: the concurrent-use guard
 	closed    bool
 	autoflush bool
 	immediate bool // begin write transactions even for reads (SQLite)
+	snapshot  bool // begin at the first read, REPEATABLE READ (WithSnapshot)
 
 	tx      *sql.Tx
 	txWrite bool // the transaction began IMMEDIATE or has written (SQLite's write lock)
@@ -68,6 +91,11 @@ type Session struct {
 	// savepoint): every statement fails with it until Rollback, so no
 	// later work can commit without the work that was lost.
 	lost error
+
+	// alone is the single-statement commit in progress (see commitAlone);
+	// rec records a flush planned for a batch (see commitBatch).
+	alone aloneCommit
+	rec   *batchRec
 
 	seq      uint64
 	stats    Stats
@@ -542,7 +570,8 @@ func (s *Session) Expunge(objs ...any) error {
 
 // begin opens the transaction if none is open. write says whether the
 // first statement writes; on SQLite it picks an IMMEDIATE transaction then,
-// a deferred one otherwise (see Session).
+// a deferred one otherwise (see Session). A snapshot session's
+// transaction is REPEATABLE READ on the servers.
 func (s *Session) begin(ctx context.Context, write bool) error {
 	if s.lost != nil {
 		return s.lost
@@ -556,6 +585,10 @@ func (s *Session) begin(ctx context.Context, write bool) error {
 		// BEGIN IMMEDIATE (our DSN's _txlock) otherwise; SQLite itself does
 		// not restrict a deferred transaction to reads.
 		opts = &sql.TxOptions{ReadOnly: true}
+	} else if s.snapshot && s.e.dialect.Name() != "sqlite" {
+		// Explicit even on MySQL, whose default it is: a server set to READ
+		// COMMITTED would otherwise give no snapshot at all.
+		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead}
 	}
 	obs := s.e.observe("begin", "BEGIN", nil)
 	// The transaction outlives this call's ctx: a ctx that ends must cancel
@@ -572,7 +605,7 @@ func (s *Session) begin(ctx context.Context, write bool) error {
 		return fmt.Errorf("orm: begin: %w", err)
 	}
 	s.tx = tx
-	s.txWrite = opts == nil
+	s.txWrite = opts == nil || !opts.ReadOnly
 	return nil
 }
 
@@ -595,8 +628,15 @@ func (s *Session) lockForUpdate(ctx context.Context, t *mapper.Table) error {
 	return nil
 }
 
-// exec runs a statement in the session's transaction, opening it.
+// exec runs a statement in the session's transaction, opening it; in a
+// single-statement commit, alone (see commitAlone).
 func (s *Session) exec(ctx context.Context, query string, args []any) (sql.Result, error) {
+	if s.alone.armed && s.tx == nil {
+		return s.execAlone(ctx, query, args)
+	}
+	if s.rec != nil {
+		return s.rec.record(args, query)
+	}
 	if err := s.begin(ctx, true); err != nil {
 		return nil, err
 	}
@@ -606,8 +646,21 @@ func (s *Session) exec(ctx context.Context, query string, args []any) (sql.Resul
 	return s.e.exec(ctx, s.tx, query, args)
 }
 
-// query runs a query in the session's transaction, opening it.
+// query runs a read: in the session's transaction if one is open (or a
+// snapshot session's, opening it), else in autocommit on a pooled
+// connection that goes back to the pool when the rows are closed.
 func (s *Session) query(ctx context.Context, query string, args []any) (*sql.Rows, observation, error) {
+	if s.rec != nil {
+		return nil, observation{}, errNotBatchable
+	}
+	if s.tx == nil && !s.snapshot {
+		if s.lost != nil {
+			return nil, observation{}, s.lost
+		}
+		s.stats.Statements++
+		s.stats.Queries++
+		return s.e.query(ctx, s.e.db, query, args)
+	}
 	if err := s.begin(ctx, false); err != nil {
 		return nil, observation{}, err
 	}
@@ -652,9 +705,20 @@ func stringsToUpper(op string) string {
 // pending again (generated keys cleared), changed objects still dirty,
 // deletions still marked. Fix the cause and Commit again, or Rollback.
 //
-// A lost connection during COMMIT returns an error matching
-// ErrCommitUnknown: the work may or may not be committed. ctx governs the
-// flush statements; the COMMIT itself is not interrupted.
+// With no transaction open and one statement to send (an insert, one
+// batched multi-row insert, an update or a delete), Commit sends it alone
+// in autocommit, with no BEGIN and no COMMIT: one round trip. Its failures
+// mean what they mean in a transaction: zero rows matched by a versioned
+// statement is ErrStaleData, a constraint violation is classified, and
+// the session is restored either way. Otherwise the statements go in one
+// transaction, begun by the first of them; on PostgreSQL through pgx,
+// when none returns rows (no INSERT reading back generated keys), BEGIN
+// and all of them are sent as one batch, one round trip, before COMMIT.
+//
+// A lost connection during COMMIT, or during a statement sent alone,
+// returns an error matching ErrCommitUnknown: the work may or may not be
+// committed. ctx governs the flush statements; the COMMIT itself is not
+// interrupted.
 func (s *Session) Commit(ctx context.Context) error {
 	if err := s.enter(); err != nil {
 		return err
@@ -662,6 +726,14 @@ func (s *Session) Commit(ctx context.Context) error {
 	defer s.leave()
 	if s.lost != nil {
 		return s.lost
+	}
+	if s.tx == nil {
+		if s.flushSize() <= 1 {
+			return s.commitAlone(ctx)
+		}
+		if done, err := s.commitBatch(ctx); done {
+			return err
+		}
 	}
 	if err := s.flushLocked(ctx, false); err != nil {
 		s.sweepOwned(false) // a failed insert-then-delete left the session

@@ -92,7 +92,8 @@ func TestSessionIdentityOneObjectPerKey(t *testing.T) {
 		log = nil
 		a1, err := orm.Get[Account](ctx, s, ann.ID)
 		uowMust(t, err)
-		want := []string{"BEGIN", uowSQL(tg, `SELECT "id", "owner", "balance", "version", "note", "created_at" FROM "accounts" WHERE "id" = ?`)}
+		// A read before the first write runs in autocommit: no BEGIN.
+		want := []string{uowSQL(tg, `SELECT "id", "owner", "balance", "version", "note", "created_at" FROM "accounts" WHERE "id" = ?`)}
 		if diff := cmp.Diff(want, log); diff != "" {
 			t.Fatalf("first Get: statements (-want +got):\n%s", diff)
 		}
@@ -322,7 +323,7 @@ func TestSessionGetCompositeKey(t *testing.T) {
 		if diff := cmp.Diff(&testmodels.Tag{Kind: "color", Name: "red", Uses: 3}, red); diff != "" {
 			t.Fatalf("Get(color, red) (-want +got):\n%s", diff)
 		}
-		want := []string{"BEGIN", uowSQL(tg, `SELECT "kind", "name", "uses" FROM "tags" WHERE "kind" = ? AND "name" = ?`)}
+		want := []string{uowSQL(tg, `SELECT "kind", "name", "uses" FROM "tags" WHERE "kind" = ? AND "name" = ?`)}
 		if diff := cmp.Diff(want, log); diff != "" {
 			t.Fatalf("statements (-want +got):\n%s", diff)
 		}
@@ -365,17 +366,17 @@ func TestSessionUpdateWritesOnlyChangedColumns(t *testing.T) {
 		log.Reset()
 		uowMust(t, s.Commit(ctx))
 		evs := log.Events()
-		if len(evs) != 3 || evs[0].SQL != "BEGIN" || evs[2].SQL != "COMMIT" {
-			t.Fatalf("statements = %q, want BEGIN, one UPDATE, COMMIT", log.SQL())
+		if len(evs) != 1 {
+			t.Fatalf("statements = %q, want one UPDATE, alone (a single-statement commit)", log.SQL())
 		}
-		if evs[1].SQL != want[tg.Name] {
-			t.Fatalf("UPDATE:\n got %s\nwant %s", evs[1].SQL, want[tg.Name])
+		if evs[0].SQL != want[tg.Name] {
+			t.Fatalf("UPDATE:\n got %s\nwant %s", evs[0].SQL, want[tg.Name])
 		}
-		if diff := cmp.Diff([]any{int64(90), int64(2), a.ID, int64(1)}, evs[1].Args); diff != "" {
+		if diff := cmp.Diff([]any{int64(90), int64(2), a.ID, int64(1)}, evs[0].Args); diff != "" {
 			t.Fatalf("UPDATE args (-want +got):\n%s", diff)
 		}
-		if evs[1].Rows != 1 {
-			t.Fatalf("UPDATE matched %d rows, want 1", evs[1].Rows)
+		if evs[0].Rows != 1 {
+			t.Fatalf("UPDATE matched %d rows, want 1", evs[0].Rows)
 		}
 
 		// Two columns: in column order, the version last.
@@ -558,7 +559,7 @@ func TestSessionIsDirty(t *testing.T) {
 
 // --- Autobegin and autoflush ----------------------------------------------
 
-func TestSessionAutobegin(t *testing.T) {
+func TestSessionBeginsAtFirstWrite(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		eng, log := openLogged(t, tg)
 		ctx := context.Background()
@@ -569,34 +570,40 @@ func TestSessionAutobegin(t *testing.T) {
 		if len(log.Events()) != 0 || eng.DB().Stats().InUse != 0 {
 			t.Fatalf("NewSession and Add took a connection or sent SQL: %q", log.SQL())
 		}
+		// One statement to send: it goes alone, in autocommit.
+		uowMust(t, s.Commit(ctx))
+		if evs := log.Events(); len(evs) != 1 || !strings.HasPrefix(evs[0].SQL, "INSERT") {
+			t.Fatalf("Commit of one insert sent %q, want the INSERT alone", log.SQL())
+		}
+		// Two statements to send: one transaction, begun by the first.
+		log.Reset()
+		a.Balance++
+		uowMust(t, s.Add(newAccount("bob", 2)))
 		uowMust(t, s.Commit(ctx))
 		evs := log.Events()
-		if len(evs) != 3 {
-			t.Fatalf("statements %q, want BEGIN, INSERT, COMMIT", log.SQL())
+		if len(evs) != 4 {
+			t.Fatalf("statements %q, want BEGIN, INSERT, UPDATE, COMMIT", log.SQL())
 		}
-		if evs[0].Op != "begin" || evs[0].SQL != "BEGIN" || evs[2].Op != "commit" || evs[2].SQL != "COMMIT" {
-			t.Fatalf("first and last events %+v, %+v; want the BEGIN and the COMMIT", evs[0], evs[2])
+		if evs[0].Op != "begin" || evs[0].SQL != "BEGIN" || evs[3].Op != "commit" || evs[3].SQL != "COMMIT" {
+			t.Fatalf("first and last events %+v, %+v; want the BEGIN and the COMMIT", evs[0], evs[3])
 		}
 
-		// A read opens the transaction too, and Commit ends it.
+		// A read does not begin one, and holds no connection afterwards.
 		s2 := eng.NewSession()
 		defer s2.Close()
 		log.Reset()
 		_, err := orm.Get[Account](ctx, s2, a.ID)
 		uowMust(t, err)
 		evs = log.Events()
-		if len(evs) != 2 || evs[0].Op != "begin" || evs[1].Op != "query" {
-			t.Fatalf("Get sent %q, want BEGIN then the SELECT", log.SQL())
+		if len(evs) != 1 || evs[0].Op != "query" {
+			t.Fatalf("Get sent %q, want the SELECT alone", log.SQL())
 		}
-		if eng.DB().Stats().InUse != 1 {
-			t.Fatalf("an open session holds %d connections, want 1", eng.DB().Stats().InUse)
+		if n := eng.DB().Stats().InUse; n != 0 {
+			t.Fatalf("a session that has only read holds %d connections, want 0", n)
 		}
 		uowMust(t, s2.Commit(ctx))
-		if got := log.SQL(); got[len(got)-1] != "COMMIT" {
-			t.Fatalf("Commit of a read-only session sent %q, want COMMIT last", got)
-		}
-		if eng.DB().Stats().InUse != 0 {
-			t.Fatal("Commit did not release the connection")
+		if got := log.SQL(); len(got) != 1 {
+			t.Fatalf("Commit of a read-only session sent %q after the SELECT, want nothing", got[1:])
 		}
 	})
 }

@@ -288,7 +288,7 @@ func (b *Bank) Verify(ctx context.Context, committed []int64, opening int64) ([]
 			checkJournal(transfers, committed),
 			checkEntries(accts, transfers, opening/int64(max(len(accts), 1))))
 		return nil
-	})
+	}, orm.Snapshot()) // the accounts and the journal as of one moment
 	return checks, err
 }
 

@@ -98,3 +98,27 @@ func FuzzConfig(f *testing.F) {
 		}
 	})
 }
+
+// Config turns on go-sql-driver's client-side interpolation (one round
+// trip per statement instead of prepare + execute) unless the DSN sets it,
+// and leaves it off where the driver refuses it: a collation whose
+// multi-byte characters can hide a quote.
+func TestConfigInterpolatesUnlessToldOrUnsafe(t *testing.T) {
+	for _, tt := range []struct {
+		dsn  string
+		want bool
+	}{
+		{"root@tcp(127.0.0.1:3306)/app", true},
+		{"root@tcp(127.0.0.1:3306)/app?interpolateParams=true", true},
+		{"root@tcp(127.0.0.1:3306)/app?interpolateParams=false", false},
+		{"root@tcp(127.0.0.1:3306)/app?collation=big5_chinese_ci", false},
+	} {
+		cfg, err := Config(tt.dsn)
+		if err != nil {
+			t.Fatalf("Config(%s): %v", tt.dsn, err)
+		}
+		if cfg.InterpolateParams != tt.want {
+			t.Errorf("Config(%s).InterpolateParams = %v, want %v", tt.dsn, cfg.InterpolateParams, tt.want)
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/tallyorm/tally/dialect"
@@ -57,6 +58,16 @@ func Config(dsn string) (*mysql.Config, error) {
 	// version-checked UPDATE that writes identical values would look stale
 	// (0 rows) though it matched.
 	cfg.ClientFoundRows = true
+	// interpolateParams, unless the DSN says: one round trip per statement,
+	// not prepare + execute (figures in the README). The driver refuses it
+	// with a collation whose multi-byte characters can hide a quote (big5,
+	// sjis, ...): then statements are prepared as before.
+	if !strings.Contains(dsn, "interpolateParams=") {
+		cfg.InterpolateParams = true
+		if _, err := mysql.NewConnector(cfg); err != nil {
+			cfg.InterpolateParams = false
+		}
+	}
 	return cfg, nil
 }
 

@@ -28,6 +28,7 @@ func init() {
 		Open:        open,
 		Classify:    classify,
 		ServerError: serverError,
+		Batch:       beginBatch,
 	})
 }
 

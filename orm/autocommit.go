@@ -1,0 +1,253 @@
+package orm
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+
+	"github.com/tallyorm/tally/identity"
+	"github.com/tallyorm/tally/mapper"
+)
+
+// This file holds the session's autocommit paths: the snapshot option that
+// makes a session begin at its first read, the write-side query that
+// begins where a read would not, and the single-statement commit.
+
+// WithSnapshot makes the session's reads agree with each other: its first
+// statement, read or write, begins the transaction, REPEATABLE READ on
+// MySQL/MariaDB and PostgreSQL (a deferred transaction on SQLite), so
+// every read sees the one snapshot taken at the first of them. Without
+// it, reads before the session's first write run in autocommit, each
+// seeing the data committed when it runs (see Session).
+//
+// On PostgreSQL a REPEATABLE READ transaction that writes a row another
+// transaction changed since its snapshot fails with a serialization
+// failure (ErrRetryable), which Engine.Do retries.
+func WithSnapshot() SessionOption { return func(s *Session) { s.snapshot = true } }
+
+// Snapshot makes the sessions Do creates consistent-snapshot sessions
+// (WithSnapshot).
+func Snapshot() DoOption {
+	return func(c *doConfig) { c.sessionOpts = append(c.sessionOpts, WithSnapshot()) }
+}
+
+// writeQuery runs a statement that writes and returns rows (INSERT ...
+// RETURNING): in the transaction, opening it as a write would, or alone
+// in a single-statement commit.
+func (s *Session) writeQuery(ctx context.Context, query string, args []any) (*sql.Rows, observation, error) {
+	if s.alone.armed && s.tx == nil {
+		return s.queryAlone(ctx, query, args)
+	}
+	if s.rec != nil {
+		return nil, observation{}, errNotBatchable
+	}
+	if err := s.begin(ctx, true); err != nil {
+		return nil, observation{}, err
+	}
+	s.stats.Statements++
+	s.stats.Queries++
+	s.txWrite = true
+	return s.e.query(ctx, s.tx, query, args)
+}
+
+// aloneCommit is the state of a single-statement commit: armed while its
+// flush runs, the connection its statement runs on, and whether the
+// statement may have reached the database.
+type aloneCommit struct {
+	armed bool
+	conn  *sql.Conn
+	sent  bool
+}
+
+// errAloneSecond guards the single-statement commit: flushSize never
+// counts fewer statements than the flush sends, so this is not reached.
+var errAloneSecond = errors.New("orm: internal error: a single-statement commit had a second statement to send")
+
+// commitAlone flushes with no transaction open, sending the flush's one
+// statement (if any) in autocommit, and does a commit's bookkeeping. The
+// session is restored as after any failed flush. Once the statement was
+// sent, only an error the database returned for it (it did not run), a
+// version mismatch (it matched no row) or driver.ErrBadConn (which a
+// driver returns only when it sent nothing) proves that nothing committed;
+// any other failure (a lost connection, a cancelled ctx, reading back
+// generated keys) makes the error match ErrCommitUnknown.
+func (s *Session) commitAlone(ctx context.Context) error {
+	s.alone = aloneCommit{armed: true}
+	err := s.flushLocked(ctx, false)
+	a := s.alone
+	s.alone = aloneCommit{}
+	if a.conn != nil {
+		a.conn.Close()
+	}
+	if err != nil {
+		if a.sent && !s.e.serverReply(err) && !errors.Is(err, ErrStaleData) && !errors.Is(err, driver.ErrBadConn) {
+			return fmt.Errorf("%w: %w", ErrCommitUnknown, err)
+		}
+		return err
+	}
+	if !a.sent {
+		return nil // nothing to write
+	}
+	s.stats.Commits++
+	s.flushLog = s.flushLog[:0]
+	s.intentLog = s.intentLog[:0]
+	for _, e := range s.deletes {
+		s.idmap.Remove(e)
+		e.State = identity.Detached
+	}
+	s.deletes = s.deletes[:0]
+	return nil
+}
+
+// aloneConn prepares the single statement: it converts the arguments and
+// takes a connection from the pool, so that failures before anything is
+// sent are known not to have committed.
+func (s *Session) aloneConn(ctx context.Context, args []any) ([]any, error) {
+	if s.alone.sent {
+		return nil, errAloneSecond
+	}
+	args, err := valuerArgs(args)
+	if err != nil {
+		return nil, err
+	}
+	if s.alone.conn == nil {
+		c, err := s.e.db.Conn(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("orm: take a connection: %w", classify(s.e.dialect, err))
+		}
+		s.alone.conn = c
+	}
+	s.alone.sent = true
+	s.stats.Statements++
+	return args, nil
+}
+
+// execAlone runs the single statement of a commit in autocommit.
+func (s *Session) execAlone(ctx context.Context, query string, args []any) (sql.Result, error) {
+	args, err := s.aloneConn(ctx, args)
+	if err != nil {
+		return nil, err
+	}
+	s.stats.Execs++
+	return s.e.exec(ctx, s.alone.conn, query, args)
+}
+
+// queryAlone runs the single statement of a commit, one that returns rows
+// (INSERT ... RETURNING), in autocommit.
+func (s *Session) queryAlone(ctx context.Context, query string, args []any) (*sql.Rows, observation, error) {
+	args, err := s.aloneConn(ctx, args)
+	if err != nil {
+		return nil, observation{}, err
+	}
+	s.stats.Queries++
+	return s.e.query(ctx, s.alone.conn, query, args)
+}
+
+// flushSize returns how many statements the next flush would send, up to
+// 2, meaning two or more. It never counts fewer than the flush sends:
+// where it cannot tell cheaply (a per-row INSERT that must read generated
+// columns back, an error the flush would report) it says 2. With
+// relations it first does what the flush does before its statements:
+// adds the new related objects and copies parent keys into foreign-key
+// columns, which can make a tracked object dirty. Both are logged like
+// the flush's own work and done again, unchanged, by the flush.
+func (s *Session) flushSize() int {
+	rel := s.hasRelations()
+	for _, e := range s.pending {
+		rel = rel || len(e.Table.Relations) > 0
+	}
+	if rel {
+		if s.cascadeLocked() != nil {
+			return 2
+		}
+		order, err := s.flushOrder()
+		if err != nil {
+			return 2
+		}
+		for _, t := range order {
+			if s.syncForeignKeys(t) != nil {
+				return 2
+			}
+		}
+	}
+	d := s.e.dialect
+	n := 0
+	// Pending inserts, by table, chunked as insert chunks them.
+	var counted []*mapper.Table
+	for _, p := range s.pending {
+		t := p.Table
+		if containsTable(counted, t) {
+			continue
+		}
+		counted = append(counted, t)
+		rows := 0
+		for _, e := range s.pending {
+			if e.Table == t {
+				rows++
+			}
+		}
+		cols := t.Insertable()
+		var ret []*mapper.Column
+		for _, c := range t.Columns {
+			if c.Auto {
+				ret = append(ret, c)
+			}
+		}
+		perRow := len(ret) > 0 && !d.Returning() || len(cols) == 0
+		if perRow && len(ret) > 0 && !(len(ret) == 1 && ret[0].PK && len(t.PK) == 1) {
+			return 2 // each row also needs a SELECT of its generated columns
+		}
+		chunk := 1
+		if !perRow {
+			chunk = max(min(d.MaxParams()/max(len(cols), 1), 1000), 1)
+		}
+		if n += (rows + chunk - 1) / chunk; n > 1 {
+			return 2
+		}
+	}
+	// Deletes: one per row with a version column, else IN batches.
+	counted = counted[:0]
+	for _, x := range s.deletes {
+		if x.Flushed {
+			continue
+		}
+		t := x.Table
+		if t.Version != nil {
+			n++
+		} else if !containsTable(counted, t) {
+			counted = append(counted, t)
+			rows := 0
+			for _, e := range s.deletes {
+				if e.Table == t && !e.Flushed {
+					rows++
+				}
+			}
+			per := max(min(d.MaxParams()/max(len(t.PK), 1), 1000), 1)
+			n += (rows + per - 1) / per
+		}
+		if n > 1 {
+			return 2
+		}
+	}
+	// Updates: one per changed object.
+	s.idmap.Each(func(e *identity.Entry) bool {
+		if e.State == identity.Persistent {
+			if s.cols = e.Table.Acc.Changed(e.Obj, e.Snap, s.cols[:0]); len(s.cols) > 0 {
+				n++
+			}
+		}
+		return n <= 1
+	})
+	return min(n, 2)
+}
+
+func containsTable(ts []*mapper.Table, t *mapper.Table) bool {
+	for _, x := range ts {
+		if x == t {
+			return true
+		}
+	}
+	return false
+}
