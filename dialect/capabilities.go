@@ -25,6 +25,15 @@ type Capabilities struct {
 	// standard SQL, "() VALUES ()" on MySQL.
 	EmptyInsert string
 
+	// DropForeignKey is the ALTER TABLE clause that drops a named foreign
+	// key, the name following it: "DROP FOREIGN KEY " on MySQL, "DROP
+	// CONSTRAINT IF EXISTS " in standard SQL. Empty (SQLite): foreign keys
+	// cannot be added or dropped after CREATE TABLE, and need none, as
+	// they may name a table created later (they are checked when rows
+	// change). CreateTables adds, and DropTables drops, the foreign key
+	// that breaks a cycle of tables with it.
+	DropForeignKey string
+
 	// Begin is how transactions begin; see [BeginStrategy].
 	Begin BeginStrategy
 

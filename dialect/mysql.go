@@ -40,11 +40,12 @@ func (mysqlDialect) syntax() *syntax { return &mysqlSyntax }
 // mysqlCaps: MaxParams is the protocol's limit (a prepared statement counts
 // its parameters in 16 bits); there is no CREATE INDEX IF NOT EXISTS.
 var mysqlCaps = standardSavepoints(Capabilities{
-	ForUpdate:   true,
-	EmptyInsert: "() VALUES ()",
-	Begin:       BeginPlain,
-	MaxParams:   65535,
-	Uint64:      true,
+	ForUpdate:      true,
+	EmptyInsert:    "() VALUES ()",
+	DropForeignKey: "DROP FOREIGN KEY ",
+	Begin:          BeginPlain,
+	MaxParams:      65535,
+	Uint64:         true,
 })
 
 func (d mysqlDialect) Capabilities() Capabilities {

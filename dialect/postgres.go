@@ -32,6 +32,7 @@ var postgresCaps = standardSavepoints(Capabilities{
 	ForUpdate:              true,
 	CreateIndexIfNotExists: true,
 	EmptyInsert:            "DEFAULT VALUES",
+	DropForeignKey:         "DROP CONSTRAINT IF EXISTS ",
 	Begin:                  BeginPlain,
 	MaxParams:              65535,
 	Uint64:                 true,

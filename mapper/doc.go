@@ -16,8 +16,11 @@
 // type.mysql=, type.postgres=, type.sqlite= (that database's type),
 // precision=P,scale=S (an exact decimal) and json (encoding/json text);
 // db:"-" skips a field, and a field without a tag maps to its name in
-// snake_case. Embedded structs are flattened. `rel:"column[,cascade]"` marks
-// a belongs-to (*Parent) or has-many ([]*Child) relation, never a column.
+// snake_case. Embedded structs are flattened. A `rel` tag marks a relation,
+// never a column (see [RelTag]): `rel:"column[,cascade]"` is belongs-to on a
+// *Parent field and has-many on a []*Child field, `rel:"column,hasone"` is
+// has-one on a *Child field, and `rel:"m2m=join(this_col,other_col)"` is
+// many-to-many through a join table on a []*Other field.
 //
 // [Registry.Table] builds a [Table] once per type and caches it; a model that
 // cannot be mapped yields a [*DefinitionError] naming the type, field and

@@ -19,6 +19,10 @@ type Registry struct {
 	mu     sync.Mutex              // serialises building
 	tables map[reflect.Type]*Table // guarded by mu; what done holds
 	errs   map[reflect.Type]error  // guarded by mu; definitions that failed
+
+	// m2m and hasOne say whether any table built has a relation of that
+	// kind, so that sessions of engines without one skip its flush work.
+	m2m, hasOne atomic.Bool
 	// reflective makes every table use the reflective accessor, even when
 	// generated code registered one (see [Reflective]).
 	reflective bool
@@ -86,6 +90,12 @@ func (r *Registry) Table(t reflect.Type) (*Table, error) {
 	return tab, nil
 }
 
+// HasM2M reports whether any model built so far has a many-to-many relation.
+func (r *Registry) HasM2M() bool { return r.m2m.Load() }
+
+// HasHasOne reports whether any model built so far has a has-one relation.
+func (r *Registry) HasHasOne() bool { return r.hasOne.Load() }
+
 // buildLocked builds t and, transitively, the targets of its relations.
 // building holds the tables of this call, so relation cycles
 // (Account ↔ Entry) terminate. r.mu must be held.
@@ -116,20 +126,54 @@ func (r *Registry) buildLocked(t reflect.Type, building map[reflect.Type]*Table)
 		if err != nil {
 			return nil, &DefinitionError{Type: t, Field: rel.Field, Reason: "related model: " + err.Error(), Err: err}
 		}
-		owner, other := tab, target // belongs-to: the column is on this table
-		if rel.HasMany {
-			owner, other = target, tab
+		if err := checkRelation(tab, rel, target); err != nil {
+			return nil, err
 		}
-		if owner.Column(rel.Column) == nil {
-			return nil, &DefinitionError{Type: t, Field: rel.Field,
-				Reason: fmt.Sprintf("rel column %q does not exist in table %s", rel.Column, owner.Name)}
+	}
+	for _, rel := range tab.Relations {
+		if rel.Join != nil {
+			r.m2m.Store(true)
 		}
-		if len(other.PK) != 1 {
-			return nil, &DefinitionError{Type: t, Field: rel.Field,
-				Reason: fmt.Sprintf("a relation must point at a single-column primary key; %s has %d", other.Name, len(other.PK))}
+		if rel.HasOne {
+			r.hasOne.Store(true)
 		}
 	}
 	return tab, nil
+}
+
+// checkRelation checks relation rel of tab against its target table: the
+// foreign-key column exists where the relation's kind puts it, and the key
+// it refers to is a single column.
+func checkRelation(tab *Table, rel *Relation, target *Table) error {
+	fail := func(format string, args ...any) error {
+		return &DefinitionError{Type: tab.Type, Field: rel.Field, Reason: fmt.Sprintf(format, args...)}
+	}
+	if j := rel.Join; j != nil {
+		for _, side := range []*Table{tab, target} {
+			if len(side.PK) != 1 {
+				return fail("an m2m relation needs a single-column primary key on both sides; %s has %d", side.Name, len(side.PK))
+			}
+			if side.Name == j.Name {
+				return fail("the m2m join table %q is the table of model %v; give the join table a name of its own", j.Name, side.Type)
+			}
+		}
+		return nil
+	}
+	owner, other := tab, target // belongs-to: the column is on this table
+	if !rel.BelongsTo() {
+		owner, other = target, tab
+	}
+	if owner.Column(rel.Column) == nil {
+		hint := ""
+		if rel.BelongsTo() && target.Column(rel.Column) != nil {
+			hint = ` (it is on the other table: tag a has-one relation rel:"` + rel.Column + `,hasone")`
+		}
+		return fail("rel column %q does not exist in table %s%s", rel.Column, owner.Name, hint)
+	}
+	if len(other.PK) != 1 {
+		return fail("a relation must point at a single-column primary key; %s has %d", other.Name, len(other.PK))
+	}
+	return nil
 }
 
 // Generated builds the accessor for a table from the code tallygen wrote.
@@ -168,7 +212,7 @@ type ForeignKey struct {
 }
 
 // ForeignKeys gathers the foreign keys among tables, from belongs-to
-// relations on the child and has-many relations on the parent alike, once
+// relations on the child and has-many and has-one relations on the parent alike, once
 // each. Relations to tables outside the list are included when their parent
 // is in the registry, because the constraint lives on the child.
 func (r *Registry) ForeignKeys(tables []*Table) ([]ForeignKey, error) {
@@ -189,12 +233,44 @@ func (r *Registry) ForeignKeys(tables []*Table) ([]ForeignKey, error) {
 			if err != nil {
 				return nil, err
 			}
-			if rel.HasMany {
-				add(other, rel.Column, t, rel.Cascade)
-			} else {
+			switch {
+			case rel.Join != nil:
+				// Join tables are not models: see JoinTables.
+			case rel.BelongsTo():
 				add(t, rel.Column, other, rel.Cascade)
+			default:
+				add(other, rel.Column, t, rel.Cascade)
 			}
 		}
 	}
 	return out, nil
+}
+
+// Join is a many-to-many join table with the two tables it pairs.
+type Join struct {
+	*JoinTable
+	Left  *Table // the table whose key Left holds (the relation's owner)
+	Right *Table // the table whose key Right holds (the relation's target)
+}
+
+// JoinTables gathers the join tables of the many-to-many relations among
+// tables whose two sides are both in tables, once per join table name
+// (both sides may declare the same join table), in the order met.
+func (r *Registry) JoinTables(tables []*Table) []Join {
+	in := make(map[reflect.Type]*Table, len(tables))
+	for _, t := range tables {
+		in[t.Type] = t
+	}
+	var out []Join
+	seen := map[string]bool{}
+	for _, t := range tables {
+		for _, rel := range t.Relations {
+			if rel.Join == nil || seen[rel.Join.Name] || in[rel.Target] == nil {
+				continue
+			}
+			seen[rel.Join.Name] = true
+			out = append(out, Join{JoinTable: rel.Join, Left: t, Right: in[rel.Target]})
+		}
+	}
+	return out
 }

@@ -68,19 +68,40 @@ type Column struct {
 	ops colOps // per-kind field operations used by the reflective accessor
 }
 
-// Relation is a `rel` field: belongs-to (a *Parent field; Column is on this
-// table) or has-many (a []*Child field; Column is on the child's table).
+// Relation is a `rel` field (see [RelTag] for the tag forms):
+//   - belongs-to: a *Parent field; Column is on this table;
+//   - has-many: a []*Child field (HasMany); Column is on the child's table;
+//   - has-one: a *Child field (HasOne); Column is on the child's table;
+//   - many-to-many: a []*Other field (Join set); rows of the join table
+//     pair this table's key with Other's.
 type Relation struct {
 	Field   string       // Go field name
 	Index   []int        // reflect field index path
 	Offset  uintptr      // byte offset of the field
-	Column  string       // the foreign-key column name
+	Column  string       // the foreign-key column name; "" for many-to-many
 	Cascade bool         // rel:"col,cascade": ON DELETE CASCADE, and Delete follows the relation
-	HasMany bool         // true for []*Child, false for *Parent
+	HasMany bool         // []*Child with the column on the child's table
+	HasOne  bool         // *Child with the column on the child's table
+	Join    *JoinTable   // the join table of a many-to-many relation; nil otherwise
 	Target  reflect.Type // the related struct type
 	// FieldType is the field's own type: *Target or []*Target.
 	FieldType reflect.Type
 }
+
+// JoinTable is the table of a many-to-many relation: each row pairs a key
+// of the relation's table (Left) with a key of its target (Right).
+type JoinTable struct {
+	Name  string
+	Left  string // the column referencing the owning table's primary key
+	Right string // the column referencing the target table's primary key
+}
+
+// BelongsTo reports whether the foreign-key column is on the relation's
+// own table: a *Parent field without hasone.
+func (r *Relation) BelongsTo() bool { return !r.HasMany && !r.HasOne && r.Join == nil }
+
+// IsSlice reports whether the field is a slice: has-many or many-to-many.
+func (r *Relation) IsSlice() bool { return r.HasMany || r.Join != nil }
 
 // Column returns the column named name, or nil.
 func (t *Table) Column(name string) *Column { return t.byName[name] }
@@ -281,15 +302,25 @@ func (t *Table) addRelation(ch *reflectx.FieldInfo, path string, base uintptr, t
 	if err != nil {
 		return fail(err.(*TagError).Reason, err)
 	}
-	r := &Relation{Field: path, Index: ch.Index, Offset: base + f.Offset, Column: rt.Column, Cascade: rt.Cascade, FieldType: f.Type}
+	r := &Relation{Field: path, Index: ch.Index, Offset: base + f.Offset, Column: rt.Column, Cascade: rt.Cascade,
+		HasOne: rt.HasOne, FieldType: f.Type}
+	if rt.Join != "" {
+		r.Join = &JoinTable{Name: rt.Join, Left: rt.JoinLeft, Right: rt.JoinRight}
+	}
 	switch {
 	case f.Type.Kind() == reflect.Pointer && f.Type.Elem().Kind() == reflect.Struct:
+		if r.Join != nil {
+			return fail(fmt.Sprintf("an m2m relation needs a []*Struct field, not %v", f.Type), nil)
+		}
 		r.Target = f.Type.Elem()
 	case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Pointer &&
 		f.Type.Elem().Elem().Kind() == reflect.Struct:
-		r.Target, r.HasMany = f.Type.Elem().Elem(), true
+		if r.HasOne {
+			return fail(fmt.Sprintf("hasone needs a *Struct field, not %v (a []*Struct field is has-many without it)", f.Type), nil)
+		}
+		r.Target, r.HasMany = f.Type.Elem().Elem(), r.Join == nil
 	default:
-		return fail(fmt.Sprintf("a rel field must be *Struct (belongs-to) or []*Struct (has-many), not %v", f.Type), nil)
+		return fail(fmt.Sprintf("a rel field must be *Struct (belongs-to, has-one) or []*Struct (has-many, m2m), not %v", f.Type), nil)
 	}
 	t.Relations = append(t.Relations, r)
 	return nil

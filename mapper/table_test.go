@@ -209,6 +209,47 @@ func relInfos(rels []*Relation) []relInfo {
 	return out
 }
 
+// Has-one and many-to-many relations parse into their kinds, are
+// reported by the registry's kind flags, add the has-one foreign key on
+// the other table and list the join table.
+func TestHasOneAndManyToManyRelations(t *testing.T) {
+	reg := NewRegistry()
+	if reg.HasM2M() || reg.HasHasOne() {
+		t.Fatal("an empty registry reports m2m or has-one relations")
+	}
+	user := mustTableIn[RelUser](t, reg)
+	if len(user.Relations) != 2 {
+		t.Fatalf("RelUser has %d relations, want 2", len(user.Relations))
+	}
+	p, tags := user.Relations[0], user.Relations[1]
+	if !p.HasOne || p.HasMany || p.Join != nil || p.BelongsTo() || p.IsSlice() || p.Column != "user_id" || !p.Cascade {
+		t.Errorf("Profile relation = %+v, want has-one on user_id with cascade", p)
+	}
+	wantJoin := JoinTable{Name: "user_tags", Left: "user_id", Right: "tag_id"}
+	if tags.Join == nil || *tags.Join != wantJoin || tags.HasMany || tags.HasOne || tags.BelongsTo() || !tags.IsSlice() || tags.Column != "" {
+		t.Errorf("Tags relation = %+v (join %+v), want m2m %+v", tags, tags.Join, wantJoin)
+	}
+	if !reg.HasM2M() || !reg.HasHasOne() {
+		t.Errorf("HasM2M, HasHasOne = %v, %v; want true, true", reg.HasM2M(), reg.HasHasOne())
+	}
+	profile := mustTableIn[RelProfile](t, reg)
+	tagTab := mustTableIn[RelTagModel](t, reg)
+	fks, err := reg.ForeignKeys([]*Table{user, profile, tagTab})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fks) != 1 || fks[0].Child != profile || fks[0].Parent != user || fks[0].Column.Name != "user_id" || !fks[0].Cascade {
+		t.Errorf("ForeignKeys = %+v, want one: rel_profiles.user_id -> rel_users, cascade", fks)
+	}
+	joins := reg.JoinTables([]*Table{user, profile, tagTab})
+	if len(joins) != 1 || *joins[0].JoinTable != wantJoin || joins[0].Left != user || joins[0].Right != tagTab {
+		t.Errorf("JoinTables = %+v, want user_tags between rel_users and rel_tag_models", joins)
+	}
+	if j := reg.JoinTables([]*Table{user, profile}); len(j) != 0 {
+		t.Errorf("JoinTables without the target table = %+v, want none", j)
+	}
+}
+
 // mustTable builds the table of T in a fresh registry and checks the
 // invariants every table keeps.
 func mustTable[T any](t *testing.T) *Table {
@@ -589,6 +630,65 @@ type RelBadTag struct {
 	Account *Account `rel:"account_id,restrict"`
 }
 
+// Has-one and many-to-many definitions, good and bad.
+
+type RelProfile struct {
+	ID     int64 `db:"id,pk,auto"`
+	UserID int64 `db:"user_id"`
+}
+
+type RelTagModel struct {
+	ID   int64  `db:"id,pk,auto"`
+	Name string `db:"name"`
+}
+
+type RelUser struct {
+	ID      int64          `db:"id,pk,auto"`
+	Profile *RelProfile    `rel:"user_id,hasone,cascade"`
+	Tags    []*RelTagModel `rel:"m2m=user_tags(user_id,tag_id)"`
+}
+
+type HasOneOnSlice struct {
+	ID      int64    `db:"id,pk"`
+	Entries []*Entry `rel:"account_id,hasone"`
+}
+
+type HasOneNoColumn struct {
+	ID      int64       `db:"id,pk"`
+	Profile *RelProfile `rel:"owner_id,hasone"`
+}
+
+type BelongsToWrongSide struct {
+	ID      int64       `db:"id,pk"`
+	Profile *RelProfile `rel:"user_id"`
+}
+
+type HasOneCompositeOwner struct {
+	A       int64       `db:"a,pk"`
+	B       int64       `db:"b,pk"`
+	Profile *RelProfile `rel:"user_id,hasone"`
+}
+
+type M2MOnPointer struct {
+	ID  int64        `db:"id,pk"`
+	Tag *RelTagModel `rel:"m2m=x_tags(x_id,tag_id)"`
+}
+
+type M2MCompositeTarget struct {
+	ID   int64         `db:"id,pk"`
+	Tags []*Membership `rel:"m2m=x_members(x_id,member_id)"`
+}
+
+type M2MJoinIsModel struct {
+	ID   int64          `db:"id,pk"`
+	Tags []*RelTagModel `rel:"m2m=rel_tag_models(x_id,tag_id)"`
+}
+
+type M2MBadTag struct {
+	ID   int64          `db:"id,pk"`
+	Tags []*RelTagModel `rel:"m2m=x_tags"`
+}
+
 type MembershipNote struct {
 	ID         int64       `db:"id,pk"`
 	UserID     int64       `db:"user_id"`
@@ -698,9 +798,9 @@ func TestTableDefinitionErrors(t *testing.T) {
 		{reflect.TypeFor[RelWithDB](), "Account", "a rel field is not a column and cannot have a db tag", false},
 		{reflect.TypeFor[OrphanEntry](), "Account", `rel column "acct_id" does not exist in table orphan_entries`, false},
 		{reflect.TypeFor[Ledger](), "Entries", `rel column "ledger_id" does not exist in table entries`, false},
-		{reflect.TypeFor[RelOnInt](), "Owner", "a rel field must be *Struct (belongs-to) or []*Struct (has-many), not int64", false},
-		{reflect.TypeFor[RelSliceOfValues](), "Entries", "a rel field must be *Struct (belongs-to) or []*Struct (has-many), not []mapper.Entry", false},
-		{reflect.TypeFor[RelBadTag](), "Account", `unknown rel option "restrict" (known: cascade)`, true},
+		{reflect.TypeFor[RelOnInt](), "Owner", "a rel field must be *Struct (belongs-to, has-one) or []*Struct (has-many, m2m), not int64", false},
+		{reflect.TypeFor[RelSliceOfValues](), "Entries", "a rel field must be *Struct (belongs-to, has-one) or []*Struct (has-many, m2m), not []mapper.Entry", false},
+		{reflect.TypeFor[RelBadTag](), "Account", `unknown rel option "restrict" (known: cascade, hasone)`, true},
 		{reflect.TypeFor[MembershipNote](), "Membership", "a relation must point at a single-column primary key; memberships has 2", false},
 		{reflect.TypeFor[Pair](), "Kids", "a relation must point at a single-column primary key; pairs has 2", false},
 		{reflect.TypeFor[RelToBad](), "X", `related model: mapper: model mapper.NoPK: no primary key: tag one field db:"...,pk"`, false},
@@ -714,6 +814,14 @@ func TestTableDefinitionErrors(t *testing.T) {
 		{reflect.TypeFor[NullStringPK](), "ID", "a primary-key column cannot be nullable", false},
 		{reflect.TypeFor[BytesPK](), "ID", "a primary-key column cannot be nullable", false},
 		{reflect.TypeFor[AutoStringPK](), "ID", "an auto primary key must be an integer", false},
+		{reflect.TypeFor[HasOneOnSlice](), "Entries", "hasone needs a *Struct field, not []*mapper.Entry (a []*Struct field is has-many without it)", false},
+		{reflect.TypeFor[HasOneNoColumn](), "Profile", `rel column "owner_id" does not exist in table rel_profiles`, false},
+		{reflect.TypeFor[BelongsToWrongSide](), "Profile", `rel column "user_id" does not exist in table belongs_to_wrong_sides (it is on the other table: tag a has-one relation rel:"user_id,hasone")`, false},
+		{reflect.TypeFor[HasOneCompositeOwner](), "Profile", "a relation must point at a single-column primary key; has_one_composite_owners has 2", false},
+		{reflect.TypeFor[M2MOnPointer](), "Tag", "an m2m relation needs a []*Struct field, not *mapper.RelTagModel", false},
+		{reflect.TypeFor[M2MCompositeTarget](), "Tags", "an m2m relation needs a single-column primary key on both sides; memberships has 2", false},
+		{reflect.TypeFor[M2MJoinIsModel](), "Tags", `the m2m join table "rel_tag_models" is the table of model mapper.RelTagModel; give the join table a name of its own`, false},
+		{reflect.TypeFor[M2MBadTag](), "Tags", "m2m needs the form m2m=join_table(this_col,other_col)", true},
 	}
 	for _, tt := range tests {
 		reg := NewRegistry()

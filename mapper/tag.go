@@ -191,15 +191,29 @@ func ParseTag(s string) (Tag, error) {
 	return t, nil
 }
 
-// RelTag is a parsed `rel:"column[,cascade]"` struct tag.
+// RelTag is a parsed `rel` struct tag. The forms are:
+//
+//	rel:"column[,cascade]"          belongs-to on a *T field (column on this table),
+//	                                has-many on a []*T field (column on T's table)
+//	rel:"column,hasone[,cascade]"   has-one on a *T field (column on T's table)
+//	rel:"m2m=join(this_col,t_col)"  many-to-many on a []*T field, through the
+//	                                join table join: this_col references this
+//	                                table's key, t_col T's key
 type RelTag struct {
-	Column  string
+	Column  string // the foreign-key column; "" for m2m
 	Cascade bool
+	HasOne  bool
+	// Join, JoinLeft and JoinRight are the join table of an m2m relation
+	// and its two columns (this side, the other side); "" otherwise.
+	Join, JoinLeft, JoinRight string
 }
 
-// ParseRelTag parses the value of a `rel` struct tag.
+// ParseRelTag parses the value of a `rel` struct tag (see [RelTag]).
 func ParseRelTag(s string) (RelTag, error) {
 	var r RelTag
+	if rest, ok := strings.CutPrefix(strings.TrimSpace(s), "m2m="); ok {
+		return parseM2M(s, rest)
+	}
 	col, rest, hasOpts := strings.Cut(s, ",")
 	col = strings.TrimSpace(col)
 	if col == "" {
@@ -211,16 +225,52 @@ func ParseRelTag(s string) (RelTag, error) {
 	r.Column = col
 	if hasOpts {
 		for _, opt := range strings.Split(rest, ",") {
-			switch strings.TrimSpace(opt) {
-			case "cascade":
-				if r.Cascade {
-					return r, &TagError{s, `option "cascade" repeated`}
-				}
-				r.Cascade = true
-			default:
-				return r, &TagError{s, fmt.Sprintf("unknown rel option %q (known: cascade)", opt)}
+			flag := map[string]*bool{"cascade": &r.Cascade, "hasone": &r.HasOne}[strings.TrimSpace(opt)]
+			if flag == nil {
+				return r, &TagError{s, fmt.Sprintf("unknown rel option %q (known: cascade, hasone)", opt)}
 			}
+			if *flag {
+				return r, &TagError{s, fmt.Sprintf("option %q repeated", strings.TrimSpace(opt))}
+			}
+			*flag = true
 		}
+	}
+	return r, nil
+}
+
+// parseM2M parses what follows "m2m=": join(left,right). It takes no
+// options: join rows always go with either side's row, so there is
+// nothing for cascade to choose.
+func parseM2M(s, rest string) (RelTag, error) {
+	var r RelTag
+	const form = "m2m needs the form m2m=join_table(this_col,other_col)"
+	open := strings.IndexByte(rest, '(')
+	closing := strings.IndexByte(rest, ')')
+	if open < 0 || closing < open {
+		return r, &TagError{s, form}
+	}
+	if tail := strings.TrimSpace(rest[closing+1:]); tail != "" {
+		if strings.HasPrefix(tail, ",") {
+			return r, &TagError{s, fmt.Sprintf("an m2m relation takes no options, got %q (its join rows are always deleted with either side)", strings.TrimSpace(tail[1:]))}
+		}
+		return r, &TagError{s, form}
+	}
+	left, right, ok := strings.Cut(rest[open+1:closing], ",")
+	if !ok || strings.Contains(right, ",") {
+		return r, &TagError{s, form}
+	}
+	r.Join = strings.TrimSpace(rest[:open])
+	r.JoinLeft, r.JoinRight = strings.TrimSpace(left), strings.TrimSpace(right)
+	for _, name := range []string{r.Join, r.JoinLeft, r.JoinRight} {
+		if name == "" {
+			return RelTag{}, &TagError{s, form}
+		}
+		if err := checkIdent(name); err != nil {
+			return RelTag{}, &TagError{s, err.Error()}
+		}
+	}
+	if r.JoinLeft == r.JoinRight {
+		return RelTag{}, &TagError{s, fmt.Sprintf("the two join columns must differ, both are %q", r.JoinLeft)}
 	}
 	return r, nil
 }

@@ -124,11 +124,31 @@ func TestParseRelTag(t *testing.T) {
 		{in: " ", reason: "rel needs the foreign-key column name"},
 		{in: ",cascade", reason: "rel needs the foreign-key column name"},
 		{in: "account_id,cascade,cascade", reason: `option "cascade" repeated`},
-		{in: "account_id,delete", reason: `unknown rel option "delete" (known: cascade)`},
-		{in: "account_id,", reason: `unknown rel option "" (known: cascade)`},
-		{in: "account_id,pk", reason: `unknown rel option "pk" (known: cascade)`},
+		{in: "account_id,delete", reason: `unknown rel option "delete" (known: cascade, hasone)`},
+		{in: "account_id,", reason: `unknown rel option "" (known: cascade, hasone)`},
+		{in: "account_id,pk", reason: `unknown rel option "pk" (known: cascade, hasone)`},
 		{in: "1account", reason: `name "1account": only letters, digits and _ are allowed, not starting with a digit`},
 		{in: "account.id", reason: `name "account.id": only letters, digits and _ are allowed, not starting with a digit`},
+		// has-one: the column is on the other table.
+		{in: "user_id,hasone", want: RelTag{Column: "user_id", HasOne: true}},
+		{in: "user_id, cascade ,hasone", want: RelTag{Column: "user_id", HasOne: true, Cascade: true}},
+		{in: "user_id,hasone,hasone", reason: `option "hasone" repeated`},
+		{in: "hasone", want: RelTag{Column: "hasone"}}, // a column may be named so
+		// many-to-many through a join table.
+		{in: "m2m=post_tags(post_id,tag_id)", want: RelTag{Join: "post_tags", JoinLeft: "post_id", JoinRight: "tag_id"}},
+		{in: " m2m= post_tags ( post_id , tag_id ) ", want: RelTag{Join: "post_tags", JoinLeft: "post_id", JoinRight: "tag_id"}},
+		{in: "m2m=post_tags", reason: "m2m needs the form m2m=join_table(this_col,other_col)"},
+		{in: "m2m=post_tags(post_id)", reason: "m2m needs the form m2m=join_table(this_col,other_col)"},
+		{in: "m2m=post_tags(post_id,tag_id,x)", reason: "m2m needs the form m2m=join_table(this_col,other_col)"},
+		{in: "m2m=post_tags(post_id,tag_id", reason: "m2m needs the form m2m=join_table(this_col,other_col)"},
+		{in: "m2m=post_tags)post_id,tag_id(", reason: "m2m needs the form m2m=join_table(this_col,other_col)"},
+		{in: "m2m=(post_id,tag_id)", reason: "m2m needs the form m2m=join_table(this_col,other_col)"},
+		{in: "m2m=post_tags(,tag_id)", reason: "m2m needs the form m2m=join_table(this_col,other_col)"},
+		{in: "m2m=post_tags(post_id,tag_id)x", reason: "m2m needs the form m2m=join_table(this_col,other_col)"},
+		{in: "m2m=post_tags(post_id,tag_id),cascade", reason: `an m2m relation takes no options, got "cascade" (its join rows are always deleted with either side)`},
+		{in: "m2m=post tags(post_id,tag_id)", reason: `name "post tags": only letters, digits and _ are allowed, not starting with a digit`},
+		{in: "m2m=post_tags(post_id,tag-id)", reason: `name "tag-id": only letters, digits and _ are allowed, not starting with a digit`},
+		{in: "m2m=post_tags(id,id)", reason: `the two join columns must differ, both are "id"`},
 	}
 	for _, tt := range tests {
 		got, err := ParseRelTag(tt.in)
@@ -207,7 +227,8 @@ func FuzzParseTag(f *testing.F) {
 }
 
 func FuzzParseRelTag(f *testing.F) {
-	for _, s := range []string{"", "account_id", "account_id,cascade", ",cascade", "a,cascade,cascade", "a,", " a , cascade "} {
+	for _, s := range []string{"", "account_id", "account_id,cascade", ",cascade", "a,cascade,cascade", "a,", " a , cascade ",
+		"user_id,hasone", "m2m=post_tags(post_id,tag_id)", "m2m=j(a,b),cascade", "m2m=j(a,a)", "m2m=j(a"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -222,6 +243,15 @@ func FuzzParseRelTag(f *testing.F) {
 		text := r.Column
 		if r.Cascade {
 			text += ",cascade"
+		}
+		if r.HasOne {
+			text += ",hasone"
+		}
+		if r.Join != "" {
+			if r.Column != "" || r.Cascade || r.HasOne {
+				t.Fatalf("ParseRelTag(%q) = %+v: an m2m tag with a column or options", s, r)
+			}
+			text = "m2m=" + r.Join + "(" + r.JoinLeft + "," + r.JoinRight + ")"
 		}
 		if back, err := ParseRelTag(text); err != nil || back != r {
 			t.Fatalf("ParseRelTag(%q) = %+v, rendered %q, parsed back as %+v, %v", s, r, text, back, err)

@@ -90,14 +90,7 @@ func (s *Session) commitAlone(ctx context.Context) error {
 	if !a.sent {
 		return nil // nothing to write
 	}
-	s.stats.Commits++
-	s.flushLog = s.flushLog[:0]
-	s.intentLog = s.intentLog[:0]
-	for _, e := range s.deletes {
-		s.idmap.Remove(e)
-		e.State = identity.Detached
-	}
-	s.deletes = s.deletes[:0]
+	s.committed()
 	return nil
 }
 
@@ -162,14 +155,17 @@ func (s *Session) flushSize() int {
 		if s.cascadeLocked() != nil {
 			return 2
 		}
-		order, err := s.flushOrder()
+		p, err := s.flushOrder()
 		if err != nil {
 			return 2
 		}
-		for _, t := range order {
+		for _, t := range p.order {
 			if s.syncForeignKeys(t) != nil {
 				return 2
 			}
+		}
+		if s.rowOrderWork(&p) || s.mayWriteLinks(p.order) {
+			return 2
 		}
 	}
 	d := s.e.dialect
@@ -241,6 +237,24 @@ func (s *Session) flushSize() int {
 		return n <= 1
 	})
 	return min(n, 2)
+}
+
+// mayWriteLinks reports whether the flush may write many-to-many join
+// rows: a table with work in it declares a many-to-many relation. Which
+// rows (if any) is known only as the flush compares the link snapshots,
+// so the count errs on the side of more.
+func (s *Session) mayWriteLinks(tables []*mapper.Table) bool {
+	if !s.e.reg.HasM2M() {
+		return false
+	}
+	for _, t := range tables {
+		for _, r := range t.Relations {
+			if r.Join != nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func containsTable(ts []*mapper.Table, t *mapper.Table) bool {

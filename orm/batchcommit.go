@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 
 	"github.com/tallyorm/tally/dialect"
-	"github.com/tallyorm/tally/identity"
 )
 
 // This file holds the batched commit: on a dialect whose driver can send
@@ -137,14 +136,7 @@ func (s *Session) commitBatch(ctx context.Context) (done bool, err error) {
 		}
 		return true, fmt.Errorf("orm: commit: %w", err)
 	}
-	s.stats.Commits++
-	s.flushLog = s.flushLog[:0]
-	s.intentLog = s.intentLog[:0]
-	for _, e := range s.deletes {
-		s.idmap.Remove(e)
-		e.State = identity.Detached
-	}
-	s.deletes = s.deletes[:0]
+	s.committed()
 	return true, nil
 }
 

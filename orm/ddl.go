@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/tallyorm/tally/dialect"
@@ -16,15 +17,35 @@ import (
 // database-generated columns, unique constraints, indexes, and the foreign
 // keys that rel tags declare among the given models. It is meant for demos
 // and tests; use a migration tool (goose, Atlas) for production schemas.
+//
+// Models whose foreign keys form a cycle through a nullable column are
+// created too: that constraint is added with ALTER TABLE once both tables
+// exist (SQLite, which checks foreign keys only when rows change, declares
+// it inline). A cycle of NOT NULL columns is a *CycleError.
 func (e *Engine) CreateTables(ctx context.Context, models ...any) error {
-	tables, fks, err := e.schema(models)
+	tables, fks, broken, err := e.schema(models)
 	if err != nil {
 		return err
 	}
+	// A database that can alter foreign keys needs the referenced table to
+	// exist; one that cannot (SQLite) resolves REFERENCES when rows change,
+	// so a table may name one created after it.
+	later := e.dialect.Capabilities().DropForeignKey != "" && len(broken) > 0
+	inline := fks
+	if later {
+		inline = slices.DeleteFunc(slices.Clone(fks), func(fk mapper.ForeignKey) bool { return containsFK(broken, fk) })
+	}
+	created := map[*mapper.Table]bool{}
 	for _, t := range tables {
-		stmts, err := createTableSQL(e.dialect, t, fks)
+		stmts, err := createTableSQL(e.dialect, t, inline)
 		if err != nil {
 			return err
+		}
+		if later && slices.ContainsFunc(broken, func(fk mapper.ForeignKey) bool { return fk.Child == t }) {
+			// The deferred constraint is added only to a table made now:
+			// CREATE TABLE IF NOT EXISTS leaves an existing one as it is.
+			_, probe := e.exec(ctx, e.db, "SELECT 1 FROM "+e.dialect.Quote(t.Name)+" WHERE 1 = 0", nil)
+			created[t] = probe != nil
 		}
 		for _, s := range stmts {
 			if _, err := e.exec(ctx, e.db, s, nil); err != nil {
@@ -32,14 +53,78 @@ func (e *Engine) CreateTables(ctx context.Context, models ...any) error {
 			}
 		}
 	}
+	if later {
+		q := e.dialect.Quote
+		for _, fk := range broken {
+			if !created[fk.Child] {
+				continue
+			}
+			s := "ALTER TABLE " + q(fk.Child.Name) + " ADD CONSTRAINT " + q(fkName(fk)) + " " + fkClause(q, fk)
+			if _, err := e.exec(ctx, e.db, s, nil); err != nil {
+				return fmt.Errorf("orm: create table %s: %w", fk.Child.Name, err)
+			}
+		}
+	}
+	// Join tables last: they refer to both sides.
+	for _, j := range e.reg.JoinTables(tables) {
+		stmts, err := joinTableSQL(e.dialect, j)
+		if err != nil {
+			return err
+		}
+		for _, s := range stmts {
+			if _, err := e.exec(ctx, e.db, s, nil); err != nil {
+				return fmt.Errorf("orm: create join table %s: %w", j.Name, err)
+			}
+		}
+	}
 	return nil
 }
 
+func containsFK(fks []mapper.ForeignKey, fk mapper.ForeignKey) bool {
+	return slices.ContainsFunc(fks, func(x mapper.ForeignKey) bool { return x.Child == fk.Child && x.Column == fk.Column })
+}
+
+// fkName names a constraint added by ALTER TABLE, like indexName.
+func fkName(fk mapper.ForeignKey) string {
+	return "fk" + indexName(fk.Child.Name, fk.Column.Name)[2:]
+}
+
+// fkClause is FOREIGN KEY (col) REFERENCES parent (pk) [ON DELETE CASCADE].
+func fkClause(q func(string) string, fk mapper.ForeignKey) string {
+	def := "FOREIGN KEY (" + q(fk.Column.Name) + ") REFERENCES " + q(fk.Parent.Name) + " (" + q(fk.Parent.PK[0].Name) + ")"
+	if fk.Cascade {
+		def += " ON DELETE CASCADE"
+	}
+	return def
+}
+
 // DropTables drops the tables of models that exist, children before parents.
+// A foreign key that CreateTables added to break a cycle is dropped first.
 func (e *Engine) DropTables(ctx context.Context, models ...any) error {
-	tables, _, err := e.schema(models)
+	tables, _, broken, err := e.schema(models)
 	if err != nil {
 		return err
+	}
+	// Join tables first: they refer to both sides.
+	for _, j := range e.reg.JoinTables(tables) {
+		if _, err := e.exec(ctx, e.db, "DROP TABLE IF EXISTS "+e.dialect.Quote(j.Name), nil); err != nil {
+			return fmt.Errorf("orm: drop join table %s: %w", j.Name, err)
+		}
+	}
+	q := e.dialect.Quote
+	for _, fk := range broken {
+		if _, err := e.exec(ctx, e.db, "SELECT 1 FROM "+q(fk.Child.Name)+" WHERE 1 = 0", nil); err != nil {
+			continue // no such table
+		}
+		s := "ALTER TABLE " + q(fk.Child.Name) + " " + e.dialect.Capabilities().DropForeignKey + q(fkName(fk))
+		if e.dialect.Capabilities().DropForeignKey == "" {
+			// The constraint is inline and cannot be dropped; DROP TABLE
+			// deletes the rows first (SQLite), which the key would refuse.
+			s = "UPDATE " + q(fk.Child.Name) + " SET " + q(fk.Column.Name) + " = NULL"
+		}
+		if _, err := e.exec(ctx, e.db, s, nil); err != nil {
+			return fmt.Errorf("orm: drop table %s: %w", fk.Child.Name, err)
+		}
 	}
 	for i := len(tables) - 1; i >= 0; i-- {
 		s := "DROP TABLE IF EXISTS " + e.dialect.Quote(tables[i].Name)
@@ -51,14 +136,14 @@ func (e *Engine) DropTables(ctx context.Context, models ...any) error {
 }
 
 // schema resolves models to tables in dependency order, with the foreign
-// keys among them.
-func (e *Engine) schema(models []any) ([]*mapper.Table, []mapper.ForeignKey, error) {
+// keys among them and those left out of the order to break a cycle.
+func (e *Engine) schema(models []any) ([]*mapper.Table, []mapper.ForeignKey, []mapper.ForeignKey, error) {
 	var tables []*mapper.Table
 	seen := map[*mapper.Table]bool{}
 	for _, m := range models {
 		t, err := e.table(m)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if !seen[t] {
 			seen[t] = true
@@ -67,7 +152,7 @@ func (e *Engine) schema(models []any) ([]*mapper.Table, []mapper.ForeignKey, err
 	}
 	all, err := e.reg.ForeignKeys(tables)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var fks []mapper.ForeignKey
 	for _, fk := range all {
@@ -75,11 +160,11 @@ func (e *Engine) schema(models []any) ([]*mapper.Table, []mapper.ForeignKey, err
 			fks = append(fks, fk)
 		}
 	}
-	sorted, err := sortTables(tables, fks)
+	sorted, broken, err := sortTables(tables, fks)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return sorted, fks, nil
+	return sorted, fks, broken, nil
 }
 
 // createTableSQL returns the CREATE TABLE statement of t and, where the
@@ -142,13 +227,44 @@ func createTableSQL(d dialect.Dialect, t *mapper.Table, fks []mapper.ForeignKey)
 		if fk.Child != t {
 			continue
 		}
-		def := "FOREIGN KEY (" + q(fk.Column.Name) + ") REFERENCES " + q(fk.Parent.Name) + " (" + q(fk.Parent.PK[0].Name) + ")"
-		if fk.Cascade {
-			def += " ON DELETE CASCADE"
-		}
-		defs = append(defs, def)
+		defs = append(defs, fkClause(q, fk))
 	}
 	stmt := "CREATE TABLE IF NOT EXISTS " + q(t.Name) + " (\n  " + strings.Join(defs, ",\n  ") + "\n)"
+	return append([]string{stmt}, after...), nil
+}
+
+// joinTableSQL returns the CREATE TABLE statement of a many-to-many join
+// table — its two key columns, typed like the keys they refer to, as a
+// composite primary key, each a foreign key that cascades on delete (a
+// pair goes with either of its rows) — and an index on the second column,
+// which the primary key's index does not serve (loading or deleting from
+// the other side).
+func joinTableSQL(d dialect.Dialect, j mapper.Join) ([]string, error) {
+	q := d.Quote
+	sides := []struct {
+		col string
+		t   *mapper.Table
+	}{{j.JoinTable.Left, j.Left}, {j.JoinTable.Right, j.Right}}
+	var defs, fks []string
+	for _, sd := range sides {
+		pk := sd.t.PK[0]
+		typ, err := d.ColumnType(dialect.Column{Type: pk.Type, Size: pk.Size, SQLType: pk.SQLType, Key: true})
+		if err != nil {
+			return nil, &mapper.DefinitionError{Type: sd.t.Type, Field: pk.Field, Reason: "join table " + j.Name + ": " + err.Error(), Err: err}
+		}
+		defs = append(defs, q(sd.col)+" "+typ+" NOT NULL")
+		fks = append(fks, "FOREIGN KEY ("+q(sd.col)+") REFERENCES "+q(sd.t.Name)+" ("+q(pk.Name)+") ON DELETE CASCADE")
+	}
+	defs = append(defs, "PRIMARY KEY ("+q(j.JoinTable.Left)+", "+q(j.JoinTable.Right)+")")
+	defs = append(defs, fks...)
+	idx := indexName(j.Name, j.JoinTable.Right)
+	var after []string
+	if d.Capabilities().CreateIndexIfNotExists {
+		after = append(after, "CREATE INDEX IF NOT EXISTS "+q(idx)+" ON "+q(j.Name)+" ("+q(j.JoinTable.Right)+")")
+	} else {
+		defs = append(defs, "INDEX "+q(idx)+" ("+q(j.JoinTable.Right)+")")
+	}
+	stmt := "CREATE TABLE IF NOT EXISTS " + q(j.Name) + " (\n  " + strings.Join(defs, ",\n  ") + "\n)"
 	return append([]string{stmt}, after...), nil
 }
 

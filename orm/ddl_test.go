@@ -665,7 +665,7 @@ func TestSortTables(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tables, fks := ddlGraph(tt.in, tt.edges)
-			got, err := sortTables(tables, fks)
+			got, _, err := sortTables(tables, fks)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -678,7 +678,7 @@ func TestSortTables(t *testing.T) {
 			}
 			// The same input gives the same order every time (no map order).
 			for range 20 {
-				again, _ := sortTables(tables, fks)
+				again, _, _ := sortTables(tables, fks)
 				if !slices.Equal(again, got) {
 					t.Fatal("order is not stable across calls")
 				}
@@ -704,7 +704,7 @@ func TestSortTablesCycle(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tables, fks := ddlGraph(tt.in, tt.edges)
-			_, err := sortTables(tables, fks)
+			_, _, err := sortTables(tables, fks)
 			var ce *CycleError
 			if !errors.As(err, &ce) {
 				t.Fatalf("got %v, want a *CycleError", err)

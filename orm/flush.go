@@ -19,6 +19,15 @@ import (
 // the statements. On failure the transaction is rolled back (or, inside a
 // Savepoint, rolled back to it) and the session is restored as Commit
 // describes.
+//
+// Parents are inserted before children and children deleted before
+// parents, from the foreign keys rel tags declare. Rows of a table that
+// refers to itself are written in dependency levels, one batch per level.
+// A cycle of tables is broken at a nullable foreign key (inserted NULL,
+// then set by a follow-up UPDATE; set NULL before its rows are deleted);
+// a cycle of NOT NULL keys is a *CycleError. A child removed from the
+// loaded slice of a has-many relation tagged cascade is deleted
+// (delete-orphan), unless another parent's slice now lists it.
 func (s *Session) Flush(ctx context.Context) error {
 	if err := s.enter(); err != nil {
 		return err
@@ -42,14 +51,24 @@ type update struct {
 }
 
 // flushLocked is the unit of work: tables in foreign-key order; for each,
-// parent keys copied into its objects, then its inserts (batched) and its
-// updates; then every table's deletes, children first.
+// parent keys copied into its objects, then its inserts (batched; by
+// dependency level when the table refers to itself) and its updates; then
+// the follow-up UPDATEs of keys left NULL to break a cycle; then every
+// table's deletes, children first (again by level within a table).
 func (s *Session) flushLocked(ctx context.Context, auto bool) error {
 	if err := s.cascadeLocked(); err != nil {
 		return &FlushError{Autoflush: auto, Err: err}
 	}
-	order, err := s.flushOrder()
+	// Orphans are marked before the order is planned: their deletes, and
+	// those they cascade to, are part of this flush.
+	mark := len(s.flushLog)
+	if err := s.deleteOrphans(); err != nil {
+		s.undoFlushes(mark)
+		return &FlushError{Autoflush: auto, Err: err}
+	}
+	p, err := s.flushOrder()
 	if err != nil {
+		s.undoFlushes(mark)
 		return &FlushError{Autoflush: auto, Err: err}
 	}
 	wrote := false
@@ -67,11 +86,17 @@ func (s *Session) flushLocked(ctx context.Context, auto bool) error {
 		wrote = true
 	}
 	var ups []update
+	var deferred []deferredKey
 	// Inserts log up to three undo records each: size the log once.
 	s.flushLog = slices.Grow(s.flushLog, 3*len(s.pending))
-	for _, t := range order {
+	for _, t := range p.order {
 		if err := s.syncForeignKeys(t); err != nil {
 			return fail("", t, err)
+		}
+		if len(p.broken) > 0 {
+			if err := s.deferKeys(t, p.broken, &deferred); err != nil {
+				return fail("", t, err)
+			}
 		}
 		var ins []*identity.Entry
 		for _, e := range s.pending {
@@ -79,14 +104,43 @@ func (s *Session) flushLocked(ctx context.Context, auto bool) error {
 				ins = append(ins, e)
 			}
 		}
-		// The changed objects are found before the inserts, which would
-		// only add unchanged, freshly snapshotted objects to compare.
-		ups = s.dirty(t, ups[:0])
-		if len(ins) > 0 {
-			wrote = true
-			if err := s.insert(ctx, t, ins); err != nil {
+		self := p.selfKeys(t)
+		if len(self) == 0 {
+			// The changed objects are found before the inserts, which would
+			// only add unchanged, freshly snapshotted objects to compare.
+			ups = s.dirty(t, ups[:0])
+			if len(ins) > 0 {
+				wrote = true
+				if err := s.insert(ctx, t, ins); err != nil {
+					return fail("INSERT", t, err)
+				}
+			}
+		} else {
+			// Rows of a table that refers to itself go in dependency
+			// levels, parents first, each level one batch; the keys of a
+			// level's new parents reach its children before their level.
+			lv, err := s.insertLevels(t, ins, self, &deferred)
+			if err != nil {
 				return fail("INSERT", t, err)
 			}
+			for i, l := range lv {
+				if i > 0 {
+					if err := s.syncForeignKeys(t); err != nil {
+						return fail("", t, err)
+					}
+				}
+				wrote = true
+				if err := s.insert(ctx, t, l); err != nil {
+					return fail("INSERT", t, err)
+				}
+			}
+			if len(ins) > 0 {
+				// Persistent rows moved under a new parent get its key.
+				if err := s.syncForeignKeys(t); err != nil {
+					return fail("", t, err)
+				}
+			}
+			ups = s.dirty(t, ups[:0])
 		}
 		for _, u := range ups {
 			wrote = true
@@ -99,17 +153,40 @@ func (s *Session) flushLocked(ctx context.Context, auto bool) error {
 		// Every pending object's table is in order, so none can remain.
 		return fail("INSERT", s.pending[0].Table, errors.New("orm: internal error: pending objects left after flush"))
 	}
-	for i := len(order) - 1; i >= 0; i-- {
-		t := order[i]
+	if len(p.broken) > 0 {
+		w, t, err := s.setDeferredKeys(ctx, deferred, p.broken)
+		wrote = wrote || w
+		if err != nil {
+			return fail("UPDATE", t, err)
+		}
+	}
+	if op, join, err := s.flushLinks(ctx, &wrote); err != nil { // join rows: after every insert, before every delete
+		s.abortFlush(ctx)
+		return &FlushError{Autoflush: auto, Op: op, Table: join, Err: err}
+	}
+	if t, err := s.unlinkDeletes(ctx, &p); err != nil {
+		return fail("UPDATE", t, err)
+	}
+	for i := len(p.order) - 1; i >= 0; i-- {
+		t := p.order[i]
 		var dels []*identity.Entry
 		for _, e := range s.deletes {
 			if e.Table == t && !e.Flushed {
 				dels = append(dels, e)
 			}
 		}
-		if len(dels) > 0 {
-			wrote = true
-			if err := s.delete(ctx, t, dels); err != nil {
+		if len(dels) == 0 {
+			continue
+		}
+		wrote = true
+		lv := [][]*identity.Entry{dels}
+		if self := p.selfKeys(t); len(self) > 0 {
+			if lv, err = s.deleteLevels(ctx, t, dels, self); err != nil {
+				return fail("DELETE", t, err)
+			}
+		}
+		for _, l := range lv {
+			if err := s.delete(ctx, t, l); err != nil {
 				return fail("DELETE", t, err)
 			}
 		}
@@ -117,6 +194,7 @@ func (s *Session) flushLocked(ctx context.Context, auto bool) error {
 	if wrote {
 		s.stats.Flushes++
 	}
+	s.noteMembers(true)
 	return nil
 }
 
@@ -209,8 +287,38 @@ func (s *Session) hasRelations() bool {
 	return false
 }
 
+// flushPlan is the order of a flush: its tables parents first, the
+// foreign keys among them, and those left out to break a cycle.
+type flushPlan struct {
+	order  []*mapper.Table
+	fks    []mapper.ForeignKey
+	broken []mapper.ForeignKey
+}
+
+// refersToItself reports whether t has a relation to its own type, whose
+// rows the flush then orders one by one.
+func refersToItself(t *mapper.Table) bool {
+	for _, r := range t.Relations {
+		if r.Target == t.Type {
+			return true
+		}
+	}
+	return false
+}
+
+// selfKeys returns the foreign keys by which t refers to itself.
+func (p *flushPlan) selfKeys(t *mapper.Table) []mapper.ForeignKey {
+	var out []mapper.ForeignKey
+	for _, fk := range p.fks {
+		if fk.Child == t && fk.Parent == t {
+			out = append(out, fk)
+		}
+	}
+	return out
+}
+
 // flushOrder lists the tables with work, parents first.
-func (s *Session) flushOrder() ([]*mapper.Table, error) {
+func (s *Session) flushOrder() (flushPlan, error) {
 	var tables []*mapper.Table
 	seen := map[*mapper.Table]bool{}
 	add := func(e *identity.Entry) bool {
@@ -232,16 +340,20 @@ func (s *Session) flushOrder() ([]*mapper.Table, error) {
 			tables = append(tables, t)
 		}
 	}
-	if len(tables) <= 1 {
-		return tables, nil
+	if len(tables) == 0 || len(tables) == 1 && !refersToItself(tables[0]) {
+		return flushPlan{order: tables}, nil
 	}
 	// Stable input order (by name) so that the flush order is deterministic.
 	slices.SortFunc(tables, func(a, b *mapper.Table) int { return strings.Compare(a.Name, b.Name) })
 	fks, err := s.e.reg.ForeignKeys(tables)
 	if err != nil {
-		return nil, err
+		return flushPlan{}, err
 	}
-	return sortTables(tables, fks)
+	order, broken, err := sortTables(tables, fks)
+	if err != nil {
+		return flushPlan{}, err
+	}
+	return flushPlan{order: order, fks: fks, broken: broken}, nil
 }
 
 // dirty appends the changed persistent objects of table t, in the order
@@ -277,7 +389,10 @@ func cmpSeq(a, b *identity.Entry) int {
 func (s *Session) syncForeignKeys(t *mapper.Table) error {
 	var err error
 	set := func(e *identity.Entry, col *mapper.Column, parent any, pt *mapper.Table) {
-		if err != nil {
+		if err != nil || s.pendingByObj[parent] != nil {
+			// A parent not inserted yet (later in a self-referencing
+			// table, or across a broken cycle) has no row to point at:
+			// its key is copied once it has.
 			return
 		}
 		pk := pt.Acc.Value(parent, pt.PK[0])
@@ -287,9 +402,12 @@ func (s *Session) syncForeignKeys(t *mapper.Table) error {
 		}
 		err = s.setCol(e, col, pk)
 	}
+	if err := s.syncHasOne(t); err != nil {
+		return err
+	}
 	// Belongs-to: the object points at its parent.
 	for _, r := range t.Relations {
-		if r.HasMany {
+		if !r.BelongsTo() {
 			continue
 		}
 		pt, terr := s.e.reg.Table(r.Target)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"iter"
@@ -153,29 +154,6 @@ func (q *Q[T]) NoTrack() *Q[T] {
 	return c
 }
 
-// Load eager-loads relations (rel fields of T, by Go field name) for the
-// objects the query returns: one extra query per relation, with IN, so
-// there is no N+1.
-func (q *Q[T]) Load(relations ...string) *Q[T] {
-	c := q.clone()
-	for _, r := range relations {
-		if c.err == nil && c.t != nil && relation(c.t, r) == nil {
-			c.err = fmt.Errorf("orm: Load(%q): %s has no rel field of that name", r, c.t.Name)
-		}
-		c.loads = append(c.loads, r)
-	}
-	return c
-}
-
-func relation(t *mapper.Table, field string) *mapper.Relation {
-	for _, r := range t.Relations {
-		if r.Field == field {
-			return r
-		}
-	}
-	return nil
-}
-
 // build returns the SQL and args for the query, with `what` selected.
 func (q *Q[T]) build(what string, forCount bool) (string, []any, error) {
 	if q.err != nil {
@@ -280,16 +258,8 @@ func (q *Q[T]) collect(ctx context.Context, max int) ([]*T, error) {
 		return nil, err
 	}
 	resolveAll(q.s, q.t, out, q.noTrack)
-	if len(q.loads) > 0 && len(out) > 0 {
-		objs := make([]any, len(out))
-		for i, o := range out {
-			objs[i] = o
-		}
-		for _, name := range q.loads {
-			if err := q.s.loadRelation(ctx, q.t, relation(q.t, name), objs); err != nil {
-				return nil, err
-			}
-		}
+	if err := loadInto(ctx, q.s, q.t, out, q.loads, q.noTrack); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -312,7 +282,7 @@ func scanRow[T any](s *Session, t *mapper.Table, rows *sql.Rows, noTrack bool) (
 
 // resolveAll replaces each freshly read object by the tracked one with its
 // key, if any, and starts tracking the others (unless noTrack).
-func resolveAll[T any](s *Session, t *mapper.Table, objs []*T, noTrack bool) {
+func resolveAll[P any](s *Session, t *mapper.Table, objs []P, noTrack bool) {
 	if !noTrack {
 		s.idmap.Reserve(t, len(objs))
 		// Entries for the whole result in one allocation (the rows that
@@ -325,7 +295,7 @@ func resolveAll[T any](s *Session, t *mapper.Table, objs []*T, noTrack bool) {
 	for i, obj := range objs {
 		k := t.Acc.Key(obj)
 		if e := s.idmap.Get(t, k); e != nil {
-			objs[i] = e.Obj.(*T)
+			objs[i] = e.Obj.(P)
 			continue
 		}
 		if noTrack {
@@ -511,6 +481,15 @@ type Set map[string]any
 // that match get the new values, and fresh snapshots for them, so the
 // session stays true; a version column is bumped. Pending changes are
 // flushed first.
+//
+// Each value is converted to its field's type before any SQL, as the
+// database would: numbers across integer kinds, T into *T, nil into a
+// nullable field, and what a sql.Scanner field accepts (a string for a
+// sql.NullString). A value that does not fit, or a name that is not a
+// column, is an error and nothing is sent. Should a tracked object still
+// refuse its new value, the transaction is rolled back (to the innermost
+// savepoint, if one is open) and the session restored as after a failed
+// Commit, so that the session and the database never disagree.
 func (q *Q[T]) UpdateAll(ctx context.Context, set Set) (int64, error) {
 	s := q.s
 	if err := s.enter(); err != nil {
@@ -537,6 +516,13 @@ func (q *Q[T]) UpdateAll(ctx context.Context, set Set) (int64, error) {
 			return 0, fmt.Errorf("orm: UpdateAll: column %s of %s cannot be set (primary key, version or readonly)", name, t.Name)
 		}
 		names = append(names, name)
+	}
+	// Every value is converted to its field's type before any SQL: a value
+	// that does not fit must fail here, not after the UPDATE has run, and
+	// the tracked objects then receive exactly what was written.
+	set, err := convertSet(t, set)
+	if err != nil {
+		return 0, err
 	}
 	slices.Sort(names) // deterministic SQL, so it can be logged and compared
 	var b strings.Builder
@@ -568,23 +554,90 @@ func (q *Q[T]) UpdateAll(ctx context.Context, set Set) (int64, error) {
 			// may share a []byte or pointer with the caller or each other.
 			c := t.Column(name)
 			if err := s.setCol(e, c, copyValue(set[name])); err != nil {
-				return err
+				return &setFieldError{err}
 			}
 			if err := t.Acc.Set(snap, c, copyValue(set[name])); err != nil {
-				return err
+				return &setFieldError{err}
 			}
 		}
 		if v := t.Version; v != nil {
 			n, _ := mapper.ToInt64(t.Acc.Value(e.Snap, v))
 			if err := s.setCol(e, v, n+1); err != nil {
-				return err
+				return &setFieldError{err}
 			}
 			_ = t.Acc.Set(snap, v, n+1)
 		}
 		e.Snap = snap
 		return nil
 	}
-	return s.bulk(ctx, q.t, b.String(), args, q.where, q.args, apply)
+	n, err := s.bulk(ctx, q.t, b.String(), args, q.where, q.args, apply)
+	if err != nil && applyFailed(err) {
+		// The UPDATE ran but a tracked object could not take its result:
+		// roll the statement back with the rest of the flushed work, which
+		// undoes what the flushes and apply did in memory too, so that the
+		// session and the database never disagree.
+		s.abortFlush(ctx)
+		return 0, fmt.Errorf("orm: UpdateAll: the UPDATE was rolled back, with the transaction's flushed work: %w", err)
+	}
+	return n, err
+}
+
+// setFieldError is a Set value that converted before the statement but
+// could not be written into a tracked object after it.
+type setFieldError struct{ err error }
+
+func (e *setFieldError) Error() string { return e.err.Error() }
+func (e *setFieldError) Unwrap() error { return e.err }
+
+func applyFailed(err error) bool {
+	var se *setFieldError
+	return errors.As(err, &se)
+}
+
+// convertSet returns set with every value converted to the Go type of its
+// column's field, as the database would convert it: numbers across integer
+// kinds, T into *T, nil into a nullable field, and whatever a sql.Scanner
+// field (sql.NullString, ...) accepts from a driver value, such as a string
+// for a NullString. A value that does not fit is an error naming the
+// column.
+func convertSet(t *mapper.Table, set Set) (Set, error) {
+	scratch := reflect.New(t.Type).Interface()
+	out := make(Set, len(set))
+	for name, v := range set {
+		c := t.Column(name)
+		if err := setField(t, scratch, c, v); err != nil {
+			return nil, fmt.Errorf("orm: UpdateAll: cannot set %s.%s (%v) to %T: %w", t.Name, name, c.Type, v, err)
+		}
+		out[name] = t.Acc.Value(scratch, c)
+		if c.Type.Kind() == reflect.Pointer && out[name] != nil {
+			// Value dereferences a pointer field; keep its type, so that
+			// applying it allocates a fresh pointee per object.
+			out[name] = reflect.ValueOf(scratch).Elem().FieldByIndex(c.Index).Interface()
+		}
+	}
+	return out, nil
+}
+
+// setField assigns v to c's field of obj through the accessor, falling back
+// to the field's sql.Scanner with v as a driver value.
+func setField(t *mapper.Table, obj any, c *mapper.Column, v any) error {
+	err := t.Acc.Set(obj, c, copyValue(v))
+	if err == nil {
+		return nil
+	}
+	ptr := reflect.New(c.Type)
+	sc, ok := ptr.Interface().(sql.Scanner)
+	if !ok {
+		return err
+	}
+	dv, cerr := driver.DefaultParameterConverter.ConvertValue(v)
+	if cerr != nil {
+		return errors.Join(err, cerr)
+	}
+	if serr := sc.Scan(dv); serr != nil {
+		return serr
+	}
+	return t.Acc.Set(obj, c, ptr.Elem().Interface())
 }
 
 // DeleteAll deletes every matching row in one statement, skipping the unit
@@ -692,78 +745,6 @@ func (s *Session) bulk(ctx context.Context, t *mapper.Table, stmt string, args [
 		}
 	}
 	return n, nil
-}
-
-// loadRelation fills relation r of the parents objs (all of table t) with
-// one IN query per chunk of keys.
-func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.Relation, objs []any) error {
-	target, err := s.e.reg.Table(r.Target)
-	if err != nil {
-		return err
-	}
-	d := s.e.dialect
-	// The column matched with IN, and the value each parent contributes.
-	var matchCol *mapper.Column
-	var keyOf func(obj any) any
-	if r.HasMany {
-		matchCol = target.Column(r.Column)
-		keyOf = func(obj any) any { return t.Acc.Value(obj, t.PK[0]) }
-	} else {
-		matchCol = target.PK[0]
-		fk := t.Column(r.Column)
-		keyOf = func(obj any) any { return t.Acc.Value(obj, fk) }
-	}
-	groups := map[any][]reflect.Value{} // key value → fields to fill
-	var keys []any
-	for _, o := range objs {
-		k := normKey(keyOf(o))
-		if k == nil {
-			continue
-		}
-		f := reflect.ValueOf(o).Elem().FieldByIndex(r.Index)
-		if r.HasMany {
-			f.Set(reflect.MakeSlice(f.Type(), 0, 0))
-		}
-		if _, ok := groups[k]; !ok {
-			keys = append(keys, k)
-		}
-		groups[k] = append(groups[k], f)
-	}
-	per := min(d.MaxParams()-1, 1000)
-	for len(keys) > 0 {
-		n := min(per, len(keys))
-		chunk := keys[:n]
-		keys = keys[n:]
-		query, args, err := dialect.Expand(d, "SELECT "+quoteList(d, target.Columns)+" FROM "+d.Quote(target.Name)+
-			" WHERE "+d.Quote(matchCol.Name)+" IN (?) ORDER BY "+quoteList(d, target.PK), []any{chunk})
-		if err != nil {
-			return err
-		}
-		rows, obs, err := s.query(ctx, query, args)
-		if err != nil {
-			return err
-		}
-		cnt := int64(0)
-		for rows.Next() {
-			cnt++
-			obj := reflect.New(target.Type).Interface()
-			if err = rows.Scan(s.scanDest(target, obj, target.Columns)...); err != nil {
-				break
-			}
-			obj = s.resolve(target, obj)
-			for _, f := range groups[normKey(target.Acc.Value(obj, matchCol))] {
-				if r.HasMany {
-					f.Set(reflect.Append(f, reflect.ValueOf(obj)))
-				} else {
-					f.Set(reflect.ValueOf(obj))
-				}
-			}
-		}
-		if err := s.e.closeRows(ctx, rows, obs, cnt, err); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // normKey makes integer keys of any Go type compare equal as map keys.

@@ -86,6 +86,11 @@ type Session struct {
 	intentLog []undo
 	sps       []savepoint
 
+	// members holds, per cascade has-many relation of a tracked parent,
+	// the children its slice had when loaded or last flushed: one missing
+	// from the slice now is an orphan (see deleteOrphans).
+	members map[memberKey][]any
+
 	// lost is set when the database rolled the whole transaction back
 	// behind the session's back (MySQL does on a deadlock, even inside a
 	// savepoint): every statement fails with it until Rollback, so no
@@ -96,6 +101,10 @@ type Session struct {
 	// rec records a flush planned for a batch (see commitBatch).
 	alone aloneCommit
 	rec   *batchRec
+
+	// links holds the join rows of loaded or flushed many-to-many
+	// relations (see m2m.go); nil until a session uses one.
+	links map[linkKey][]link
 
 	seq      uint64
 	stats    Stats
@@ -307,7 +316,7 @@ func (s *Session) cascadeAdd(t *mapper.Table, obj any) error {
 	v := reflect.ValueOf(obj).Elem()
 	for _, r := range t.Relations {
 		f := v.FieldByIndex(r.Index)
-		if r.HasMany {
+		if r.IsSlice() {
 			for i := range f.Len() {
 				if c := f.Index(i); !c.IsNil() {
 					if err := s.cascadeOne(c.Interface()); err != nil {
@@ -397,8 +406,12 @@ func (s *Session) lookup(t *mapper.Table, obj any) *identity.Entry {
 
 // Delete marks objects for deletion at the next flush. A pending object is
 // simply dropped. An object the session does not track but whose key is set
-// is deleted by key (and by its version, if it has one). Has-many relations
-// tagged cascade delete their loaded children too. Delete sends no SQL.
+// is deleted by key (and by its version, if it has one). Has-many and
+// has-one relations tagged cascade delete the children too: those in the slice, and every
+// other child the session tracks whose foreign key holds the parent's key
+// (the database removes their rows with ON DELETE CASCADE, so the session
+// must not keep them); the flush deletes the object's many-to-many join
+// rows before it. Delete sends no SQL.
 func (s *Session) Delete(objs ...any) error {
 	if err := s.enter(); err != nil {
 		return err
@@ -448,23 +461,61 @@ func (s *Session) deleteLocked(obj any) error {
 	return s.cascadeDelete(t, obj)
 }
 
+// cascadeDelete marks the children of a has-many cascade relation deleted
+// with obj: those in the loaded slice, and every other child the session
+// tracks whose foreign key holds obj's key (loaded by a separate query, or
+// added pointing at it). The database removes their rows (ON DELETE
+// CASCADE); the session must not keep serving them.
 func (s *Session) cascadeDelete(t *mapper.Table, obj any) error {
 	for _, r := range t.Relations {
-		if !r.HasMany || !r.Cascade {
+		if !r.HasMany && !r.HasOne || !r.Cascade {
 			continue
 		}
+		ct, err := s.e.reg.Table(r.Target)
+		if err != nil {
+			return err
+		}
+		var kids []any
 		f := reflect.ValueOf(obj).Elem().FieldByIndex(r.Index)
+		if r.HasOne { // a has-one is a has-many of at most one here
+			f = reflect.Append(reflect.New(reflect.SliceOf(f.Type())).Elem(), f)
+		}
 		for i := range f.Len() {
-			c := f.Index(i)
-			if c.IsNil() {
-				continue
+			if c := f.Index(i); !c.IsNil() {
+				kids = append(kids, c.Interface())
 			}
-			ct, err := s.e.reg.Table(r.Target)
-			if err != nil {
-				return err
+		}
+		// The current value of the column is the one to match: a child
+		// moved away in memory is updated before the parent's DELETE runs,
+		// and one moved to this parent is updated into the cascade.
+		col, key := ct.Column(r.Column), t.Acc.Value(obj, t.PK[0])
+		if !keyIsZero(t, obj) {
+			var found []*identity.Entry
+			match := func(e *identity.Entry) {
+				if sameKey(ct.Acc.Value(e.Obj, col), key) {
+					found = append(found, e)
+				}
 			}
-			if ce := s.lookup(ct, c.Interface()); ce != nil {
-				if err := s.deleteLocked(c.Interface()); err != nil {
+			s.idmap.EachIn(ct, func(e *identity.Entry) bool {
+				if e.State == identity.Persistent {
+					match(e)
+				}
+				return true
+			})
+			for _, e := range s.pending {
+				if e.Table == ct {
+					match(e)
+				}
+			}
+			// In the order they entered the session, not the map's.
+			slices.SortFunc(found, cmpSeq)
+			for _, e := range found {
+				kids = append(kids, e.Obj)
+			}
+		}
+		for _, c := range kids {
+			if ce := s.lookup(ct, c); ce != nil && ce.State != identity.Deleted {
+				if err := s.deleteLocked(c); err != nil {
 					return err
 				}
 			}
@@ -753,6 +804,16 @@ func (s *Session) Commit(ctx context.Context) error {
 		}
 		return fmt.Errorf("orm: commit: %w", err)
 	}
+	s.committed()
+	return nil
+}
+
+// committed does a successful commit's bookkeeping, whichever way the
+// work was sent (a transaction, one statement alone, a batch): the undo
+// logs are dropped; deleted objects are detached and released from the
+// engine's ownership index, and so are objects the session let go; the
+// delete-orphan records forget the children that left.
+func (s *Session) committed() {
 	s.stats.Commits++
 	s.flushLog = s.flushLog[:0]
 	s.intentLog = s.intentLog[:0]
@@ -765,7 +826,7 @@ func (s *Session) Commit(ctx context.Context) error {
 	if len(s.owned) > 0 {
 		s.sweepOwned(false)
 	}
-	return nil
+	s.noteMembers(false)
 }
 
 // Rollback rolls back the transaction and discards the session's state:
@@ -804,7 +865,9 @@ func (s *Session) reset() {
 	s.flushLog = s.flushLog[:0]
 	s.intentLog = s.intentLog[:0]
 	s.sps = s.sps[:0]
+	s.links = nil
 	s.sweepOwned(true)
+	clear(s.members)
 }
 
 // Close rolls back whatever is uncommitted, detaches every object and

@@ -24,12 +24,15 @@ type undoKind uint8
 
 const (
 	// Flush effects, in flushLog.
-	undoInsert   undoKind = iota // the entry was inserted and entered the map
-	undoSetCol                   // the flush wrote a field (generated key, version, foreign key)
-	undoSnap                     // the entry's snapshot was replaced
-	undoDeleteDB                 // the entry's DELETE ran
-	undoDetach                   // a bulk DELETE detached the entry (old: its state)
-	undoDisplace                 // an insert took the key of the entry, deleted in this transaction
+	undoInsert        undoKind = iota // the entry was inserted and entered the map
+	undoSetCol                        // the flush wrote a field (generated key, version, foreign key)
+	undoSnap                          // the entry's snapshot was replaced
+	undoDeleteDB                      // the entry's DELETE ran
+	undoDetach                        // a bulk DELETE detached the entry (old: its state)
+	undoLinks                         // a flush replaced an m2m link snapshot (old: a linkUndo)
+	undoOrphan                        // delete-orphan marked the entry deleted
+	undoOrphanDropped                 // delete-orphan's cascade dropped the pending entry
+	undoDisplace                      // an insert took the key of the entry, deleted in this transaction
 	// Intents, in intentLog (recorded only inside a savepoint).
 	undoAdd         // Add made the entry pending
 	undoDropPending // Delete dropped a pending entry
@@ -89,6 +92,21 @@ func (s *Session) undoFlushes(mark int) {
 			e.Snap = u.old
 		case undoDeleteDB:
 			e.Flushed = false
+		case undoLinks:
+			s.restoreLinks(u.old.(linkUndo))
+		case undoOrphan:
+			// The flush, not the caller, marked it: it is persistent again.
+			if e.State == identity.Deleted {
+				e.State, e.Flushed = identity.Persistent, false
+				s.deletes = slices.DeleteFunc(s.deletes, func(d *identity.Entry) bool { return d == e })
+			}
+		case undoOrphanDropped:
+			if e.State == identity.Transient {
+				e.State = identity.Pending
+				s.pending = append(s.pending, e)
+				s.trackPending(e.Obj, e)
+				reinsert = true
+			}
 		case undoDisplace:
 			// The new object that took e's key is out of the map again
 			// (its undoInsert came later in the log, so it ran first).
