@@ -40,6 +40,15 @@ type Capabilities struct {
 	// MaxParams is the most bound parameters one statement may carry.
 	MaxParams int
 
+	// ArrayParams: a Go slice binds as one array parameter, so a list
+	// longer than MaxParams can be sent as = ANY(?) (PostgreSQL).
+	ArrayParams bool
+
+	// Uint64: every uint64 can be stored (MySQL BIGINT UNSIGNED, PostgreSQL
+	// NUMERIC(20)). Without it (SQLite, whose integers are signed 64-bit)
+	// a model with a uint64 column is refused when it is registered.
+	Uint64 bool
+
 	// Savepoint, ReleaseSavepoint and RollbackToSavepoint are the
 	// statements that open, release and roll back to a savepoint; the
 	// (unquoted, generated) savepoint name follows them.

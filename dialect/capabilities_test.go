@@ -19,14 +19,14 @@ func TestCapabilities(t *testing.T) {
 		want Capabilities
 	}{
 		{"mysql", MySQL, savepoints(Capabilities{
-			ForUpdate: true, EmptyInsert: "() VALUES ()", DropForeignKey: "DROP FOREIGN KEY ", Begin: BeginPlain, MaxParams: 65535,
+			ForUpdate: true, EmptyInsert: "() VALUES ()", DropForeignKey: "DROP FOREIGN KEY ", Begin: BeginPlain, MaxParams: 65535, Uint64: true,
 		})},
 		{"mariadb", MariaDB, savepoints(Capabilities{
-			Returning: true, ForUpdate: true, EmptyInsert: "() VALUES ()", DropForeignKey: "DROP FOREIGN KEY ", Begin: BeginPlain, MaxParams: 65535,
+			Returning: true, ForUpdate: true, EmptyInsert: "() VALUES ()", DropForeignKey: "DROP FOREIGN KEY ", Begin: BeginPlain, MaxParams: 65535, Uint64: true,
 		})},
 		{"postgres", PostgreSQL, savepoints(Capabilities{
 			Returning: true, ForUpdate: true, CreateIndexIfNotExists: true, EmptyInsert: "DEFAULT VALUES",
-			DropForeignKey: "DROP CONSTRAINT IF EXISTS ", Begin: BeginPlain, MaxParams: 65535,
+			DropForeignKey: "DROP CONSTRAINT IF EXISTS ", Begin: BeginPlain, MaxParams: 65535, Uint64: true, ArrayParams: true,
 		})},
 		{"sqlite", SQLite, savepoints(Capabilities{
 			Returning: true, CreateIndexIfNotExists: true, EmptyInsert: "DEFAULT VALUES",

@@ -2,8 +2,10 @@ package dialect
 
 import (
 	"database/sql/driver"
+	"encoding/json"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -26,14 +28,26 @@ const (
 	kindString
 	kindBytes
 	kindTime
+	kindDecimal // precision= in the tag, or a Scanner/Valuer type named Decimal
+	kindUUID    // a 16-byte array: [16]byte, github.com/google/uuid's UUID
+	kindJSON    // json.RawMessage, or the json option
 
 	numKinds // the length of each dialect's table of types
 )
 
 var (
-	timeType   = reflect.TypeFor[time.Time]()
-	valuerType = reflect.TypeFor[driver.Valuer]()
+	timeType       = reflect.TypeFor[time.Time]()
+	valuerType     = reflect.TypeFor[driver.Valuer]()
+	rawMessageType = reflect.TypeFor[json.RawMessage]()
 )
+
+// isDecimalType recognises a decimal library's type without depending on
+// it: a type named Decimal or NullDecimal that values itself
+// (github.com/shopspring/decimal, github.com/cockroachdb/apd, ...).
+func isDecimalType(t reflect.Type) bool {
+	named := t.Name() == "Decimal" || t.Name() == "NullDecimal"
+	return named && (t.Implements(valuerType) || reflect.PointerTo(t).Implements(valuerType))
+}
 
 // storedType unwraps what a column may hold in place of the stored value:
 // pointers, and database/sql's NullString, NullInt64, ..., Null[T].
@@ -65,7 +79,14 @@ func kindOf(name string, c Column) (goKind, error) {
 		return 0, fmt.Errorf("dialect: %s: column has no Go type", name)
 	}
 	t := storedType(c.Type)
-	if t == timeType {
+	switch {
+	case c.JSON || t == rawMessageType:
+		return kindJSON, nil
+	case c.Precision > 0 || isDecimalType(t):
+		return kindDecimal, nil
+	case t.Kind() == reflect.Array && t.Len() == 16 && t.Elem().Kind() == reflect.Uint8:
+		return kindUUID, nil
+	case t == timeType:
 		return kindTime, nil
 	}
 	if t.Implements(valuerType) || reflect.PointerTo(t).Implements(valuerType) {
@@ -121,4 +142,12 @@ func intWidth(t reflect.Type) (size int, unsigned bool) {
 		return 8, true
 	}
 	return 8, false
+}
+
+// decimalArgs is "(P,S)" for a column with a precision, else "".
+func decimalArgs(c Column) string {
+	if c.Precision == 0 {
+		return ""
+	}
+	return "(" + strconv.Itoa(c.Precision) + "," + strconv.Itoa(c.Scale) + ")"
 }

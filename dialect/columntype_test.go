@@ -12,11 +12,22 @@ import (
 
 type status string
 
-// uuidLike stands for types such as uuid.UUID: a Valuer whose database type
-// this package cannot guess.
+// uuidLike stands for github.com/google/uuid's UUID: a 16-byte array
+// whose Valuer gives its text form.
 type uuidLike [16]byte
 
 func (uuidLike) Value() (driver.Value, error) { return "", nil }
+
+// Decimal stands for github.com/shopspring/decimal's Decimal, recognised
+// by its name and its Valuer.
+type Decimal struct{ _ string }
+
+func (Decimal) Value() (driver.Value, error) { return "", nil }
+
+// opaqueValuer is a Valuer whose database type nothing tells.
+type opaqueValuer struct{ _ int }
+
+func (opaqueValuer) Value() (driver.Value, error) { return "", nil }
 
 type ptrValuer struct{ _ int }
 
@@ -43,20 +54,27 @@ func TestColumnType(t *testing.T) {
 		{"uint", Column{Type: typeOf[uint]()}, "BIGINT UNSIGNED", "NUMERIC(20)", "INTEGER"},
 		{"float32", Column{Type: typeOf[float32]()}, "FLOAT", "REAL", "REAL"},
 		{"float64", Column{Type: typeOf[float64]()}, "DOUBLE", "DOUBLE PRECISION", "REAL"},
-		{"string", Column{Type: typeOf[string]()}, "TEXT", "TEXT", "TEXT"},
+		{"string", Column{Type: typeOf[string]()}, "LONGTEXT", "TEXT", "TEXT"},
 		{"string with size", Column{Type: typeOf[string](), Size: 40}, "VARCHAR(40)", "VARCHAR(40)", "TEXT"},
 		{"string key", Column{Type: typeOf[string](), Key: true}, "VARCHAR(255)", "TEXT", "TEXT"},
 		{"string key with size", Column{Type: typeOf[string](), Key: true, Size: 64}, "VARCHAR(64)", "VARCHAR(64)", "TEXT"},
-		{"named string", Column{Type: typeOf[status]()}, "TEXT", "TEXT", "TEXT"},
+		{"named string", Column{Type: typeOf[status]()}, "LONGTEXT", "TEXT", "TEXT"},
 		{"bytes", Column{Type: typeOf[[]byte]()}, "LONGBLOB", "BYTEA", "BLOB"},
 		{"bytes with size", Column{Type: typeOf[[]byte](), Size: 16}, "VARBINARY(16)", "BYTEA", "BLOB"},
 		{"bytes key", Column{Type: typeOf[[]byte](), Key: true}, "VARBINARY(255)", "BYTEA", "BLOB"},
-		{"json.RawMessage", Column{Type: typeOf[json.RawMessage]()}, "LONGBLOB", "BYTEA", "BLOB"},
+		{"json.RawMessage", Column{Type: typeOf[json.RawMessage]()}, "JSON", "JSONB", "TEXT"},
+		{"json option", Column{Type: typeOf[map[string]any](), JSON: true}, "JSON", "JSONB", "TEXT"},
+		{"*json.RawMessage", Column{Type: typeOf[*json.RawMessage]()}, "JSON", "JSONB", "TEXT"},
+		{"string decimal", Column{Type: typeOf[string](), Precision: 20, Scale: 4}, "DECIMAL(20,4)", "NUMERIC(20,4)", "TEXT"},
+		{"decimal type", Column{Type: typeOf[Decimal](), Precision: 12, Scale: 0}, "DECIMAL(12,0)", "NUMERIC(12,0)", "TEXT"},
+		{"uuid type", Column{Type: typeOf[uuidLike]()}, "BINARY(16)", "UUID", "BLOB"},
+		{"*uuid type", Column{Type: typeOf[*uuidLike]()}, "BINARY(16)", "UUID", "BLOB"},
+		{"[16]byte", Column{Type: typeOf[[16]byte]()}, "BINARY(16)", "UUID", "BLOB"},
 		{"time", Column{Type: typeOf[time.Time]()}, "DATETIME(6)", "TIMESTAMPTZ", "DATETIME"},
 		{"*int64", Column{Type: typeOf[*int64]()}, "BIGINT", "BIGINT", "INTEGER"},
 		{"**string", Column{Type: typeOf[**string](), Size: 10}, "VARCHAR(10)", "VARCHAR(10)", "TEXT"},
 		{"*time", Column{Type: typeOf[*time.Time]()}, "DATETIME(6)", "TIMESTAMPTZ", "DATETIME"},
-		{"NullString", Column{Type: typeOf[sql.NullString]()}, "TEXT", "TEXT", "TEXT"},
+		{"NullString", Column{Type: typeOf[sql.NullString]()}, "LONGTEXT", "TEXT", "TEXT"},
 		{"NullInt64", Column{Type: typeOf[sql.NullInt64]()}, "BIGINT", "BIGINT", "INTEGER"},
 		{"NullInt32", Column{Type: typeOf[sql.NullInt32]()}, "INT", "INTEGER", "INTEGER"},
 		{"NullInt16", Column{Type: typeOf[sql.NullInt16]()}, "SMALLINT", "SMALLINT", "INTEGER"},
@@ -96,13 +114,13 @@ func TestColumnTypeErrors(t *testing.T) {
 		want []string // in the message, besides the dialect prefix
 	}{
 		{"no type", nil, []string{"no Go type"}},
-		{"Valuer", typeOf[uuidLike](), []string{"dialect.uuidLike", "driver.Valuer", "type="}},
-		{"*Valuer", typeOf[*uuidLike](), []string{"*dialect.uuidLike", "driver.Valuer", "type="}},
+		{"Valuer", typeOf[opaqueValuer](), []string{"dialect.opaqueValuer", "driver.Valuer", "type="}},
+		{"*Valuer", typeOf[*opaqueValuer](), []string{"*dialect.opaqueValuer", "driver.Valuer", "type="}},
 		{"pointer-receiver Valuer", typeOf[ptrValuer](), []string{"dialect.ptrValuer", "driver.Valuer"}},
 		{"struct", typeOf[struct{ A int }](), []string{"struct { A int }", "type="}},
 		{"map", typeOf[map[string]any](), []string{"map[string]interface {}", "type="}},
 		{"slice", typeOf[[]int](), []string{"[]int", "type="}},
-		{"byte array", typeOf[[16]byte](), []string{"[16]uint8", "type="}},
+		{"byte array", typeOf[[8]byte](), []string{"[8]uint8", "type="}},
 		{"complex", typeOf[complex128](), []string{"complex128"}},
 		{"uintptr", typeOf[uintptr](), []string{"uintptr"}},
 		{"interface", typeOf[any](), []string{"interface {}"}},
@@ -124,6 +142,27 @@ func TestColumnTypeErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestColumnTypeDecimalOnMySQLNeedsDigits: MySQL's DECIMAL without digits
+// is DECIMAL(10,0), which rounds money to whole units, so a decimal column
+// without precision=, or a bare type=NUMERIC, is refused with the fix.
+func TestColumnTypeDecimalOnMySQLNeedsDigits(t *testing.T) {
+	for _, col := range []Column{
+		{Type: typeOf[Decimal]()},
+		{Type: typeOf[string](), SQLType: "NUMERIC"},
+		{Type: typeOf[string](), SQLType: "decimal"},
+	} {
+		got, err := MySQL.ColumnType(col)
+		if err == nil || !strings.Contains(err.Error(), "DECIMAL(10,0)") || !strings.Contains(err.Error(), "precision=") {
+			t.Errorf("MySQL.ColumnType(%v, type=%q) = %q, %v; want an error naming DECIMAL(10,0) and precision=", col.Type, col.SQLType, got, err)
+		}
+	}
+	for d, want := range map[Dialect]string{PostgreSQL: "NUMERIC", SQLite: "TEXT"} {
+		if got, err := d.ColumnType(Column{Type: typeOf[Decimal]()}); err != nil || got != want {
+			t.Errorf("%s.ColumnType(Decimal) = %q, %v; want %q", d.Name(), got, err, want)
+		}
 	}
 }
 

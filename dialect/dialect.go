@@ -101,6 +101,12 @@ type Column struct {
 	Size    int          // size=N from the tag; 0 if none
 	Key     bool         // part of a primary key, unique or indexed: MySQL needs a bounded VARCHAR
 	SQLType string       // type=... override from the tag; when set it is returned as is
+
+	// Precision and Scale are the tag's precision=P,scale=S: the column is
+	// an exact decimal. 0 when absent.
+	Precision, Scale int
+	// JSON is the tag's json option: the value is stored as JSON text.
+	JSON bool
 }
 
 // Class is the category of a database error that callers act on.

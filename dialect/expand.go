@@ -18,7 +18,11 @@ import (
 // are.
 //
 // Expand returns a [*BindError] when the number of bare `?` differs from
-// len(args), or when a list is empty (an empty IN () is not valid SQL).
+// len(args), when a list is empty (an empty IN () is not valid SQL), or
+// when the arguments, lists expanded, are more than d.MaxParams() — except
+// on a database with array parameters (PostgreSQL), where `x IN (?)` and
+// `x NOT IN (?)` with such a list are sent as `x = ANY($1)` and
+// `x <> ALL($1)` with the list as one array.
 // Without list arguments it allocates no more than Rebind, and returns args
 // itself.
 //
@@ -29,11 +33,33 @@ func Expand(d Dialect, query string, args []any) (string, []any, error) {
 	if s, ok := d.(syntaxer); ok {
 		sx, native = s.syntax(), true
 	}
-	lists, extra := false, 0
-	for _, a := range args {
-		if n, ok := listLen(a); ok {
-			lists = true
-			extra += n
+	lists, extra, nlists := false, 0, 0
+	count := func() {
+		lists, extra, nlists = false, 0, 0
+		for _, a := range args {
+			if n, ok := listLen(a); ok {
+				lists = true
+				extra += n
+				nlists++
+			}
+		}
+	}
+	count()
+	arrays := false
+	if total, limit := len(args)-nlists+extra, d.MaxParams(); limit > 0 && total > limit {
+		// Where the database takes an array as one parameter, the typed
+		// IN (?) lists of a statement over the limit become = ANY(?);
+		// statements under it keep IN, whose plan and logged SQL users know.
+		if native && d.Capabilities().ArrayParams {
+			if query, args, arrays = asArrays(sx, query, args); arrays {
+				count()
+			}
+		}
+		// Refused before sending: the driver's own message for too many
+		// parameters names neither the limit nor the list (and some
+		// drivers wrap the count around 16 bits and fail in stranger ways).
+		if total := len(args) - nlists + extra; total > limit {
+			return "", nil, &BindError{Query: query, Args: total, Limit: limit, Dialect: d.Name()}
 		}
 	}
 	var out string
@@ -57,13 +83,15 @@ func Expand(d Dialect, query string, args []any) (string, []any, error) {
 	if !native {
 		out = d.Rebind(out)
 	}
-	if !lists {
+	if !lists && !arrays {
 		return out, args, nil
 	}
 	flat := make([]any, 0, len(args)+extra)
 	for _, a := range args {
 		if _, ok := listLen(a); ok {
 			flat = appendElems(flat, a)
+		} else if aa, ok := a.(arrayArg); ok {
+			flat = append(flat, aa.v)
 		} else {
 			flat = append(flat, a)
 		}
@@ -78,11 +106,20 @@ type BindError struct {
 	Placeholders int    // bare `?` placeholders found in Query
 	Args         int    // arguments given
 	Empty        int    // 1-based placeholder bound to an empty list; 0 if the counts differ
+	// Limit is the dialect's parameter limit when the arguments, lists
+	// expanded, are more than it (then Args is their number); else 0.
+	Limit   int
+	Dialect string // the dialect's name, set with Limit
 }
 
 // Error says what does not fit, and for a missing argument how to write a
 // `?` that is not a placeholder.
 func (e *BindError) Error() string {
+	if e.Limit > 0 {
+		return fmt.Sprintf("dialect: the query binds %d values, more than the %d parameters %s takes in one statement; "+
+			"split the list into chunks of at most %d values (one query each), or select the keys with a subquery",
+			e.Args, e.Limit, e.Dialect, e.Limit)
+	}
 	if e.Empty > 0 {
 		return fmt.Sprintf("dialect: placeholder %d is bound to an empty list; "+
 			"IN () is not valid SQL, so leave the condition out when the list is empty", e.Empty)
@@ -112,7 +149,7 @@ func pluralWas(n int) string {
 // listLen reports whether a is a list argument for Expand, and its length.
 func listLen(a any) (int, bool) {
 	switch v := a.(type) {
-	case nil, []byte, driver.Valuer:
+	case nil, []byte, driver.Valuer, arrayArg:
 		return 0, false
 	case []any:
 		return len(v), true

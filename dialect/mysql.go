@@ -1,6 +1,8 @@
 package dialect
 
 import (
+	"errors"
+	"fmt"
 	"reflect"
 	"strconv"
 	"strings"
@@ -43,6 +45,7 @@ var mysqlCaps = standardSavepoints(Capabilities{
 	DropForeignKey: "DROP FOREIGN KEY ",
 	Begin:          BeginPlain,
 	MaxParams:      65535,
+	Uint64:         true,
 })
 
 func (d mysqlDialect) Capabilities() Capabilities {
@@ -57,6 +60,10 @@ func (mysqlDialect) MaxParams() int { return mysqlCaps.MaxParams }
 
 func (mysqlDialect) ColumnType(c Column) (string, error) {
 	if c.SQLType != "" {
+		if t := strings.ToUpper(strings.TrimSpace(c.SQLType)); t == "NUMERIC" || t == "DECIMAL" {
+			return "", fmt.Errorf("dialect: mysql reads a bare %s as DECIMAL(10,0), which rounds every value to a whole number; "+
+				"declare the digits with precision=P,scale=S (or type=DECIMAL(P,S))", t)
+		}
 		return c.SQLType, nil
 	}
 	k, err := kindOf("mysql", c)
@@ -64,6 +71,12 @@ func (mysqlDialect) ColumnType(c Column) (string, error) {
 		return "", err
 	}
 	switch k {
+	case kindDecimal:
+		if c.Precision == 0 {
+			return "", errors.New("dialect: mysql needs the digits of a decimal column: its DECIMAL without them is DECIMAL(10,0), " +
+				"which rounds every value to a whole number; add precision=P,scale=S to the tag (e.g. precision=20,scale=4)")
+		}
+		return "DECIMAL" + decimalArgs(c), nil
 	case kindString:
 		// TEXT cannot be a key without a prefix length, so keys get a
 		// bounded VARCHAR: 255 characters fit an index on every row format.
@@ -90,11 +103,13 @@ var mysqlTypes = [numKinds]string{
 	kindUint64:  "BIGINT UNSIGNED",
 	kindFloat32: "FLOAT",
 	kindFloat64: "DOUBLE",
-	kindString:  "TEXT",
+	kindString:  "LONGTEXT", // holds any string; size=N asks for a VARCHAR(N)
 	kindBytes:   "LONGBLOB",
 	// DATETIME keeps the value as given, unlike TIMESTAMP, which the server
 	// shifts by its time zone and limits to 2038; (6) keeps microseconds.
 	kindTime: "DATETIME(6)",
+	kindUUID: "BINARY(16)",
+	kindJSON: "JSON", // MariaDB: LONGTEXT checked by JSON_VALID, so the text is kept as written
 }
 
 func sizeOr255(size int) int {

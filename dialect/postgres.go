@@ -35,6 +35,8 @@ var postgresCaps = standardSavepoints(Capabilities{
 	DropForeignKey:         "DROP CONSTRAINT IF EXISTS ",
 	Begin:                  BeginPlain,
 	MaxParams:              65535,
+	Uint64:                 true,
+	ArrayParams:            true,
 })
 
 func (postgresDialect) Capabilities() Capabilities { return postgresCaps }
@@ -50,6 +52,10 @@ func (postgresDialect) ColumnType(c Column) (string, error) {
 	k, err := kindOf("postgres", c)
 	if err != nil {
 		return "", err
+	}
+	if k == kindDecimal {
+		// NUMERIC without a precision keeps any number exactly.
+		return "NUMERIC" + decimalArgs(c), nil
 	}
 	if k == kindString && c.Size > 0 {
 		return "VARCHAR(" + strconv.Itoa(c.Size) + ")", nil
@@ -76,6 +82,8 @@ var postgresTypes = [numKinds]string{
 	// TIMESTAMPTZ stores an instant, so a time.Time reads back as the same
 	// moment whatever the session's time zone.
 	kindTime: "TIMESTAMPTZ",
+	kindUUID: "UUID",
+	kindJSON: "JSONB", // indexable; it keeps the value, not the text (keys sorted, spaces normalised)
 }
 
 func (postgresDialect) AutoIncrement(quotedName string, t reflect.Type) (string, bool) {

@@ -70,6 +70,11 @@ var sqliteTypes = [numKinds]string{
 	// modernc.org/sqlite parses columns declared DATETIME, TIMESTAMP or
 	// DATE back into time.Time; under any other name a time reads as text.
 	kindTime: "DATETIME",
+	// SQLite has no decimal type: NUMERIC affinity would turn
+	// "12345.6789" into a float of 15 digits, so decimals are kept as text.
+	kindDecimal: "TEXT",
+	kindUUID:    "BLOB",
+	kindJSON:    "TEXT",
 }
 
 // AutoIncrement declares the rowid alias: only "INTEGER PRIMARY KEY", spelled

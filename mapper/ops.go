@@ -22,6 +22,10 @@ type colOps struct {
 	// snapshots then copies the pointees into one []T (see SnapshotBatch).
 	pointee     reflect.Type
 	pointeeCopy func(dst, src unsafe.Pointer)
+	// rule: addr or value apply a rule of values.go (UTC times, empty
+	// bytes, 16-byte arrays, JSON), which generated accessors leave to
+	// these operations (see valueRules).
+	rule bool
 }
 
 // opsFor returns the operations for a field of type t, with copy always set.
@@ -42,6 +46,12 @@ func opsFor(t reflect.Type) colOps {
 }
 
 func kindOps(t reflect.Type) colOps {
+	if isByteArray16(t) {
+		return withRule(uuidOps(t))
+	}
+	if isNullTime(t) {
+		return withRule(nullTimeOps(t))
+	}
 	scans := reflect.PointerTo(t).Implements(scannerType)
 	values := t.Implements(valuerType)
 	if scans || values || t.Kind() == reflect.Struct && t != timeType {
@@ -88,8 +98,8 @@ func kindOps(t reflect.Type) colOps {
 	case reflect.String:
 		return basicOps[string](t)
 	case reflect.Slice: // []byte and named byte slices (checked by unsupported)
-		return colOps{
-			addr:  func(p unsafe.Pointer) any { return (*[]byte)(p) },
+		o := colOps{
+			addr:  func(p unsafe.Pointer) any { return (*nullBytes)(p) },
 			value: func(p unsafe.Pointer) any { return *(*[]byte)(p) },
 			equal: func(a, b unsafe.Pointer) bool {
 				x, y := *(*[]byte)(a), *(*[]byte)(b)
@@ -98,16 +108,13 @@ func kindOps(t reflect.Type) colOps {
 			},
 			clone: func(dst, src unsafe.Pointer) { *(*[]byte)(dst) = bytes.Clone(*(*[]byte)(src)) },
 		}
+		if t == rawMessageType {
+			return withRule(rawMessageOps(o))
+		}
+		return withRule(o)
 	}
 	if t == timeType {
-		return colOps{
-			addr:  func(p unsafe.Pointer) any { return (*time.Time)(p) },
-			value: func(p unsafe.Pointer) any { return *(*time.Time)(p) },
-			// Equal, not ==: the same instant read back from the database
-			// carries another location and must not count as a change.
-			equal: func(a, b unsafe.Pointer) bool { return (*time.Time)(a).Equal(*(*time.Time)(b)) },
-			copy:  copyPlain[time.Time],
-		}
+		return withRule(timeOps())
 	}
 	return reflectOps(t, false, false)
 }
@@ -163,6 +170,12 @@ func ptrOps(t reflect.Type) colOps {
 	if eo.clone == nil {
 		o.pointee, o.pointeeCopy = et, eo.copy
 	}
+	o.rule = eo.rule && et == timeType // *time.Time scans through utcTimePtr
+	return o
+}
+
+func withRule(o colOps) colOps {
+	o.rule = true
 	return o
 }
 
@@ -184,7 +197,7 @@ func ptrAddr(t reflect.Type) func(p unsafe.Pointer) any {
 	case reflect.TypeFor[*bool]():
 		return func(p unsafe.Pointer) any { return (**bool)(p) }
 	case reflect.TypeFor[*time.Time]():
-		return func(p unsafe.Pointer) any { return (**time.Time)(p) }
+		return func(p unsafe.Pointer) any { return (*utcTimePtr)(p) }
 	}
 	return func(p unsafe.Pointer) any { return reflect.NewAt(t, p).Interface() }
 }

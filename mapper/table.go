@@ -31,7 +31,14 @@ type Table struct {
 	ptrType    reflect.Type
 	keyKind    keyKind // how Key values are built from the PK
 	insertable []*Column
+	uint64Col  *Column
 }
+
+// Uint64Column returns the first column that stores a 64-bit unsigned
+// integer (uint64 or uint, or a pointer or sql.Null of one), which a
+// database whose integers are signed 64-bit cannot hold in full; nil if
+// there is none.
+func (t *Table) Uint64Column() *Column { return t.uint64Col }
 
 // Column is one mapped field.
 type Column struct {
@@ -50,6 +57,13 @@ type Column struct {
 	Nullable bool // pointer, sql.Null*, []byte or another nil-able type
 	Size     int
 	SQLType  string // type=... DDL override
+	// SQLTypes are the type.<dialect>=... overrides; one applies instead
+	// of SQLType on its database.
+	SQLTypes DialectTypes
+	// Precision and Scale declare an exact decimal (precision=P,scale=S);
+	// both are 0 when the tag has none.
+	Precision, Scale int
+	JSON             bool // json: stored as JSON text, marshalled with encoding/json
 
 	ops colOps // per-kind field operations used by the reflective accessor
 }
@@ -185,6 +199,11 @@ func (t *Table) walk(fi *reflectx.FieldInfo, prefix string, base uintptr) error 
 				if _, err := ParseTag(f.Tag.Get("db")); err != nil {
 					return &DefinitionError{Type: t.Type, Field: prefix + f.Name, Reason: err.(*TagError).Reason, Err: err}
 				}
+			} else if tag, ok := f.Tag.Lookup("db"); ok && tag != "-" && !f.Anonymous {
+				// A db tag says the field is meant to be a column, but
+				// an unexported field cannot be read or set from here.
+				return &DefinitionError{Type: t.Type, Field: prefix + f.Name,
+					Reason: `an unexported field cannot be a column: export it, or tag it db:"-"`}
 			}
 			continue
 		}
@@ -213,7 +232,7 @@ func (t *Table) walk(fi *reflectx.FieldInfo, prefix string, base uintptr) error 
 			if f.Type.Kind() == reflect.Pointer {
 				return fail("embedded pointer structs are not supported: embed the struct by value", nil)
 			}
-			if tag != (Tag{Name: tag.Name}) {
+			if !tag.plain() {
 				return fail("an embedded struct takes no column options", nil)
 			}
 			if err := t.walk(ch, path+".", base+f.Offset); err != nil {
@@ -221,14 +240,18 @@ func (t *Table) walk(fi *reflectx.FieldInfo, prefix string, base uintptr) error 
 			}
 			continue
 		}
-		if reason := unsupported(f.Type); reason != "" {
-			return fail(reason+`; tag it db:"-" to leave it out`, nil)
+		if reason := unsupported(f.Type); reason != "" && !tag.JSON {
+			return fail(reason+`; tag it db:"-" to leave it out, or db:"...,json" to store it as JSON`, nil)
+		}
+		if reason := checkValueOptions(f.Type, tag); reason != "" {
+			return fail(reason, nil)
 		}
 		c := &Column{
 			Pos: len(t.Columns), Field: path, Name: tag.Name, Type: f.Type, Index: ch.Index,
 			Offset: base + f.Offset, PK: tag.PK, Auto: tag.Auto, Version: tag.Version,
 			Unique: tag.Unique, Indexed: tag.Index, ReadOnly: tag.ReadOnly, Size: tag.Size,
-			SQLType: tag.Type, Nullable: nullable(f.Type),
+			SQLType: tag.Type, SQLTypes: tag.Types, Precision: tag.Precision, Scale: tag.Scale,
+			JSON: tag.JSON, Nullable: nullable(f.Type),
 		}
 		if c.Name == "" {
 			c.Name = SnakeCase(f.Name)
@@ -255,6 +278,12 @@ func (t *Table) walk(fi *reflectx.FieldInfo, prefix string, base uintptr) error 
 			return fail("a primary-key column cannot be nullable", nil)
 		}
 		c.ops = opsFor(f.Type)
+		if c.JSON {
+			c.ops = withRule(jsonOps(f.Type))
+		}
+		if t.uint64Col == nil && isUint64(f.Type) {
+			t.uint64Col = c
+		}
 		t.byName[c.Name] = c
 		t.Columns = append(t.Columns, c)
 		if c.PK {
@@ -305,7 +334,7 @@ func isScalarStruct(t reflect.Type) bool {
 
 // unsupported says why a field of type t cannot be a column, or "".
 func unsupported(t reflect.Type) string {
-	if t == bytesType || t.ConvertibleTo(bytesType) && t.Kind() == reflect.Slice {
+	if t == bytesType || t.ConvertibleTo(bytesType) && t.Kind() == reflect.Slice || isByteArray16(t) {
 		return ""
 	}
 	if reflect.PointerTo(t).Implements(scannerType) && t.Implements(valuerType) {

@@ -764,7 +764,7 @@ type DashOpts struct {
 }
 
 func unsupportedReason(typ string) string {
-	return "unsupported column type " + typ + ` (want a bool, number, string, []byte, time.Time, a pointer to one, sql.Null*, or a type implementing sql.Scanner and driver.Valuer); tag it db:"-" to leave it out`
+	return "unsupported column type " + typ + ` (want a bool, number, string, []byte, time.Time, a pointer to one, sql.Null*, or a type implementing sql.Scanner and driver.Valuer); tag it db:"-" to leave it out, or db:"...,json" to store it as JSON`
 }
 
 func TestTableDefinitionErrors(t *testing.T) {

@@ -18,6 +18,66 @@ type Tag struct {
 	ReadOnly bool
 	Size     int    // size=N; 0 when absent
 	Type     string // type=SQLTYPE; "" when absent
+	// Types holds the per-database overrides type.<dialect>=SQLTYPE.
+	Types DialectTypes
+	// Precision and Scale are precision=P and scale=S: the column is an
+	// exact decimal, DECIMAL(P,S) or NUMERIC(P,S). Both 0 when absent.
+	Precision, Scale int
+	JSON             bool // json: the field's value is stored as JSON text
+}
+
+// DialectTypes are the DDL types a column declares for one database each
+// (type.mysql=, type.postgres=, type.sqlite=); "" where it declares none.
+type DialectTypes struct {
+	MySQL, Postgres, SQLite string
+}
+
+// For returns the type declared for the dialect named name, or "".
+func (d DialectTypes) For(name string) string {
+	switch name {
+	case "mysql":
+		return d.MySQL
+	case "postgres":
+		return d.Postgres
+	case "sqlite":
+		return d.SQLite
+	}
+	return ""
+}
+
+// slot returns the field for dialect name; nil for a name Tally does not
+// know, which is a typo: the override would silently never apply.
+func (d *DialectTypes) slot(name string) *string {
+	switch name {
+	case "mysql":
+		return &d.MySQL
+	case "postgres":
+		return &d.Postgres
+	case "sqlite":
+		return &d.SQLite
+	}
+	return nil
+}
+
+// splitOptions splits the options of a tag at the commas outside
+// parentheses, so that type=DECIMAL(20,4) stays one option.
+func splitOptions(s string) []string {
+	var out []string
+	depth, start := 0, 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '(':
+			depth++
+		case ')':
+			depth--
+		case ',':
+			if depth == 0 {
+				out = append(out, s[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return append(out, s[start:])
 }
 
 // TagError reports a malformed `db` or `rel` tag.
@@ -32,9 +92,11 @@ func (e *TagError) Error() string {
 }
 
 // ParseTag parses the value of a `db` struct tag: a column name followed by
-// comma-separated options (pk, auto, version, unique, index, readonly,
-// size=N, type=SQLTYPE). Unknown, repeated or malformed options are errors,
-// so a typo never silently changes the schema.
+// comma-separated options (pk, auto, version, unique, index, readonly, json,
+// size=N, precision=P, scale=S, type=SQLTYPE, type.<dialect>=SQLTYPE).
+// Commas inside parentheses do not separate options, so
+// type=DECIMAL(20,4) is one option. Unknown, repeated or malformed options
+// are errors, so a typo never silently changes the schema.
 func ParseTag(s string) (Tag, error) {
 	var t Tag
 	if s == "-" {
@@ -54,7 +116,7 @@ func ParseTag(s string) (Tag, error) {
 		return t, nil
 	}
 	seen := map[string]bool{}
-	for _, opt := range strings.Split(rest, ",") {
+	for _, opt := range splitOptions(rest) {
 		opt = strings.TrimSpace(opt)
 		key, val, hasVal := strings.Cut(opt, "=")
 		if key == "" {
@@ -66,7 +128,7 @@ func ParseTag(s string) (Tag, error) {
 		seen[key] = true
 		flag := map[string]*bool{
 			"pk": &t.PK, "auto": &t.Auto, "version": &t.Version, "unique": &t.Unique,
-			"index": &t.Index, "readonly": &t.ReadOnly,
+			"index": &t.Index, "readonly": &t.ReadOnly, "json": &t.JSON,
 		}[key]
 		switch {
 		case flag != nil:
@@ -80,22 +142,51 @@ func ParseTag(s string) (Tag, error) {
 				return t, &TagError{s, fmt.Sprintf("size must be a positive integer, got %q", val)}
 			}
 			t.Size = n
-		case key == "type":
+		case key == "precision" || key == "scale":
+			n, err := strconv.Atoi(val)
+			// 65 is MySQL's largest DECIMAL precision, 30 its largest scale;
+			// PostgreSQL allows more, but a model must fit every database.
+			limit, least := 65, 1
+			if key == "scale" {
+				limit, least = 30, 0
+			}
+			if !hasVal || err != nil || n < least || n > limit {
+				return t, &TagError{s, fmt.Sprintf("%s must be an integer from %d to %d, got %q", key, least, limit, val)}
+			}
+			if key == "scale" {
+				t.Scale = n
+			} else {
+				t.Precision = n
+			}
+		case key == "type" || strings.HasPrefix(key, "type."):
 			val = strings.TrimSpace(val)
 			if !hasVal || val == "" {
 				return t, &TagError{s, "type needs a value, e.g. type=BIGINT"}
 			}
 			if strings.Count(val, "(") != strings.Count(val, ")") {
-				// The tag is split on commas, so NUMERIC(12,2) arrives cut in two.
-				return t, &TagError{s, fmt.Sprintf("type %q has unbalanced parentheses; a type with a comma cannot be written in a tag", val)}
+				return t, &TagError{s, fmt.Sprintf("type %q has unbalanced parentheses", val)}
 			}
-			t.Type = val
+			if key == "type" {
+				t.Type = val
+				continue
+			}
+			slot := t.Types.slot(strings.TrimPrefix(key, "type."))
+			if slot == nil {
+				return t, &TagError{s, fmt.Sprintf("option %q names no database Tally knows (known: type.mysql, type.postgres, type.sqlite)", key)}
+			}
+			*slot = val
 		default:
-			return t, &TagError{s, fmt.Sprintf("unknown option %q (known: pk, auto, version, unique, index, readonly, size=N, type=T)", key)}
+			return t, &TagError{s, fmt.Sprintf("unknown option %q (known: pk, auto, version, unique, index, readonly, json, size=N, precision=P, scale=S, type=T, type.<db>=T)", key)}
 		}
 	}
 	if t.Version && (t.PK || t.Auto) {
 		return t, &TagError{s, "a version column cannot also be pk or auto"}
+	}
+	if t.Scale > 0 && t.Precision == 0 {
+		return t, &TagError{s, "scale needs a precision too, e.g. precision=20,scale=4"}
+	}
+	if t.Scale > t.Precision {
+		return t, &TagError{s, fmt.Sprintf("scale %d is larger than precision %d", t.Scale, t.Precision)}
 	}
 	return t, nil
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-const knownOptions = "(known: pk, auto, version, unique, index, readonly, size=N, type=T)"
+const knownOptions = "(known: pk, auto, version, unique, index, readonly, json, size=N, precision=P, scale=S, type=T, type.<db>=T)"
 
 func TestParseTag(t *testing.T) {
 	tests := []struct {
@@ -79,7 +79,7 @@ func TestParseTagErrors(t *testing.T) {
 		{"id,type=", `type needs a value, e.g. type=BIGINT`},
 		{"id,type", `type needs a value, e.g. type=BIGINT`},
 		{"id,type=   ", `type needs a value, e.g. type=BIGINT`},
-		{"amount,type=NUMERIC(12,2)", `type "NUMERIC(12" has unbalanced parentheses; a type with a comma cannot be written in a tag`},
+		{"amount,type=NUMERIC(12", `type "NUMERIC(12" has unbalanced parentheses`},
 		{"-,pk", `"-" cannot take options`},
 		{"-,", `"-" cannot take options`},
 		{"id,", "empty option"},

@@ -272,3 +272,72 @@ func TestFlushOrphanSavepointRollback(t *testing.T) {
 		}
 	})
 }
+
+// caTop's mids cascade, and so do the mids' leaves: three levels.
+type caTop struct {
+	ID   int64    `db:"id,pk,auto"`
+	Name string   `db:"name,unique,size=32"`
+	Mids []*caMid `rel:"top_id,cascade"`
+}
+
+func (caTop) TableName() string { return "ca_tops" }
+
+type caMid struct {
+	ID     int64     `db:"id,pk,auto"`
+	TopID  int64     `db:"top_id"`
+	Name   string    `db:"name,size=32"`
+	Leaves []*caLeaf `rel:"mid_id,cascade"`
+}
+
+func (caMid) TableName() string { return "ca_mids" }
+
+type caLeaf struct {
+	ID    int64  `db:"id,pk,auto"`
+	MidID int64  `db:"mid_id"`
+	Name  string `db:"name,size=32"`
+}
+
+func (caLeaf) TableName() string { return "ca_leaves" }
+
+// An orphan whose own cascade drops a pending child (added under it, never
+// inserted) gets both back after a failed commit: the orphan persistent,
+// the child pending, and the next commit inserts the child.
+func TestFlushOrphanFailedCommitRestoresItsPendingChildren(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := openLogged(t, tg)
+		ctx := context.Background()
+		uowMust(t, eng.CreateTables(ctx, caTop{}, caMid{}, caLeaf{}))
+		seedObjects(t, eng, &caTop{Name: "t", Mids: []*caMid{{Name: "m"}}})
+		seedObjects(t, eng, &caTop{Name: "taken"})
+
+		s := eng.NewSession()
+		defer s.Close()
+		top, err := orm.Query[caTop](s).Where("name = ?", "t").Load("Mids").One(ctx)
+		uowMust(t, err)
+		mid := top.Mids[0]
+		leaf := &caLeaf{Name: "l"}
+		mid.Leaves = append(mid.Leaves, leaf)
+		uowMust(t, s.Add(leaf))
+		top.Mids = nil // mid is an orphan now; its cascade drops the pending leaf
+		bad := &caTop{Name: "taken"}
+		uowMust(t, s.Add(bad))
+		if err := s.Commit(ctx); !errors.Is(err, orm.ErrUniqueViolation) {
+			t.Fatalf("Commit: %v, want ErrUniqueViolation", err)
+		}
+		pending := s.Pending()
+		found := false
+		for _, p := range pending {
+			found = found || p == any(leaf)
+		}
+		if !found {
+			t.Fatalf("after the failed commit Pending() = %v, want it to hold the leaf the orphan's cascade dropped", pending)
+		}
+		// Put back, the mid is no orphan, and the leaf is inserted under it.
+		top.Mids = []*caMid{mid}
+		uowMust(t, s.Expunge(bad))
+		uowMust(t, s.Commit(ctx))
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM ca_leaves WHERE mid_id = ?", mid.ID); n != 1 {
+			t.Fatalf("leaves under the mid after the retried commit: got %d, want 1", n)
+		}
+	})
+}

@@ -180,8 +180,13 @@ func createTableSQL(d dialect.Dialect, t *mapper.Table, fks []mapper.ForeignKey)
 			defs = append(defs, ddl)
 			continue
 		}
-		typ, err := d.ColumnType(dialect.Column{Type: c.Type, Size: c.Size, SQLType: c.SQLType,
-			Key: c.PK || c.Unique || c.Indexed || isFKColumn(t, c, fks)})
+		sqlType := c.SQLType
+		if own := c.SQLTypes.For(d.Name()); own != "" {
+			sqlType = own // type.<dialect>= wins over type= on its database
+		}
+		typ, err := d.ColumnType(dialect.Column{Type: c.Type, Size: c.Size, SQLType: sqlType,
+			Key:       c.PK || c.Unique || c.Indexed || isFKColumn(t, c, fks),
+			Precision: c.Precision, Scale: c.Scale, JSON: c.JSON})
 		if err != nil {
 			return nil, &mapper.DefinitionError{Type: t.Type, Field: c.Field, Reason: err.Error(), Err: err}
 		}

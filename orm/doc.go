@@ -55,8 +55,18 @@
 // checked against the model, so a sort key from a URL cannot inject SQL.
 // All, One, First, Count, Exists and Iter run it; ForUpdate locks the rows,
 // Load fetches relations without N+1 queries, UpdateAll and DeleteAll
-// change rows in bulk. [Raw] maps a hand-written query, [Session.Exec] runs
+// change rows in bulk — only with a Where, or after [Q.AllRows] says every
+// row is meant; otherwise they return [ErrMissingWhere] before any SQL. A
+// list bound to one ? (id IN (?)) expands to one parameter per value, up to
+// the database's limit. [Raw] maps a hand-written query, [Session.Exec] runs
 // a statement.
+//
+// # Values
+//
+// Times are written in UTC truncated to microseconds (the object's field
+// too) and loaded in UTC; an empty []byte is not NULL; 16-byte arrays
+// (UUIDs) are stored as 16 bytes; decimals, uint64 and json columns are
+// described in the README's "Column types" section.
 //
 // # One session per request
 //

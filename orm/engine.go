@@ -132,10 +132,10 @@ func (e *Engine) Register(models ...any) error {
 
 // table returns the metadata of a model value, pointer or reflect.Type.
 func (e *Engine) table(m any) (*mapper.Table, error) {
-	return e.reg.TableOf(m)
+	return e.fits(e.reg.TableOf(m))
 }
 
 // tableFor returns the metadata of T.
 func tableFor[T any](e *Engine) (*mapper.Table, error) {
-	return e.reg.Table(reflect.TypeFor[T]())
+	return e.fits(e.reg.Table(reflect.TypeFor[T]()))
 }

@@ -111,6 +111,13 @@ func rowsAffected(res sql.Result) (n int64) {
 func valuerArgs(args []any) ([]any, error) {
 	var out []any
 	for i, a := range args {
+		if b, ok := bytes16Arg(a); ok {
+			if out == nil {
+				out = slices.Clone(args)
+			}
+			out[i] = b
+			continue
+		}
 		vr, ok := a.(driver.Valuer)
 		if !ok {
 			continue

@@ -526,11 +526,19 @@ func (s *Session) deleteOrphans() error {
 			continue
 		}
 		mark := len(s.deletes)
+		// The orphan's own cascade may drop pending children (added under
+		// it, never inserted): a failed commit must bring them back.
+		pending := slices.Clone(s.pending)
 		if err := s.deleteLocked(o.e.Obj); err != nil {
 			return err
 		}
 		for _, e := range s.deletes[mark:] {
 			s.logFlush(undo{kind: undoOrphan, e: e})
+		}
+		for _, e := range pending {
+			if e.State == identity.Transient {
+				s.logFlush(undo{kind: undoOrphanDropped, e: e})
+			}
 		}
 	}
 	return nil

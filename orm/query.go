@@ -37,6 +37,7 @@ type Q[T any] struct {
 	forUpdate bool
 	noTrack   bool
 	loads     []string
+	allRows   bool // AllRows: UpdateAll and DeleteAll may run without a Where
 }
 
 // Query starts a query for T in session s.
@@ -498,6 +499,9 @@ func (q *Q[T]) UpdateAll(ctx context.Context, set Set) (int64, error) {
 	if q.err != nil {
 		return 0, q.err
 	}
+	if err := q.checkWhere("UpdateAll"); err != nil {
+		return 0, err
+	}
 	if len(set) == 0 {
 		return 0, errors.New("orm: UpdateAll with nothing to set")
 	}
@@ -647,6 +651,9 @@ func (q *Q[T]) DeleteAll(ctx context.Context) (int64, error) {
 	defer s.leave()
 	if q.err != nil {
 		return 0, q.err
+	}
+	if err := q.checkWhere("DeleteAll"); err != nil {
+		return 0, err
 	}
 	var b strings.Builder
 	b.WriteString("DELETE FROM ")

@@ -68,7 +68,7 @@ func TestQuerySmoke(t *testing.T) {
 		if err == nil {
 			t.Fatal("order by accepted")
 		}
-		if _, err := orm.Query[Entry](s2).DeleteAll(ctx); err != nil {
+		if _, err := orm.Query[Entry](s2).AllRows().DeleteAll(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if err := s2.Commit(ctx); err != nil {

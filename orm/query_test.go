@@ -742,7 +742,7 @@ func TestQueryUpdateAll(t *testing.T) {
 		// Bad sets fail before SQL.
 		for _, set := range []orm.Set{{}, {"nope": 1}, {"id": 1}, {"version": 9}, {"Balance": 1}} {
 			log = nil
-			if _, err := orm.Query[Account](s2).UpdateAll(ctx, set); err == nil || len(log) != 0 {
+			if _, err := orm.Query[Account](s2).AllRows().UpdateAll(ctx, set); err == nil || len(log) != 0 {
 				t.Errorf("UpdateAll(%v) = %v, sent %q; want an error before SQL", set, err, log)
 			}
 		}

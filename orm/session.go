@@ -175,7 +175,7 @@ func (s *Session) tableOf(obj any) (*mapper.Table, error) {
 	if rv.Kind() != reflect.Pointer || rv.IsNil() || rv.Elem().Kind() != reflect.Struct {
 		return nil, fmt.Errorf("orm: want a non-nil pointer to a model struct, got %T", obj)
 	}
-	return s.e.reg.Table(rv.Type().Elem())
+	return s.e.fits(s.e.reg.Table(rv.Type().Elem()))
 }
 
 // Add makes transient objects pending: they are inserted at the next flush.

@@ -24,14 +24,15 @@ type undoKind uint8
 
 const (
 	// Flush effects, in flushLog.
-	undoInsert   undoKind = iota // the entry was inserted and entered the map
-	undoSetCol                   // the flush wrote a field (generated key, version, foreign key)
-	undoSnap                     // the entry's snapshot was replaced
-	undoDeleteDB                 // the entry's DELETE ran
-	undoDetach                   // a bulk DELETE detached the entry (old: its state)
-	undoLinks                    // a flush replaced an m2m link snapshot (old: a linkUndo)
-	undoOrphan                   // delete-orphan marked the entry deleted
-	undoDisplace                 // an insert took the key of the entry, deleted in this transaction
+	undoInsert        undoKind = iota // the entry was inserted and entered the map
+	undoSetCol                        // the flush wrote a field (generated key, version, foreign key)
+	undoSnap                          // the entry's snapshot was replaced
+	undoDeleteDB                      // the entry's DELETE ran
+	undoDetach                        // a bulk DELETE detached the entry (old: its state)
+	undoLinks                         // a flush replaced an m2m link snapshot (old: a linkUndo)
+	undoOrphan                        // delete-orphan marked the entry deleted
+	undoOrphanDropped                 // delete-orphan's cascade dropped the pending entry
+	undoDisplace                      // an insert took the key of the entry, deleted in this transaction
 	// Intents, in intentLog (recorded only inside a savepoint).
 	undoAdd         // Add made the entry pending
 	undoDropPending // Delete dropped a pending entry
@@ -98,6 +99,13 @@ func (s *Session) undoFlushes(mark int) {
 			if e.State == identity.Deleted {
 				e.State, e.Flushed = identity.Persistent, false
 				s.deletes = slices.DeleteFunc(s.deletes, func(d *identity.Entry) bool { return d == e })
+			}
+		case undoOrphanDropped:
+			if e.State == identity.Transient {
+				e.State = identity.Pending
+				s.pending = append(s.pending, e)
+				s.trackPending(e.Obj, e)
+				reinsert = true
 			}
 		case undoDisplace:
 			// The new object that took e's key is out of the map again

@@ -74,7 +74,7 @@ func TestQueryUpdateAllConvertsToFieldType(t *testing.T) {
 		// nil into the NullString, on every row, with no object tracked.
 		s2 := eng.NewSession()
 		defer s2.Close()
-		if n, err := orm.Query[uaUser](s2).UpdateAll(ctx, orm.Set{"nick": nil}); err != nil || n != 2 {
+		if n, err := orm.Query[uaUser](s2).AllRows().UpdateAll(ctx, orm.Set{"nick": nil}); err != nil || n != 2 {
 			t.Fatalf("UpdateAll(nick: nil) = %d, %v; want 2, nil", n, err)
 		}
 		uowMust(t, s2.Commit(ctx))
@@ -179,7 +179,7 @@ func TestQueryUpdateAllUndoesWhenApplyFails(t *testing.T) {
 		fragile, o := all[0], all[1]
 		o.Age = 6
 		uowMust(t, s.Flush(ctx)) // an UPDATE in the transaction, before UpdateAll's
-		_, err = orm.Query[uaFragile](s).UpdateAll(ctx, orm.Set{"age": 9})
+		_, err = orm.Query[uaFragile](s).AllRows().UpdateAll(ctx, orm.Set{"age": 9})
 		if !errors.Is(err, errFragile) {
 			t.Fatalf("UpdateAll: %v, want the accessor's error", err)
 		}

@@ -62,7 +62,7 @@ func run(path string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Println("accessor:", reflect.TypeOf(tab.Acc).Name())
+	fmt.Println("accessor:", reflect.TypeOf(mapper.Unwrap(tab.Acc)).Name())
 	eng, err := orm.Open(ctx, "sqlite", "file:"+path)
 	if err != nil {
 		return err

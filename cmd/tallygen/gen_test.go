@@ -126,7 +126,7 @@ func TestFingerprintMatchesReflection(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%T: %v", m, err)
 		}
-		if !strings.HasPrefix(reflect.TypeOf(tab.Acc).Name(), "tally") {
+		if !strings.HasPrefix(reflect.TypeOf(mapper.Unwrap(tab.Acc)).Name(), "tally") {
 			t.Errorf("%T uses accessor %T, want the generated one", m, tab.Acc)
 		}
 	}
