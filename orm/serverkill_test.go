@@ -327,3 +327,75 @@ func TestDoSucceedsAfterServerClosedIdlePooledConnection(t *testing.T) {
 		checkServed(t, eng, []int64{a.ID}, []int64{105})
 	})
 }
+
+// The server kills the connection while COMMIT is in flight: a deferred
+// constraint trigger makes PostgreSQL's COMMIT sleep before it commits,
+// and the kill lands during the sleep. The outcome is unknown to the
+// client (ErrCommitUnknown), the database holds the transaction whole or
+// not at all (here: not at all, the kill came before the commit record),
+// and the next request succeeds. MariaDB has no deferred trigger to hold
+// a COMMIT open; SQLite no server.
+func TestServerKillDuringCommitIsCommitUnknown(t *testing.T) {
+	eachServer(t, func(t *testing.T, tg dbtest.Target) {
+		if tg.Name != dbtest.Postgres {
+			t.Skip("only PostgreSQL can hold a COMMIT open (a deferred constraint trigger)")
+		}
+		eng := openEngine(t, tg, nil)
+		admin := dbtest.Open(t, tg)
+		ctx := context.Background()
+		a, b := newAccount("inflight-a", 100), newAccount("inflight-b", 100)
+		seedObjects(t, eng, a, b)
+		for _, ddl := range []string{
+			`CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(2); RETURN NULL; END $$`,
+			`CREATE CONSTRAINT TRIGGER slow_commit AFTER UPDATE ON accounts DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit()`,
+		} {
+			if _, err := admin.ExecContext(ctx, ddl); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s := eng.NewSession()
+		defer s.Close()
+		locked, err := orm.Query[Account](s).Where("id IN (?)", []int64{a.ID, b.ID}).OrderBy("id").ForUpdate().All(ctx)
+		if err != nil || len(locked) != 2 {
+			t.Fatalf("lock both accounts: got %d, %v", len(locked), err)
+		}
+		id := sessionConnID(t, ctx, s, tg)
+		locked[0].Balance -= 40
+		locked[1].Balance += 40
+		if err := s.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			// Wait until the COMMIT is running the trigger's sleep.
+			deadline := time.Now().Add(5 * time.Second)
+			for time.Now().Before(deadline) {
+				var n int
+				if err := admin.QueryRowContext(ctx, "SELECT COUNT(*) FROM pg_stat_activity WHERE pid = $1 AND wait_event = 'PgSleep'", id).Scan(&n); err != nil {
+					t.Errorf("watch the COMMIT: %v", err)
+					return
+				}
+				if n == 1 {
+					killConn(t, admin, tg, id)
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			t.Errorf("the COMMIT never reached the trigger's sleep")
+		}()
+		err = s.Commit(ctx)
+		<-done
+		if !errors.Is(err, orm.ErrCommitUnknown) || !errors.Is(err, orm.ErrConnection) {
+			t.Fatalf("Commit killed in flight: got %v, want ErrCommitUnknown and ErrConnection", err)
+		}
+		t.Logf("in flight: %v", err)
+		if err := s.Rollback(ctx); err != nil {
+			t.Errorf("Rollback: %v", err)
+		}
+		if _, err := admin.ExecContext(ctx, "DROP TRIGGER slow_commit ON accounts"); err != nil {
+			t.Fatal(err)
+		}
+		checkServed(t, eng, []int64{a.ID, b.ID}, []int64{100, 100})
+	})
+}
