@@ -171,7 +171,7 @@ func (s *Session) flushLocked(ctx context.Context, auto bool) error {
 		t := p.order[i]
 		var dels []*identity.Entry
 		for _, e := range s.deletes {
-			if e.Table == t && !e.Flushed {
+			if e.Table == t && !e.Flushed() {
 				dels = append(dels, e)
 			}
 		}
@@ -212,7 +212,7 @@ func (s *Session) deleteReusedKeys(ctx context.Context) (*mapper.Table, int, err
 		if keyIsZero(p.Table, p.Obj) {
 			continue
 		}
-		if d := s.idmap.Get(p.Table, p.Table.Acc.Key(p.Obj)); d != nil && d.State == identity.Deleted && !d.Flushed {
+		if d := s.idmap.Get(p.Table, p.Table.Acc.Key(p.Obj)); d != nil && d.State() == identity.Deleted && !d.Flushed() {
 			dels = append(dels, d)
 		}
 	}
@@ -264,7 +264,7 @@ func (s *Session) abortFlush(ctx context.Context) {
 func (s *Session) cascadeLocked() error {
 	var err error
 	visit := func(e *identity.Entry) bool {
-		if len(e.Table.Relations) > 0 && e.State != identity.Deleted {
+		if len(e.Table.Relations) > 0 && e.State() != identity.Deleted {
 			err = s.cascadeAdd(e.Table, e.Obj)
 		}
 		return err == nil
@@ -360,10 +360,10 @@ func (s *Session) flushOrder() (flushPlan, error) {
 // they entered the session.
 func (s *Session) dirty(t *mapper.Table, out []update) []update {
 	s.idmap.EachIn(t, func(e *identity.Entry) bool {
-		if e.State != identity.Persistent {
+		if e.State() != identity.Persistent {
 			return true
 		}
-		if s.cols = t.Acc.Changed(e.Obj, e.Snap, s.cols[:0]); len(s.cols) > 0 {
+		if s.cols = t.Acc.Changed(e.Obj, e.Snap(), s.cols[:0]); len(s.cols) > 0 {
 			out = append(out, update{e: e, cols: slices.Clone(s.cols)})
 		}
 		return true
@@ -441,7 +441,7 @@ func (s *Session) syncForeignKeys(t *mapper.Table) error {
 					if c.IsNil() {
 						continue
 					}
-					if ce := s.lookup(t, c.Interface()); ce != nil && ce.State != identity.Deleted {
+					if ce := s.lookup(t, c.Interface()); ce != nil && ce.State() != identity.Deleted {
 						set(ce, col, pe.Obj, pt)
 					}
 				}
@@ -465,7 +465,7 @@ func (s *Session) eachLive(t *mapper.Table, fn func(*identity.Entry)) {
 		}
 	}
 	s.idmap.EachIn(t, func(e *identity.Entry) bool {
-		if e.State == identity.Persistent {
+		if e.State() == identity.Persistent {
 			fn(e)
 		}
 		return true
@@ -556,13 +556,27 @@ func (s *Session) insert(ctx context.Context, t *mapper.Table, ents []*identity.
 		}
 		// One allocation for the whole batch's snapshots.
 		if bs, ok := t.Acc.(mapper.BatchSnapshotter); ok {
-			bs.SnapshotBatch(len(batch), func(i int) any { return batch[i].Obj }, func(i int, snap any) { batch[i].Snap = snap })
+			var serr error
+			bs.SnapshotBatch(len(batch), func(i int) any { return batch[i].Obj }, func(i int, snap any) {
+				if err := batch[i].SetSnapshot(snap); err != nil && serr == nil {
+					serr = err
+				}
+			})
+			if serr != nil {
+				return serr
+			}
 		}
 		s.idmap.Reserve(t, len(batch))
+		var ierr error
 		for _, e := range batch {
-			s.markInserted(e)
+			if ierr = s.markInserted(e); ierr != nil {
+				break
+			}
 		}
-		s.pending = slices.DeleteFunc(s.pending, func(p *identity.Entry) bool { return p.State != identity.Pending })
+		s.pending = slices.DeleteFunc(s.pending, func(p *identity.Entry) bool { return p.State() != identity.Pending })
+		if ierr != nil {
+			return ierr
+		}
 	}
 	return nil
 }
@@ -643,24 +657,19 @@ func (s *Session) afterLastInsert(ctx context.Context, t *mapper.Table, res inte
 }
 
 // markInserted makes an inserted entry persistent and tracked.
-func (s *Session) markInserted(e *identity.Entry) {
-	t := e.Table
-	delete(s.pendingByObj, e.Obj) // the caller drops it from s.pending
-	e.State = identity.Persistent
-	if e.Snap == nil {
-		e.Snap = t.Acc.Snapshot(e.Obj)
+func (s *Session) markInserted(e *identity.Entry) error {
+	// If the key's row was deleted in this transaction (Add allows a new
+	// object to reuse it then), the new object takes its place.
+	displaced, err := s.idmap.Insert(e)
+	if err != nil {
+		return err
 	}
-	k := t.Acc.Key(e.Obj)
-	if !s.idmap.Put(e, k) {
-		// The key's row was deleted in this transaction (Add allows a new
-		// object to reuse it then): the new object takes its place.
-		if old := s.idmap.Get(t, k); old != nil && old.State == identity.Deleted {
-			s.idmap.Remove(old)
-			s.idmap.Put(e, k)
-			s.logFlush(undo{kind: undoDisplace, e: old})
-		}
+	delete(s.pendingByObj, e.Obj) // the caller drops it from s.pending
+	if displaced != nil {
+		s.logFlush(undo{kind: undoDisplace, e: displaced})
 	}
 	s.logFlush(undo{kind: undoInsert, e: e})
+	return nil
 }
 
 // update writes one object's changed columns, bumping and checking its
@@ -693,13 +702,11 @@ func (s *Session) update(ctx context.Context, u update) error {
 	if n == 0 {
 		// Only read-only columns changed: nothing to write, but the
 		// snapshot must stop reporting them.
-		s.logFlush(undo{kind: undoSnap, e: e, old: e.Snap})
-		e.Snap = t.Acc.Snapshot(e.Obj)
-		return nil
+		return s.resnapshot(e)
 	}
 	var oldVersion int64
 	if v := t.Version; v != nil {
-		oldVersion, _ = mapper.ToInt64(t.Acc.Value(e.Snap, v))
+		oldVersion, _ = mapper.ToInt64(t.Acc.Value(e.Snap(), v))
 		n++
 		b.WriteString(", ")
 		b.WriteString(d.Quote(v.Name))
@@ -710,7 +717,7 @@ func (s *Session) update(ctx context.Context, u update) error {
 	b.WriteString(" WHERE ")
 	b.WriteString(keyWhere(d, t, n+1))
 	for _, c := range t.PK {
-		args = append(args, t.Acc.Value(e.Snap, c))
+		args = append(args, t.Acc.Value(e.Snap(), c))
 	}
 	n += len(t.PK)
 	if v := t.Version; v != nil {
@@ -725,16 +732,14 @@ func (s *Session) update(ctx context.Context, u update) error {
 		return err
 	}
 	if rows, err := res.RowsAffected(); err == nil && rows == 0 {
-		return &StaleDataError{Op: "UPDATE", Table: t.Name, Key: keyValues(t, e.Snap)}
+		return &StaleDataError{Op: "UPDATE", Table: t.Name, Key: keyValues(t, e.Snap())}
 	}
 	if v := t.Version; v != nil {
 		if err := s.setCol(e, v, oldVersion+1); err != nil {
 			return err
 		}
 	}
-	s.logFlush(undo{kind: undoSnap, e: e, old: e.Snap})
-	e.Snap = t.Acc.Snapshot(e.Obj)
-	return nil
+	return s.resnapshot(e)
 }
 
 // delete removes rows: one statement per row with a version check when the
@@ -747,15 +752,17 @@ func (s *Session) delete(ctx context.Context, t *mapper.Table, ents []*identity.
 				d.Quote(v.Name) + " = " + string(d.AppendPlaceholder(nil, len(t.PK)+1))
 		})
 		for _, e := range ents {
-			args := append(keyValues(t, e.Snap), t.Acc.Value(e.Snap, v))
+			args := append(keyValues(t, e.Snap()), t.Acc.Value(e.Snap(), v))
 			res, err := s.exec(ctx, q, args)
 			if err != nil {
 				return err
 			}
 			if rows, err := res.RowsAffected(); err == nil && rows == 0 {
-				return &StaleDataError{Op: "DELETE", Table: t.Name, Key: keyValues(t, e.Snap)}
+				return &StaleDataError{Op: "DELETE", Table: t.Name, Key: keyValues(t, e.Snap())}
 			}
-			s.markDeleted(e)
+			if err := s.markDeleted(e); err != nil {
+				return err
+			}
 		}
 		return nil
 	}
@@ -768,7 +775,7 @@ func (s *Session) delete(ctx context.Context, t *mapper.Table, ents []*identity.
 		q := s.e.stmts.get(stmtKey{t, "delete-in", n}, func() string { return deleteInSQL(d, t, n) })
 		args := make([]any, 0, n*len(t.PK))
 		for _, e := range batch {
-			args = append(args, keyValues(t, e.Snap)...)
+			args = append(args, keyValues(t, e.Snap())...)
 		}
 		// A row someone else deleted already is not an error here: the
 		// outcome, no row, is what was asked for. Use a version column to
@@ -777,15 +784,30 @@ func (s *Session) delete(ctx context.Context, t *mapper.Table, ents []*identity.
 			return err
 		}
 		for _, e := range batch {
-			s.markDeleted(e)
+			if err := s.markDeleted(e); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-func (s *Session) markDeleted(e *identity.Entry) {
-	e.Flushed = true
+func (s *Session) markDeleted(e *identity.Entry) error {
+	if err := e.MarkFlushed(); err != nil {
+		return err
+	}
 	s.logFlush(undo{kind: undoDeleteDB, e: e})
+	return nil
+}
+
+// resnapshot takes a new snapshot of a written object, logging the old.
+func (s *Session) resnapshot(e *identity.Entry) error {
+	old := e.Snap()
+	if err := e.SetSnapshot(e.Table.Acc.Snapshot(e.Obj)); err != nil {
+		return err
+	}
+	s.logFlush(undo{kind: undoSnap, e: e, old: old})
+	return nil
 }
 
 // insertSQL builds INSERT INTO t (cols) VALUES (...), ... [RETURNING ret].

@@ -30,7 +30,7 @@ func Get[T any](ctx context.Context, s *Session, key ...any) (*T, error) {
 	if err != nil {
 		return nil, err
 	}
-	if e := s.idmap.Get(t, k); e != nil && !(e.State == identity.Deleted && s.pendingWithKey(t, k)) {
+	if e := s.idmap.Get(t, k); e != nil && !(e.State() == identity.Deleted && s.pendingWithKey(t, k)) {
 		return trackedAs[T](t, e)
 	}
 	if s.hasPendingRows() {
@@ -56,7 +56,7 @@ func Get[T any](ctx context.Context, s *Session, key ...any) (*T, error) {
 }
 
 func trackedAs[T any](t *mapper.Table, e *identity.Entry) (*T, error) {
-	if e.State == identity.Deleted {
+	if e.State() == identity.Deleted {
 		return nil, fmt.Errorf("%w: %s deleted in this session", ErrNotFound, t.Name)
 	}
 	return e.Obj.(*T), nil
@@ -83,7 +83,7 @@ func (s *Session) hasPendingRows() bool {
 		return true
 	}
 	for _, e := range s.deletes {
-		if !e.Flushed {
+		if !e.Flushed() {
 			return true
 		}
 	}
@@ -130,8 +130,7 @@ func (s *Session) resolve(t *mapper.Table, obj any) any {
 	}
 	s.seq++
 	e := s.newEntry()
-	*e = identity.Entry{Table: t, Obj: obj, Snap: t.Acc.Snapshot(obj), State: identity.Persistent, Seq: s.seq}
-	s.idmap.Put(e, k)
+	s.idmap.Track(e, t, obj, t.Acc.Snapshot(obj), s.seq, k) // Get found nothing
 	return obj
 }
 
@@ -148,7 +147,7 @@ func (s *Session) Refresh(ctx context.Context, obj any) error {
 		return err
 	}
 	e := s.lookup(t, obj)
-	if e == nil || e.State != identity.Persistent {
+	if e == nil || e.State() != identity.Persistent {
 		return fmt.Errorf("%w: Refresh needs a persistent object", ErrNotTracked)
 	}
 	q := s.e.stmts.get(stmtKey{t, "get", 0}, func() string {
@@ -156,15 +155,18 @@ func (s *Session) Refresh(ctx context.Context, obj any) error {
 	})
 	// Scan into a fresh object: a failed read must leave obj untouched.
 	fresh := reflect.New(t.Type).Interface()
-	if err := s.scanOne(ctx, t, q, keyValues(t, e.Snap), fresh, t.Columns); err != nil {
+	if err := s.scanOne(ctx, t, q, keyValues(t, e.Snap()), fresh, t.Columns); err != nil {
 		return err
 	}
 	snap := t.Acc.Snapshot(fresh)
 	t.Acc.Restore(obj, snap)
 	// Not a flush effect: a failed commit does not unread committed data.
 	// Only a failed savepoint puts the old values back.
-	s.logIntent(undo{kind: undoRefresh, e: e, old: e.Snap})
-	e.Snap = snap
+	old := e.Snap()
+	if err := e.SetSnapshot(snap); err != nil {
+		return err
+	}
+	s.logIntent(undo{kind: undoRefresh, e: e, old: old})
 	return nil
 }
 

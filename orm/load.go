@@ -265,7 +265,9 @@ func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.R
 			return nil, err
 		}
 	}
-	resolveAll(s, target, loaded, noTrack)
+	if err := resolveAll(s, target, loaded, noTrack); err != nil {
+		return nil, err
+	}
 	rowAt := func(i int) unsafe.Pointer {
 		if rowObj != nil {
 			return objPtr(loaded[rowObj[i]])
@@ -468,7 +470,7 @@ func fieldSlice(obj any, r *mapper.Relation) *[]unsafe.Pointer {
 
 // trackedEntry returns obj's entry when the session tracks it persistent.
 func (s *Session) trackedEntry(t *mapper.Table, obj any) *identity.Entry {
-	if e := s.idmap.Get(t, t.Acc.Key(obj)); e != nil && e.Obj == obj && e.State == identity.Persistent {
+	if e := s.idmap.Get(t, t.Acc.Key(obj)); e != nil && e.Obj == obj && e.State() == identity.Persistent {
 		return e
 	}
 	return nil

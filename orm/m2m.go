@@ -175,10 +175,10 @@ func (s *Session) flushLinks(ctx context.Context, wrote *bool) (op, table string
 			}
 			s.idmap.EachIn(t, func(e *identity.Entry) bool {
 				switch {
-				case e.State == identity.Persistent:
+				case e.State() == identity.Persistent:
 					s.diffLinks(e, r, target, get)
-				case e.State == identity.Deleted && !e.Flushed:
-					get(r).all(r, 0, t.Acc.Value(e.Snap, t.PK[0]))
+				case e.State() == identity.Deleted && !e.Flushed():
+					get(r).all(r, 0, t.Acc.Value(e.Snap(), t.PK[0]))
 					if _, had := s.links[linkKey{e, r}]; had {
 						s.setLinksLocked(linkKey{e, r}, nil, false)
 					}
@@ -189,13 +189,13 @@ func (s *Session) flushLinks(ctx context.Context, wrote *bool) (op, table string
 	}
 	// Objects deleted on the other side of m2m relations known here.
 	for _, e := range s.deletes {
-		if e.Flushed {
+		if e.Flushed() {
 			continue
 		}
 		for _, t := range tables {
 			for _, r := range t.Relations {
 				if r.Join != nil && r.Target == e.Table.Type {
-					get(r).all(r, 1, e.Table.Acc.Value(e.Snap, e.Table.PK[0]))
+					get(r).all(r, 1, e.Table.Acc.Value(e.Snap(), e.Table.PK[0]))
 				}
 			}
 		}
@@ -362,7 +362,7 @@ func (s *Session) syncHasOne(t *mapper.Table) error {
 				}
 				child := reflect.NewAt(t.Type, p).Interface()
 				ce := s.lookup(t, child)
-				if ce == nil || ce.State == identity.Deleted {
+				if ce == nil || ce.State() == identity.Deleted {
 					return
 				}
 				pk := pt.Acc.Value(pe.Obj, pt.PK[0])

@@ -256,7 +256,9 @@ func (q *Q[T]) collect(ctx context.Context, max int) ([]*T, error) {
 	if err := q.s.e.closeRows(ctx, rows, obs, n, nil); err != nil {
 		return nil, err
 	}
-	resolveAll(q.s, q.t, out, q.noTrack)
+	if err := resolveAll(q.s, q.t, out, q.noTrack); err != nil {
+		return nil, err
+	}
 	if err := loadInto(ctx, q.s, q.t, out, q.loads, q.noTrack); err != nil {
 		return nil, err
 	}
@@ -280,8 +282,9 @@ func scanRow[T any](s *Session, t *mapper.Table, rows *sql.Rows, noTrack bool) (
 }
 
 // resolveAll replaces each freshly read object by the tracked one with its
-// key, if any, and starts tracking the others (unless noTrack).
-func resolveAll[P any](s *Session, t *mapper.Table, objs []P, noTrack bool) {
+// key, if any, and starts tracking the others (unless noTrack). An error
+// is internal: a snapshot the identity map refused.
+func resolveAll[P any](s *Session, t *mapper.Table, objs []P, noTrack bool) error {
 	if !noTrack {
 		s.idmap.Reserve(t, len(objs))
 		// Entries for the whole result in one allocation (the rows that
@@ -307,20 +310,27 @@ func resolveAll[P any](s *Session, t *mapper.Table, objs []P, noTrack bool) {
 		// The slab's entries are taken in order, so those made here are
 		// the contiguous run fresh, which the batch snapshot walks.
 		e := s.newEntry()
-		*e = identity.Entry{Table: t, Obj: obj, State: identity.Persistent, Seq: s.seq}
-		s.idmap.Put(e, k)
+		s.idmap.Track(e, t, obj, nil, s.seq, k) // Get found nothing; the snapshots follow
 		fresh = fresh[:len(fresh)+1]
 	}
 	if len(fresh) == 0 {
-		return
+		return nil
 	}
+	var err error
 	if bs, ok := t.Acc.(mapper.BatchSnapshotter); ok && len(fresh) > 1 {
-		bs.SnapshotBatch(len(fresh), func(i int) any { return fresh[i].Obj }, func(i int, snap any) { fresh[i].Snap = snap })
-		return
+		bs.SnapshotBatch(len(fresh), func(i int) any { return fresh[i].Obj }, func(i int, snap any) {
+			if serr := fresh[i].SetSnapshot(snap); serr != nil && err == nil {
+				err = serr
+			}
+		})
+		return err
 	}
 	for i := range fresh {
-		fresh[i].Snap = t.Acc.Snapshot(fresh[i].Obj)
+		if err := fresh[i].SetSnapshot(t.Acc.Snapshot(fresh[i].Obj)); err != nil {
+			return err
+		}
 	}
+	return nil
 }
 
 // selectList is the quoted column list of t.
@@ -543,8 +553,8 @@ func (q *Q[T]) UpdateAll(ctx context.Context, set Set) (int64, error) {
 	// object and in a new snapshot; both changes are logged, so a failed
 	// commit or savepoint puts the old ones back.
 	apply := func(e *identity.Entry) error {
-		s.logFlush(undo{kind: undoSnap, e: e, old: e.Snap})
-		snap := t.Acc.Snapshot(e.Snap)
+		s.logFlush(undo{kind: undoSnap, e: e, old: e.Snap()})
+		snap := t.Acc.Snapshot(e.Snap())
 		for _, name := range names {
 			// Each gets its own copy: neither the object nor its snapshot
 			// may share a []byte or pointer with the caller or each other.
@@ -557,14 +567,13 @@ func (q *Q[T]) UpdateAll(ctx context.Context, set Set) (int64, error) {
 			}
 		}
 		if v := t.Version; v != nil {
-			n, _ := mapper.ToInt64(t.Acc.Value(e.Snap, v))
+			n, _ := mapper.ToInt64(t.Acc.Value(e.Snap(), v))
 			if err := s.setCol(e, v, n+1); err != nil {
 				return &setFieldError{err}
 			}
 			_ = t.Acc.Set(snap, v, n+1)
 		}
-		e.Snap = snap
-		return nil
+		return e.SetSnapshot(snap)
 	}
 	n, err := s.bulk(ctx, q.t, b.String(), args, q.where, q.args, apply)
 	if err != nil && applyFailed(err) {
@@ -653,10 +662,12 @@ func (q *Q[T]) DeleteAll(ctx context.Context) (int64, error) {
 	b.WriteString(s.e.dialect.Quote(q.t.Name))
 	q.appendWhere(&b)
 	detach := func(e *identity.Entry) error {
-		s.logFlush(undo{kind: undoDetach, e: e, old: e.State})
-		s.idmap.Remove(e)
+		old := e.State()
+		if err := s.idmap.Detach(e); err != nil {
+			return err
+		}
+		s.logFlush(undo{kind: undoDetach, e: e, old: old})
 		s.deletes = slices.DeleteFunc(s.deletes, func(d *identity.Entry) bool { return d == e })
-		e.State = identity.Detached
 		return nil
 	}
 	return s.bulk(ctx, q.t, b.String(), q.args, q.where, q.args, detach)
