@@ -460,25 +460,48 @@ func (q *Q[T]) Iter(ctx context.Context) iter.Seq2[*T, error] {
 			yield(nil, err)
 			return
 		}
-		n := int64(0)
-		defer func() {
-			err := classify(s.e.dialect, rows.Close())
-			obs.done(ctx, n, err)
-		}()
-		for rows.Next() {
-			n++
-			obj, err := scanRow[T](s, q.t, rows, q.noTrack)
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			if !yield(obj, nil) {
-				return
-			}
+		streamRows(ctx, s.e, rows, obs, nil, func() (*T, error) { return scanRow[T](s, q.t, rows, q.noTrack) }, yield)
+	}
+}
+
+// streamRows yields the objects of a started query one row at a time, for
+// Q.Iter and RawQ.Iter: scan reads the current row. Whichever way the
+// stream ends — the rows run out, scan fails, the loop body breaks out or
+// panics — the rows are closed through closeRows, which reports the rows
+// read and the first error to the hooks. An error is yielded unless the
+// loop body has stopped already. A non-nil err (met before the first row)
+// ends the stream at once.
+func streamRows[T any](ctx context.Context, e *Engine, rows *sql.Rows, obs observation, err error, scan func() (*T, error), yield func(*T, error) bool) {
+	n, closed := int64(0), false
+	finish := func(err error) error {
+		closed = true
+		return e.closeRows(ctx, rows, obs, n, err)
+	}
+	defer func() {
+		if !closed { // the loop body panicked
+			_ = finish(nil)
 		}
-		if err := rows.Err(); err != nil {
-			yield(nil, classify(s.e.dialect, err))
+	}()
+	if err != nil {
+		yield(nil, finish(err))
+		return
+	}
+	for rows.Next() {
+		n++
+		obj, err := scan()
+		if err != nil {
+			yield(nil, finish(err))
+			return
 		}
+		if !yield(obj, nil) {
+			// Only the hooks hear of an error closing the rows now: the
+			// caller has stopped listening.
+			_ = finish(nil)
+			return
+		}
+	}
+	if err := finish(nil); err != nil {
+		yield(nil, err)
 	}
 }
 
