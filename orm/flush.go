@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/tallyorm/tally/dialect"
 	"github.com/tallyorm/tally/identity"
 	"github.com/tallyorm/tally/mapper"
 )
@@ -652,7 +651,7 @@ func (s *Session) afterLastInsert(ctx context.Context, t *mapper.Table, res inte
 	for _, c := range others {
 		s.logFlush(undo{kind: undoSetCol, e: e, col: c, old: t.Acc.Value(e.Obj, c)})
 	}
-	q := selectSQL(s.e.dialect, t, others) + " WHERE " + keyWhere(s.e.dialect, t, 1)
+	q := selectByKeySQL(s.e.dialect, t, others)
 	return s.scanOne(ctx, t, q, keyValues(t, e.Obj), e.Obj, others)
 }
 
@@ -676,58 +675,34 @@ func (s *Session) markInserted(e *identity.Entry) error {
 // version if it has one. Zero rows matched is a *StaleDataError.
 func (s *Session) update(ctx context.Context, u update) error {
 	t, e := u.e.Table, u.e
-	d := s.e.dialect
-	var b strings.Builder
-	b.WriteString("UPDATE ")
-	b.WriteString(d.Quote(t.Name))
-	b.WriteString(" SET ")
 	args := make([]any, 0, len(u.cols)+len(t.PK)+2)
-	n := 0
 	for _, c := range u.cols {
 		if c.PK {
 			return fmt.Errorf("orm: the primary key of a persistent %s changed (%s); Expunge it and Add a new object instead", t.Name, c.Name)
 		}
-		if c.ReadOnly || c.Version {
-			continue
+		if updateSet(c) {
+			args = append(args, t.Acc.Value(e.Obj, c))
 		}
-		if n > 0 {
-			b.WriteString(", ")
-		}
-		n++
-		b.WriteString(d.Quote(c.Name))
-		b.WriteString(" = ")
-		b.Write(d.AppendPlaceholder(nil, n))
-		args = append(args, t.Acc.Value(e.Obj, c))
 	}
-	if n == 0 {
+	if len(args) == 0 {
 		// Only read-only columns changed: nothing to write, but the
 		// snapshot must stop reporting them.
 		return s.resnapshot(e)
 	}
+	// The arguments in the order updateSQL numbers them: the set columns,
+	// the new version, the key, the old version.
 	var oldVersion int64
 	if v := t.Version; v != nil {
 		oldVersion, _ = mapper.ToInt64(t.Acc.Value(e.Snap(), v))
-		n++
-		b.WriteString(", ")
-		b.WriteString(d.Quote(v.Name))
-		b.WriteString(" = ")
-		b.Write(d.AppendPlaceholder(nil, n))
 		args = append(args, oldVersion+1)
 	}
-	b.WriteString(" WHERE ")
-	b.WriteString(keyWhere(d, t, n+1))
 	for _, c := range t.PK {
 		args = append(args, t.Acc.Value(e.Snap(), c))
 	}
-	n += len(t.PK)
-	if v := t.Version; v != nil {
-		b.WriteString(" AND ")
-		b.WriteString(d.Quote(v.Name))
-		b.WriteString(" = ")
-		b.Write(d.AppendPlaceholder(nil, n+1))
+	if t.Version != nil {
 		args = append(args, oldVersion)
 	}
-	res, err := s.exec(ctx, b.String(), args)
+	res, err := s.exec(ctx, updateSQL(s.e.dialect, t, u.cols), args)
 	if err != nil {
 		return err
 	}
@@ -747,10 +722,7 @@ func (s *Session) update(ctx context.Context, u update) error {
 func (s *Session) delete(ctx context.Context, t *mapper.Table, ents []*identity.Entry) error {
 	d := s.e.dialect
 	if v := t.Version; v != nil {
-		q := s.e.stmts.get(stmtKey{t, "delete-version", 1}, func() string {
-			return "DELETE FROM " + d.Quote(t.Name) + " WHERE " + keyWhere(d, t, 1) + " AND " +
-				d.Quote(v.Name) + " = " + string(d.AppendPlaceholder(nil, len(t.PK)+1))
-		})
+		q := s.e.stmts.get(stmtKey{t, "delete-version", 1}, func() string { return deleteVersionSQL(d, t) })
 		for _, e := range ents {
 			args := append(keyValues(t, e.Snap()), t.Acc.Value(e.Snap(), v))
 			res, err := s.exec(ctx, q, args)
@@ -808,46 +780,4 @@ func (s *Session) resnapshot(e *identity.Entry) error {
 	}
 	s.logFlush(undo{kind: undoSnap, e: e, old: old})
 	return nil
-}
-
-// insertSQL builds INSERT INTO t (cols) VALUES (...), ... [RETURNING ret].
-func insertSQL(d dialect.Dialect, t *mapper.Table, cols, ret []*mapper.Column, rows int, returning bool) string {
-	b := []byte("INSERT INTO " + d.Quote(t.Name))
-	if len(cols) == 0 {
-		b = append(append(b, ' '), d.Capabilities().EmptyInsert...)
-	} else {
-		b = append(b, " ("...)
-		for i, c := range cols {
-			if i > 0 {
-				b = append(b, ", "...)
-			}
-			b = append(b, d.Quote(c.Name)...)
-		}
-		b = append(b, ") VALUES "...)
-		n := 0
-		for r := range rows {
-			if r > 0 {
-				b = append(b, ", "...)
-			}
-			b = append(b, '(')
-			for i := range cols {
-				if i > 0 {
-					b = append(b, ", "...)
-				}
-				n++
-				b = d.AppendPlaceholder(b, n)
-			}
-			b = append(b, ')')
-		}
-	}
-	if returning && len(ret) > 0 {
-		b = append(b, " RETURNING "...)
-		for i, c := range ret {
-			if i > 0 {
-				b = append(b, ", "...)
-			}
-			b = append(b, d.Quote(c.Name)...)
-		}
-	}
-	return string(b)
 }

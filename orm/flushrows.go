@@ -6,7 +6,6 @@ import (
 	"reflect"
 	"slices"
 
-	"github.com/tallyorm/tally/dialect"
 	"github.com/tallyorm/tally/identity"
 	"github.com/tallyorm/tally/mapper"
 )
@@ -327,26 +326,18 @@ func (s *Session) nullKeys(ctx context.Context, t *mapper.Table, col *mapper.Col
 		n := min(per, len(ents))
 		batch := ents[:n]
 		ents = ents[n:]
-		var q string
 		var args []any
 		if len(t.PK) == 1 {
-			keys := make([]any, len(batch))
+			args = make([]any, len(batch))
 			for i, e := range batch {
-				keys[i] = t.Acc.Value(e.Snap(), t.PK[0])
-			}
-			var err error
-			q, args, err = dialect.Expand(d, "UPDATE "+d.Quote(t.Name)+" SET "+d.Quote(col.Name)+" = NULL WHERE "+
-				d.Quote(t.PK[0].Name)+" IN (?)", []any{keys})
-			if err != nil {
-				return err
+				args[i] = t.Acc.Value(e.Snap(), t.PK[0])
 			}
 		} else {
 			// A composite key: one row per statement.
 			batch, ents = batch[:1], append(batch[1:], ents...)
-			q = "UPDATE " + d.Quote(t.Name) + " SET " + d.Quote(col.Name) + " = NULL WHERE " + keyWhere(d, t, 1)
 			args = keyValues(t, batch[0].Snap())
 		}
-		if _, err := s.exec(ctx, q, args); err != nil {
+		if _, err := s.exec(ctx, nullColumnSQL(d, t, col, len(batch)), args); err != nil {
 			return err
 		}
 	}

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"strings"
 
-	"github.com/tallyorm/tally/dialect"
 	"github.com/tallyorm/tally/identity"
 	"github.com/tallyorm/tally/mapper"
 )
@@ -43,7 +41,7 @@ func Get[T any](ctx context.Context, s *Session, key ...any) (*T, error) {
 	}
 	obj := new(T)
 	q := s.e.stmts.get(stmtKey{t, "get", 0}, func() string {
-		return selectSQL(s.e.dialect, t, t.Columns) + " WHERE " + keyWhere(s.e.dialect, t, 1)
+		return selectByKeySQL(s.e.dialect, t, t.Columns)
 	})
 	args := bindKey(t, k, key)
 	if err := s.scanOne(ctx, t, q, args, obj, t.Columns); err != nil {
@@ -151,7 +149,7 @@ func (s *Session) Refresh(ctx context.Context, obj any) error {
 		return fmt.Errorf("%w: Refresh needs a persistent object", ErrNotTracked)
 	}
 	q := s.e.stmts.get(stmtKey{t, "get", 0}, func() string {
-		return selectSQL(s.e.dialect, t, t.Columns) + " WHERE " + keyWhere(s.e.dialect, t, 1)
+		return selectByKeySQL(s.e.dialect, t, t.Columns)
 	})
 	// Scan into a fresh object: a failed read must leave obj untouched.
 	fresh := reflect.New(t.Type).Interface()
@@ -168,70 +166,6 @@ func (s *Session) Refresh(ctx context.Context, obj any) error {
 	}
 	s.logIntent(undo{kind: undoRefresh, e: e, old: old})
 	return nil
-}
-
-// selectSQL builds SELECT cols FROM t.
-func selectSQL(d dialect.Dialect, t *mapper.Table, cols []*mapper.Column) string {
-	var b strings.Builder
-	b.WriteString("SELECT ")
-	for i, c := range cols {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(d.Quote(c.Name))
-	}
-	b.WriteString(" FROM ")
-	b.WriteString(d.Quote(t.Name))
-	return b.String()
-}
-
-// keyWhere builds "pk1 = ? AND pk2 = ?" with placeholders numbered from first.
-func keyWhere(d dialect.Dialect, t *mapper.Table, first int) string {
-	var b []byte
-	for i, c := range t.PK {
-		if i > 0 {
-			b = append(b, " AND "...)
-		}
-		b = append(b, d.Quote(c.Name)...)
-		b = append(b, " = "...)
-		b = d.AppendPlaceholder(b, first+i)
-	}
-	return string(b)
-}
-
-// deleteInSQL builds DELETE FROM t WHERE pk IN (...) for n rows; a
-// composite key uses row values, (a, b) IN ((?, ?), ...).
-func deleteInSQL(d dialect.Dialect, t *mapper.Table, n int) string {
-	b := []byte("DELETE FROM " + d.Quote(t.Name) + " WHERE ")
-	if len(t.PK) == 1 {
-		b = append(b, d.Quote(t.PK[0].Name)...)
-	} else {
-		b = append(b, '(')
-		b = append(b, quoteList(d, t.PK)...)
-		b = append(b, ')')
-	}
-	b = append(b, " IN ("...)
-	p := 0
-	for i := range n {
-		if i > 0 {
-			b = append(b, ", "...)
-		}
-		if len(t.PK) > 1 {
-			b = append(b, '(')
-		}
-		for j := range t.PK {
-			if j > 0 {
-				b = append(b, ", "...)
-			}
-			p++
-			b = d.AppendPlaceholder(b, p)
-		}
-		if len(t.PK) > 1 {
-			b = append(b, ')')
-		}
-	}
-	b = append(b, ')')
-	return string(b)
 }
 
 // bindKey returns the values to bind for key, which KeyOf decoded to k:

@@ -106,7 +106,7 @@ func (s *Session) mergeLocked(ctx context.Context, t *mapper.Table, obj any) (an
 		return e.Obj, mergeColumns(t, e.Obj, obj)
 	}
 	q := s.e.stmts.get(stmtKey{t, "get", 0}, func() string {
-		return selectSQL(s.e.dialect, t, t.Columns) + " WHERE " + keyWhere(s.e.dialect, t, 1)
+		return selectByKeySQL(s.e.dialect, t, t.Columns)
 	})
 	fresh := reflect.New(t.Type).Interface()
 	if err := s.scanOne(ctx, t, q, keyValues(t, obj), fresh, t.Columns); err != nil {

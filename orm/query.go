@@ -333,14 +333,6 @@ func resolveAll[P any](s *Session, t *mapper.Table, objs []P, noTrack bool) erro
 	return nil
 }
 
-// selectList is the quoted column list of t.
-func selectList(d dialect.Dialect, t *mapper.Table) string {
-	if t == nil {
-		return ""
-	}
-	return quoteList(d, t.Columns)
-}
-
 // First returns the first matching object (by primary key unless OrderBy
 // says otherwise), or ErrNotFound.
 func (q *Q[T]) First(ctx context.Context) (*T, error) {

@@ -689,7 +689,7 @@ func (s *Session) lockForUpdate(ctx context.Context, t *mapper.Table) error {
 	if s.txWrite || s.e.caps.ForUpdate {
 		return nil
 	}
-	if _, err := s.exec(ctx, "DELETE FROM "+s.e.dialect.Quote(t.Name)+" WHERE 0 = 1", nil); err != nil {
+	if _, err := s.exec(ctx, noopWriteSQL(s.e.dialect, t.Name), nil); err != nil {
 		return err
 	}
 	s.txWrite = true
