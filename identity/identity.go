@@ -15,7 +15,7 @@
 //   - [Entry.MarkDeleted]: Persistent to Deleted; [Entry.Undelete] back,
 //     while the DELETE has not run.
 //   - [Entry.MarkFlushed]: the DELETE of a Deleted entry ran.
-//   - [Map.Detach]: any state but Detached to Detached, out of the map
+//   - [Map.Detach]: any state to Detached, out of the map
 //     (Expunge, commit of a delete, bulk DELETE); [Map.DetachAll] for all.
 //
 // and the restores a failed commit or savepoint makes from its undo log:
@@ -201,12 +201,16 @@ func (e *Entry) MarkFlushed() error {
 }
 
 // Unflush undoes MarkFlushed: the transaction whose DELETE ran was rolled
-// back, and the row is there again. The entry stays marked deleted.
+// back, and the row is there again. The entry stays marked deleted. An
+// entry detached since (Expunge) stays detached: there is nothing to undo.
 func (e *Entry) Unflush() error {
-	if e.state != Deleted {
+	switch e.state {
+	case Deleted:
+		e.flushed = false
+	case Detached:
+	default:
 		return e.refuse("unflush")
 	}
-	e.flushed = false
 	return nil
 }
 
@@ -337,14 +341,12 @@ func (m *Map) Reinstate(e *Entry) error {
 
 // Detach makes an entry Detached: the session lets it go (Expunge, commit
 // of a delete, a bulk DELETE, Rollback) and it leaves the map. A Pending
-// entry is dropped, a Transient one (dropped already) just marked.
-func (m *Map) Detach(e *Entry) error {
-	if e.state == Detached {
-		return e.refuse("detach")
-	}
+// entry is dropped, a Transient one (dropped already) just marked, and a
+// Detached one left as it is: an undo may meet an entry that Expunge let
+// go since. Every state may be detached: Detach cannot fail.
+func (m *Map) Detach(e *Entry) {
 	m.remove(e)
 	e.state, e.flushed = Detached, false
-	return nil
 }
 
 // Reattach undoes a Detach of an entry that was in the map (a failed

@@ -678,9 +678,7 @@ func (q *Q[T]) DeleteAll(ctx context.Context) (int64, error) {
 	q.appendWhere(&b)
 	detach := func(e *identity.Entry) error {
 		old := e.State()
-		if err := s.idmap.Detach(e); err != nil {
-			return err
-		}
+		s.idmap.Detach(e)
 		s.logFlush(undo{kind: undoDetach, e: e, old: old})
 		s.deletes = slices.DeleteFunc(s.deletes, func(d *identity.Entry) bool { return d == e })
 		return nil

@@ -628,9 +628,7 @@ func (s *Session) Expunge(objs ...any) error {
 		} else {
 			s.deletes = slices.DeleteFunc(s.deletes, func(d *identity.Entry) bool { return d == e })
 		}
-		if err := s.idmap.Detach(e); err != nil {
-			return err
-		}
+		s.idmap.Detach(e)
 		s.release(e)
 	}
 	return nil
@@ -835,7 +833,7 @@ func (s *Session) committed() {
 	s.flushLog = s.flushLog[:0]
 	s.intentLog = s.intentLog[:0]
 	for _, e := range s.deletes {
-		s.broken(s.idmap.Detach(e))
+		s.idmap.Detach(e)
 		s.release(e)
 	}
 	s.deletes = s.deletes[:0]

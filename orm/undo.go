@@ -149,10 +149,13 @@ func (s *Session) undoIntents(mark int) {
 			}
 			s.deletes = slices.DeleteFunc(s.deletes, func(d *identity.Entry) bool { return d == e })
 		case undoUndelete:
-			s.broken(e.MarkDeleted())
-			s.deletes = append(s.deletes, e)
+			// Unless Expunge let it go since: it stays detached.
+			if e.State() != identity.Detached {
+				s.broken(e.MarkDeleted())
+				s.deletes = append(s.deletes, e)
+			}
 		case undoAttach:
-			s.broken(s.idmap.Detach(e))
+			s.idmap.Detach(e)
 		case undoRefresh:
 			s.broken(e.RestoreSnapshot(u.old)) // rollbackToLocked then restores the values from it
 		}
