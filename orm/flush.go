@@ -554,16 +554,9 @@ func (s *Session) insert(ctx context.Context, t *mapper.Table, ents []*identity.
 			}
 		}
 		// One allocation for the whole batch's snapshots.
+		// (A snapshot SetSnapshot refused stays nil, and Insert takes it.)
 		if bs, ok := t.Acc.(mapper.BatchSnapshotter); ok {
-			var serr error
-			bs.SnapshotBatch(len(batch), func(i int) any { return batch[i].Obj }, func(i int, snap any) {
-				if err := batch[i].SetSnapshot(snap); err != nil && serr == nil {
-					serr = err
-				}
-			})
-			if serr != nil {
-				return serr
-			}
+			bs.SnapshotBatch(len(batch), func(i int) any { return batch[i].Obj }, func(i int, snap any) { _ = batch[i].SetSnapshot(snap) })
 		}
 		s.idmap.Reserve(t, len(batch))
 		var ierr error

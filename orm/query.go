@@ -316,14 +316,17 @@ func resolveAll[P any](s *Session, t *mapper.Table, objs []P, noTrack bool) erro
 	if len(fresh) == 0 {
 		return nil
 	}
-	var err error
 	if bs, ok := t.Acc.(mapper.BatchSnapshotter); ok && len(fresh) > 1 {
-		bs.SnapshotBatch(len(fresh), func(i int) any { return fresh[i].Obj }, func(i int, snap any) {
-			if serr := fresh[i].SetSnapshot(snap); serr != nil && err == nil {
-				err = serr
+		// The callback records no error: a variable it wrote would move
+		// to the heap, an allocation per read. A refused snapshot stays
+		// nil, which the loop after finds.
+		bs.SnapshotBatch(len(fresh), func(i int) any { return fresh[i].Obj }, func(i int, snap any) { _ = fresh[i].SetSnapshot(snap) })
+		for i := range fresh {
+			if fresh[i].Snap() == nil {
+				return fmt.Errorf("orm: internal error: no snapshot for a loaded %s", t.Name)
 			}
-		})
-		return err
+		}
+		return nil
 	}
 	for i := range fresh {
 		if err := fresh[i].SetSnapshot(t.Acc.Snapshot(fresh[i].Obj)); err != nil {

@@ -73,9 +73,15 @@ func appendKeyWhere(b []byte, d dialect.Dialect, t *mapper.Table, first int) []b
 	return b
 }
 
-// quoteList is the quoted, comma-separated names of cols.
+// quoteList is the quoted, comma-separated names of cols. Q builds it for
+// every query: its buffer is sized once, for names quoted with one
+// character each side (longer quoting grows it).
 func quoteList(d dialect.Dialect, cols []*mapper.Column) string {
-	return string(appendList(nil, d, "", cols))
+	n := 0
+	for _, c := range cols {
+		n += len(c.Name) + 4
+	}
+	return string(appendList(make([]byte, 0, n), d, "", cols))
 }
 
 // selectList is the quoted column list of t, the select list of Q.
