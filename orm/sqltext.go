@@ -92,11 +92,6 @@ func selectList(d dialect.Dialect, t *mapper.Table) string {
 	return quoteList(d, t.Columns)
 }
 
-// keyWhere builds "pk1 = ? AND pk2 = ?" with placeholders numbered from first.
-func keyWhere(d dialect.Dialect, t *mapper.Table, first int) string {
-	return string(appendKeyWhere(nil, d, t, first))
-}
-
 // selectByKeySQL builds SELECT cols FROM t WHERE pk = ?: the row of one key
 // (Get, Refresh, Merge, and reading back generated columns).
 func selectByKeySQL(d dialect.Dialect, t *mapper.Table, cols []*mapper.Column) string {
