@@ -2,10 +2,11 @@
 // object per (table, primary key), with its state and its snapshot.
 //
 // The package owns its entries' life: an [Entry]'s state, snapshot and
-// flags change only through its transition methods, each of which checks
-// that the entry's state allows it and returns a [*TransitionError]
-// otherwise, leaving the entry and the map as they were. The transitions
-// follow SQLAlchemy's object states:
+// flags change only through its transition methods. Each checks that the
+// entry's state allows it and otherwise returns a [*TransitionError],
+// leaving the entry and the map as they were; one that would put two
+// entries under one key is refused too. The transitions follow
+// SQLAlchemy's object states:
 //
 //   - [Entry.InitPending]: a new entry is Pending, outside the map (Add).
 //   - [Entry.Drop]: Pending to Transient (Delete or Expunge of an added
@@ -18,8 +19,8 @@
 //   - [Map.Detach]: any state to Detached, out of the map
 //     (Expunge, commit of a delete, bulk DELETE); [Map.DetachAll] for all.
 //
-// and the restores a failed commit or savepoint makes from its undo log:
-// [Map.Uninsert] (Persistent back to Pending, without its snapshot and out
+// The restores that a failed commit or savepoint makes from its undo log
+// are [Map.Uninsert] (Persistent back to Pending, without its snapshot and out
 // of the map; an entry deleted since becomes Transient), [Entry.Unflush],
 // [Entry.Undelete], [Map.Reinstate] (a Deleted entry an insert displaced),
 // [Map.Reattach] (a Detached entry back to Persistent or Deleted) and
@@ -97,6 +98,7 @@ type TransitionError struct {
 	From  State
 }
 
+// Error names the transition, the state that refused it and the table.
 func (e *TransitionError) Error() string {
 	return fmt.Sprintf("identity: internal error: cannot %s a %s %s entry", e.Op, e.From, e.Table)
 }
