@@ -1,6 +1,7 @@
 package identity_test
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/tallyorm/tally/identity"
@@ -20,12 +21,13 @@ type pairModel struct {
 	B int    `db:"b,pk"`
 }
 
-// TestMap puts, finds and removes entries of several tables — the first
-// lives inline, the others in the map — and keeps Len, Each, EachIn and
-// Tables in agreement.
-func TestMap(t *testing.T) {
+// tables registers the test models: an integer key, a string key and a
+// composite key, so that entries land in the map's inline table and in its
+// other tables, under int and string keys.
+func tables(t *testing.T) []*mapper.Table {
+	t.Helper()
 	reg := mapper.NewRegistry()
-	tabs := make([]*mapper.Table, 0, 3)
+	var tabs []*mapper.Table
 	for _, m := range []any{intModel{}, strModel{}, pairModel{}} {
 		tab, err := reg.TableOf(m)
 		if err != nil {
@@ -33,59 +35,314 @@ func TestMap(t *testing.T) {
 		}
 		tabs = append(tabs, tab)
 	}
+	return tabs
+}
+
+// TestMap tracks, finds and detaches entries of several tables — the first
+// lives inline, the others in the map — and keeps Len, Each, EachIn and
+// Tables in agreement.
+func TestMap(t *testing.T) {
+	tabs := tables(t)
 	objs := []any{&intModel{ID: 7}, &strModel{Code: "x"}, &pairModel{A: "a", B: 1}}
 	var m identity.Map // the zero Map is ready
 	var ents []*identity.Entry
 	var keys []mapper.Key
 	for i, o := range objs {
 		tab := tabs[i]
-		// The snapshot is the object itself here: Remove finds the key in it.
-		e := &identity.Entry{Table: tab, Obj: o, Snap: o, State: identity.Persistent}
+		e := new(identity.Entry)
 		k := tab.Acc.Key(o)
-		if !m.Put(e, k) {
-			t.Fatalf("Put %T refused", o)
+		if !m.Track(e, tab, o, tab.Acc.Snapshot(o), uint64(i), k) {
+			t.Fatalf("Track %T refused", o)
 		}
-		if m.Put(&identity.Entry{Table: tab, Obj: o, Snap: o}, k) {
-			t.Fatalf("second Put of the same key of %T accepted", o)
+		if m.Track(new(identity.Entry), tab, o, tab.Acc.Snapshot(o), 9, k) {
+			t.Fatalf("second Track of the same key of %T accepted", o)
+		}
+		if e.State() != identity.Persistent {
+			t.Fatalf("tracked %T is %v, want persistent", o, e.State())
 		}
 		ents = append(ents, e)
 		keys = append(keys, k)
 	}
 	if m.Len() != 3 || len(m.Tables()) != 3 {
-		t.Fatalf("Len %d, Tables %d", m.Len(), len(m.Tables()))
+		t.Fatalf("Len %d, Tables %d; want 3, 3", m.Len(), len(m.Tables()))
 	}
 	k, _ := tabs[0].KeyOf(7)
 	if m.Get(tabs[0], k) != ents[0] {
-		t.Fatal("Get of the int key")
+		t.Fatal("Get of the int key did not find its entry")
 	}
 	k, _ = tabs[2].KeyOf("a", 1)
 	if m.Get(tabs[2], k) != ents[2] {
-		t.Fatal("Get of the composite key")
+		t.Fatal("Get of the composite key did not find its entry")
 	}
 	k, _ = tabs[1].KeyOf("y")
-	if m.Get(tabs[1], k) != nil {
-		t.Fatal("Get of a missing key")
+	if got := m.Get(tabs[1], k); got != nil {
+		t.Fatalf("Get of a missing key: %v, want nil", got)
 	}
 	n := 0
 	m.Each(func(*identity.Entry) bool { n++; return true })
 	if n != 3 {
-		t.Fatalf("Each saw %d", n)
+		t.Fatalf("Each saw %d, want 3", n)
 	}
 	n = 0
 	m.EachIn(tabs[1], func(*identity.Entry) bool { n++; return true })
 	if n != 1 {
-		t.Fatalf("EachIn saw %d", n)
+		t.Fatalf("EachIn saw %d, want 1", n)
 	}
-	m.Remove(ents[0])
+	m.Detach(ents[0])
 	if m.Len() != 2 || len(m.Tables()) != 2 || m.Get(tabs[0], keys[0]) != nil {
-		t.Fatal("Remove of the inline table's entry")
+		t.Fatalf("after Detach of the inline table's entry: Len %d, Tables %d, want 2, 2 and no entry", m.Len(), len(m.Tables()))
 	}
-	m.Clear()
+	m.DetachAll()
 	if m.Len() != 0 || len(m.Tables()) != 0 {
-		t.Fatal("Clear")
+		t.Fatalf("after DetachAll: Len %d, Tables %d, want 0, 0", m.Len(), len(m.Tables()))
 	}
-	if !m.Put(ents[1], keys[1]) || m.Get(tabs[1], keys[1]) != ents[1] {
-		t.Fatal("Put after Clear")
+	for _, e := range ents {
+		if e.State() != identity.Detached {
+			t.Fatalf("after DetachAll an entry is %v, want detached", e.State())
+		}
+	}
+	if !m.Track(ents[1], tabs[1], objs[1], tabs[1].Acc.Snapshot(objs[1]), 1, keys[1]) || m.Get(tabs[1], keys[1]) != ents[1] {
+		t.Fatal("Track after DetachAll did not put the entry back")
+	}
+}
+
+// start builds an entry of an intModel in a given state, as a session's
+// transitions would have left it, in a map of its own.
+type start struct {
+	name  string
+	build func(m *identity.Map, tab *mapper.Table, o *intModel) (*identity.Entry, error)
+}
+
+func starts() []start {
+	pending := func(m *identity.Map, tab *mapper.Table, o *intModel) (*identity.Entry, error) {
+		e := new(identity.Entry)
+		e.InitPending(tab, o, 1)
+		return e, nil
+	}
+	persistent := func(m *identity.Map, tab *mapper.Table, o *intModel) (*identity.Entry, error) {
+		e := new(identity.Entry)
+		m.Track(e, tab, o, tab.Acc.Snapshot(o), 1, tab.Acc.Key(o))
+		return e, nil
+	}
+	deleted := func(m *identity.Map, tab *mapper.Table, o *intModel) (*identity.Entry, error) {
+		e, _ := persistent(m, tab, o)
+		return e, e.MarkDeleted()
+	}
+	return []start{
+		{"transient", func(m *identity.Map, tab *mapper.Table, o *intModel) (*identity.Entry, error) {
+			e, _ := pending(m, tab, o)
+			return e, e.Drop()
+		}},
+		{"pending", pending},
+		{"persistent", persistent},
+		{"deleted", deleted},
+		{"flushed", func(m *identity.Map, tab *mapper.Table, o *intModel) (*identity.Entry, error) {
+			e, err := deleted(m, tab, o)
+			if err != nil {
+				return nil, err
+			}
+			return e, e.MarkFlushed()
+		}},
+		{"detached", func(m *identity.Map, tab *mapper.Table, o *intModel) (*identity.Entry, error) {
+			e, _ := persistent(m, tab, o)
+			m.Detach(e)
+			return e, nil
+		}},
+	}
+}
+
+// TestTransitions applies every transition to an entry in every state and
+// checks the outcome: the state it leads to, whether the entry is then in
+// the map, or that the transition is refused with a *TransitionError that
+// leaves the entry as it was.
+func TestTransitions(t *testing.T) {
+	type outcome struct {
+		state identity.State
+		ok    bool // false: the transition is refused with a *TransitionError
+		inMap bool
+	}
+	ok := func(s identity.State, inMap bool) outcome { return outcome{s, true, inMap} }
+	refused := outcome{}
+	transitions := []struct {
+		name string
+		do   func(m *identity.Map, e *identity.Entry) error
+		want map[string]outcome // by start; a start not listed is refused
+	}{
+		{"Drop", func(m *identity.Map, e *identity.Entry) error { return e.Drop() },
+			map[string]outcome{"pending": ok(identity.Transient, false)}},
+		{"Repend", func(m *identity.Map, e *identity.Entry) error { return e.Repend() },
+			map[string]outcome{"transient": ok(identity.Pending, false)}},
+		{"Insert", func(m *identity.Map, e *identity.Entry) error { _, err := m.Insert(e); return err },
+			map[string]outcome{"pending": ok(identity.Persistent, true)}},
+		{"MarkDeleted", func(m *identity.Map, e *identity.Entry) error { return e.MarkDeleted() },
+			map[string]outcome{"persistent": ok(identity.Deleted, true)}},
+		{"MarkFlushed", func(m *identity.Map, e *identity.Entry) error { return e.MarkFlushed() },
+			map[string]outcome{"deleted": ok(identity.Deleted, true)}},
+		{"Unflush", func(m *identity.Map, e *identity.Entry) error { return e.Unflush() },
+			map[string]outcome{
+				"deleted": ok(identity.Deleted, true), "flushed": ok(identity.Deleted, true),
+				"detached": ok(identity.Detached, false),
+			}},
+		{"Undelete", func(m *identity.Map, e *identity.Entry) error { return e.Undelete() },
+			map[string]outcome{"deleted": ok(identity.Persistent, true)}},
+		{"Detach", func(m *identity.Map, e *identity.Entry) error { m.Detach(e); return nil },
+			map[string]outcome{
+				"transient": ok(identity.Detached, false), "pending": ok(identity.Detached, false),
+				"persistent": ok(identity.Detached, false), "deleted": ok(identity.Detached, false),
+				"flushed": ok(identity.Detached, false), "detached": ok(identity.Detached, false),
+			}},
+		{"Reattach", func(m *identity.Map, e *identity.Entry) error { return m.Reattach(e, identity.Deleted) },
+			map[string]outcome{"detached": ok(identity.Deleted, true)}},
+		{"Uninsert", func(m *identity.Map, e *identity.Entry) error { _, err := m.Uninsert(e); return err },
+			map[string]outcome{
+				"persistent": ok(identity.Pending, false), "deleted": ok(identity.Transient, false),
+				"flushed": ok(identity.Transient, false), "detached": ok(identity.Detached, false),
+			}},
+		{"RestoreSnapshot(nil)", func(m *identity.Map, e *identity.Entry) error { return e.RestoreSnapshot(nil) },
+			map[string]outcome{
+				"transient": ok(identity.Transient, false), "pending": ok(identity.Pending, false),
+				"detached": ok(identity.Detached, false),
+			}},
+		{"SetSnapshot", func(m *identity.Map, e *identity.Entry) error { return e.SetSnapshot(&intModel{ID: 5}) },
+			map[string]outcome{
+				"pending": ok(identity.Pending, false), "persistent": ok(identity.Persistent, true),
+				"deleted": ok(identity.Deleted, true), "flushed": ok(identity.Deleted, true),
+			}},
+	}
+	tab := tables(t)[0]
+	for _, tr := range transitions {
+		for _, st := range starts() {
+			t.Run(tr.name+"/"+st.name, func(t *testing.T) {
+				var m identity.Map
+				o := &intModel{ID: 5}
+				e, err := st.build(&m, tab, o)
+				if err != nil {
+					t.Fatalf("building a %s entry: %v", st.name, err)
+				}
+				before, beforeFlushed, beforeLen := e.State(), e.Flushed(), m.Len()
+				err = tr.do(&m, e)
+				want := tr.want[st.name]
+				if want == refused {
+					var te *identity.TransitionError
+					if !errors.As(err, &te) {
+						t.Fatalf("error %v, want a *TransitionError", err)
+					}
+					if te.From != before || te.Table != tab.Name {
+						t.Errorf("TransitionError From %v Table %q, want %v %q", te.From, te.Table, before, tab.Name)
+					}
+					if e.State() != before || e.Flushed() != beforeFlushed || m.Len() != beforeLen {
+						t.Errorf("refused transition changed the entry: state %v flushed %v len %d, want %v %v %d",
+							e.State(), e.Flushed(), m.Len(), before, beforeFlushed, beforeLen)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("error %v, want none", err)
+				}
+				if e.State() != want.state {
+					t.Errorf("state %v, want %v", e.State(), want.state)
+				}
+				if got := m.Get(tab, tab.Acc.Key(o)) == e; got != want.inMap {
+					t.Errorf("in the map: %v, want %v", got, want.inMap)
+				}
+			})
+		}
+	}
+}
+
+// TestFlushedDelete follows a delete through its flush and the rollback
+// that undoes it: MarkFlushed sets Flushed, which Undelete refuses until
+// Unflush clears it, and Detach clears it too.
+func TestFlushedDelete(t *testing.T) {
+	tab := tables(t)[0]
+	var m identity.Map
+	o := &intModel{ID: 1}
+	e := new(identity.Entry)
+	m.Track(e, tab, o, tab.Acc.Snapshot(o), 1, tab.Acc.Key(o))
+	if err := e.MarkDeleted(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.MarkFlushed(); err != nil || !e.Flushed() {
+		t.Fatalf("MarkFlushed: %v, Flushed %v; want nil, true", err, e.Flushed())
+	}
+	if err := e.MarkFlushed(); err == nil {
+		t.Fatal("a second MarkFlushed was accepted")
+	}
+	if err := e.Undelete(); err == nil {
+		t.Fatal("Undelete of a flushed delete was accepted: its row is gone")
+	}
+	if err := e.Unflush(); err != nil || e.Flushed() {
+		t.Fatalf("Unflush: %v, Flushed %v; want nil, false", err, e.Flushed())
+	}
+	if err := e.Undelete(); err != nil || e.State() != identity.Persistent {
+		t.Fatalf("Undelete: %v, state %v; want nil, persistent", err, e.State())
+	}
+}
+
+// TestInsertDisplacesDeleted checks that an insert reusing the key of an
+// entry deleted in the transaction takes its place in the map, that
+// Reinstate puts the deleted entry back once the insert is undone, and
+// that an insert over a live entry's key is refused.
+func TestInsertDisplacesDeleted(t *testing.T) {
+	tab := tables(t)[0]
+	var m identity.Map
+	old := &intModel{ID: 3}
+	oe := new(identity.Entry)
+	m.Track(oe, tab, old, tab.Acc.Snapshot(old), 1, tab.Acc.Key(old))
+
+	live := new(identity.Entry)
+	live.InitPending(tab, &intModel{ID: 3}, 2)
+	if _, err := m.Insert(live); err == nil {
+		t.Fatal("Insert over a persistent entry's key was accepted")
+	}
+	if live.State() != identity.Pending || m.Get(tab, tab.Acc.Key(old)) != oe {
+		t.Fatalf("refused Insert changed things: state %v", live.State())
+	}
+
+	if err := oe.MarkDeleted(); err != nil {
+		t.Fatal(err)
+	}
+	if err := oe.MarkFlushed(); err != nil {
+		t.Fatal(err)
+	}
+	ne := new(identity.Entry)
+	ne.InitPending(tab, &intModel{ID: 3}, 3)
+	displaced, err := m.Insert(ne)
+	if err != nil || displaced != oe {
+		t.Fatalf("Insert: displaced %p, %v; want %p, nil", displaced, err, oe)
+	}
+	if m.Get(tab, tab.Acc.Key(old)) != ne || ne.Snap() == nil {
+		t.Fatal("the inserted entry is not in the map under its key with a snapshot")
+	}
+	if err := m.Reinstate(oe); err == nil {
+		t.Fatal("Reinstate over the inserted entry was accepted")
+	}
+	st, err := m.Uninsert(ne)
+	if err != nil || st != identity.Pending || ne.Snap() != nil {
+		t.Fatalf("Uninsert: %v, %v, snapshot %v; want pending, nil, nil", st, err, ne.Snap())
+	}
+	if err := m.Reinstate(oe); err != nil || m.Get(tab, tab.Acc.Key(old)) != oe {
+		t.Fatalf("Reinstate: %v; want the deleted entry back in the map", err)
+	}
+}
+
+// TestOwnedIsIndependentOfState checks that ownership survives the state
+// transitions: it is the session's bookkeeping, not a state.
+func TestOwnedIsIndependentOfState(t *testing.T) {
+	tab := tables(t)[0]
+	var m identity.Map
+	e := new(identity.Entry)
+	e.InitPending(tab, &intModel{ID: 4}, 1)
+	e.SetOwned(true)
+	if _, err := m.Insert(e); err != nil {
+		t.Fatal(err)
+	}
+	if !e.Owned() {
+		t.Fatal("Insert cleared Owned")
+	}
+	e.SetOwned(false)
+	if e.Owned() {
+		t.Fatal("SetOwned(false) left Owned set")
 	}
 }
 

@@ -206,7 +206,7 @@ func (s *Session) flushSize() int {
 	// Deletes: one per row with a version column, else IN batches.
 	counted = counted[:0]
 	for _, x := range s.deletes {
-		if x.Flushed {
+		if x.Flushed() {
 			continue
 		}
 		t := x.Table
@@ -216,7 +216,7 @@ func (s *Session) flushSize() int {
 			counted = append(counted, t)
 			rows := 0
 			for _, e := range s.deletes {
-				if e.Table == t && !e.Flushed {
+				if e.Table == t && !e.Flushed() {
 					rows++
 				}
 			}
@@ -229,8 +229,8 @@ func (s *Session) flushSize() int {
 	}
 	// Updates: one per changed object.
 	s.idmap.Each(func(e *identity.Entry) bool {
-		if e.State == identity.Persistent {
-			if s.cols = e.Table.Acc.Changed(e.Obj, e.Snap, s.cols[:0]); len(s.cols) > 0 {
+		if e.State() == identity.Persistent {
+			if s.cols = e.Table.Acc.Changed(e.Obj, e.Snap(), s.cols[:0]); len(s.cols) > 0 {
 				n++
 			}
 		}

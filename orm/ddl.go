@@ -44,7 +44,7 @@ func (e *Engine) CreateTables(ctx context.Context, models ...any) error {
 		if later && slices.ContainsFunc(broken, func(fk mapper.ForeignKey) bool { return fk.Child == t }) {
 			// The deferred constraint is added only to a table made now:
 			// CREATE TABLE IF NOT EXISTS leaves an existing one as it is.
-			_, probe := e.exec(ctx, e.db, "SELECT 1 FROM "+e.dialect.Quote(t.Name)+" WHERE 1 = 0", nil)
+			_, probe := e.exec(ctx, e.db, probeSQL(e.dialect, t.Name), nil)
 			created[t] = probe != nil
 		}
 		for _, s := range stmts {
@@ -113,7 +113,7 @@ func (e *Engine) DropTables(ctx context.Context, models ...any) error {
 	}
 	q := e.dialect.Quote
 	for _, fk := range broken {
-		if _, err := e.exec(ctx, e.db, "SELECT 1 FROM "+q(fk.Child.Name)+" WHERE 1 = 0", nil); err != nil {
+		if _, err := e.exec(ctx, e.db, probeSQL(e.dialect, fk.Child.Name), nil); err != nil {
 			continue // no such table
 		}
 		s := "ALTER TABLE " + q(fk.Child.Name) + " " + e.dialect.Capabilities().DropForeignKey + q(fkName(fk))
@@ -306,15 +306,4 @@ func isFKColumn(t *mapper.Table, c *mapper.Column, fks []mapper.ForeignKey) bool
 		}
 	}
 	return false
-}
-
-func quoteList(d dialect.Dialect, cols []*mapper.Column) string {
-	var b strings.Builder
-	for i, c := range cols {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(d.Quote(c.Name))
-	}
-	return b.String()
 }

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/tallyorm/tally/dialect"
 	"github.com/tallyorm/tally/identity"
 	"github.com/tallyorm/tally/mapper"
 )
@@ -171,7 +170,7 @@ func (s *Session) flushLocked(ctx context.Context, auto bool) error {
 		t := p.order[i]
 		var dels []*identity.Entry
 		for _, e := range s.deletes {
-			if e.Table == t && !e.Flushed {
+			if e.Table == t && !e.Flushed() {
 				dels = append(dels, e)
 			}
 		}
@@ -212,7 +211,7 @@ func (s *Session) deleteReusedKeys(ctx context.Context) (*mapper.Table, int, err
 		if keyIsZero(p.Table, p.Obj) {
 			continue
 		}
-		if d := s.idmap.Get(p.Table, p.Table.Acc.Key(p.Obj)); d != nil && d.State == identity.Deleted && !d.Flushed {
+		if d := s.idmap.Get(p.Table, p.Table.Acc.Key(p.Obj)); d != nil && d.State() == identity.Deleted && !d.Flushed() {
 			dels = append(dels, d)
 		}
 	}
@@ -264,7 +263,7 @@ func (s *Session) abortFlush(ctx context.Context) {
 func (s *Session) cascadeLocked() error {
 	var err error
 	visit := func(e *identity.Entry) bool {
-		if len(e.Table.Relations) > 0 && e.State != identity.Deleted {
+		if len(e.Table.Relations) > 0 && e.State() != identity.Deleted {
 			err = s.cascadeAdd(e.Table, e.Obj)
 		}
 		return err == nil
@@ -360,10 +359,10 @@ func (s *Session) flushOrder() (flushPlan, error) {
 // they entered the session.
 func (s *Session) dirty(t *mapper.Table, out []update) []update {
 	s.idmap.EachIn(t, func(e *identity.Entry) bool {
-		if e.State != identity.Persistent {
+		if e.State() != identity.Persistent {
 			return true
 		}
-		if s.cols = t.Acc.Changed(e.Obj, e.Snap, s.cols[:0]); len(s.cols) > 0 {
+		if s.cols = t.Acc.Changed(e.Obj, e.Snap(), s.cols[:0]); len(s.cols) > 0 {
 			out = append(out, update{e: e, cols: slices.Clone(s.cols)})
 		}
 		return true
@@ -441,7 +440,7 @@ func (s *Session) syncForeignKeys(t *mapper.Table) error {
 					if c.IsNil() {
 						continue
 					}
-					if ce := s.lookup(t, c.Interface()); ce != nil && ce.State != identity.Deleted {
+					if ce := s.lookup(t, c.Interface()); ce != nil && ce.State() != identity.Deleted {
 						set(ce, col, pe.Obj, pt)
 					}
 				}
@@ -465,7 +464,7 @@ func (s *Session) eachLive(t *mapper.Table, fn func(*identity.Entry)) {
 		}
 	}
 	s.idmap.EachIn(t, func(e *identity.Entry) bool {
-		if e.State == identity.Persistent {
+		if e.State() == identity.Persistent {
 			fn(e)
 		}
 		return true
@@ -555,14 +554,21 @@ func (s *Session) insert(ctx context.Context, t *mapper.Table, ents []*identity.
 			}
 		}
 		// One allocation for the whole batch's snapshots.
+		// (A snapshot SetSnapshot refused stays nil, and Insert takes it.)
 		if bs, ok := t.Acc.(mapper.BatchSnapshotter); ok {
-			bs.SnapshotBatch(len(batch), func(i int) any { return batch[i].Obj }, func(i int, snap any) { batch[i].Snap = snap })
+			bs.SnapshotBatch(len(batch), func(i int) any { return batch[i].Obj }, func(i int, snap any) { _ = batch[i].SetSnapshot(snap) })
 		}
 		s.idmap.Reserve(t, len(batch))
+		var ierr error
 		for _, e := range batch {
-			s.markInserted(e)
+			if ierr = s.markInserted(e); ierr != nil {
+				break
+			}
 		}
-		s.pending = slices.DeleteFunc(s.pending, func(p *identity.Entry) bool { return p.State != identity.Pending })
+		s.pending = slices.DeleteFunc(s.pending, func(p *identity.Entry) bool { return p.State() != identity.Pending })
+		if ierr != nil {
+			return ierr
+		}
 	}
 	return nil
 }
@@ -638,103 +644,70 @@ func (s *Session) afterLastInsert(ctx context.Context, t *mapper.Table, res inte
 	for _, c := range others {
 		s.logFlush(undo{kind: undoSetCol, e: e, col: c, old: t.Acc.Value(e.Obj, c)})
 	}
-	q := selectSQL(s.e.dialect, t, others) + " WHERE " + keyWhere(s.e.dialect, t, 1)
+	q := selectByKeySQL(s.e.dialect, t, others)
 	return s.scanOne(ctx, t, q, keyValues(t, e.Obj), e.Obj, others)
 }
 
 // markInserted makes an inserted entry persistent and tracked.
-func (s *Session) markInserted(e *identity.Entry) {
-	t := e.Table
-	delete(s.pendingByObj, e.Obj) // the caller drops it from s.pending
-	e.State = identity.Persistent
-	if e.Snap == nil {
-		e.Snap = t.Acc.Snapshot(e.Obj)
+func (s *Session) markInserted(e *identity.Entry) error {
+	// If the key's row was deleted in this transaction (Add allows a new
+	// object to reuse it then), the new object takes its place.
+	displaced, err := s.idmap.Insert(e)
+	if err != nil {
+		return err
 	}
-	k := t.Acc.Key(e.Obj)
-	if !s.idmap.Put(e, k) {
-		// The key's row was deleted in this transaction (Add allows a new
-		// object to reuse it then): the new object takes its place.
-		if old := s.idmap.Get(t, k); old != nil && old.State == identity.Deleted {
-			s.idmap.Remove(old)
-			s.idmap.Put(e, k)
-			s.logFlush(undo{kind: undoDisplace, e: old})
-		}
+	delete(s.pendingByObj, e.Obj) // the caller drops it from s.pending
+	if displaced != nil {
+		s.logFlush(undo{kind: undoDisplace, e: displaced})
 	}
 	s.logFlush(undo{kind: undoInsert, e: e})
+	return nil
 }
 
 // update writes one object's changed columns, bumping and checking its
 // version if it has one. Zero rows matched is a *StaleDataError.
 func (s *Session) update(ctx context.Context, u update) error {
 	t, e := u.e.Table, u.e
-	d := s.e.dialect
-	var b strings.Builder
-	b.WriteString("UPDATE ")
-	b.WriteString(d.Quote(t.Name))
-	b.WriteString(" SET ")
 	args := make([]any, 0, len(u.cols)+len(t.PK)+2)
-	n := 0
 	for _, c := range u.cols {
 		if c.PK {
 			return fmt.Errorf("orm: the primary key of a persistent %s changed (%s); Expunge it and Add a new object instead", t.Name, c.Name)
 		}
-		if c.ReadOnly || c.Version {
-			continue
+		if updateSet(c) {
+			args = append(args, t.Acc.Value(e.Obj, c))
 		}
-		if n > 0 {
-			b.WriteString(", ")
-		}
-		n++
-		b.WriteString(d.Quote(c.Name))
-		b.WriteString(" = ")
-		b.Write(d.AppendPlaceholder(nil, n))
-		args = append(args, t.Acc.Value(e.Obj, c))
 	}
-	if n == 0 {
+	if len(args) == 0 {
 		// Only read-only columns changed: nothing to write, but the
 		// snapshot must stop reporting them.
-		s.logFlush(undo{kind: undoSnap, e: e, old: e.Snap})
-		e.Snap = t.Acc.Snapshot(e.Obj)
-		return nil
+		return s.resnapshot(e)
 	}
+	// The arguments in the order updateSQL numbers them: the set columns,
+	// the new version, the key, the old version.
 	var oldVersion int64
 	if v := t.Version; v != nil {
-		oldVersion, _ = mapper.ToInt64(t.Acc.Value(e.Snap, v))
-		n++
-		b.WriteString(", ")
-		b.WriteString(d.Quote(v.Name))
-		b.WriteString(" = ")
-		b.Write(d.AppendPlaceholder(nil, n))
+		oldVersion, _ = mapper.ToInt64(t.Acc.Value(e.Snap(), v))
 		args = append(args, oldVersion+1)
 	}
-	b.WriteString(" WHERE ")
-	b.WriteString(keyWhere(d, t, n+1))
 	for _, c := range t.PK {
-		args = append(args, t.Acc.Value(e.Snap, c))
+		args = append(args, t.Acc.Value(e.Snap(), c))
 	}
-	n += len(t.PK)
-	if v := t.Version; v != nil {
-		b.WriteString(" AND ")
-		b.WriteString(d.Quote(v.Name))
-		b.WriteString(" = ")
-		b.Write(d.AppendPlaceholder(nil, n+1))
+	if t.Version != nil {
 		args = append(args, oldVersion)
 	}
-	res, err := s.exec(ctx, b.String(), args)
+	res, err := s.exec(ctx, updateSQL(s.e.dialect, t, u.cols), args)
 	if err != nil {
 		return err
 	}
 	if rows, err := res.RowsAffected(); err == nil && rows == 0 {
-		return &StaleDataError{Op: "UPDATE", Table: t.Name, Key: keyValues(t, e.Snap)}
+		return &StaleDataError{Op: "UPDATE", Table: t.Name, Key: keyValues(t, e.Snap())}
 	}
 	if v := t.Version; v != nil {
 		if err := s.setCol(e, v, oldVersion+1); err != nil {
 			return err
 		}
 	}
-	s.logFlush(undo{kind: undoSnap, e: e, old: e.Snap})
-	e.Snap = t.Acc.Snapshot(e.Obj)
-	return nil
+	return s.resnapshot(e)
 }
 
 // delete removes rows: one statement per row with a version check when the
@@ -742,20 +715,19 @@ func (s *Session) update(ctx context.Context, u update) error {
 func (s *Session) delete(ctx context.Context, t *mapper.Table, ents []*identity.Entry) error {
 	d := s.e.dialect
 	if v := t.Version; v != nil {
-		q := s.e.stmts.get(stmtKey{t, "delete-version", 1}, func() string {
-			return "DELETE FROM " + d.Quote(t.Name) + " WHERE " + keyWhere(d, t, 1) + " AND " +
-				d.Quote(v.Name) + " = " + string(d.AppendPlaceholder(nil, len(t.PK)+1))
-		})
+		q := s.e.stmts.get(stmtKey{t, "delete-version", 1}, func() string { return deleteVersionSQL(d, t) })
 		for _, e := range ents {
-			args := append(keyValues(t, e.Snap), t.Acc.Value(e.Snap, v))
+			args := append(keyValues(t, e.Snap()), t.Acc.Value(e.Snap(), v))
 			res, err := s.exec(ctx, q, args)
 			if err != nil {
 				return err
 			}
 			if rows, err := res.RowsAffected(); err == nil && rows == 0 {
-				return &StaleDataError{Op: "DELETE", Table: t.Name, Key: keyValues(t, e.Snap)}
+				return &StaleDataError{Op: "DELETE", Table: t.Name, Key: keyValues(t, e.Snap())}
 			}
-			s.markDeleted(e)
+			if err := s.markDeleted(e); err != nil {
+				return err
+			}
 		}
 		return nil
 	}
@@ -768,7 +740,7 @@ func (s *Session) delete(ctx context.Context, t *mapper.Table, ents []*identity.
 		q := s.e.stmts.get(stmtKey{t, "delete-in", n}, func() string { return deleteInSQL(d, t, n) })
 		args := make([]any, 0, n*len(t.PK))
 		for _, e := range batch {
-			args = append(args, keyValues(t, e.Snap)...)
+			args = append(args, keyValues(t, e.Snap())...)
 		}
 		// A row someone else deleted already is not an error here: the
 		// outcome, no row, is what was asked for. Use a version column to
@@ -777,55 +749,28 @@ func (s *Session) delete(ctx context.Context, t *mapper.Table, ents []*identity.
 			return err
 		}
 		for _, e := range batch {
-			s.markDeleted(e)
+			if err := s.markDeleted(e); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-func (s *Session) markDeleted(e *identity.Entry) {
-	e.Flushed = true
+func (s *Session) markDeleted(e *identity.Entry) error {
+	if err := e.MarkFlushed(); err != nil {
+		return err
+	}
 	s.logFlush(undo{kind: undoDeleteDB, e: e})
+	return nil
 }
 
-// insertSQL builds INSERT INTO t (cols) VALUES (...), ... [RETURNING ret].
-func insertSQL(d dialect.Dialect, t *mapper.Table, cols, ret []*mapper.Column, rows int, returning bool) string {
-	b := []byte("INSERT INTO " + d.Quote(t.Name))
-	if len(cols) == 0 {
-		b = append(append(b, ' '), d.Capabilities().EmptyInsert...)
-	} else {
-		b = append(b, " ("...)
-		for i, c := range cols {
-			if i > 0 {
-				b = append(b, ", "...)
-			}
-			b = append(b, d.Quote(c.Name)...)
-		}
-		b = append(b, ") VALUES "...)
-		n := 0
-		for r := range rows {
-			if r > 0 {
-				b = append(b, ", "...)
-			}
-			b = append(b, '(')
-			for i := range cols {
-				if i > 0 {
-					b = append(b, ", "...)
-				}
-				n++
-				b = d.AppendPlaceholder(b, n)
-			}
-			b = append(b, ')')
-		}
+// resnapshot takes a new snapshot of a written object, logging the old.
+func (s *Session) resnapshot(e *identity.Entry) error {
+	old := e.Snap()
+	if err := e.SetSnapshot(e.Table.Acc.Snapshot(e.Obj)); err != nil {
+		return err
 	}
-	if returning && len(ret) > 0 {
-		b = append(b, " RETURNING "...)
-		for i, c := range ret {
-			if i > 0 {
-				b = append(b, ", "...)
-			}
-			b = append(b, d.Quote(c.Name)...)
-		}
-	}
-	return string(b)
+	s.logFlush(undo{kind: undoSnap, e: e, old: old})
+	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"reflect"
 	"slices"
 
-	"github.com/tallyorm/tally/dialect"
 	"github.com/tallyorm/tally/identity"
 	"github.com/tallyorm/tally/mapper"
 )
@@ -247,12 +246,12 @@ func (s *Session) deleteLevels(ctx context.Context, t *mapper.Table, dels []*ide
 	}
 	byKey := make(map[any]int, len(dels))
 	for i, e := range dels {
-		byKey[fkValue(t.Acc.Value(e.Snap, t.PK[0]))] = i
+		byKey[fkValue(t.Acc.Value(e.Snap(), t.PK[0]))] = i
 	}
 	deps := make([][]int, len(dels))
 	for _, fk := range self {
 		for i, e := range dels {
-			if v := fkValue(t.Acc.Value(e.Snap, fk.Column)); v != nil {
+			if v := fkValue(t.Acc.Value(e.Snap(), fk.Column)); v != nil {
 				if j, ok := byKey[v]; ok && j != i {
 					deps[i] = append(deps[i], j)
 				}
@@ -296,8 +295,8 @@ func (s *Session) unlinkDeletes(ctx context.Context, p *flushPlan) (*mapper.Tabl
 	for _, fk := range p.broken {
 		parents := map[any]bool{}
 		for _, e := range s.deletes {
-			if e.Table == fk.Parent && !e.Flushed {
-				parents[fkValue(fk.Parent.Acc.Value(e.Snap, fk.Parent.PK[0]))] = true
+			if e.Table == fk.Parent && !e.Flushed() {
+				parents[fkValue(fk.Parent.Acc.Value(e.Snap(), fk.Parent.PK[0]))] = true
 			}
 		}
 		if len(parents) == 0 {
@@ -305,8 +304,8 @@ func (s *Session) unlinkDeletes(ctx context.Context, p *flushPlan) (*mapper.Tabl
 		}
 		var rows []*identity.Entry
 		for _, e := range s.deletes {
-			if e.Table == fk.Child && !e.Flushed {
-				if v := fkValue(fk.Child.Acc.Value(e.Snap, fk.Column)); v != nil && parents[v] {
+			if e.Table == fk.Child && !e.Flushed() {
+				if v := fkValue(fk.Child.Acc.Value(e.Snap(), fk.Column)); v != nil && parents[v] {
 					rows = append(rows, e)
 				}
 			}
@@ -327,26 +326,18 @@ func (s *Session) nullKeys(ctx context.Context, t *mapper.Table, col *mapper.Col
 		n := min(per, len(ents))
 		batch := ents[:n]
 		ents = ents[n:]
-		var q string
 		var args []any
 		if len(t.PK) == 1 {
-			keys := make([]any, len(batch))
+			args = make([]any, len(batch))
 			for i, e := range batch {
-				keys[i] = t.Acc.Value(e.Snap, t.PK[0])
-			}
-			var err error
-			q, args, err = dialect.Expand(d, "UPDATE "+d.Quote(t.Name)+" SET "+d.Quote(col.Name)+" = NULL WHERE "+
-				d.Quote(t.PK[0].Name)+" IN (?)", []any{keys})
-			if err != nil {
-				return err
+				args[i] = t.Acc.Value(e.Snap(), t.PK[0])
 			}
 		} else {
 			// A composite key: one row per statement.
 			batch, ents = batch[:1], append(batch[1:], ents...)
-			q = "UPDATE " + d.Quote(t.Name) + " SET " + d.Quote(col.Name) + " = NULL WHERE " + keyWhere(d, t, 1)
-			args = keyValues(t, batch[0].Snap)
+			args = keyValues(t, batch[0].Snap())
 		}
-		if _, err := s.exec(ctx, q, args); err != nil {
+		if _, err := s.exec(ctx, nullColumnSQL(d, t, col, len(batch)), args); err != nil {
 			return err
 		}
 	}
@@ -378,7 +369,7 @@ func (s *Session) noteLoaded(t *mapper.Table, r *mapper.Relation, objs []any) {
 	}
 	ri := slices.Index(t.Relations, r)
 	for _, o := range objs {
-		if e := s.lookup(t, o); e != nil && e.State == identity.Persistent {
+		if e := s.lookup(t, o); e != nil && e.State() == identity.Persistent {
 			s.noteMember(e, ri, false)
 		}
 	}
@@ -436,7 +427,7 @@ func (s *Session) noteMembers(keep bool) {
 			continue
 		}
 		s.idmap.EachIn(t, func(e *identity.Entry) bool {
-			if e.State == identity.Persistent {
+			if e.State() == identity.Persistent {
 				for ri, r := range t.Relations {
 					if r.HasMany && r.Cascade {
 						s.noteMember(e, ri, keep)
@@ -465,7 +456,7 @@ func (s *Session) deleteOrphans() error {
 	var cands []orphan
 	for k, old := range s.members {
 		pe := k.e
-		if pe.State != identity.Persistent {
+		if pe.State() != identity.Persistent {
 			continue
 		}
 		r := pe.Table.Relations[k.rel]
@@ -487,7 +478,7 @@ func (s *Session) deleteOrphans() error {
 				continue
 			}
 			ce := s.lookup(ct, c)
-			if ce == nil || ce.State != identity.Persistent || !sameKey(ct.Acc.Value(c, col), key) {
+			if ce == nil || ce.State() != identity.Persistent || !sameKey(ct.Acc.Value(c, col), key) {
 				continue
 			}
 			cands = append(cands, orphan{ce, ct})
@@ -522,7 +513,7 @@ func (s *Session) deleteOrphans() error {
 		}
 	}
 	for _, o := range cands {
-		if listed[o.e.Obj] || o.e.State != identity.Persistent {
+		if listed[o.e.Obj] || o.e.State() != identity.Persistent {
 			continue
 		}
 		mark := len(s.deletes)
@@ -536,7 +527,7 @@ func (s *Session) deleteOrphans() error {
 			s.logFlush(undo{kind: undoOrphan, e: e})
 		}
 		for _, e := range pending {
-			if e.State == identity.Transient {
+			if e.State() == identity.Transient {
 				s.logFlush(undo{kind: undoOrphanDropped, e: e})
 			}
 		}
@@ -560,7 +551,7 @@ func (s *Session) rowOrderWork(p *flushPlan) bool {
 			}
 		}
 		for _, e := range s.deletes {
-			if e.Table == t && !e.Flushed {
+			if e.Table == t && !e.Flushed() {
 				return true
 			}
 		}

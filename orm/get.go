@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"strings"
 
-	"github.com/tallyorm/tally/dialect"
 	"github.com/tallyorm/tally/identity"
 	"github.com/tallyorm/tally/mapper"
 )
@@ -30,7 +28,7 @@ func Get[T any](ctx context.Context, s *Session, key ...any) (*T, error) {
 	if err != nil {
 		return nil, err
 	}
-	if e := s.idmap.Get(t, k); e != nil && !(e.State == identity.Deleted && s.pendingWithKey(t, k)) {
+	if e := s.idmap.Get(t, k); e != nil && !(e.State() == identity.Deleted && s.pendingWithKey(t, k)) {
 		return trackedAs[T](t, e)
 	}
 	if s.hasPendingRows() {
@@ -51,7 +49,7 @@ func Get[T any](ctx context.Context, s *Session, key ...any) (*T, error) {
 		q = s.lockedGetSQL(t)
 	} else {
 		q = s.e.stmts.get(stmtKey{t, "get", 0}, func() string {
-			return selectSQL(s.e.dialect, t, t.Columns) + " WHERE " + keyWhere(s.e.dialect, t, 1)
+			return selectByKeySQL(s.e.dialect, t, t.Columns)
 		})
 	}
 	args := bindKey(t, k, key)
@@ -65,7 +63,7 @@ func Get[T any](ctx context.Context, s *Session, key ...any) (*T, error) {
 }
 
 func trackedAs[T any](t *mapper.Table, e *identity.Entry) (*T, error) {
-	if e.State == identity.Deleted {
+	if e.State() == identity.Deleted {
 		return nil, fmt.Errorf("%w: %s deleted in this session", ErrNotFound, t.Name)
 	}
 	return e.Obj.(*T), nil
@@ -92,7 +90,7 @@ func (s *Session) hasPendingRows() bool {
 		return true
 	}
 	for _, e := range s.deletes {
-		if !e.Flushed {
+		if !e.Flushed() {
 			return true
 		}
 	}
@@ -139,8 +137,7 @@ func (s *Session) resolve(t *mapper.Table, obj any) any {
 	}
 	s.seq++
 	e := s.newEntry()
-	*e = identity.Entry{Table: t, Obj: obj, Snap: t.Acc.Snapshot(obj), State: identity.Persistent, Seq: s.seq}
-	s.idmap.Put(e, k)
+	s.idmap.Track(e, t, obj, t.Acc.Snapshot(obj), s.seq, k) // Get found nothing
 	return obj
 }
 
@@ -157,88 +154,27 @@ func (s *Session) Refresh(ctx context.Context, obj any) error {
 		return err
 	}
 	e := s.lookup(t, obj)
-	if e == nil || e.State != identity.Persistent {
+	if e == nil || e.State() != identity.Persistent {
 		return fmt.Errorf("%w: Refresh needs a persistent object", ErrNotTracked)
 	}
 	q := s.e.stmts.get(stmtKey{t, "get", 0}, func() string {
-		return selectSQL(s.e.dialect, t, t.Columns) + " WHERE " + keyWhere(s.e.dialect, t, 1)
+		return selectByKeySQL(s.e.dialect, t, t.Columns)
 	})
 	// Scan into a fresh object: a failed read must leave obj untouched.
 	fresh := reflect.New(t.Type).Interface()
-	if err := s.scanOne(ctx, t, q, keyValues(t, e.Snap), fresh, t.Columns); err != nil {
+	if err := s.scanOne(ctx, t, q, keyValues(t, e.Snap()), fresh, t.Columns); err != nil {
 		return err
 	}
 	snap := t.Acc.Snapshot(fresh)
 	t.Acc.Restore(obj, snap)
 	// Not a flush effect: a failed commit does not unread committed data.
 	// Only a failed savepoint puts the old values back.
-	s.logIntent(undo{kind: undoRefresh, e: e, old: e.Snap})
-	e.Snap = snap
+	old := e.Snap()
+	if err := e.SetSnapshot(snap); err != nil {
+		return err
+	}
+	s.logIntent(undo{kind: undoRefresh, e: e, old: old})
 	return nil
-}
-
-// selectSQL builds SELECT cols FROM t.
-func selectSQL(d dialect.Dialect, t *mapper.Table, cols []*mapper.Column) string {
-	var b strings.Builder
-	b.WriteString("SELECT ")
-	for i, c := range cols {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(d.Quote(c.Name))
-	}
-	b.WriteString(" FROM ")
-	b.WriteString(d.Quote(t.Name))
-	return b.String()
-}
-
-// keyWhere builds "pk1 = ? AND pk2 = ?" with placeholders numbered from first.
-func keyWhere(d dialect.Dialect, t *mapper.Table, first int) string {
-	var b []byte
-	for i, c := range t.PK {
-		if i > 0 {
-			b = append(b, " AND "...)
-		}
-		b = append(b, d.Quote(c.Name)...)
-		b = append(b, " = "...)
-		b = d.AppendPlaceholder(b, first+i)
-	}
-	return string(b)
-}
-
-// deleteInSQL builds DELETE FROM t WHERE pk IN (...) for n rows; a
-// composite key uses row values, (a, b) IN ((?, ?), ...).
-func deleteInSQL(d dialect.Dialect, t *mapper.Table, n int) string {
-	b := []byte("DELETE FROM " + d.Quote(t.Name) + " WHERE ")
-	if len(t.PK) == 1 {
-		b = append(b, d.Quote(t.PK[0].Name)...)
-	} else {
-		b = append(b, '(')
-		b = append(b, quoteList(d, t.PK)...)
-		b = append(b, ')')
-	}
-	b = append(b, " IN ("...)
-	p := 0
-	for i := range n {
-		if i > 0 {
-			b = append(b, ", "...)
-		}
-		if len(t.PK) > 1 {
-			b = append(b, '(')
-		}
-		for j := range t.PK {
-			if j > 0 {
-				b = append(b, ", "...)
-			}
-			p++
-			b = d.AppendPlaceholder(b, p)
-		}
-		if len(t.PK) > 1 {
-			b = append(b, ')')
-		}
-	}
-	b = append(b, ')')
-	return string(b)
 }
 
 // bindKey returns the values to bind for key, which KeyOf decoded to k:

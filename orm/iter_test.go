@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"runtime"
 	"strings"
 	"testing"
@@ -358,5 +359,72 @@ func TestIterCancel(t *testing.T) {
 		if c, err := orm.Query[Account](s).Count(context.Background()); err != nil || c != rows {
 			t.Fatalf("Count after cancel and Rollback: %d, %v", c, err)
 		}
+	})
+}
+
+// Q.Iter and RawQ.Iter stream through one helper: whether the loop reads
+// every row or breaks out early, the query hook hears of the query once,
+// with the rows read; an error before the first row (a result column that
+// T does not map) is yielded once and reported to the hook too.
+func TestIterReportsRowsRead(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		var events []orm.QueryEvent
+		hook := orm.WithQueryHook(func(_ context.Context, ev orm.QueryEvent) {
+			if ev.Op == "query" {
+				events = append(events, ev)
+			}
+		})
+		eng := openEngine(t, tg, nil, hook)
+		ctx := context.Background()
+		const rows = 20
+		qtInsertAccounts(t, eng, "r", rows)
+		iters := []struct {
+			name string
+			iter func(*orm.Session) iter.Seq2[*Account, error]
+		}{
+			{"Q", func(s *orm.Session) iter.Seq2[*Account, error] { return orm.Query[Account](s).OrderBy("id").Iter(ctx) }},
+			{"RawQ", func(s *orm.Session) iter.Seq2[*Account, error] {
+				return orm.Raw[Account](s, "SELECT * FROM accounts ORDER BY id").Iter(ctx)
+			}},
+		}
+		for _, it := range iters {
+			for _, stop := range []int{rows, 3} {
+				t.Run(fmt.Sprintf("%s/stop%d", it.name, stop), func(t *testing.T) {
+					s := eng.NewSession()
+					defer s.Close()
+					events = events[:0]
+					n := 0
+					for _, err := range it.iter(s) {
+						if err != nil {
+							t.Fatal(err)
+						}
+						if n++; n == stop {
+							break
+						}
+					}
+					if len(events) != 1 {
+						t.Fatalf("%d query events, want 1", len(events))
+					}
+					if ev := events[0]; ev.Rows != int64(stop) || ev.Err != nil {
+						t.Fatalf("event Rows %d Err %v, want %d, nil", ev.Rows, ev.Err, stop)
+					}
+				})
+			}
+		}
+		t.Run("RawQ/unknown column", func(t *testing.T) {
+			s := eng.NewSession()
+			defer s.Close()
+			events = events[:0]
+			var errs []error
+			for _, err := range orm.Raw[Account](s, "SELECT id, 1 AS nonesuch FROM accounts").Iter(ctx) {
+				errs = append(errs, err)
+			}
+			if len(errs) != 1 || errs[0] == nil || !strings.Contains(errs[0].Error(), "nonesuch") {
+				t.Fatalf("yielded %v, want one error naming nonesuch", errs)
+			}
+			if len(events) != 1 || events[0].Err == nil {
+				t.Fatalf("query events %+v, want one with the error", events)
+			}
+		})
 	})
 }

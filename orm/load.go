@@ -208,7 +208,7 @@ func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.R
 	for start := 0; start < len(keys); start += per {
 		chunk := keys[start:min(start+per, len(keys))]
 		q := s.e.stmts.get(stmtKey{target, shape, len(chunk)}, func() string {
-			return loadSQL(s, r, target, len(chunk))
+			return loadSQL(s.e.dialect, r, target, len(chunk))
 		})
 		rows, obs, err := s.query(ctx, q, chunk)
 		if err != nil {
@@ -265,7 +265,9 @@ func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.R
 			return nil, err
 		}
 	}
-	resolveAll(s, target, loaded, noTrack)
+	if err := resolveAll(s, target, loaded, noTrack); err != nil {
+		return nil, err
+	}
 	rowAt := func(i int) unsafe.Pointer {
 		if rowObj != nil {
 			return objPtr(loaded[rowObj[i]])
@@ -368,50 +370,6 @@ func loadShape(r *mapper.Relation) string {
 	return "col:" + r.Column
 }
 
-// loadSQL builds the query loading r for n keys. A many-to-many relation
-// selects the join row's key of this side first, then the target's
-// columns.
-func loadSQL(s *Session, r *mapper.Relation, target *mapper.Table, n int) string {
-	d := s.e.dialect
-	q := d.Quote
-	var b []byte
-	b = append(b, "SELECT "...)
-	var match string
-	if j := r.Join; j != nil {
-		b = append(b, q(j.Name)+"."+q(j.Left)...)
-		for _, c := range target.Columns {
-			b = append(b, ", "+q(target.Name)+"."+q(c.Name)...)
-		}
-		b = append(b, " FROM "+q(target.Name)+" JOIN "+q(j.Name)+" ON "+q(j.Name)+"."+q(j.Right)+" = "+q(target.Name)+"."+q(target.PK[0].Name)...)
-		match = q(j.Name) + "." + q(j.Left)
-	} else {
-		b = append(b, quoteList(d, target.Columns)+" FROM "+q(target.Name)...)
-		mcol := target.PK[0].Name
-		if !r.BelongsTo() {
-			mcol = r.Column
-		}
-		match = q(mcol)
-	}
-	b = append(b, " WHERE "+match+" IN ("...)
-	for i := range n {
-		if i > 0 {
-			b = append(b, ", "...)
-		}
-		b = d.AppendPlaceholder(b, i+1)
-	}
-	b = append(b, ") ORDER BY "...)
-	if r.Join != nil {
-		b = append(b, match+", "...)
-	}
-	for i, c := range target.PK {
-		if i > 0 {
-			b = append(b, ", "...)
-		}
-		b = append(b, q(target.Name)+"."+q(c.Name)...)
-	}
-	return string(b)
-}
-
 // colKey returns the Key that table keyTab gives the row whose primary
 // key equals column c of obj (of table t), and the value to bind for it;
 // ok is false for a NULL. With c nil, obj is a pointer to the value itself
@@ -468,7 +426,7 @@ func fieldSlice(obj any, r *mapper.Relation) *[]unsafe.Pointer {
 
 // trackedEntry returns obj's entry when the session tracks it persistent.
 func (s *Session) trackedEntry(t *mapper.Table, obj any) *identity.Entry {
-	if e := s.idmap.Get(t, t.Acc.Key(obj)); e != nil && e.Obj == obj && e.State == identity.Persistent {
+	if e := s.idmap.Get(t, t.Acc.Key(obj)); e != nil && e.Obj == obj && e.State() == identity.Persistent {
 		return e
 	}
 	return nil

@@ -56,7 +56,7 @@ func (s *Session) readSet() lockPlan {
 	}
 	rows := map[*mapper.Table][]row{}
 	s.idmap.Each(func(e *identity.Entry) bool {
-		if e.State == identity.Persistent || e.State == identity.Deleted {
+		if e.State() == identity.Persistent || e.State() == identity.Deleted {
 			rows[e.Table] = append(rows[e.Table], row{e.Table.Acc.Key(e.Obj), e.Obj})
 		}
 		return true
@@ -118,7 +118,7 @@ func (s *Session) lockPlanned(ctx context.Context) error {
 // holds the database's write lock.
 func (s *Session) lockedGetSQL(t *mapper.Table) string {
 	return s.e.stmts.get(stmtKey{t, "getlock", 0}, func() string {
-		q := selectSQL(s.e.dialect, t, t.Columns) + " WHERE " + keyWhere(s.e.dialect, t, 1)
+		q := selectByKeySQL(s.e.dialect, t, t.Columns)
 		if s.e.caps.ForUpdate {
 			q += " FOR UPDATE"
 		}
@@ -143,7 +143,7 @@ func (s *Session) orderUpdatesByKey() {
 	}
 	byTable := map[*mapper.Table][]row{}
 	s.idmap.Each(func(e *identity.Entry) bool {
-		if e.State == identity.Persistent {
+		if e.State() == identity.Persistent {
 			byTable[e.Table] = append(byTable[e.Table], row{e.Table.Acc.Key(e.Obj), e})
 		}
 		return true

@@ -175,10 +175,10 @@ func (s *Session) flushLinks(ctx context.Context, wrote *bool) (op, table string
 			}
 			s.idmap.EachIn(t, func(e *identity.Entry) bool {
 				switch {
-				case e.State == identity.Persistent:
+				case e.State() == identity.Persistent:
 					s.diffLinks(e, r, target, get)
-				case e.State == identity.Deleted && !e.Flushed:
-					get(r).all(r, 0, t.Acc.Value(e.Snap, t.PK[0]))
+				case e.State() == identity.Deleted && !e.Flushed():
+					get(r).all(r, 0, t.Acc.Value(e.Snap(), t.PK[0]))
 					if _, had := s.links[linkKey{e, r}]; had {
 						s.setLinksLocked(linkKey{e, r}, nil, false)
 					}
@@ -189,13 +189,13 @@ func (s *Session) flushLinks(ctx context.Context, wrote *bool) (op, table string
 	}
 	// Objects deleted on the other side of m2m relations known here.
 	for _, e := range s.deletes {
-		if e.Flushed {
+		if e.Flushed() {
 			continue
 		}
 		for _, t := range tables {
 			for _, r := range t.Relations {
 				if r.Join != nil && r.Target == e.Table.Type {
-					get(r).all(r, 1, e.Table.Acc.Value(e.Snap, e.Table.PK[0]))
+					get(r).all(r, 1, e.Table.Acc.Value(e.Snap(), e.Table.PK[0]))
 				}
 			}
 		}
@@ -276,59 +276,37 @@ func (s *Session) diffLinks(e *identity.Entry, r *mapper.Relation, target *mappe
 // under the dialect's parameter limit and at most 1000 rows a statement.
 func (s *Session) writeJoin(ctx context.Context, w *joinWork, wrote *bool) (string, error) {
 	d := s.e.dialect
-	q := d.Quote
 	per := min(d.MaxParams()/2, 1000)
 	for i, keys := range w.byCol {
 		for len(keys) > 0 {
 			n := min(d.MaxParams(), 1000, len(keys))
-			b := []byte("DELETE FROM " + q(w.name) + " WHERE " + q([2]string{w.left, w.right}[i]) + " IN (")
-			for p := range n {
-				if p > 0 {
-					b = append(b, ", "...)
-				}
-				b = d.AppendPlaceholder(b, p+1)
-			}
-			b = append(b, ')')
 			*wrote = true
-			if _, err := s.exec(ctx, string(b), keys[:n]); err != nil {
+			if _, err := s.exec(ctx, joinDeleteSQL(d, w.name, [2]string{w.left, w.right}[i], n), keys[:n]); err != nil {
 				return "DELETE", err
 			}
 			keys = keys[n:]
 		}
 	}
-	// pairs appends "(?, ?), (?, ?), ..." for rows to prefix, and their args.
-	pairs := func(prefix string, rows [][2]any) ([]byte, []any) {
-		b := []byte(prefix)
+	// pairs flattens rows into the arguments of the pair statements.
+	pairs := func(rows [][2]any) []any {
 		args := make([]any, 0, 2*len(rows))
-		for i, p := range rows {
-			if i > 0 {
-				b = append(b, ", "...)
-			}
-			b = append(b, '(')
-			b = d.AppendPlaceholder(b, 2*i+1)
-			b = append(b, ", "...)
-			b = d.AppendPlaceholder(b, 2*i+2)
-			b = append(b, ')')
+		for _, p := range rows {
 			args = append(args, p[0], p[1])
 		}
-		return b, args
+		return args
 	}
-	cols := q(w.left) + ", " + q(w.right)
 	for rows := w.del; len(rows) > 0; {
 		n := min(per, len(rows))
-		b, args := pairs("DELETE FROM "+q(w.name)+" WHERE ("+cols+") IN (", rows[:n])
-		b = append(b, ')')
 		*wrote = true
-		if _, err := s.exec(ctx, string(b), args); err != nil {
+		if _, err := s.exec(ctx, joinPairsDeleteSQL(d, w.name, w.left, w.right, n), pairs(rows[:n])); err != nil {
 			return "DELETE", err
 		}
 		rows = rows[n:]
 	}
 	for rows := w.add; len(rows) > 0; {
 		n := min(per, len(rows))
-		b, args := pairs("INSERT INTO "+q(w.name)+" ("+cols+") VALUES ", rows[:n])
 		*wrote = true
-		if _, err := s.exec(ctx, string(b), args); err != nil {
+		if _, err := s.exec(ctx, joinInsertSQL(d, w.name, w.left, w.right, n), pairs(rows[:n])); err != nil {
 			return "INSERT", err
 		}
 		rows = rows[n:]
@@ -362,7 +340,7 @@ func (s *Session) syncHasOne(t *mapper.Table) error {
 				}
 				child := reflect.NewAt(t.Type, p).Interface()
 				ce := s.lookup(t, child)
-				if ce == nil || ce.State == identity.Deleted {
+				if ce == nil || ce.State() == identity.Deleted {
 					return
 				}
 				pk := pt.Acc.Value(pe.Obj, pt.PK[0])

@@ -71,7 +71,7 @@ func Merge[T any](ctx context.Context, s *Session, obj *T) (*T, error) {
 
 func (s *Session) mergeLocked(ctx context.Context, t *mapper.Table, obj any) (any, error) {
 	if e := s.lookup(t, obj); e != nil {
-		if e.State == identity.Deleted {
+		if e.State() == identity.Deleted {
 			return nil, fmt.Errorf("%w: %s deleted in this session", ErrNotFound, t.Name)
 		}
 		return obj, nil
@@ -95,18 +95,18 @@ func (s *Session) mergeLocked(ctx context.Context, t *mapper.Table, obj any) (an
 		e = s.idmap.Get(t, k)
 	}
 	switch {
-	case e != nil && e.State == identity.Deleted && e.Flushed:
+	case e != nil && e.State() == identity.Deleted && e.Flushed():
 		return s.mergeNoRow(t, obj) // the key is free again
-	case e != nil && e.State == identity.Deleted:
+	case e != nil && e.State() == identity.Deleted:
 		return nil, fmt.Errorf("%w: %s with key %v is deleted in this session", ErrNotFound, t.Name, keyValues(t, obj))
 	case e != nil:
-		if err := checkMergeVersion(t, e.Snap, obj); err != nil {
+		if err := checkMergeVersion(t, e.Snap(), obj); err != nil {
 			return nil, err
 		}
 		return e.Obj, mergeColumns(t, e.Obj, obj)
 	}
 	q := s.e.stmts.get(stmtKey{t, "get", 0}, func() string {
-		return selectSQL(s.e.dialect, t, t.Columns) + " WHERE " + keyWhere(s.e.dialect, t, 1)
+		return selectByKeySQL(s.e.dialect, t, t.Columns)
 	})
 	fresh := reflect.New(t.Type).Interface()
 	if err := s.scanOne(ctx, t, q, keyValues(t, obj), fresh, t.Columns); err != nil {

@@ -91,7 +91,7 @@ func (s *Session) claim(e *identity.Entry) error {
 		return fmt.Errorf("%w: %s %p; Expunge it there (or let that session end) first, or Merge a copy",
 			ErrOtherSession, e.Table.Name, e.Obj)
 	}
-	e.Owned = true
+	e.SetOwned(true)
 	s.owned = append(s.owned, e)
 	return nil
 }
@@ -100,10 +100,10 @@ func (s *Session) claim(e *identity.Entry) error {
 // the session still tracks the object through another entry (it was
 // dropped and added again).
 func (s *Session) release(e *identity.Entry) {
-	if !e.Owned {
+	if !e.Owned() {
 		return
 	}
-	e.Owned = false
+	e.SetOwned(false)
 	if s.lookup(e.Table, e.Obj) == nil {
 		s.e.owners.remove(e.Obj, s)
 	}
@@ -118,14 +118,14 @@ func (s *Session) sweepOwned(all bool) {
 	}
 	keep := s.owned[:0]
 	for _, e := range s.owned {
-		if !e.Owned {
+		if !e.Owned() {
 			continue
 		}
 		switch {
 		case all:
-			e.Owned = false
+			e.SetOwned(false)
 			s.e.owners.remove(e.Obj, s)
-		case e.State == identity.Pending || e.State == identity.Persistent || e.State == identity.Deleted:
+		case e.State() == identity.Pending || e.State() == identity.Persistent || e.State() == identity.Deleted:
 			keep = append(keep, e)
 		default:
 			s.release(e)

@@ -257,7 +257,9 @@ func (q *Q[T]) collect(ctx context.Context, max int) ([]*T, error) {
 	if err := q.s.e.closeRows(ctx, rows, obs, n, nil); err != nil {
 		return nil, err
 	}
-	resolveAll(q.s, q.t, out, q.noTrack)
+	if err := resolveAll(q.s, q.t, out, q.noTrack); err != nil {
+		return nil, err
+	}
 	if err := loadInto(ctx, q.s, q.t, out, q.loads, q.noTrack); err != nil {
 		return nil, err
 	}
@@ -281,8 +283,9 @@ func scanRow[T any](s *Session, t *mapper.Table, rows *sql.Rows, noTrack bool) (
 }
 
 // resolveAll replaces each freshly read object by the tracked one with its
-// key, if any, and starts tracking the others (unless noTrack).
-func resolveAll[P any](s *Session, t *mapper.Table, objs []P, noTrack bool) {
+// key, if any, and starts tracking the others (unless noTrack). An error
+// is internal: a snapshot the identity map refused.
+func resolveAll[P any](s *Session, t *mapper.Table, objs []P, noTrack bool) error {
 	if !noTrack {
 		s.idmap.Reserve(t, len(objs))
 		// Entries for the whole result in one allocation (the rows that
@@ -308,28 +311,30 @@ func resolveAll[P any](s *Session, t *mapper.Table, objs []P, noTrack bool) {
 		// The slab's entries are taken in order, so those made here are
 		// the contiguous run fresh, which the batch snapshot walks.
 		e := s.newEntry()
-		*e = identity.Entry{Table: t, Obj: obj, State: identity.Persistent, Seq: s.seq}
-		s.idmap.Put(e, k)
+		s.idmap.Track(e, t, obj, nil, s.seq, k) // Get found nothing; the snapshots follow
 		fresh = fresh[:len(fresh)+1]
 	}
 	if len(fresh) == 0 {
-		return
+		return nil
 	}
 	if bs, ok := t.Acc.(mapper.BatchSnapshotter); ok && len(fresh) > 1 {
-		bs.SnapshotBatch(len(fresh), func(i int) any { return fresh[i].Obj }, func(i int, snap any) { fresh[i].Snap = snap })
-		return
+		// The callback records no error: a variable it wrote would move
+		// to the heap, an allocation per read. A refused snapshot stays
+		// nil, which the loop after finds.
+		bs.SnapshotBatch(len(fresh), func(i int) any { return fresh[i].Obj }, func(i int, snap any) { _ = fresh[i].SetSnapshot(snap) })
+		for i := range fresh {
+			if fresh[i].Snap() == nil {
+				return fmt.Errorf("orm: internal error: no snapshot for a loaded %s", t.Name)
+			}
+		}
+		return nil
 	}
 	for i := range fresh {
-		fresh[i].Snap = t.Acc.Snapshot(fresh[i].Obj)
+		if err := fresh[i].SetSnapshot(t.Acc.Snapshot(fresh[i].Obj)); err != nil {
+			return err
+		}
 	}
-}
-
-// selectList is the quoted column list of t.
-func selectList(d dialect.Dialect, t *mapper.Table) string {
-	if t == nil {
-		return ""
-	}
-	return quoteList(d, t.Columns)
+	return nil
 }
 
 // First returns the first matching object (by primary key unless OrderBy
@@ -451,25 +456,48 @@ func (q *Q[T]) Iter(ctx context.Context) iter.Seq2[*T, error] {
 			yield(nil, err)
 			return
 		}
-		n := int64(0)
-		defer func() {
-			err := classify(s.e.dialect, rows.Close())
-			obs.done(ctx, n, err)
-		}()
-		for rows.Next() {
-			n++
-			obj, err := scanRow[T](s, q.t, rows, q.noTrack)
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			if !yield(obj, nil) {
-				return
-			}
+		streamRows(ctx, s.e, rows, obs, nil, func() (*T, error) { return scanRow[T](s, q.t, rows, q.noTrack) }, yield)
+	}
+}
+
+// streamRows yields the objects of a started query one row at a time, for
+// Q.Iter and RawQ.Iter: scan reads the current row. Whichever way the
+// stream ends — the rows run out, scan fails, the loop body breaks out or
+// panics — the rows are closed through closeRows, which reports the rows
+// read and the first error to the hooks. An error is yielded unless the
+// loop body has stopped already. A non-nil err (met before the first row)
+// ends the stream at once.
+func streamRows[T any](ctx context.Context, e *Engine, rows *sql.Rows, obs observation, err error, scan func() (*T, error), yield func(*T, error) bool) {
+	n, closed := int64(0), false
+	finish := func(err error) error {
+		closed = true
+		return e.closeRows(ctx, rows, obs, n, err)
+	}
+	defer func() {
+		if !closed { // the loop body panicked
+			_ = finish(nil)
 		}
-		if err := rows.Err(); err != nil {
-			yield(nil, classify(s.e.dialect, err))
+	}()
+	if err != nil {
+		yield(nil, finish(err))
+		return
+	}
+	for rows.Next() {
+		n++
+		obj, err := scan()
+		if err != nil {
+			yield(nil, finish(err))
+			return
 		}
+		if !yield(obj, nil) {
+			// Only the hooks hear of an error closing the rows now: the
+			// caller has stopped listening.
+			_ = finish(nil)
+			return
+		}
+	}
+	if err := finish(nil); err != nil {
+		yield(nil, err)
 	}
 }
 
@@ -547,8 +575,8 @@ func (q *Q[T]) UpdateAll(ctx context.Context, set Set) (int64, error) {
 	// object and in a new snapshot; both changes are logged, so a failed
 	// commit or savepoint puts the old ones back.
 	apply := func(e *identity.Entry) error {
-		s.logFlush(undo{kind: undoSnap, e: e, old: e.Snap})
-		snap := t.Acc.Snapshot(e.Snap)
+		s.logFlush(undo{kind: undoSnap, e: e, old: e.Snap()})
+		snap := t.Acc.Snapshot(e.Snap())
 		for _, name := range names {
 			// Each gets its own copy: neither the object nor its snapshot
 			// may share a []byte or pointer with the caller or each other.
@@ -561,14 +589,13 @@ func (q *Q[T]) UpdateAll(ctx context.Context, set Set) (int64, error) {
 			}
 		}
 		if v := t.Version; v != nil {
-			n, _ := mapper.ToInt64(t.Acc.Value(e.Snap, v))
+			n, _ := mapper.ToInt64(t.Acc.Value(e.Snap(), v))
 			if err := s.setCol(e, v, n+1); err != nil {
 				return &setFieldError{err}
 			}
 			_ = t.Acc.Set(snap, v, n+1)
 		}
-		e.Snap = snap
-		return nil
+		return e.SetSnapshot(snap)
 	}
 	n, err := s.bulk(ctx, q.t, b.String(), args, q.where, q.args, apply)
 	if err != nil && applyFailed(err) {
@@ -660,10 +687,10 @@ func (q *Q[T]) DeleteAll(ctx context.Context) (int64, error) {
 	b.WriteString(s.e.dialect.Quote(q.t.Name))
 	q.appendWhere(&b)
 	detach := func(e *identity.Entry) error {
-		s.logFlush(undo{kind: undoDetach, e: e, old: e.State})
-		s.idmap.Remove(e)
+		old := e.State()
+		s.idmap.Detach(e)
+		s.logFlush(undo{kind: undoDetach, e: e, old: old})
 		s.deletes = slices.DeleteFunc(s.deletes, func(d *identity.Entry) bool { return d == e })
-		e.State = identity.Detached
 		return nil
 	}
 	return s.bulk(ctx, q.t, b.String(), q.args, q.where, q.args, detach)

@@ -89,36 +89,23 @@ func (r *RawQ[T]) Iter(ctx context.Context) iter.Seq2[*T, error] {
 			yield(nil, err)
 			return
 		}
-		n := int64(0)
-		defer func() { obs.done(ctx, n, classify(s.e.dialect, rows.Close())) }()
 		cols, err := r.columns(rows)
-		if err != nil {
-			yield(nil, err)
-			return
-		}
-		for rows.Next() {
-			n++
+		streamRows(ctx, s.e, rows, obs, err, func() (*T, error) {
 			obj := new(T)
 			if err := rows.Scan(s.scanDest(r.t, obj, cols)...); err != nil {
-				yield(nil, classify(s.e.dialect, err))
-				return
+				return nil, err
 			}
-			out := obj
 			if len(cols) == len(r.t.Columns) {
-				out = s.resolve(r.t, obj).(*T)
-			} else if e := s.idmap.Get(r.t, r.t.Acc.Key(obj)); e != nil {
-				out = e.Obj.(*T)
+				return s.resolve(r.t, obj).(*T), nil
 			}
 			// A partial row of an untracked object is returned detached:
 			// tracked, its missing columns would read as zero to later
 			// Gets and be compared and version-checked at flush.
-			if !yield(out, nil) {
-				return
+			if e := s.idmap.Get(r.t, r.t.Acc.Key(obj)); e != nil {
+				return e.Obj.(*T), nil
 			}
-		}
-		if err := rows.Err(); err != nil {
-			yield(nil, classify(s.e.dialect, err))
-		}
+			return obj, nil
+		}, yield)
 	}
 }
 

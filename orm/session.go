@@ -218,7 +218,9 @@ func (s *Session) Add(objs ...any) (err error) {
 	defer func() {
 		s.adding = false
 		if err != nil {
-			s.undoAdd(pendingMark, intentMark)
+			if uerr := s.undoAdd(pendingMark, intentMark); uerr != nil {
+				err = errors.Join(err, uerr)
+			}
 		}
 		clear(s.undeleted)
 		s.undeleted = s.undeleted[:0]
@@ -242,20 +244,27 @@ func (s *Session) Add(objs ...any) (err error) {
 }
 
 // undoAdd puts the session back as it was before a failed Add: Add only
-// appends to pending (after pendingMark) and cancels delete marks.
-func (s *Session) undoAdd(pendingMark, intentMark int) {
+// appends to pending (after pendingMark) and cancels delete marks. An
+// error is internal: a transition the identity map refused.
+func (s *Session) undoAdd(pendingMark, intentMark int) error {
+	var errs []error
 	for _, e := range s.pending[pendingMark:] {
 		delete(s.pendingByObj, e.Obj)
-		e.State = identity.Transient
+		if err := e.Drop(); err != nil {
+			errs = append(errs, err)
+		}
 		s.release(e)
 	}
 	clear(s.pending[pendingMark:])
 	s.pending = s.pending[:pendingMark]
 	for _, e := range s.undeleted {
-		e.State = identity.Deleted
+		if err := e.MarkDeleted(); err != nil {
+			errs = append(errs, err)
+		}
 		s.deletes = append(s.deletes, e)
 	}
 	s.intentLog = s.intentLog[:intentMark] // undone already
+	return errors.Join(errs...)
 }
 
 func (s *Session) addLocked(obj any) error {
@@ -276,7 +285,7 @@ func (s *Session) addLocked(obj any) error {
 		}
 		e := s.idmap.Get(t, k)
 		switch {
-		case e != nil && e.State == identity.Deleted && e.Flushed:
+		case e != nil && e.State() == identity.Deleted && e.Flushed():
 			// The row is gone in this transaction: the key is free for a
 			// new row, which the flush inserts in the old entry's place.
 			if autoKeySet(t, obj) {
@@ -285,9 +294,11 @@ func (s *Session) addLocked(obj any) error {
 		case e != nil && e.Obj != obj:
 			return fmt.Errorf("%w: %s with key %v", ErrIdentityConflict, t.Name, keyValues(t, obj))
 		case e != nil:
-			if e.State == identity.Deleted {
+			if e.State() == identity.Deleted {
 				// Adding back an object marked for deletion cancels the mark.
-				e.State = identity.Persistent
+				if err := e.Undelete(); err != nil {
+					return err
+				}
 				s.deletes = slices.DeleteFunc(s.deletes, func(d *identity.Entry) bool { return d == e })
 				s.logIntent(undo{kind: undoUndelete, e: e})
 				if s.adding {
@@ -301,7 +312,7 @@ func (s *Session) addLocked(obj any) error {
 	}
 	s.seq++
 	e := s.newEntry()
-	*e = identity.Entry{Table: t, Obj: obj, State: identity.Pending, Seq: s.seq}
+	e.InitPending(t, obj, s.seq)
 	if err := s.claim(e); err != nil {
 		return err
 	}
@@ -435,14 +446,16 @@ func (s *Session) deleteLocked(obj any) error {
 	}
 	e := s.lookup(t, obj)
 	switch {
-	case e != nil && e.State == identity.Pending:
-		s.dropPending(e)
+	case e != nil && e.State() == identity.Pending:
+		if err := s.dropPending(e); err != nil {
+			return err
+		}
 		s.logIntent(undo{kind: undoDropPending, e: e})
 		if len(s.sps) == 0 {
 			s.release(e) // nothing can add it back: another session may take it
 		}
 		return nil
-	case e != nil && e.State == identity.Deleted:
+	case e != nil && e.State() == identity.Deleted:
 		return nil
 	case e == nil:
 		if keyIsZero(t, obj) {
@@ -454,11 +467,12 @@ func (s *Session) deleteLocked(obj any) error {
 		}
 		s.seq++
 		e = s.newEntry()
-		*e = identity.Entry{Table: t, Obj: obj, Snap: t.Acc.Snapshot(obj), State: identity.Persistent, Seq: s.seq}
-		s.idmap.Put(e, k)
+		s.idmap.Track(e, t, obj, t.Acc.Snapshot(obj), s.seq, k) // Get found nothing
 		s.logIntent(undo{kind: undoAttach, e: e})
 	}
-	e.State, e.Flushed = identity.Deleted, false
+	if err := e.MarkDeleted(); err != nil {
+		return err
+	}
 	s.deletes = append(s.deletes, e)
 	s.logIntent(undo{kind: undoMarkDelete, e: e})
 	return s.cascadeDelete(t, obj)
@@ -500,7 +514,7 @@ func (s *Session) cascadeDelete(t *mapper.Table, obj any) error {
 				}
 			}
 			s.idmap.EachIn(ct, func(e *identity.Entry) bool {
-				if e.State == identity.Persistent {
+				if e.State() == identity.Persistent {
 					match(e)
 				}
 				return true
@@ -517,7 +531,7 @@ func (s *Session) cascadeDelete(t *mapper.Table, obj any) error {
 			}
 		}
 		for _, c := range kids {
-			if ce := s.lookup(ct, c); ce != nil && ce.State != identity.Deleted {
+			if ce := s.lookup(ct, c); ce != nil && ce.State() != identity.Deleted {
 				if err := s.deleteLocked(c); err != nil {
 					return err
 				}
@@ -536,10 +550,10 @@ func (s *Session) trackPending(obj any, e *identity.Entry) {
 	s.pendingByObj[obj] = e
 }
 
-func (s *Session) dropPending(e *identity.Entry) {
+func (s *Session) dropPending(e *identity.Entry) error {
 	delete(s.pendingByObj, e.Obj)
 	s.pending = slices.DeleteFunc(s.pending, func(p *identity.Entry) bool { return p == e })
-	e.State = identity.Transient
+	return e.Drop()
 }
 
 // IsDirty reports whether obj has changes the next flush would write: it is
@@ -558,10 +572,10 @@ func (s *Session) IsDirty(obj any) bool {
 	switch {
 	case e == nil:
 		return false
-	case e.State == identity.Pending, e.State == identity.Deleted && !e.Flushed:
+	case e.State() == identity.Pending, e.State() == identity.Deleted && !e.Flushed():
 		return true
-	case e.State == identity.Persistent:
-		s.cols = t.Acc.Changed(obj, e.Snap, s.cols[:0])
+	case e.State() == identity.Persistent:
+		s.cols = t.Acc.Changed(obj, e.Snap(), s.cols[:0])
 		return len(s.cols) > 0
 	}
 	return false
@@ -610,13 +624,14 @@ func (s *Session) Expunge(objs ...any) error {
 		if e == nil {
 			continue
 		}
-		if e.State == identity.Pending {
-			s.dropPending(e)
+		if e.State() == identity.Pending {
+			if err := s.dropPending(e); err != nil {
+				return err
+			}
 		} else {
-			s.idmap.Remove(e)
 			s.deletes = slices.DeleteFunc(s.deletes, func(d *identity.Entry) bool { return d == e })
 		}
-		e.State = identity.Detached
+		s.idmap.Detach(e)
 		s.release(e)
 	}
 	return nil
@@ -675,7 +690,7 @@ func (s *Session) lockForUpdate(ctx context.Context, t *mapper.Table) error {
 	if s.txWrite || s.e.caps.ForUpdate {
 		return nil
 	}
-	if _, err := s.exec(ctx, "DELETE FROM "+s.e.dialect.Quote(t.Name)+" WHERE 0 = 1", nil); err != nil {
+	if _, err := s.exec(ctx, noopWriteSQL(s.e.dialect, t.Name), nil); err != nil {
 		return err
 	}
 	s.txWrite = true
@@ -821,8 +836,7 @@ func (s *Session) committed() {
 	s.flushLog = s.flushLog[:0]
 	s.intentLog = s.intentLog[:0]
 	for _, e := range s.deletes {
-		s.idmap.Remove(e)
-		e.State = identity.Detached
+		s.idmap.Detach(e)
 		s.release(e)
 	}
 	s.deletes = s.deletes[:0]
@@ -857,10 +871,9 @@ func (s *Session) rollbackLocked(ctx context.Context) error {
 // reset detaches everything.
 func (s *Session) reset() {
 	s.lost = nil
-	s.idmap.Each(func(e *identity.Entry) bool { e.State = identity.Detached; return true })
-	s.idmap.Clear()
+	s.idmap.DetachAll()
 	for _, e := range s.pending {
-		e.State = identity.Transient
+		s.broken(e.Drop())
 	}
 	s.pending = s.pending[:0]
 	clear(s.pendingByObj)

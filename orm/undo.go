@@ -42,6 +42,17 @@ const (
 	undoRefresh     // Refresh replaced the snapshot (old) and the values
 )
 
+// broken records an internal error met where none can be returned: an
+// identity transition the session's own bookkeeping should never ask for
+// (see identity.TransitionError). Rather than go on with an identity map it
+// cannot trust, the session refuses further statements until Rollback,
+// which detaches everything.
+func (s *Session) broken(err error) {
+	if err != nil {
+		s.lost = errors.Join(s.lost, fmt.Errorf("orm: internal error, the session's state is not to be trusted; call Rollback (%w)", err))
+	}
+}
+
 func (s *Session) logFlush(u undo) { s.flushLog = append(s.flushLog, u) }
 
 // logIntent records an Add or Delete; only a savepoint can undo those, so
@@ -70,39 +81,38 @@ func (s *Session) undoFlushes(mark int) {
 		e := u.e
 		switch u.kind {
 		case undoInsert:
-			s.idmap.Remove(e)
-			e.Snap = nil
-			switch e.State {
-			case identity.Deleted:
+			st, err := s.idmap.Uninsert(e)
+			s.broken(err)
+			switch st {
+			case identity.Transient:
 				// Inserted and then deleted in the work rolled back: the
 				// two cancel out, and the object is transient again.
 				s.deletes = slices.DeleteFunc(s.deletes, func(d *identity.Entry) bool { return d == e })
-				e.State, e.Flushed = identity.Transient, false
 				continue
-			case identity.Detached:
+			case identity.Pending:
+			default:
 				continue // expunged or bulk-deleted since: it stays out
 			}
-			e.State = identity.Pending
 			s.pending = append(s.pending, e)
 			s.trackPending(e.Obj, e)
 			reinsert = true
 		case undoSetCol:
 			_ = e.Table.Acc.Set(e.Obj, u.col, u.old) // the value came from this field: it fits
 		case undoSnap:
-			e.Snap = u.old
+			s.broken(e.RestoreSnapshot(u.old))
 		case undoDeleteDB:
-			e.Flushed = false
+			s.broken(e.Unflush())
 		case undoLinks:
 			s.restoreLinks(u.old.(linkUndo))
 		case undoOrphan:
 			// The flush, not the caller, marked it: it is persistent again.
-			if e.State == identity.Deleted {
-				e.State, e.Flushed = identity.Persistent, false
+			if e.State() == identity.Deleted {
+				s.broken(e.Undelete())
 				s.deletes = slices.DeleteFunc(s.deletes, func(d *identity.Entry) bool { return d == e })
 			}
 		case undoOrphanDropped:
-			if e.State == identity.Transient {
-				e.State = identity.Pending
+			if e.State() == identity.Transient {
+				s.broken(e.Repend())
 				s.pending = append(s.pending, e)
 				s.trackPending(e.Obj, e)
 				reinsert = true
@@ -110,12 +120,11 @@ func (s *Session) undoFlushes(mark int) {
 		case undoDisplace:
 			// The new object that took e's key is out of the map again
 			// (its undoInsert came later in the log, so it ran first).
-			s.idmap.Put(e, e.Table.Acc.Key(e.Snap))
+			s.broken(s.idmap.Reinstate(e))
 		case undoDetach:
 			// A bulk DELETE detached the entry; its row is back.
-			e.State = u.old.(identity.State)
-			s.idmap.Put(e, e.Table.Acc.Key(e.Snap))
-			if e.State == identity.Deleted {
+			s.broken(s.idmap.Reattach(e, u.old.(identity.State)))
+			if e.State() == identity.Deleted {
 				s.deletes = append(s.deletes, e)
 			}
 		}
@@ -134,27 +143,29 @@ func (s *Session) undoIntents(mark int) {
 		switch u.kind {
 		case undoAdd:
 			if s.pendingByObj[e.Obj] == e {
-				s.dropPending(e)
+				s.broken(s.dropPending(e))
 			}
 			s.release(e)
 		case undoDropPending:
-			e.State = identity.Pending
+			s.broken(e.Repend())
 			s.pending = append(s.pending, e)
 			s.trackPending(e.Obj, e)
 			slices.SortFunc(s.pending, func(a, b *identity.Entry) int { return cmp.Compare(a.Seq, b.Seq) })
 		case undoMarkDelete:
-			if e.State == identity.Deleted {
-				e.State = identity.Persistent
+			if e.State() == identity.Deleted {
+				s.broken(e.Undelete())
 			}
 			s.deletes = slices.DeleteFunc(s.deletes, func(d *identity.Entry) bool { return d == e })
 		case undoUndelete:
-			e.State = identity.Deleted
-			s.deletes = append(s.deletes, e)
+			// Unless Expunge let it go since: it stays detached.
+			if e.State() != identity.Detached {
+				s.broken(e.MarkDeleted())
+				s.deletes = append(s.deletes, e)
+			}
 		case undoAttach:
-			s.idmap.Remove(e)
-			e.State = identity.Detached
+			s.idmap.Detach(e)
 		case undoRefresh:
-			e.Snap = u.old // rollbackToLocked then restores the values from it
+			s.broken(e.RestoreSnapshot(u.old)) // rollbackToLocked then restores the values from it
 		}
 	}
 	s.intentLog = s.intentLog[:mark]
@@ -262,9 +273,9 @@ func (s *Session) rollbackToLocked(ctx context.Context, sp savepoint) error {
 	// Everything was flushed when the savepoint began, so any tracked object
 	// that differs from its snapshot was changed inside it: put it back.
 	s.idmap.Each(func(e *identity.Entry) bool {
-		if e.State == identity.Persistent {
-			if s.cols = e.Table.Acc.Changed(e.Obj, e.Snap, s.cols[:0]); len(s.cols) > 0 {
-				e.Table.Acc.Restore(e.Obj, e.Snap)
+		if e.State() == identity.Persistent {
+			if s.cols = e.Table.Acc.Changed(e.Obj, e.Snap(), s.cols[:0]); len(s.cols) > 0 {
+				e.Table.Acc.Restore(e.Obj, e.Snap())
 			}
 		}
 		return true

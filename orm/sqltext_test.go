@@ -1,0 +1,181 @@
+package orm
+
+import (
+	"testing"
+
+	"github.com/tallyorm/tally/dialect"
+	"github.com/tallyorm/tally/internal/testmodels"
+	"github.com/tallyorm/tally/mapper"
+)
+
+// sqlPost and sqlLabel are a many-to-many pair, for the join-table SQL.
+type sqlPost struct {
+	ID     int64       `db:"id,pk,auto"`
+	Labels []*sqlLabel `rel:"m2m=post_labels(post_id,label_id)"`
+}
+
+type sqlLabel struct {
+	ID   int64  `db:"id,pk,auto"`
+	Name string `db:"name"`
+}
+
+// sqlOnlyKey has nothing to insert but its generated key.
+type sqlOnlyKey struct {
+	ID int64 `db:"id,pk,auto"`
+}
+
+// TestSQLText checks the text of every statement sqltext.go builds, on
+// each dialect: quoting, placeholder numbering (the order the callers bind
+// their arguments in), composite keys as row values, version checks.
+func TestSQLText(t *testing.T) {
+	reg := mapper.NewRegistry()
+	table := func(m any) *mapper.Table {
+		t.Helper()
+		tab, err := reg.TableOf(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tab
+	}
+	acc, ent, tag := table(testmodels.Account{}), table(testmodels.Entry{}), table(testmodels.Tag{})
+	post, label, only := table(sqlPost{}), table(sqlLabel{}), table(sqlOnlyKey{})
+	col := func(tab *mapper.Table, names ...string) []*mapper.Column {
+		var cols []*mapper.Column
+		for _, n := range names {
+			c := tab.Column(n)
+			if c == nil {
+				t.Fatalf("%s has no column %s", tab.Name, n)
+			}
+			cols = append(cols, c)
+		}
+		return cols
+	}
+	rel := func(tab *mapper.Table, field string) *mapper.Relation {
+		for _, r := range tab.Relations {
+			if r.Field == field {
+				return r
+			}
+		}
+		t.Fatalf("%s has no relation %s", tab.Name, field)
+		return nil
+	}
+	tests := []struct {
+		name string
+		sql  func(d dialect.Dialect) string
+		want map[string]string // by dialect name
+	}{
+		{"select by int key", func(d dialect.Dialect) string { return selectByKeySQL(d, acc, acc.Columns) }, map[string]string{
+			"postgres": `SELECT "id", "owner", "balance", "version", "note", "created_at" FROM "accounts" WHERE "id" = $1`,
+			"mysql":    "SELECT `id`, `owner`, `balance`, `version`, `note`, `created_at` FROM `accounts` WHERE `id` = ?",
+			"sqlite":   `SELECT "id", "owner", "balance", "version", "note", "created_at" FROM "accounts" WHERE "id" = ?`,
+		}},
+		{"select by composite key", func(d dialect.Dialect) string { return selectByKeySQL(d, tag, col(tag, "uses")) }, map[string]string{
+			"postgres": `SELECT "uses" FROM "tags" WHERE "kind" = $1 AND "name" = $2`,
+			"mysql":    "SELECT `uses` FROM `tags` WHERE `kind` = ? AND `name` = ?",
+			"sqlite":   `SELECT "uses" FROM "tags" WHERE "kind" = ? AND "name" = ?`,
+		}},
+		{"insert two rows", func(d dialect.Dialect) string {
+			return insertSQL(d, acc, col(acc, "owner", "balance"), col(acc, "id"), 2, d.Returning())
+		}, map[string]string{
+			"postgres": `INSERT INTO "accounts" ("owner", "balance") VALUES ($1, $2), ($3, $4) RETURNING "id"`,
+			"mysql":    "INSERT INTO `accounts` (`owner`, `balance`) VALUES (?, ?), (?, ?)",
+			"sqlite":   `INSERT INTO "accounts" ("owner", "balance") VALUES (?, ?), (?, ?) RETURNING "id"`,
+		}},
+		{"insert returning off", func(d dialect.Dialect) string { return insertSQL(d, ent, col(ent, "amount"), col(ent, "id"), 1, false) }, map[string]string{
+			"postgres": `INSERT INTO "entries" ("amount") VALUES ($1)`,
+			"mysql":    "INSERT INTO `entries` (`amount`) VALUES (?)",
+			"sqlite":   `INSERT INTO "entries" ("amount") VALUES (?)`,
+		}},
+		{"insert no columns", func(d dialect.Dialect) string { return insertSQL(d, only, nil, col(only, "id"), 1, d.Returning()) }, map[string]string{
+			"postgres": `INSERT INTO "sql_only_keys" DEFAULT VALUES RETURNING "id"`,
+			"mysql":    "INSERT INTO `sql_only_keys` () VALUES ()",
+			"sqlite":   `INSERT INTO "sql_only_keys" DEFAULT VALUES RETURNING "id"`,
+		}},
+		{"update with version", func(d dialect.Dialect) string { return updateSQL(d, acc, col(acc, "balance", "version", "note")) }, map[string]string{
+			"postgres": `UPDATE "accounts" SET "balance" = $1, "note" = $2, "version" = $3 WHERE "id" = $4 AND "version" = $5`,
+			"mysql":    "UPDATE `accounts` SET `balance` = ?, `note` = ?, `version` = ? WHERE `id` = ? AND `version` = ?",
+			"sqlite":   `UPDATE "accounts" SET "balance" = ?, "note" = ?, "version" = ? WHERE "id" = ? AND "version" = ?`,
+		}},
+		{"update composite key", func(d dialect.Dialect) string { return updateSQL(d, tag, col(tag, "uses")) }, map[string]string{
+			"postgres": `UPDATE "tags" SET "uses" = $1 WHERE "kind" = $2 AND "name" = $3`,
+			"mysql":    "UPDATE `tags` SET `uses` = ? WHERE `kind` = ? AND `name` = ?",
+			"sqlite":   `UPDATE "tags" SET "uses" = ? WHERE "kind" = ? AND "name" = ?`,
+		}},
+		{"delete with version", func(d dialect.Dialect) string { return deleteVersionSQL(d, acc) }, map[string]string{
+			"postgres": `DELETE FROM "accounts" WHERE "id" = $1 AND "version" = $2`,
+			"mysql":    "DELETE FROM `accounts` WHERE `id` = ? AND `version` = ?",
+			"sqlite":   `DELETE FROM "accounts" WHERE "id" = ? AND "version" = ?`,
+		}},
+		{"delete in", func(d dialect.Dialect) string { return deleteInSQL(d, ent, 3) }, map[string]string{
+			"postgres": `DELETE FROM "entries" WHERE "id" IN ($1, $2, $3)`,
+			"mysql":    "DELETE FROM `entries` WHERE `id` IN (?, ?, ?)",
+			"sqlite":   `DELETE FROM "entries" WHERE "id" IN (?, ?, ?)`,
+		}},
+		{"delete in composite", func(d dialect.Dialect) string { return deleteInSQL(d, tag, 2) }, map[string]string{
+			"postgres": `DELETE FROM "tags" WHERE ("kind", "name") IN (($1, $2), ($3, $4))`,
+			"mysql":    "DELETE FROM `tags` WHERE (`kind`, `name`) IN ((?, ?), (?, ?))",
+			"sqlite":   `DELETE FROM "tags" WHERE ("kind", "name") IN ((?, ?), (?, ?))`,
+		}},
+		{"null column in", func(d dialect.Dialect) string { return nullColumnSQL(d, ent, ent.Column("account_id"), 2) }, map[string]string{
+			"postgres": `UPDATE "entries" SET "account_id" = NULL WHERE "id" IN ($1, $2)`,
+			"mysql":    "UPDATE `entries` SET `account_id` = NULL WHERE `id` IN (?, ?)",
+			"sqlite":   `UPDATE "entries" SET "account_id" = NULL WHERE "id" IN (?, ?)`,
+		}},
+		{"null column composite", func(d dialect.Dialect) string { return nullColumnSQL(d, tag, tag.Column("uses"), 1) }, map[string]string{
+			"postgres": `UPDATE "tags" SET "uses" = NULL WHERE "kind" = $1 AND "name" = $2`,
+			"mysql":    "UPDATE `tags` SET `uses` = NULL WHERE `kind` = ? AND `name` = ?",
+			"sqlite":   `UPDATE "tags" SET "uses" = NULL WHERE "kind" = ? AND "name" = ?`,
+		}},
+		{"join delete", func(d dialect.Dialect) string { return joinDeleteSQL(d, "post_labels", "post_id", 2) }, map[string]string{
+			"postgres": `DELETE FROM "post_labels" WHERE "post_id" IN ($1, $2)`,
+			"mysql":    "DELETE FROM `post_labels` WHERE `post_id` IN (?, ?)",
+			"sqlite":   `DELETE FROM "post_labels" WHERE "post_id" IN (?, ?)`,
+		}},
+		{"join delete pairs", func(d dialect.Dialect) string { return joinPairsDeleteSQL(d, "post_labels", "post_id", "label_id", 2) }, map[string]string{
+			"postgres": `DELETE FROM "post_labels" WHERE ("post_id", "label_id") IN (($1, $2), ($3, $4))`,
+			"mysql":    "DELETE FROM `post_labels` WHERE (`post_id`, `label_id`) IN ((?, ?), (?, ?))",
+			"sqlite":   `DELETE FROM "post_labels" WHERE ("post_id", "label_id") IN ((?, ?), (?, ?))`,
+		}},
+		{"join insert", func(d dialect.Dialect) string { return joinInsertSQL(d, "post_labels", "post_id", "label_id", 2) }, map[string]string{
+			"postgres": `INSERT INTO "post_labels" ("post_id", "label_id") VALUES ($1, $2), ($3, $4)`,
+			"mysql":    "INSERT INTO `post_labels` (`post_id`, `label_id`) VALUES (?, ?), (?, ?)",
+			"sqlite":   `INSERT INTO "post_labels" ("post_id", "label_id") VALUES (?, ?), (?, ?)`,
+		}},
+		{"load has-many", func(d dialect.Dialect) string { return loadSQL(d, rel(acc, "Entries"), ent, 2) }, map[string]string{
+			"postgres": `SELECT "id", "account_id", "amount" FROM "entries" WHERE "account_id" IN ($1, $2) ORDER BY "entries"."id"`,
+			"mysql":    "SELECT `id`, `account_id`, `amount` FROM `entries` WHERE `account_id` IN (?, ?) ORDER BY `entries`.`id`",
+			"sqlite":   `SELECT "id", "account_id", "amount" FROM "entries" WHERE "account_id" IN (?, ?) ORDER BY "entries"."id"`,
+		}},
+		{"load belongs-to", func(d dialect.Dialect) string { return loadSQL(d, rel(ent, "Account"), acc, 1) }, map[string]string{
+			"postgres": `SELECT "id", "owner", "balance", "version", "note", "created_at" FROM "accounts" WHERE "id" IN ($1) ORDER BY "accounts"."id"`,
+			"mysql":    "SELECT `id`, `owner`, `balance`, `version`, `note`, `created_at` FROM `accounts` WHERE `id` IN (?) ORDER BY `accounts`.`id`",
+			"sqlite":   `SELECT "id", "owner", "balance", "version", "note", "created_at" FROM "accounts" WHERE "id" IN (?) ORDER BY "accounts"."id"`,
+		}},
+		{"load m2m", func(d dialect.Dialect) string { return loadSQL(d, rel(post, "Labels"), label, 2) }, map[string]string{
+			"postgres": `SELECT "post_labels"."post_id", "sql_labels"."id", "sql_labels"."name" FROM "sql_labels" JOIN "post_labels" ON "post_labels"."label_id" = "sql_labels"."id" WHERE "post_labels"."post_id" IN ($1, $2) ORDER BY "post_labels"."post_id", "sql_labels"."id"`,
+			"mysql":    "SELECT `post_labels`.`post_id`, `sql_labels`.`id`, `sql_labels`.`name` FROM `sql_labels` JOIN `post_labels` ON `post_labels`.`label_id` = `sql_labels`.`id` WHERE `post_labels`.`post_id` IN (?, ?) ORDER BY `post_labels`.`post_id`, `sql_labels`.`id`",
+			"sqlite":   `SELECT "post_labels"."post_id", "sql_labels"."id", "sql_labels"."name" FROM "sql_labels" JOIN "post_labels" ON "post_labels"."label_id" = "sql_labels"."id" WHERE "post_labels"."post_id" IN (?, ?) ORDER BY "post_labels"."post_id", "sql_labels"."id"`,
+		}},
+		{"probe", func(d dialect.Dialect) string { return probeSQL(d, "accounts") }, map[string]string{
+			"postgres": `SELECT 1 FROM "accounts" WHERE 1 = 0`,
+			"mysql":    "SELECT 1 FROM `accounts` WHERE 1 = 0",
+			"sqlite":   `SELECT 1 FROM "accounts" WHERE 1 = 0`,
+		}},
+		{"no-op write", func(d dialect.Dialect) string { return noopWriteSQL(d, "accounts") }, map[string]string{
+			"postgres": `DELETE FROM "accounts" WHERE 0 = 1`,
+			"mysql":    "DELETE FROM `accounts` WHERE 0 = 1",
+			"sqlite":   `DELETE FROM "accounts" WHERE 0 = 1`,
+		}},
+	}
+	for _, tc := range tests {
+		for _, name := range []string{"postgres", "mysql", "sqlite"} {
+			d, err := dialect.ByName(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tc.sql(d); got != tc.want[name] {
+				t.Errorf("%s on %s:\n got %s\nwant %s", tc.name, name, got, tc.want[name])
+			}
+		}
+	}
+}
