@@ -4,11 +4,8 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
-	"reflect"
 	"slices"
-	"strings"
 
-	"github.com/tallyorm/tally/dialect"
 	"github.com/tallyorm/tally/mapper"
 )
 
@@ -54,13 +51,11 @@ func (e *Engine) CreateTables(ctx context.Context, models ...any) error {
 		}
 	}
 	if later {
-		q := e.dialect.Quote
 		for _, fk := range broken {
 			if !created[fk.Child] {
 				continue
 			}
-			s := "ALTER TABLE " + q(fk.Child.Name) + " ADD CONSTRAINT " + q(fkName(fk)) + " " + fkClause(q, fk)
-			if _, err := e.exec(ctx, e.db, s, nil); err != nil {
+			if _, err := e.exec(ctx, e.db, addForeignKeySQL(e.dialect, fk), nil); err != nil {
 				return fmt.Errorf("orm: create table %s: %w", fk.Child.Name, err)
 			}
 		}
@@ -89,15 +84,6 @@ func fkName(fk mapper.ForeignKey) string {
 	return "fk" + indexName(fk.Child.Name, fk.Column.Name)[2:]
 }
 
-// fkClause is FOREIGN KEY (col) REFERENCES parent (pk) [ON DELETE CASCADE].
-func fkClause(q func(string) string, fk mapper.ForeignKey) string {
-	def := "FOREIGN KEY (" + q(fk.Column.Name) + ") REFERENCES " + q(fk.Parent.Name) + " (" + q(fk.Parent.PK[0].Name) + ")"
-	if fk.Cascade {
-		def += " ON DELETE CASCADE"
-	}
-	return def
-}
-
 // DropTables drops the tables of models that exist, children before parents.
 // A foreign key that CreateTables added to break a cycle is dropped first.
 func (e *Engine) DropTables(ctx context.Context, models ...any) error {
@@ -107,28 +93,26 @@ func (e *Engine) DropTables(ctx context.Context, models ...any) error {
 	}
 	// Join tables first: they refer to both sides.
 	for _, j := range e.reg.JoinTables(tables) {
-		if _, err := e.exec(ctx, e.db, "DROP TABLE IF EXISTS "+e.dialect.Quote(j.Name), nil); err != nil {
+		if _, err := e.exec(ctx, e.db, dropTableSQL(e.dialect, j.Name), nil); err != nil {
 			return fmt.Errorf("orm: drop join table %s: %w", j.Name, err)
 		}
 	}
-	q := e.dialect.Quote
 	for _, fk := range broken {
 		if _, err := e.exec(ctx, e.db, probeSQL(e.dialect, fk.Child.Name), nil); err != nil {
 			continue // no such table
 		}
-		s := "ALTER TABLE " + q(fk.Child.Name) + " " + e.dialect.Capabilities().DropForeignKey + q(fkName(fk))
+		s := dropForeignKeySQL(e.dialect, fk)
 		if e.dialect.Capabilities().DropForeignKey == "" {
 			// The constraint is inline and cannot be dropped; DROP TABLE
 			// deletes the rows first (SQLite), which the key would refuse.
-			s = "UPDATE " + q(fk.Child.Name) + " SET " + q(fk.Column.Name) + " = NULL"
+			s = clearForeignKeySQL(e.dialect, fk)
 		}
 		if _, err := e.exec(ctx, e.db, s, nil); err != nil {
 			return fmt.Errorf("orm: drop table %s: %w", fk.Child.Name, err)
 		}
 	}
 	for i := len(tables) - 1; i >= 0; i-- {
-		s := "DROP TABLE IF EXISTS " + e.dialect.Quote(tables[i].Name)
-		if _, err := e.exec(ctx, e.db, s, nil); err != nil {
+		if _, err := e.exec(ctx, e.db, dropTableSQL(e.dialect, tables[i].Name), nil); err != nil {
 			return fmt.Errorf("orm: drop table %s: %w", tables[i].Name, err)
 		}
 	}
@@ -167,107 +151,6 @@ func (e *Engine) schema(models []any) ([]*mapper.Table, []mapper.ForeignKey, []m
 	return sorted, fks, broken, nil
 }
 
-// createTableSQL returns the CREATE TABLE statement of t and, where the
-// dialect cannot declare indexes inline, its CREATE INDEX statements.
-func createTableSQL(d dialect.Dialect, t *mapper.Table, fks []mapper.ForeignKey) ([]string, error) {
-	q := d.Quote
-	var defs []string
-	inlinePK := false
-	for _, c := range t.Columns {
-		if c.Auto && c.PK && c.SQLType == "" {
-			ddl, inline := d.AutoIncrement(q(c.Name), c.Type)
-			inlinePK = inlinePK || inline
-			defs = append(defs, ddl)
-			continue
-		}
-		sqlType := c.SQLType
-		if own := c.SQLTypes.For(d.Name()); own != "" {
-			sqlType = own // type.<dialect>= wins over type= on its database
-		}
-		typ, err := d.ColumnType(dialect.Column{Type: c.Type, Size: c.Size, SQLType: sqlType,
-			Key:       c.PK || c.Unique || c.Indexed || isFKColumn(t, c, fks),
-			Precision: c.Precision, Scale: c.Scale, JSON: c.JSON})
-		if err != nil {
-			return nil, &mapper.DefinitionError{Type: t.Type, Field: c.Field, Reason: err.Error(), Err: err}
-		}
-		def := q(c.Name) + " " + typ
-		if !c.Nullable {
-			def += " NOT NULL"
-			if c.ReadOnly && c.SQLType == "" {
-				// The session never writes a readonly column, so an INSERT
-				// must be able to leave it out.
-				def += zeroDefault(c)
-			}
-		}
-		defs = append(defs, def)
-	}
-	if !inlinePK {
-		defs = append(defs, "PRIMARY KEY ("+quoteList(d, t.PK)+")")
-	}
-	for _, c := range t.Columns {
-		if c.Unique {
-			defs = append(defs, "UNIQUE ("+q(c.Name)+")")
-		}
-	}
-	var after []string
-	for _, c := range t.Columns {
-		if !c.Indexed {
-			continue
-		}
-		name := indexName(t.Name, c.Name)
-		if d.Capabilities().CreateIndexIfNotExists {
-			after = append(after, "CREATE INDEX IF NOT EXISTS "+q(name)+" ON "+q(t.Name)+" ("+q(c.Name)+")")
-		} else {
-			// Inside CREATE TABLE IF NOT EXISTS the index comes and goes
-			// with the table.
-			defs = append(defs, "INDEX "+q(name)+" ("+q(c.Name)+")")
-		}
-	}
-	for _, fk := range fks {
-		if fk.Child != t {
-			continue
-		}
-		defs = append(defs, fkClause(q, fk))
-	}
-	stmt := "CREATE TABLE IF NOT EXISTS " + q(t.Name) + " (\n  " + strings.Join(defs, ",\n  ") + "\n)"
-	return append([]string{stmt}, after...), nil
-}
-
-// joinTableSQL returns the CREATE TABLE statement of a many-to-many join
-// table — its two key columns, typed like the keys they refer to, as a
-// composite primary key, each a foreign key that cascades on delete (a
-// pair goes with either of its rows) — and an index on the second column,
-// which the primary key's index does not serve (loading or deleting from
-// the other side).
-func joinTableSQL(d dialect.Dialect, j mapper.Join) ([]string, error) {
-	q := d.Quote
-	sides := []struct {
-		col string
-		t   *mapper.Table
-	}{{j.JoinTable.Left, j.Left}, {j.JoinTable.Right, j.Right}}
-	var defs, fks []string
-	for _, sd := range sides {
-		pk := sd.t.PK[0]
-		typ, err := d.ColumnType(dialect.Column{Type: pk.Type, Size: pk.Size, SQLType: pk.SQLType, Key: true})
-		if err != nil {
-			return nil, &mapper.DefinitionError{Type: sd.t.Type, Field: pk.Field, Reason: "join table " + j.Name + ": " + err.Error(), Err: err}
-		}
-		defs = append(defs, q(sd.col)+" "+typ+" NOT NULL")
-		fks = append(fks, "FOREIGN KEY ("+q(sd.col)+") REFERENCES "+q(sd.t.Name)+" ("+q(pk.Name)+") ON DELETE CASCADE")
-	}
-	defs = append(defs, "PRIMARY KEY ("+q(j.JoinTable.Left)+", "+q(j.JoinTable.Right)+")")
-	defs = append(defs, fks...)
-	idx := indexName(j.Name, j.JoinTable.Right)
-	var after []string
-	if d.Capabilities().CreateIndexIfNotExists {
-		after = append(after, "CREATE INDEX IF NOT EXISTS "+q(idx)+" ON "+q(j.Name)+" ("+q(j.JoinTable.Right)+")")
-	} else {
-		defs = append(defs, "INDEX "+q(idx)+" ("+q(j.JoinTable.Right)+")")
-	}
-	stmt := "CREATE TABLE IF NOT EXISTS " + q(j.Name) + " (\n  " + strings.Join(defs, ",\n  ") + "\n)"
-	return append([]string{stmt}, after...), nil
-}
-
 // indexName is ix_<table>_<column>, cut to fit the 63-byte identifier
 // limit of PostgreSQL (MySQL's is 64), with a hash of both names so that
 // neither cutting nor a name like a_b + c versus a + b_c can collide.
@@ -281,22 +164,6 @@ func indexName(table, col string) string {
 		base = base[:53]
 	}
 	return fmt.Sprintf("%s_%08x", base, h.Sum32())
-}
-
-// zeroDefault is the DEFAULT clause of a NOT NULL readonly column: its Go
-// zero value, for the kinds that have a portable literal.
-func zeroDefault(c *mapper.Column) string {
-	switch c.Type.Kind() {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
-		reflect.Float32, reflect.Float64:
-		return " DEFAULT 0"
-	case reflect.Bool:
-		return " DEFAULT FALSE"
-	case reflect.String:
-		return " DEFAULT ''"
-	}
-	return ""
 }
 
 func isFKColumn(t *mapper.Table, c *mapper.Column, fks []mapper.ForeignKey) bool {

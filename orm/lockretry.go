@@ -117,13 +117,7 @@ func (s *Session) lockPlanned(ctx context.Context) error {
 // locks: there the statement is Get's own, run in the transaction that
 // holds the database's write lock.
 func (s *Session) lockedGetSQL(t *mapper.Table) string {
-	return s.e.stmts.get(stmtKey{t, "getlock", 0}, func() string {
-		q := selectByKeySQL(s.e.dialect, t, t.Columns)
-		if s.e.caps.ForUpdate {
-			q += " FOR UPDATE"
-		}
-		return q
-	})
+	return s.e.stmts.get(stmtKey{t, "getlock", 0}, func() string { return selectForUpdateSQL(s.e.dialect, t) })
 }
 
 // orderUpdatesByKey makes the commit Do sends update each table's rows in

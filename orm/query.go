@@ -160,48 +160,25 @@ func (q *Q[T]) build(what string, forCount bool) (string, []any, error) {
 		return "", nil, q.err
 	}
 	d := q.s.e.dialect
-	var b strings.Builder
-	b.WriteString("SELECT ")
-	b.WriteString(what)
-	b.WriteString(" FROM ")
-	b.WriteString(d.Quote(q.t.Name))
+	st := selectText{what: what, where: q.where}
 	args := q.args
-	q.appendWhere(&b)
 	if !forCount {
-		if len(q.order) > 0 {
-			b.WriteString(" ORDER BY ")
-			b.WriteString(strings.Join(q.order, ", "))
-		}
+		st.order = q.order
 		if q.limit >= 0 || q.offset > 0 {
 			args = slices.Clone(args)
-			b.WriteString(" LIMIT ?")
+			st.limit, st.offset = true, q.offset > 0
 			if q.limit >= 0 {
 				args = append(args, q.limit)
 			} else {
 				args = append(args, int64(1<<62)) // no limit, but OFFSET needs one on MySQL and SQLite
 			}
 			if q.offset > 0 {
-				b.WriteString(" OFFSET ?")
 				args = append(args, q.offset)
 			}
 		}
-		if q.forUpdate && d.Capabilities().ForUpdate {
-			b.WriteString(" FOR UPDATE")
-		}
+		st.forUpdate = q.forUpdate
 	}
-	return dialect.Expand(d, b.String(), args)
-}
-
-func (q *Q[T]) appendWhere(b *strings.Builder) {
-	for i, w := range q.where {
-		if i == 0 {
-			b.WriteString(" WHERE (")
-		} else {
-			b.WriteString(" AND (")
-		}
-		b.WriteString(w)
-		b.WriteString(")")
-	}
+	return dialect.Expand(d, querySQL(d, q.t.Name, st), args)
 }
 
 // start enters the session, autoflushes and runs the query.
@@ -553,23 +530,10 @@ func (q *Q[T]) UpdateAll(ctx context.Context, set Set) (int64, error) {
 		return 0, err
 	}
 	slices.Sort(names) // deterministic SQL, so it can be logged and compared
-	var b strings.Builder
-	b.WriteString("UPDATE ")
-	b.WriteString(d.Quote(t.Name))
-	b.WriteString(" SET ")
 	var args []any
-	for i, name := range names {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(d.Quote(name))
-		b.WriteString(" = ?")
+	for _, name := range names {
 		args = append(args, set[name])
 	}
-	if v := t.Version; v != nil {
-		fmt.Fprintf(&b, ", %s = %s + 1", d.Quote(v.Name), d.Quote(v.Name))
-	}
-	q.appendWhere(&b)
 	args = append(args, q.args...)
 	// apply gives a tracked object that matched the new values, in the
 	// object and in a new snapshot; both changes are logged, so a failed
@@ -597,7 +561,7 @@ func (q *Q[T]) UpdateAll(ctx context.Context, set Set) (int64, error) {
 		}
 		return e.SetSnapshot(snap)
 	}
-	n, err := s.bulk(ctx, q.t, b.String(), args, q.where, q.args, apply)
+	n, err := s.bulk(ctx, q.t, updateAllSQL(d, t, names, q.where), args, q.where, q.args, apply)
 	if err != nil && applyFailed(err) {
 		// The UPDATE ran but a tracked object could not take its result:
 		// roll the statement back with the rest of the flushed work, which
@@ -682,10 +646,6 @@ func (q *Q[T]) DeleteAll(ctx context.Context) (int64, error) {
 	if err := q.checkWhere("DeleteAll"); err != nil {
 		return 0, err
 	}
-	var b strings.Builder
-	b.WriteString("DELETE FROM ")
-	b.WriteString(s.e.dialect.Quote(q.t.Name))
-	q.appendWhere(&b)
 	detach := func(e *identity.Entry) error {
 		old := e.State()
 		s.idmap.Detach(e)
@@ -693,7 +653,7 @@ func (q *Q[T]) DeleteAll(ctx context.Context) (int64, error) {
 		s.deletes = slices.DeleteFunc(s.deletes, func(d *identity.Entry) bool { return d == e })
 		return nil
 	}
-	return s.bulk(ctx, q.t, b.String(), q.args, q.where, q.args, detach)
+	return s.bulk(ctx, q.t, deleteAllSQL(s.e.dialect, q.t.Name, q.where), q.args, q.where, q.args, detach)
 }
 
 // bulk runs a bulk UPDATE or DELETE and applies fn to the tracked objects
@@ -715,27 +675,11 @@ func (s *Session) bulk(ctx context.Context, t *mapper.Table, stmt string, args [
 	tracked := false
 	s.idmap.EachIn(t, func(*identity.Entry) bool { tracked = true; return false })
 	if tracked {
-		var b strings.Builder
-		b.WriteString("SELECT ")
-		b.WriteString(quoteList(d, t.PK))
-		b.WriteString(" FROM ")
-		b.WriteString(d.Quote(t.Name))
-		for i, w := range where {
-			if i == 0 {
-				b.WriteString(" WHERE (")
-			} else {
-				b.WriteString(" AND (")
-			}
-			b.WriteString(w)
-			b.WriteString(")")
-		}
-		if d.Capabilities().ForUpdate {
-			b.WriteString(" FOR UPDATE")
-		}
 		if err := s.begin(ctx, true); err != nil {
 			return 0, err
 		}
-		query, qargs, err := dialect.Expand(d, b.String(), whereArgs)
+		keys := querySQL(d, t.Name, selectText{what: quoteList(d, t.PK), where: where, forUpdate: true})
+		query, qargs, err := dialect.Expand(d, keys, whereArgs)
 		if err != nil {
 			return 0, err
 		}

@@ -1,6 +1,8 @@
 package orm
 
 import (
+	"reflect"
+
 	"github.com/tallyorm/tally/dialect"
 	"github.com/tallyorm/tally/mapper"
 )
@@ -12,9 +14,13 @@ import (
 // spliced: every function returns text with placeholders, and the caller
 // binds the values in the order the text numbers them. Most results are
 // cached per table and row count by the engine's statement cache, so the
-// functions favour clarity over speed. (Q's SELECT, UpdateAll and DeleteAll
-// build their text from the query's clauses in query.go; the DDL of
-// CreateTables and DropTables lives in ddl.go.)
+// functions favour clarity over speed.
+//
+// Q's statements (its SELECT, Count, Exists, UpdateAll and DeleteAll) are
+// built here too, from the query's clauses; they keep "?" as placeholder,
+// because the Where fragments the caller wrote use it, and Q runs the
+// whole text through dialect.Expand. So do the DDL statements of
+// CreateTables and DropTables, which bind nothing.
 
 // appendList appends the quoted names of cols, comma-separated, each
 // prefixed with qual (a quoted table name and a dot, or "").
@@ -292,4 +298,322 @@ func loadSQL(d dialect.Dialect, r *mapper.Relation, target *mapper.Table, n int)
 // nothing, which makes SQLite's deferred transaction take the write lock.
 func noopWriteSQL(d dialect.Dialect, table string) string {
 	return string(append(append([]byte("DELETE FROM "), d.Quote(table)...), " WHERE 0 = 1"...))
+}
+
+// selectForUpdateSQL builds Get's statement with FOR UPDATE where the
+// dialect has row locks: the locked Get of a locking retry. Elsewhere
+// (SQLite) it is Get's own statement, run in a transaction that holds the
+// database's write lock.
+func selectForUpdateSQL(d dialect.Dialect, t *mapper.Table) string {
+	b := []byte(selectByKeySQL(d, t, t.Columns))
+	if d.Capabilities().ForUpdate {
+		b = append(b, " FOR UPDATE"...)
+	}
+	return string(b)
+}
+
+// selectText is the shape of one of Q's SELECT statements.
+type selectText struct {
+	what      string   // the select list: quoted columns, "COUNT(*)", "1"
+	where     []string // conditions with "?" placeholders, ANDed, each parenthesized
+	order     []string // ORDER BY terms, already quoted
+	limit     bool     // LIMIT ?
+	offset    bool     // OFFSET ? after the LIMIT; only with limit
+	forUpdate bool     // FOR UPDATE, where the dialect has row locks
+}
+
+// querySQL builds SELECT what FROM table WHERE (w1) AND (w2) ... ORDER BY
+// ... LIMIT ? OFFSET ? FOR UPDATE, each clause only when st asks for it,
+// with "?" placeholders for dialect.Expand.
+func querySQL(d dialect.Dialect, table string, st selectText) string {
+	b := append([]byte("SELECT "), st.what...)
+	b = append(b, " FROM "...)
+	b = append(b, d.Quote(table)...)
+	b = appendWhere(b, st.where)
+	for i, o := range st.order {
+		if i == 0 {
+			b = append(b, " ORDER BY "...)
+		} else {
+			b = append(b, ", "...)
+		}
+		b = append(b, o...)
+	}
+	if st.limit {
+		b = append(b, " LIMIT ?"...)
+		if st.offset {
+			b = append(b, " OFFSET ?"...)
+		}
+	}
+	if st.forUpdate && d.Capabilities().ForUpdate {
+		b = append(b, " FOR UPDATE"...)
+	}
+	return string(b)
+}
+
+// appendWhere appends " WHERE (w1) AND (w2) ...": each condition in
+// parentheses, so that an OR inside one cannot escape it.
+func appendWhere(b []byte, where []string) []byte {
+	for i, w := range where {
+		if i == 0 {
+			b = append(b, " WHERE ("...)
+		} else {
+			b = append(b, " AND ("...)
+		}
+		b = append(b, w...)
+		b = append(b, ')')
+	}
+	return b
+}
+
+// updateAllSQL builds UpdateAll's UPDATE t SET a = ?, b = ? WHERE (...),
+// setting the named columns in the given order and, with a version column,
+// incrementing it: v = v + 1.
+func updateAllSQL(d dialect.Dialect, t *mapper.Table, names, where []string) string {
+	b := append([]byte("UPDATE "), d.Quote(t.Name)...)
+	b = append(b, " SET "...)
+	for i, name := range names {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, d.Quote(name)...)
+		b = append(b, " = ?"...)
+	}
+	if v := t.Version; v != nil {
+		b = append(b, ", "...)
+		b = append(b, d.Quote(v.Name)...)
+		b = append(b, " = "...)
+		b = append(b, d.Quote(v.Name)...)
+		b = append(b, " + 1"...)
+	}
+	return string(appendWhere(b, where))
+}
+
+// deleteAllSQL builds DeleteAll's DELETE FROM table WHERE (...).
+func deleteAllSQL(d dialect.Dialect, table string, where []string) string {
+	b := append([]byte("DELETE FROM "), d.Quote(table)...)
+	return string(appendWhere(b, where))
+}
+
+// The DDL of CreateTables and DropTables. A CREATE TABLE lists one
+// definition a line, so that a failing statement in a log reads easily.
+
+// createTableSQL returns the CREATE TABLE statement of t and, where the
+// dialect cannot declare indexes inline, its CREATE INDEX statements; fks
+// are the foreign keys declared inline (those of t as child are used).
+func createTableSQL(d dialect.Dialect, t *mapper.Table, fks []mapper.ForeignKey) ([]string, error) {
+	b := append([]byte("CREATE TABLE IF NOT EXISTS "), d.Quote(t.Name)...)
+	b = append(b, " ("...)
+	n := 0
+	def := func() {
+		if n > 0 {
+			b = append(b, ',')
+		}
+		n++
+		b = append(b, "\n  "...)
+	}
+	inlinePK := false
+	for _, c := range t.Columns {
+		def()
+		if c.Auto && c.PK && c.SQLType == "" {
+			ddl, inline := d.AutoIncrement(d.Quote(c.Name), c.Type)
+			inlinePK = inlinePK || inline
+			b = append(b, ddl...)
+			continue
+		}
+		sqlType := c.SQLType
+		if own := c.SQLTypes.For(d.Name()); own != "" {
+			sqlType = own // type.<dialect>= wins over type= on its database
+		}
+		typ, err := d.ColumnType(dialect.Column{Type: c.Type, Size: c.Size, SQLType: sqlType,
+			Key:       c.PK || c.Unique || c.Indexed || isFKColumn(t, c, fks),
+			Precision: c.Precision, Scale: c.Scale, JSON: c.JSON})
+		if err != nil {
+			return nil, &mapper.DefinitionError{Type: t.Type, Field: c.Field, Reason: err.Error(), Err: err}
+		}
+		b = append(b, d.Quote(c.Name)...)
+		b = append(b, ' ')
+		b = append(b, typ...)
+		if !c.Nullable {
+			b = append(b, " NOT NULL"...)
+			if c.ReadOnly && c.SQLType == "" {
+				// The session never writes a readonly column, so an INSERT
+				// must be able to leave it out.
+				b = append(b, zeroDefault(c)...)
+			}
+		}
+	}
+	if !inlinePK {
+		def()
+		b = append(b, "PRIMARY KEY ("...)
+		b = appendList(b, d, "", t.PK)
+		b = append(b, ')')
+	}
+	for _, c := range t.Columns {
+		if c.Unique {
+			def()
+			b = append(b, "UNIQUE ("...)
+			b = append(b, d.Quote(c.Name)...)
+			b = append(b, ')')
+		}
+	}
+	var after []string
+	for _, c := range t.Columns {
+		if !c.Indexed {
+			continue
+		}
+		name := indexName(t.Name, c.Name)
+		if d.Capabilities().CreateIndexIfNotExists {
+			after = append(after, createIndexSQL(d, name, t.Name, c.Name))
+		} else {
+			// Inside CREATE TABLE IF NOT EXISTS the index comes and goes
+			// with the table.
+			def()
+			b = appendInlineIndex(b, d, name, c.Name)
+		}
+	}
+	for _, fk := range fks {
+		if fk.Child != t {
+			continue
+		}
+		def()
+		b = appendFKClause(b, d, fk.Column.Name, fk.Parent.Name, fk.Parent.PK[0].Name, fk.Cascade)
+	}
+	b = append(b, "\n)"...)
+	return append([]string{string(b)}, after...), nil
+}
+
+// joinTableSQL returns the CREATE TABLE statement of a many-to-many join
+// table — its two key columns, typed like the keys they refer to, as a
+// composite primary key, each a foreign key that cascades on delete (a
+// pair goes with either of its rows) — and an index on the second column,
+// which the primary key's index does not serve (loading or deleting from
+// the other side).
+func joinTableSQL(d dialect.Dialect, j mapper.Join) ([]string, error) {
+	sides := []struct {
+		col string
+		t   *mapper.Table
+	}{{j.JoinTable.Left, j.Left}, {j.JoinTable.Right, j.Right}}
+	b := append([]byte("CREATE TABLE IF NOT EXISTS "), d.Quote(j.Name)...)
+	b = append(b, " ("...)
+	for i, sd := range sides {
+		pk := sd.t.PK[0]
+		typ, err := d.ColumnType(dialect.Column{Type: pk.Type, Size: pk.Size, SQLType: pk.SQLType, Key: true})
+		if err != nil {
+			return nil, &mapper.DefinitionError{Type: sd.t.Type, Field: pk.Field, Reason: "join table " + j.Name + ": " + err.Error(), Err: err}
+		}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, "\n  "...)
+		b = append(b, d.Quote(sd.col)...)
+		b = append(b, ' ')
+		b = append(b, typ...)
+		b = append(b, " NOT NULL"...)
+	}
+	b = append(b, ",\n  PRIMARY KEY ("...)
+	b = append(b, d.Quote(j.JoinTable.Left)...)
+	b = append(b, ", "...)
+	b = append(b, d.Quote(j.JoinTable.Right)...)
+	b = append(b, ')')
+	for _, sd := range sides {
+		b = append(b, ",\n  "...)
+		b = appendFKClause(b, d, sd.col, sd.t.Name, sd.t.PK[0].Name, true)
+	}
+	idx := indexName(j.Name, j.JoinTable.Right)
+	var after []string
+	if d.Capabilities().CreateIndexIfNotExists {
+		after = append(after, createIndexSQL(d, idx, j.Name, j.JoinTable.Right))
+	} else {
+		b = append(b, ",\n  "...)
+		b = appendInlineIndex(b, d, idx, j.JoinTable.Right)
+	}
+	b = append(b, "\n)"...)
+	return append([]string{string(b)}, after...), nil
+}
+
+// createIndexSQL builds CREATE INDEX IF NOT EXISTS name ON table (col).
+func createIndexSQL(d dialect.Dialect, name, table, col string) string {
+	b := append([]byte("CREATE INDEX IF NOT EXISTS "), d.Quote(name)...)
+	b = append(b, " ON "...)
+	b = append(b, d.Quote(table)...)
+	b = append(b, " ("...)
+	b = append(b, d.Quote(col)...)
+	return string(append(b, ')'))
+}
+
+// appendInlineIndex appends INDEX name (col), an index declared inside
+// CREATE TABLE (MySQL).
+func appendInlineIndex(b []byte, d dialect.Dialect, name, col string) []byte {
+	b = append(b, "INDEX "...)
+	b = append(b, d.Quote(name)...)
+	b = append(b, " ("...)
+	b = append(b, d.Quote(col)...)
+	return append(b, ')')
+}
+
+// appendFKClause appends FOREIGN KEY (col) REFERENCES parent (pk), with
+// ON DELETE CASCADE when cascade is set.
+func appendFKClause(b []byte, d dialect.Dialect, col, parent, pk string, cascade bool) []byte {
+	b = append(b, "FOREIGN KEY ("...)
+	b = append(b, d.Quote(col)...)
+	b = append(b, ") REFERENCES "...)
+	b = append(b, d.Quote(parent)...)
+	b = append(b, " ("...)
+	b = append(b, d.Quote(pk)...)
+	b = append(b, ')')
+	if cascade {
+		b = append(b, " ON DELETE CASCADE"...)
+	}
+	return b
+}
+
+// addForeignKeySQL builds ALTER TABLE child ADD CONSTRAINT name FOREIGN KEY
+// ...: the constraint CreateTables adds once both tables of a cycle exist.
+func addForeignKeySQL(d dialect.Dialect, fk mapper.ForeignKey) string {
+	b := append([]byte("ALTER TABLE "), d.Quote(fk.Child.Name)...)
+	b = append(b, " ADD CONSTRAINT "...)
+	b = append(b, d.Quote(fkName(fk))...)
+	b = append(b, ' ')
+	return string(appendFKClause(b, d, fk.Column.Name, fk.Parent.Name, fk.Parent.PK[0].Name, fk.Cascade))
+}
+
+// dropForeignKeySQL builds ALTER TABLE child DROP FOREIGN KEY name (MySQL)
+// or DROP CONSTRAINT name (PostgreSQL), in the dialect's words; only for a
+// dialect whose Capabilities().DropForeignKey is set.
+func dropForeignKeySQL(d dialect.Dialect, fk mapper.ForeignKey) string {
+	b := append([]byte("ALTER TABLE "), d.Quote(fk.Child.Name)...)
+	b = append(b, ' ')
+	b = append(b, d.Capabilities().DropForeignKey...)
+	return string(append(b, d.Quote(fkName(fk))...))
+}
+
+// clearForeignKeySQL builds UPDATE child SET col = NULL: on a dialect that
+// cannot drop an inline constraint (SQLite), it lets DROP TABLE delete the
+// rows the key would otherwise refuse.
+func clearForeignKeySQL(d dialect.Dialect, fk mapper.ForeignKey) string {
+	b := append([]byte("UPDATE "), d.Quote(fk.Child.Name)...)
+	b = append(b, " SET "...)
+	b = append(b, d.Quote(fk.Column.Name)...)
+	return string(append(b, " = NULL"...))
+}
+
+// dropTableSQL builds DROP TABLE IF EXISTS table.
+func dropTableSQL(d dialect.Dialect, table string) string {
+	return string(append([]byte("DROP TABLE IF EXISTS "), d.Quote(table)...))
+}
+
+// zeroDefault is the DEFAULT clause of a NOT NULL readonly column: its Go
+// zero value, for the kinds that have a portable literal.
+func zeroDefault(c *mapper.Column) string {
+	switch c.Type.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return " DEFAULT 0"
+	case reflect.Bool:
+		return " DEFAULT FALSE"
+	case reflect.String:
+		return " DEFAULT ''"
+	}
+	return ""
 }

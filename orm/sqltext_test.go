@@ -1,6 +1,7 @@
 package orm
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/tallyorm/tally/dialect"
@@ -26,7 +27,9 @@ type sqlOnlyKey struct {
 
 // TestSQLText checks the text of every statement sqltext.go builds, on
 // each dialect: quoting, placeholder numbering (the order the callers bind
-// their arguments in), composite keys as row values, version checks.
+// their arguments in), composite keys as row values, version checks, row
+// locks, and the DDL. Q's statements keep "?" for dialect.Expand; their
+// rows show the text after the dialect's Rebind, as it is sent.
 func TestSQLText(t *testing.T) {
 	reg := mapper.NewRegistry()
 	table := func(m any) *mapper.Table {
@@ -59,6 +62,23 @@ func TestSQLText(t *testing.T) {
 		t.Fatalf("%s has no relation %s", tab.Name, field)
 		return nil
 	}
+	// ddl joins a CREATE TABLE and its CREATE INDEX statements.
+	ddl := func(stmts []string, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(stmts, ";\n")
+	}
+	join := func(left, right *mapper.Table) mapper.Join {
+		for _, j := range reg.JoinTables([]*mapper.Table{left, right}) {
+			return j
+		}
+		t.Fatalf("no join table between %s and %s", left.Name, right.Name)
+		return mapper.Join{}
+	}
+	entFK := mapper.ForeignKey{Child: ent, Column: ent.Column("account_id"), Parent: acc}
+	where := []string{"balance > ?", "owner = ? OR note IS NULL"}
 	tests := []struct {
 		name string
 		sql  func(d dialect.Dialect) string
@@ -165,6 +185,108 @@ func TestSQLText(t *testing.T) {
 			"postgres": `DELETE FROM "accounts" WHERE 0 = 1`,
 			"mysql":    "DELETE FROM `accounts` WHERE 0 = 1",
 			"sqlite":   `DELETE FROM "accounts" WHERE 0 = 1`,
+		}},
+		{"locked get", func(d dialect.Dialect) string { return selectForUpdateSQL(d, acc) }, map[string]string{
+			"postgres": `SELECT "id", "owner", "balance", "version", "note", "created_at" FROM "accounts" WHERE "id" = $1 FOR UPDATE`,
+			"mysql":    "SELECT `id`, `owner`, `balance`, `version`, `note`, `created_at` FROM `accounts` WHERE `id` = ? FOR UPDATE",
+			"sqlite":   `SELECT "id", "owner", "balance", "version", "note", "created_at" FROM "accounts" WHERE "id" = ?`,
+		}},
+		{"query all clauses", func(d dialect.Dialect) string {
+			return d.Rebind(querySQL(d, acc.Name, selectText{what: quoteList(d, col(acc, "id", "owner")), where: where,
+				order: []string{d.Quote("owner") + " DESC", d.Quote("id")}, limit: true, offset: true, forUpdate: true}))
+		}, map[string]string{
+			"postgres": `SELECT "id", "owner" FROM "accounts" WHERE (balance > $1) AND (owner = $2 OR note IS NULL) ORDER BY "owner" DESC, "id" LIMIT $3 OFFSET $4 FOR UPDATE`,
+			"mysql":    "SELECT `id`, `owner` FROM `accounts` WHERE (balance > ?) AND (owner = ? OR note IS NULL) ORDER BY `owner` DESC, `id` LIMIT ? OFFSET ? FOR UPDATE",
+			"sqlite":   `SELECT "id", "owner" FROM "accounts" WHERE (balance > ?) AND (owner = ? OR note IS NULL) ORDER BY "owner" DESC, "id" LIMIT ? OFFSET ?`,
+		}},
+		{"query limit only", func(d dialect.Dialect) string {
+			return d.Rebind(querySQL(d, ent.Name, selectText{what: "1", where: []string{"amount > ?"}, limit: true}))
+		}, map[string]string{
+			"postgres": `SELECT 1 FROM "entries" WHERE (amount > $1) LIMIT $2`,
+			"mysql":    "SELECT 1 FROM `entries` WHERE (amount > ?) LIMIT ?",
+			"sqlite":   `SELECT 1 FROM "entries" WHERE (amount > ?) LIMIT ?`,
+		}},
+		{"count", func(d dialect.Dialect) string {
+			return d.Rebind(querySQL(d, acc.Name, selectText{what: "COUNT(*)", where: where}))
+		}, map[string]string{
+			"postgres": `SELECT COUNT(*) FROM "accounts" WHERE (balance > $1) AND (owner = $2 OR note IS NULL)`,
+			"mysql":    "SELECT COUNT(*) FROM `accounts` WHERE (balance > ?) AND (owner = ? OR note IS NULL)",
+			"sqlite":   `SELECT COUNT(*) FROM "accounts" WHERE (balance > ?) AND (owner = ? OR note IS NULL)`,
+		}},
+		{"select without where", func(d dialect.Dialect) string {
+			return d.Rebind(querySQL(d, tag.Name, selectText{what: quoteList(d, tag.Columns)}))
+		}, map[string]string{
+			"postgres": `SELECT "kind", "name", "uses" FROM "tags"`,
+			"mysql":    "SELECT `kind`, `name`, `uses` FROM `tags`",
+			"sqlite":   `SELECT "kind", "name", "uses" FROM "tags"`,
+		}},
+		{"bulk keys locked", func(d dialect.Dialect) string {
+			return d.Rebind(querySQL(d, tag.Name, selectText{what: quoteList(d, tag.PK), where: []string{"uses < ?"}, forUpdate: true}))
+		}, map[string]string{
+			"postgres": `SELECT "kind", "name" FROM "tags" WHERE (uses < $1) FOR UPDATE`,
+			"mysql":    "SELECT `kind`, `name` FROM `tags` WHERE (uses < ?) FOR UPDATE",
+			"sqlite":   `SELECT "kind", "name" FROM "tags" WHERE (uses < ?)`,
+		}},
+		{"update all with version", func(d dialect.Dialect) string {
+			return d.Rebind(updateAllSQL(d, acc, []string{"balance", "note"}, where))
+		}, map[string]string{
+			"postgres": `UPDATE "accounts" SET "balance" = $1, "note" = $2, "version" = "version" + 1 WHERE (balance > $3) AND (owner = $4 OR note IS NULL)`,
+			"mysql":    "UPDATE `accounts` SET `balance` = ?, `note` = ?, `version` = `version` + 1 WHERE (balance > ?) AND (owner = ? OR note IS NULL)",
+			"sqlite":   `UPDATE "accounts" SET "balance" = ?, "note" = ?, "version" = "version" + 1 WHERE (balance > ?) AND (owner = ? OR note IS NULL)`,
+		}},
+		{"update all composite key", func(d dialect.Dialect) string {
+			return d.Rebind(updateAllSQL(d, tag, []string{"uses"}, []string{"kind = ?"}))
+		}, map[string]string{
+			"postgres": `UPDATE "tags" SET "uses" = $1 WHERE (kind = $2)`,
+			"mysql":    "UPDATE `tags` SET `uses` = ? WHERE (kind = ?)",
+			"sqlite":   `UPDATE "tags" SET "uses" = ? WHERE (kind = ?)`,
+		}},
+		{"delete all", func(d dialect.Dialect) string {
+			return d.Rebind(deleteAllSQL(d, ent.Name, []string{"amount = ?", "account_id IN (?, ?)"}))
+		}, map[string]string{
+			"postgres": `DELETE FROM "entries" WHERE (amount = $1) AND (account_id IN ($2, $3))`,
+			"mysql":    "DELETE FROM `entries` WHERE (amount = ?) AND (account_id IN (?, ?))",
+			"sqlite":   `DELETE FROM "entries" WHERE (amount = ?) AND (account_id IN (?, ?))`,
+		}},
+		{"create table with index and foreign key", func(d dialect.Dialect) string { return ddl(createTableSQL(d, ent, []mapper.ForeignKey{entFK})) }, map[string]string{
+			"postgres": "CREATE TABLE IF NOT EXISTS \"entries\" (\n  \"id\" BIGINT GENERATED BY DEFAULT AS IDENTITY,\n  \"account_id\" BIGINT NOT NULL,\n  \"amount\" BIGINT NOT NULL,\n  PRIMARY KEY (\"id\"),\n  FOREIGN KEY (\"account_id\") REFERENCES \"accounts\" (\"id\")\n);\nCREATE INDEX IF NOT EXISTS \"ix_entries_account_id_a850da40\" ON \"entries\" (\"account_id\")",
+			"mysql":    "CREATE TABLE IF NOT EXISTS `entries` (\n  `id` BIGINT NOT NULL AUTO_INCREMENT,\n  `account_id` BIGINT NOT NULL,\n  `amount` BIGINT NOT NULL,\n  PRIMARY KEY (`id`),\n  INDEX `ix_entries_account_id_a850da40` (`account_id`),\n  FOREIGN KEY (`account_id`) REFERENCES `accounts` (`id`)\n)",
+			"sqlite":   "CREATE TABLE IF NOT EXISTS \"entries\" (\n  \"id\" INTEGER PRIMARY KEY AUTOINCREMENT,\n  \"account_id\" INTEGER NOT NULL,\n  \"amount\" INTEGER NOT NULL,\n  FOREIGN KEY (\"account_id\") REFERENCES \"accounts\" (\"id\")\n);\nCREATE INDEX IF NOT EXISTS \"ix_entries_account_id_a850da40\" ON \"entries\" (\"account_id\")",
+		}},
+		{"create table composite key", func(d dialect.Dialect) string { return ddl(createTableSQL(d, tag, nil)) }, map[string]string{
+			"postgres": "CREATE TABLE IF NOT EXISTS \"tags\" (\n  \"kind\" VARCHAR(32) NOT NULL,\n  \"name\" VARCHAR(64) NOT NULL,\n  \"uses\" BIGINT NOT NULL,\n  PRIMARY KEY (\"kind\", \"name\")\n)",
+			"mysql":    "CREATE TABLE IF NOT EXISTS `tags` (\n  `kind` VARCHAR(32) NOT NULL,\n  `name` VARCHAR(64) NOT NULL,\n  `uses` BIGINT NOT NULL,\n  PRIMARY KEY (`kind`, `name`)\n)",
+			"sqlite":   "CREATE TABLE IF NOT EXISTS \"tags\" (\n  \"kind\" TEXT NOT NULL,\n  \"name\" TEXT NOT NULL,\n  \"uses\" INTEGER NOT NULL,\n  PRIMARY KEY (\"kind\", \"name\")\n)",
+		}},
+		{"create join table", func(d dialect.Dialect) string { return ddl(joinTableSQL(d, join(post, label))) }, map[string]string{
+			"postgres": "CREATE TABLE IF NOT EXISTS \"post_labels\" (\n  \"post_id\" BIGINT NOT NULL,\n  \"label_id\" BIGINT NOT NULL,\n  PRIMARY KEY (\"post_id\", \"label_id\"),\n  FOREIGN KEY (\"post_id\") REFERENCES \"sql_posts\" (\"id\") ON DELETE CASCADE,\n  FOREIGN KEY (\"label_id\") REFERENCES \"sql_labels\" (\"id\") ON DELETE CASCADE\n);\nCREATE INDEX IF NOT EXISTS \"ix_post_labels_label_id_62318463\" ON \"post_labels\" (\"label_id\")",
+			"mysql":    "CREATE TABLE IF NOT EXISTS `post_labels` (\n  `post_id` BIGINT NOT NULL,\n  `label_id` BIGINT NOT NULL,\n  PRIMARY KEY (`post_id`, `label_id`),\n  FOREIGN KEY (`post_id`) REFERENCES `sql_posts` (`id`) ON DELETE CASCADE,\n  FOREIGN KEY (`label_id`) REFERENCES `sql_labels` (`id`) ON DELETE CASCADE,\n  INDEX `ix_post_labels_label_id_62318463` (`label_id`)\n)",
+			"sqlite":   "CREATE TABLE IF NOT EXISTS \"post_labels\" (\n  \"post_id\" INTEGER NOT NULL,\n  \"label_id\" INTEGER NOT NULL,\n  PRIMARY KEY (\"post_id\", \"label_id\"),\n  FOREIGN KEY (\"post_id\") REFERENCES \"sql_posts\" (\"id\") ON DELETE CASCADE,\n  FOREIGN KEY (\"label_id\") REFERENCES \"sql_labels\" (\"id\") ON DELETE CASCADE\n);\nCREATE INDEX IF NOT EXISTS \"ix_post_labels_label_id_62318463\" ON \"post_labels\" (\"label_id\")",
+		}},
+		{"add foreign key", func(d dialect.Dialect) string { return addForeignKeySQL(d, entFK) }, map[string]string{
+			"postgres": `ALTER TABLE "entries" ADD CONSTRAINT "fk_entries_account_id_a850da40" FOREIGN KEY ("account_id") REFERENCES "accounts" ("id")`,
+			"mysql":    "ALTER TABLE `entries` ADD CONSTRAINT `fk_entries_account_id_a850da40` FOREIGN KEY (`account_id`) REFERENCES `accounts` (`id`)",
+			"sqlite":   `ALTER TABLE "entries" ADD CONSTRAINT "fk_entries_account_id_a850da40" FOREIGN KEY ("account_id") REFERENCES "accounts" ("id")`,
+		}},
+		{"drop foreign key", func(d dialect.Dialect) string {
+			if d.Capabilities().DropForeignKey == "" {
+				return "" // SQLite: the constraint is inline, see clear foreign key
+			}
+			return dropForeignKeySQL(d, entFK)
+		}, map[string]string{
+			"postgres": `ALTER TABLE "entries" DROP CONSTRAINT IF EXISTS "fk_entries_account_id_a850da40"`,
+			"mysql":    "ALTER TABLE `entries` DROP FOREIGN KEY `fk_entries_account_id_a850da40`",
+			"sqlite":   ``,
+		}},
+		{"clear foreign key", func(d dialect.Dialect) string { return clearForeignKeySQL(d, entFK) }, map[string]string{
+			"postgres": `UPDATE "entries" SET "account_id" = NULL`,
+			"mysql":    "UPDATE `entries` SET `account_id` = NULL",
+			"sqlite":   `UPDATE "entries" SET "account_id" = NULL`,
+		}},
+		{"drop table", func(d dialect.Dialect) string { return dropTableSQL(d, "accounts") }, map[string]string{
+			"postgres": `DROP TABLE IF EXISTS "accounts"`,
+			"mysql":    "DROP TABLE IF EXISTS `accounts`",
+			"sqlite":   `DROP TABLE IF EXISTS "accounts"`,
 		}},
 	}
 	for _, tc := range tests {
