@@ -93,7 +93,7 @@ func (s *Session) commitBatch(ctx context.Context) (done bool, err error) {
 		return true, fmt.Errorf("orm: take a connection: %w", classify(s.e.dialect, err))
 	}
 	defer conn.Close()
-	obs := s.e.observe("begin", "BEGIN", nil)
+	obs := s.e.observe(OpBegin, "BEGIN", nil)
 	rows, ok, err := b.BeginBatch(ctx, conn, rec.stmts)
 	if !ok {
 		s.undoFlushes(0)
@@ -105,7 +105,7 @@ func (s *Session) commitBatch(ctx context.Context) (done bool, err error) {
 	if obs.e != nil {
 		obs.done(ctx, -1, nil)
 		for i, st := range rec.stmts {
-			o := s.e.observe("exec", st.SQL, st.Args)
+			o := s.e.observe(OpExec, st.SQL, st.Args)
 			o.start, o.pipelined = obs.start, true
 			switch {
 			case i < len(rows):
@@ -123,12 +123,12 @@ func (s *Session) commitBatch(ctx context.Context) (done bool, err error) {
 		// Roll back and let the usual path run the work again in a
 		// transaction of its own: it reports which statement failed and
 		// why, or commits if the conflict has gone.
-		s.batchEnd(ctx, conn, "rollback")
+		s.batchEnd(ctx, conn, OpRollback)
 		s.stats.Rollbacks++
 		s.undoFlushes(0)
 		return false, nil
 	}
-	if err := s.batchEnd(ctx, conn, "commit"); err != nil {
+	if err := s.batchEnd(ctx, conn, OpCommit); err != nil {
 		s.undoFlushes(0)
 		s.flushLog = s.flushLog[:0]
 		if !s.e.serverReply(err) {
@@ -142,7 +142,7 @@ func (s *Session) commitBatch(ctx context.Context) (done bool, err error) {
 
 // batchEnd sends COMMIT or ROLLBACK (op) on the batch's connection. Like
 // endTx's, it is not interrupted by ctx.
-func (s *Session) batchEnd(ctx context.Context, conn *sql.Conn, op string) error {
+func (s *Session) batchEnd(ctx context.Context, conn *sql.Conn, op Op) error {
 	s.stats.Statements++
 	_, err := s.e.execOp(context.WithoutCancel(ctx), conn, op, stringsToUpper(op), nil)
 	return err

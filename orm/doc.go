@@ -77,6 +77,25 @@
 // ([SessionFrom]) and commits it before the response's first byte. A
 // session travels in a [context.Context] ([NewContext]), never in a global.
 //
+// # Options
+//
+// Three option types configure three things, each a function value passed
+// last: [Option] the [Engine] (to [Open] and [New]), [SessionOption] a
+// [Session] (to [Engine.NewSession]), [DoOption] one [Engine.Do] call.
+// Their names follow one vocabulary:
+//
+//   - With<Thing> sets or turns on something that is off or defaulted
+//     otherwise: [WithMaxOpenConns], [WithLogger], [WithQueryHook],
+//     [WithSnapshot], [WithSessionOptions].
+//   - Without<Thing> turns off a default: [WithoutAutoflush].
+//   - A DoOption about retries names the policy without a prefix, so that
+//     a call reads as a sentence: eng.Do(ctx, fn, orm.MaxAttempts(3),
+//     orm.RetryOnStale(), orm.RetryBackoff(min, max)). [Snapshot] is the
+//     DoOption for WithSessionOptions(WithSnapshot()).
+//
+// An option with an out-of-range value clamps it ([MaxAttempts] below 1 is
+// 1) rather than failing, since options cannot return errors.
+//
 // # Errors
 //
 // Errors are prefixed "orm:" and typed. Database errors are classified
@@ -85,6 +104,10 @@
 // stays reachable with [errors.As] through [*DBError]. A version check that
 // fails is [ErrStaleData] ([*StaleDataError]); a flush that fails is a
 // [*FlushError]; a COMMIT whose outcome is unknown is [ErrCommitUnknown].
+// Their Op fields and [QueryEvent.Op] share one vocabulary, the [Op]
+// constants: lower case for how a statement was sent (OpExec, OpQuery,
+// OpBegin, ...), upper case for the SQL verb that failed (OpInsert,
+// OpUpdate, OpDelete, OpMerge).
 //
 // # Concurrency
 //

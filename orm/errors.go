@@ -135,7 +135,7 @@ func classify(d dialect.Dialect, err error) error {
 // StaleDataError reports an UPDATE or DELETE whose version check (or key)
 // matched no row. It matches ErrStaleData.
 type StaleDataError struct {
-	Op    string // "UPDATE", "DELETE", or "MERGE" (Merge was given another version than the row's)
+	Op    Op // OpUpdate, OpDelete, or OpMerge (Merge was given another version than the row's)
 	Table string
 	Key   []any // the primary-key values
 }
@@ -146,7 +146,7 @@ func (e *StaleDataError) Error() string {
 	for i, k := range e.Key {
 		parts[i] = fmt.Sprint(k)
 	}
-	if e.Op == "MERGE" {
+	if e.Op == OpMerge {
 		return fmt.Sprintf("orm: stale data: Merge of %s with key (%s): its version is not the row's; another transaction changed or deleted the row since it was read",
 			e.Table, strings.Join(parts, ", "))
 	}
@@ -161,8 +161,8 @@ func (e *StaleDataError) Is(target error) bool { return target == ErrStaleData }
 // ran as an autoflush. It unwraps to the cause, so errors.Is(err,
 // ErrUniqueViolation) still works.
 type FlushError struct {
-	Autoflush bool   // the flush ran before a query or Get, not from Flush or Commit
-	Op        string // "INSERT", "UPDATE", "DELETE"
+	Autoflush bool // the flush ran before a query or Get, not from Flush or Commit
+	Op        Op   // OpInsert, OpUpdate, OpDelete; "" when the flush failed before sending a statement (cascades, ordering)
 	Table     string
 	Err       error
 }

@@ -24,7 +24,7 @@ type querier interface {
 type observation struct {
 	e     *Engine
 	start time.Time
-	op    string
+	op    Op
 	sql   string
 	args  []any
 	// pipelined: sent in one round trip with the statement reported
@@ -32,7 +32,7 @@ type observation struct {
 	pipelined bool
 }
 
-func (e *Engine) observe(op, query string, args []any) observation {
+func (e *Engine) observe(op Op, query string, args []any) observation {
 	if len(e.cfg.hooks) == 0 && e.cfg.logger == nil {
 		return observation{}
 	}
@@ -64,11 +64,11 @@ func (o observation) done(ctx context.Context, rows int64, err error) {
 
 // exec runs a statement on q, classifying its error and reporting it.
 func (e *Engine) exec(ctx context.Context, q querier, query string, args []any) (sql.Result, error) {
-	return e.execOp(ctx, q, "exec", query, args)
+	return e.execOp(ctx, q, OpExec, query, args)
 }
 
 // execOp is exec with the Op its QueryEvent reports.
-func (e *Engine) execOp(ctx context.Context, q querier, op, query string, args []any) (sql.Result, error) {
+func (e *Engine) execOp(ctx context.Context, q querier, op Op, query string, args []any) (sql.Result, error) {
 	args, err := valuerArgs(args)
 	if err != nil {
 		return nil, err
@@ -173,7 +173,7 @@ func (e *Engine) query(ctx context.Context, q querier, query string, args []any)
 	if err != nil {
 		return nil, observation{}, err
 	}
-	obs := e.observe("query", query, args)
+	obs := e.observe(OpQuery, query, args)
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		err = classify(e.dialect, err)

@@ -274,7 +274,7 @@ func (s *Session) diffLinks(e *identity.Entry, r *mapper.Relation, target *mappe
 
 // writeJoin sends one join table's deletes, then its inserts, each batched
 // under the dialect's parameter limit and at most 1000 rows a statement.
-func (s *Session) writeJoin(ctx context.Context, w *joinWork, wrote *bool) (string, error) {
+func (s *Session) writeJoin(ctx context.Context, w *joinWork, wrote *bool) (Op, error) {
 	d := s.e.dialect
 	per := min(d.MaxParams()/2, 1000)
 	for i, keys := range w.byCol {
@@ -282,7 +282,7 @@ func (s *Session) writeJoin(ctx context.Context, w *joinWork, wrote *bool) (stri
 			n := min(d.MaxParams(), 1000, len(keys))
 			*wrote = true
 			if _, err := s.exec(ctx, joinDeleteSQL(d, w.name, [2]string{w.left, w.right}[i], n), keys[:n]); err != nil {
-				return "DELETE", err
+				return OpDelete, err
 			}
 			keys = keys[n:]
 		}
@@ -299,7 +299,7 @@ func (s *Session) writeJoin(ctx context.Context, w *joinWork, wrote *bool) (stri
 		n := min(per, len(rows))
 		*wrote = true
 		if _, err := s.exec(ctx, joinPairsDeleteSQL(d, w.name, w.left, w.right, n), pairs(rows[:n])); err != nil {
-			return "DELETE", err
+			return OpDelete, err
 		}
 		rows = rows[n:]
 	}
@@ -307,7 +307,7 @@ func (s *Session) writeJoin(ctx context.Context, w *joinWork, wrote *bool) (stri
 		n := min(per, len(rows))
 		*wrote = true
 		if _, err := s.exec(ctx, joinInsertSQL(d, w.name, w.left, w.right, n), pairs(rows[:n])); err != nil {
-			return "INSERT", err
+			return OpInsert, err
 		}
 		rows = rows[n:]
 	}

@@ -30,7 +30,7 @@ import (
 //
 // Optimistic locking: when T has a version column, obj's version must be
 // the row's (the tracked object's, as last read or flushed), else Merge
-// returns a *StaleDataError (Op "MERGE", matching ErrStaleData) and
+// returns a *StaleDataError (Op OpMerge, matching ErrStaleData) and
 // changes nothing — the lost-update check across requests: a form loaded
 // at version 3 and saved after someone else saved version 4 is refused.
 // A version of 0 matches no row (versions start at 1), so a client that
@@ -128,7 +128,7 @@ func (s *Session) mergeLocked(ctx context.Context, t *mapper.Table, obj any) (an
 func (s *Session) mergeNoRow(t *mapper.Table, obj any) (any, error) {
 	if v := t.Version; v != nil {
 		if n, _ := mapper.ToInt64(t.Acc.Value(obj, v)); n != 0 {
-			return nil, &StaleDataError{Op: "MERGE", Table: t.Name, Key: keyValues(t, obj)}
+			return nil, &StaleDataError{Op: OpMerge, Table: t.Name, Key: keyValues(t, obj)}
 		}
 	}
 	if autoKeySet(t, obj) {
@@ -158,7 +158,7 @@ func checkMergeVersion(t *mapper.Table, row, obj any) error {
 	want, _ := mapper.ToInt64(t.Acc.Value(row, v))
 	got, _ := mapper.ToInt64(t.Acc.Value(obj, v))
 	if got != want {
-		return &StaleDataError{Op: "MERGE", Table: t.Name, Key: keyValues(t, obj)}
+		return &StaleDataError{Op: OpMerge, Table: t.Name, Key: keyValues(t, obj)}
 	}
 	return nil
 }

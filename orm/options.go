@@ -92,7 +92,7 @@ type QueryEvent struct {
 	Duration time.Duration // from sending until the result (for queries: until the rows were closed)
 	Rows     int64         // rows affected (exec) or read (query); -1 when unknown
 	Err      error         // the statement's error, classified
-	Op       string        // "exec", "query", "begin", "commit", "rollback", "savepoint"
+	Op       Op            // OpExec, OpQuery, OpBegin, OpCommit, OpRollback or OpSavepoint
 	// Pipelined is set on a statement sent in the same round trip as the
 	// one reported before it (a batched commit on PostgreSQL), so a hook
 	// can count round trips: the events without it.

@@ -659,7 +659,7 @@ func (s *Session) begin(ctx context.Context, write bool) error {
 		// COMMITTED would otherwise give no snapshot at all.
 		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead}
 	}
-	obs := s.e.observe("begin", "BEGIN", nil)
+	obs := s.e.observe(OpBegin, "BEGIN", nil)
 	// The transaction outlives this call's ctx: a ctx that ends must cancel
 	// a statement, not silently roll back the session's transaction.
 	txCtx := ctx
@@ -747,9 +747,9 @@ func (s *Session) endTx(ctx context.Context, commit bool) error {
 	s.tx = nil
 	s.sps = s.sps[:0]
 	s.stats.Statements++
-	op, fn := "rollback", tx.Rollback
+	op, fn := OpRollback, tx.Rollback
 	if commit {
-		op, fn = "commit", tx.Commit
+		op, fn = OpCommit, tx.Commit
 	}
 	obs := s.e.observe(op, stringsToUpper(op), nil)
 	err := classify(s.e.dialect, fn())
@@ -760,8 +760,8 @@ func (s *Session) endTx(ctx context.Context, commit bool) error {
 	return err
 }
 
-func stringsToUpper(op string) string {
-	if op == "commit" {
+func stringsToUpper(op Op) string {
+	if op == OpCommit {
 		return "COMMIT"
 	}
 	return "ROLLBACK"

@@ -283,14 +283,14 @@ func (s *Session) rollbackToLocked(ctx context.Context, sp savepoint) error {
 	return nil
 }
 
-// savepointExec runs a SAVEPOINT statement, reported with Op "savepoint".
+// savepointExec runs a SAVEPOINT statement, reported with Op OpSavepoint.
 func (s *Session) savepointExec(ctx context.Context, stmt string) error {
 	if err := s.begin(ctx, true); err != nil {
 		return err
 	}
 	s.stats.Statements++
 	s.stats.Execs++
-	_, err := s.e.execOp(ctx, s.tx, "savepoint", stmt, nil)
+	_, err := s.e.execOp(ctx, s.tx, OpSavepoint, stmt, nil)
 	return err
 }
 
