@@ -326,7 +326,17 @@ type selectText struct {
 // ... LIMIT ? OFFSET ? FOR UPDATE, each clause only when st asks for it,
 // with "?" placeholders for dialect.Expand.
 func querySQL(d dialect.Dialect, table string, st selectText) string {
-	b := append([]byte("SELECT "), st.what...)
+	// Q builds its text on every run (it is not cached), so the buffer is
+	// sized once: the fixed words, and names quoted one character each side.
+	n := len("SELECT  FROM ''") + len(st.what) + len(table) + len(" ORDER BY  LIMIT ? OFFSET ? FOR UPDATE")
+	for _, w := range st.where {
+		n += len(" WHERE ()") + len(w)
+	}
+	for _, o := range st.order {
+		n += len(", ") + len(o)
+	}
+	b := append(make([]byte, 0, n), "SELECT "...)
+	b = append(b, st.what...)
 	b = append(b, " FROM "...)
 	b = append(b, d.Quote(table)...)
 	b = appendWhere(b, st.where)
