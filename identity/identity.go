@@ -535,7 +535,9 @@ func (m *Map) EachIn(t *mapper.Table, fn func(*Entry) bool) {
 // Entries removed during the walk are skipped; entries added are not met.
 func (tm *tableMap) each(fn func(*Entry) bool) bool {
 	tm.iterating++
-	defer func() { tm.iterating--; tm.compact() }()
+	// A Clear during the walk zeroes the count: keep it from going below
+	// zero, which would let a later walk compact under its own feet.
+	defer func() { tm.iterating = max(tm.iterating-1, 0); tm.compact() }()
 	for _, e := range tm.order[:len(tm.order):len(tm.order)] {
 		if e != nil && tm.holds(e) && !fn(e) {
 			return false
