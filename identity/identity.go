@@ -38,6 +38,7 @@ package identity
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/tallyorm/tally/mapper"
 )
@@ -87,6 +88,9 @@ type Entry struct {
 	// registered as belonging to it, so that another session refuses it;
 	// the session releases it when it lets the object go.
 	owned bool
+	// pos is the entry's index in its table's order while it is in the
+	// map. It fits in the padding after the flags: entries stay 56 bytes.
+	pos uint32
 }
 
 // TransitionError is a state transition an entry's state does not allow.
@@ -250,6 +254,53 @@ type Map struct {
 type tableMap struct {
 	ints map[int64]*Entry  // single integer keys
 	strs map[string]*Entry // every other key, encoded
+	// order holds the table's entries in the order they entered the map,
+	// which is the order sessions take them from their slabs: walking it
+	// touches entries, objects and snapshots in allocation order, where
+	// walking a Go map jumps around the heap and a flush of thousands of
+	// unchanged objects spends most of its time on cache misses. A
+	// removed entry leaves a nil, compacted away once nils are half the
+	// slice and nobody is iterating.
+	order     []*Entry
+	dead      int
+	iterating int
+}
+
+// push appends e to the table's order.
+func (tm *tableMap) push(e *Entry) {
+	e.pos = uint32(len(tm.order))
+	tm.order = append(tm.order, e)
+}
+
+// holds reports whether e is in the table's order (and so in the map).
+func (tm *tableMap) holds(e *Entry) bool {
+	return int(e.pos) < len(tm.order) && tm.order[e.pos] == e
+}
+
+// drop clears e's place in the table's order.
+func (tm *tableMap) drop(e *Entry) {
+	if tm.holds(e) {
+		tm.order[e.pos] = nil
+		tm.dead++
+		tm.compact()
+	}
+}
+
+// compact squeezes the nils out of order once they are half of it, unless
+// an iteration is under way (it would skip or repeat entries).
+func (tm *tableMap) compact() {
+	if tm.iterating > 0 || tm.dead < 16 || tm.dead*2 < len(tm.order) {
+		return
+	}
+	live := tm.order[:0]
+	for _, e := range tm.order {
+		if e != nil {
+			e.pos = uint32(len(live))
+			live = append(live, e)
+		}
+	}
+	clear(tm.order[len(live):])
+	tm.order, tm.dead = live, 0
 }
 
 // New returns an empty map. The zero Map is empty and ready to use too.
@@ -406,6 +457,7 @@ func (m *Map) put(e *Entry, k mapper.Key) bool {
 		}
 		tm.strs[k.S] = e
 	}
+	tm.push(e)
 	m.n++
 	return true
 }
@@ -436,6 +488,7 @@ func (m *Map) Reserve(t *mapper.Table, n int) {
 	} else if len(tm.strs) == 0 {
 		tm.strs = make(map[string]*Entry, n)
 	}
+	tm.order = slices.Grow(tm.order, n)
 }
 
 // remove deletes e from the map if it is the entry stored under its key.
@@ -448,15 +501,18 @@ func (m *Map) remove(e *Entry) {
 	if e.Table.IntKey() {
 		if tm.ints[k.I] == e {
 			delete(tm.ints, k.I)
+			tm.drop(e)
 			m.n--
 		}
 	} else if tm.strs[k.S] == e {
 		delete(tm.strs, k.S)
+		tm.drop(e)
 		m.n--
 	}
 }
 
-// Each calls fn for every entry, in no particular order, until fn
+// Each calls fn for every entry, table by table in no particular order and
+// within a table in the order the entries entered the map, until fn
 // returns false. fn must not add or remove entries.
 func (m *Map) Each(fn func(*Entry) bool) {
 	for _, tm := range m.all() {
@@ -466,8 +522,8 @@ func (m *Map) Each(fn func(*Entry) bool) {
 	}
 }
 
-// EachIn calls fn for every entry of table t, in no particular order, until
-// fn returns false. fn must not add or remove entries.
+// EachIn calls fn for every entry of table t, in the order they entered
+// the map, until fn returns false. fn must not add or remove entries.
 func (m *Map) EachIn(t *mapper.Table, fn func(*Entry) bool) {
 	if tm := m.lookup(t); tm != nil {
 		tm.each(fn)
@@ -476,14 +532,14 @@ func (m *Map) EachIn(t *mapper.Table, fn func(*Entry) bool) {
 
 // each calls fn for every entry until fn returns false; it reports
 // whether it went through them all.
+// Entries removed during the walk are skipped; entries added are not met.
 func (tm *tableMap) each(fn func(*Entry) bool) bool {
-	for _, e := range tm.ints {
-		if !fn(e) {
-			return false
-		}
-	}
-	for _, e := range tm.strs {
-		if !fn(e) {
+	tm.iterating++
+	// A Clear during the walk zeroes the count: keep it from going below
+	// zero, which would let a later walk compact under its own feet.
+	defer func() { tm.iterating = max(tm.iterating-1, 0); tm.compact() }()
+	for _, e := range tm.order[:len(tm.order):len(tm.order)] {
+		if e != nil && tm.holds(e) && !fn(e) {
 			return false
 		}
 	}

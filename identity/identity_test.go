@@ -353,3 +353,74 @@ func TestStateString(t *testing.T) {
 		}
 	}
 }
+
+// TestEachInKeepsEntryOrder walks a table's entries in the order they
+// entered the map, skipping the detached ones — before and after enough
+// detaches to compact the order, and for entries detached and reattached
+// (which go to the end) or detached during the walk.
+func TestEachInKeepsEntryOrder(t *testing.T) {
+	for _, tab := range tables(t)[:2] {
+		var m identity.Map
+		var ents []*identity.Entry
+		for i := range 100 {
+			var o any = &intModel{ID: int64(1000 - i)} // keys descending: not hash or key order
+			if tab.Name != tables(t)[0].Name {
+				o = &strModel{Code: string(rune('A' + i))}
+			}
+			e := new(identity.Entry)
+			if !m.Track(e, tab, o, tab.Acc.Snapshot(o), uint64(i), tab.Acc.Key(o)) {
+				t.Fatalf("%s: Track %d refused", tab.Name, i)
+			}
+			ents = append(ents, e)
+		}
+		check := func(when string, want []*identity.Entry) {
+			t.Helper()
+			var got []*identity.Entry
+			m.EachIn(tab, func(e *identity.Entry) bool { got = append(got, e); return true })
+			if len(got) != len(want) {
+				t.Fatalf("%s %s: EachIn met %d entries, want %d", tab.Name, when, len(got), len(want))
+			}
+			for i := range got {
+				if got[i] != want[i] {
+					t.Fatalf("%s %s: entry %d is seq %d, want seq %d", tab.Name, when, i, got[i].Seq, want[i].Seq)
+				}
+			}
+			if m.Len() != len(want) {
+				t.Fatalf("%s %s: Len %d, want %d", tab.Name, when, m.Len(), len(want))
+			}
+		}
+		check("after tracking", ents)
+		// Detach 60 of 100, past the point where the order is compacted:
+		// every fifth of the first 75 and the last 25 stay, in order.
+		var kept []*identity.Entry
+		for i, e := range ents {
+			if i%5 != 0 && i < 75 {
+				m.Detach(e)
+			} else {
+				kept = append(kept, e)
+			}
+		}
+		check("after detaching", kept)
+		// Reattach one: it goes to the end.
+		if err := m.Reattach(ents[1], identity.Persistent); err != nil {
+			t.Fatal(err)
+		}
+		kept = append(kept, ents[1])
+		check("after reattaching", kept)
+		// Detach during the walk: the detached entries are not met.
+		var got []*identity.Entry
+		m.EachIn(tab, func(e *identity.Entry) bool {
+			if e == kept[0] {
+				m.Detach(kept[1])
+				m.Detach(kept[2])
+			}
+			got = append(got, e)
+			return true
+		})
+		want := append([]*identity.Entry{kept[0]}, kept[3:]...)
+		if len(got) != len(want) {
+			t.Fatalf("%s: a walk detaching two met %d entries, want %d", tab.Name, len(got), len(want))
+		}
+		check("after detaching during a walk", want)
+	}
+}
