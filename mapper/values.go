@@ -72,7 +72,7 @@ func isByteArray16(t reflect.Type) bool {
 }
 
 // nullBytes is the scan target of a []byte field. database/sql and some
-// drivers (modernc.org/sqlite) hand back a zero-length value as a nil
+// drivers (modernc's SQLite) hand back a zero-length value as a nil
 // []byte; a nil interface alone is NULL, so an empty value stays non-nil.
 type nullBytes []byte
 
