@@ -14,7 +14,9 @@ import (
 // Key is a primary key in comparable form, for the identity map. A single
 // integer key lives in I and a single string key in S, so the common cases
 // build a Key without allocating; any other or composite key is encoded
-// into S.
+// into S (with the AppendKey functions). It is public for generated code,
+// whose Key method builds it, and for [Table.KeyOf]'s callers; its
+// encoding is not a stable format.
 type Key struct {
 	I int64
 	S string
