@@ -3,8 +3,10 @@ package dialect
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -35,6 +37,13 @@ type Driver struct {
 	// added, and returns the DSN's password so that the caller can keep it
 	// out of errors (err must not contain it either). It does not connect.
 	Open func(dsn string, o OpenOptions) (db *sql.DB, password string, err error)
+
+	// Connector, if not nil, returns a connector for dsn with the same
+	// settings Open adds, and o.Dial making its network connections. It
+	// is for code that wraps the driver (a tracing or fault-injecting
+	// driver.Connector, handed to orm.New as sql.OpenDB(wrapper)) without
+	// importing it; Tally itself opens through Open.
+	Connector func(dsn string, o OpenOptions) (driver.Connector, error)
 
 	// Probe, if not nil, asks the server which dialect fits it (MariaDB
 	// 10.5 and later can return keys from INSERT; MySQL cannot).
@@ -74,6 +83,11 @@ type OpenOptions struct {
 	// connection), at Warn level, instead of its writing it to stderr.
 	// Nil discards it: the errors Tally returns carry the cause.
 	Logger *slog.Logger
+
+	// Dial, if not nil, opens the network connections of a connector that
+	// [Driver.Connector] returns (MySQL and PostgreSQL; SQLite has none),
+	// so that a test can hold, slow or cut the socket. Open ignores it.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // The registry is the one global of the package, filled by init functions

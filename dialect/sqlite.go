@@ -4,9 +4,9 @@ import (
 	"reflect"
 )
 
-// SQLite is the dialect of SQLite through modernc.org/sqlite (registered by
-// package dialect/sqlite), which is recent enough (3.35 or later) for
-// INSERT ... RETURNING.
+// SQLite is the dialect of SQLite through modernc's pure-Go driver
+// (registered by package dialect/sqlite), which is recent enough (3.35 or
+// later) for INSERT ... RETURNING.
 var SQLite Dialect = sqliteDialect{}
 
 var _ Dialect = sqliteDialect{}
@@ -67,7 +67,7 @@ var sqliteTypes = [numKinds]string{
 	kindFloat64: "REAL",
 	kindString:  "TEXT",
 	kindBytes:   "BLOB",
-	// modernc.org/sqlite parses columns declared DATETIME, TIMESTAMP or
+	// modernc's SQLite driver parses columns declared DATETIME, TIMESTAMP or
 	// DATE back into time.Time; under any other name a time reads as text.
 	kindTime: "DATETIME",
 	// SQLite has no decimal type: NUMERIC affinity would turn

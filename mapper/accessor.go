@@ -42,6 +42,7 @@ type Accessor interface {
 // implement to snapshot many objects in one allocation: obj(i) gives the
 // i-th object and put(i, snap) takes its snapshot. The session looks for it
 // by type assertion; both the reflective and the generated accessors have it.
+// It is public for generated code, which implements it.
 type BatchSnapshotter interface {
 	// SnapshotBatch is Snapshot for n objects.
 	SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any))
@@ -65,15 +66,15 @@ func base(obj any) unsafe.Pointer {
 }
 
 func (a reflectAccessor) Addr(obj any, c *Column) any {
-	return c.ops.addr(unsafe.Add(base(obj), c.Offset))
+	return c.ops.addr(unsafe.Add(base(obj), c.offset))
 }
 
 func (a reflectAccessor) Value(obj any, c *Column) any {
-	return c.ops.value(unsafe.Add(base(obj), c.Offset))
+	return c.ops.value(unsafe.Add(base(obj), c.offset))
 }
 
 func (a reflectAccessor) Set(obj any, c *Column, v any) error {
-	return assign(reflect.NewAt(c.Type, unsafe.Add(base(obj), c.Offset)).Elem(), v)
+	return assign(reflect.NewAt(c.Type, unsafe.Add(base(obj), c.offset)).Elem(), v)
 }
 
 func (a reflectAccessor) Snapshot(obj any) any {
@@ -88,14 +89,14 @@ func (a reflectAccessor) Snapshot(obj any) any {
 // pins related objects in memory.
 func (t *Table) copyColumns(dst, src unsafe.Pointer) {
 	for _, c := range t.Columns {
-		c.ops.copy(unsafe.Add(dst, c.Offset), unsafe.Add(src, c.Offset))
+		c.ops.copy(unsafe.Add(dst, c.offset), unsafe.Add(src, c.offset))
 	}
 }
 
 func (a reflectAccessor) Changed(obj any, snap any, dst []*Column) []*Column {
 	p, q := base(obj), base(snap)
 	for _, c := range a.t.Columns {
-		if !c.ops.equal(unsafe.Add(p, c.Offset), unsafe.Add(q, c.Offset)) {
+		if !c.ops.equal(unsafe.Add(p, c.offset), unsafe.Add(q, c.offset)) {
 			dst = append(dst, c)
 		}
 	}
@@ -112,13 +113,13 @@ func (a reflectAccessor) Key(obj any) Key {
 	switch t.keyKind {
 	case keyInt:
 		c := t.PK[0]
-		return Key{I: c.ops.getInt(unsafe.Add(p, c.Offset))}
+		return Key{I: c.ops.getInt(unsafe.Add(p, c.offset))}
 	case keyString:
-		return Key{S: *(*string)(unsafe.Add(p, t.PK[0].Offset))}
+		return Key{S: *(*string)(unsafe.Add(p, t.PK[0].offset))}
 	}
 	var b []byte
 	for _, c := range t.PK {
-		b = appendKeyPart(b, c, unsafe.Add(p, c.Offset))
+		b = appendKeyPart(b, c, unsafe.Add(p, c.offset))
 	}
 	return Key{S: string(b)}
 }
@@ -216,7 +217,7 @@ func (a reflectAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i in
 	for i := range n {
 		dst, src := unsafe.Add(slab, uintptr(i)*size), base(obj(i))
 		for j, c := range t.Columns {
-			d, s := unsafe.Add(dst, c.Offset), unsafe.Add(src, c.Offset)
+			d, s := unsafe.Add(dst, c.offset), unsafe.Add(src, c.offset)
 			if pointees[j] == nil {
 				c.ops.copy(d, s)
 				continue

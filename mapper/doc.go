@@ -33,6 +33,6 @@
 // A generated accessor first calls [CheckGenerated], so a struct changed
 // since generation is refused with a [*StaleError] ("run go generate")
 // inside the [*DefinitionError], never mapped wrongly. The small helpers
-// that generated code calls ([Assign], [PtrScan], the AppendKey functions,
-// ...) are public only for it.
+// that generated code calls ([Assign], [PtrScan], [Key], [BatchSnapshotter],
+// the AppendKey functions, ...) are public only for it.
 package mapper

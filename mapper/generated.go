@@ -32,13 +32,12 @@ import (
 // fields by name, so the field order, which the summary holds, is what the
 // column order depends on.
 func Fingerprint(t reflect.Type) string {
-	return FingerprintHash(FingerprintText(t))
+	return FingerprintHash(fingerprintText(t))
 }
 
-// FingerprintText is the text [Fingerprint] hashes: one line per field,
-// "path type tag". It is exported so that tallygen's tests can compare the
-// generator's text with the mapper's line by line.
-func FingerprintText(t reflect.Type) string {
+// fingerprintText is the text [Fingerprint] hashes: one line per field,
+// "path type tag".
+func fingerprintText(t reflect.Type) string {
 	var b strings.Builder
 	fingerprintFields(&b, t, "", t.PkgPath())
 	return b.String()

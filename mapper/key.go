@@ -1,19 +1,22 @@
 package mapper
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"reflect"
 	"strconv"
 	"time"
 	"unsafe"
+
+	"github.com/tallyorm/tally/internal/keyval"
 )
 
 // Key is a primary key in comparable form, for the identity map. A single
 // integer key lives in I and a single string key in S, so the common cases
 // build a Key without allocating; any other or composite key is encoded
-// into S.
+// into S (with the AppendKey functions). It is public for generated code,
+// whose Key method builds it, and for [Table.KeyOf]'s callers; its
+// encoding is not a stable format.
 type Key struct {
 	I int64
 	S string
@@ -56,7 +59,7 @@ func (t *Table) KeyOf(vals ...any) (Key, error) {
 	}
 	switch t.keyKind {
 	case keyInt:
-		if n, ok := toInt64(vals[0]); ok && fitsKind(t.PK[0].Type.Kind(), vals[0], n) {
+		if n, ok := keyval.Int64(vals[0]); ok && fitsKind(t.PK[0].Type.Kind(), vals[0], n) {
 			return Key{I: n}, nil
 		}
 	case keyString:
@@ -70,7 +73,7 @@ func (t *Table) KeyOf(vals ...any) (Key, error) {
 	var k Key
 	for i, c := range t.PK {
 		fv := reflect.New(c.Type)
-		v, ok := Detach(vals[i])
+		v, ok := keyval.Detach(vals[i])
 		if !ok {
 			return Key{}, &KeyError{t.Name, "column " + c.Name + ": unsupported key value of type " + reflect.TypeOf(vals[i]).String()}
 		}
@@ -90,35 +93,8 @@ func (t *Table) KeyOf(vals ...any) (Key, error) {
 	return Key{S: string(b)}, nil
 }
 
-// toInt64 converts the integer types without reflection or allocation.
-func toInt64(v any) (int64, bool) {
-	switch n := v.(type) {
-	case int64:
-		return n, true
-	case int:
-		return int64(n), true
-	case int32:
-		return int64(n), true
-	case uint64:
-		return int64(n), true
-	case uint32:
-		return int64(n), true
-	case uint:
-		return int64(n), true
-	case int16:
-		return int64(n), true
-	case int8:
-		return int64(n), true
-	case uint16:
-		return int64(n), true
-	case uint8:
-		return int64(n), true
-	}
-	return 0, false
-}
-
-// fitsKind reports whether the integer v, which toInt64 turned into n, keeps
-// its value in a field of kind k. When it does not, KeyOf takes the
+// fitsKind reports whether the integer v, which keyval.Int64 turned into
+// n, keeps its value in a field of kind k. When it does not, KeyOf takes the
 // converting path, which reports the overflow: without this, -1 would find
 // the uint64 key MaxUint64 (the same bits) and 300 a uint8 key that cannot be.
 func fitsKind(k reflect.Kind, v any, n int64) bool {
@@ -151,10 +127,6 @@ func fitsKind(k reflect.Kind, v any, n int64) bool {
 	return true // Int64
 }
 
-// ToInt64 converts an integer of any Go integer type to int64; ok is false
-// for anything else.
-func ToInt64(v any) (n int64, ok bool) { return toInt64(v) }
-
 // appendKeyPart encodes one key column's value. Each part is
 // self-delimiting, so composite keys never collide.
 func appendKeyPart(b []byte, c *Column, p unsafe.Pointer) []byte {
@@ -184,91 +156,4 @@ func appendKeyPart(b []byte, c *Column, p unsafe.Pointer) []byte {
 	b = append(b, 'x')
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
-}
-
-// Detach returns a copy of v that shares no memory with v's box (strings
-// and byte slices may share their immutable bytes), so that code which
-// keeps the copy does not make the caller's boxed value escape. ok is
-// false for kinds it cannot copy without reflection that escapes (structs
-// other than time.Time, maps, slices of non-bytes).
-func Detach(v any) (any, bool) {
-	switch x := v.(type) {
-	case nil:
-		return nil, true
-	case int64:
-		return x, true
-	case int:
-		return x, true
-	case int32:
-		return x, true
-	case int16:
-		return x, true
-	case int8:
-		return x, true
-	case uint64:
-		return x, true
-	case uint:
-		return x, true
-	case uint32:
-		return x, true
-	case uint16:
-		return x, true
-	case uint8:
-		return x, true
-	case string:
-		return x, true
-	case []byte:
-		return x, true
-	case bool:
-		return x, true
-	case float64:
-		return x, true
-	case float32:
-		return x, true
-	case time.Time:
-		return x, true
-	case *time.Time:
-		if x == nil {
-			return nil, true
-		}
-		return *x, true
-	}
-	return detachValue(reflect.ValueOf(v))
-}
-
-func detachValue(rv reflect.Value) (any, bool) {
-	if rv.Kind() == reflect.Pointer {
-		if rv.IsNil() {
-			return nil, true
-		}
-		return detachValue(rv.Elem())
-	}
-	n := reflect.New(rv.Type()).Elem()
-	switch rv.Kind() {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		n.SetInt(rv.Int())
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		n.SetUint(rv.Uint())
-	case reflect.String:
-		n.SetString(rv.String())
-	case reflect.Bool:
-		n.SetBool(rv.Bool())
-	case reflect.Float32, reflect.Float64:
-		n.SetFloat(rv.Float())
-	case reflect.Slice:
-		if rv.Type().Elem().Kind() != reflect.Uint8 {
-			return nil, false
-		}
-		n.SetBytes(bytes.Clone(rv.Bytes()))
-	case reflect.Array:
-		if rv.Type().Elem().Kind() != reflect.Uint8 {
-			return nil, false
-		}
-		for i := range rv.Len() {
-			n.Index(i).SetUint(rv.Index(i).Uint())
-		}
-	default:
-		return nil, false
-	}
-	return n.Interface(), true
 }

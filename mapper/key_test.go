@@ -224,21 +224,3 @@ func TestKeyOfErrors(t *testing.T) {
 		}
 	}
 }
-
-func TestToInt64(t *testing.T) {
-	for _, v := range []any{int(-3), int8(-3), int16(-3), int32(-3), int64(-3)} {
-		if n, ok := ToInt64(v); !ok || n != -3 {
-			t.Errorf("ToInt64(%T -3) = %d, %v", v, n, ok)
-		}
-	}
-	for _, v := range []any{uint(3), uint8(3), uint16(3), uint32(3), uint64(3)} {
-		if n, ok := ToInt64(v); !ok || n != 3 {
-			t.Errorf("ToInt64(%T 3) = %d, %v", v, n, ok)
-		}
-	}
-	for _, v := range []any{nil, "3", 3.0, ID(3), ptr(3), true} {
-		if _, ok := ToInt64(v); ok {
-			t.Errorf("ToInt64(%T) ok", v)
-		}
-	}
-}

@@ -28,10 +28,10 @@ func SnakeCase(s string) string {
 	return b.String()
 }
 
-// Plural is the default table name of a type: its snake_case name in the
+// plural is the default table name of a type: its snake_case name in the
 // plural by the common English rules ("entry" → "entries", "box" →
 // "boxes", "account" → "accounts"). TableName() overrides it for the rest.
-func Plural(s string) string {
+func plural(s string) string {
 	switch {
 	case s == "":
 		return s

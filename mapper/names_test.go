@@ -44,8 +44,8 @@ func TestPlural(t *testing.T) {
 		{"http_server", "http_servers"},
 	}
 	for _, tt := range tests {
-		if got := Plural(tt.in); got != tt.want {
-			t.Errorf("Plural(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := plural(tt.in); got != tt.want {
+			t.Errorf("plural(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }

@@ -267,7 +267,7 @@ func mustTableIn[T any](t *testing.T, reg *Registry) *Table {
 	return tab
 }
 
-// checkLayout checks that each column's Pos, Index, Offset and Type agree
+// checkLayout checks that each column's Pos, Index, offset and Type agree
 // with the struct, and that the PK, Version and lookup by name are consistent.
 func checkLayout(t *testing.T, tab *Table) {
 	t.Helper()
@@ -286,8 +286,8 @@ func checkLayout(t *testing.T, tab *Table) {
 		if f.Type() != c.Type {
 			t.Errorf("%s.%s: Index %v reaches a %v, want %v", tab.Name, c.Name, c.Index, f.Type(), c.Type)
 		}
-		if off := uintptr(f.Addr().UnsafePointer()) - base; off != c.Offset {
-			t.Errorf("%s.%s: Offset = %d, want %d", tab.Name, c.Name, c.Offset, off)
+		if off := uintptr(f.Addr().UnsafePointer()) - base; off != c.offset {
+			t.Errorf("%s.%s: offset = %d, want %d", tab.Name, c.Name, c.offset, off)
 		}
 		if tab.Column(c.Name) != c {
 			t.Errorf("%s: Column(%q) does not return the column", tab.Name, c.Name)
@@ -307,8 +307,8 @@ func checkLayout(t *testing.T, tab *Table) {
 	}
 	for _, r := range tab.Relations {
 		f := v.Elem().FieldByIndex(r.Index)
-		if off := uintptr(f.Addr().UnsafePointer()) - base; off != r.Offset || f.Type() != r.FieldType {
-			t.Errorf("%s.%s: relation at offset %d of %v, want %d of %v", tab.Name, r.Field, r.Offset, r.FieldType, off, f.Type())
+		if off := uintptr(f.Addr().UnsafePointer()) - base; off != r.offset || f.Type() != r.FieldType {
+			t.Errorf("%s.%s: relation at offset %d of %v, want %d of %v", tab.Name, r.Field, r.offset, r.FieldType, off, f.Type())
 		}
 	}
 	if tab.Column("no_such_column") != nil {

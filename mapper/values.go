@@ -72,7 +72,7 @@ func isByteArray16(t reflect.Type) bool {
 }
 
 // nullBytes is the scan target of a []byte field. database/sql and some
-// drivers (modernc.org/sqlite) hand back a zero-length value as a nil
+// drivers (modernc's SQLite) hand back a zero-length value as a nil
 // []byte; a nil interface alone is NULL, so an empty value stays non-nil.
 type nullBytes []byte
 
@@ -384,7 +384,7 @@ func Unwrap(acc Accessor) Accessor {
 
 func (a ruledAccessor) Addr(obj any, c *Column) any {
 	if c.ops.rule {
-		return c.ops.addr(unsafe.Add(base(obj), c.Offset))
+		return c.ops.addr(unsafe.Add(base(obj), c.offset))
 	}
 	return a.Accessor.Addr(obj, c)
 }
@@ -394,7 +394,7 @@ func (a ruledAccessor) Addr(obj any, c *Column) any {
 // rules, and goes to the generated accessor.
 func (a ruledAccessor) Value(obj any, c *Column) any {
 	if c.ops.rule && reflect.TypeOf(obj) == a.t.ptrType {
-		return c.ops.value(unsafe.Add(base(obj), c.Offset))
+		return c.ops.value(unsafe.Add(base(obj), c.offset))
 	}
 	return a.Accessor.Value(obj, c)
 }

@@ -16,9 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/tallyorm/tally/dialect"
 	"github.com/tallyorm/tally/internal/dbtest"
 	"github.com/tallyorm/tally/internal/testmodels"
@@ -123,16 +120,6 @@ type faultDriver struct{ inner driver.Driver }
 func (faultDriver) Open(string) (driver.Conn, error) {
 	return nil, errors.New("faultdriver: open through the connector (sql.OpenDB)")
 }
-
-// dsnConnector makes a connector of a driver that has none (modernc's
-// SQLite driver implements only driver.Driver).
-type dsnConnector struct {
-	drv driver.Driver
-	dsn string
-}
-
-func (d dsnConnector) Connect(context.Context) (driver.Conn, error) { return d.drv.Open(d.dsn) }
-func (d dsnConnector) Driver() driver.Driver                        { return d.drv }
 
 // The socket hooks: the servers' drivers dial through faultDial, which
 // wraps the TCP connection so that a COMMIT can cut it.
@@ -419,50 +406,24 @@ func (e *faultError) Unwrap() error { return e.err }
 // orm.Open would add, wraps it with orm.New and creates the test tables.
 func faultOpen(t *testing.T, tg dbtest.Target) (*orm.Engine, *faultConnector) {
 	t.Helper()
-	var (
-		inner driver.Connector
-		d     dialect.Dialect
-	)
-	switch tg.Name {
-	case dbtest.MySQL:
-		cfg, err := mysql.ParseDSN(tg.DSN)
-		if err != nil {
-			t.Fatalf("parse mysql DSN: %v", err)
-		}
-		cfg.ParseTime = true         // as orm.Open: DATETIME scans into time.Time
-		cfg.ClientFoundRows = true   // as orm.Open: matched rows, for version checks
-		cfg.InterpolateParams = true // as orm.Open: one round trip per statement
-		cfg.DialFunc = faultDial
-		if inner, err = mysql.NewConnector(cfg); err != nil {
-			t.Fatal(err)
-		}
+	// The registered driver's connector has the settings orm.Open adds
+	// (MySQL's parseTime, clientFoundRows and interpolateParams; SQLite's
+	// pragmas), and dials the servers through faultDial. No statement
+	// cache on SQLite: the fault wraps the driver's own connection.
+	drv, err := dialect.Lookup(tg.Driver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if drv.Connector == nil {
+		t.Fatalf("the %s driver offers no Connector", tg.Driver)
+	}
+	inner, err := drv.Connector(tg.DSN, dialect.OpenOptions{Dial: faultDial, SQLiteStatementCache: 0})
+	if err != nil {
+		t.Fatalf("connector for %s: %v", tg.Name, err)
+	}
+	d := drv.Dialect
+	if tg.Name == dbtest.MySQL {
 		d = dialect.MariaDB // the CI server is MariaDB 10.11
-	case dbtest.Postgres:
-		cfg, err := pgx.ParseConfig(tg.DSN)
-		if err != nil {
-			t.Fatalf("parse postgres DSN: %v", err)
-		}
-		cfg.DialFunc = faultDial
-		inner = stdlib.GetConnector(*cfg)
-		d = dialect.PostgreSQL
-	default:
-		// modernc's driver has no connector: take the registered driver and
-		// give it the pragmas orm.Open adds.
-		db, err := sql.Open(tg.Driver, tg.DSN)
-		if err != nil {
-			t.Fatal(err)
-		}
-		drv := db.Driver()
-		db.Close()
-		sep := "?"
-		if strings.Contains(tg.DSN, "?") {
-			sep = "&"
-		}
-		dsn := tg.DSN + sep + "_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_txlock=immediate"
-		inner = dsnConnector{drv: drv, dsn: dsn}
-		if d, err = dialect.ByName(tg.Driver); err != nil {
-			t.Fatal(err)
-		}
 	}
 	fc := &faultConnector{inner: inner}
 	eng := orm.New(sql.OpenDB(fc), d)

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/tallyorm/tally/identity"
+	"github.com/tallyorm/tally/internal/keyval"
 	"github.com/tallyorm/tally/mapper"
 )
 
@@ -474,8 +475,8 @@ func (s *Session) eachLive(t *mapper.Table, fn func(*identity.Entry)) {
 // valuesEqual compares two bound values, integers across integer types.
 func valuesEqual(a, b any) bool {
 	a, b = normKey(a), normKey(b)
-	if x, ok := mapper.ToInt64(a); ok {
-		y, ok := mapper.ToInt64(b)
+	if x, ok := keyval.Int64(a); ok {
+		y, ok := keyval.Int64(b)
 		return ok && x == y
 	}
 	return reflect.DeepEqual(a, b)
@@ -508,7 +509,7 @@ func (s *Session) insert(ctx context.Context, t *mapper.Table, ents []*identity.
 	cols := t.Insertable()
 	if v := t.Version; v != nil {
 		for _, e := range ents {
-			if n, _ := mapper.ToInt64(t.Acc.Value(e.Obj, v)); n == 0 {
+			if n, _ := keyval.Int64(t.Acc.Value(e.Obj, v)); n == 0 {
 				if err := s.setCol(e, v, int64(1)); err != nil { // versions start at 1
 					return err
 				}
@@ -606,7 +607,7 @@ func (s *Session) insertReturning(ctx context.Context, t *mapper.Table, q string
 			break
 		}
 		if t.IntKey() && t.PK[0].Auto {
-			k, _ := mapper.ToInt64(t.Acc.Value(obj, t.PK[0]))
+			k, _ := keyval.Int64(t.Acc.Value(obj, t.PK[0]))
 			if i > 0 && k <= prev {
 				err = fmt.Errorf("orm: INSERT ... RETURNING gave keys out of order (%d after %d)", k, prev)
 				break
@@ -686,7 +687,7 @@ func (s *Session) update(ctx context.Context, u update) error {
 	// the new version, the key, the old version.
 	var oldVersion int64
 	if v := t.Version; v != nil {
-		oldVersion, _ = mapper.ToInt64(t.Acc.Value(e.Snap(), v))
+		oldVersion, _ = keyval.Int64(t.Acc.Value(e.Snap(), v))
 		args = append(args, oldVersion+1)
 	}
 	for _, c := range t.PK {

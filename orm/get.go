@@ -7,6 +7,7 @@ import (
 	"reflect"
 
 	"github.com/tallyorm/tally/identity"
+	"github.com/tallyorm/tally/internal/keyval"
 	"github.com/tallyorm/tally/mapper"
 )
 
@@ -200,7 +201,7 @@ func bindKey(t *mapper.Table, k mapper.Key, key []any) []any {
 	}
 	out := make([]any, len(key))
 	for i, v := range key {
-		out[i], _ = mapper.Detach(v) // KeyOf accepted it: Detach can copy it
+		out[i], _ = keyval.Detach(v) // KeyOf accepted it: Detach can copy it
 	}
 	return out
 }

@@ -245,7 +245,7 @@ func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.R
 				seenObj[tk] = int32(len(loaded))
 			} else if int64Col {
 				// The common case, read in place: an int64 foreign key.
-				if gi, found := groups.ints[*(*int64)(unsafe.Add(objPtr(obj), mcol.Offset))]; found {
+				if gi, found := groups.ints[field(obj, mcol.Index).Int()]; found {
 					g = gi
 				}
 			} else {
@@ -379,7 +379,7 @@ func colKey(t *mapper.Table, obj any, c *mapper.Column, keyTab *mapper.Table) (k
 	if c == nil {
 		fv = reflect.ValueOf(obj).Elem()
 	} else {
-		fv = reflect.NewAt(c.Type, unsafe.Add(objPtr(obj), c.Offset)).Elem()
+		fv = field(obj, c.Index)
 	}
 	if keyTab.IntKey() {
 		// The common case without boxing: read the integer in place.
@@ -413,15 +413,23 @@ func colKey(t *mapper.Table, obj any, c *mapper.Column, keyTab *mapper.Table) (k
 // its data word, as mapper's accessor also relies on.
 func objPtr(obj any) unsafe.Pointer { return (*[2]unsafe.Pointer)(unsafe.Pointer(&obj))[1] }
 
+// field is the field at index (a column's or relation's Index) of the
+// struct obj, a model pointer, points to. The mapper embeds structs by
+// value only, so the path has no pointer to follow; reflect's Field does
+// not allocate.
+func field(obj any, index []int) reflect.Value {
+	return reflect.ValueOf(obj).Elem().FieldByIndex(index)
+}
+
 // fieldPtr addresses a *Target relation field of obj.
 func fieldPtr(obj any, r *mapper.Relation) *unsafe.Pointer {
-	return (*unsafe.Pointer)(unsafe.Add(objPtr(obj), r.Offset))
+	return (*unsafe.Pointer)(field(obj, r.Index).Addr().UnsafePointer())
 }
 
 // fieldSlice addresses a []*Target relation field of obj. A slice of
 // pointers has the layout of a []unsafe.Pointer.
 func fieldSlice(obj any, r *mapper.Relation) *[]unsafe.Pointer {
-	return (*[]unsafe.Pointer)(unsafe.Add(objPtr(obj), r.Offset))
+	return (*[]unsafe.Pointer)(field(obj, r.Index).Addr().UnsafePointer())
 }
 
 // trackedEntry returns obj's entry when the session tracks it persistent.

@@ -7,6 +7,7 @@ import (
 	"reflect"
 
 	"github.com/tallyorm/tally/identity"
+	"github.com/tallyorm/tally/internal/keyval"
 	"github.com/tallyorm/tally/mapper"
 )
 
@@ -127,7 +128,7 @@ func (s *Session) mergeLocked(ctx context.Context, t *mapper.Table, obj any) (an
 // mergeNoRow handles a Merge whose key has no row (see Merge).
 func (s *Session) mergeNoRow(t *mapper.Table, obj any) (any, error) {
 	if v := t.Version; v != nil {
-		if n, _ := mapper.ToInt64(t.Acc.Value(obj, v)); n != 0 {
+		if n, _ := keyval.Int64(t.Acc.Value(obj, v)); n != 0 {
 			return nil, &StaleDataError{Op: OpMerge, Table: t.Name, Key: keyValues(t, obj)}
 		}
 	}
@@ -155,8 +156,8 @@ func checkMergeVersion(t *mapper.Table, row, obj any) error {
 	if v == nil {
 		return nil
 	}
-	want, _ := mapper.ToInt64(t.Acc.Value(row, v))
-	got, _ := mapper.ToInt64(t.Acc.Value(obj, v))
+	want, _ := keyval.Int64(t.Acc.Value(row, v))
+	got, _ := keyval.Int64(t.Acc.Value(obj, v))
 	if got != want {
 		return &StaleDataError{Op: OpMerge, Table: t.Name, Key: keyValues(t, obj)}
 	}

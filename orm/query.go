@@ -14,6 +14,7 @@ import (
 
 	"github.com/tallyorm/tally/dialect"
 	"github.com/tallyorm/tally/identity"
+	"github.com/tallyorm/tally/internal/keyval"
 	"github.com/tallyorm/tally/mapper"
 )
 
@@ -553,7 +554,7 @@ func (q *Q[T]) UpdateAll(ctx context.Context, set Set) (int64, error) {
 			}
 		}
 		if v := t.Version; v != nil {
-			n, _ := mapper.ToInt64(t.Acc.Value(e.Snap(), v))
+			n, _ := keyval.Int64(t.Acc.Value(e.Snap(), v))
 			if err := s.setCol(e, v, n+1); err != nil {
 				return &setFieldError{err}
 			}
@@ -720,7 +721,7 @@ func (s *Session) bulk(ctx context.Context, t *mapper.Table, stmt string, args [
 
 // normKey makes integer keys of any Go type compare equal as map keys.
 func normKey(v any) any {
-	if n, ok := mapper.ToInt64(v); ok {
+	if n, ok := keyval.Int64(v); ok {
 		return n
 	}
 	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer {

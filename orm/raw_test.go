@@ -252,7 +252,7 @@ func qtSlow(tg dbtest.Target) (exec, raw string) {
 			"SELECT id, owner FROM accounts WHERE SLEEP(5) = 0"
 	}
 	// SQLite has no sleep: count a hundred million rows of a recursive CTE
-	// (tens of seconds in modernc.org/sqlite).
+	// (tens of seconds in modernc's SQLite).
 	const cte = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000000) "
 	return cte + "SELECT count(*) FROM c",
 		cte + "SELECT id, owner FROM accounts WHERE (SELECT count(*) FROM c) > 0"

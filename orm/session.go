@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/tallyorm/tally/identity"
+	"github.com/tallyorm/tally/internal/keyval"
 	"github.com/tallyorm/tally/mapper"
 )
 
@@ -377,7 +378,7 @@ func keyIsZero(t *mapper.Table, obj any) bool {
 		if !c.Auto {
 			return false
 		}
-		if n, ok := mapper.ToInt64(t.Acc.Value(obj, c)); !ok || n != 0 {
+		if n, ok := keyval.Int64(t.Acc.Value(obj, c)); !ok || n != 0 {
 			return false
 		}
 	}
@@ -392,7 +393,7 @@ func autoKeySet(t *mapper.Table, obj any) bool {
 		if !c.Auto {
 			continue
 		}
-		if n, ok := mapper.ToInt64(t.Acc.Value(obj, c)); !ok || n != 0 {
+		if n, ok := keyval.Int64(t.Acc.Value(obj, c)); !ok || n != 0 {
 			return true
 		}
 	}

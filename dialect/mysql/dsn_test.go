@@ -122,3 +122,26 @@ func TestConfigInterpolatesUnlessToldOrUnsafe(t *testing.T) {
 		}
 	}
 }
+
+// ParseDSN adds none of Config's settings, so that a DSN rewritten through
+// it (by a test harness, or to hide its password) says what it said.
+func TestParseDSNAddsNothing(t *testing.T) {
+	const dsn = "u:pw@tcp(h:3306)/db?charset=utf8mb4"
+	cfg, err := ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ParseTime || cfg.ClientFoundRows || cfg.InterpolateParams {
+		t.Errorf("ParseDSN(%q): parseTime, clientFoundRows, interpolateParams = %v, %v, %v; want all false",
+			dsn, cfg.ParseTime, cfg.ClientFoundRows, cfg.InterpolateParams)
+	}
+	if cfg.Passwd != "pw" || cfg.DBName != "db" {
+		t.Errorf("ParseDSN(%q): password, database = %q, %q; want pw, db", dsn, cfg.Passwd, cfg.DBName)
+	}
+	if got := cfg.FormatDSN(); got != dsn {
+		t.Errorf("ParseDSN(%q).FormatDSN() = %q, want the DSN back", dsn, got)
+	}
+	if _, err := ParseDSN("u:secret@tcp(h:3306)db"); err == nil || !strings.HasPrefix(err.Error(), "mysql: bad DSN: ") || strings.Contains(err.Error(), "secret") {
+		t.Errorf("ParseDSN of a DSN without its slash: err = %v, want mysql: bad DSN: ..., without the password", err)
+	}
+}

@@ -30,6 +30,7 @@ func init() {
 		Name:           "mysql",
 		Dialect:        dialect.MySQL,
 		Open:           open,
+		Connector:      connector,
 		Probe:          probe,
 		Classify:       classify,
 		ServerError:    serverError,
@@ -52,11 +53,41 @@ func open(dsn string, o dialect.OpenOptions) (*sql.DB, string, error) {
 	return sql.OpenDB(conn), cfg.Passwd, nil
 }
 
-// Config parses dsn and adds the settings Tally relies on.
-func Config(dsn string) (*mysql.Config, error) {
+// connector returns a connector with Open's settings whose connections
+// o.Dial makes.
+func connector(dsn string, o dialect.OpenOptions) (driver.Connector, error) {
+	cfg, err := Config(dsn)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Logger = driverLogger{o.Logger}
+	if o.Dial != nil {
+		cfg.DialFunc = o.Dial
+	}
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("mysql: open: %w", err)
+	}
+	return conn, nil
+}
+
+// ParseDSN parses dsn as the driver does, adding nothing, for tools that
+// rewrite a DSN without importing the driver: a test harness pointing it
+// at another database, a message hiding its password (the returned
+// Config's FormatDSN writes it back). [Config] is what Open uses.
+func ParseDSN(dsn string) (*mysql.Config, error) {
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("mysql: bad DSN: %w", err)
+	}
+	return cfg, nil
+}
+
+// Config parses dsn and adds the settings Tally relies on.
+func Config(dsn string) (*mysql.Config, error) {
+	cfg, err := ParseDSN(dsn)
+	if err != nil {
+		return nil, err
 	}
 	// parseTime: DATETIME columns scan into time.Time.
 	cfg.ParseTime = true

@@ -12,11 +12,13 @@ package postgres
 
 import (
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 	"github.com/tallyorm/tally/dialect"
 )
 
@@ -26,6 +28,7 @@ func init() {
 		Aliases:     []string{"postgresql", "pgx"},
 		Dialect:     dialect.PostgreSQL,
 		Open:        open,
+		Connector:   connector,
 		Classify:    classify,
 		ServerError: serverError,
 		Batch:       beginBatch,
@@ -45,6 +48,19 @@ func open(dsn string, _ dialect.OpenOptions) (*sql.DB, string, error) {
 		return nil, password, fmt.Errorf("postgres: open: %w", err)
 	}
 	return db, password, nil
+}
+
+// connector returns a connector for dsn whose connections o.Dial makes.
+func connector(dsn string, o dialect.OpenOptions) (driver.Connector, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		// Not wrapped, as in Password: the error keeps the raw DSN.
+		return nil, fmt.Errorf("postgres: bad DSN: %s", err.Error())
+	}
+	if o.Dial != nil {
+		cfg.DialFunc = o.Dial
+	}
+	return stdlib.GetConnector(*cfg), nil
 }
 
 // Password returns the password of dsn, a URL or key=value string, checking

@@ -30,6 +30,7 @@ func init() {
 		Aliases:     []string{"sqlite3"},
 		Dialect:     dialect.SQLite,
 		Open:        open,
+		Connector:   connector,
 		Classify:    classify,
 		ServerError: serverError,
 	})
@@ -38,11 +39,21 @@ func init() {
 // open opens a pool for dsn with Tally's pragmas, whose connections keep
 // o.SQLiteStatementCache statements compiled; it does not connect.
 func open(dsn string, o dialect.OpenOptions) (*sql.DB, string, error) {
+	c, err := connector(dsn, o)
+	if err != nil {
+		return nil, "", err
+	}
+	return sql.OpenDB(c), "", nil
+}
+
+// connector returns open's connector; SQLite makes no network
+// connections, so o.Dial is not used.
+func connector(dsn string, o dialect.OpenOptions) (driver.Connector, error) {
 	drv, err := registeredDriver()
 	if err != nil {
-		return nil, "", fmt.Errorf("sqlite: open: %w", err)
+		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
-	return sql.OpenDB(&stmtCacheConnector{drv: drv, dsn: DSN(dsn), size: max(o.SQLiteStatementCache, 0)}), "", nil
+	return &stmtCacheConnector{drv: drv, dsn: DSN(dsn), size: max(o.SQLiteStatementCache, 0)}, nil
 }
 
 // registeredDriver returns the driver registered as "sqlite", with whatever

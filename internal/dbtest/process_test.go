@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/go-sql-driver/mysql"
+	tallymysql "github.com/tallyorm/tally/dialect/mysql"
 )
 
 // The tests in this file run this test binary again, as a child process
@@ -154,7 +154,7 @@ func TestProcessAnsweredButUnusableFails(t *testing.T) {
 		}
 		switch s.name {
 		case MySQL:
-			cfg, _ := mysql.ParseDSN(s.base)
+			cfg, _ := tallymysql.ParseDSN(s.base)
 			cfg.Passwd = "wrong-" + secret
 			env = append(env, mysqlEnv+"="+cfg.FormatDSN())
 		case Postgres:
@@ -228,7 +228,7 @@ func madeBy(out, name string) string {
 func databaseOf(tg Target) string {
 	switch tg.Name {
 	case MySQL:
-		cfg, err := mysql.ParseDSN(tg.DSN)
+		cfg, err := tallymysql.ParseDSN(tg.DSN)
 		if err != nil {
 			return fmt.Sprint(err)
 		}

@@ -4,7 +4,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/go-sql-driver/mysql"
+	tallymysql "github.com/tallyorm/tally/dialect/mysql"
 )
 
 // hidden stands in for a password in every message this package prints,
@@ -30,7 +30,7 @@ func redact(dsn string) string {
 	if strings.HasPrefix(dsn, "file:") && !strings.Contains(dsn, "@") {
 		return dsn // a SQLite file: no password to hide
 	}
-	cfg, err := mysql.ParseDSN(dsn)
+	cfg, err := tallymysql.ParseDSN(dsn)
 	if err != nil {
 		return "[unparseable DSN, not shown]"
 	}
@@ -66,7 +66,7 @@ func passwords(dsn string) []string {
 		pw, _ := u.User.Password()
 		return []string{pw, u.Query().Get("password")}
 	}
-	if cfg, err := mysql.ParseDSN(dsn); err == nil {
+	if cfg, err := tallymysql.ParseDSN(dsn); err == nil {
 		return []string{cfg.Passwd}
 	}
 	return nil

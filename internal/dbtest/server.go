@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/tallyorm/tally/dialect"
+	tallymysql "github.com/tallyorm/tally/dialect/mysql"
 )
 
 const (
@@ -115,7 +115,7 @@ func (s *server) probe() {
 		return nil
 	})
 	if s.err != nil {
-		s.misconfigured = serverAnswered(s.err)
+		s.misconfigured = serverAnswered(s.driver, s.err)
 		return
 	}
 	if s.err = s.flavor.setUp(ctx, s.admin, packageDB()); s.err != nil {
@@ -234,12 +234,16 @@ func execOn(ctx context.Context, driver, dsn, query string) error {
 	})
 }
 
-// serverAnswered reports whether err is the server's own reply (a refused
-// login, an unknown database) rather than a failure to reach it.
-func serverAnswered(err error) bool {
-	var myErr *mysql.MySQLError
-	var pgErr *pgconn.PgError
-	return errors.As(err, &myErr) || errors.As(err, &pgErr)
+// serverAnswered reports whether err, from driverName, is the server's own
+// reply (a refused login, an unknown database) rather than a failure to
+// reach it.
+func serverAnswered(driverName string, err error) bool {
+	drv, lookupErr := dialect.Lookup(driverName)
+	if lookupErr != nil || drv.ServerError == nil {
+		return false
+	}
+	_, ok := drv.ServerError(err)
+	return ok
 }
 
 // packageDB returns this process's database name: namePrefix, creation
@@ -293,9 +297,9 @@ type mysqlFlavor struct{}
 var _ flavor = mysqlFlavor{}
 
 func (mysqlFlavor) adminDSN(base string) (string, error) {
-	cfg, err := mysql.ParseDSN(base)
+	cfg, err := tallymysql.ParseDSN(base)
 	if err != nil {
-		return "", fmt.Errorf("%s is not a MySQL DSN: %v", mysqlEnv, err)
+		return "", fmt.Errorf("%s: %v", mysqlEnv, err) // err: "mysql: bad DSN: ..."
 	}
 	cfg.DBName = "" // the DSN may name a database that does not exist
 	if cfg.Timeout == 0 {
@@ -308,7 +312,7 @@ func (mysqlFlavor) setUp(context.Context, string, string) error { return nil }
 
 func (f mysqlFlavor) namespace(ctx context.Context, base, admin, pkgDB string, n int64) (string, func(context.Context) error, error) {
 	name := fmt.Sprintf("%s_%d", pkgDB, n)
-	cfg, err := mysql.ParseDSN(base) // base's own params, not admin's timeout
+	cfg, err := tallymysql.ParseDSN(base) // base's own params, not admin's timeout
 	if err != nil {
 		return "", nil, err
 	}

@@ -2,14 +2,13 @@ package dbtest
 
 import (
 	"database/sql"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
+	"github.com/tallyorm/tally/dialect"
 	"go.uber.org/goleak"
 )
 
@@ -100,8 +99,7 @@ func TestTargetDroppedWhenTestEnds(t *testing.T) {
 		switch tg.Name {
 		case MySQL:
 			err := withDB(tg.Driver, tg.DSN, func(db *sql.DB) error { return db.PingContext(t.Context()) })
-			var myErr *mysql.MySQLError
-			if !errors.As(err, &myErr) || myErr.Number != 1049 { // ER_BAD_DB_ERROR
+			if code, _ := dialect.MySQL.ServerError(err); code != "mysql error 1049" { // ER_BAD_DB_ERROR
 				t.Errorf("mysql: connecting to the ended test's database: %v; want error 1049, unknown database", err)
 			}
 		case Postgres:
