@@ -184,20 +184,9 @@ func (s *Session) flushSize() int {
 				rows++
 			}
 		}
-		cols := t.Insertable()
-		var ret []*mapper.Column
-		for _, c := range t.Columns {
-			if c.Auto {
-				ret = append(ret, c)
-			}
-		}
-		perRow := len(ret) > 0 && !d.Returning() || len(cols) == 0
-		if perRow && len(ret) > 0 && !(len(ret) == 1 && ret[0].PK && len(t.PK) == 1) {
+		ret, chunk := insertShape(d, t)
+		if len(ret) > 0 && !d.Returning() && !(len(ret) == 1 && ret[0].PK && len(t.PK) == 1) {
 			return 2 // each row also needs a SELECT of its generated columns
-		}
-		chunk := 1
-		if !perRow {
-			chunk = max(min(d.MaxParams()/max(len(cols), 1), 1000), 1)
 		}
 		if n += (rows + chunk - 1) / chunk; n > 1 {
 			return 2
@@ -220,7 +209,7 @@ func (s *Session) flushSize() int {
 					rows++
 				}
 			}
-			per := max(min(d.MaxParams()/max(len(t.PK), 1), 1000), 1)
+			per := deleteBatch(d, t)
 			n += (rows + per - 1) / per
 		}
 		if n > 1 {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/tallyorm/tally/dialect"
 	"github.com/tallyorm/tally/identity"
 	"github.com/tallyorm/tally/internal/keyval"
 	"github.com/tallyorm/tally/mapper"
@@ -501,6 +502,30 @@ func (c *stmtCache) get(k stmtKey, build func() string) string {
 	return q
 }
 
+// insertShape is how insert sends t's rows, and so how flushSize counts
+// them: ret are the generated columns read back, and chunk is the rows one
+// INSERT takes — 1 when rows go one at a time (generated keys without
+// RETURNING, or no insertable column), else as many as the parameter
+// limit allows, at most 1000.
+func insertShape(d dialect.Dialect, t *mapper.Table) (ret []*mapper.Column, chunk int) {
+	for _, c := range t.Columns {
+		if c.Auto {
+			ret = append(ret, c)
+		}
+	}
+	cols := len(t.Insertable())
+	if len(ret) > 0 && !d.Returning() || cols == 0 {
+		return ret, 1
+	}
+	return ret, max(min(d.MaxParams()/cols, 1000), 1)
+}
+
+// deleteBatch is how many rows of t one DELETE ... IN takes (t has no
+// version column), for delete and flushSize alike.
+func deleteBatch(d dialect.Dialect, t *mapper.Table) int {
+	return max(min(d.MaxParams()/max(len(t.PK), 1), 1000), 1)
+}
+
 // insert writes pending objects of one table: multi-row INSERT ... RETURNING
 // when the dialect has RETURNING (chunked under its parameter limit); one
 // row at a time with LastInsertId when it has not and keys are generated;
@@ -516,18 +541,8 @@ func (s *Session) insert(ctx context.Context, t *mapper.Table, ents []*identity.
 			}
 		}
 	}
-	var ret []*mapper.Column
-	for _, c := range t.Columns {
-		if c.Auto {
-			ret = append(ret, c)
-		}
-	}
 	d := s.e.dialect
-	perRow := len(ret) > 0 && !d.Returning() || len(cols) == 0
-	chunk := 1
-	if !perRow {
-		chunk = min(d.MaxParams()/max(len(cols), 1), 1000)
-	}
+	ret, chunk := insertShape(d, t)
 	for len(ents) > 0 {
 		n := min(chunk, len(ents))
 		batch := ents[:n]
@@ -732,8 +747,7 @@ func (s *Session) delete(ctx context.Context, t *mapper.Table, ents []*identity.
 		}
 		return nil
 	}
-	per := max(d.MaxParams()/len(t.PK), 1)
-	per = min(per, 1000)
+	per := deleteBatch(d, t)
 	for len(ents) > 0 {
 		n := min(per, len(ents))
 		batch := ents[:n]
