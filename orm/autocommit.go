@@ -105,6 +105,7 @@ func (s *Session) aloneConn(ctx context.Context, args []any) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.primary = true // read-your-writes: see replicas.go
 	if s.alone.conn == nil {
 		c, err := s.e.db.Conn(ctx)
 		if err != nil {

@@ -62,6 +62,12 @@ type Session struct {
 	immediate bool // begin write transactions even for reads (SQLite)
 	snapshot  bool // begin at the first read, REPEATABLE READ (WithSnapshot)
 
+	// primary: every statement goes to the primary from now on (the
+	// session wrote, locked or asked; see replicas.go); replica is the
+	// replica its reads go to until then.
+	primary bool
+	replica *replica
+
 	lockReads bool     // Get locks the rows it reads (a locking retry of Do; see lockretry.go)
 	lockPlan  lockPlan // rows to lock first, in order, before fn runs
 
@@ -140,6 +146,9 @@ type Stats struct {
 	Rollbacks  int
 	Tracked    int // objects in the identity map now
 	Pending    int // objects added and not yet inserted
+	// ReplicaReads counts the queries among Queries that a read replica
+	// served (see WithReplicas).
+	ReplicaReads int
 }
 
 // NewSession starts a session. It takes no connection until its first
@@ -667,6 +676,7 @@ func (s *Session) begin(ctx context.Context, write bool) error {
 	if ctx.Done() != nil {
 		txCtx = context.WithoutCancel(ctx)
 	}
+	s.primary = true // read-your-writes: see replicas.go
 	tx, err := s.e.db.BeginTx(txCtx, opts)
 	err = classify(s.e.dialect, err)
 	obs.done(ctx, -1, err)
@@ -729,6 +739,9 @@ func (s *Session) query(ctx context.Context, query string, args []any) (*sql.Row
 		}
 		s.stats.Statements++
 		s.stats.Queries++
+		if s.e.replicas != nil {
+			return s.readQuery(ctx, query, args)
+		}
 		return s.e.query(ctx, s.e.db, query, args)
 	}
 	if err := s.begin(ctx, false); err != nil {
