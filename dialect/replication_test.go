@@ -18,7 +18,7 @@ func TestPositionReachedComparesReplicationPositions(t *testing.T) {
 		{MariaDB, "0-1-57,1-1-3", "0-1-57,1-1-4", false, false},
 		{MariaDB, "0-1-57,1-1-4", "1-1-4,0-1-57", true, false},
 		{MariaDB, "0-1-57", "0-1-57,1-1-1", false, false}, // a domain the replica has never seen
-		{MariaDB, "", "", true, false},                     // nothing written yet
+		{MariaDB, "", "", true, false},                    // nothing written yet
 		{MariaDB, "0-1-5", "", true, false},
 		{MariaDB, "", "0-1-1", false, true}, // not replicating
 		{MariaDB, "0-1", "0-1-1", false, true},
