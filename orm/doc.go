@@ -77,6 +77,18 @@
 // ([SessionFrom]) and commits it before the response's first byte. A
 // session travels in a [context.Context] ([NewContext]), never in a global.
 //
+// # Read replicas
+//
+// [WithReplicas] adds read replicas to an engine. A session reads from a
+// replica until its first write, lock or transaction, and from then on
+// runs everything on the primary until it is closed, so it always reads
+// its own writes; [OnPrimary] and [WithPrimaryReads] send reads to the
+// primary. Replicas that are down or lag more than [WithReplicaMaxLag]
+// are skipped, measured by one goroutine per engine from replication
+// positions; a read that fails on a replica with a connection error runs
+// again on the primary. [Engine.Stats] reports each replica. See
+// [Session] and the README's "Scaling out".
+//
 // # Options
 //
 // Three option types configure three things, each a function value passed

@@ -54,6 +54,11 @@ import (
 // if it then writes and meets a concurrent writer, SQLite reports busy,
 // classified ErrRetryable, and Engine.Do runs the work again in an
 // IMMEDIATE transaction.
+//
+// With read replicas (WithReplicas), the reads before the first write,
+// lock or transaction go to the session's replica, and everything from
+// then on, until Close, to the primary: Commit and Rollback do not send a
+// session back to a replica, which might not have applied its commit.
 type Session struct {
 	e         *Engine
 	busy      atomic.Bool // set while a call runs: the concurrent-use guard
