@@ -198,3 +198,62 @@ func TestEngineStatsIsEmptyWithoutReplicas(t *testing.T) {
 		t.Errorf("Stats = %+v, want zero", st)
 	}
 }
+
+type VMark struct {
+	ID      int64  `db:"id,pk"`
+	Name    string `db:"name"`
+	Version int64  `db:"version,version"`
+}
+
+// A replica behind the primary hands out an old version of a row; the
+// update made from it fails its version check instead of overwriting the
+// newer row, and Do's retry reads the row on the primary.
+func TestStaleReadFromAReplicaIsCaughtAndDoRetriesOnThePrimary(t *testing.T) {
+	ctx := context.Background()
+	var dsns []string
+	for i, name := range []string{"primary", "replica"} {
+		dsn := "file:" + filepath.Join(t.TempDir(), name+".db")
+		eng, err := orm.Open(ctx, "sqlite", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := eng.CreateTables(ctx, VMark{}); err != nil {
+			t.Fatal(err)
+		}
+		// The primary's row has been updated once since the replica's.
+		if _, err := eng.DB().ExecContext(ctx, "INSERT INTO v_marks (id, name, version) VALUES (1, ?, ?)", name, 2-i); err != nil {
+			t.Fatal(err)
+		}
+		eng.Close()
+		dsns = append(dsns, dsn)
+	}
+	eng, err := orm.Open(ctx, "sqlite", dsns[0], orm.WithReplicas(dsns[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	var seen []string
+	err = eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
+		m, err := orm.Get[VMark](ctx, s, int64(1))
+		if err != nil {
+			return err
+		}
+		seen = append(seen, m.Name)
+		m.Name = "updated"
+		return nil
+	}, orm.RetryOnStale())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(seen, " ") != "replica primary" {
+		t.Errorf("attempts read from %v; want the replica, then (after ErrStaleData) the primary", seen)
+	}
+	var name string
+	var version int64
+	if err := eng.DB().QueryRowContext(ctx, "SELECT name, version FROM v_marks WHERE id = 1").Scan(&name, &version); err != nil {
+		t.Fatal(err)
+	}
+	if name != "updated" || version != 3 {
+		t.Errorf("primary row: %q version %d; want updated, version 3", name, version)
+	}
+}
