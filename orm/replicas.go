@@ -132,8 +132,9 @@ type ReplicaStats struct {
 	// SkippedDown and SkippedLag count the sessions that passed it over,
 	// because it was down or because it lagged.
 	SkippedDown, SkippedLag int64
-	// Failovers counts reads that failed on it with a connection error
-	// and were run again on the primary.
+	// Failovers counts reads that failed on it with a connection error,
+	// or were cancelled for a conflict with replication (a hot standby's
+	// SQLSTATE 40001), and were run again on the primary.
 	Failovers int64
 	// Err is why it is unhealthy ("" when healthy or merely lagging).
 	Err string
@@ -471,8 +472,9 @@ func (rs *replicaSet) pick() *replica {
 
 // readQuery runs a session's autocommit read where the routing rule says:
 // on its replica, or on the primary. A read that fails on a replica with
-// a connection error runs again on the primary (a read before the
-// session's first write is safe to repeat), and the session stays there.
+// a connection error, or a retryable one, runs again on the primary (a
+// read before the session's first write is safe to repeat), and the
+// session stays there.
 func (s *Session) readQuery(ctx context.Context, query string, args []any) (*sql.Rows, observation, error) {
 	rs := s.e.replicas
 	if s.primary || onPrimary(ctx) {
@@ -497,9 +499,14 @@ func (s *Session) readQuery(ctx context.Context, query string, args []any) (*sql
 		s.replica = r
 	}
 	rows, obs, err := s.e.query(ctx, r.db, query, args)
-	if err != nil && errors.Is(err, ErrConnection) && ctx.Err() == nil {
-		// Down until the checker sees it answer again, for every session.
-		r.setDown(fmt.Errorf("orm: replica read: %w", err))
+	if err != nil && ctx.Err() == nil && (errors.Is(err, ErrConnection) || errors.Is(err, ErrRetryable)) {
+		if errors.Is(err, ErrConnection) {
+			// Down until the checker sees it answer again, for every session.
+			r.setDown(fmt.Errorf("orm: replica read: %w", err))
+		}
+		// A retryable error on a replica is a hot standby cancelling the
+		// read for a conflict with replay (SQLSTATE 40001): the replica
+		// is fine, the read goes to the primary.
 		r.failovers.Add(1)
 		s.primary, s.replica = true, nil
 		rs.primaryReads.Add(1)

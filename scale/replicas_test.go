@@ -45,7 +45,9 @@ func mariadbTopology(t *testing.T) topology {
 
 func postgresTopology(t *testing.T) topology {
 	p := servers.Postgres(t, servers.Options{Name: "primary"})
-	r := servers.PostgresStandby(t, p, servers.Options{})
+	// Replay cancels a conflicting standby query at once, instead of after
+	// the default 30 s, for the recovery-conflict test.
+	r := servers.PostgresStandby(t, p, servers.Options{Args: []string{"max_standby_streaming_delay=0"}})
 	return topology{primary: p, replica: r, driver: "postgres", primaryDSN: p.DSN(""), replicaDSN: r.DSN(""),
 		originSQL: "SELECT CASE WHEN pg_is_in_recovery() THEN 2 ELSE 1 END AS id, pg_is_in_recovery() AS replica",
 		pause:     "SELECT pg_wal_replay_pause()", resume: "SELECT pg_wal_replay_resume()", replicating: r.WaitStreaming}
@@ -60,7 +62,46 @@ func TestReplicasMariaDBGTIDReplication(t *testing.T) {
 func TestReplicasPostgresStreamingReplication(t *testing.T) {
 	needScale(t)
 	t.Parallel()
-	replicaScenario(t, postgresTopology(t))
+	top := postgresTopology(t)
+	replicaScenario(t, top)
+	t.Run("a read the standby cancels for a conflict with replay runs on the primary", func(t *testing.T) {
+		standbyConflict(t, top)
+	})
+}
+
+// standbyConflict: a read on a hot standby holding a lock that replay
+// needs (the primary altered the table) is cancelled by the standby with
+// SQLSTATE 40001; the session's read runs again on the primary and the
+// request does not fail.
+func standbyConflict(t *testing.T, top topology) {
+	ctx := context.Background()
+	top.primary.Exec(t, "CREATE TABLE conflicted (id int)")
+	eng, err := orm.Open(ctx, top.driver, top.primaryDSN, orm.WithReplicas(top.replicaDSN), orm.WithReplicaCheckInterval(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	waitFor(t, "standby has the table", 30*time.Second, func() bool {
+		st := eng.Stats().Replicas[0]
+		return st.Healthy && st.Lag == 0
+	})
+	go func() {
+		time.Sleep(500 * time.Millisecond)
+		top.primary.Exec(t, "ALTER TABLE conflicted ADD COLUMN x int")
+	}()
+	s := eng.NewSession()
+	defer s.Close()
+	// Holds conflicted's lock for a second and a half on the standby.
+	o, err := orm.Raw[Origin](s, "SELECT CASE WHEN pg_is_in_recovery() THEN 2 ELSE 1 END AS id, pg_is_in_recovery() AS replica "+
+		"FROM (SELECT count(*) FROM conflicted) c, (SELECT pg_sleep(1.5)) z").One(ctx)
+	if err != nil {
+		t.Fatalf("read failed: %v", err)
+	}
+	st := eng.Stats().Replicas[0]
+	t.Logf("standby conflict: answered by the replica %v; failovers %d", o.Replica, st.Failovers)
+	if o.Replica || st.Failovers != 1 {
+		t.Errorf("read answered by the replica %v, failovers %d; want the primary, after one failover", o.Replica, st.Failovers)
+	}
 }
 
 // replicaScenario checks the routing of reads and writes between a
