@@ -40,7 +40,8 @@ type Engine struct {
 // parseTime, clientFoundRows and interpolateParams (unless the DSN sets it) for MySQL; WAL, a busy timeout, foreign keys
 // and immediate write transactions for SQLite. On MySQL it asks the
 // server's version to use RETURNING on MariaDB 10.5 and later. ctx governs
-// only the connecting, the ping and that question.
+// only the connecting, the ping and that question (and, with WithReplicas,
+// the wait for the replicas' first check).
 //
 // Errors never contain the DSN's password.
 func Open(ctx context.Context, driverName, dsn string, opts ...Option) (*Engine, error) {
