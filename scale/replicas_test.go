@@ -284,6 +284,25 @@ func replicaScenario(t *testing.T, top topology) {
 		}
 	})
 
+	t.Run("a stalled replica is taken out by the check that times out", func(t *testing.T) {
+		ready(t)
+		top.replica.Pause(t) // SIGSTOP: connections stay open, nothing answers
+		d := waitFor(t, "stalled replica marked unhealthy", 10*time.Second, func() bool { return !healthy() })
+		t.Logf("stall: replica taken out %v after SIGSTOP (check timeout 1 s)", d)
+		if d > 3*time.Second {
+			t.Errorf("stalled replica taken out after %v; want about the 1 s check timeout", d)
+		}
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		s := eng.NewSession()
+		if origin(rctx, s) {
+			t.Error("read ran on a stalled replica")
+		}
+		s.Close()
+		cancel()
+		top.replica.Resume(t)
+		ready(t)
+	})
+
 	t.Run("a killed replica is routed around with no failed request", func(t *testing.T) {
 		var failed, onReplica, onPrimary, afterKillReplica, afterKillPrimary atomic.Int64
 		var killed atomic.Bool
