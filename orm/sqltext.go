@@ -720,3 +720,35 @@ func upsertReselectSQL(d dialect.Dialect, t *mapper.Table, target []*mapper.Colu
 	}
 	return string(b)
 }
+
+// projectSQL builds a projection's SELECT what FROM table JOIN ... WHERE
+// ... ORDER BY ... LIMIT ? OFFSET ? FOR UPDATE: querySQL's statement with
+// the (trusted) join clauses after FROM, "?" placeholders for
+// dialect.Expand.
+func projectSQL(d dialect.Dialect, table string, joins []string, st selectText) string {
+	b := append([]byte("SELECT "), st.what...)
+	b = append(b, " FROM "...)
+	b = append(b, d.Quote(table)...)
+	for _, j := range joins {
+		b = append(append(b, ' '), j...)
+	}
+	b = appendWhere(b, st.where)
+	for i, o := range st.order {
+		if i == 0 {
+			b = append(b, " ORDER BY "...)
+		} else {
+			b = append(b, ", "...)
+		}
+		b = append(b, o...)
+	}
+	if st.limit {
+		b = append(b, " LIMIT ?"...)
+		if st.offset {
+			b = append(b, " OFFSET ?"...)
+		}
+	}
+	if st.forUpdate && d.Capabilities().ForUpdate {
+		b = append(b, " FOR UPDATE"...)
+	}
+	return string(b)
+}
