@@ -91,7 +91,9 @@ type dtoField struct {
 // Where that both tables have; the projection qualifies T's own
 // (OrderBy of q, and Select's unqualified names) with T's table.
 //
-// Queries autoflush as Q's do.
+// Values are scanned by database/sql's rules, into the field itself (a
+// sql.Scanner field takes anything else); times come back in UTC, as a
+// model's do. Queries autoflush as Q's do.
 func Project[D, T any](q *Q[T]) *P[D] {
 	p := &P[D]{s: q.s, t: q.t, err: q.err, start: q.start,
 		q: baseQuery{where: q.where, args: q.args, order: q.order, limit: q.limit, offset: q.offset, forUpdate: q.forUpdate}}

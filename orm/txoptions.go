@@ -117,5 +117,5 @@ func (s *Session) refuseFlush() error {
 	if !s.readOnly || s.flushSize() == 0 {
 		return nil
 	}
-	return &FlushError{Err: refuseWrite("the session has pending, changed or deleted objects")}
+	return refuseWrite("the session has pending, changed or deleted objects")
 }

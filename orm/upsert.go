@@ -103,6 +103,9 @@ func (e *ColumnError) Error() string {
 // target that contains a database-generated column is refused too: the
 // INSERT does not write it, so a new row never conflicts on it.
 //
+// Only columns are written: relation (rel) fields are not followed, and
+// no BeforeInsert-style hook runs.
+//
 // A version column is set to 1 on insert and bumped by DoUpdate; Upsert
 // checks no version (it overwrites by design: use Merge for the
 // lost-update check).
@@ -341,7 +344,7 @@ func (s *Session) upsertLocked(ctx context.Context, t *mapper.Table, p upsertPla
 		for i, o := range batch {
 			row := rows[p.key(t, o)]
 			if row == nil {
-				return fmt.Errorf("orm: Upsert: no row of %s has the %s of objs[%d] after the statement; on MySQL a duplicate in another unique key updates that row instead: name that key in OnConflict", t.Name, p.targetNames(), i)
+				return fmt.Errorf("orm: Upsert: no row of %s has the %s of objs[%d] after the statement; on MySQL a duplicate in another unique key updates that row instead (name that key in OnConflict), and a case-insensitive collation matches a value that differs in case", t.Name, p.targetNames(), i)
 			}
 			if err := s.upserted(t, o, row); err != nil {
 				return err
