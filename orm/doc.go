@@ -93,7 +93,8 @@
 // [WithIsolation] sets the level: REPEATABLE READ and SERIALIZABLE also
 // begin the transaction at the first statement, read or write, since the
 // level is about what the reads see; READ COMMITTED keeps "begin when
-// needed". [WithReadOnly] refuses every write with [ErrReadOnly] before
+// needed". With any level, writes run in a transaction at that level,
+// never alone in autocommit. [WithReadOnly] refuses every write with [ErrReadOnly] before
 // any SQL, turns autoflush off, and makes any transaction it holds READ
 // ONLY (on SQLite a deferred one that never takes the write lock). For
 // [Engine.Do], [Isolation], [ReadOnly] and [Snapshot] pass the same

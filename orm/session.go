@@ -801,7 +801,10 @@ func (s *Session) Commit(ctx context.Context) error {
 	if err := s.refuseFlush(); err != nil {
 		return err
 	}
-	if s.tx == nil {
+	// With an isolation level every write runs in a transaction at that
+	// level: a statement alone in autocommit, or a batch's own BEGIN,
+	// would run at the server's default (see txoptions.go).
+	if s.tx == nil && s.isolation == sql.LevelDefault {
 		if s.flushSize() <= 1 {
 			return s.commitAlone(ctx)
 		}

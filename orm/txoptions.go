@@ -29,7 +29,10 @@ var ErrReadOnly = errors.New("orm: read-only session cannot write")
 // ErrRetryable, which Engine.Do retries). With READ COMMITTED or READ
 // UNCOMMITTED transactions still begin when they are needed (see
 // Session): a read in autocommit already sees committed data, so an
-// early BEGIN would buy nothing.
+// early BEGIN would buy nothing. With any level, writes always run in a
+// transaction at that level: Commit does not send a single statement
+// alone in autocommit, nor pipeline BEGIN on PostgreSQL, either of which
+// would run at the server's default level.
 //
 // SQLite's transactions are always serializable, stronger than any level
 // asked; there the option makes the session's reads one deferred

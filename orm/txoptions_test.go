@@ -225,6 +225,23 @@ func TestReadOnlyTransactionDoesNotBlockAConcurrentWriter(t *testing.T) {
 	})
 }
 
+// A session with an isolation level commits even a single statement in
+// a transaction begun at that level, not alone in autocommit at the
+// server's default.
+func TestIsolationSessionWritesInATransactionAtItsLevel(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, log := upOpen(t, tg)
+		s := eng.NewSession(orm.WithIsolation(sql.LevelReadCommitted))
+		defer s.Close()
+		uowMust(t, s.Add(&upMember{Email: "ann@x"}))
+		uowMust(t, s.Commit(context.Background()))
+		sqls := log.SQL()
+		if len(sqls) != 3 || sqls[0] != "BEGIN" || !strings.HasPrefix(sqls[1], "INSERT") || sqls[2] != "COMMIT" {
+			t.Fatalf("statements %q; want BEGIN, INSERT, COMMIT", sqls)
+		}
+	})
+}
+
 // An isolation level the database does not have fails the first
 // statement, naming the levels to use, before BEGIN is sent.
 func TestUnsupportedIsolationLevelFailsBeforeBegin(t *testing.T) {
