@@ -263,3 +263,37 @@ func TestUnsupportedIsolationLevelFailsBeforeBegin(t *testing.T) {
 		}
 	})
 }
+
+// The transaction a read-only session holds is read-only in the server
+// too, as PostgreSQL's own setting reports inside it. (MySQL/MariaDB has
+// no such report: @@tx_read_only is the next transaction's default, and
+// InnoDB marks every transaction that has not written read-only; the
+// driver sends START TRANSACTION READ ONLY for database/sql's ReadOnly.)
+func TestReadOnlySessionTransactionIsReadOnlyInTheServer(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		if tg.Name != dbtest.Postgres {
+			t.Skip("only PostgreSQL reports a transaction's access mode; TestReadOnlySessionRefusesWritesWithoutSendingSQL and TestReadOnlyTransactionDoesNotBlockAConcurrentWriter cover the others")
+		}
+		eng, _ := upOpen(t, tg)
+		seedObjects(t, eng, &upMember{Email: "ann@x"})
+		type setting struct {
+			RO string `db:"ro"`
+		}
+		for _, c := range []struct {
+			opts []orm.SessionOption
+			want string
+		}{
+			{[]orm.SessionOption{orm.WithReadOnly(), orm.WithIsolation(sql.LevelRepeatableRead)}, "on"},
+			{[]orm.SessionOption{orm.WithIsolation(sql.LevelRepeatableRead)}, "off"},
+		} {
+			s := eng.NewSession(c.opts...)
+			got, err := orm.Project[setting](orm.Query[upMember](s).Limit(1)).
+				SelectExpr("current_setting('transaction_read_only')", "ro").One(context.Background())
+			s.Close()
+			uowMust(t, err)
+			if got.RO != c.want {
+				t.Fatalf("transaction_read_only in the session's transaction = %q; want %q", got.RO, c.want)
+			}
+		}
+	})
+}
