@@ -37,6 +37,9 @@ func Snapshot() DoOption {
 // RETURNING): in the transaction, opening it as a write would, or alone
 // in a single-statement commit.
 func (s *Session) writeQuery(ctx context.Context, query string, args []any) (*sql.Rows, observation, error) {
+	if s.readOnly {
+		return nil, observation{}, refuseWrite("a statement that writes")
+	}
 	if s.alone.armed && s.tx == nil {
 		return s.queryAlone(ctx, query, args)
 	}
