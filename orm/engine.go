@@ -23,6 +23,7 @@ type Engine struct {
 	cfg     config
 	stmts   stmtCache
 	owners  owners // objects added to a session, and which one: see owners
+	nodes   *balancer // WithPrimaries: the nodes the pool connects to; else nil
 }
 
 // Open connects to a database and pings it. driverName is "mysql" (also
@@ -51,22 +52,38 @@ func Open(ctx context.Context, driverName, dsn string, opts ...Option) (*Engine,
 	for _, o := range opts {
 		o(&cfg)
 	}
-	db, password, err := drv.Open(dsn, dialect.OpenOptions{SQLiteStatementCache: cfg.sqliteStmts, Logger: cfg.logger})
-	if err != nil {
-		return nil, redact(fmt.Errorf("orm: %w", err), password)
+	oo := dialect.OpenOptions{SQLiteStatementCache: cfg.sqliteStmts, Logger: cfg.logger}
+	var (
+		db        *sql.DB
+		nodes     *balancer // WithPrimaries
+		passwords []string  // kept out of errors
+	)
+	if len(cfg.primaries) > 0 {
+		if db, nodes, passwords, err = openPrimaries(drv, append([]string{dsn}, cfg.primaries...), oo); err != nil {
+			return nil, err
+		}
+	} else {
+		var password string
+		db, password, err = drv.Open(dsn, oo)
+		passwords = []string{password}
+		if err != nil {
+			return nil, redact(fmt.Errorf("orm: %w", err), password)
+		}
 	}
 	d := drv.Dialect
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return nil, redact(fmt.Errorf("orm: connect to %s: %w", driverName, classify(d, err)), password)
+		return nil, redactAll(fmt.Errorf("orm: connect to %s: %w", driverName, classify(d, err)), passwords)
 	}
 	if drv.Probe != nil {
 		if d, err = drv.Probe(ctx, db); err != nil {
 			db.Close()
-			return nil, redact(fmt.Errorf("orm: %w", classify(drv.Dialect, err)), password)
+			return nil, redactAll(fmt.Errorf("orm: %w", classify(drv.Dialect, err)), passwords)
 		}
 	}
-	return New(db, d, opts...), nil
+	e := New(db, d, opts...)
+	e.nodes = nodes
+	return e, nil
 }
 
 // New wraps an existing pool. It does not connect; the first statement

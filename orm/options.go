@@ -18,6 +18,7 @@ type config struct {
 	logger      *slog.Logger
 	sqliteStmts int // statements each SQLite connection keeps compiled
 	reflective  bool
+	primaries   []string // WithPrimaries: the cluster's other nodes
 }
 
 func defaultConfig() config {
