@@ -22,7 +22,7 @@ type Engine struct {
 	reg     *mapper.Registry
 	cfg     config
 	stmts   stmtCache
-	owners  owners // objects added to a session, and which one: see owners
+	owners  owners    // objects added to a session, and which one: see owners
 	nodes   *balancer // WithPrimaries: the nodes the pool connects to; else nil
 }
 
