@@ -42,11 +42,11 @@ type Account struct {
 type Transfer struct {
 	ID        int64     `db:"id,pk,auto" json:"id"`
 	RequestID string    `db:"request_id,unique,size=64" json:"request_id"`
-	FromID  int64     `db:"from_id" json:"from"`
-	ToID    int64     `db:"to_id" json:"to"`
-	Amount  int64     `db:"amount" json:"amount"`
-	Created time.Time `db:"created_at" json:"created"`
-	Entries []*Entry  `rel:"transfer_id,cascade" json:"entries,omitempty"`
+	FromID    int64     `db:"from_id" json:"from"`
+	ToID      int64     `db:"to_id" json:"to"`
+	Amount    int64     `db:"amount" json:"amount"`
+	Created   time.Time `db:"created_at" json:"created"`
+	Entries   []*Entry  `rel:"transfer_id,cascade" json:"entries,omitempty"`
 }
 
 // Entry is one posting of a transfer on one account.
