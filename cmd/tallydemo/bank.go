@@ -49,6 +49,23 @@ type Transfer struct {
 	Entries   []*Entry  `rel:"transfer_id,cascade" json:"entries,omitempty"`
 }
 
+// Rejection records a transfer refused for insufficient funds under its
+// request id, committed like a transfer: the refusal is an outcome too.
+// Without it, a retry refused for funds could be answered while the first
+// attempt, cut off but still running, later commits — and the client,
+// told "refused", would never hear of the transfer that moved its money.
+// With it, whichever attempt decides first decides for both.
+//
+//tally:model
+type Rejection struct {
+	ID        int64     `db:"id,pk,auto" json:"id"`
+	RequestID string    `db:"request_id,unique,size=64" json:"request_id"`
+	AccountID int64     `db:"account_id" json:"account"`
+	Balance   int64     `db:"balance" json:"balance"`
+	Amount    int64     `db:"amount" json:"amount"`
+	Created   time.Time `db:"created_at" json:"created"`
+}
+
 // Entry is one posting of a transfer on one account.
 //
 //tally:model
@@ -60,7 +77,7 @@ type Entry struct {
 }
 
 // models lists the bank's models, parents first.
-var models = []any{Account{}, Transfer{}, Entry{}}
+var models = []any{Account{}, Transfer{}, Entry{}, Rejection{}}
 
 // Business errors. They are not retried: running the transfer again would
 // give the same answer.
@@ -127,7 +144,8 @@ func NewBank(eng *orm.Engine, unordered float64) *Bank {
 
 // Transfer moves amount from one account to another and journals it under
 // the client's request id, in one eng.Do: both accounts are locked and the
-// journal searched for the id; if absent, the balance is checked, both
+// journal searched for the id; if absent, the balance is checked (a
+// refusal is recorded as a Rejection under the id, and committed), both
 // updated and a Transfer with its two entries added and flushed; Do
 // commits. A deadlock or other retryable failure runs the whole function
 // again, up to the bank's attempt limit. Called with a ctx that carries a
@@ -141,14 +159,15 @@ func NewBank(eng *orm.Engine, unordered float64) *Bank {
 // sends the same request with the same id again: either the first attempt
 // never committed, and this one commits, or it did, and Transfer finds the
 // row and returns it with replayed true — the original result, with no
-// money moved twice. Two attempts racing each other meet at the unique
+// money moved twice; a recorded refusal is returned again the same way. Two attempts racing each other meet at the unique
 // key: the loser gets ErrRequestInFlight, and its retry finds the row.
 //
 // An empty reqID gets a random one (no retry can reuse it). An unknown
 // account is ErrUnknownAccount, a bad amount, from == to or a malformed
 // reqID is ErrInvalidTransfer, too small a balance is
-// *InsufficientFundsError, and reqID naming a different transfer is
-// ErrRequestIDReused.
+// *InsufficientFundsError (the refusal is committed: in the middleware's
+// session the caller must commit it, as postTransfer does), and reqID
+// naming a different transfer is ErrRequestIDReused.
 func (b *Bank) Transfer(ctx context.Context, reqID string, from, to, amount int64) (t *Transfer, replayed bool, err error) {
 	if from == to || amount <= 0 {
 		return nil, false, fmt.Errorf("%w: need two different accounts and a positive amount", ErrInvalidTransfer)
@@ -159,9 +178,10 @@ func (b *Bank) Transfer(ctx context.Context, reqID string, from, to, amount int6
 		return nil, false, err
 	}
 	attempt := 0
+	var refused *InsufficientFundsError
 	err = b.eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
 		attempt++
-		t, replayed = nil, false
+		t, replayed, refused = nil, false, nil
 		// The accounts are locked before the journal is searched: an
 		// earlier attempt still in flight holds the same locks until it
 		// commits or rolls back, so the search then sees its outcome.
@@ -182,8 +202,26 @@ func (b *Bank) Transfer(ctx context.Context, reqID string, from, to, amount int6
 		case !errors.Is(err, orm.ErrNotFound):
 			return err
 		}
+		rej, err := orm.Query[Rejection](s).Where(RejectionCols.RequestID+" = ?", reqID).One(ctx)
+		switch {
+		case err == nil:
+			if rej.AccountID != from || rej.Amount != amount {
+				return fmt.Errorf("%w: %q was refused for another transfer", ErrRequestIDReused, reqID)
+			}
+			refused, replayed = &InsufficientFundsError{Account: from, Balance: rej.Balance, Amount: amount}, true
+			return nil
+		case !errors.Is(err, orm.ErrNotFound):
+			return err
+		}
 		if src.Balance < amount {
-			return &InsufficientFundsError{Account: from, Balance: src.Balance, Amount: amount}
+			refused = &InsufficientFundsError{Account: from, Balance: src.Balance, Amount: amount}
+			// Committed (fn returns nil), so that no other attempt of
+			// this request can commit the transfer after this answer.
+			if err := s.Add(&Rejection{RequestID: reqID, AccountID: from, Balance: src.Balance, Amount: amount,
+				Created: time.Now().UTC().Truncate(time.Microsecond)}); err != nil {
+				return err
+			}
+			return s.Flush(ctx)
 		}
 		src.Balance -= amount
 		dst.Balance += amount
@@ -212,6 +250,9 @@ func (b *Bank) Transfer(ctx context.Context, reqID string, from, to, amount int6
 	}
 	if replayed {
 		b.Stats.Replays.Add(1)
+	}
+	if refused != nil {
+		return nil, replayed, refused
 	}
 	return t, replayed, nil
 }
@@ -354,7 +395,7 @@ type Check struct {
 //     and there is no row no client heard of;
 //   - each transfer has its two entries (−amount on from, +amount on to),
 //     and each account's balance is its opening balance plus its entries.
-func (b *Bank) Verify(ctx context.Context, committed []Receipt, opening int64) ([]Check, error) {
+func (b *Bank) Verify(ctx context.Context, committed, refused []Receipt, opening int64) ([]Check, error) {
 	var checks []Check
 	err := b.eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
 		checks = checks[:0]
@@ -366,10 +407,15 @@ func (b *Bank) Verify(ctx context.Context, committed []Receipt, opening int64) (
 		if err != nil {
 			return err
 		}
+		rejections, err := orm.Query[Rejection](s).All(ctx)
+		if err != nil {
+			return err
+		}
 		checks = append(checks,
 			checkTotal(accts, opening),
 			checkNegative(accts),
 			checkJournal(transfers, committed),
+			checkRefused(transfers, rejections, refused),
 			checkEntries(accts, transfers, opening/int64(max(len(accts), 1))))
 		return nil
 	}, orm.Snapshot()) // the accounts and the journal as of one moment
@@ -451,6 +497,42 @@ func checkJournal(transfers []*Transfer, committed []Receipt) Check {
 			slices.Sort(p.ids)
 			c.Detail += fmt.Sprintf("; %d %s (first %v)", len(p.ids), p.what, p.ids[:min(len(p.ids), 5)])
 		}
+	}
+	return c
+}
+
+// checkRefused checks that no transfer a client was told was refused for
+// funds was applied after all, and that each such refusal is recorded.
+func checkRefused(transfers []*Transfer, rejections []*Rejection, refused []Receipt) Check {
+	c := Check{Name: "no refused transfer applied", OK: true}
+	applied := make(map[string]int64, len(transfers))
+	for _, t := range transfers {
+		applied[t.RequestID] = t.ID
+	}
+	recorded := make(map[string]bool, len(rejections))
+	for _, r := range rejections {
+		recorded[r.RequestID] = true
+	}
+	var bad, unrecorded []string
+	for _, r := range refused {
+		if _, ok := applied[r.RequestID]; ok {
+			bad = append(bad, r.RequestID)
+		}
+		if !recorded[r.RequestID] {
+			unrecorded = append(unrecorded, r.RequestID)
+		}
+	}
+	both := 0
+	for _, r := range rejections {
+		if _, ok := applied[r.RequestID]; ok {
+			both++
+		}
+	}
+	c.Detail = fmt.Sprintf("%d refused to clients, %d rejections recorded", len(refused), len(rejections))
+	if len(bad) > 0 || len(unrecorded) > 0 || both > 0 {
+		c.OK = false
+		c.Detail += fmt.Sprintf("; %d refused but applied %.3q, %d refused but not recorded %.3q, %d request ids both refused and applied",
+			len(bad), bad, len(unrecorded), unrecorded, both)
 	}
 	return c
 }

@@ -144,6 +144,18 @@ func (api *API) postTransfer(w http.ResponseWriter, r *http.Request) {
 	// a savepoint of it and does not retry: a conflict becomes 503 and the
 	// client retries. The middleware commits when the 201 is written.
 	t, replayed, err := api.Bank.Transfer(r.Context(), req.RequestID, req.From, req.To, req.Amount)
+	var funds *InsufficientFundsError
+	if errors.As(err, &funds) {
+		// The refusal is recorded under the request id in the session:
+		// commit it before answering, as a 201 would be (the middleware
+		// rolls back behind any 4xx). Its outcome is then known.
+		if cerr := orm.SessionFrom(r.Context()).Commit(r.Context()); cerr != nil {
+			err = cerr
+		}
+		if replayed {
+			w.Header().Set("Idempotent-Replayed", "true")
+		}
+	}
 	if err != nil {
 		api.error(w, r, err)
 		return

@@ -70,6 +70,7 @@ type LoadResult struct {
 	ErrorSamples            []string
 	P50, P99, Max           time.Duration
 	Committed               []Receipt // the committed transfers, as the clients were told
+	Refused                 []Receipt // the transfers refused for insufficient funds
 	HTTPCommits, TCPCommits int64
 
 	Cuts     int64 // attempts the clients cut off on purpose (Load.Cut)
@@ -87,7 +88,7 @@ type Receipt struct {
 // clientStats is one client's tally; only its goroutine writes it.
 type clientStats struct {
 	lat                                           []time.Duration
-	committed                                     []Receipt
+	committed, refused                            []Receipt
 	requests, transfers, reads, rejected, retries int64
 	errors, cuts, unknown, resolved, replayed     int64
 	errSamples                                    []string
@@ -179,6 +180,7 @@ func (l *Load) Run(ctx context.Context) (*LoadResult, error) {
 	for i, st := range stats {
 		lat = append(lat, st.lat...)
 		res.Committed = append(res.Committed, st.committed...)
+		res.Refused = append(res.Refused, st.refused...)
 		res.Requests += st.requests
 		res.Transfers += st.transfers
 		res.Reads += st.reads
@@ -259,6 +261,7 @@ func (l *Load) client(stop context.Context, c bankClient, st *clientStats) {
 				st.committed = append(st.committed, Receipt{RequestID: reqID, TransferID: id})
 				l.live.commits.Add(1)
 			case errors.As(err, &re) && re.Code == codeFunds:
+				st.refused = append(st.refused, Receipt{RequestID: reqID})
 				st.rejected++
 				l.live.rejected.Add(1)
 			default:

@@ -428,7 +428,7 @@ func runLoad(ctx context.Context, cfg config, progress io.Writer, terminal bool,
 	}
 	// Verify runs after the servers stopped: nothing writes any more.
 	vctx := context.WithoutCancel(ctx)
-	if rep.Checks, err = a.bank.Verify(vctx, res.Committed, int64(cfg.accounts)*cfg.balance); err != nil {
+	if rep.Checks, err = a.bank.Verify(vctx, res.Committed, res.Refused, int64(cfg.accounts)*cfg.balance); err != nil {
 		return nil, fmt.Errorf("check the invariants: %w", err)
 	}
 	audit := Check{Name: "audits passed", OK: rep.AuditFailures == 0,
