@@ -34,6 +34,16 @@
 // &deadlock_timeout=50ms to the DSN. SQLite has no row locks: a transfer
 // takes the database's write lock, and never deadlocks.
 //
+// With -faults it injects failures while the clients run, and the report
+// counts them: kill has the server end one of the demo's own database
+// connections every -fault-every on average (MariaDB/MySQL KILL
+// CONNECTION, PostgreSQL pg_terminate_backend); cut has the clients cut a
+// fraction (-cut) of their transfers off once sent. Every transfer carries
+// a request id, and a client that cannot know its outcome retries with the
+// same id, so the checks still find each transfer applied exactly once:
+//
+//	go run ./cmd/tallydemo -driver postgres -dsn '...' -clients 200 -duration 60s -faults kill,cut
+//
 // With -serve it only serves, until interrupted: HTTP on the given address
 // and the line protocol on -tcp (default: the next port).
 //
@@ -112,6 +122,10 @@ type config struct {
 	unordered float64
 	audit     time.Duration
 	conns     int
+
+	faults     Faults
+	faultEvery time.Duration
+	cut        float64
 }
 
 func parseFlags(args []string, errOut io.Writer) (config, error) {
@@ -130,9 +144,17 @@ func parseFlags(args []string, errOut io.Writer) (config, error) {
 	fs.Float64Var(&c.unordered, "unordered", 0.05, "fraction of transfers that lock their accounts out of id order, to cause deadlocks")
 	fs.IntVar(&c.conns, "conns", 0, "connection pool size (0: the engine's default, 32)")
 	fs.DurationVar(&c.audit, "audit", 500*time.Millisecond, "how often the audit job sums the balances")
+	faults := fs.String("faults", "", "load: failures to inject, a comma list: kill (the server ends a connection; mysql, postgres), cut (clients drop requests once sent)")
+	fs.DurationVar(&c.faultEvery, "fault-every", 100*time.Millisecond, "with -faults kill: mean time between kills")
+	fs.Float64Var(&c.cut, "cut", 0.02, "with -faults cut: fraction of transfer attempts cut off")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
+	var err error
+	if c.faults, err = parseFaults(*faults); err != nil {
+		return c, err
+	}
+	c.faults.Every = c.faultEvery
 	switch {
 	case fs.NArg() > 0:
 		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -144,6 +166,10 @@ func parseFlags(args []string, errOut io.Writer) (config, error) {
 		return c, fmt.Errorf("-driver %s needs a -dsn", c.driver)
 	case c.tcp != "" && c.serve == "":
 		return c, errors.New("-tcp goes with -serve")
+	case c.faults.Kill && c.driver != "mysql" && c.driver != "postgres":
+		return c, errors.New("-faults kill needs -driver mysql or postgres")
+	case c.faults.Kill && c.faultEvery <= 0, c.cut < 0 || c.cut > 1:
+		return c, errors.New("need a positive -fault-every and a -cut from 0 to 1")
 	}
 	if c.serve != "" && c.tcp == "" {
 		next, err := nextPort(c.serve)
@@ -233,6 +259,11 @@ func open(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err error)
 		}
 		dsn = filepath.Join(a.tmp, "bank.db")
 		a.where = "sqlite at " + dsn
+	}
+	if cfg.driver == "postgres" {
+		// Names this process's backends in pg_stat_activity: the fault
+		// injector kills only those, and a DBA can tell them apart.
+		dsn = withApplicationName(dsn)
 	}
 	a.bank = NewBank(nil, cfg.unordered)
 	// The hook counts the conflicts the database reports, including those
@@ -354,16 +385,32 @@ func runLoad(ctx context.Context, cfg config, progress io.Writer, terminal bool,
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, a.close()) }()
+	leaks := startLeakCheck()
 	s, err := a.start("127.0.0.1:0", "127.0.0.1:0", log)
 	if err != nil {
 		return nil, err
+	}
+	var killer *Killer
+	killDone := make(chan error, 1)
+	killCtx, stopKiller := context.WithCancel(ctx)
+	defer stopKiller()
+	if cfg.faults.Kill {
+		killer = &Killer{Eng: a.eng, Driver: cfg.driver, Every: cfg.faults.Every, Log: log}
+		go func() { killDone <- killer.Run(killCtx) }()
+	} else {
+		killDone <- nil
 	}
 	if progress != nil {
 		fmt.Fprintf(progress, "tallydemo: %d clients for %s, %d accounts of %d on %s\n", cfg.clients, cfg.duration, cfg.accounts, cfg.balance, a.where)
 	}
 	load := &Load{Clients: cfg.clients, Duration: cfg.duration, Accounts: a.ids, MaxAmount: cfg.maxAmount,
 		HTTPURL: "http://" + s.httpAddr, TCPAddr: s.tcpAddr, Progress: progress, Terminal: terminal, Server: &a.bank.Stats}
+	if cfg.faults.Cut {
+		load.Cut = cfg.cut
+	}
 	res, err := load.Run(ctx)
+	stopKiller()
+	err = errors.Join(err, <-killDone)
 	if serr := s.stop(); err == nil {
 		err = serr
 	}
@@ -374,10 +421,14 @@ func runLoad(ctx context.Context, cfg config, progress io.Writer, terminal bool,
 		Driver: cfg.driver, Accounts: cfg.accounts, Load: res, Planned: cfg.duration, Interrupted: ctx.Err() != nil,
 		BankRetries: a.bank.Stats.Retries.Load(), Conflicts: a.bank.Stats.Conflicts.Load(), Stale: a.bank.Stats.Stale.Load(),
 		AuditRuns: a.audit.Runs.Load(), AuditFailures: a.audit.Failures.Load(), AuditErr: a.audit.FirstError(),
+		Replays: a.bank.Stats.Replays.Load(),
+	}
+	if killer != nil {
+		rep.Kills, rep.KillFailures = killer.Kills.Load(), killer.Failures.Load()
 	}
 	// Verify runs after the servers stopped: nothing writes any more.
 	vctx := context.WithoutCancel(ctx)
-	if rep.Checks, err = a.bank.Verify(vctx, res.Committed, int64(cfg.accounts)*cfg.balance); err != nil {
+	if rep.Checks, err = a.bank.Verify(vctx, res.Committed, res.Refused, int64(cfg.accounts)*cfg.balance); err != nil {
 		return nil, fmt.Errorf("check the invariants: %w", err)
 	}
 	audit := Check{Name: "audits passed", OK: rep.AuditFailures == 0,
@@ -388,5 +439,7 @@ func runLoad(ctx context.Context, cfg config, progress io.Writer, terminal bool,
 	requests := Check{Name: "no request failed", OK: res.Errors == 0,
 		Detail: fmt.Sprintf("%d errors in %d requests", res.Errors, res.Requests)}
 	rep.Checks = append(rep.Checks, audit, requests)
+	rep.Leaks = leaks.finish(a.eng)
+	rep.Checks = append(rep.Checks, rep.Leaks.checks()...)
 	return rep, nil
 }

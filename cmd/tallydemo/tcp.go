@@ -16,7 +16,9 @@ import (
 // TCPServer serves the bank's line protocol: one request per line, one
 // reply line per request.
 //
-//	TRANSFER <from> <to> <amount>   → OK <transfer id>
+//	TRANSFER <from> <to> <amount> [<request id>]
+//	                                → OK <transfer id>, or OK <transfer id> replayed
+//	                                  when the request id had committed before
 //	BALANCE <account>               → OK <balance>
 //	QUIT                            → OK bye, and the server closes
 //	anything else, or a failure     → ERR <code>: <detail>
@@ -154,7 +156,7 @@ func (srv *TCPServer) handle(ctx context.Context, line string) (reply string, qu
 			return srv.fail(ctx, line, err), false
 		}
 		return "OK " + strconv.FormatInt(bal, 10), false
-	case cmd == "TRANSFER" && len(f) == 4:
+	case cmd == "TRANSFER" && (len(f) == 4 || len(f) == 5):
 		var n [3]int64
 		for i := range n {
 			v, err := strconv.ParseInt(f[i+1], 10, 64)
@@ -163,13 +165,22 @@ func (srv *TCPServer) handle(ctx context.Context, line string) (reply string, qu
 			}
 			n[i] = v
 		}
-		t, err := srv.Bank.Transfer(ctx, n[0], n[1], n[2])
+		reqID := ""
+		if len(f) == 5 {
+			if reqID = f[4]; checkRequestID(reqID) != nil {
+				return srv.fail(ctx, line, checkRequestID(reqID)), false
+			}
+		}
+		t, replayed, err := srv.Bank.Transfer(ctx, reqID, n[0], n[1], n[2])
 		if err != nil {
 			return srv.fail(ctx, line, err), false
 		}
+		if replayed {
+			return "OK " + strconv.FormatInt(t.ID, 10) + " replayed", false
+		}
 		return "OK " + strconv.FormatInt(t.ID, 10), false
 	}
-	return "ERR bad-request: want TRANSFER <from> <to> <amount>, BALANCE <account> or QUIT", false
+	return "ERR bad-request: want TRANSFER <from> <to> <amount> [<request id>], BALANCE <account> or QUIT", false
 }
 
 func (srv *TCPServer) fail(ctx context.Context, line string, err error) string {
