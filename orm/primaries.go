@@ -21,9 +21,11 @@ import (
 // node in turn, so sessions, which take a connection each, land on all of
 // them. A node that cannot be reached, or that answers but is not ready
 // (a Galera node joining the cluster or cut off from its primary
-// component), is taken out for a pause that doubles at each failure, from
-// 250 ms up to 5 s, and put back when it answers again; while every node
-// is out, each is tried. Connections already open to a node that has
+// component), is taken out of the rotation. After a pause that doubles at
+// each failure, from 250 ms up to 2 s, the next connection the pool opens
+// starts a probe of it in the background (a request never waits on a node
+// that is out), and the node is put back when the probe connects and
+// finds it ready. While every node is out, each is tried in turn. Connections already open to a node that has
 // returned are not moved: it gets its share again as the pool recycles
 // connections (WithConnMaxLifetime; a minute or so suits a cluster).
 //
@@ -53,6 +55,9 @@ type NodeStats struct {
 	Failed int64  // attempts to connect that failed or found the node not ready
 	Downs  int64  // times the node was taken out
 	Ups    int64  // times it was put back after being taken out
+	// LastError is the message of the last failed attempt to connect,
+	// "" if none failed.
+	LastError string
 }
 
 // PrimaryStats returns the figures of each node of an engine opened
@@ -64,10 +69,10 @@ func (e *Engine) PrimaryStats() []NodeStats {
 	out := make([]NodeStats, len(e.nodes.nodes))
 	for i, n := range e.nodes.nodes {
 		n.mu.Lock()
-		up := n.backoff == 0
+		up, last := n.backoff == 0, n.lastErr
 		n.mu.Unlock()
 		out[i] = NodeStats{Node: i, DSN: n.label, Up: up, Opened: n.opened.Load(),
-			Failed: n.failed.Load(), Downs: n.downs.Load(), Ups: n.ups.Load()}
+			Failed: n.failed.Load(), Downs: n.downs.Load(), Ups: n.ups.Load(), LastError: last}
 	}
 	return out
 }
@@ -104,6 +109,7 @@ func openPrimaries(drv *dialect.Driver, dsns []string, o dialect.OpenOptions) (*
 	if len(b.nodes) == 0 {
 		return nil, nil, nil, errors.New("orm: WithPrimaries: no DSN")
 	}
+	b.passwords = passwords
 	return sql.OpenDB(b), b, passwords, nil
 }
 
@@ -117,16 +123,21 @@ func redactAll(err error, passwords []string) error {
 // Bounds of the pause before a node that failed is tried again.
 const (
 	nodeMinBackoff = 250 * time.Millisecond
-	nodeMaxBackoff = 5 * time.Second
+	nodeMaxBackoff = 2 * time.Second
+	// probeTimeout bounds a background probe when the DSN sets no
+	// connect timeout.
+	probeTimeout = 10 * time.Second
 )
 
 // balancer is a driver.Connector over the nodes of a cluster: each
 // Connect starts at the next node in turn and skips nodes that are out.
 // It is safe for concurrent use, as database/sql requires.
 type balancer struct {
-	nodes []*node
-	ready func(context.Context, driver.Conn) error // the dialect's NodeReady; nil: every node is ready
-	next  atomic.Uint64
+	nodes     []*node
+	ready     func(context.Context, driver.Conn) error // the dialect's NodeReady; nil: every node is ready
+	next      atomic.Uint64
+	probes    sync.WaitGroup // background probes, which Close waits for
+	passwords []string       // the nodes', kept out of LastError
 }
 
 // node is one member of a balancer.
@@ -134,17 +145,19 @@ type node struct {
 	c     driver.Connector
 	label string
 
-	mu      sync.Mutex    // guards backoff and retryAt
+	mu      sync.Mutex    // guards backoff, retryAt and lastErr
 	backoff time.Duration // 0: in the rotation
 	retryAt time.Time     // when a node out of the rotation is tried again
+	lastErr string        // the last failure's message, passwords hidden
 
+	probing                    atomic.Bool // a background probe is under way
 	opened, failed, downs, ups atomic.Int64
 }
 
 // Connect opens a connection to the first node, from the next in turn,
-// that is in the rotation (or due for another try) and answers ready; when
-// none does, it tries the ones it skipped. The error of a total failure
-// joins each node's.
+// that is in the rotation and answers ready, starting probes of the nodes
+// out of it whose pause is over; when no node in the rotation answers, it
+// tries the others. The error of a total failure joins each node's.
 func (b *balancer) Connect(ctx context.Context) (driver.Conn, error) {
 	n := len(b.nodes)
 	start := int(b.next.Add(1) % uint64(n))
@@ -153,7 +166,10 @@ func (b *balancer) Connect(ctx context.Context) (driver.Conn, error) {
 	var skipped []*node
 	for i := range n {
 		nd := b.nodes[(start+i)%n]
-		if !nd.due(now) {
+		if up, due := nd.state(now); !up {
+			if due {
+				b.probe(nd)
+			}
 			skipped = append(skipped, nd)
 			continue
 		}
@@ -190,8 +206,12 @@ func (b *balancer) dial(ctx context.Context, nd *node) (driver.Conn, error) {
 	}
 	if err != nil {
 		nd.failed.Add(1)
-		if ctx.Err() == nil { // the caller gave up: not the node's fault
-			nd.out()
+		msg := redactAll(err, b.passwords).Error()
+		nd.mu.Lock()
+		nd.lastErr = msg
+		nd.mu.Unlock()
+		if ctx.Err() == nil || ctx.Err() == context.DeadlineExceeded && nd.probing.Load() {
+			nd.out() // (a caller that gave up is not the node's fault)
 		}
 		return nil, err
 	}
@@ -200,11 +220,28 @@ func (b *balancer) dial(ctx context.Context, nd *node) (driver.Conn, error) {
 	return c, nil
 }
 
-// due reports whether nd is in the rotation or its pause is over.
-func (nd *node) due(now time.Time) bool {
+// probe connects to nd in the background, once at a time, to put it back
+// into the rotation if it answers ready.
+func (b *balancer) probe(nd *node) {
+	if !nd.probing.CompareAndSwap(false, true) {
+		return
+	}
+	b.probes.Go(func() {
+		defer nd.probing.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+		defer cancel()
+		if c, err := b.dial(ctx, nd); err == nil {
+			c.Close()
+		}
+	})
+}
+
+// state reports whether nd is in the rotation and, if not, whether its
+// pause is over.
+func (nd *node) state(now time.Time) (up, due bool) {
 	nd.mu.Lock()
 	defer nd.mu.Unlock()
-	return nd.backoff == 0 || !now.Before(nd.retryAt)
+	return nd.backoff == 0, !now.Before(nd.retryAt)
 }
 
 // out takes nd out of the rotation, or doubles its pause if it was out.
@@ -234,9 +271,10 @@ func (nd *node) in() {
 // Connector.
 func (b *balancer) Driver() driver.Driver { return b.nodes[0].c.Driver() }
 
-// Close closes the nodes' connectors that hold resources (database/sql
-// calls it when the pool closes).
+// Close waits for the probes under way and closes the nodes' connectors
+// that hold resources (database/sql calls it when the pool closes).
 func (b *balancer) Close() error {
+	b.probes.Wait()
 	var errs []error
 	for _, nd := range b.nodes {
 		if c, ok := nd.c.(interface{ Close() error }); ok {

@@ -226,3 +226,98 @@ func TestGaleraCertificationConflictsAreRetried(t *testing.T) {
 	}
 	checkInvariants(t, eng, committed.Load())
 }
+
+// A node SIGKILLed while transfers run on all three, then restarted: the
+// engine takes it out and puts it back, Do retries the transfers that
+// failed on its connections before COMMIT, and each COMMIT whose outcome
+// was unknown is resolved by running the transfer again under its request
+// id (it commits, or finds itself committed). No money is created or lost,
+// no balance goes negative, and each committed transfer is recorded once.
+func TestGaleraKilledNodeLosesNoTransfer(t *testing.T) {
+	nodes, dsns := galera(t)
+	var lost atomic.Int64
+	eng := openCluster(t, dsns, orm.WithConnMaxLifetime(2*time.Second), orm.WithQueryHook(func(_ context.Context, ev orm.QueryEvent) {
+		if errors.Is(ev.Err, orm.ErrConnection) {
+			lost.Add(1)
+		}
+	}))
+	setupBank(t, eng)
+	const workers, run = 12, 8 * time.Second
+	victim := nodes[2]
+	restarted := make(chan error, 1)
+	go func() {
+		time.Sleep(run / 4)
+		if err := victim.KillErr(); err != nil {
+			restarted <- err
+			return
+		}
+		time.Sleep(run / 4)
+		if err := victim.StartErr(); err != nil {
+			restarted <- err
+			return
+		}
+		restarted <- servers.WaitSyncedErr(3, 60*time.Second, nodes...)
+	}()
+	var committed, refused, failed, unknown, resolved atomic.Int64
+	// The load runs until the node is back and has had time to get
+	// connections again (they live 2 s).
+	var stop atomic.Bool
+	var restartErr error
+	go func() {
+		restartErr = <-restarted
+		time.Sleep(3 * time.Second)
+		stop.Store(true)
+	}()
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := 0; !stop.Load(); i++ {
+				from := int64((w+i)%accounts + 1)
+				to := from%accounts + 1
+				id := fmt.Sprintf("k%d-%d", w, i)
+				wasUnknown := false
+				for attempt := 1; ; attempt++ {
+					err := eng.Do(context.Background(), func(ctx context.Context, s *orm.Session) error {
+						return transfer(ctx, s, id, from, to, 1+int64(i%5))
+					}, orm.RetryOnStale(), orm.MaxAttempts(20))
+					switch {
+					case err == nil:
+						committed.Add(1)
+						if wasUnknown {
+							resolved.Add(1)
+						}
+					case errors.Is(err, errInsufficient):
+						refused.Add(1)
+					case errors.Is(err, orm.ErrCommitUnknown):
+						unknown.Add(1)
+						wasUnknown = true
+						continue // the same request id: commits once, or finds it committed
+					default:
+						failed.Add(1)
+						if attempt < 5 {
+							continue
+						}
+						t.Errorf("transfer %s failed %d times; last: %v", id, attempt, err)
+					}
+					break
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if restartErr != nil {
+		t.Fatalf("killing and restarting %s: %v", victim, restartErr)
+	}
+	t.Logf("committed %d, refused %d; statements failed on lost connections %d, Do calls failed %d, commit outcomes unknown %d (resolved %d); nodes %+v",
+		committed.Load(), refused.Load(), lost.Load(), failed.Load(), unknown.Load(), resolved.Load(), eng.PrimaryStats())
+	if lost.Load() == 0 {
+		t.Errorf("no statement failed on a lost connection: the kill did not hit the load")
+	}
+	if unknown.Load() != resolved.Load() {
+		t.Errorf("%d unknown commit outcomes, %d resolved; want all resolved", unknown.Load(), resolved.Load())
+	}
+	if ns := eng.PrimaryStats()[2]; ns.Downs < 1 || ns.Ups < 1 || !ns.Up {
+		t.Errorf("killed node: %+v; want taken out, put back, up", ns)
+	}
+	checkInvariants(t, eng, committed.Load())
+}
