@@ -23,6 +23,15 @@ import (
 //     included, and a transaction's write set leaves the node only while
 //     COMMIT runs, so nothing was committed: retryable (the next attempt
 //     may get a connection to another node).
+//   - 3101 ER_TRANSACTION_ROLLBACK_DURING_COMMIT is MySQL Group
+//     Replication's certification failure in multi-primary mode: the
+//     plugin rolled the transaction back at COMMIT. Retryable, as 1213.
+//   - 8002 (a SELECT FOR UPDATE transaction met a write conflict), 8005
+//     and 9007 (write conflicts), 8022 (the commit failed and was rolled
+//     back) and 8028 (the schema changed under the transaction) are
+//     TiDB's, a MySQL-compatible distributed SQL engine. It sends them
+//     having rolled the transaction back, and its documentation says the
+//     whole transaction can safely run again. Retryable.
 //   - 1180 ER_ERROR_DURING_COMMIT, "Got error 6 during COMMIT": replicating
 //     the write set failed, typically because the node lost the cluster
 //     while COMMIT ran. The write set may still have been delivered to the
