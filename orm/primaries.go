@@ -124,9 +124,10 @@ func redactAll(err error, passwords []string) error {
 const (
 	nodeMinBackoff = 250 * time.Millisecond
 	nodeMaxBackoff = 2 * time.Second
-	// probeTimeout bounds a background probe when the DSN sets no
-	// connect timeout.
-	probeTimeout = 10 * time.Second
+	// probeTimeout bounds a background probe: a node still joining may
+	// hold a connection without answering, and while one probe waits no
+	// other starts.
+	probeTimeout = 3 * time.Second
 )
 
 // balancer is a driver.Connector over the nodes of a cluster: each

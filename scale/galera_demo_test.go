@@ -18,14 +18,14 @@ import (
 // one journal row per transfer a client was told was committed, no request
 // failed; and its report must show commits on every node and the node
 // taken out and put back.
-func TestGaleraDemoSurvivesAKilledNode(t *testing.T) {
-	nodes, dsns := galera(t)
+func demoSurvivesAKilledNode(t *testing.T, nodes []*servers.Server) {
+	dsns := galeraDatabase(t, nodes, "demo")
 	bin := filepath.Join(t.TempDir(), "tallydemo")
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/tallyorm/tally/cmd/tallydemo").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	const run = 30 * time.Second
-	args := []string{"-driver", "mysql", "-clients", "24", "-accounts", "32", "-duration", run.String()}
+	args := []string{"-driver", "mysql", "-clients", "24", "-galeraAccounts", "32", "-duration", run.String()}
 	for _, d := range dsns {
 		args = append(args, "-dsn", d)
 	}

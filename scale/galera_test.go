@@ -5,6 +5,7 @@ package scale
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -18,26 +19,59 @@ import (
 	"github.com/tallyorm/tally/orm"
 )
 
-// galera starts a three-node cluster with a database "bank", or skips the
-// test unless TALLY_SCALE=1. It returns the nodes and their DSNs, each
-// asking for causal reads (wsrep_sync_wait=1): a session's reads may go to
-// another node than its last commit.
-func galera(t *testing.T) ([]*servers.Server, []string) {
-	t.Helper()
+// TestGalera runs the cluster tests on one three-node Galera cluster,
+// each in a database of its own: starting a cluster costs 15 to 30 s here.
+// A test that kills a node restarts it and waits until it is Synced.
+// It runs only with TALLY_SCALE=1 (make scale).
+func TestGalera(t *testing.T) {
 	if os.Getenv("TALLY_SCALE") != "1" {
 		t.Skip("a long cluster test: run make scale (TALLY_SCALE=1)")
 	}
 	nodes := servers.Galera(t, 3)
-	nodes[0].Exec(t, "CREATE DATABASE bank")
-	dsns := make([]string, len(nodes))
-	for i, n := range nodes {
-		dsns[i] = n.DSN("bank") + "&wsrep_sync_wait=1"
+	for _, tt := range []struct {
+		name string
+		fn   func(t *testing.T, nodes []*servers.Server)
+	}{
+		{"SessionsSpreadOverAllNodes", sessionsSpreadOverAllNodes},
+		{"CertificationConflictsAreRetried", certificationConflictsAreRetried},
+		{"KilledNodeLosesNoTransfer", killedNodeLosesNoTransfer},
+		{"DemoSurvivesAKilledNode", demoSurvivesAKilledNode},
+	} {
+		if !t.Run(tt.name, func(t *testing.T) { tt.fn(t, nodes) }) {
+			if _, size, err := nodes[0].GaleraState(); err != nil || size != len(nodes) {
+				t.Fatalf("the cluster is broken after %s (size %d, %v): the remaining tests cannot run", tt.name, size, err)
+			}
+		}
 	}
-	return nodes, dsns
 }
 
-// openCluster opens an engine over every node.
-func openCluster(t *testing.T, dsns []string, opts ...orm.Option) *orm.Engine {
+// database creates database name on the cluster and returns a DSN for it
+// on each node, each asking for causal reads (wsrep_sync_wait=1): a
+// session's reads may go to another node than its last commit.
+func galeraDatabase(t *testing.T, nodes []*servers.Server, name string) []string {
+	t.Helper()
+	nodes[0].Exec(t, "CREATE DATABASE "+name)
+	dsns := make([]string, len(nodes))
+	for i, n := range nodes {
+		// Each node applies the CREATE DATABASE on its own time; a
+		// causal read waits for it, so that connecting to name works.
+		db, err := sql.Open("mysql", n.DSN("")+"&wsrep_sync_wait=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var found int
+		err = db.QueryRow("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = ?", name).Scan(&found)
+		db.Close()
+		if err != nil || found != 1 {
+			t.Fatalf("%s: database %s: found %d, %v", n, name, found, err)
+		}
+		dsns[i] = n.DSN(name) + "&wsrep_sync_wait=1"
+	}
+	return dsns
+}
+
+// openGalera opens an engine over every node.
+func openGalera(t *testing.T, dsns []string, opts ...orm.Option) *orm.Engine {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -49,37 +83,43 @@ func openCluster(t *testing.T, dsns []string, opts ...orm.Option) *orm.Engine {
 	return eng
 }
 
-// Account is a bank account of the cluster tests.
-type Account struct {
+// galeraAccount is a bank account of the cluster tests.
+type galeraAccount struct {
 	ID      int64 `db:"id,pk"`
 	Balance int64 `db:"balance"`
 	Version int64 `db:"version,version"`
 }
 
-// Transfer records one committed transfer, once: its request id is the
+// TableName names the table.
+func (galeraAccount) TableName() string { return "accounts" }
+
+// galeraTransfer records one committed transfer, once: its request id is the
 // key, so a retry of a transfer whose commit outcome was unknown either
 // commits it or finds it committed.
-type Transfer struct {
+type galeraTransfer struct {
 	RequestID string `db:"request_id,pk"`
 	FromID    int64  `db:"from_id"`
 	ToID      int64  `db:"to_id"`
 	Amount    int64  `db:"amount"`
 }
 
+// TableName names the table.
+func (galeraTransfer) TableName() string { return "transfers" }
+
 const (
-	accounts = 6
-	opening  = 1000
+	galeraAccounts = 6
+	galeraOpening  = 1000
 )
 
-func setupBank(t *testing.T, eng *orm.Engine) {
+func setupGaleraBank(t *testing.T, eng *orm.Engine) {
 	t.Helper()
 	ctx := context.Background()
-	if err := eng.CreateTables(ctx, Account{}, Transfer{}); err != nil {
+	if err := eng.CreateTables(ctx, galeraAccount{}, galeraTransfer{}); err != nil {
 		t.Fatal(err)
 	}
 	err := eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
-		for i := range accounts {
-			if err := s.Add(&Account{ID: int64(i + 1), Balance: opening}); err != nil {
+		for i := range galeraAccounts {
+			if err := s.Add(&galeraAccount{ID: int64(i + 1), Balance: galeraOpening}); err != nil {
 				return err
 			}
 		}
@@ -93,34 +133,34 @@ func setupBank(t *testing.T, eng *orm.Engine) {
 // transfer moves amount between two accounts and records it under id,
 // in one transaction; it does nothing if the transfer is already
 // recorded. A balance that would go negative refuses the transfer.
-func transfer(ctx context.Context, s *orm.Session, id string, from, to, amount int64) error {
-	if _, err := orm.Get[Transfer](ctx, s, id); err == nil {
+func galeraTransferFn(ctx context.Context, s *orm.Session, id string, from, to, amount int64) error {
+	if _, err := orm.Get[galeraTransfer](ctx, s, id); err == nil {
 		return nil // committed by an earlier attempt
 	} else if !errors.Is(err, orm.ErrNotFound) {
 		return err
 	}
-	a, err := orm.Get[Account](ctx, s, from)
+	a, err := orm.Get[galeraAccount](ctx, s, from)
 	if err != nil {
 		return err
 	}
-	b, err := orm.Get[Account](ctx, s, to)
+	b, err := orm.Get[galeraAccount](ctx, s, to)
 	if err != nil {
 		return err
 	}
 	if a.Balance < amount {
-		return errInsufficient
+		return errGaleraFunds
 	}
 	a.Balance -= amount
 	b.Balance += amount
-	return s.Add(&Transfer{RequestID: id, FromID: from, ToID: to, Amount: amount})
+	return s.Add(&galeraTransfer{RequestID: id, FromID: from, ToID: to, Amount: amount})
 }
 
-var errInsufficient = errors.New("insufficient funds")
+var errGaleraFunds = errors.New("insufficient funds")
 
-// checkInvariants checks, on node, that no money appeared or vanished,
+// checkGaleraInvariants checks, on node, that no money appeared or vanished,
 // that no balance is negative, and that the balances are exactly the
 // opening ones moved by the recorded transfers, each recorded once.
-func checkInvariants(t *testing.T, eng *orm.Engine, wantTransfers int64) {
+func checkGaleraInvariants(t *testing.T, eng *orm.Engine, wantTransfers int64) {
 	t.Helper()
 	ctx := context.Background()
 	var total, negative, n int64
@@ -128,8 +168,8 @@ func checkInvariants(t *testing.T, eng *orm.Engine, wantTransfers int64) {
 	if err := db.QueryRowContext(ctx, "SELECT SUM(balance), SUM(balance < 0) FROM accounts").Scan(&total, &negative); err != nil {
 		t.Fatal(err)
 	}
-	if total != accounts*opening || negative != 0 {
-		t.Errorf("total = %d, negative balances = %d; want %d and 0", total, negative, accounts*opening)
+	if total != galeraAccounts*galeraOpening || negative != 0 {
+		t.Errorf("total = %d, negative balances = %d; want %d and 0", total, negative, galeraAccounts*galeraOpening)
 	}
 	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM transfers").Scan(&n); err != nil {
 		t.Fatal(err)
@@ -140,7 +180,7 @@ func checkInvariants(t *testing.T, eng *orm.Engine, wantTransfers int64) {
 	var mismatched int64
 	err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM accounts a WHERE a.balance <> ? -
 		COALESCE((SELECT SUM(amount) FROM transfers WHERE from_id = a.id), 0) +
-		COALESCE((SELECT SUM(amount) FROM transfers WHERE to_id = a.id), 0)`, opening).Scan(&mismatched)
+		COALESCE((SELECT SUM(amount) FROM transfers WHERE to_id = a.id), 0)`, galeraOpening).Scan(&mismatched)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,9 +190,9 @@ func checkInvariants(t *testing.T, eng *orm.Engine, wantTransfers int64) {
 }
 
 // Connections, and so sessions, spread over every node of the cluster.
-func TestGaleraSessionsSpreadOverAllNodes(t *testing.T) {
-	_, dsns := galera(t)
-	eng := openCluster(t, dsns)
+func sessionsSpreadOverAllNodes(t *testing.T, nodes []*servers.Server) {
+	dsns := galeraDatabase(t, nodes, "spread")
+	eng := openGalera(t, dsns)
 	ctx := context.Background()
 	seen := map[string]int{}
 	var conns []interface{ Close() error }
@@ -186,29 +226,29 @@ func TestGaleraSessionsSpreadOverAllNodes(t *testing.T) {
 // Concurrent transfers on all three nodes make Galera reject conflicting
 // write sets at COMMIT (deadlock 1213, a certification failure); Do retries
 // them and every transfer commits exactly once.
-func TestGaleraCertificationConflictsAreRetried(t *testing.T) {
-	_, dsns := galera(t)
+func certificationConflictsAreRetried(t *testing.T, nodes []*servers.Server) {
+	dsns := galeraDatabase(t, nodes, "conflicts")
 	var certConflicts atomic.Int64
-	eng := openCluster(t, dsns, orm.WithQueryHook(func(_ context.Context, ev orm.QueryEvent) {
+	eng := openGalera(t, dsns, orm.WithQueryHook(func(_ context.Context, ev orm.QueryEvent) {
 		if ev.Op == orm.OpCommit && errors.Is(ev.Err, orm.ErrRetryable) {
 			certConflicts.Add(1)
 		}
 	}))
-	setupBank(t, eng)
+	setupGaleraBank(t, eng)
 	const workers, each = 12, 15
 	var attempts, committed, failed atomic.Int64
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
 			for i := range each {
-				from, to := int64(w%accounts+1), int64((w+i+1)%accounts+1)
+				from, to := int64(w%galeraAccounts+1), int64((w+i+1)%galeraAccounts+1)
 				if from == to {
-					to = from%accounts + 1
+					to = from%galeraAccounts + 1
 				}
 				id := fmt.Sprintf("w%d-%d", w, i)
 				err := eng.Do(context.Background(), func(ctx context.Context, s *orm.Session) error {
 					attempts.Add(1)
-					return transfer(ctx, s, id, from, to, 1)
+					return galeraTransferFn(ctx, s, id, from, to, 1)
 				}, orm.RetryOnStale(), orm.MaxAttempts(20))
 				if err != nil {
 					failed.Add(1)
@@ -224,7 +264,7 @@ func TestGaleraCertificationConflictsAreRetried(t *testing.T) {
 	if certConflicts.Load() == 0 {
 		t.Errorf("no certification conflict at COMMIT among %d concurrent transfers on 3 nodes; the test does not test what it says", workers*each)
 	}
-	checkInvariants(t, eng, committed.Load())
+	checkGaleraInvariants(t, eng, committed.Load())
 }
 
 // A node SIGKILLed while transfers run on all three, then restarted: the
@@ -233,15 +273,15 @@ func TestGaleraCertificationConflictsAreRetried(t *testing.T) {
 // was unknown is resolved by running the transfer again under its request
 // id (it commits, or finds itself committed). No money is created or lost,
 // no balance goes negative, and each committed transfer is recorded once.
-func TestGaleraKilledNodeLosesNoTransfer(t *testing.T) {
-	nodes, dsns := galera(t)
+func killedNodeLosesNoTransfer(t *testing.T, nodes []*servers.Server) {
+	dsns := galeraDatabase(t, nodes, "killed")
 	var lost atomic.Int64
-	eng := openCluster(t, dsns, orm.WithConnMaxLifetime(2*time.Second), orm.WithQueryHook(func(_ context.Context, ev orm.QueryEvent) {
+	eng := openGalera(t, dsns, orm.WithConnMaxLifetime(2*time.Second), orm.WithQueryHook(func(_ context.Context, ev orm.QueryEvent) {
 		if errors.Is(ev.Err, orm.ErrConnection) {
 			lost.Add(1)
 		}
 	}))
-	setupBank(t, eng)
+	setupGaleraBank(t, eng)
 	const workers, run = 12, 8 * time.Second
 	victim := nodes[2]
 	restarted := make(chan error, 1)
@@ -264,21 +304,28 @@ func TestGaleraKilledNodeLosesNoTransfer(t *testing.T) {
 	var stop atomic.Bool
 	var restartErr error
 	go func() {
-		restartErr = <-restarted
-		time.Sleep(3 * time.Second)
-		stop.Store(true)
+		defer stop.Store(true)
+		if restartErr = <-restarted; restartErr != nil {
+			return
+		}
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if eng.PrimaryStats()[2].Up {
+				time.Sleep(time.Second) // a little load on it too
+				return
+			}
+		}
 	}()
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
 			for i := 0; !stop.Load(); i++ {
-				from := int64((w+i)%accounts + 1)
-				to := from%accounts + 1
+				from := int64((w+i)%galeraAccounts + 1)
+				to := from%galeraAccounts + 1
 				id := fmt.Sprintf("k%d-%d", w, i)
 				wasUnknown := false
 				for attempt := 1; ; attempt++ {
 					err := eng.Do(context.Background(), func(ctx context.Context, s *orm.Session) error {
-						return transfer(ctx, s, id, from, to, 1+int64(i%5))
+						return galeraTransferFn(ctx, s, id, from, to, 1+int64(i%5))
 					}, orm.RetryOnStale(), orm.MaxAttempts(20))
 					switch {
 					case err == nil:
@@ -286,7 +333,7 @@ func TestGaleraKilledNodeLosesNoTransfer(t *testing.T) {
 						if wasUnknown {
 							resolved.Add(1)
 						}
-					case errors.Is(err, errInsufficient):
+					case errors.Is(err, errGaleraFunds):
 						refused.Add(1)
 					case errors.Is(err, orm.ErrCommitUnknown):
 						unknown.Add(1)
@@ -319,5 +366,5 @@ func TestGaleraKilledNodeLosesNoTransfer(t *testing.T) {
 	if ns := eng.PrimaryStats()[2]; ns.Downs < 1 || ns.Ups < 1 || !ns.Up {
 		t.Errorf("killed node: %+v; want taken out, put back, up", ns)
 	}
-	checkInvariants(t, eng, committed.Load())
+	checkGaleraInvariants(t, eng, committed.Load())
 }
