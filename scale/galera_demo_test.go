@@ -56,7 +56,11 @@ func demoSurvivesAKilledNode(t *testing.T, nodes []*servers.Server) {
 	}
 	report := out.String()
 	t.Logf("tallydemo %s\n%s", strings.Join(args, " "), report)
-	t.Logf("stderr head: %.4000s", errOut.String())
+	defer func() {
+		if t.Failed() {
+			t.Logf("tallydemo's log (head): %.4000s", errOut.String())
+		}
+	}()
 	if err != nil {
 		t.Fatalf("tallydemo: %v\n%s", err, errOut.String())
 	}

@@ -44,6 +44,11 @@
 //
 //	go run ./cmd/tallydemo -driver postgres -dsn '...' -clients 200 -duration 60s -faults kill,cut
 //
+// On a multi-primary cluster (MariaDB Galera) give one -dsn per node: the
+// engine spreads its sessions over them (orm.WithPrimaries), and the report
+// adds the transfers committed on each node and what the cluster refused
+// (see cluster.go).
+//
 // With -serve it only serves, until interrupted: HTTP on the given address
 // and the line protocol on -tcp (default: the next port).
 //
