@@ -166,7 +166,7 @@ func parseFlags(args []string, errOut io.Writer) (config, error) {
 		return c, fmt.Errorf("-driver %s needs a -dsn", c.driver)
 	case c.tcp != "" && c.serve == "":
 		return c, errors.New("-tcp goes with -serve")
-	case c.faults.Kill && c.driver != "mysql" && c.driver != "postgres":
+	case c.faults.Kill && dialectOf(c.driver) != "mysql" && dialectOf(c.driver) != "postgres":
 		return c, errors.New("-faults kill needs -driver mysql or postgres")
 	case c.faults.Kill && c.faultEvery <= 0, c.cut < 0 || c.cut > 1:
 		return c, errors.New("need a positive -fault-every and a -cut from 0 to 1")
@@ -260,7 +260,7 @@ func open(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err error)
 		dsn = filepath.Join(a.tmp, "bank.db")
 		a.where = "sqlite at " + dsn
 	}
-	if cfg.driver == "postgres" {
+	if dialectOf(cfg.driver) == "postgres" {
 		// Names this process's backends in pg_stat_activity: the fault
 		// injector kills only those, and a DBA can tell them apart.
 		dsn = withApplicationName(dsn)
