@@ -421,7 +421,7 @@ func runLoad(ctx context.Context, cfg config, progress io.Writer, terminal bool,
 		Driver: cfg.driver, Accounts: cfg.accounts, Load: res, Planned: cfg.duration, Interrupted: ctx.Err() != nil,
 		BankRetries: a.bank.Stats.Retries.Load(), Conflicts: a.bank.Stats.Conflicts.Load(), Stale: a.bank.Stats.Stale.Load(),
 		AuditRuns: a.audit.Runs.Load(), AuditFailures: a.audit.Failures.Load(), AuditErr: a.audit.FirstError(),
-		Replays: a.bank.Stats.Replays.Load(),
+		Replays: a.bank.Stats.Replays.Load(), CommitUnknown: a.bank.Stats.CommitUnknown.Load(),
 	}
 	if killer != nil {
 		rep.Kills, rep.KillFailures = killer.Kills.Load(), killer.Failures.Load()
