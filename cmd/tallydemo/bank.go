@@ -125,6 +125,11 @@ type BankStats struct {
 	Conflicts atomic.Int64 // statements that failed retryably: deadlock, lock wait timeout, serialization failure, SQLite busy
 	Stale     atomic.Int64 // transfers whose last attempt failed with ErrStaleData
 	Replays   atomic.Int64 // transfers answered from the journal: the request id had committed before
+	// CommitUnknown counts transfers whose eng.Do returned
+	// orm.ErrCommitUnknown (the TCP path; the HTTP middleware commits
+	// outside Transfer). Each is answered "internal", and the client's
+	// retry with the same request id settles it.
+	CommitUnknown atomic.Int64
 }
 
 // countConflicts is an orm query hook: every statement the database
@@ -241,6 +246,9 @@ func (b *Bank) Transfer(ctx context.Context, reqID string, from, to, amount int6
 	if err != nil {
 		if errors.Is(err, orm.ErrStaleData) {
 			b.Stats.Stale.Add(1)
+		}
+		if errors.Is(err, orm.ErrCommitUnknown) {
+			b.Stats.CommitUnknown.Add(1)
 		}
 		if errors.Is(err, orm.ErrUniqueViolation) {
 			// The only unique key a transfer writes is its request id.

@@ -80,7 +80,7 @@ var killable = map[string]string{
 // one connection of the pool for itself, so that a KILL never lands on
 // the connection that sends it.
 func (k *Killer) Run(ctx context.Context) error {
-	list, ok := killable[k.Driver]
+	list, ok := killable[dialectOf(k.Driver)]
 	if !ok {
 		return fmt.Errorf("-faults kill: needs mysql or postgres, not %s", k.Driver)
 	}
@@ -130,7 +130,7 @@ func (k *Killer) killOne(ctx context.Context, conn *sql.Conn, list string) error
 		return errors.New("no connection to kill")
 	}
 	id := ids[rand.IntN(len(ids))]
-	if k.Driver == "postgres" {
+	if dialectOf(k.Driver) == "postgres" {
 		_, err = conn.ExecContext(ctx, "SELECT pg_terminate_backend($1)", id)
 	} else {
 		// KILL takes no placeholder; id is an integer the server gave.
@@ -163,4 +163,13 @@ func withApplicationName(dsn string) string {
 		return u.String()
 	}
 	return dsn + " application_name=" + name
+}
+
+// dialectOf names the database of a driver name orm.Open accepts
+// ("pgx" is PostgreSQL's database/sql driver).
+func dialectOf(driver string) string {
+	if driver == "pgx" {
+		return "postgres"
+	}
+	return driver
 }

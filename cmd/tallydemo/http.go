@@ -94,6 +94,7 @@ func NewHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      requestTimeout + 5*time.Second,
 		IdleTimeout:       tcpIdleTimeout,
+		MaxHeaderBytes:    16 << 10, // a few headers; a flood is answered 431
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 }

@@ -538,6 +538,7 @@ type Report struct {
 	AuditRuns, AuditFailures      int64
 	AuditErr                      error
 	Replays                       int64 // transfers the bank answered from the journal
+	CommitUnknown                 int64 // transfers whose COMMIT outcome the bank could not know
 	Kills, KillFailures           int64 // -faults kill: connections the server ended; attempts that ended none
 
 	Leaks Leaks
@@ -574,8 +575,8 @@ func (r *Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "  conflicts  %d  (statements refused retryably: deadlock, lock wait, serialization, busy; %d stale)\n", r.Conflicts, r.Stale)
 	if l.Cuts > 0 || r.Kills > 0 || l.Unknown > 0 {
 		fmt.Fprintf(w, "  faults     %d connections killed by the server (%d attempts ended none), %d requests cut off by clients\n", r.Kills, r.KillFailures, l.Cuts)
-		fmt.Fprintf(w, "  unknown    %d attempts with an unknown outcome, retried with their request id; %d requests resolved, %d answered \"already committed\"\n",
-			l.Unknown, l.Resolved, l.Replayed)
+		fmt.Fprintf(w, "  unknown    %d attempts with an unknown outcome (%d of them ErrCommitUnknown at the bank), retried with their request id; %d requests resolved, %d answered \"already committed\"\n",
+			l.Unknown, r.CommitUnknown, l.Resolved, l.Replayed)
 	}
 	r.Cluster.print(w)
 	fmt.Fprintf(w, "  errors     %d  (%.3f%% of requests)\n", l.Errors, 100*float64(l.Errors)/max(float64(l.Requests), 1))

@@ -174,7 +174,7 @@ func parseFlags(args []string, errOut io.Writer) (config, error) {
 		return c, errors.New("several -dsn flags (a cluster's nodes) need -driver mysql or postgres")
 	case c.tcp != "" && c.serve == "":
 		return c, errors.New("-tcp goes with -serve")
-	case c.faults.Kill && c.driver != "mysql" && c.driver != "postgres":
+	case c.faults.Kill && dialectOf(c.driver) != "mysql" && dialectOf(c.driver) != "postgres":
 		return c, errors.New("-faults kill needs -driver mysql or postgres")
 	case c.faults.Kill && c.faultEvery <= 0, c.cut < 0 || c.cut > 1:
 		return c, errors.New("need a positive -fault-every and a -cut from 0 to 1")
@@ -269,7 +269,7 @@ func open(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err error)
 		dsn = filepath.Join(a.tmp, "bank.db")
 		a.where = "sqlite at " + dsn
 	}
-	if cfg.driver == "postgres" {
+	if dialectOf(cfg.driver) == "postgres" {
 		// Names this process's backends in pg_stat_activity: the fault
 		// injector kills only those, and a DBA can tell them apart.
 		dsn = withApplicationName(dsn)
@@ -439,7 +439,7 @@ func runLoad(ctx context.Context, cfg config, progress io.Writer, terminal bool,
 		Driver: cfg.driver, Accounts: cfg.accounts, Load: res, Planned: cfg.duration, Interrupted: ctx.Err() != nil,
 		BankRetries: a.bank.Stats.Retries.Load(), Conflicts: a.bank.Stats.Conflicts.Load(), Stale: a.bank.Stats.Stale.Load(),
 		AuditRuns: a.audit.Runs.Load(), AuditFailures: a.audit.Failures.Load(), AuditErr: a.audit.FirstError(),
-		Replays: a.bank.Stats.Replays.Load(),
+		Replays: a.bank.Stats.Replays.Load(), CommitUnknown: a.bank.Stats.CommitUnknown.Load(),
 	}
 	if killer != nil {
 		rep.Kills, rep.KillFailures = killer.Kills.Load(), killer.Failures.Load()
