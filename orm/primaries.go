@@ -174,7 +174,7 @@ func (b *balancer) Connect(ctx context.Context) (driver.Conn, error) {
 			skipped = append(skipped, nd)
 			continue
 		}
-		c, err := b.dial(ctx, nd)
+		c, err := b.dial(ctx, nd, false)
 		if err == nil {
 			return c, nil
 		}
@@ -184,7 +184,7 @@ func (b *balancer) Connect(ctx context.Context) (driver.Conn, error) {
 		}
 	}
 	for _, nd := range skipped {
-		c, err := b.dial(ctx, nd)
+		c, err := b.dial(ctx, nd, false)
 		if err == nil {
 			return c, nil
 		}
@@ -197,8 +197,10 @@ func (b *balancer) Connect(ctx context.Context) (driver.Conn, error) {
 }
 
 // dial connects to nd and checks that it is ready, taking nd out of the
-// rotation when either fails and putting it back when both succeed.
-func (b *balancer) dial(ctx context.Context, nd *node) (driver.Conn, error) {
+// rotation when either fails and putting it back when both succeed. A
+// request's ctx that ends is the caller giving up, not the node failing;
+// a probe's that times out is the node not answering.
+func (b *balancer) dial(ctx context.Context, nd *node, probe bool) (driver.Conn, error) {
 	c, err := nd.c.Connect(ctx)
 	if err == nil && b.ready != nil {
 		if err = b.ready(ctx, c); err != nil {
@@ -211,8 +213,8 @@ func (b *balancer) dial(ctx context.Context, nd *node) (driver.Conn, error) {
 		nd.mu.Lock()
 		nd.lastErr = msg
 		nd.mu.Unlock()
-		if ctx.Err() == nil || ctx.Err() == context.DeadlineExceeded && nd.probing.Load() {
-			nd.out() // (a caller that gave up is not the node's fault)
+		if ctx.Err() == nil || probe {
+			nd.out()
 		}
 		return nil, err
 	}
@@ -231,7 +233,7 @@ func (b *balancer) probe(nd *node) {
 		defer nd.probing.Store(false)
 		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
 		defer cancel()
-		if c, err := b.dial(ctx, nd); err == nil {
+		if c, err := b.dial(ctx, nd, true); err == nil {
 			c.Close()
 		}
 	})

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -88,4 +90,40 @@ func TestGaleraCommitErrorsRetriedOnlyWhenNothingCommitted(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Opening over several primaries none of which answers fails at Open,
+// with every node's error and no node's password.
+func TestOpenWithPrimariesUnreachableHidesPasswords(t *testing.T) {
+	addr1, addr2 := closedAddr(t), closedAddr(t)
+	ctx := context.Background()
+	_, err := orm.Open(ctx, "mysql", "u:sekrit-one@tcp("+addr1+")/db?timeout=2s",
+		orm.WithPrimaries("u:sekrit-two@tcp("+addr2+")/db?timeout=2s"))
+	if err == nil {
+		t.Fatal("Open over two unreachable nodes succeeded")
+	}
+	if !errors.Is(err, orm.ErrConnection) {
+		t.Errorf("Open = %v; want an error matching ErrConnection", err)
+	}
+	for _, s := range []string{"sekrit-one", "sekrit-two"} {
+		if strings.Contains(err.Error(), s) {
+			t.Errorf("Open's error shows a password: %v", err)
+		}
+	}
+	for _, a := range []string{addr1, addr2} {
+		if !strings.Contains(err.Error(), a) {
+			t.Errorf("Open's error does not name node %s: %v", a, err)
+		}
+	}
+}
+
+// closedAddr returns a loopback address where nothing listens.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Skip("no local TCP:", err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
