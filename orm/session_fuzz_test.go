@@ -12,9 +12,9 @@ import (
 	"github.com/tallyorm/tally/orm"
 )
 
-// FuzzItem is the session fuzzer's model: explicit keys, so that the
+// sessionFuzzItem is the session fuzzer's model: explicit keys, so that the
 // in-memory model knows every row's key without asking the database.
-type FuzzItem struct {
+type sessionFuzzItem struct {
 	ID   int64  `db:"id,pk"`
 	Name string `db:"name,size=16"`
 	N    int64  `db:"n"`
@@ -37,11 +37,11 @@ type fuzzSession struct {
 	eng *orm.Engine
 	s   *orm.Session
 
-	committed map[int64]fuzzRow   // what the database holds after the last commit
-	view      map[int64]fuzzRow   // what the session's unit of work stands for now
-	objs      map[int64]*FuzzItem // the tracked objects, by key
-	deleted   map[int64]bool      // keys deleted since the last commit or rollback
-	trace     []string            // the operations so far, for failure messages
+	committed map[int64]fuzzRow          // what the database holds after the last commit
+	view      map[int64]fuzzRow          // what the session's unit of work stands for now
+	objs      map[int64]*sessionFuzzItem // the tracked objects, by key
+	deleted   map[int64]bool             // keys deleted since the last commit or rollback
+	trace     []string                   // the operations so far, for failure messages
 	prog      []byte
 	steps     int
 }
@@ -80,15 +80,15 @@ func FuzzSession(f *testing.F) {
 	}
 	eng := mustOpen(f, tg.Driver, tg.DSN)
 	ctx := context.Background()
-	if err := eng.CreateTables(ctx, FuzzItem{}); err != nil {
+	if err := eng.CreateTables(ctx, sessionFuzzItem{}); err != nil {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, prog []byte) {
-		if _, err := eng.DB().ExecContext(ctx, "DELETE FROM fuzz_items"); err != nil {
+		if _, err := eng.DB().ExecContext(ctx, "DELETE FROM session_fuzz_items"); err != nil {
 			t.Fatal(err)
 		}
 		fs := &fuzzSession{t: t, ctx: ctx, eng: eng, s: eng.NewSession(), prog: prog,
-			committed: map[int64]fuzzRow{}, view: map[int64]fuzzRow{}, objs: map[int64]*FuzzItem{}, deleted: map[int64]bool{}}
+			committed: map[int64]fuzzRow{}, view: map[int64]fuzzRow{}, objs: map[int64]*sessionFuzzItem{}, deleted: map[int64]bool{}}
 		defer fs.s.Close()
 		fs.run(0, 0)
 		fs.do("commit", fs.commit)
@@ -107,7 +107,7 @@ func (fs *fuzzSession) run(i, depth int) (int, bool) {
 			if _, ok := fs.view[k]; ok || fs.deleted[k] {
 				continue
 			}
-			o := &FuzzItem{ID: k, Name: fuzzName(arg), N: int64(arg)}
+			o := &sessionFuzzItem{ID: k, Name: fuzzName(arg), N: int64(arg)}
 			fs.do(fmt.Sprintf("add %d", k), func() error { return fs.s.Add(o) })
 			fs.objs[k], fs.view[k] = o, fuzzRow{o.Name, o.N}
 		case 1:
@@ -175,14 +175,14 @@ func (fs *fuzzSession) savepoint(i *int, depth int) {
 
 // get returns the tracked object for k, loading it if the model says the
 // row exists; nil if it does not, or was deleted since the last commit.
-func (fs *fuzzSession) get(k int64) *FuzzItem {
+func (fs *fuzzSession) get(k int64) *sessionFuzzItem {
 	if o := fs.objs[k]; o != nil {
 		return o
 	}
 	if _, ok := fs.view[k]; !ok {
 		return nil
 	}
-	o, err := orm.Get[FuzzItem](fs.ctx, fs.s, k)
+	o, err := orm.Get[sessionFuzzItem](fs.ctx, fs.s, k)
 	if err != nil {
 		fs.fatalf("get %d: %v", k, err)
 	}
@@ -204,7 +204,7 @@ func (fs *fuzzSession) commit() error {
 // reset is the model of Rollback: the committed rows, nothing tracked.
 func (fs *fuzzSession) reset() {
 	fs.view = maps.Clone(fs.committed)
-	fs.objs = map[int64]*FuzzItem{}
+	fs.objs = map[int64]*sessionFuzzItem{}
 	fs.deleted = map[int64]bool{}
 }
 
@@ -227,7 +227,7 @@ func (fs *fuzzSession) checkObjects() {
 // checkTable compares the table, read outside the session, with the
 // model's committed rows.
 func (fs *fuzzSession) checkTable() {
-	rows, err := fs.eng.DB().QueryContext(fs.ctx, "SELECT id, name, n FROM fuzz_items")
+	rows, err := fs.eng.DB().QueryContext(fs.ctx, "SELECT id, name, n FROM session_fuzz_items")
 	if err != nil {
 		fs.fatalf("read the table: %v", err)
 	}

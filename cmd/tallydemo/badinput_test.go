@@ -233,9 +233,18 @@ func TestHTTPMalformedRequestsGetClearErrors(t *testing.T) {
 // A client that sends its headers a byte at a time is cut off by
 // ReadHeaderTimeout while other clients are served.
 func TestHTTPSlowHeadersAreCutOff(t *testing.T) {
-	_, s := startSQLite(t)
-	s.httpSrv.ReadHeaderTimeout = 300 * time.Millisecond // read per connection, as it is accepted
-	slow, err := net.Dial("tcp", s.httpAddr)
+	a, _ := startSQLite(t)
+	log := slog.New(slog.NewTextHandler(t.Output(), nil))
+	srv := NewHTTPServer((&API{Bank: a.bank, Log: log}).Handler(), log)
+	srv.ReadHeaderTimeout = 300 * time.Millisecond
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer shutdownHTTP(srv, 5*time.Second)
+	addr := ln.Addr().String()
+	slow, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +262,7 @@ func TestHTTPSlowHeadersAreCutOff(t *testing.T) {
 		io.ReadAll(slow)
 		closed <- time.Since(start)
 	}()
-	req, _ := http.NewRequestWithContext(t.Context(), "GET", "http://"+s.httpAddr+"/accounts/1", nil)
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", "http://"+addr+"/accounts/1", nil)
 	if code, _ := httpDo(t, req); code != 200 {
 		t.Errorf("GET while a slow client sends headers: %d", code)
 	}

@@ -436,7 +436,7 @@ func runLoad(ctx context.Context, cfg config, progress io.Writer, terminal bool,
 		return nil, err
 	}
 	rep = &Report{
-		Driver: cfg.driver, Accounts: cfg.accounts, Load: res, Planned: cfg.duration, Interrupted: ctx.Err() != nil,
+		Driver: dialectOf(cfg.driver), Accounts: cfg.accounts, Load: res, Planned: cfg.duration, Interrupted: ctx.Err() != nil,
 		BankRetries: a.bank.Stats.Retries.Load(), Conflicts: a.bank.Stats.Conflicts.Load(), Stale: a.bank.Stats.Stale.Load(),
 		AuditRuns: a.audit.Runs.Load(), AuditFailures: a.audit.Failures.Load(), AuditErr: a.audit.FirstError(),
 		Replays: a.bank.Stats.Replays.Load(), CommitUnknown: a.bank.Stats.CommitUnknown.Load(),
