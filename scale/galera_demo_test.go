@@ -73,7 +73,7 @@ func demoSurvivesAKilledNode(t *testing.T, nodes []*servers.Server) {
 			t.Errorf("no transfers committed on %s; want some on every node", n)
 		}
 	}
-	if !regexp.MustCompile(`node 1: .* taken out [1-9]\d* times, put back [1-9]`).MatchString(report) {
+	if !regexp.MustCompile(`-dsn 2: .* taken out [1-9]\d* times, put back [1-9]`).MatchString(report) {
 		t.Errorf("the killed node was not reported taken out and put back")
 	}
 }

@@ -148,7 +148,7 @@ func (r *ClusterReport) print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  per node   transfers committed: %s\n", strings.Join(commits, ", "))
 	for _, n := range r.Nodes {
-		fmt.Fprintf(w, "             node %d: %d connections opened, %d failed; taken out %d times, put back %d\n", n.Node, n.Opened, n.Failed, n.Downs, n.Ups)
+		fmt.Fprintf(w, "             -dsn %d: %d connections opened, %d failed; taken out %d times, put back %d\n", n.Node+1, n.Opened, n.Failed, n.Downs, n.Ups)
 	}
 	fmt.Fprintf(w, "  cluster    %d certification conflicts at COMMIT (retried); %d statements failed on a lost node's connection (retried on another); %d COMMITs without a reply (outcome unknown, resolved by request id)\n",
 		r.CertConflicts, r.Lost, r.CommitUnknown)
