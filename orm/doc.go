@@ -127,6 +127,24 @@
 // positions; a read that fails on a replica with a connection error runs
 // again on the primary. [Engine.Stats] reports each replica. See
 // [Session] and the README's "Scaling out".
+// # Several primaries
+//
+// [WithPrimaries] opens one pool over the nodes of a multi-primary cluster
+// (MariaDB Galera): each new connection goes to the next node in turn, and
+// a node that fails or is not ready is left out until a background probe
+// finds it back. The rules that keep the unit of work's promise there:
+//
+//   - A session's transaction runs on one node. Its reads before the first
+//     write, and the next session, may run on another: for read-your-writes
+//     ask the cluster for causal reads on every connection (Galera:
+//     wsrep_sync_wait=1 in each DSN).
+//   - A conflict with another node's transaction is refused at COMMIT
+//     (Galera's certification failure is a deadlock, 1213): the server's
+//     reply proves nothing committed, so [Engine.Do] runs the work again.
+//   - A COMMIT with no reply, or one the cluster says may have been applied
+//     elsewhere (Galera's 1180), is [ErrCommitUnknown], never retried: make
+//     such work idempotent (a request id under a unique key) and retry it
+//     with the same id.
 //
 // # Options
 //

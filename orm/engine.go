@@ -23,7 +23,8 @@ type Engine struct {
 	reg     *mapper.Registry
 	cfg     config
 	stmts   stmtCache
-	owners  owners // objects added to a session, and which one: see owners
+	owners  owners    // objects added to a session, and which one: see owners
+	nodes   *balancer // WithPrimaries: the nodes the pool connects to; else nil
 
 	replicas *replicaSet // nil without WithReplicas
 }
@@ -55,23 +56,39 @@ func Open(ctx context.Context, driverName, dsn string, opts ...Option) (*Engine,
 	for _, o := range opts {
 		o(&cfg)
 	}
-	db, password, err := drv.Open(dsn, dialect.OpenOptions{SQLiteStatementCache: cfg.sqliteStmts, Logger: cfg.logger})
-	if err != nil {
-		return nil, redact(fmt.Errorf("orm: %w", err), password)
+	oo := dialect.OpenOptions{SQLiteStatementCache: cfg.sqliteStmts, Logger: cfg.logger}
+	var (
+		db        *sql.DB
+		nodes     *balancer // WithPrimaries
+		passwords []string  // kept out of errors
+	)
+	if len(cfg.primaries) > 0 {
+		if db, nodes, passwords, err = openPrimaries(drv, append([]string{dsn}, cfg.primaries...), oo); err != nil {
+			return nil, err
+		}
+	} else {
+		var password string
+		db, password, err = drv.Open(dsn, oo)
+		passwords = []string{password}
+		if err != nil {
+			return nil, redact(fmt.Errorf("orm: %w", err), password)
+		}
 	}
 	d := drv.Dialect
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return nil, redact(fmt.Errorf("orm: connect to %s: %w", driverName, classify(d, err)), password)
+		return nil, redactAll(fmt.Errorf("orm: connect to %s: %w", driverName, classify(d, err)), passwords)
 	}
 	if drv.Probe != nil {
 		if d, err = drv.Probe(ctx, db); err != nil {
 			db.Close()
-			return nil, redact(fmt.Errorf("orm: %w", classify(drv.Dialect, err)), password)
+			return nil, redactAll(fmt.Errorf("orm: %w", classify(drv.Dialect, err)), passwords)
 		}
 	}
 	if len(cfg.repl.dsns) == 0 {
-		return New(db, d, opts...), nil
+		e := New(db, d, opts...)
+		e.nodes = nodes
+		return e, nil
 	}
 	pools, masked, err := openReplicas(drv, cfg)
 	if err != nil {
@@ -79,6 +96,7 @@ func Open(ctx context.Context, driverName, dsn string, opts ...Option) (*Engine,
 		return nil, err
 	}
 	e := New(db, d, append(opts[:len(opts):len(opts)], withReplicaPools(pools, masked))...)
+	e.nodes = nodes
 	e.replicas.waitFirst(ctx)
 	return e, nil
 }

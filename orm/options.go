@@ -19,6 +19,7 @@ type config struct {
 	sqliteStmts int // statements each SQLite connection keeps compiled
 	reflective  bool
 	repl        replicaConfig // WithReplicas and its options
+	primaries   []string      // WithPrimaries: the cluster's other nodes
 }
 
 func defaultConfig() config {
