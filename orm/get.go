@@ -30,14 +30,14 @@ func Get[T any](ctx context.Context, s *Session, key ...any) (*T, error) {
 		return nil, err
 	}
 	if e := s.idmap.Get(t, k); e != nil && !(e.State() == identity.Deleted && s.pendingWithKey(t, k)) {
-		return trackedAs[T](t, e)
+		return trackedAs[T](t, e, key)
 	}
 	if s.hasPendingRows() {
 		if err := s.autoflushLocked(ctx); err != nil {
 			return nil, err
 		}
 		if e := s.idmap.Get(t, k); e != nil {
-			return trackedAs[T](t, e)
+			return trackedAs[T](t, e, key)
 		}
 	}
 	obj := new(T)
@@ -60,12 +60,22 @@ func Get[T any](ctx context.Context, s *Session, key ...any) (*T, error) {
 		}
 		return nil, err
 	}
-	return s.resolve(t, obj).(*T), nil
+	if softDeleted(t, obj) {
+		return nil, notFoundSoftDeleted(t, args)
+	}
+	got := s.resolve(t, obj)
+	if err := s.loaded(ctx, t, obj, got); err != nil {
+		return nil, err
+	}
+	return got.(*T), nil
 }
 
-func trackedAs[T any](t *mapper.Table, e *identity.Entry) (*T, error) {
+func trackedAs[T any](t *mapper.Table, e *identity.Entry, key []any) (*T, error) {
 	if e.State() == identity.Deleted {
 		return nil, fmt.Errorf("%w: %s deleted in this session", ErrNotFound, t.Name)
+	}
+	if softDeleted(t, e.Obj) {
+		return nil, notFoundSoftDeleted(t, key)
 	}
 	return e.Obj.(*T), nil
 }
@@ -175,7 +185,7 @@ func (s *Session) Refresh(ctx context.Context, obj any) error {
 		return err
 	}
 	s.logIntent(undo{kind: undoRefresh, e: e, old: old})
-	return nil
+	return s.loaded(ctx, t, obj, obj)
 }
 
 // bindKey returns the values to bind for key, which KeyOf decoded to k:
