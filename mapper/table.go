@@ -20,16 +20,17 @@ type Table struct {
 	Columns   []*Column    // every mapped column, in field order
 	PK        []*Column    // primary-key columns, in field order
 	Version   *Column      // the optimistic-lock column, or nil
-	// SoftDelete is the softdelete column, or nil: Delete sets it instead
-	// of deleting the row, and queries skip rows where it is set.
-	SoftDelete *Column
-	// Stamps lists the created and updated columns, in field order.
-	Stamps []*Column
 	Relations []*Relation  // rel-tagged fields, in field order
 
 	// Acc reads and writes fields of *Type values. It is the generated
 	// accessor when one is registered, else the reflective one.
 	Acc Accessor
+
+	// SoftDelete is the softdelete column, or nil: Delete sets it instead
+	// of deleting the row, and queries skip rows where it is set.
+	SoftDelete *Column
+	// Stamps lists the created and updated columns, in field order.
+	Stamps []*Column
 
 	byName     map[string]*Column
 	hasAuto    bool
