@@ -61,6 +61,13 @@ func (s *Session) HardDelete(objs ...any) error {
 	return nil
 }
 
+// keepsRow reports whether the deleted entry e is soft-deleted: its row
+// stays, and so do its many-to-many join rows, so that a row brought back
+// (deleted_at set to NULL again) has its links.
+func (s *Session) keepsRow(e *identity.Entry) bool {
+	return e.Table.SoftDelete != nil && !s.hardDeletes[e]
+}
+
 // filters returns the query's conditions, with the one that skips
 // soft-deleted rows added unless WithDeleted asked for them.
 func (q *Q[T]) filters() []string {
@@ -131,7 +138,7 @@ func softDeleted(t *mapper.Table, obj any) bool {
 func (s *Session) softDelete(ctx context.Context, t *mapper.Table, ents []*identity.Entry) ([]*identity.Entry, error) {
 	var hard, soft []*identity.Entry
 	for _, e := range ents {
-		if s.hardDeletes[e] {
+		if !s.keepsRow(e) {
 			hard = append(hard, e)
 		} else {
 			soft = append(soft, e)

@@ -242,3 +242,55 @@ func TestVersionedSoftDeleteDetectsStaleRows(t *testing.T) {
 		}
 	})
 }
+
+type sdArticle struct {
+	ID      int64      `db:"id,pk,auto"`
+	Title   string     `db:"title,size=32"`
+	Deleted *time.Time `db:"deleted_at,softdelete"`
+	Labels  []*sdLabel `rel:"m2m=sd_article_labels(article_id,label_id)"`
+}
+
+func (sdArticle) TableName() string { return "sd_articles" }
+
+type sdLabel struct {
+	ID       int64        `db:"id,pk,auto"`
+	Name     string       `db:"name,size=32"`
+	Articles []*sdArticle `rel:"m2m=sd_article_labels(label_id,article_id)"`
+}
+
+func (sdLabel) TableName() string { return "sd_labels" }
+
+// A soft-deleted object keeps its many-to-many join rows (its row is
+// still there to be brought back), and loading the relation from the
+// other side skips it; a hard delete removes the join rows with the row.
+func TestSoftDeleteKeepsJoinRowsAndLoadSkipsTheRow(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := sdOpen(t, tg)
+		ctx := context.Background()
+		uowMust(t, eng.CreateTables(ctx, sdArticle{}, sdLabel{}))
+		l := &sdLabel{Name: "go"}
+		a1, a2 := &sdArticle{Title: "a1", Labels: []*sdLabel{l}}, &sdArticle{Title: "a2", Labels: []*sdLabel{l}}
+		seedObjects(t, eng, a1, a2)
+		s := eng.NewSession()
+		defer s.Close()
+		got, err := orm.Get[sdArticle](ctx, s, a1.ID)
+		uowMust(t, err)
+		uowMust(t, s.Delete(got))
+		uowMust(t, s.Commit(ctx))
+		if c := countRows(t, eng, "SELECT COUNT(*) FROM sd_article_labels"); c != 2 {
+			t.Fatalf("%d join rows after the soft delete, want both kept", c)
+		}
+		r := eng.NewSession()
+		defer r.Close()
+		labels, err := orm.Query[sdLabel](r).Load("Articles").All(ctx)
+		uowMust(t, err)
+		if len(labels) != 1 || len(labels[0].Articles) != 1 || labels[0].Articles[0].ID != a2.ID {
+			t.Fatalf("Load of the label's articles: %d, want only the live one", len(labels[0].Articles))
+		}
+		uowMust(t, r.HardDelete(labels[0].Articles[0]))
+		uowMust(t, r.Commit(ctx))
+		if c := countRows(t, eng, "SELECT COUNT(*) FROM sd_article_labels"); c != 1 {
+			t.Fatalf("%d join rows after the hard delete, want 1", c)
+		}
+	})
+}
