@@ -30,14 +30,14 @@ func Get[T any](ctx context.Context, s *Session, key ...any) (*T, error) {
 		return nil, err
 	}
 	if e := s.idmap.Get(t, k); e != nil && !(e.State() == identity.Deleted && s.pendingWithKey(t, k)) {
-		return trackedAs[T](t, e, key)
+		return trackedAs[T](t, e)
 	}
 	if s.hasPendingRows() {
 		if err := s.autoflushLocked(ctx); err != nil {
 			return nil, err
 		}
 		if e := s.idmap.Get(t, k); e != nil {
-			return trackedAs[T](t, e, key)
+			return trackedAs[T](t, e)
 		}
 	}
 	obj := new(T)
@@ -70,12 +70,13 @@ func Get[T any](ctx context.Context, s *Session, key ...any) (*T, error) {
 	return got.(*T), nil
 }
 
-func trackedAs[T any](t *mapper.Table, e *identity.Entry, key []any) (*T, error) {
+func trackedAs[T any](t *mapper.Table, e *identity.Entry) (*T, error) {
 	if e.State() == identity.Deleted {
 		return nil, fmt.Errorf("%w: %s deleted in this session", ErrNotFound, t.Name)
 	}
 	if softDeleted(t, e.Obj) {
-		return nil, notFoundSoftDeleted(t, key)
+		// The object's key, not the caller's: Get's key must not escape.
+		return nil, notFoundSoftDeleted(t, keyValues(t, e.Obj))
 	}
 	return e.Obj.(*T), nil
 }
