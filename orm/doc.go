@@ -93,8 +93,9 @@
 // *time.Time or sql.NullTime) that Tally sets: both at the INSERT, where
 // the field holds no time yet; updated again in every UPDATE that writes a
 // column, in that UPDATE (not when nothing changed, nor where the caller
-// set the column). The times are UTC in microseconds, like every time
-// Tally writes, and a failed commit puts the old values back.
+// set the column); UpdateAll sets them too, unless its Set names them.
+// The times are UTC in microseconds, like every time Tally writes, and a
+// failed commit puts the old values back.
 //
 // The option softdelete marks a nullable time column (*time.Time or
 // sql.NullTime). [Session.Delete] of such a model sets it (UPDATE ...

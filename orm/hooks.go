@@ -43,9 +43,11 @@ type BeforeDeleter interface {
 // each object it makes from a row — Query, Get, Load, Raw, Refresh, Merge
 // — after the object is tracked and before it is returned; not for a row
 // whose object the session already tracked (the identity map returns that
-// one as it is). Changes the method makes to column fields are ordinary
-// changes, written by the next flush. An error is returned by the read;
-// the objects read before it stay tracked.
+// one as it is). It runs before the relations the query asked for with
+// Load are filled, and not for the partial objects of a Raw query that
+// selects only some columns. Changes the method makes to column fields
+// are ordinary changes, written by the next flush. An error is returned by
+// the read; the objects read before it stay tracked.
 type AfterLoader interface {
 	AfterLoad(ctx context.Context, s *Session) error
 }

@@ -254,10 +254,10 @@ func scanRow[T any](ctx context.Context, s *Session, t *mapper.Table, rows *sql.
 		return nil, err
 	}
 	var got any = obj
-	if e := s.idmap.Get(t, t.Acc.Key(obj)); e != nil {
-		got = e.Obj
-	} else if !noTrack {
+	if !noTrack {
 		got = s.resolve(t, obj)
+	} else if e := s.idmap.Get(t, t.Acc.Key(obj)); e != nil {
+		got = e.Obj
 	}
 	return got.(*T), s.loaded(ctx, t, obj, got)
 }
@@ -513,6 +513,7 @@ func (q *Q[T]) UpdateAll(ctx context.Context, set Set) (int64, error) {
 	if len(set) == 0 {
 		return 0, errors.New("orm: UpdateAll with nothing to set")
 	}
+	set = stampSet(q.t, set)
 	t, d := q.t, s.e.dialect
 	names := make([]string, 0, len(set))
 	for name := range set {

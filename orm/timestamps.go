@@ -2,6 +2,7 @@ package orm
 
 import (
 	"database/sql"
+	"maps"
 	"reflect"
 	"slices"
 	"time"
@@ -62,6 +63,27 @@ func (s *Session) stampInsert(t *mapper.Table, ents []*identity.Entry) error {
 		}
 	}
 	return nil
+}
+
+// stampSet returns UpdateAll's set with the model's updated columns set
+// to now, unless set names them itself: a bulk UPDATE writes something, as
+// the flush's do. The caller's map is not changed.
+func stampSet(t *mapper.Table, set Set) Set {
+	var out Set
+	var now time.Time
+	for _, c := range t.Stamps {
+		if _, named := set[c.Name]; !c.Updated || named {
+			continue
+		}
+		if out == nil {
+			out, now = maps.Clone(set), stampNow()
+		}
+		out[c.Name] = timeValue(c, now)
+	}
+	if out == nil {
+		return set
+	}
+	return out
 }
 
 // stampUpdate sets the updated columns of an object whose UPDATE writes

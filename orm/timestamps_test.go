@@ -169,3 +169,36 @@ func TestTimestampsWithAGeneratedMapper(t *testing.T) {
 		}
 	})
 }
+
+// UpdateAll sets the updated columns of the rows it changes, and of the
+// tracked objects among them, unless its Set names them; created stays.
+func TestTimestampsAreSetByUpdateAll(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := tsOpen(t, tg)
+		ctx := context.Background()
+		s := eng.NewSession()
+		defer s.Close()
+		p := &tsPost{Title: "a"}
+		uowMust(t, s.Add(p))
+		uowMust(t, s.Commit(ctx))
+		created := p.Created
+		time.Sleep(2 * time.Millisecond)
+		from := time.Now()
+		set := orm.Set{"title": "b"}
+		n, err := orm.Query[tsPost](s).Where("id = ?", p.ID).UpdateAll(ctx, set)
+		if err != nil || n != 1 {
+			t.Fatalf("UpdateAll = %d, %v", n, err)
+		}
+		if len(set) != 1 {
+			t.Fatalf("UpdateAll changed the caller's Set: %v", set)
+		}
+		tsCheckStamp(t, "Updated", *p.Updated, from, time.Now())
+		if p.Created != created || p.Touched.Time != *p.Updated || s.IsDirty(p) {
+			t.Fatalf("after UpdateAll: created %v (was %v), touched %v, updated %v, dirty %v", p.Created, created, p.Touched.Time, *p.Updated, s.IsDirty(p))
+		}
+		uowMust(t, s.Commit(ctx))
+		if got := countRows(t, eng, "SELECT COUNT(*) FROM ts_posts WHERE updated_at > created_at AND touched_at = updated_at"); got != 1 {
+			t.Fatalf("%d rows with the new times, want 1", got)
+		}
+	})
+}
