@@ -297,3 +297,36 @@ func TestHookCallingItsSessionFails(t *testing.T) {
 		uowMust(t, s.Commit(ctx)) // the session is usable after
 	})
 }
+
+// A BeforeDelete error fails the commit before any DELETE: the rows stay,
+// the objects stay marked deleted, and the next commit deletes them once
+// the cause is gone.
+func TestBeforeDeleteErrorKeepsTheDeletePending(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, log := hkOpen(t, tg)
+		ctx, hl := hkContext()
+		a := &hkAuthor{Name: "Ann", Books: []*hkBook{{Title: "fail"}}}
+		seedObjects(t, eng, a)
+		s := eng.NewSession()
+		defer s.Close()
+		got, err := orm.Query[hkAuthor](s).Load("Books").One(ctx)
+		uowMust(t, err)
+		uowMust(t, s.Delete(got.Books[0], got))
+		hl.take()
+		log.Reset()
+		var he *orm.HookError
+		if err := s.Commit(ctx); !errors.As(err, &he) || he.Hook != "BeforeDelete" || he.Table != "hk_books" {
+			t.Fatalf("Commit = %v; want the book's BeforeDelete error", err)
+		}
+		hkWant(t, "failed delete", hl.take(), "BeforeDelete book fail")
+		if len(log.Matching("DELETE")) != 0 || countRows(t, eng, "SELECT COUNT(*) FROM hk_books") != 1 {
+			t.Fatalf("statements %v; want no DELETE sent", log.SQL())
+		}
+		got.Books[0].Title = "ok"
+		uowMust(t, s.Commit(ctx))
+		hkWant(t, "second commit", hl.take(), "BeforeDelete book ok", "BeforeDelete author Ann")
+		if countRows(t, eng, "SELECT COUNT(*) FROM hk_books")+countRows(t, eng, "SELECT COUNT(*) FROM hk_authors") != 0 {
+			t.Fatal("rows left after the second commit")
+		}
+	})
+}
