@@ -330,3 +330,28 @@ func TestBeforeDeleteErrorKeepsTheDeletePending(t *testing.T) {
 		}
 	})
 }
+
+// Inside a savepoint a hook's error rolls back to the savepoint only: the
+// work flushed before it stays, and the hook's change is undone.
+func TestHookErrorInsideSavepointRollsBackToIt(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := hkOpen(t, tg)
+		ctx, _ := hkContext()
+		s := eng.NewSession()
+		defer s.Close()
+		before := &hkAuthor{Name: "Ann"}
+		uowMust(t, s.Add(before))
+		bad := &hkAuthor{Name: "fail"}
+		err := s.Savepoint(ctx, func() error { return s.Add(bad) })
+		if !errors.Is(err, errBoom) {
+			t.Fatalf("Savepoint = %v; want the hook's error", err)
+		}
+		if bad.Slug != "" || before.Slug != "ann" {
+			t.Fatalf("slugs after the savepoint: %q (failed), %q (flushed before); want \"\" and \"ann\"", bad.Slug, before.Slug)
+		}
+		uowMust(t, s.Commit(ctx))
+		if c := countRows(t, eng, "SELECT COUNT(*) FROM hk_authors"); c != 1 {
+			t.Fatalf("%d authors committed, want the one added before the savepoint", c)
+		}
+	})
+}
