@@ -61,6 +61,45 @@
 // the database's limit. [Raw] maps a hand-written query, [Session.Exec] runs
 // a statement.
 //
+// [Project] reads a query's rows into another struct type (a DTO) with
+// joins ([P]): P.Select's names and P.OrderBy's keys are checked (a
+// column of the model, or an identifier of a joined table; a field of the
+// DTO as result name) and a bad one is a [*ColumnError] before any SQL;
+// P.Join clauses and P.SelectExpr expressions are trusted SQL, like
+// Where's. Projected rows are plain values, never tracked.
+//
+// # Bulk loading: Upsert
+//
+// [Upsert] inserts many objects and resolves those whose row exists by
+// an [OnConflict] target: DoUpdate(cols...) overwrites those columns,
+// DoNothing keeps the row (ON CONFLICT ... DO UPDATE / DO NOTHING on
+// PostgreSQL and SQLite, ON DUPLICATE KEY UPDATE on MySQL/MariaDB, which
+// resolves a duplicate of any unique key). Unlike [Merge], which queues
+// its change for the next flush, Upsert runs at once in the session's
+// transaction, batched under the parameter limit, because what each
+// object becomes depends on the row the statement met. Afterwards every
+// object is tracked and persistent and holds its row exactly (generated
+// key, the existing row's values in the columns not updated), read back
+// with RETURNING or, where a row is not returned, by the conflict target
+// with SELECT ... FOR UPDATE. A row the session tracks as another object
+// is [ErrIdentityConflict], refused before any SQL; a failed statement or
+// a later failed Commit rolls back and restores the objects.
+//
+// # Transactions
+//
+// A session begins its transaction when it first writes or locks; reads
+// before that run in autocommit (see [Session]). [WithSnapshot] makes its
+// reads one REPEATABLE READ snapshot from the first statement.
+// [WithIsolation] sets the level: REPEATABLE READ and SERIALIZABLE also
+// begin the transaction at the first statement, read or write, since the
+// level is about what the reads see; READ COMMITTED keeps "begin when
+// needed". With any level, writes run in a transaction at that level,
+// never alone in autocommit. [WithReadOnly] refuses every write with [ErrReadOnly] before
+// any SQL, turns autoflush off, and makes any transaction it holds READ
+// ONLY (on SQLite a deferred one that never takes the write lock). For
+// [Engine.Do], [Isolation], [ReadOnly] and [Snapshot] pass the same
+// options.
+//
 // # Values
 //
 // Times are written in UTC truncated to microseconds (the object's field
@@ -86,14 +125,15 @@
 // not for a row whose object the session tracked already; what it changes
 // in column fields is an ordinary change, written by the next flush. A
 // hook must not call its session: the call fails with [ErrHookReentry].
-// Bulk statements (UpdateAll, DeleteAll) and Exec run no hooks. A model
+// Bulk statements (UpdateAll, DeleteAll, Upsert) and Exec run no hooks. A model
 // without hooks costs nothing: the check is once per table and flush.
 //
 // The tag options created and updated mark time columns (time.Time,
 // *time.Time or sql.NullTime) that Tally sets: both at the INSERT, where
 // the field holds no time yet; updated again in every UPDATE that writes a
 // column, in that UPDATE (not when nothing changed, nor where the caller
-// set the column); UpdateAll sets them too, unless its Set names them.
+// set the column); UpdateAll sets them too, unless its Set names them,
+// and so does Upsert (a conflict's DoUpdate sets updated, keeps created).
 // The times are UTC in microseconds, like every time Tally writes, and a
 // failed commit puts the old values back.
 //
@@ -117,6 +157,18 @@
 // ([SessionFrom]) and commits it before the response's first byte. A
 // session travels in a [context.Context] ([NewContext]), never in a global.
 //
+// # Read replicas
+//
+// [WithReplicas] adds read replicas to an engine. A session reads from a
+// replica until its first write, lock or transaction, and from then on
+// runs everything on the primary until it is closed, so it always reads
+// its own writes; [OnPrimary] and [WithPrimaryReads] send reads to the
+// primary. Replicas that are down or lag more than [WithReplicaMaxLag]
+// are skipped, measured by one goroutine per engine from replication
+// positions; a read that fails on a replica with a connection error runs
+// again on the primary. [Engine.Stats] reports each replica. See
+// [Session] and the README's "Scaling out".
+//
 // # Options
 //
 // Three option types configure three things, each a function value passed
@@ -126,12 +178,13 @@
 //
 //   - With<Thing> sets or turns on something that is off or defaulted
 //     otherwise: [WithMaxOpenConns], [WithLogger], [WithQueryHook],
-//     [WithSnapshot], [WithSessionOptions].
+//     [WithSnapshot], [WithIsolation], [WithReadOnly], [WithSessionOptions].
 //   - Without<Thing> turns off a default: [WithoutAutoflush].
 //   - A DoOption about retries names the policy without a prefix, so that
 //     a call reads as a sentence: eng.Do(ctx, fn, orm.MaxAttempts(3),
 //     orm.RetryOnStale(), orm.RetryBackoff(min, max)). [Snapshot] is the
-//     DoOption for WithSessionOptions(WithSnapshot()).
+//     DoOption for WithSessionOptions(WithSnapshot()), and likewise
+//     [Isolation] and [ReadOnly] for WithIsolation and WithReadOnly.
 //
 // An option with an out-of-range value clamps it ([MaxAttempts] below 1 is
 // 1) rather than failing, since options cannot return errors.
@@ -144,6 +197,8 @@
 // stays reachable with [errors.As] through [*DBError]. A version check that
 // fails is [ErrStaleData] ([*StaleDataError]); a flush that fails is a
 // [*FlushError]; a COMMIT whose outcome is unknown is [ErrCommitUnknown].
+// A write asked of a read-only session is [ErrReadOnly]; a column name
+// that Upsert or Project cannot use is a [*ColumnError].
 // Their Op fields and [QueryEvent.Op] share one vocabulary, the [Op]
 // constants: lower case for how a statement was sent (OpExec, OpQuery,
 // OpBegin, ...), upper case for the SQL verb that failed (OpInsert,

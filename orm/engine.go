@@ -3,6 +3,7 @@ package orm
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"reflect"
 
@@ -23,6 +24,8 @@ type Engine struct {
 	cfg     config
 	stmts   stmtCache
 	owners  owners // objects added to a session, and which one: see owners
+
+	replicas *replicaSet // nil without WithReplicas
 }
 
 // Open connects to a database and pings it. driverName is "mysql" (also
@@ -37,7 +40,8 @@ type Engine struct {
 // parseTime, clientFoundRows and interpolateParams (unless the DSN sets it) for MySQL; WAL, a busy timeout, foreign keys
 // and immediate write transactions for SQLite. On MySQL it asks the
 // server's version to use RETURNING on MariaDB 10.5 and later. ctx governs
-// only the connecting, the ping and that question.
+// only the connecting, the ping and that question (and, with WithReplicas,
+// the wait for the replicas' first check).
 //
 // Errors never contain the DSN's password.
 func Open(ctx context.Context, driverName, dsn string, opts ...Option) (*Engine, error) {
@@ -66,7 +70,17 @@ func Open(ctx context.Context, driverName, dsn string, opts ...Option) (*Engine,
 			return nil, redact(fmt.Errorf("orm: %w", classify(drv.Dialect, err)), password)
 		}
 	}
-	return New(db, d, opts...), nil
+	if len(cfg.repl.dsns) == 0 {
+		return New(db, d, opts...), nil
+	}
+	pools, masked, err := openReplicas(drv, cfg)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	e := New(db, d, append(opts[:len(opts):len(opts)], withReplicaPools(pools, masked))...)
+	e.replicas.waitFirst(ctx)
+	return e, nil
 }
 
 // New wraps an existing pool. It does not connect; the first statement
@@ -81,6 +95,26 @@ func New(db *sql.DB, d dialect.Dialect, opts ...Option) *Engine {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	poolSettings(db, cfg)
+	var regOpts []mapper.RegistryOption
+	if cfg.reflective {
+		regOpts = append(regOpts, mapper.Reflective())
+	}
+	e := &Engine{
+		// sqlx picks its bind style by this name, and knows each dialect's.
+		db:      sqlx.NewDb(db, d.Name()),
+		dialect: d,
+		caps:    d.Capabilities(),
+		reg:     mapper.NewRegistry(regOpts...),
+		cfg:     cfg,
+	}
+	e.replicas = newReplicaSet(e, cfg)
+	return e
+}
+
+// poolSettings applies cfg's pool settings to db (the primary's pool and
+// each replica's).
+func poolSettings(db *sql.DB, cfg config) {
 	db.SetMaxOpenConns(cfg.maxOpen)
 	idle := cfg.maxIdle
 	if idle < 0 {
@@ -92,18 +126,6 @@ func New(db *sql.DB, d dialect.Dialect, opts ...Option) *Engine {
 	db.SetMaxIdleConns(idle)
 	db.SetConnMaxLifetime(cfg.maxLifetime)
 	db.SetConnMaxIdleTime(cfg.maxIdleTime)
-	var regOpts []mapper.RegistryOption
-	if cfg.reflective {
-		regOpts = append(regOpts, mapper.Reflective())
-	}
-	return &Engine{
-		// sqlx picks its bind style by this name, and knows each dialect's.
-		db:      sqlx.NewDb(db, d.Name()),
-		dialect: d,
-		caps:    d.Capabilities(),
-		reg:     mapper.NewRegistry(regOpts...),
-		cfg:     cfg,
-	}
 }
 
 // deferredReads reports whether transactions that start with reads begin
@@ -116,8 +138,15 @@ func (e *Engine) DB() *sqlx.DB { return e.db }
 // Dialect returns the engine's dialect.
 func (e *Engine) Dialect() dialect.Dialect { return e.dialect }
 
-// Close closes the pool. Sessions still open fail afterwards.
-func (e *Engine) Close() error { return e.db.Close() }
+// Close closes the pool, and with replicas stops their checker and closes
+// their pools. Sessions still open fail afterwards.
+func (e *Engine) Close() error {
+	if e.replicas == nil {
+		return e.db.Close()
+	}
+	rerr := e.replicas.stop()
+	return errors.Join(e.db.Close(), rerr)
+}
 
 // Register validates models up front, so that a bad definition fails at
 // start-up instead of on first use. Each model is a struct value or pointer.

@@ -18,6 +18,7 @@ type config struct {
 	logger      *slog.Logger
 	sqliteStmts int // statements each SQLite connection keeps compiled
 	reflective  bool
+	repl        replicaConfig // WithReplicas and its options
 }
 
 func defaultConfig() config {

@@ -74,7 +74,10 @@ func (q *Q[T]) filters() []string {
 	if q.t == nil || q.t.SoftDelete == nil || q.withDeleted {
 		return q.where
 	}
-	return append(q.where[:len(q.where):len(q.where)], liveCond(q.s.e.dialect, "", q.t))
+	// Qualified by the table: a projection may join another table that
+	// has a column of the same name.
+	d := q.s.e.dialect
+	return append(q.where[:len(q.where):len(q.where)], liveCond(d, d.Quote(q.t.Name)+".", q.t))
 }
 
 // liveCond is the condition a row that is not soft-deleted meets, its
@@ -105,7 +108,7 @@ func (q *Q[T]) deleteAllStmt() (string, []any, []string) {
 	}
 	if q.withDeleted {
 		// A row deleted already keeps the time of its deletion.
-		where = append(q.where[:len(q.where):len(q.where)], liveCond(d, "", t))
+		where = append(q.where[:len(q.where):len(q.where)], liveCond(d, d.Quote(t.Name)+".", t))
 	}
 	args := append([]any{stampNow()}, q.args...)
 	return updateAllSQL(d, t, []string{t.SoftDelete.Name}, where), args, where

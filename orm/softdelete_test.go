@@ -294,3 +294,35 @@ func TestSoftDeleteKeepsJoinRowsAndLoadSkipsTheRow(t *testing.T) {
 		}
 	})
 }
+
+// sdNoteRow is a projection of sdNote.
+type sdNoteRow struct {
+	Body string `db:"body"`
+	Name string `db:"name"`
+}
+
+// A projection skips soft-deleted rows as its query does (WithDeleted
+// included), also when it joins another table.
+func TestSoftDeletedRowsAreSkippedByProjections(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := sdOpen(t, tg)
+		ctx := context.Background()
+		sdSeed(t, eng)
+		s := eng.NewSession()
+		defer s.Close()
+		rows, err := orm.Project[sdNoteRow](orm.Query[sdNote](s)).
+			Join("JOIN sd_owners ON sd_owners.id = sd_notes.owner_id").
+			Select("body", "sd_owners.name").All(ctx)
+		uowMust(t, err)
+		if len(rows) != 1 || rows[0].Body != "kept" || rows[0].Name != "ann" {
+			t.Fatalf("projection returned %+v; want only the live note", rows)
+		}
+		all, err := orm.Project[sdNoteRow](orm.Query[sdNote](s).WithDeleted()).
+			Join("JOIN sd_owners ON sd_owners.id = sd_notes.owner_id").
+			Select("body", "sd_owners.name").All(ctx)
+		uowMust(t, err)
+		if len(all) != 2 {
+			t.Fatalf("projection WithDeleted returned %d rows, want 2", len(all))
+		}
+	})
+}

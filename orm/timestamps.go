@@ -86,6 +86,25 @@ func stampSet(t *mapper.Table, set Set) Set {
 	return out
 }
 
+// upsertStampCols adjusts the columns an Upsert's DoUpdate sets: a
+// conflict is an UPDATE that writes, so the updated columns are set too;
+// and DoUpdate() of every column keeps the row's created columns, which
+// say when the row was first inserted. Columns named in DoUpdate stay.
+func upsertStampCols(t *mapper.Table, set []*mapper.Column, all bool) []*mapper.Column {
+	if len(set) == 0 || len(t.Stamps) == 0 {
+		return set
+	}
+	if all {
+		set = slices.DeleteFunc(set, func(c *mapper.Column) bool { return c.Created })
+	}
+	for _, c := range t.Stamps {
+		if c.Updated && !slices.Contains(set, c) {
+			set = append(set, c)
+		}
+	}
+	return set
+}
+
 // stampUpdate sets the updated columns of an object whose UPDATE writes
 // something, unless the caller changed that column itself, and returns
 // cols with them added, in column order. An object whose changes are all

@@ -202,3 +202,32 @@ func TestTimestampsAreSetByUpdateAll(t *testing.T) {
 		}
 	})
 }
+
+// Upsert sets the times too: a new row gets created and updated, a
+// conflict's UPDATE sets updated and keeps the row's created time, even
+// with DoUpdate() of every column.
+func TestTimestampsAreSetByUpsert(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := tsOpen(t, tg)
+		ctx := context.Background()
+		s := eng.NewSession()
+		defer s.Close()
+		from := time.Now()
+		first := &tsPost{Title: "a"}
+		uowMust(t, orm.Upsert(ctx, s, []*tsPost{first}, orm.OnConflict("title").DoUpdate()))
+		uowMust(t, s.Commit(ctx))
+		tsCheckStamp(t, "Created", first.Created, from, time.Now())
+		if first.Updated == nil || *first.Updated != first.Created {
+			t.Fatalf("Updated = %v; want %v", first.Updated, first.Created)
+		}
+		time.Sleep(2 * time.Millisecond)
+		r := eng.NewSession()
+		defer r.Close()
+		again := &tsPost{Title: "a"}
+		uowMust(t, orm.Upsert(ctx, r, []*tsPost{again}, orm.OnConflict("title").DoUpdate()))
+		uowMust(t, r.Commit(ctx))
+		if again.ID != first.ID || again.Created != first.Created || again.Updated == nil || !again.Updated.After(first.Created) {
+			t.Fatalf("after the conflict: id %d created %v updated %v; want row %d, created %v kept, a later updated", again.ID, again.Created, again.Updated, first.ID, first.Created)
+		}
+	})
+}
