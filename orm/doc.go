@@ -107,6 +107,47 @@
 // (UUIDs) are stored as 16 bytes; decimals, uint64 and json columns are
 // described in the README's "Column types" section.
 //
+// # Hooks, timestamps and soft delete
+//
+// A model may have lifecycle hooks: methods on its pointer matching
+// [BeforeInserter], [BeforeUpdater], [BeforeDeleter] and [AfterLoader],
+// each func(ctx context.Context, s *Session) error. The Before hooks run
+// inside the flush, in its order (table by table, parents' inserts first,
+// children's deletes first), each just before its object's statement is
+// built: what BeforeInsert or BeforeUpdate sets in a column field is
+// written in that statement. BeforeUpdate runs only for an object with a
+// change to write. A hook's error fails the commit like a statement's,
+// wrapped in a [*HookError]: the session is restored, and so are the
+// fields the hooks changed, so hooks run again, on the object as the
+// caller left it, at the next flush. They can run more than once for one
+// object for that reason: keep their effects to the object. AfterLoad runs
+// for each object made from a row (Query, Get, Load, Raw, Refresh, Merge),
+// not for a row whose object the session tracked already; what it changes
+// in column fields is an ordinary change, written by the next flush. A
+// hook must not call its session: the call fails with [ErrHookReentry].
+// Bulk statements (UpdateAll, DeleteAll, Upsert) and Exec run no hooks. A model
+// without hooks costs nothing: the check is once per table and flush.
+//
+// The tag options created and updated mark time columns (time.Time,
+// *time.Time or sql.NullTime) that Tally sets: both at the INSERT, where
+// the field holds no time yet; updated again in every UPDATE that writes a
+// column, in that UPDATE (not when nothing changed, nor where the caller
+// set the column); UpdateAll sets them too, unless its Set names them,
+// and so does Upsert (a conflict's DoUpdate sets updated, keeps created).
+// The times are UTC in microseconds, like every time Tally writes, and a
+// failed commit puts the old values back.
+//
+// The option softdelete marks a nullable time column (*time.Time or
+// sql.NullTime). [Session.Delete] of such a model sets it (UPDATE ...
+// SET deleted_at = ?, checking and bumping the version if the model has
+// one) instead of deleting the row; the object is then a deleted object,
+// detached at commit. Queries, Count, Exists, Load, UpdateAll and
+// DeleteAll skip soft-deleted rows unless [Q.WithDeleted]; [Get] does not
+// find them, even tracked ones. DeleteAll soft-deletes too;
+// [Session.HardDelete] and [Q.HardDeleteAll] delete rows for good. [Raw]
+// and Exec are not filtered, and soft delete does not cascade in the
+// database (ON DELETE CASCADE fires only on a real DELETE).
+//
 // # One session per request
 //
 // [Engine.Do] runs a function in a new session and commits when it

@@ -109,7 +109,9 @@ func (s *Session) lockPlanned(ctx context.Context) error {
 				}
 				return err
 			}
-			s.resolve(t, obj)
+			if err := s.loaded(ctx, t, obj, s.resolve(t, obj)); err != nil {
+				return err
+			}
 		}
 	}
 	s.lockPlan = nil

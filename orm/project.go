@@ -96,7 +96,7 @@ type dtoField struct {
 // model's do. Queries autoflush as Q's do.
 func Project[D, T any](q *Q[T]) *P[D] {
 	p := &P[D]{s: q.s, t: q.t, err: q.err, start: q.start,
-		q: baseQuery{where: q.where, args: q.args, order: q.order, limit: q.limit, offset: q.offset, forUpdate: q.forUpdate}}
+		q: baseQuery{where: q.filters(), args: q.args, order: q.order, limit: q.limit, offset: q.offset, forUpdate: q.forUpdate}}
 	if p.err == nil && len(q.loads) > 0 {
 		p.err = errors.New("orm: Project: Load does not apply to a projection; join the relation's table instead")
 	}

@@ -62,6 +62,7 @@ import (
 type Session struct {
 	e         *Engine
 	busy      atomic.Bool // set while a call runs: the concurrent-use guard
+	inHook    atomic.Bool // set while a lifecycle hook runs (see hooks.go)
 	closed    bool
 	autoflush bool
 	immediate bool // begin write transactions even for reads (SQLite)
@@ -123,6 +124,10 @@ type Session struct {
 	// relations (see m2m.go); nil until a session uses one.
 	links map[linkKey][]link
 
+	// hardDeletes marks the deleted entries of soft-delete models that
+	// HardDelete asked to delete for good (see softdelete.go).
+	hardDeletes map[*identity.Entry]bool
+
 	seq      uint64
 	stats    Stats
 	dest     []any            // scratch scan targets
@@ -175,6 +180,9 @@ func (s *Session) Engine() *Engine { return s.e }
 // running, and ErrSessionClosed after Close.
 func (s *Session) enter() error {
 	if !s.busy.CompareAndSwap(false, true) {
+		if s.inHook.Load() {
+			return ErrHookReentry
+		}
 		return ErrConcurrentUse
 	}
 	if s.closed {
@@ -866,6 +874,7 @@ func (s *Session) committed() {
 		s.release(e)
 	}
 	s.deletes = s.deletes[:0]
+	clear(s.hardDeletes)
 	if len(s.owned) > 0 {
 		s.sweepOwned(false)
 	}
@@ -908,6 +917,7 @@ func (s *Session) reset() {
 	s.intentLog = s.intentLog[:0]
 	s.sps = s.sps[:0]
 	s.links = nil
+	clear(s.hardDeletes)
 	s.sweepOwned(true)
 	clear(s.members)
 }

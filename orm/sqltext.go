@@ -287,7 +287,7 @@ func loadSQL(d dialect.Dialect, r *mapper.Relation, target *mapper.Table, n int)
 	}
 	b = append(b, " WHERE "+match+" IN ("...)
 	b = appendPlaceholders(b, d, 1, n)
-	b = append(b, ") ORDER BY "...)
+	b = append(appendLive(append(b, ')'), d, tq, target), " ORDER BY "...)
 	if r.Join != nil {
 		b = append(b, match+", "...)
 	}

@@ -231,6 +231,7 @@ func planUpsert(t *mapper.Table, c Conflict) (upsertPlan, error) {
 		}
 		p.set = append(p.set, col)
 	}
+	p.set = upsertStampCols(t, p.set, c.all)
 	return p, nil
 }
 
@@ -298,6 +299,7 @@ func (s *Session) upsertLocked(ctx context.Context, t *mapper.Table, p upsertPla
 	if d.Returning() {
 		ret = t.Columns
 	}
+	now := stampNow() // for created and updated columns that hold no time
 	for len(objs) > 0 {
 		n := min(chunk, len(objs))
 		batch := objs[:n]
@@ -311,6 +313,9 @@ func (s *Session) upsertLocked(ctx context.Context, t *mapper.Table, p upsertPla
 					if x, ok := keyval.Int64(v); ok && x == 0 {
 						v = int64(1) // versions start at 1, as Commit's inserts
 					}
+				}
+				if (c.Created || c.Updated) && timeIsZero(v) {
+					v = now // the object gets it from the row, as every column
 				}
 				args = append(args, v)
 			}
