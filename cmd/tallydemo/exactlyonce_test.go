@@ -58,9 +58,9 @@ func TestTransferRetriedWithSameRequestIDAppliesOnce(t *testing.T) {
 			{"TRANSFER 1 2 5 req-1", "OK 1 replayed"},
 			{"TRANSFER 1 2 5 req-2", "OK 2"},
 			{"TRANSFER 1 2 6 req-1", `ERR conflict: request id already used for another transfer: "req-1" is transfer 1`},
-			{"TRANSFER 1 2 5000 req-3", "ERR insufficient-funds: account 1 has 990, transfer needs 5000"},
+			{"TRANSFER 1 2 1200 req-3", "ERR insufficient-funds: account 1 has 990, transfer needs 1200"},
 			{"TRANSFER 2 1 500 req-4", "OK 3"},
-			{"TRANSFER 1 2 5000 req-3", "ERR insufficient-funds: account 1 has 990, transfer needs 5000"}, // the recorded refusal (1 now has 1490)
+			{"TRANSFER 1 2 1200 req-3", "ERR insufficient-funds: account 1 has 990, transfer needs 1200"}, // the recorded refusal, though 1 now has 1490
 			{"TRANSFER 1 2 5 bad/id", "ERR bad-request: invalid transfer: a request id has only letters, digits and -_.: (byte 3 is 0x2f)"},
 			{"BALANCE 1", "OK 1490"},
 		} {
