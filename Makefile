@@ -7,7 +7,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # CI would pay twice (test and race). Override: make test TIMEOUT=10m.
 TIMEOUT := 5m
 
-.PHONY: test race reliability lint generate check-generated fmt-check tidy-check demo bench
+.PHONY: test race reliability scale lint generate check-generated fmt-check tidy-check demo bench
 
 # test runs every test, uncached, on SQLite and on each reachable server.
 test:
@@ -17,6 +17,12 @@ test:
 # the mapper caches are used from many goroutines at once.
 race:
 	go test -race -count=1 -timeout=$(TIMEOUT) ./...
+
+# scale runs the scale-out tests (package scale: read replicas, multi-primary
+# clusters), which start their own servers on loopback and skip without
+# TALLY_SCALE=1. A few minutes; CI runs it after race.
+scale:
+	TALLY_SCALE=1 go test -count=1 -timeout=10m -v -run . ./scale/...
 
 # reliability runs what is too slow for every test run (under 10 minutes
 # on 2 cores; CI runs it after race, see docs/reliability.md): the tests

@@ -415,6 +415,13 @@ func (c *httpClient) do(ctx context.Context, method, path, body, key string, v a
 	}
 	var e errorBody
 	if json.Unmarshal(data, &e) != nil || e.Code == "" {
+		if resp.StatusCode == http.StatusConflict {
+			// eng.Middleware's own answer when the database refused the
+			// COMMIT (a conflict: on a Galera cluster, a certification
+			// failure): nothing was committed, so it is "busy", not an
+			// unknown outcome.
+			return resp.StatusCode, &replyError{Code: codeBusy, Msg: "the commit conflicted; nothing was committed"}
+		}
 		return resp.StatusCode, fmt.Errorf("%s %s: %s: %.200q", method, path, resp.Status, data)
 	}
 	return resp.StatusCode, &replyError{Code: e.Code, Msg: e.Error}
@@ -536,6 +543,8 @@ type Report struct {
 
 	Leaks Leaks
 
+	Cluster *ClusterReport // several -dsn: per-node figures; else nil
+
 	Checks []Check
 }
 
@@ -569,6 +578,7 @@ func (r *Report) Print(w io.Writer) {
 		fmt.Fprintf(w, "  unknown    %d attempts with an unknown outcome (%d of them ErrCommitUnknown at the bank), retried with their request id; %d requests resolved, %d answered \"already committed\"\n",
 			l.Unknown, r.CommitUnknown, l.Resolved, l.Replayed)
 	}
+	r.Cluster.print(w)
 	fmt.Fprintf(w, "  errors     %d  (%.3f%% of requests)\n", l.Errors, 100*float64(l.Errors)/max(float64(l.Requests), 1))
 	for _, s := range l.ErrorSamples {
 		fmt.Fprintf(w, "             %s\n", s)

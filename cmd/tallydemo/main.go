@@ -44,6 +44,11 @@
 //
 //	go run ./cmd/tallydemo -driver postgres -dsn '...' -clients 200 -duration 60s -faults kill,cut
 //
+// On a multi-primary cluster (MariaDB Galera) give one -dsn per node: the
+// engine spreads its sessions over them (orm.WithPrimaries), and the report
+// adds the transfers committed on each node and what the cluster refused
+// (see cluster.go).
+//
 // With -serve it only serves, until interrupted: HTTP on the given address
 // and the line protocol on -tcp (default: the next port).
 //
@@ -125,6 +130,7 @@ import (
 // config is the command line.
 type config struct {
 	driver, dsn string
+	primaries   []string // more -dsn flags: the other nodes of a multi-primary cluster
 	serve, tcp  string
 
 	clients   int
@@ -146,7 +152,7 @@ func parseFlags(args []string, errOut io.Writer) (config, error) {
 	fs := flag.NewFlagSet("tallydemo", flag.ContinueOnError)
 	fs.SetOutput(errOut)
 	fs.StringVar(&c.driver, "driver", "sqlite", "database: sqlite, mysql or postgres")
-	fs.StringVar(&c.dsn, "dsn", "", "data source name (default for sqlite: a file in a new temp dir, removed at exit)")
+	fs.Var((*dsnFlag)(&c), "dsn", "data source name (default for sqlite: a file in a new temp dir, removed at exit); repeat it for each node of a multi-primary cluster (mysql: Galera)")
 	fs.StringVar(&c.serve, "serve", "", "only serve: HTTP on this address (host:port) until interrupted")
 	fs.StringVar(&c.tcp, "tcp", "", "with -serve: the line protocol's address (default: the port after -serve's)")
 	fs.IntVar(&c.clients, "clients", 32, "load: concurrent clients, half HTTP and half TCP")
@@ -177,6 +183,8 @@ func parseFlags(args []string, errOut io.Writer) (config, error) {
 		return c, errors.New("-unordered is a fraction, from 0 to 1")
 	case c.driver != "sqlite" && c.dsn == "":
 		return c, fmt.Errorf("-driver %s needs a -dsn", c.driver)
+	case len(c.primaries) > 0 && c.driver == "sqlite":
+		return c, errors.New("several -dsn flags (a cluster's nodes) need -driver mysql or postgres")
 	case c.tcp != "" && c.serve == "":
 		return c, errors.New("-tcp goes with -serve")
 	case c.faults.Kill && dialectOf(c.driver) != "mysql" && dialectOf(c.driver) != "postgres":
@@ -248,13 +256,14 @@ func isTerminal(f *os.File) bool {
 
 // app is the wired service: engine, bank and audit job.
 type app struct {
-	cfg   config
-	eng   *orm.Engine
-	bank  *Bank
-	audit *Audit
-	ids   []int64
-	where string // the database, for messages; never holds a password
-	tmp   string // SQLite's temp dir, removed by close
+	cfg     config
+	eng     *orm.Engine
+	bank    *Bank
+	audit   *Audit
+	ids     []int64
+	where   string        // the database, for messages; never holds a password
+	cluster *clusterStats // several -dsn: the cluster's figures; else nil
+	tmp     string        // SQLite's temp dir, removed by close
 }
 
 // open connects, resets the bank's tables and opens the accounts.
@@ -285,12 +294,21 @@ func open(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err error)
 	if cfg.conns > 0 {
 		opts = append(opts, orm.WithMaxOpenConns(cfg.conns))
 	}
+	if len(cfg.primaries) > 0 {
+		a.cluster = &clusterStats{}
+		opts = append(opts, a.cluster.options(cfg.primaries)...)
+	}
 	if a.eng, err = orm.Open(ctx, cfg.driver, dsn, opts...); err != nil {
 		return nil, err
 	}
 	a.bank.eng = a.eng
 	if a.ids, err = a.bank.Reset(ctx, cfg.accounts, cfg.balance); err != nil {
 		return nil, fmt.Errorf("reset the bank's tables: %w", err)
+	}
+	if a.cluster != nil {
+		if err := a.cluster.track(ctx, a.eng); err != nil {
+			return nil, fmt.Errorf("record each transfer's node: %w", err)
+		}
 	}
 	a.audit = &Audit{Eng: a.eng, Want: int64(cfg.accounts) * cfg.balance, Every: cfg.audit, Log: log}
 	return a, nil
@@ -441,6 +459,11 @@ func runLoad(ctx context.Context, cfg config, progress io.Writer, terminal bool,
 	}
 	// Verify runs after the servers stopped: nothing writes any more.
 	vctx := context.WithoutCancel(ctx)
+	if a.cluster != nil {
+		if rep.Cluster, err = a.cluster.report(vctx, a.eng); err != nil {
+			return nil, fmt.Errorf("count commits per node: %w", err)
+		}
+	}
 	if rep.Checks, err = a.bank.Verify(vctx, res.Committed, res.Refused, int64(cfg.accounts)*cfg.balance); err != nil {
 		return nil, fmt.Errorf("check the invariants: %w", err)
 	}

@@ -247,5 +247,8 @@ func (srv *TCPServer) fail(ctx context.Context, line string, err error) string {
 		}
 		return "ERR " + code + ": the server logged the details"
 	}
-	return "ERR " + code + ": " + err.Error()
+	// One reply is one line: an error joined from several (a conflict
+	// and the rollback it forced) has newlines, which would be read as
+	// the replies to the next requests.
+	return "ERR " + code + ": " + strings.ReplaceAll(err.Error(), "\n", "; ")
 }
