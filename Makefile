@@ -37,6 +37,8 @@ LOAD_DURATION := 20s
 RELIABLE := TALLY_RELIABILITY=1 go test -count=1 -timeout=15m
 FUZZ := go test -run '^$$' -fuzztime=$(FUZZTIME) -fuzz
 reliability:
+# The long tests, one line per package, e.g. $(RELIABLE) ./internal/servers/...
+# Then the fuzz targets, one line each; then the load, which runs last.
 	$(FUZZ) '^FuzzParseTag$$' ./mapper
 	$(FUZZ) '^FuzzParseRelTag$$' ./mapper
 	$(FUZZ) '^FuzzQuote$$' ./dialect

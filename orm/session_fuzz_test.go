@@ -38,6 +38,8 @@ type fuzzSession struct {
 	s   *orm.Session
 
 	committed map[int64]fuzzRow          // what the database holds after the last commit
+	flushed   map[int64]fuzzRow          // what the session's transaction holds: the last flush
+	uncertain bool                       // a Get may have autoflushed since: flushed is not known
 	view      map[int64]fuzzRow          // what the session's unit of work stands for now
 	objs      map[int64]*sessionFuzzItem // the tracked objects, by key
 	deleted   map[int64]bool             // keys deleted since the last commit or rollback
@@ -53,7 +55,8 @@ const (
 
 // FuzzSession is a differential test of the unit of work on SQLite: a
 // program of random operations — Add, Delete, change, Flush, Commit,
-// Rollback, Savepoint (released or rolled back, nested) — runs against a
+// Rollback, Savepoint (released or rolled back, nested), Refresh, and a
+// query of every row (which autoflushes) — runs against a
 // session and against an in-memory model of what it promises. After every
 // operation the tracked objects must hold the model's values (a savepoint
 // rolled back restores them); after every commit the table must hold
@@ -87,8 +90,8 @@ func FuzzSession(f *testing.F) {
 		if _, err := eng.DB().ExecContext(ctx, "DELETE FROM session_fuzz_items"); err != nil {
 			t.Fatal(err)
 		}
-		fs := &fuzzSession{t: t, ctx: ctx, eng: eng, s: eng.NewSession(), prog: prog,
-			committed: map[int64]fuzzRow{}, view: map[int64]fuzzRow{}, objs: map[int64]*sessionFuzzItem{}, deleted: map[int64]bool{}}
+		fs := &fuzzSession{t: t, ctx: ctx, eng: eng, s: eng.NewSession(), prog: prog, committed: map[int64]fuzzRow{},
+			flushed: map[int64]fuzzRow{}, view: map[int64]fuzzRow{}, objs: map[int64]*sessionFuzzItem{}, deleted: map[int64]bool{}}
 		defer fs.s.Close()
 		fs.run(0, 0)
 		fs.do("commit", fs.commit)
@@ -100,7 +103,7 @@ func FuzzSession(f *testing.F) {
 func (fs *fuzzSession) run(i, depth int) (int, bool) {
 	for ; i+1 < len(fs.prog) && fs.steps < fuzzMaxSteps; i += 2 {
 		fs.steps++
-		op, arg := fs.prog[i]%8, fs.prog[i+1]
+		op, arg := fs.prog[i]%10, fs.prog[i+1]
 		k := int64(arg%fuzzKeys) + 1
 		switch op {
 		case 0:
@@ -129,6 +132,7 @@ func (fs *fuzzSession) run(i, depth int) (int, bool) {
 			fs.view[k] = fuzzRow{o.Name, o.N}
 		case 3:
 			fs.do("flush", func() error { return fs.s.Flush(fs.ctx) })
+			fs.flushedNow()
 		case 4:
 			if depth == 0 {
 				fs.do("commit", fs.commit)
@@ -144,6 +148,10 @@ func (fs *fuzzSession) run(i, depth int) (int, bool) {
 			if depth > 0 {
 				return i, arg%2 == 1
 			}
+		case 8:
+			fs.refresh(k)
+		case 9:
+			fs.queryAll()
 		}
 		fs.checkObjects()
 	}
@@ -157,6 +165,7 @@ func (fs *fuzzSession) savepoint(i *int, depth int) {
 	var fail bool
 	fs.trace = append(fs.trace, "savepoint {")
 	err := fs.s.Savepoint(fs.ctx, func() error {
+		fs.flushedNow() // Savepoint flushes first
 		*i, fail = fs.run(*i+2, depth+1)
 		if fail {
 			return errFuzzRollback
@@ -171,6 +180,7 @@ func (fs *fuzzSession) savepoint(i *int, depth int) {
 	case err != nil:
 		fs.fatalf("savepoint: %v", err)
 	}
+	fs.flushedNow() // released: flushed; rolled back: as flushed at its start
 }
 
 // get returns the tracked object for k, loading it if the model says the
@@ -181,6 +191,9 @@ func (fs *fuzzSession) get(k int64) *sessionFuzzItem {
 	}
 	if _, ok := fs.view[k]; !ok {
 		return nil
+	}
+	if !maps.Equal(fs.view, fs.flushed) {
+		fs.uncertain = true // Get autoflushes when it goes to SQL
 	}
 	o, err := orm.Get[sessionFuzzItem](fs.ctx, fs.s, k)
 	if err != nil {
@@ -197,6 +210,7 @@ func (fs *fuzzSession) commit() error {
 	}
 	fs.committed = maps.Clone(fs.view)
 	fs.deleted = map[int64]bool{}
+	fs.flushedNow()
 	fs.checkTable()
 	return nil
 }
@@ -206,6 +220,48 @@ func (fs *fuzzSession) reset() {
 	fs.view = maps.Clone(fs.committed)
 	fs.objs = map[int64]*sessionFuzzItem{}
 	fs.deleted = map[int64]bool{}
+	fs.flushedNow()
+}
+
+// flushedNow records that the transaction holds the session's view.
+func (fs *fuzzSession) flushedNow() {
+	fs.flushed, fs.uncertain = maps.Clone(fs.view), false
+}
+
+// refresh reloads a tracked object that the transaction holds, when the
+// model knows what it holds: the object takes the flushed values, its
+// unflushed change is gone.
+func (fs *fuzzSession) refresh(k int64) {
+	o := fs.objs[k]
+	r, inTx := fs.flushed[k]
+	if o == nil || !inTx || fs.uncertain {
+		return
+	}
+	fs.do(fmt.Sprintf("refresh %d", k), func() error { return fs.s.Refresh(fs.ctx, o) })
+	fs.view[k] = r
+}
+
+// queryAll reads every row through the session: the query autoflushes,
+// so it returns the session's view, and a row already tracked comes back
+// as the tracked object, with its values.
+func (fs *fuzzSession) queryAll() {
+	fs.trace = append(fs.trace, "query all")
+	all, err := orm.Query[sessionFuzzItem](fs.s).OrderBy("id").All(fs.ctx)
+	if err != nil {
+		fs.fatalf("query all: %v", err)
+	}
+	fs.flushedNow()
+	got := map[int64]fuzzRow{}
+	for _, o := range all {
+		got[o.ID] = fuzzRow{o.Name, o.N}
+		if tracked := fs.objs[o.ID]; tracked != nil && tracked != o {
+			fs.fatalf("query all returned a second object for key %d", o.ID)
+		}
+		fs.objs[o.ID] = o
+	}
+	if !maps.Equal(got, fs.view) {
+		fs.fatalf("query all = %v, the model %v", got, fs.view)
+	}
 }
 
 func (fs *fuzzSession) do(what string, fn func() error) {

@@ -58,9 +58,9 @@ func TestTransferRetriedWithSameRequestIDAppliesOnce(t *testing.T) {
 			{"TRANSFER 1 2 5 req-1", "OK 1 replayed"},
 			{"TRANSFER 1 2 5 req-2", "OK 2"},
 			{"TRANSFER 1 2 6 req-1", `ERR conflict: request id already used for another transfer: "req-1" is transfer 1`},
-			{"TRANSFER 1 2 5000 req-3", "ERR insufficient-funds: account 1 has 990, transfer needs 5000"},
+			{"TRANSFER 1 2 1200 req-3", "ERR insufficient-funds: account 1 has 990, transfer needs 1200"},
 			{"TRANSFER 2 1 500 req-4", "OK 3"},
-			{"TRANSFER 1 2 5000 req-3", "ERR insufficient-funds: account 1 has 990, transfer needs 5000"}, // the recorded refusal (1 now has 1490)
+			{"TRANSFER 1 2 1200 req-3", "ERR insufficient-funds: account 1 has 990, transfer needs 1200"}, // the recorded refusal, though 1 now has 1490
 			{"TRANSFER 1 2 5 bad/id", "ERR bad-request: invalid transfer: a request id has only letters, digits and -_.: (byte 3 is 0x2f)"},
 			{"BALANCE 1", "OK 1490"},
 		} {
@@ -169,6 +169,57 @@ func TestConcurrentAttemptsOfOneRequestApplyOnce(t *testing.T) {
 		n2, err := orm.Query[Transfer](a.eng.NewSession()).Count(t.Context())
 		if err != nil || n2 != 1 {
 			t.Errorf("%d journal rows, %v; want 1", n2, err)
+		}
+	})
+}
+
+// A retry sent while the first attempt is still in flight — holding the
+// accounts' locks, its transfer flushed but not committed — waits for it,
+// and answers with its transfer once it commits. (Searching the journal
+// before taking the locks would miss that commit, and then refuse the
+// retry for the money the first attempt spent: the load found this.)
+func TestRetryWaitsForAttemptInFlightAndReplaysIt(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		a, err := open(t.Context(), testConfig(tg), slog.New(slog.NewTextHandler(t.Output(), nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.close()
+		// The first attempt runs in a session of its own, as in the HTTP
+		// middleware, which commits only when the handler answers.
+		first := a.eng.NewSession()
+		defer first.Close()
+		t1, _, err := a.bank.Transfer(orm.NewContext(t.Context(), first), "in-flight", 1, 2, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		type result struct {
+			t        *Transfer
+			replayed bool
+			err      error
+		}
+		retried := make(chan result, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			tr, replayed, err := a.bank.Transfer(ctx, "in-flight", 1, 2, 1000)
+			retried <- result{tr, replayed, err}
+		}()
+		time.Sleep(300 * time.Millisecond) // the retry is waiting for the locks
+		select {
+		case r := <-retried:
+			t.Fatalf("the retry answered while the first attempt held the accounts: %+v, %v", r.t, r.err)
+		default:
+		}
+		if err := first.Commit(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		r := <-retried
+		if r.err != nil || !r.replayed || r.t.ID != t1.ID {
+			t.Fatalf("retry: transfer %+v, replayed %v, error %v; want transfer %d replayed", r.t, r.replayed, r.err, t1.ID)
+		}
+		if bal, err := a.bank.Balance(t.Context(), 1); err != nil || bal != 0 {
+			t.Errorf("balance of 1: %d, %v; want 0: the 1000 moved once", bal, err)
 		}
 	})
 }

@@ -62,22 +62,35 @@
 //	Location: /transfers/1
 //	...
 //
-//	{"id":1,"from":1,"to":2,"amount":5,"created":"2025-01-02T03:04:05.678901Z","entries":[{"id":1,"transfer":1,"account":1,"amount":-5},{"id":2,"transfer":1,"account":2,"amount":5}]}
+//	{"id":1,"request_id":"s-…","from":1,"to":2,"amount":5,"created":"2025-01-02T03:04:05.678901Z","entries":[{"id":1,"transfer":1,"account":1,"amount":-5},{"id":2,"transfer":1,"account":2,"amount":5}]}
 //	$ curl -s localhost:8080/accounts/1
 //	{"id":1,"owner":"alice","balance":995,"version":2}
 //	$ curl -s -X POST localhost:8080/transfers -d '{"from":1,"to":2,"amount":5000}'
 //	{"code":"insufficient-funds","error":"account 1 has 995, transfer needs 5000"}
+//
+// A client that may retry names the request, and gets the first answer
+// back instead of a second transfer (see Bank.Transfer):
+//
+//	$ curl -si -X POST localhost:8080/transfers -H 'Idempotency-Key: order-17' -d '{"from":1,"to":2,"amount":5}'
+//	HTTP/1.1 201 Created
+//	$ curl -si -X POST localhost:8080/transfers -H 'Idempotency-Key: order-17' -d '{"from":1,"to":2,"amount":5}'
+//	HTTP/1.1 200 OK
+//	Idempotent-Replayed: true
 //
 // (GET /accounts lists every account; GET /transfers/{id} shows one
 // transfer.) Or with nc on the TCP port, one request per line:
 //
 //	$ nc localhost 8081
 //	BALANCE 2
-//	OK 1005
+//	OK 1010
 //	TRANSFER 2 3 10
-//	OK 2
+//	OK 3
+//	TRANSFER 2 3 10 order-18
+//	OK 4
+//	TRANSFER 2 3 10 order-18
+//	OK 4 replayed
 //	TRANSFER 2 3 5000
-//	ERR insufficient-funds: account 2 has 995, transfer needs 5000
+//	ERR insufficient-funds: account 2 has 990, transfer needs 5000
 //	BALANCE 42
 //	ERR not-found: unknown account: 42
 //	QUIT
