@@ -100,6 +100,10 @@ func (s *Session) mergeLocked(ctx context.Context, t *mapper.Table, obj any) (an
 		return s.mergeNoRow(t, obj) // the key is free again
 	case e != nil && e.State() == identity.Deleted:
 		return nil, fmt.Errorf("%w: %s with key %v is deleted in this session", ErrNotFound, t.Name, keyValues(t, obj))
+	case e != nil && softDeleted(t, e.Obj):
+		// Copying obj's columns would also copy its (empty) softdelete
+		// column: a Merge must not undelete a row behind the caller's back.
+		return nil, notFoundSoftDeleted(t, keyValues(t, obj))
 	case e != nil:
 		if err := checkMergeVersion(t, e.Snap(), obj); err != nil {
 			return nil, err
@@ -118,6 +122,9 @@ func (s *Session) mergeLocked(ctx context.Context, t *mapper.Table, obj any) (an
 	}
 	// Checked before the row is tracked: a refused Merge leaves the
 	// session as it was.
+	if softDeleted(t, fresh) {
+		return nil, notFoundSoftDeleted(t, keyValues(t, obj))
+	}
 	if err := checkMergeVersion(t, fresh, obj); err != nil {
 		return nil, err
 	}

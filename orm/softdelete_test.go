@@ -326,3 +326,31 @@ func TestSoftDeletedRowsAreSkippedByProjections(t *testing.T) {
 		}
 	})
 }
+
+// Merge of an object whose row is soft-deleted is ErrNotFound and writes
+// nothing: copying the decoded object's empty softdelete column onto the
+// row would undelete it behind the caller's back.
+func TestMergeDoesNotUndeleteASoftDeletedRow(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := sdOpen(t, tg)
+		ctx := context.Background()
+		_, _, gone := sdSeed(t, eng)
+		decoded := &sdNote{ID: gone.ID, OwnerID: gone.OwnerID, Body: "edited"}
+		for _, tracked := range []bool{false, true} {
+			s := eng.NewSession()
+			if tracked {
+				// The row read WithDeleted: Merge finds it in the identity map.
+				_, err := orm.Query[sdNote](s).WithDeleted().Where("id = ?", gone.ID).One(ctx)
+				uowMust(t, err)
+			}
+			if _, err := orm.Merge(ctx, s, decoded); !errors.Is(err, orm.ErrNotFound) || !strings.Contains(err.Error(), "soft-deleted") {
+				t.Fatalf("Merge (tracked=%v) of a soft-deleted row = %v; want ErrNotFound naming the soft delete", tracked, err)
+			}
+			uowMust(t, s.Commit(ctx))
+			s.Close()
+		}
+		if c := countRows(t, eng, "SELECT COUNT(*) FROM sd_notes WHERE deleted_at IS NOT NULL AND body = 'gone'"); c != 1 {
+			t.Fatalf("%d soft-deleted, unchanged rows; want 1: Merge must not undelete or change it", c)
+		}
+	})
+}
