@@ -457,8 +457,12 @@ func (s *Session) Delete(objs ...any) error {
 	}
 	defer s.leave()
 	for _, obj := range objs {
+		e := s.hardDeleted(obj)
 		if err := s.deleteLocked(obj); err != nil {
 			return err
+		}
+		if e != nil && e.State() == identity.Deleted {
+			delete(s.hardDeletes, e)
 		}
 	}
 	return nil

@@ -61,6 +61,25 @@ func (s *Session) HardDelete(objs ...any) error {
 	return nil
 }
 
+// hardDeleted returns obj's entry when it carries a HardDelete mark but
+// is not deleted now: a savepoint rolled the delete back, not the mark. A
+// Delete of it then drops the mark, so that this delete is the soft one the
+// caller asked for. (A mark whose delete still stands is kept: Delete of
+// an object already deleted changes nothing.)
+func (s *Session) hardDeleted(obj any) *identity.Entry {
+	if len(s.hardDeletes) == 0 {
+		return nil
+	}
+	t, err := s.tableOf(obj)
+	if err != nil {
+		return nil
+	}
+	if e := s.lookup(t, obj); e != nil && s.hardDeletes[e] && e.State() != identity.Deleted {
+		return e
+	}
+	return nil
+}
+
 // keepsRow reports whether the deleted entry e is soft-deleted: its row
 // stays, and so do its many-to-many join rows, so that a row brought back
 // (deleted_at set to NULL again) has its links.

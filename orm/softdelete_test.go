@@ -354,3 +354,32 @@ func TestMergeDoesNotUndeleteASoftDeletedRow(t *testing.T) {
 		}
 	})
 }
+
+// A HardDelete rolled back by its savepoint leaves no trace: a later
+// Delete of the same object is the soft delete it asks for, and the row
+// stays.
+func TestDeleteAfterRolledBackHardDeleteIsSoft(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := sdOpen(t, tg)
+		ctx := context.Background()
+		n := &sdNote{Body: "x"}
+		seedObjects(t, eng, &sdOwner{Name: "ann", Notes: []*sdNote{n}})
+		s := eng.NewSession()
+		defer s.Close()
+		got, err := orm.Get[sdNote](ctx, s, n.ID)
+		uowMust(t, err)
+		undo := errors.New("undo")
+		if err := s.Savepoint(ctx, func() error {
+			uowMust(t, s.HardDelete(got))
+			uowMust(t, s.Flush(ctx))
+			return undo
+		}); !errors.Is(err, undo) {
+			t.Fatalf("Savepoint = %v, want %v", err, undo)
+		}
+		uowMust(t, s.Delete(got))
+		uowMust(t, s.Commit(ctx))
+		if c := countRows(t, eng, "SELECT COUNT(*) FROM sd_notes WHERE deleted_at IS NOT NULL"); c != 1 {
+			t.Fatalf("%d soft-deleted rows, want 1: the rolled-back HardDelete must not make the later Delete hard", c)
+		}
+	})
+}
