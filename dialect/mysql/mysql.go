@@ -161,8 +161,11 @@ func serverError(err error) (string, bool) {
 // reply ended early) or driver.ErrBadConn.
 func connectionHint(err error) string {
 	if me, ok := errors.AsType[*mysql.MySQLError](err); ok {
-		if me.Number == 4031 {
+		switch me.Number {
+		case 4031:
 			return "the server closed the connection after wait_timeout"
+		case 1053:
+			return "database unavailable: the server is shutting down; retry later"
 		}
 		return ""
 	}

@@ -24,14 +24,15 @@ import (
 
 func init() {
 	dialect.Register(&dialect.Driver{
-		Name:        "postgres",
-		Aliases:     []string{"postgresql", "pgx"},
-		Dialect:     dialect.PostgreSQL,
-		Open:        open,
-		Connector:   connector,
-		Classify:    classify,
-		ServerError: serverError,
-		Batch:       beginBatch,
+		Name:           "postgres",
+		Aliases:        []string{"postgresql", "pgx"},
+		Dialect:        dialect.PostgreSQL,
+		Open:           open,
+		Connector:      connector,
+		Classify:       classify,
+		ServerError:    serverError,
+		Batch:          beginBatch,
+		ConnectionHint: connectionHint,
 	})
 }
 
@@ -133,4 +134,25 @@ func endsSession(pe *pgconn.PgError) bool {
 		sev = pe.Severity
 	}
 	return sev == "FATAL" || sev == "PANIC"
+}
+
+// connectionHint says "database unavailable" when the server refused the
+// session because it is starting up, shutting down or full: the request
+// reached no transaction, and a later one may succeed. (A connection
+// that could not be made at all gets [dialect.HintUnavailable] from the
+// dialect.)
+func connectionHint(err error) string {
+	pe, ok := errors.AsType[*pgconn.PgError](err)
+	if !ok {
+		return ""
+	}
+	switch pe.Code {
+	case "57P03": // cannot_connect_now: starting up, shutting down, in recovery
+		return "database unavailable: the server is starting up or shutting down; retry later"
+	case "57P02": // crash_shutdown (57P01 is also pg_terminate_backend's: no hint)
+		return "database unavailable: the server is restarting after one of its processes crashed; retry later"
+	case "53300": // too_many_connections
+		return "database unavailable: the server has no connection slot free (max_connections); retry later or lower the pool size"
+	}
+	return ""
 }

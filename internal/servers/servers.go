@@ -332,6 +332,9 @@ func (s *Server) StartErr() error {
 		s.mu.Unlock()
 		return err
 	}
+	// The server reopens its log itself (mariadbd's --log-error) as its
+	// own OS user: the file root just created must be the server's.
+	_ = os.Chown(s.logPath(), s.uid, s.gid)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
