@@ -46,7 +46,7 @@ func open(dsn string, o dialect.OpenOptions) (*sql.DB, string, error) {
 		return nil, "", err
 	}
 	cfg.Logger = driverLogger{o.Logger}
-	conn, err := mysql.NewConnector(cfg)
+	conn, err := watchCommits(cfg, nil)
 	if err != nil {
 		return nil, cfg.Passwd, fmt.Errorf("mysql: open: %w", err)
 	}
@@ -61,10 +61,7 @@ func connector(dsn string, o dialect.OpenOptions) (driver.Connector, error) {
 		return nil, err
 	}
 	cfg.Logger = driverLogger{o.Logger}
-	if o.Dial != nil {
-		cfg.DialFunc = o.Dial
-	}
-	conn, err := mysql.NewConnector(cfg)
+	conn, err := watchCommits(cfg, o.Dial)
 	if err != nil {
 		return nil, fmt.Errorf("mysql: open: %w", err)
 	}
