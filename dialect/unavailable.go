@@ -3,7 +3,17 @@ package dialect
 import (
 	"errors"
 	"net"
+	"time"
 )
+
+// ConnectTimeout is how long the dialect/<db> packages let a new
+// connection take, dial and handshake, when the DSN does not say (MySQL's
+// timeout, PostgreSQL's connect_timeout or PGCONNECT_TIMEOUT): a server
+// that cannot be reached then fails a request as unavailable in seconds,
+// not after the operating system gives up on the dial (two minutes on
+// Linux) or never (a stalled server that accepted the connection). A
+// request's ctx deadline, when shorter, ends it sooner.
+const ConnectTimeout = 5 * time.Second
 
 // HintUnavailable is the hint a connection error carries when no
 // connection could be made at all: the request failed before anything

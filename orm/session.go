@@ -66,7 +66,7 @@ type Session struct {
 	lockPlan  lockPlan // rows to lock first, in order, before fn runs
 
 	tx       *sql.Tx
-	cancelTx context.CancelCauseFunc // ends tx's context: only a COMMIT whose ctx ends does (commitctx.go)
+	cancelTx context.CancelCauseFunc // ends tx's context: only a BEGIN's or COMMIT's ctx ending while it runs does (commitctx.go)
 	txWrite  bool                    // the transaction began IMMEDIATE or has written (SQLite's write lock)
 	idmap    identity.Map
 
@@ -663,8 +663,8 @@ func (s *Session) begin(ctx context.Context, write bool) error {
 	}
 	obs := s.e.observe(OpBegin, "BEGIN", nil)
 	// The transaction outlives this call's ctx: a ctx that ends must cancel
-	// a statement, not silently roll back the session's transaction. Only
-	// ctx of its BEGIN and of its COMMIT end it (commitctx.go).
+	// a statement, not silently roll back the session's transaction. Only the
+	// ctx of its BEGIN or COMMIT, ending while they run, ends it (commitctx.go).
 	txCtx, cancelTx := context.WithCancelCause(context.WithoutCancel(ctx))
 	tx, err := beginUntil(ctx, s.e.db.DB, txCtx, cancelTx, opts)
 	err = classify(s.e.dialect, err)

@@ -3,9 +3,11 @@ package reliability
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/tallyorm/tally/dialect"
 	"github.com/tallyorm/tally/orm"
 )
 
@@ -87,6 +89,40 @@ func TestStalledServerEndsAtTheCallersDeadlineWithAnHonestOutcome(t *testing.T) 
 					checkIdle(t, b.eng)
 				})
 			}
+			b.eng.Close()
+			leaks()
+		})
+	}
+}
+
+// A server that stalls while a caller with no deadline needs a new
+// connection: the connect fails in dialect.ConnectTimeout (the driver's
+// default would wait for good: the kernel accepts the TCP connection and
+// the server never sends its greeting), as ErrConnection saying the
+// database is unavailable.
+func TestStalledServerFailsANewConnectionInTheConnectTimeout(t *testing.T) {
+	longTest(t)
+	for _, kind := range kinds {
+		t.Run(kind, func(t *testing.T) {
+			srv := startServer(t, kind)
+			b := openBank(t, srv, "bank_connect")
+			leaks := goroutineBaseline(t)
+			b.eng.DB().SetMaxIdleConns(0) // no pooled connection: the request must connect
+			srv.Pause(t)
+			start := time.Now()
+			err := b.transfer(context.Background(), b.ids[0], b.ids[1], 1, orm.MaxAttempts(1))
+			took := time.Since(start)
+			srv.Resume(t)
+			t.Logf("connect to a stalled server: failed after %v: %v", took.Round(time.Millisecond), err)
+			if !errors.Is(err, orm.ErrConnection) || !strings.Contains(err.Error(), "database unavailable") {
+				t.Errorf("connect to a stalled server: got %v, want ErrConnection saying the database is unavailable", err)
+			}
+			if took > dialect.ConnectTimeout+2*time.Second {
+				t.Errorf("connect to a stalled server took %v, want about dialect.ConnectTimeout (%v)", took, dialect.ConnectTimeout)
+			}
+			b.audit(t)
+			b.checkServes(t)
+			checkIdle(t, b.eng)
 			b.eng.Close()
 			leaks()
 		})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/go-sql-driver/mysql"
 )
@@ -23,8 +24,9 @@ import (
 // watchConnector wraps the driver's connector so that each connection
 // knows its network connection.
 type watchConnector struct {
-	inner driver.Connector
-	dial  func(ctx context.Context, network, addr string) (net.Conn, error)
+	inner   driver.Connector
+	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
+	timeout time.Duration // bounds the whole connect (the driver's bounds the dial only)
 }
 
 // netSlotKey carries, in the context of one Connect, where the dial
@@ -58,14 +60,29 @@ func watchCommits(cfg *mysql.Config, dial func(ctx context.Context, network, add
 	if err != nil {
 		return nil, err
 	}
-	return &watchConnector{inner: inner, dial: dial}, nil
+	return &watchConnector{inner: inner, dial: dial, timeout: cfg.Timeout}, nil
 }
 
-// Connect makes a connection and remembers its network connection.
+// Connect makes a connection and remembers its network connection. The
+// DSN's timeout bounds the handshake too: the driver watches ctx while it
+// connects, but bounds only the dial by its timeout, so a server that
+// accepts and then says nothing (stalled) would hold a caller without a
+// deadline for good.
 func (w *watchConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	callerCtx := ctx
+	if w.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, w.timeout)
+		defer cancel()
+	}
 	var nc net.Conn
 	c, err := w.inner.Connect(context.WithValue(ctx, netSlotKey{}, &nc))
 	if err != nil {
+		if ctx.Err() != nil && callerCtx.Err() == nil {
+			// Tally's deadline, not the caller's: report the server as
+			// unreachable (a dial failure), not as the caller giving up.
+			return nil, &net.OpError{Op: "dial", Net: "tcp", Err: connectTimeoutError(w.timeout)}
+		}
 		return nil, err
 	}
 	return &watchConn{Conn: c, net: nc}, nil
@@ -153,3 +170,17 @@ func (t *watchTx) Commit() error {
 	}
 	return err
 }
+
+// connectTimeoutError is a connect that took longer than the DSN's
+// timeout (or dialect.ConnectTimeout): the server did not answer.
+type connectTimeoutError time.Duration
+
+func (e connectTimeoutError) Error() string {
+	return fmt.Sprintf("no answer from the server within the connect timeout (%v; the DSN's timeout= sets it)", time.Duration(e))
+}
+
+// Timeout reports true: it is a net.Error timeout.
+func (connectTimeoutError) Timeout() bool { return true }
+
+// Temporary reports true, for net.Error.
+func (connectTimeoutError) Temporary() bool { return true }

@@ -92,6 +92,14 @@ func Config(dsn string) (*mysql.Config, error) {
 	// version-checked UPDATE that writes identical values would look stale
 	// (0 rows) though it matched.
 	cfg.ClientFoundRows = true
+	// timeout, unless the DSN says: a server that cannot be reached (a
+	// host that drops packets, a stalled server) fails the connect in
+	// ConnectTimeout, not after the OS gives up on the dial (minutes) or
+	// never (a handshake nobody answers). The connector applies it to the
+	// whole connect, handshake included, as PostgreSQL's connect_timeout.
+	if !strings.Contains(dsn, "?timeout=") && !strings.Contains(dsn, "&timeout=") {
+		cfg.Timeout = dialect.ConnectTimeout
+	}
 	// interpolateParams, unless the DSN says: one round trip per statement,
 	// not prepare + execute (figures in the README). The driver refuses it
 	// with a collation whose multi-byte characters can hide a quote (big5,

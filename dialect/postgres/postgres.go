@@ -15,6 +15,10 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -44,7 +48,7 @@ func open(dsn string, _ dialect.OpenOptions) (*sql.DB, string, error) {
 	}
 	// Through the registered driver name, so that whatever the program
 	// registered on it (pgx's stdlib options) applies.
-	db, err := sql.Open("pgx", dsn)
+	db, err := sql.Open("pgx", WithConnectTimeout(dsn))
 	if err != nil {
 		return nil, password, fmt.Errorf("postgres: open: %w", err)
 	}
@@ -53,7 +57,7 @@ func open(dsn string, _ dialect.OpenOptions) (*sql.DB, string, error) {
 
 // connector returns a connector for dsn whose connections o.Dial makes.
 func connector(dsn string, o dialect.OpenOptions) (driver.Connector, error) {
-	cfg, err := pgx.ParseConfig(dsn)
+	cfg, err := pgx.ParseConfig(WithConnectTimeout(dsn))
 	if err != nil {
 		// Not wrapped, as in Password: the error keeps the raw DSN.
 		return nil, fmt.Errorf("postgres: bad DSN: %s", err.Error())
@@ -136,14 +140,18 @@ func endsSession(pe *pgconn.PgError) bool {
 	return sev == "FATAL" || sev == "PANIC"
 }
 
-// connectionHint says "database unavailable" when the server refused the
-// session because it is starting up, shutting down or full: the request
-// reached no transaction, and a later one may succeed. (A connection
-// that could not be made at all gets [dialect.HintUnavailable] from the
-// dialect.)
+// connectionHint says "database unavailable" when no connection could be
+// made (the network failed, or connect_timeout ran out) or the server
+// refused the session because it is starting up, shutting down or full:
+// the request reached no transaction, and a later one may succeed.
 func connectionHint(err error) string {
 	pe, ok := errors.AsType[*pgconn.PgError](err)
 	if !ok {
+		if _, ok := errors.AsType[*pgconn.ConnectError](err); ok {
+			// No server error: the connect failed on the network, or
+			// timed out (connect_timeout) waiting for a stalled server.
+			return dialect.HintUnavailable
+		}
 		return ""
 	}
 	switch pe.Code {
@@ -155,4 +163,26 @@ func connectionHint(err error) string {
 		return "database unavailable: the server has no connection slot free (max_connections); retry later or lower the pool size"
 	}
 	return ""
+}
+
+// WithConnectTimeout returns dsn (a URL or key=value string) with
+// connect_timeout set to [dialect.ConnectTimeout], unless dsn or the
+// PGCONNECT_TIMEOUT environment variable sets one: pgx otherwise waits for
+// a connection as long as the operating system does (two minutes for a
+// host that drops packets) or, with a stalled server, for good.
+func WithConnectTimeout(dsn string) string {
+	if strings.Contains(dsn, "connect_timeout") || os.Getenv("PGCONNECT_TIMEOUT") != "" {
+		return dsn
+	}
+	setting := "connect_timeout=" + strconv.Itoa(int(dialect.ConnectTimeout/time.Second))
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		if strings.Contains(dsn, "?") {
+			return dsn + "&" + setting
+		}
+		return dsn + "?" + setting
+	}
+	if strings.TrimSpace(dsn) == "" {
+		return setting
+	}
+	return dsn + " " + setting
 }
