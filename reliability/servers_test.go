@@ -3,6 +3,7 @@ package reliability
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,10 +37,26 @@ func userDSN(srv *servers.Server, db string) string {
 // it; the test's cleanup closes the engine.
 func openBank(t *testing.T, srv *servers.Server, db string, opts ...orm.Option) *bank {
 	t.Helper()
+	return openBankWith(t, srv, db, "", opts...)
+}
+
+// openBankWith is openBank with session settings added to the DSN:
+// params is "name=value&..." (MySQL system variables, PostgreSQL run-time
+// parameters), set on every connection of the engine.
+func openBankWith(t *testing.T, srv *servers.Server, db, params string, opts ...orm.Option) *bank {
+	t.Helper()
 	srv.Exec(t, "CREATE DATABASE "+db)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	eng, err := orm.Open(ctx, srv.Kind, userDSN(srv, db), opts...)
+	dsn := userDSN(srv, db)
+	if params != "" {
+		if strings.Contains(dsn, "?") {
+			dsn += "&" + params
+		} else {
+			dsn += "?" + params
+		}
+	}
+	eng, err := orm.Open(ctx, srv.Kind, dsn, opts...)
 	if err != nil {
 		t.Fatalf("open %s: %v", srv, err)
 	}

@@ -140,6 +140,9 @@ func classify(err error) dialect.Class {
 			4031, // ER_CLIENT_INTERACTION_TIMEOUT: MySQL 8, wait_timeout
 			1053: // ER_SERVER_SHUTDOWN
 			return dialect.ClassConnection
+		case 1969, // ER_STATEMENT_TIMEOUT: MariaDB's max_statement_time
+			3024: // ER_QUERY_TIMEOUT: MySQL's max_execution_time
+			return dialect.ClassTimeout
 		case 1213, // ER_LOCK_DEADLOCK
 			1205, // ER_LOCK_WAIT_TIMEOUT
 			3572: // ER_LOCK_NOWAIT: FOR UPDATE NOWAIT, as PostgreSQL's 55P03

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/tallyorm/tally/dialect"
 )
 
@@ -23,6 +24,19 @@ func TestConfigBoundsTheConnectUnlessTheDSNSays(t *testing.T) {
 		}
 		if cfg.Timeout != want {
 			t.Errorf("%q: connect timeout %v, want %v", dsn, cfg.Timeout, want)
+		}
+	}
+}
+
+// A statement cancelled for max_statement_time (MariaDB) or
+// max_execution_time (MySQL) is a statement timeout, not retryable.
+func TestClassifyStatementTimeout(t *testing.T) {
+	for _, n := range []uint16{1969, 3024} {
+		err := wrapped(&mysql.MySQLError{Number: n})
+		for _, d := range []dialect.Dialect{dialect.MySQL, dialect.MariaDB} {
+			if got := d.Classify(err); got != dialect.ClassTimeout {
+				t.Errorf("Classify(mysql error %d) = %v, want statement timeout", n, got)
+			}
 		}
 	}
 }

@@ -95,6 +95,11 @@ func classify(err error) dialect.Class {
 			return dialect.ClassUnique
 		case "23503": // foreign_key_violation
 			return dialect.ClassForeignKey
+		case "57014": // query_canceled: statement_timeout, or a cancel request
+			if strings.Contains(pe.Message, "statement timeout") {
+				return dialect.ClassTimeout
+			}
+			return dialect.ClassOther
 		case "40001", // serialization_failure
 			"40P01", // deadlock_detected
 			"55P03": // lock_not_available

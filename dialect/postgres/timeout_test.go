@@ -32,3 +32,16 @@ func TestWithConnectTimeoutBoundsTheConnectUnlessTheDSNSays(t *testing.T) {
 		}
 	}
 }
+
+// statement_timeout's cancel is a statement timeout; a cancel request
+// (pg_cancel_backend, a client's) shares its SQLSTATE and is not.
+func TestClassifyStatementTimeout(t *testing.T) {
+	timeout := &pgconn.PgError{Severity: "ERROR", Code: "57014", Message: "canceling statement due to statement timeout"}
+	if got := dialect.PostgreSQL.Classify(wrapped(timeout)); got != dialect.ClassTimeout {
+		t.Errorf("Classify(%v) = %v, want statement timeout", timeout, got)
+	}
+	cancel := &pgconn.PgError{Severity: "ERROR", Code: "57014", Message: "canceling statement due to user request"}
+	if got := dialect.PostgreSQL.Classify(cancel); got != dialect.ClassOther {
+		t.Errorf("Classify(%v) = %v, want other", cancel, got)
+	}
+}
