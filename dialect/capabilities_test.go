@@ -30,7 +30,7 @@ func TestCapabilities(t *testing.T) {
 		})},
 		{"sqlite", SQLite, savepoints(Capabilities{
 			Returning: true, CreateIndexIfNotExists: true, EmptyInsert: "DEFAULT VALUES",
-			Begin: BeginDeferredOrImmediate, MaxParams: 32766,
+			Begin: BeginDeferredOrImmediate, MaxParams: 32766, InProcess: true,
 		})},
 	}
 	for _, tt := range tests {

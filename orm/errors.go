@@ -56,6 +56,8 @@ var (
 	// When no connection could be made at all (the server is down,
 	// restarting, unreachable, or did not answer within the connect
 	// timeout), the message says "database unavailable": nothing was sent.
+	// On SQLite it matches a database file that cannot be written or
+	// opened: a full disk, a read-only file or mount, an I/O error.
 	ErrConnection = errors.New("orm: connection error")
 	// ErrStatementTimeout matches a database error for a statement the
 	// server cancelled because it ran longer than the session's statement
