@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -88,7 +89,7 @@ func TestPanicsUnderLoadRollBackAndReturnTheirConnections(t *testing.T) {
 		}
 
 		// The same through the Middleware, over HTTP.
-		srv := httptest.NewServer(b.eng.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		srv := httptest.NewUnstartedServer(b.eng.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			s := orm.SessionFrom(r.Context())
 			if err := b.transferIn(r.Context(), s, b.ids[6], b.ids[7], 1); err != nil {
 				http.Error(w, err.Error(), http.StatusConflict)
@@ -103,6 +104,8 @@ func TestPanicsUnderLoadRollBackAndReturnTheirConnections(t *testing.T) {
 			}
 			io.WriteString(w, "ok")
 		})))
+		srv.Config.ErrorLog = log.New(io.Discard, "", 0) // net/http logs each panic with its stack
+		srv.Start()
 		var httpOK atomic.Int64
 		for i := range 40 {
 			wg.Add(1)
