@@ -33,6 +33,7 @@ var sqliteCaps = standardSavepoints(Capabilities{
 	Begin:                  BeginDeferredOrImmediate,
 	InProcess:              true,
 	MaxParams:              32766,
+	Upsert:                 UpsertOnConflict,
 })
 
 func (sqliteDialect) Capabilities() Capabilities { return sqliteCaps }

@@ -87,6 +87,7 @@ func (s *Session) commitBatch(ctx context.Context) (done bool, err error) {
 	if len(rec.stmts) == 0 {
 		return true, nil
 	}
+	s.primary = true // read-your-writes: see replicas.go
 	conn, err := s.e.db.Conn(ctx)
 	if err != nil {
 		s.undoFlushes(0)

@@ -34,6 +34,9 @@ func (s *Session) Flush(ctx context.Context) error {
 		return err
 	}
 	defer s.leave()
+	if err := s.refuseFlush(); err != nil {
+		return err
+	}
 	return s.flushLocked(ctx, false)
 }
 

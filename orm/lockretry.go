@@ -41,6 +41,9 @@ type lockTable struct {
 // the rows of plan (see this file's comment).
 func withLockPlan(plan lockPlan) SessionOption {
 	return func(s *Session) {
+		if s.readOnly {
+			return // it cannot lock (FOR UPDATE is a write's); a retry just reads afresh
+		}
 		s.lockReads = true
 		s.lockPlan = plan
 	}

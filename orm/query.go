@@ -664,6 +664,9 @@ func (q *Q[T]) DeleteAll(ctx context.Context) (int64, error) {
 // can change which rows match in between).
 func (s *Session) bulk(ctx context.Context, t *mapper.Table, stmt string, args []any, where []string, whereArgs []any, fn func(*identity.Entry) error) (int64, error) {
 	d := s.e.dialect
+	if s.readOnly {
+		return 0, refuseWrite("UpdateAll and DeleteAll")
+	}
 	// Bind first: a bad argument fails before any statement is sent.
 	stmtQuery, stmtArgs, err := dialect.Expand(d, stmt, args)
 	if err != nil {

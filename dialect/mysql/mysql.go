@@ -35,6 +35,7 @@ func init() {
 		Classify:       classify,
 		ServerError:    serverError,
 		ConnectionHint: connectionHint,
+		NodeReady:      nodeReady,
 	})
 }
 
@@ -143,10 +144,16 @@ func classify(err error) dialect.Class {
 		case 1969, // ER_STATEMENT_TIMEOUT: MariaDB's max_statement_time
 			3024: // ER_QUERY_TIMEOUT: MySQL's max_execution_time
 			return dialect.ClassTimeout
-		case 1213, // ER_LOCK_DEADLOCK
+		case 1213, // ER_LOCK_DEADLOCK; also Galera's certification failure, at COMMIT
 			1205, // ER_LOCK_WAIT_TIMEOUT
-			3572: // ER_LOCK_NOWAIT: FOR UPDATE NOWAIT, as PostgreSQL's 55P03
+			3572, // ER_LOCK_NOWAIT: FOR UPDATE NOWAIT, as PostgreSQL's 55P03
+			1047, // ER_UNKNOWN_COM_ERROR: see galera.go
+			3101: // ER_TRANSACTION_ROLLBACK_DURING_COMMIT: see galera.go
 			return dialect.ClassRetryable
+		case 8002, 8005, 8022, 8028, 9007: // TiDB's conflicts: see galera.go
+			return dialect.ClassRetryable
+		case 1180: // ER_ERROR_DURING_COMMIT: see galera.go
+			return dialect.ClassConnection
 		}
 		return dialect.ClassOther
 	}
