@@ -47,6 +47,7 @@ reliability:
 	$(FUZZ) '^FuzzSession$$' ./orm
 	$(FUZZ) '^FuzzParseLine$$' ./cmd/tallydemo
 	$(FUZZ) '^FuzzDecodeTransfer$$' ./cmd/tallydemo
+	$(RELIABLE) ./reliability/
 	TALLY_LOAD_DURATION=$(LOAD_DURATION) $(RELIABLE) -v -run '^TestReliabilityLoadWithFaults$$' ./cmd/tallydemo
 
 # lint runs go vet and staticcheck.

@@ -49,6 +49,12 @@ type Capabilities struct {
 	// a model with a uint64 column is refused when it is registered.
 	Uint64 bool
 
+	// InProcess: the database runs inside the program (SQLite). No reply
+	// can be lost on the way: an error at COMMIT, even one classified as
+	// a connection error (a full disk), is the database's own answer, and
+	// the transaction did not commit.
+	InProcess bool
+
 	// Upsert is how an INSERT says what to do with a row whose key exists
 	// already; see [UpsertStyle].
 	Upsert UpsertStyle

@@ -30,7 +30,7 @@ func TestCapabilities(t *testing.T) {
 		})},
 		{"sqlite", SQLite, savepoints(Capabilities{
 			Returning: true, CreateIndexIfNotExists: true, EmptyInsert: "DEFAULT VALUES",
-			Begin: BeginDeferredOrImmediate, MaxParams: 32766, Upsert: UpsertOnConflict,
+			Begin: BeginDeferredOrImmediate, MaxParams: 32766, Upsert: UpsertOnConflict, InProcess: true,
 		})},
 	}
 	for _, tt := range tests {

@@ -120,6 +120,7 @@ const (
 	ClassForeignKey       // a foreign-key constraint was violated
 	ClassRetryable        // deadlock, lock wait timeout, serialization failure, SQLite busy
 	ClassConnection       // the connection is broken or could not be made
+	ClassTimeout          // the server cancelled a statement that ran past its statement timeout
 )
 
 // String names the class.
@@ -133,6 +134,8 @@ func (c Class) String() string {
 		return "retryable"
 	case ClassConnection:
 		return "connection"
+	case ClassTimeout:
+		return "statement timeout"
 	}
 	return "other"
 }

@@ -206,13 +206,19 @@ func serverErrorVia(name string, err error) (string, bool) {
 }
 
 // ConnectionHint returns the likely causes of err, a connection error, as
-// the driver registered for d names them, or "".
+// the driver registered for d names them; [HintUnavailable] when no
+// network connection could be made at all (refused, timed out); or "".
 func ConnectionHint(d Dialect, err error) string {
 	if err == nil || d == nil {
 		return ""
 	}
 	if drv := registered(d.Name()); drv != nil && drv.ConnectionHint != nil {
-		return drv.ConnectionHint(err)
+		if h := drv.ConnectionHint(err); h != "" {
+			return h
+		}
+	}
+	if dialFailed(err) {
+		return HintUnavailable
 	}
 	return ""
 }

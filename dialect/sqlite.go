@@ -31,6 +31,7 @@ var sqliteCaps = standardSavepoints(Capabilities{
 	CreateIndexIfNotExists: true,
 	EmptyInsert:            "DEFAULT VALUES",
 	Begin:                  BeginDeferredOrImmediate,
+	InProcess:              true,
 	MaxParams:              32766,
 	Upsert:                 UpsertOnConflict,
 })

@@ -145,6 +145,13 @@ func (s *Session) commitBatch(ctx context.Context) (done bool, err error) {
 // endTx's, it is not interrupted by ctx.
 func (s *Session) batchEnd(ctx context.Context, conn *sql.Conn, op Op) error {
 	s.stats.Statements++
-	_, err := s.e.execOp(context.WithoutCancel(ctx), conn, op, stringsToUpper(op), nil)
+	// ctx governs the wait for COMMIT's reply, as in a transaction
+	// (commitctx.go); ROLLBACK, and a COMMIT whose ctx has already
+	// ended, run to the end.
+	c := context.WithoutCancel(ctx)
+	if op == OpCommit && ctx.Err() == nil {
+		c = ctx
+	}
+	_, err := s.e.execOp(c, conn, op, stringsToUpper(op), nil)
 	return err
 }

@@ -49,6 +49,10 @@ func (e *Engine) commitLost(err error, alone bool) error {
 	}
 	code, fromServer := e.dialect.ServerError(err)
 	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		// First: a driver that gives up on a ctx also reports the
+		// connection it closed, which is not what happened.
+		msg = "orm: commit outcome unknown: the context ended after " + what + " was sent, before its reply (a stalled server or network?)"
 	case fromServer && code == "SQLSTATE 25P03":
 		// The server ends a session for this timeout only while it sits
 		// idle in its transaction, rolling the transaction back: the
@@ -60,8 +64,6 @@ func (e *Engine) commitLost(err error, alone bool) error {
 		msg = fmt.Sprintf("orm: commit outcome unknown: the server ended the connection (%s) when %s was sent: it may have done so before the COMMIT reached it (pg_terminate_backend, a shutdown, a timeout) or while it ran", code, what)
 	case errors.Is(err, ErrConnection):
 		msg = "orm: commit outcome unknown: the connection was found lost when " + what + " was sent: it may have been closed before (a server KILL, wait_timeout, an idle-in-transaction timeout, a restart, a network failure) or while the server ran it"
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		msg = "orm: commit outcome unknown: the context ended after " + what + " was sent, before its reply"
 	}
 	return &commitUnknownError{msg: msg, err: err}
 }

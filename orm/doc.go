@@ -210,8 +210,10 @@
 // # Errors
 //
 // Errors are prefixed "orm:" and typed. Database errors are classified
-// into [ErrUniqueViolation], [ErrForeignKeyViolation], [ErrRetryable] and
-// [ErrConnection], usable with [errors.Is], while the driver's own error
+// into [ErrUniqueViolation], [ErrForeignKeyViolation], [ErrRetryable],
+// [ErrStatementTimeout] and [ErrConnection] (whose message says "database
+// unavailable" when no connection could be made), usable with
+// [errors.Is], while the driver's own error
 // stays reachable with [errors.As] through [*DBError]. A version check that
 // fails is [ErrStaleData] ([*StaleDataError]); a flush that fails is a
 // [*FlushError]; a COMMIT whose outcome is unknown is [ErrCommitUnknown].

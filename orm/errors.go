@@ -53,7 +53,21 @@ var (
 	// failure, SQLite busy.
 	ErrRetryable = errors.New("orm: retryable database error")
 	// ErrConnection matches errors from a broken or unreachable connection.
+	// When no connection could be made at all (the server is down,
+	// restarting, unreachable, or did not answer within the connect
+	// timeout), the message says "database unavailable": nothing was sent.
+	// On SQLite it matches a database file that cannot be written or
+	// opened: a full disk, a read-only file or mount, an I/O error.
 	ErrConnection = errors.New("orm: connection error")
+	// ErrStatementTimeout matches a database error for a statement the
+	// server cancelled because it ran longer than the session's statement
+	// timeout (MariaDB's max_statement_time, MySQL's max_execution_time,
+	// PostgreSQL's statement_timeout). The transaction it ran in is rolled
+	// back. Do does not retry it: the same work would most likely run as
+	// long again, adding load to a server that is already slow. (A lock
+	// wait timeout is ErrRetryable instead: the lock is usually free on
+	// the next attempt.)
+	ErrStatementTimeout = errors.New("orm: statement timeout")
 	// ErrCommitUnknown is returned when COMMIT (or the one statement of a
 	// single-statement commit) was sent and no reply came: the connection
 	// was found lost then, whether it ended before the COMMIT reached the
@@ -104,6 +118,8 @@ func (e *DBError) Is(target error) bool {
 		return target == ErrRetryable
 	case dialect.ClassConnection:
 		return target == ErrConnection
+	case dialect.ClassTimeout:
+		return target == ErrStatementTimeout
 	}
 	return false
 }

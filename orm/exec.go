@@ -184,9 +184,10 @@ func (e *Engine) query(ctx context.Context, q querier, query string, args []any)
 }
 
 // serverReply reports whether err is an error the database server (or
-// SQLite) sent, as opposed to a failure to talk to it.
+// SQLite) sent, as opposed to a failure to talk to it. SQLite's errors
+// are all its answers, its connection errors too (a full disk).
 func (e *Engine) serverReply(err error) bool {
-	if errors.Is(err, ErrConnection) {
+	if errors.Is(err, ErrConnection) && !e.caps.InProcess {
 		return false
 	}
 	_, ok := e.dialect.ServerError(err)

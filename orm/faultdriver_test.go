@@ -53,6 +53,11 @@ const (
 	// every read with "connection reset by peer", as when the server or
 	// the network drops the connection. Servers only.
 	faultSocketResetAfterSend
+	// faultSocketStallAfterSend lets COMMIT reach the server, then drops
+	// everything the server sends: the socket stays open and silent, as
+	// with a stalled server or network, until a deadline or Close ends
+	// the read. Servers only; not in faultModes (it needs a deadline).
+	faultSocketStallAfterSend
 )
 
 func (m faultMode) String() string {
@@ -67,6 +72,8 @@ func (m faultMode) String() string {
 		return "socket-cut-after-commit"
 	case faultSocketResetAfterSend:
 		return "socket-reset-after-commit"
+	case faultSocketStallAfterSend:
+		return "socket-stall-after-commit"
 	}
 	return "none"
 }
@@ -149,11 +156,17 @@ type faultNetConn struct {
 	net.Conn
 	cut   atomic.Int32 // a faultSocket* mode; consumed by Write
 	reset atomic.Bool  // every Read fails with ECONNRESET
+	stall atomic.Bool  // every Read drops what arrives, until a deadline or Close
 }
 
 func (c *faultNetConn) Read(b []byte) (int, error) {
 	if c.reset.Load() {
 		return 0, &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: syscall.ECONNRESET}
+	}
+	for c.stall.Load() {
+		if _, err := c.Conn.Read(b); err != nil {
+			return 0, err
+		}
 	}
 	return c.Conn.Read(b)
 }
@@ -172,6 +185,9 @@ func (c *faultNetConn) Write(b []byte) (int, error) {
 		c.reset.Store(true)
 		c.Conn.Close()
 		return n, err
+	case faultSocketStallAfterSend:
+		c.stall.Store(true)
+		return c.Conn.Write(b)
 	}
 	return c.Conn.Write(b)
 }
@@ -376,7 +392,7 @@ func (t *faultTx) Commit() error {
 		}
 		t.conn.kill()
 		err = &faultError{op: "reading the reply to COMMIT", err: io.ErrUnexpectedEOF}
-	case faultSocketBeforeSend, faultSocketAfterSend, faultSocketResetAfterSend:
+	case faultSocketBeforeSend, faultSocketAfterSend, faultSocketResetAfterSend, faultSocketStallAfterSend:
 		if t.conn.sock == nil {
 			err = fmt.Errorf("faultdriver: %v needs a TCP connection", mode)
 			break

@@ -79,9 +79,10 @@ type Session struct {
 	lockReads bool     // Get locks the rows it reads (a locking retry of Do; see lockretry.go)
 	lockPlan  lockPlan // rows to lock first, in order, before fn runs
 
-	tx      *sql.Tx
-	txWrite bool // the transaction began IMMEDIATE or has written (SQLite's write lock)
-	idmap   identity.Map
+	tx       *sql.Tx
+	cancelTx context.CancelCauseFunc // ends tx's context: only a BEGIN's or COMMIT's ctx ending while it runs does (commitctx.go)
+	txWrite  bool                    // the transaction began IMMEDIATE or has written (SQLite's write lock)
+	idmap    identity.Map
 
 	// pending holds the added objects not yet inserted, in Add order;
 	// pendingByObj indexes them by pointer.
@@ -683,20 +684,19 @@ func (s *Session) begin(ctx context.Context, write bool) error {
 	}
 	obs := s.e.observe(OpBegin, "BEGIN", nil)
 	// The transaction outlives this call's ctx: a ctx that ends must cancel
-	// a statement, not silently roll back the session's transaction.
-	txCtx := ctx
-	if ctx.Done() != nil {
-		txCtx = context.WithoutCancel(ctx)
-	}
+	// a statement, not silently roll back the session's transaction. Only the
+	// ctx of its BEGIN or COMMIT, ending while they run, ends it (commitctx.go).
+	txCtx, cancelTx := context.WithCancelCause(context.WithoutCancel(ctx))
 	s.primary = true // read-your-writes: see replicas.go
-	tx, err := s.e.db.BeginTx(txCtx, opts)
+	tx, err := beginUntil(ctx, s.e.db.DB, txCtx, cancelTx, opts)
 	err = classify(s.e.dialect, err)
 	obs.done(ctx, -1, err)
 	s.stats.Statements++
 	if err != nil {
+		cancelTx(nil)
 		return fmt.Errorf("orm: begin: %w", err)
 	}
-	s.tx = tx
+	s.tx, s.cancelTx = tx, cancelTx
 	s.txWrite = opts == nil || !opts.ReadOnly
 	return nil
 }
@@ -776,12 +776,14 @@ func (s *Session) endTx(ctx context.Context, commit bool) error {
 	if tx == nil {
 		return nil
 	}
-	s.tx = nil
+	cancelTx := s.cancelTx
+	s.tx, s.cancelTx = nil, nil
+	defer cancelTx(nil)
 	s.sps = s.sps[:0]
 	s.stats.Statements++
 	op, fn := OpRollback, tx.Rollback
 	if commit {
-		op, fn = OpCommit, tx.Commit
+		op, fn = OpCommit, func() error { return commitUntil(ctx, cancelTx, tx.Commit) }
 	}
 	obs := s.e.observe(op, stringsToUpper(op), nil)
 	err := classify(s.e.dialect, fn())
@@ -818,8 +820,11 @@ func stringsToUpper(op Op) string {
 //
 // A lost connection during COMMIT, or during a statement sent alone,
 // returns an error matching ErrCommitUnknown: the work may or may not be
-// committed. ctx governs the flush statements; the COMMIT itself is not
-// interrupted.
+// committed. ctx governs the flush statements and the wait for COMMIT's
+// reply: when ctx ends while COMMIT is in flight (a stalled server or
+// network), Commit returns at once an error matching both ErrCommitUnknown
+// and ctx's error, and the connection is closed. A COMMIT sent with a ctx
+// that has already ended is not interrupted.
 func (s *Session) Commit(ctx context.Context) error {
 	if err := s.enter(); err != nil {
 		return err

@@ -47,7 +47,7 @@ func open(dsn string, o dialect.OpenOptions) (*sql.DB, string, error) {
 		return nil, "", err
 	}
 	cfg.Logger = driverLogger{o.Logger}
-	conn, err := mysql.NewConnector(cfg)
+	conn, err := watchCommits(cfg, nil)
 	if err != nil {
 		return nil, cfg.Passwd, fmt.Errorf("mysql: open: %w", err)
 	}
@@ -62,10 +62,7 @@ func connector(dsn string, o dialect.OpenOptions) (driver.Connector, error) {
 		return nil, err
 	}
 	cfg.Logger = driverLogger{o.Logger}
-	if o.Dial != nil {
-		cfg.DialFunc = o.Dial
-	}
-	conn, err := mysql.NewConnector(cfg)
+	conn, err := watchCommits(cfg, o.Dial)
 	if err != nil {
 		return nil, fmt.Errorf("mysql: open: %w", err)
 	}
@@ -96,6 +93,14 @@ func Config(dsn string) (*mysql.Config, error) {
 	// version-checked UPDATE that writes identical values would look stale
 	// (0 rows) though it matched.
 	cfg.ClientFoundRows = true
+	// timeout, unless the DSN says: a server that cannot be reached (a
+	// host that drops packets, a stalled server) fails the connect in
+	// ConnectTimeout, not after the OS gives up on the dial (minutes) or
+	// never (a handshake nobody answers). The connector applies it to the
+	// whole connect, handshake included, as PostgreSQL's connect_timeout.
+	if !strings.Contains(dsn, "?timeout=") && !strings.Contains(dsn, "&timeout=") {
+		cfg.Timeout = dialect.ConnectTimeout
+	}
 	// interpolateParams, unless the DSN says: one round trip per statement,
 	// not prepare + execute (figures in the README). The driver refuses it
 	// with a collation whose multi-byte characters can hide a quote (big5,
@@ -136,6 +141,9 @@ func classify(err error) dialect.Class {
 			4031, // ER_CLIENT_INTERACTION_TIMEOUT: MySQL 8, wait_timeout
 			1053: // ER_SERVER_SHUTDOWN
 			return dialect.ClassConnection
+		case 1969, // ER_STATEMENT_TIMEOUT: MariaDB's max_statement_time
+			3024: // ER_QUERY_TIMEOUT: MySQL's max_execution_time
+			return dialect.ClassTimeout
 		case 1213, // ER_LOCK_DEADLOCK; also Galera's certification failure, at COMMIT
 			1205, // ER_LOCK_WAIT_TIMEOUT
 			3572, // ER_LOCK_NOWAIT: FOR UPDATE NOWAIT, as PostgreSQL's 55P03
@@ -168,8 +176,11 @@ func serverError(err error) (string, bool) {
 // reply ended early) or driver.ErrBadConn.
 func connectionHint(err error) string {
 	if me, ok := errors.AsType[*mysql.MySQLError](err); ok {
-		if me.Number == 4031 {
+		switch me.Number {
+		case 4031:
 			return "the server closed the connection after wait_timeout"
+		case 1053:
+			return "database unavailable: the server is shutting down; retry later"
 		}
 		return ""
 	}

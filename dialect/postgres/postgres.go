@@ -15,6 +15,10 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -24,14 +28,15 @@ import (
 
 func init() {
 	dialect.Register(&dialect.Driver{
-		Name:        "postgres",
-		Aliases:     []string{"postgresql", "pgx"},
-		Dialect:     dialect.PostgreSQL,
-		Open:        open,
-		Connector:   connector,
-		Classify:    classify,
-		ServerError: serverError,
-		Batch:       beginBatch,
+		Name:           "postgres",
+		Aliases:        []string{"postgresql", "pgx"},
+		Dialect:        dialect.PostgreSQL,
+		Open:           open,
+		Connector:      connector,
+		Classify:       classify,
+		ServerError:    serverError,
+		Batch:          beginBatch,
+		ConnectionHint: connectionHint,
 	})
 }
 
@@ -43,7 +48,7 @@ func open(dsn string, _ dialect.OpenOptions) (*sql.DB, string, error) {
 	}
 	// Through the registered driver name, so that whatever the program
 	// registered on it (pgx's stdlib options) applies.
-	db, err := sql.Open("pgx", dsn)
+	db, err := sql.Open("pgx", WithConnectTimeout(dsn))
 	if err != nil {
 		return nil, password, fmt.Errorf("postgres: open: %w", err)
 	}
@@ -52,7 +57,7 @@ func open(dsn string, _ dialect.OpenOptions) (*sql.DB, string, error) {
 
 // connector returns a connector for dsn whose connections o.Dial makes.
 func connector(dsn string, o dialect.OpenOptions) (driver.Connector, error) {
-	cfg, err := pgx.ParseConfig(dsn)
+	cfg, err := pgx.ParseConfig(WithConnectTimeout(dsn))
 	if err != nil {
 		// Not wrapped, as in Password: the error keeps the raw DSN.
 		return nil, fmt.Errorf("postgres: bad DSN: %s", err.Error())
@@ -90,6 +95,11 @@ func classify(err error) dialect.Class {
 			return dialect.ClassUnique
 		case "23503": // foreign_key_violation
 			return dialect.ClassForeignKey
+		case "57014": // query_canceled: statement_timeout, or a cancel request
+			if strings.Contains(pe.Message, "statement timeout") {
+				return dialect.ClassTimeout
+			}
+			return dialect.ClassOther
 		case "40001", // serialization_failure
 			"40P01", // deadlock_detected
 			"55P03": // lock_not_available
@@ -138,4 +148,51 @@ func endsSession(pe *pgconn.PgError) bool {
 		sev = pe.Severity
 	}
 	return sev == "FATAL" || sev == "PANIC"
+}
+
+// connectionHint says "database unavailable" when no connection could be
+// made (the network failed, or connect_timeout ran out) or the server
+// refused the session because it is starting up, shutting down or full:
+// the request reached no transaction, and a later one may succeed.
+func connectionHint(err error) string {
+	pe, ok := errors.AsType[*pgconn.PgError](err)
+	if !ok {
+		if _, ok := errors.AsType[*pgconn.ConnectError](err); ok {
+			// No server error: the connect failed on the network, or
+			// timed out (connect_timeout) waiting for a stalled server.
+			return dialect.HintUnavailable
+		}
+		return ""
+	}
+	switch pe.Code {
+	case "57P03": // cannot_connect_now: starting up, shutting down, in recovery
+		return "database unavailable: the server is starting up or shutting down; retry later"
+	case "57P02": // crash_shutdown (57P01 is also pg_terminate_backend's: no hint)
+		return "database unavailable: the server is restarting after one of its processes crashed; retry later"
+	case "53300": // too_many_connections
+		return "database unavailable: the server has no connection slot free (max_connections); retry later or lower the pool size"
+	}
+	return ""
+}
+
+// WithConnectTimeout returns dsn (a URL or key=value string) with
+// connect_timeout set to [dialect.ConnectTimeout], unless dsn or the
+// PGCONNECT_TIMEOUT environment variable sets one: pgx otherwise waits for
+// a connection as long as the operating system does (two minutes for a
+// host that drops packets) or, with a stalled server, for good.
+func WithConnectTimeout(dsn string) string {
+	if strings.Contains(dsn, "connect_timeout") || os.Getenv("PGCONNECT_TIMEOUT") != "" {
+		return dsn
+	}
+	setting := "connect_timeout=" + strconv.Itoa(int(dialect.ConnectTimeout/time.Second))
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		if strings.Contains(dsn, "?") {
+			return dsn + "&" + setting
+		}
+		return dsn + "?" + setting
+	}
+	if strings.TrimSpace(dsn) == "" {
+		return setting
+	}
+	return dsn + " " + setting
 }

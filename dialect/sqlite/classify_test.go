@@ -39,8 +39,8 @@ func TestClassifySQLiteCodes(t *testing.T) {
 		{1299, dialect.ClassOther},     // SQLITE_CONSTRAINT_NOTNULL
 		{275, dialect.ClassOther},      // SQLITE_CONSTRAINT_CHECK
 		{1, dialect.ClassOther},        // SQLITE_ERROR
-		{8, dialect.ClassOther},        // SQLITE_READONLY
-		{13, dialect.ClassOther},       // SQLITE_FULL
+		{8, dialect.ClassConnection},   // SQLITE_READONLY: the file cannot be written (unavailable_test.go)
+		{13, dialect.ClassConnection},  // SQLITE_FULL
 	}
 	for _, tt := range tests {
 		for _, err := range []error{testCode(tt.code), wrapped(testCode(tt.code))} {

@@ -26,13 +26,14 @@ import (
 
 func init() {
 	dialect.Register(&dialect.Driver{
-		Name:        "sqlite",
-		Aliases:     []string{"sqlite3"},
-		Dialect:     dialect.SQLite,
-		Open:        open,
-		Connector:   connector,
-		Classify:    classify,
-		ServerError: serverError,
+		Name:           "sqlite",
+		Aliases:        []string{"sqlite3"},
+		Dialect:        dialect.SQLite,
+		Open:           open,
+		Connector:      connector,
+		Classify:       classify,
+		ServerError:    serverError,
+		ConnectionHint: connectionHint,
 	})
 }
 
@@ -144,6 +145,10 @@ type codeError interface {
 const (
 	sqliteBusy       = 5
 	sqliteLocked     = 6
+	sqliteReadOnly   = 8
+	sqliteIOErr      = 10
+	sqliteFull       = 13
+	sqliteCantOpen   = 14
 	sqliteConstraint = 19
 
 	sqliteConstraintForeignKey = sqliteConstraint | 3<<8  // 787
@@ -167,8 +172,15 @@ func classify(err error) dialect.Class {
 		// BUSY: another connection holds the lock (BUSY_SNAPSHOT: a WAL
 		// reader's snapshot went stale); LOCKED: a conflict within one
 		// connection or shared cache. Both clear on a new attempt.
-		if p := code & 0xff; p == sqliteBusy || p == sqliteLocked {
+		switch code & 0xff {
+		case sqliteBusy, sqliteLocked:
 			return dialect.ClassRetryable
+		case sqliteReadOnly, sqliteIOErr, sqliteFull, sqliteCantOpen:
+			// The database file cannot be written or opened: SQLite's
+			// equivalent of a server that cannot be reached. The statement
+			// (or COMMIT) failed and SQLite said so, so nothing of it is
+			// kept; a later request succeeds once the disk is fixed.
+			return dialect.ClassConnection
 		}
 	}
 	return dialect.ClassOther
@@ -180,4 +192,24 @@ func serverError(err error) (string, bool) {
 		return "sqlite code " + strconv.Itoa(se.Code()), true
 	}
 	return "", false
+}
+
+// connectionHint names what to fix when SQLite cannot write or open the
+// database file.
+func connectionHint(err error) string {
+	se, ok := errors.AsType[codeError](err)
+	if !ok {
+		return ""
+	}
+	switch se.Code() & 0xff {
+	case sqliteFull:
+		return "database unavailable for writing: the disk (or its quota) is full; free space and retry"
+	case sqliteReadOnly:
+		return "database unavailable for writing: the database file or its directory is read-only (permissions, a read-only mount)"
+	case sqliteIOErr:
+		return "database unavailable: the operating system reported an I/O error on the database file"
+	case sqliteCantOpen:
+		return "database unavailable: the database file cannot be opened (its directory is missing, read-only or not accessible)"
+	}
+	return ""
 }

@@ -332,6 +332,9 @@ func (s *Server) StartErr() error {
 		s.mu.Unlock()
 		return err
 	}
+	// The server reopens its log itself (mariadbd's --log-error) as its
+	// own OS user: the file root just created must be the server's.
+	_ = os.Chown(s.logPath(), s.uid, s.gid)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
@@ -576,11 +579,43 @@ func zombie(pid int) bool {
 
 // Pause stops every process of the server with SIGSTOP: the server keeps
 // its connections open and answers nothing, as a stalled network or host.
+// It returns once every thread of every process has stopped: a signal is
+// delivered asynchronously, and a thread that ran on for a moment could
+// still answer a statement sent after Pause returned.
 func (s *Server) Pause(t testing.TB) {
 	t.Helper()
 	if _, err := s.signal(syscall.SIGSTOP); err != nil {
 		t.Fatalf("servers: %v", err)
 	}
+	s.mu.Lock()
+	pids := s.lastPids
+	s.mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for !allStopped(pids) {
+		if time.Now().After(deadline) {
+			t.Fatalf("servers: %s did not stop within 5s of SIGSTOP", s)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// allStopped reports whether every thread of every process in pids is
+// stopped (state T) or gone.
+func allStopped(pids []int) bool {
+	for _, pid := range pids {
+		tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/stat")
+		for _, task := range tasks {
+			b, err := os.ReadFile(task)
+			if err != nil {
+				continue // the thread ended
+			}
+			f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+			if len(f) > 0 && f[0] != "T" && f[0] != "t" && f[0] != "Z" && f[0] != "X" {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Resume continues a paused server (SIGCONT).
