@@ -21,6 +21,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -199,14 +200,22 @@ func (s *Server) String() string {
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that nothing listens on now.
+//
+// The port is below Linux's ephemeral range (32768–60999 by default), from
+// which the kernel picks the local ports of outgoing connections: a port
+// from there could be taken by a client's socket while its server is down
+// for a restart, and the restart would fail with "address in use".
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("servers: finding a free port: %v", err)
+	for range 200 {
+		port := 20000 + rand.IntN(12000)
+		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			l.Close()
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatalf("servers: no free port in 20000-31999 after 200 tries")
+	return 0
 }
 
 func (s *Server) init() error {
