@@ -30,7 +30,8 @@ import (
 // connection for its statement and gives it back at once, so a session
 // that only reads sends no BEGIN and no ROLLBACK and holds no connection
 // while service code works. The first flush that writes, Exec, a bulk
-// UpdateAll or DeleteAll, ForUpdate or Savepoint begins the transaction,
+// UpdateAll or DeleteAll (unless it runs alone; see Q.UpdateAll),
+// ForUpdate or Savepoint begins the transaction,
 // and from then on every statement, reads included, runs in it (the
 // session reads its own writes). A Commit that has exactly one statement
 // to send and no transaction open sends that statement alone, in
@@ -61,6 +62,7 @@ type Session struct {
 	autoflush bool
 	immediate bool // begin write transactions even for reads (SQLite)
 	snapshot  bool // begin at the first read, REPEATABLE READ (WithSnapshot)
+	scoped    bool // made by Do or Middleware: bulk statements wait for the commit (see bulkalone.go)
 
 	lockReads bool     // Get locks the rows it reads (a locking retry of Do; see lockretry.go)
 	lockPlan  lockPlan // rows to lock first, in order, before fn runs
