@@ -601,6 +601,9 @@ func (s *Session) insertReturning(ctx context.Context, t *mapper.Table, q string
 			s.logFlush(undo{kind: undoSetCol, e: e, col: c, old: t.Acc.Value(e.Obj, c)})
 		}
 	}
+	if s.rec != nil {
+		return s.insertReturningBatched(ctx, t, q, args, batch, ret) // batchcommit.go
+	}
 	rows, obs, err := s.writeQuery(ctx, q, args)
 	if err != nil {
 		return err

@@ -31,7 +31,7 @@ func init() {
 		Connector:   connector,
 		Classify:    classify,
 		ServerError: serverError,
-		Batch:       beginBatch,
+		Batch:       pipeline,
 	})
 }
 
