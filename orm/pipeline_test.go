@@ -1,0 +1,226 @@
+package orm_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/tallyorm/tally/internal/dbtest"
+	"github.com/tallyorm/tally/orm"
+)
+
+// roundTrips counts the round trips of recorded events: each event not
+// pipelined after the one before it starts one.
+func roundTrips(evs []orm.QueryEvent) int {
+	n := 0
+	for _, ev := range evs {
+		if !ev.Pipelined {
+			n++
+		}
+	}
+	return n
+}
+
+// describe lists events as op/pipelined, for failure messages.
+func describe(evs []orm.QueryEvent) string {
+	var out []string
+	for _, ev := range evs {
+		out = append(out, fmt.Sprintf("%s/%v", ev.Op, ev.Pipelined))
+	}
+	return fmt.Sprint(out)
+}
+
+// On PostgreSQL a commit sends every statement of its flush pipelined
+// behind BEGIN, INSERT ... RETURNING included: updates, inserts and a
+// delete in two round trips, COMMIT riding with the last when no row
+// count is left to check; one extra round trip when children need the
+// keys of parents inserted in the same commit. Every database commits
+// the same rows, and the generated keys reach the objects and children.
+func TestPipelinedCommitRoundTrips(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, log := openLogged(t, tg)
+		ctx := context.Background()
+		ann := newAccount("ann", 10)
+		ann.Entries = []*Entry{{Amount: 1}, {Amount: 2}}
+		seedObjects(t, eng, ann)
+		pg := tg.Name == dbtest.Postgres
+
+		// Change a parent, add two children, delete one: the mixed unit of work.
+		s := eng.NewSession()
+		a, err := orm.Get[Account](ctx, s, ann.ID)
+		uowMust(t, err)
+		a.Balance = 11
+		n1, n2 := &Entry{AccountID: ann.ID, Amount: 3}, &Entry{AccountID: ann.ID, Amount: 4}
+		uowMust(t, s.Add(n1, n2))
+		uowMust(t, s.Delete(&Entry{ID: ann.Entries[0].ID}))
+		log.Reset()
+		uowMust(t, s.Commit(ctx))
+		evs := log.Take()
+		if pg && roundTrips(evs) != 2 {
+			t.Fatalf("mixed commit: %d round trips %s, want 2: [BEGIN UPDATE INSERT…RETURNING] [DELETE COMMIT]", roundTrips(evs), describe(evs))
+		}
+		if n1.ID == 0 || n2.ID <= n1.ID || s.IsDirty(a) || a.Version != 2 {
+			t.Fatalf("after commit: keys %d %d, account dirty %v version %d; want rising keys, clean, version 2", n1.ID, n2.ID, s.IsDirty(a), a.Version)
+		}
+		got, err := orm.Get[Entry](ctx, s, n2.ID)
+		if err != nil || got != n2 {
+			t.Fatalf("Get of the inserted child = %v, %v; want the tracked object", got, err)
+		}
+		uowMust(t, s.Close())
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM entries WHERE account_id = ?", ann.ID); n != 3 {
+			t.Fatalf("entries of ann: %d, want 3", n)
+		}
+		if bal, ver := scopeAccount(t, eng, ann.ID); bal != 11 || ver != 2 {
+			t.Fatalf("ann: balance %d version %d, want 11 and 2", bal, ver)
+		}
+
+		// A new parent and its children: the children wait for its key.
+		s = eng.NewSession()
+		bob := newAccount("bob", 5)
+		bob.Entries = []*Entry{{Amount: 7}, {Amount: 8}}
+		uowMust(t, s.Add(bob))
+		log.Reset()
+		uowMust(t, s.Commit(ctx))
+		evs = log.Take()
+		if pg && roundTrips(evs) != 3 {
+			t.Fatalf("parent and children: %d round trips %s, want 3", roundTrips(evs), describe(evs))
+		}
+		uowMust(t, s.Close())
+		if bob.ID == 0 || bob.Entries[0].AccountID != bob.ID || bob.Entries[1].AccountID != bob.ID {
+			t.Fatalf("keys: bob %d, children's account_id %d %d", bob.ID, bob.Entries[0].AccountID, bob.Entries[1].AccountID)
+		}
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM entries WHERE account_id = ?", bob.ID); n != 2 {
+			t.Fatalf("entries of bob: %d, want 2", n)
+		}
+	})
+}
+
+// A pipelined commit that fails keeps the session's failure semantics: a
+// version mismatch is ErrStaleData and a duplicate key ErrUniqueViolation,
+// nothing is written, and the session is as before Commit (new objects
+// pending with no key, changed objects dirty), so a second Commit after
+// the cause is fixed writes everything.
+func TestPipelinedCommitFailureRestores(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := openLogged(t, tg)
+		ctx := context.Background()
+		ann, bob := newAccount("ann", 10), newAccount("bob", 20)
+		seedObjects(t, eng, ann, bob)
+
+		t.Run("stale", func(t *testing.T) {
+			s := eng.NewSession()
+			defer s.Close()
+			a, err := orm.Get[Account](ctx, s, ann.ID)
+			uowMust(t, err)
+			other := eng.NewSession()
+			o, err := orm.Get[Account](ctx, other, ann.ID)
+			uowMust(t, err)
+			o.Balance = 99
+			uowMust(t, other.Commit(ctx))
+			uowMust(t, other.Close())
+
+			a.Balance = 12
+			e := &Entry{AccountID: ann.ID, Amount: 5}
+			uowMust(t, s.Add(e))
+			err = s.Commit(ctx)
+			if !errors.Is(err, orm.ErrStaleData) || errors.Is(err, orm.ErrCommitUnknown) {
+				t.Fatalf("Commit: %v, want ErrStaleData", err)
+			}
+			if p := s.Pending(); len(p) != 1 || p[0] != e || e.ID != 0 || !s.IsDirty(a) || a.Version != 1 {
+				t.Fatalf("after the failure: pending %v (id %d), account dirty %v version %d; want restored", p, e.ID, s.IsDirty(a), a.Version)
+			}
+			if n := countRows(t, eng, "SELECT COUNT(*) FROM entries WHERE account_id = ?", ann.ID); n != 0 {
+				t.Fatalf("%d entries written, want none", n)
+			}
+		})
+
+		t.Run("unique", func(t *testing.T) {
+			s := eng.NewSession()
+			defer s.Close()
+			b, err := orm.Get[Account](ctx, s, bob.ID)
+			uowMust(t, err)
+			b.Balance = 21
+			dup := newAccount("ann", 1)
+			dup.Entries = []*Entry{{Amount: 6}}
+			uowMust(t, s.Add(dup))
+			err = s.Commit(ctx)
+			if !errors.Is(err, orm.ErrUniqueViolation) {
+				t.Fatalf("Commit: %v, want ErrUniqueViolation", err)
+			}
+			if dup.ID != 0 || len(s.Pending()) != 2 || !s.IsDirty(b) || b.Version != 1 {
+				t.Fatalf("after the failure: dup id %d, %d pending, bob dirty %v version %d; want restored", dup.ID, len(s.Pending()), s.IsDirty(b), b.Version)
+			}
+			if bal, _ := scopeAccount(t, eng, bob.ID); bal != 20 {
+				t.Fatalf("bob's balance %d, want 20", bal)
+			}
+			dup.Owner = "cy"
+			uowMust(t, s.Commit(ctx))
+			if dup.ID == 0 || dup.Entries[0].AccountID != dup.ID || b.Version != 2 {
+				t.Fatalf("second commit: dup %d, child's account_id %d, bob version %d", dup.ID, dup.Entries[0].AccountID, b.Version)
+			}
+		})
+	})
+}
+
+// A connection lost at the end of a pipelined commit makes the outcome
+// unknown (ErrCommitUnknown), whether COMMIT went alone after checked row
+// counts or rode with the last statements; the session is restored. The
+// connection is killed, from another pool, right after the round trip
+// before the one that carries COMMIT.
+func TestPipelinedCommitLostConnectionIsUnknown(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		if tg.Name != dbtest.Postgres {
+			return // the pipeline is PostgreSQL's; serverkill_test.go covers COMMIT elsewhere
+		}
+		ctx := context.Background()
+		killer := mustOpen(t, tg.Driver, tg.DSN)
+		var armed func(orm.QueryEvent) bool
+		hook := func(_ context.Context, ev orm.QueryEvent) {
+			if armed != nil && armed(ev) {
+				armed = nil
+				if _, err := killer.DB().ExecContext(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"); err != nil {
+					t.Errorf("kill: %v", err)
+				}
+			}
+		}
+		eng := openEngine(t, tg, nil, orm.WithQueryHook(hook))
+		ann, bob := newAccount("ann", 10), newAccount("bob", 20)
+		ann.Entries = []*Entry{{Amount: 1}}
+		seedObjects(t, eng, ann, bob)
+
+		t.Run("COMMIT alone", func(t *testing.T) {
+			s := eng.NewSession()
+			defer s.Close()
+			a, err := orm.Get[Account](ctx, s, ann.ID)
+			uowMust(t, err)
+			b, err := orm.Get[Account](ctx, s, bob.ID)
+			uowMust(t, err)
+			a.Balance, b.Balance = 1, 2
+			armed = func(ev orm.QueryEvent) bool { return ev.Pipelined && ev.Op == orm.OpExec } // an UPDATE: the next is the COMMIT
+			err = s.Commit(ctx)
+			if !errors.Is(err, orm.ErrCommitUnknown) {
+				t.Fatalf("Commit: %v, want ErrCommitUnknown", err)
+			}
+			if !s.IsDirty(a) || !s.IsDirty(b) || a.Version != 1 {
+				t.Fatalf("after the lost commit: dirty %v %v, version %d; want restored", s.IsDirty(a), s.IsDirty(b), a.Version)
+			}
+		})
+
+		t.Run("COMMIT pipelined", func(t *testing.T) {
+			s := eng.NewSession()
+			defer s.Close()
+			e := &Entry{AccountID: ann.ID, Amount: 2}
+			uowMust(t, s.Add(e))
+			uowMust(t, s.Delete(&Entry{ID: ann.Entries[0].ID}))
+			armed = func(ev orm.QueryEvent) bool { return ev.Op == orm.OpQuery } // the INSERT: the next round trip carries COMMIT
+			err := s.Commit(ctx)
+			if !errors.Is(err, orm.ErrCommitUnknown) {
+				t.Fatalf("Commit: %v, want ErrCommitUnknown", err)
+			}
+			if p := s.Pending(); len(p) != 1 || e.ID != 0 {
+				t.Fatalf("after the lost commit: pending %v, id %d; want the entry pending with no key", p, e.ID)
+			}
+		})
+	})
+}
