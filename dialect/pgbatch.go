@@ -14,6 +14,11 @@ type BatchStmt struct {
 	// RETURNING): it is called for each row, in order, with a function
 	// that scans the row into dest. An error it returns stops the batch.
 	Row func(scan func(dest ...any) error) error
+	// MustAffect marks a statement that returns no rows and must affect
+	// at least one (a version check): the round trip fails at it, with
+	// the server's error, when it affects none, so that a COMMIT later in
+	// the same round trip does not run. Its row count is still returned.
+	MustAffect bool
 }
 
 // Batcher is an optional interface of a Dialect whose driver can send
@@ -25,8 +30,9 @@ type Batcher interface {
 	// order. It stops at the first statement that fails, whose error it
 	// returns: the statements after it did not run, and a transaction
 	// begun by an earlier one is open and aborted, for the caller to roll
-	// back. ok is false, and nothing is sent, when c's driver connection
-	// cannot batch (it is not pgx's, or is wrapped).
+	// back. An error that matches driver.ErrBadConn was returned before
+	// anything was sent. ok is false, and nothing is sent, when c's
+	// driver connection cannot batch (it is not pgx's, or is wrapped).
 	Pipeline(ctx context.Context, c *sql.Conn, stmts []BatchStmt) (rows []int64, ok bool, err error)
 }
 

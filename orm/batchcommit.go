@@ -21,11 +21,12 @@ import (
 // when the flush needs an answer it cannot go on without — the keys an
 // INSERT ... RETURNING generates, which the identity map and the foreign
 // keys of children need — and at the end, with COMMIT in the same round
-// trip unless a queued statement's row count must be checked first (a
-// version or stale check: COMMIT then follows it alone). So a commit of
-// updates and deletes is two round trips, or one when no count is
-// checked; each INSERT that reads keys back closes a round trip of its
-// own, carrying everything queued before it.
+// trip: a statement whose row count the flush checks (a version or stale
+// check) is sent MustAffect, so the server fails the round trip, and
+// skips COMMIT, when it matches no row. So a commit of updates, deletes
+// and inserts without generated keys is one round trip; each INSERT that
+// reads keys back closes a round trip of its own, carrying everything
+// queued before it.
 
 // batchRec is a pipelined commit in progress: its connection, whether
 // BEGIN went out, and the statements queued since the last round trip.
@@ -85,17 +86,6 @@ func (r *batchRec) record(args []any, query string) (*plannedResult, error) {
 	return res, nil
 }
 
-// checked reports whether a queued statement's row count must be known
-// before COMMIT.
-func (r *batchRec) checked() bool {
-	for _, res := range r.results {
-		if res.checked {
-			return true
-		}
-	}
-	return false
-}
-
 // commitBatch commits through the pipeline when it can. done is false
 // when it did not (the dialect or connection cannot pipeline, the flush
 // needed a read, or a round trip failed and the transaction was rolled
@@ -127,27 +117,16 @@ func (s *Session) commitBatch(ctx context.Context) (done bool, err error) {
 	if !rec.begun && len(rec.stmts) == 0 {
 		return true, nil // nothing to write
 	}
-	if rec.checked() {
-		// Row counts to check first; COMMIT alone after them.
-		if _, err := s.sendBatch(ctx, nil); err != nil {
-			s.undoFlushes(0)
-			return false, nil
-		}
-		if err := s.batchEnd(ctx, conn, OpCommit); err != nil {
-			return true, s.commitFailed(err)
-		}
-		rec.begun = false
-		s.committed()
-		return true, nil
-	}
-	// Nothing queued needs its count checked: COMMIT rides with them.
+	// COMMIT rides with the last statements: a checked one that matches
+	// no row fails at the server (MustAffect), which skips COMMIT.
 	_, err = s.sendBatch(ctx, []dialect.BatchStmt{{SQL: "COMMIT"}})
 	switch {
 	case err == nil:
 		rec.begun = false
 		s.committed()
 		return true, nil
-	case rec.failed && rec.failedAt < 0 && (errors.Is(rec.err, errNotBatchable) || s.e.serverReply(rec.err)):
+	case rec.failed && (errors.Is(rec.err, errNotBatchable) || errors.Is(rec.err, driver.ErrBadConn) ||
+		rec.failedAt < 0 && s.e.serverReply(rec.err)):
 		// Nothing was sent, or a statement before COMMIT failed with the
 		// server's reply (the server skips the rest of the round trip):
 		// nothing committed; the usual path runs it again.
@@ -201,6 +180,9 @@ func (s *Session) sendBatch(ctx context.Context, tail []dialect.BatchStmt) ([]in
 	}
 	head := len(stmts)
 	stmts = append(stmts, rec.stmts...)
+	for i, res := range rec.results {
+		stmts[head+i].MustAffect = res.checked
+	}
 	stmts = append(stmts, tail...)
 	rec.buf = stmts
 	obs := s.e.observe(OpBegin, "", nil)

@@ -32,9 +32,9 @@ func describe(evs []orm.QueryEvent) string {
 }
 
 // On PostgreSQL a commit sends every statement of its flush pipelined
-// behind BEGIN, INSERT ... RETURNING included: updates, inserts and a
-// delete in two round trips, COMMIT riding with the last when no row
-// count is left to check; one extra round trip when children need the
+// behind BEGIN, INSERT ... RETURNING included, and COMMIT with the last:
+// updates (version checked at the server) and deletes in one round trip;
+// with an INSERT reading keys back, two; one more when children need the
 // keys of parents inserted in the same commit. Every database commits
 // the same rows, and the generated keys reach the objects and children.
 func TestPipelinedCommitRoundTrips(t *testing.T) {
@@ -73,6 +73,22 @@ func TestPipelinedCommitRoundTrips(t *testing.T) {
 		}
 		if bal, ver := scopeAccount(t, eng, ann.ID); bal != 11 || ver != 2 {
 			t.Fatalf("ann: balance %d version %d, want 11 and 2", bal, ver)
+		}
+
+		// Version-checked updates of two rows and a delete: one round trip.
+		s = eng.NewSession()
+		a, err = orm.Get[Account](ctx, s, ann.ID)
+		uowMust(t, err)
+		a.Balance = 12
+		uowMust(t, s.Delete(n1))
+		log.Reset()
+		uowMust(t, s.Commit(ctx))
+		if evs = log.Take(); pg && roundTrips(evs) != 1 {
+			t.Fatalf("update and delete: %d round trips %s, want 1", roundTrips(evs), describe(evs))
+		}
+		uowMust(t, s.Close())
+		if bal, ver := scopeAccount(t, eng, ann.ID); bal != 12 || ver != 3 {
+			t.Fatalf("ann: balance %d version %d, want 12 and 3", bal, ver)
 		}
 
 		// A new parent and its children: the children wait for its key.
@@ -135,12 +151,42 @@ func TestPipelinedCommitFailureRestores(t *testing.T) {
 			}
 		})
 
+		t.Run("stale, COMMIT in the same round trip", func(t *testing.T) {
+			s := eng.NewSession()
+			defer s.Close()
+			a, err := orm.Get[Account](ctx, s, ann.ID)
+			uowMust(t, err)
+			b, err := orm.Get[Account](ctx, s, bob.ID)
+			uowMust(t, err)
+			other := eng.NewSession()
+			o, err := orm.Get[Account](ctx, other, bob.ID)
+			uowMust(t, err)
+			o.Balance = 77
+			uowMust(t, other.Commit(ctx))
+			uowMust(t, other.Close())
+			balA, verA := scopeAccount(t, eng, ann.ID)
+
+			a.Balance, b.Balance = a.Balance+1, 3
+			err = s.Commit(ctx)
+			var se *orm.StaleDataError
+			if !errors.As(err, &se) || se.Table != "accounts" || errors.Is(err, orm.ErrCommitUnknown) {
+				t.Fatalf("Commit: %v, want a *StaleDataError of accounts", err)
+			}
+			if !s.IsDirty(a) || !s.IsDirty(b) || b.Version != 1 {
+				t.Fatalf("after the failure: dirty %v %v, bob version %d; want both dirty, version 1", s.IsDirty(a), s.IsDirty(b), b.Version)
+			}
+			if bal, ver := scopeAccount(t, eng, ann.ID); bal != balA || ver != verA {
+				t.Fatalf("ann: balance %d version %d, want %d and %d: nothing of the commit written", bal, ver, balA, verA)
+			}
+		})
+
 		t.Run("unique", func(t *testing.T) {
 			s := eng.NewSession()
 			defer s.Close()
 			b, err := orm.Get[Account](ctx, s, bob.ID)
 			uowMust(t, err)
-			b.Balance = 21
+			bal0, ver0 := b.Balance, b.Version
+			b.Balance = bal0 + 1
 			dup := newAccount("ann", 1)
 			dup.Entries = []*Entry{{Amount: 6}}
 			uowMust(t, s.Add(dup))
@@ -148,26 +194,26 @@ func TestPipelinedCommitFailureRestores(t *testing.T) {
 			if !errors.Is(err, orm.ErrUniqueViolation) {
 				t.Fatalf("Commit: %v, want ErrUniqueViolation", err)
 			}
-			if dup.ID != 0 || len(s.Pending()) != 2 || !s.IsDirty(b) || b.Version != 1 {
-				t.Fatalf("after the failure: dup id %d, %d pending, bob dirty %v version %d; want restored", dup.ID, len(s.Pending()), s.IsDirty(b), b.Version)
+			if dup.ID != 0 || len(s.Pending()) != 2 || !s.IsDirty(b) || b.Version != ver0 {
+				t.Fatalf("after the failure: dup id %d, %d pending, bob dirty %v version %d; want restored (version %d)", dup.ID, len(s.Pending()), s.IsDirty(b), b.Version, ver0)
 			}
-			if bal, _ := scopeAccount(t, eng, bob.ID); bal != 20 {
-				t.Fatalf("bob's balance %d, want 20", bal)
+			if bal, _ := scopeAccount(t, eng, bob.ID); bal != bal0 {
+				t.Fatalf("bob's balance %d, want %d", bal, bal0)
 			}
 			dup.Owner = "cy"
 			uowMust(t, s.Commit(ctx))
-			if dup.ID == 0 || dup.Entries[0].AccountID != dup.ID || b.Version != 2 {
+			if dup.ID == 0 || dup.Entries[0].AccountID != dup.ID || b.Version != ver0+1 {
 				t.Fatalf("second commit: dup %d, child's account_id %d, bob version %d", dup.ID, dup.Entries[0].AccountID, b.Version)
 			}
 		})
 	})
 }
 
-// A connection lost at the end of a pipelined commit makes the outcome
-// unknown (ErrCommitUnknown), whether COMMIT went alone after checked row
-// counts or rode with the last statements; the session is restored. The
-// connection is killed, from another pool, right after the round trip
-// before the one that carries COMMIT.
+// A connection lost in the round trip that carries COMMIT makes the
+// outcome unknown (ErrCommitUnknown), whether it is the commit's only
+// round trip or follows an INSERT's; the session is restored. The
+// connections are killed, from another pool, right before that round
+// trip.
 func TestPipelinedCommitLostConnectionIsUnknown(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		if tg.Name != dbtest.Postgres {
@@ -175,13 +221,16 @@ func TestPipelinedCommitLostConnectionIsUnknown(t *testing.T) {
 		}
 		ctx := context.Background()
 		killer := mustOpen(t, tg.Driver, tg.DSN)
+		kill := func() {
+			if _, err := killer.DB().ExecContext(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"); err != nil {
+				t.Errorf("kill: %v", err)
+			}
+		}
 		var armed func(orm.QueryEvent) bool
 		hook := func(_ context.Context, ev orm.QueryEvent) {
 			if armed != nil && armed(ev) {
 				armed = nil
-				if _, err := killer.DB().ExecContext(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"); err != nil {
-					t.Errorf("kill: %v", err)
-				}
+				kill()
 			}
 		}
 		eng := openEngine(t, tg, nil, orm.WithQueryHook(hook))
@@ -189,7 +238,7 @@ func TestPipelinedCommitLostConnectionIsUnknown(t *testing.T) {
 		ann.Entries = []*Entry{{Amount: 1}}
 		seedObjects(t, eng, ann, bob)
 
-		t.Run("COMMIT alone", func(t *testing.T) {
+		t.Run("one round trip", func(t *testing.T) {
 			s := eng.NewSession()
 			defer s.Close()
 			a, err := orm.Get[Account](ctx, s, ann.ID)
@@ -197,7 +246,7 @@ func TestPipelinedCommitLostConnectionIsUnknown(t *testing.T) {
 			b, err := orm.Get[Account](ctx, s, bob.ID)
 			uowMust(t, err)
 			a.Balance, b.Balance = 1, 2
-			armed = func(ev orm.QueryEvent) bool { return ev.Pipelined && ev.Op == orm.OpExec } // an UPDATE: the next is the COMMIT
+			kill() // the pooled connections the commit will use
 			err = s.Commit(ctx)
 			if !errors.Is(err, orm.ErrCommitUnknown) {
 				t.Fatalf("Commit: %v, want ErrCommitUnknown", err)
@@ -207,7 +256,7 @@ func TestPipelinedCommitLostConnectionIsUnknown(t *testing.T) {
 			}
 		})
 
-		t.Run("COMMIT pipelined", func(t *testing.T) {
+		t.Run("after an INSERT's round trip", func(t *testing.T) {
 			s := eng.NewSession()
 			defer s.Close()
 			e := &Entry{AccountID: ann.ID, Amount: 2}
