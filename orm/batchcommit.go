@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 
 	"github.com/tallyorm/tally/dialect"
@@ -41,6 +42,7 @@ type batchRec struct {
 	failedAt int
 	stmts    []dialect.BatchStmt
 	results  []*plannedResult
+	inserts  []*deferredInsert // queued INSERTs whose objects wait for their keys
 	buf      []dialect.BatchStmt
 }
 
@@ -220,6 +222,10 @@ func (s *Session) sendBatch(ctx context.Context, tail []dialect.BatchStmt) ([]in
 		}
 		return nil, errBatchFailed
 	}
+	if err := s.finishInserts(); err != nil {
+		rec.failed, rec.err, rec.failedAt = true, err, len(tail)
+		return nil, err
+	}
 	return rows[len(stmts)-len(tail):], nil
 }
 
@@ -302,6 +308,120 @@ func (s *Session) insertReturningBatched(ctx context.Context, t *mapper.Table, q
 	if i != len(batch) {
 		s.rec.failed, s.rec.failedAt = true, -1
 		return fmt.Errorf("orm: INSERT returned %d rows for %d objects", i, len(batch))
+	}
+	return nil
+}
+
+// deferredInsert is a multi-row INSERT ... RETURNING queued in the
+// pipeline: its objects stay pending until its round trip returns their
+// generated columns, then finish makes them persistent.
+type deferredInsert struct {
+	t     *mapper.Table
+	batch []*identity.Entry
+	n     int // rows scanned
+}
+
+// deferred returns how many pending objects wait for a queued INSERT.
+func (r *batchRec) deferred() int {
+	if r == nil {
+		return 0
+	}
+	n := 0
+	for _, d := range r.inserts {
+		n += len(d.batch)
+	}
+	return n
+}
+
+// deferInsert queues the INSERT ... RETURNING of batch, a chunk of t's
+// pending objects (t has no relations, so no has-many bookkeeping waits
+// on it): the flush goes on without its keys, which only a later table
+// referring to t needs (drainFor sends the queue first then).
+func (s *Session) deferInsert(t *mapper.Table, q string, args []any, batch []*identity.Entry, ret []*mapper.Column) error {
+	for _, e := range batch {
+		for _, c := range ret {
+			s.logFlush(undo{kind: undoSetCol, e: e, col: c, old: t.Acc.Value(e.Obj, c)})
+		}
+	}
+	args, err := valuerArgs(args)
+	if err != nil {
+		return err
+	}
+	d := &deferredInsert{t: t, batch: batch}
+	var prev int64
+	row := func(scan func(dest ...any) error) error {
+		if d.n >= len(batch) {
+			return errors.New("orm: INSERT returned more rows than it inserted")
+		}
+		obj := batch[d.n].Obj
+		dest := make([]any, 0, len(ret))
+		for _, c := range ret {
+			dest = append(dest, t.Acc.Addr(obj, c))
+		}
+		if err := scan(dest...); err != nil {
+			return err
+		}
+		if t.IntKey() && t.PK[0].Auto {
+			k, _ := keyval.Int64(t.Acc.Value(obj, t.PK[0]))
+			if d.n > 0 && k <= prev {
+				return fmt.Errorf("orm: INSERT ... RETURNING gave keys out of order (%d after %d)", k, prev)
+			}
+			prev = k
+		}
+		d.n++
+		return nil
+	}
+	s.stats.Queries++
+	rec := s.rec
+	rec.stmts = append(rec.stmts, dialect.BatchStmt{SQL: q, Args: args, Row: row})
+	rec.results = append(rec.results, &plannedResult{})
+	rec.inserts = append(rec.inserts, d)
+	return nil
+}
+
+// finishInserts makes the objects of the inserts sent in the last round
+// trip persistent, as insert does after its statement.
+func (s *Session) finishInserts() error {
+	rec := s.rec
+	ins := rec.inserts
+	rec.inserts = nil
+	for _, d := range ins {
+		if d.n != len(d.batch) {
+			return fmt.Errorf("orm: INSERT returned %d rows for %d objects", d.n, len(d.batch))
+		}
+		t, batch := d.t, d.batch
+		if bs, ok := t.Acc.(mapper.BatchSnapshotter); ok {
+			bs.SnapshotBatch(len(batch), func(i int) any { return batch[i].Obj }, func(i int, snap any) { _ = batch[i].SetSnapshot(snap) })
+		}
+		s.idmap.Reserve(t, len(batch))
+		for _, e := range batch {
+			if err := s.markInserted(e); err != nil {
+				return err
+			}
+		}
+	}
+	if len(ins) > 0 {
+		s.pending = slices.DeleteFunc(s.pending, func(p *identity.Entry) bool { return p.State() != identity.Pending })
+	}
+	return nil
+}
+
+// drainFor sends the queue before table t's foreign keys are set when a
+// queued INSERT is of a table t refers to: t's rows need those keys.
+func (s *Session) drainFor(ctx context.Context, t *mapper.Table, fks []mapper.ForeignKey) error {
+	if s.rec == nil || len(s.rec.inserts) == 0 {
+		return nil
+	}
+	for _, fk := range fks {
+		if fk.Child != t {
+			continue
+		}
+		for _, d := range s.rec.inserts {
+			if d.t == fk.Parent {
+				_, err := s.sendBatch(ctx, nil)
+				return err
+			}
+		}
 	}
 	return nil
 }

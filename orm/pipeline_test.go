@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/tallyorm/tally/internal/dbtest"
+	"github.com/tallyorm/tally/internal/testmodels"
 	"github.com/tallyorm/tally/orm"
 )
 
@@ -89,6 +90,32 @@ func TestPipelinedCommitRoundTrips(t *testing.T) {
 		uowMust(t, s.Close())
 		if bal, ver := scopeAccount(t, eng, ann.ID); bal != 12 || ver != 3 {
 			t.Fatalf("ann: balance %d version %d, want 12 and 3", bal, ver)
+		}
+
+		// An INSERT that no later statement needs the keys of (blobs have no
+		// relations) waits in the queue: updates, inserts, a delete and
+		// COMMIT in one round trip.
+		s = eng.NewSession()
+		a, err = orm.Get[Account](ctx, s, ann.ID)
+		uowMust(t, err)
+		a.Balance = 13
+		b1, b2 := &testmodels.Blob{Data: []byte("x")}, &testmodels.Blob{Data: []byte("y")}
+		uowMust(t, s.Add(b1, b2))
+		uowMust(t, s.Delete(n2))
+		log.Reset()
+		uowMust(t, s.Commit(ctx))
+		if evs = log.Take(); pg && roundTrips(evs) != 1 {
+			t.Fatalf("update, insert, delete: %d round trips %s, want 1", roundTrips(evs), describe(evs))
+		}
+		if b1.ID == 0 || b2.ID <= b1.ID || s.IsDirty(b1) || len(s.Pending()) != 0 {
+			t.Fatalf("blobs: keys %d %d, dirty %v, pending %d; want rising keys, clean, none pending", b1.ID, b2.ID, s.IsDirty(b1), len(s.Pending()))
+		}
+		if got, err := orm.Get[testmodels.Blob](ctx, s, b2.ID); err != nil || got != b2 {
+			t.Fatalf("Get of an inserted blob = %v, %v; want the tracked object", got, err)
+		}
+		uowMust(t, s.Close())
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM blobs"); n != 2 {
+			t.Fatalf("blobs: %d rows, want 2", n)
 		}
 
 		// A new parent and its children: the children wait for its key.
