@@ -783,9 +783,11 @@ func stringsToUpper(op Op) string {
 // mean what they mean in a transaction: zero rows matched by a versioned
 // statement is ErrStaleData, a constraint violation is classified, and
 // the session is restored either way. Otherwise the statements go in one
-// transaction, begun by the first of them; on PostgreSQL through pgx,
-// when none returns rows (no INSERT reading back generated keys), BEGIN
-// and all of them are sent as one batch, one round trip, before COMMIT.
+// transaction, begun by the first of them; on PostgreSQL through pgx they
+// are pipelined: BEGIN, the statements and COMMIT in one round trip, plus
+// one per INSERT whose generated keys a later statement needs (see
+// batchcommit.go); a version check is made at the server, so a stale row
+// stops the round trip before its COMMIT.
 //
 // A lost connection during COMMIT, or during a statement sent alone,
 // returns an error matching ErrCommitUnknown: the work may or may not be
