@@ -354,10 +354,11 @@ func (s *Session) deferInsert(t *mapper.Table, q string, args []any, batch []*id
 			return errors.New("orm: INSERT returned more rows than it inserted")
 		}
 		obj := batch[d.n].Obj
-		dest := make([]any, 0, len(ret))
+		dest := s.dest[:0] // rows are scanned one at a time, inside the round trip
 		for _, c := range ret {
 			dest = append(dest, t.Acc.Addr(obj, c))
 		}
+		s.dest = dest
 		if err := scan(dest...); err != nil {
 			return err
 		}
