@@ -207,6 +207,32 @@ func TestPipelinedCommitFailureRestores(t *testing.T) {
 			}
 		})
 
+		t.Run("stale, with a queued insert", func(t *testing.T) {
+			s := eng.NewSession()
+			defer s.Close()
+			a, err := orm.Get[Account](ctx, s, ann.ID)
+			uowMust(t, err)
+			other := eng.NewSession()
+			o, err := orm.Get[Account](ctx, other, ann.ID)
+			uowMust(t, err)
+			o.Balance++
+			uowMust(t, other.Commit(ctx))
+			uowMust(t, other.Close())
+
+			a.Balance += 5
+			blob := &testmodels.Blob{Data: []byte("z")}
+			uowMust(t, s.Add(blob))
+			if err := s.Commit(ctx); !errors.Is(err, orm.ErrStaleData) {
+				t.Fatalf("Commit: %v, want ErrStaleData", err)
+			}
+			if p := s.Pending(); len(p) != 1 || p[0] != blob || blob.ID != 0 || !s.IsDirty(a) {
+				t.Fatalf("after the failure: pending %v, blob id %d, account dirty %v; want the blob pending with no key, the account dirty", p, blob.ID, s.IsDirty(a))
+			}
+			if n := countRows(t, eng, "SELECT COUNT(*) FROM blobs"); n != 0 {
+				t.Fatalf("%d blobs written, want none", n)
+			}
+		})
+
 		t.Run("unique", func(t *testing.T) {
 			s := eng.NewSession()
 			defer s.Close()
