@@ -24,10 +24,13 @@ import (
 // keys of children need — and at the end, with COMMIT in the same round
 // trip: a statement whose row count the flush checks (a version or stale
 // check) is sent MustAffect, so the server fails the round trip, and
-// skips COMMIT, when it matches no row. So a commit of updates, deletes
-// and inserts without generated keys is one round trip; each INSERT that
-// reads keys back closes a round trip of its own, carrying everything
-// queued before it.
+// skips COMMIT, when it matches no row. An INSERT ... RETURNING of a
+// model without relations is queued too, its objects finished when its
+// round trip returns (deferInsert), unless a later table needs its keys
+// (drainFor sends the queue first); one of a model with relations closes
+// a round trip of its own (insertReturningBatched), carrying everything
+// queued before it. So a commit of updates, deletes and inserts is one
+// round trip, plus one per table whose new keys another table needs.
 
 // batchRec is a pipelined commit in progress: its connection, whether
 // BEGIN went out, and the statements queued since the last round trip.
