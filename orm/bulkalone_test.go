@@ -3,6 +3,7 @@ package orm_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"slices"
 	"testing"
 
@@ -121,5 +122,30 @@ func TestBulkStatementJoinsTheTransactionWhenNotAlone(t *testing.T) {
 			t.Fatalf("Do: %v, want boom", err)
 		}
 		rolledBack("Do")
+	})
+}
+
+// A handler's bulk statement commits with the handler's response like the
+// rest of its work: an error status rolls it back.
+func TestMiddlewareBulkStatementRollsBackWithErrorStatus(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng := openEngine(t, tg, nil)
+		ann := newAccount("ann", 10)
+		seedObjects(t, eng, ann)
+		srv := mwServer(t, eng, func(w http.ResponseWriter, r *http.Request) {
+			s := mwSession(w, r)
+			if _, err := orm.Query[Account](s).Where("id = ?", ann.ID).UpdateAll(r.Context(), orm.Set{"balance": 0}); err != nil {
+				http.Error(w, err.Error(), http.StatusTeapot)
+				return
+			}
+			http.Error(w, "handler says no", http.StatusConflict)
+		})
+		if got, body, _ := mwGet(t, srv, "/"); got != http.StatusConflict {
+			t.Fatalf("got %d %q, want the handler's 409", got, body)
+		}
+		if bal, _ := scopeAccount(t, eng, ann.ID); bal != 10 {
+			t.Fatalf("balance %d, want 10: the UPDATE must roll back with the handler's work", bal)
+		}
+		scopeNoneInUse(t, eng)
 	})
 }
