@@ -7,7 +7,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # CI would pay twice (test and race). Override: make test TIMEOUT=10m.
 TIMEOUT := 5m
 
-.PHONY: test race lint generate check-generated fmt-check tidy-check demo bench
+.PHONY: test race reliability scale lint generate check-generated fmt-check tidy-check demo bench
 
 # test runs every test, uncached, on SQLite and on each reachable server.
 test:
@@ -17,6 +17,35 @@ test:
 # the mapper caches are used from many goroutines at once.
 race:
 	go test -race -count=1 -timeout=$(TIMEOUT) ./...
+
+# scale runs the scale-out tests (package scale: read replicas, multi-primary
+# clusters), which start their own servers on loopback and skip without
+# TALLY_SCALE=1. A few minutes; CI runs it after race.
+scale:
+	TALLY_SCALE=1 go test -count=1 -timeout=10m -v -run . ./scale/...
+
+# reliability runs what is too slow for every test run (under 10 minutes
+# on 2 cores; CI runs it after race, see docs/reliability.md): the tests
+# gated by TALLY_RELIABILITY=1 (elsewhere they skip, saying how to run
+# them), each fuzz target for FUZZTIME from its seeds in testdata/fuzz, and
+# last the demo's load — 200 clients over HTTP and TCP with connections
+# killed and requests cut — for LOAD_DURATION on each database.
+# A package's long tests are one more $(RELIABLE) line; a fuzz target one
+# more $(FUZZ) line. The issue's full load: make reliability LOAD_DURATION=60s
+FUZZTIME := 10s
+LOAD_DURATION := 20s
+RELIABLE := TALLY_RELIABILITY=1 go test -count=1 -timeout=15m
+FUZZ := go test -run '^$$' -fuzztime=$(FUZZTIME) -fuzz
+reliability:
+	$(FUZZ) '^FuzzParseTag$$' ./mapper
+	$(FUZZ) '^FuzzParseRelTag$$' ./mapper
+	$(FUZZ) '^FuzzQuote$$' ./dialect
+	$(FUZZ) '^FuzzRebind$$' ./dialect
+	$(FUZZ) '^FuzzOrderBy$$' ./orm
+	$(FUZZ) '^FuzzSession$$' ./orm
+	$(FUZZ) '^FuzzParseLine$$' ./cmd/tallydemo
+	$(FUZZ) '^FuzzDecodeTransfer$$' ./cmd/tallydemo
+	TALLY_LOAD_DURATION=$(LOAD_DURATION) $(RELIABLE) -v -run '^TestReliabilityLoadWithFaults$$' ./cmd/tallydemo
 
 # lint runs go vet and staticcheck.
 lint:

@@ -49,6 +49,10 @@ type Capabilities struct {
 	// a model with a uint64 column is refused when it is registered.
 	Uint64 bool
 
+	// Upsert is how an INSERT says what to do with a row whose key exists
+	// already; see [UpsertStyle].
+	Upsert UpsertStyle
+
 	// Savepoint, ReleaseSavepoint and RollbackToSavepoint are the
 	// statements that open, release and roll back to a savepoint; the
 	// (unquoted, generated) savepoint name follows them.
@@ -71,6 +75,25 @@ const (
 	// sqlite package's connections turn into a plain BEGIN); and a unit of
 	// work retried after a lock conflict begins IMMEDIATE from the start.
 	BeginDeferredOrImmediate
+)
+
+// UpsertStyle is the SQL a database speaks for "insert, or on a key
+// conflict update or keep the existing row".
+type UpsertStyle int
+
+const (
+	// UpsertOnConflict: INSERT ... ON CONFLICT (cols) DO UPDATE SET c =
+	// EXCLUDED.c, or DO NOTHING (PostgreSQL, SQLite 3.24+). The conflict
+	// target names the unique key that decides.
+	UpsertOnConflict UpsertStyle = iota
+
+	// UpsertOnDuplicateKey: INSERT ... ON DUPLICATE KEY UPDATE c =
+	// VALUES(c) (MySQL, MariaDB). There is no conflict target: a
+	// duplicate in any unique key of the table updates the row, and there
+	// is no DO NOTHING (INSERT IGNORE would also hide other errors, so a
+	// no-op assignment such as pk = pk stands for it). VALUES(c) rather
+	// than MySQL 8.0.19's row alias, which MariaDB does not have.
+	UpsertOnDuplicateKey
 )
 
 // standardSavepoints are the savepoint statements of SQL:1999, which every

@@ -19,18 +19,18 @@ func TestCapabilities(t *testing.T) {
 		want Capabilities
 	}{
 		{"mysql", MySQL, savepoints(Capabilities{
-			ForUpdate: true, EmptyInsert: "() VALUES ()", DropForeignKey: "DROP FOREIGN KEY ", Begin: BeginPlain, MaxParams: 65535, Uint64: true,
+			ForUpdate: true, EmptyInsert: "() VALUES ()", DropForeignKey: "DROP FOREIGN KEY ", Begin: BeginPlain, MaxParams: 65535, Uint64: true, Upsert: UpsertOnDuplicateKey,
 		})},
 		{"mariadb", MariaDB, savepoints(Capabilities{
-			Returning: true, ForUpdate: true, EmptyInsert: "() VALUES ()", DropForeignKey: "DROP FOREIGN KEY ", Begin: BeginPlain, MaxParams: 65535, Uint64: true,
+			Returning: true, ForUpdate: true, EmptyInsert: "() VALUES ()", DropForeignKey: "DROP FOREIGN KEY ", Begin: BeginPlain, MaxParams: 65535, Uint64: true, Upsert: UpsertOnDuplicateKey,
 		})},
 		{"postgres", PostgreSQL, savepoints(Capabilities{
 			Returning: true, ForUpdate: true, CreateIndexIfNotExists: true, EmptyInsert: "DEFAULT VALUES",
-			DropForeignKey: "DROP CONSTRAINT IF EXISTS ", Begin: BeginPlain, MaxParams: 65535, Uint64: true, ArrayParams: true,
+			DropForeignKey: "DROP CONSTRAINT IF EXISTS ", Begin: BeginPlain, MaxParams: 65535, Uint64: true, ArrayParams: true, Upsert: UpsertOnConflict,
 		})},
 		{"sqlite", SQLite, savepoints(Capabilities{
 			Returning: true, CreateIndexIfNotExists: true, EmptyInsert: "DEFAULT VALUES",
-			Begin: BeginDeferredOrImmediate, MaxParams: 32766,
+			Begin: BeginDeferredOrImmediate, MaxParams: 32766, Upsert: UpsertOnConflict,
 		})},
 	}
 	for _, tt := range tests {

@@ -46,6 +46,7 @@ var mysqlCaps = standardSavepoints(Capabilities{
 	Begin:          BeginPlain,
 	MaxParams:      65535,
 	Uint64:         true,
+	Upsert:         UpsertOnDuplicateKey,
 })
 
 func (d mysqlDialect) Capabilities() Capabilities {

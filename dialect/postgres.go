@@ -37,6 +37,7 @@ var postgresCaps = standardSavepoints(Capabilities{
 	MaxParams:              65535,
 	Uint64:                 true,
 	ArrayParams:            true,
+	Upsert:                 UpsertOnConflict,
 })
 
 func (postgresDialect) Capabilities() Capabilities { return postgresCaps }

@@ -70,6 +70,13 @@ type Driver struct {
 	// server KILL or wait_timeout), for the error Tally returns; "" when
 	// it has nothing to add.
 	ConnectionHint func(err error) string
+
+	// NodeReady, if not nil, checks a connection just made to one node of
+	// a multi-primary cluster (orm.WithPrimaries) before the pool uses it:
+	// a MariaDB Galera node that is joining, or has lost the cluster's
+	// primary component, accepts connections but refuses work on tables.
+	// A server that is no cluster member is ready.
+	NodeReady func(ctx context.Context, c driver.Conn) error
 }
 
 // OpenOptions are the settings of Open that a Driver may use.

@@ -32,6 +32,7 @@ var sqliteCaps = standardSavepoints(Capabilities{
 	EmptyInsert:            "DEFAULT VALUES",
 	Begin:                  BeginDeferredOrImmediate,
 	MaxParams:              32766,
+	Upsert:                 UpsertOnConflict,
 })
 
 func (sqliteDialect) Capabilities() Capabilities { return sqliteCaps }

@@ -14,7 +14,8 @@
 // options pk, auto, version, unique, index, readonly, size=N, type=SQLTYPE
 // (a comma inside parentheses belongs to it: type=DECIMAL(20,4)),
 // type.mysql=, type.postgres=, type.sqlite= (that database's type),
-// precision=P,scale=S (an exact decimal) and json (encoding/json text);
+// precision=P,scale=S (an exact decimal), json (encoding/json text),
+// and created, updated, softdelete (time columns the orm sets itself);
 // db:"-" skips a field, and a field without a tag maps to its name in
 // snake_case. Embedded structs are flattened. A `rel` tag marks a relation,
 // never a column (see [RelTag]): `rel:"column[,cascade]"` is belongs-to on a

@@ -26,6 +26,12 @@ type Table struct {
 	// accessor when one is registered, else the reflective one.
 	Acc Accessor
 
+	// SoftDelete is the softdelete column, or nil: Delete sets it instead
+	// of deleting the row, and queries skip rows where it is set.
+	SoftDelete *Column
+	// Stamps lists the created and updated columns, in field order.
+	Stamps []*Column
+
 	byName     map[string]*Column
 	hasAuto    bool
 	ptrType    reflect.Type
@@ -64,6 +70,9 @@ type Column struct {
 	// both are 0 when the tag has none.
 	Precision, Scale int
 	JSON             bool // json: stored as JSON text, marshalled with encoding/json
+	// Created, Updated and SoftDelete mark the time columns Tally sets:
+	// at insert; at insert and each UPDATE that writes; at a soft delete.
+	Created, Updated, SoftDelete bool
 
 	ops colOps // per-kind field operations used by the reflective accessor
 }
@@ -252,6 +261,7 @@ func (t *Table) walk(fi *reflectx.FieldInfo, prefix string, base uintptr) error 
 			Unique: tag.Unique, Indexed: tag.Index, ReadOnly: tag.ReadOnly, Size: tag.Size,
 			SQLType: tag.Type, SQLTypes: tag.Types, Precision: tag.Precision, Scale: tag.Scale,
 			JSON: tag.JSON, Nullable: nullable(f.Type),
+			Created: tag.Created, Updated: tag.Updated, SoftDelete: tag.SoftDelete,
 		}
 		if c.Name == "" {
 			c.Name = SnakeCase(f.Name)
@@ -267,6 +277,9 @@ func (t *Table) walk(fi *reflectx.FieldInfo, prefix string, base uintptr) error 
 				return fail("a version column must be an integer", nil)
 			}
 			t.Version = c
+		}
+		if reason := t.addTimeColumn(c); reason != "" {
+			return fail(reason, nil)
 		}
 		if c.Auto {
 			t.hasAuto = true
@@ -379,4 +392,29 @@ func isInteger(t reflect.Type) bool {
 		return true
 	}
 	return false
+}
+
+var nullTimeType = reflect.TypeFor[sql.NullTime]()
+
+// addTimeColumn records a created, updated or softdelete column, or says
+// why its field cannot be one. Tally writes these fields itself, so their
+// type must be one it knows how to fill with a time; a softdelete column
+// must also hold "not deleted", which only NULL says.
+func (t *Table) addTimeColumn(c *Column) string {
+	switch {
+	case c.SoftDelete:
+		if c.Type != nullTimeType && c.Type != reflect.PointerTo(timeType) {
+			return "a softdelete column must be *time.Time or sql.NullTime (NULL means not deleted)"
+		}
+		if t.SoftDelete != nil {
+			return fmt.Sprintf("a second softdelete column (the first is %s)", t.SoftDelete.Field)
+		}
+		t.SoftDelete = c
+	case c.Created || c.Updated:
+		if c.Type != timeType && c.Type != nullTimeType && c.Type != reflect.PointerTo(timeType) {
+			return "a created or updated column must be time.Time, *time.Time or sql.NullTime"
+		}
+		t.Stamps = append(t.Stamps, c)
+	}
+	return ""
 }

@@ -24,6 +24,10 @@ type Tag struct {
 	// exact decimal, DECIMAL(P,S) or NUMERIC(P,S). Both 0 when absent.
 	Precision, Scale int
 	JSON             bool // json: the field's value is stored as JSON text
+	// Created, Updated and SoftDelete are the time columns Tally sets
+	// itself: at insert (created, updated), at each UPDATE that writes
+	// something (updated), and when Delete soft-deletes the row (softdelete).
+	Created, Updated, SoftDelete bool
 }
 
 // DialectTypes are the DDL types a column declares for one database each
@@ -93,7 +97,7 @@ func (e *TagError) Error() string {
 
 // ParseTag parses the value of a `db` struct tag: a column name followed by
 // comma-separated options (pk, auto, version, unique, index, readonly, json,
-// size=N, precision=P, scale=S, type=SQLTYPE, type.<dialect>=SQLTYPE).
+// created, updated, softdelete, size=N, precision=P, scale=S, type=SQLTYPE, type.<dialect>=SQLTYPE).
 // Commas inside parentheses do not separate options, so
 // type=DECIMAL(20,4) is one option. Unknown, repeated or malformed options
 // are errors, so a typo never silently changes the schema.
@@ -129,6 +133,7 @@ func ParseTag(s string) (Tag, error) {
 		flag := map[string]*bool{
 			"pk": &t.PK, "auto": &t.Auto, "version": &t.Version, "unique": &t.Unique,
 			"index": &t.Index, "readonly": &t.ReadOnly, "json": &t.JSON,
+			"created": &t.Created, "updated": &t.Updated, "softdelete": &t.SoftDelete,
 		}[key]
 		switch {
 		case flag != nil:
@@ -176,11 +181,14 @@ func ParseTag(s string) (Tag, error) {
 			}
 			*slot = val
 		default:
-			return t, &TagError{s, fmt.Sprintf("unknown option %q (known: pk, auto, version, unique, index, readonly, json, size=N, precision=P, scale=S, type=T, type.<db>=T)", key)}
+			return t, &TagError{s, fmt.Sprintf("unknown option %q (known: pk, auto, version, unique, index, readonly, json, created, updated, softdelete, size=N, precision=P, scale=S, type=T, type.<db>=T)", key)}
 		}
 	}
 	if t.Version && (t.PK || t.Auto) {
 		return t, &TagError{s, "a version column cannot also be pk or auto"}
+	}
+	if reason := t.checkTimeOptions(); reason != "" {
+		return t, &TagError{s, reason}
 	}
 	if t.Scale > 0 && t.Precision == 0 {
 		return t, &TagError{s, "scale needs a precision too, e.g. precision=20,scale=4"}
@@ -289,4 +297,26 @@ func checkIdent(name string) error {
 		}
 	}
 	return nil
+}
+
+// checkTimeOptions says why the created, updated and softdelete options
+// of t do not go together with its others, or "". Each names a column
+// whose value Tally sets, so it cannot also be one the database or the
+// caller owns (pk, auto, version, readonly), nor two of them at once.
+func (t Tag) checkTimeOptions() string {
+	n := 0
+	for _, b := range []bool{t.Created, t.Updated, t.SoftDelete} {
+		if b {
+			n++
+		}
+	}
+	switch {
+	case n == 0:
+		return ""
+	case n > 1:
+		return "created, updated and softdelete exclude each other: give each its own column"
+	case t.PK || t.Auto || t.Version || t.ReadOnly || t.JSON:
+		return "a created, updated or softdelete column cannot also be pk, auto, version, readonly or json"
+	}
+	return ""
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-const knownOptions = "(known: pk, auto, version, unique, index, readonly, json, size=N, precision=P, scale=S, type=T, type.<db>=T)"
+const knownOptions = "(known: pk, auto, version, unique, index, readonly, json, created, updated, softdelete, size=N, precision=P, scale=S, type=T, type.<db>=T)"
 
 func TestParseTag(t *testing.T) {
 	tests := []struct {
@@ -94,6 +94,10 @@ func TestParseTagErrors(t *testing.T) {
 		{strings.Repeat("a", 65), `name "` + strings.Repeat("a", 65) + `" is longer than 64 characters`},
 		{"rev,version,pk", "a version column cannot also be pk or auto"},
 		{"rev,auto,version", "a version column cannot also be pk or auto"},
+		{"at,created,updated", "created, updated and softdelete exclude each other: give each its own column"},
+		{"at,softdelete,pk", "a created, updated or softdelete column cannot also be pk, auto, version, readonly or json"},
+		{"at,updated,readonly", "a created, updated or softdelete column cannot also be pk, auto, version, readonly or json"},
+		{"at,created=1", `option "created" takes no value`},
 	}
 	for _, tt := range tests {
 		_, err := ParseTag(tt.in)

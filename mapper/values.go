@@ -21,7 +21,8 @@ var rawMessageType = reflect.TypeFor[json.RawMessage]()
 // struct's tag must.
 func (t Tag) plain() bool {
 	return !t.Skip && !t.PK && !t.Auto && !t.Version && !t.Unique && !t.Index && !t.ReadOnly &&
-		t.Size == 0 && t.Type == "" && t.Types == (DialectTypes{}) && t.Precision == 0 && !t.JSON
+		t.Size == 0 && t.Type == "" && t.Types == (DialectTypes{}) && t.Precision == 0 && !t.JSON &&
+		!t.Created && !t.Updated && !t.SoftDelete
 }
 
 // checkValueOptions says why the json and precision options do not fit a

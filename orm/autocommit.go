@@ -37,6 +37,9 @@ func Snapshot() DoOption {
 // RETURNING): in the transaction, opening it as a write would, or alone
 // in a single-statement commit.
 func (s *Session) writeQuery(ctx context.Context, query string, args []any) (*sql.Rows, observation, error) {
+	if s.readOnly {
+		return nil, observation{}, refuseWrite("a statement that writes")
+	}
 	if s.alone.armed && s.tx == nil {
 		return s.queryAlone(ctx, query, args)
 	}
@@ -105,6 +108,7 @@ func (s *Session) aloneConn(ctx context.Context, args []any) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.primary = true // read-your-writes: see replicas.go
 	if s.alone.conn == nil {
 		c, err := s.e.db.Conn(ctx)
 		if err != nil {

@@ -101,6 +101,7 @@ func (s *Session) commitBatch(ctx context.Context) (done bool, err error) {
 	if !ok || !batchCommits.Load() {
 		return false, nil
 	}
+	s.primary = true // read-your-writes: see replicas.go
 	conn, err := s.e.db.Conn(ctx)
 	if err != nil {
 		return true, fmt.Errorf("orm: take a connection: %w", classify(s.e.dialect, err))

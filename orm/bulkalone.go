@@ -2,6 +2,7 @@ package orm
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 
@@ -30,7 +31,9 @@ func inUnitOfWork() SessionOption { return func(s *Session) { s.scoped = true } 
 // disagree with it whatever happens later.
 func (s *Session) bulkAlone(t *mapper.Table) bool {
 	if s.tx != nil || s.rec != nil || s.alone.armed || s.lost != nil ||
-		s.snapshot || s.lockReads || s.scoped || len(s.sps) > 0 {
+		s.snapshot || s.lockReads || s.scoped || len(s.sps) > 0 ||
+		s.isolation != sql.LevelDefault { // its writes run at that level, in a transaction
+
 		return false
 	}
 	tracked := false
@@ -54,6 +57,7 @@ func (s *Session) execBulkAlone(ctx context.Context, query string, args []any) (
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	s.primary = true // read-your-writes: see replicas.go
 	s.stats.Statements++
 	s.stats.Execs++
 	res, err := s.e.exec(ctx, s.e.db, query, args)

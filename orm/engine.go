@@ -3,6 +3,7 @@ package orm
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"reflect"
 
@@ -22,7 +23,10 @@ type Engine struct {
 	reg     *mapper.Registry
 	cfg     config
 	stmts   stmtCache
-	owners  owners // objects added to a session, and which one: see owners
+	owners  owners    // objects added to a session, and which one: see owners
+	nodes   *balancer // WithPrimaries: the nodes the pool connects to; else nil
+
+	replicas *replicaSet // nil without WithReplicas
 }
 
 // Open connects to a database and pings it. driverName is "mysql" (also
@@ -37,7 +41,8 @@ type Engine struct {
 // parseTime, clientFoundRows and interpolateParams (unless the DSN sets it) for MySQL; WAL, a busy timeout, foreign keys
 // and immediate write transactions for SQLite. On MySQL it asks the
 // server's version to use RETURNING on MariaDB 10.5 and later. ctx governs
-// only the connecting, the ping and that question.
+// only the connecting, the ping and that question (and, with WithReplicas,
+// the wait for the replicas' first check).
 //
 // Errors never contain the DSN's password.
 func Open(ctx context.Context, driverName, dsn string, opts ...Option) (*Engine, error) {
@@ -51,22 +56,49 @@ func Open(ctx context.Context, driverName, dsn string, opts ...Option) (*Engine,
 	for _, o := range opts {
 		o(&cfg)
 	}
-	db, password, err := drv.Open(dsn, dialect.OpenOptions{SQLiteStatementCache: cfg.sqliteStmts, Logger: cfg.logger})
-	if err != nil {
-		return nil, redact(fmt.Errorf("orm: %w", err), password)
+	oo := dialect.OpenOptions{SQLiteStatementCache: cfg.sqliteStmts, Logger: cfg.logger}
+	var (
+		db        *sql.DB
+		nodes     *balancer // WithPrimaries
+		passwords []string  // kept out of errors
+	)
+	if len(cfg.primaries) > 0 {
+		if db, nodes, passwords, err = openPrimaries(drv, append([]string{dsn}, cfg.primaries...), oo); err != nil {
+			return nil, err
+		}
+	} else {
+		var password string
+		db, password, err = drv.Open(dsn, oo)
+		passwords = []string{password}
+		if err != nil {
+			return nil, redact(fmt.Errorf("orm: %w", err), password)
+		}
 	}
 	d := drv.Dialect
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return nil, redact(fmt.Errorf("orm: connect to %s: %w", driverName, classify(d, err)), password)
+		return nil, redactAll(fmt.Errorf("orm: connect to %s: %w", driverName, classify(d, err)), passwords)
 	}
 	if drv.Probe != nil {
 		if d, err = drv.Probe(ctx, db); err != nil {
 			db.Close()
-			return nil, redact(fmt.Errorf("orm: %w", classify(drv.Dialect, err)), password)
+			return nil, redactAll(fmt.Errorf("orm: %w", classify(drv.Dialect, err)), passwords)
 		}
 	}
-	return New(db, d, opts...), nil
+	if len(cfg.repl.dsns) == 0 {
+		e := New(db, d, opts...)
+		e.nodes = nodes
+		return e, nil
+	}
+	pools, masked, err := openReplicas(drv, cfg)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	e := New(db, d, append(opts[:len(opts):len(opts)], withReplicaPools(pools, masked))...)
+	e.nodes = nodes
+	e.replicas.waitFirst(ctx)
+	return e, nil
 }
 
 // New wraps an existing pool. It does not connect; the first statement
@@ -81,6 +113,26 @@ func New(db *sql.DB, d dialect.Dialect, opts ...Option) *Engine {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	poolSettings(db, cfg)
+	var regOpts []mapper.RegistryOption
+	if cfg.reflective {
+		regOpts = append(regOpts, mapper.Reflective())
+	}
+	e := &Engine{
+		// sqlx picks its bind style by this name, and knows each dialect's.
+		db:      sqlx.NewDb(db, d.Name()),
+		dialect: d,
+		caps:    d.Capabilities(),
+		reg:     mapper.NewRegistry(regOpts...),
+		cfg:     cfg,
+	}
+	e.replicas = newReplicaSet(e, cfg)
+	return e
+}
+
+// poolSettings applies cfg's pool settings to db (the primary's pool and
+// each replica's).
+func poolSettings(db *sql.DB, cfg config) {
 	db.SetMaxOpenConns(cfg.maxOpen)
 	idle := cfg.maxIdle
 	if idle < 0 {
@@ -92,18 +144,6 @@ func New(db *sql.DB, d dialect.Dialect, opts ...Option) *Engine {
 	db.SetMaxIdleConns(idle)
 	db.SetConnMaxLifetime(cfg.maxLifetime)
 	db.SetConnMaxIdleTime(cfg.maxIdleTime)
-	var regOpts []mapper.RegistryOption
-	if cfg.reflective {
-		regOpts = append(regOpts, mapper.Reflective())
-	}
-	return &Engine{
-		// sqlx picks its bind style by this name, and knows each dialect's.
-		db:      sqlx.NewDb(db, d.Name()),
-		dialect: d,
-		caps:    d.Capabilities(),
-		reg:     mapper.NewRegistry(regOpts...),
-		cfg:     cfg,
-	}
 }
 
 // deferredReads reports whether transactions that start with reads begin
@@ -116,8 +156,15 @@ func (e *Engine) DB() *sqlx.DB { return e.db }
 // Dialect returns the engine's dialect.
 func (e *Engine) Dialect() dialect.Dialect { return e.dialect }
 
-// Close closes the pool. Sessions still open fail afterwards.
-func (e *Engine) Close() error { return e.db.Close() }
+// Close closes the pool, and with replicas stops their checker and closes
+// their pools. Sessions still open fail afterwards.
+func (e *Engine) Close() error {
+	if e.replicas == nil {
+		return e.db.Close()
+	}
+	rerr := e.replicas.stop()
+	return errors.Join(e.db.Close(), rerr)
+}
 
 // Register validates models up front, so that a bad definition fails at
 // start-up instead of on first use. Each model is a struct value or pointer.

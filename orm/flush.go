@@ -34,6 +34,9 @@ func (s *Session) Flush(ctx context.Context) error {
 		return err
 	}
 	defer s.leave()
+	if err := s.refuseFlush(); err != nil {
+		return err
+	}
 	return s.flushLocked(ctx, false)
 }
 
@@ -108,6 +111,9 @@ func (s *Session) flushLocked(ctx context.Context, auto bool) error {
 				ins = append(ins, e)
 			}
 		}
+		if err := s.beforeInsert(ctx, t, ins); err != nil {
+			return fail("INSERT", t, err)
+		}
 		self := p.selfKeys(t)
 		if len(self) == 0 {
 			// The changed objects are found before the inserts, which would
@@ -146,6 +152,9 @@ func (s *Session) flushLocked(ctx context.Context, auto bool) error {
 			}
 			ups = s.dirty(t, ups[:0])
 		}
+		if ups, err = s.beforeUpdate(ctx, t, ups); err != nil {
+			return fail("UPDATE", t, err)
+		}
 		for _, u := range ups {
 			wrote = true
 			if err := s.update(ctx, u); err != nil {
@@ -182,6 +191,9 @@ func (s *Session) flushLocked(ctx context.Context, auto bool) error {
 		}
 		if len(dels) == 0 {
 			continue
+		}
+		if err := s.beforeDelete(ctx, t, dels); err != nil {
+			return fail("DELETE", t, err)
 		}
 		wrote = true
 		lv := [][]*identity.Entry{dels}
@@ -231,6 +243,9 @@ func (s *Session) deleteReusedKeys(ctx context.Context) (*mapper.Table, int, err
 			} else {
 				rest = append(rest, d)
 			}
+		}
+		if err := s.beforeDelete(ctx, t, batch); err != nil {
+			return t, 0, err
 		}
 		if err := s.delete(ctx, t, batch); err != nil {
 			return t, 0, err
@@ -743,6 +758,12 @@ func (s *Session) update(ctx context.Context, u update) error {
 // delete removes rows: one statement per row with a version check when the
 // table has a version column, else batched with IN.
 func (s *Session) delete(ctx context.Context, t *mapper.Table, ents []*identity.Entry) error {
+	if t.SoftDelete != nil {
+		var err error
+		if ents, err = s.softDelete(ctx, t, ents); err != nil || len(ents) == 0 {
+			return err
+		}
+	}
 	d := s.e.dialect
 	if v := t.Version; v != nil {
 		q := s.e.stmts.get(stmtKey{t, "delete-version", 1}, func() string { return deleteVersionSQL(d, t) })

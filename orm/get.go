@@ -60,12 +60,23 @@ func Get[T any](ctx context.Context, s *Session, key ...any) (*T, error) {
 		}
 		return nil, err
 	}
-	return s.resolve(t, obj).(*T), nil
+	if softDeleted(t, obj) {
+		return nil, notFoundSoftDeleted(t, args)
+	}
+	got := s.resolve(t, obj)
+	if err := s.loaded(ctx, t, obj, got); err != nil {
+		return nil, err
+	}
+	return got.(*T), nil
 }
 
 func trackedAs[T any](t *mapper.Table, e *identity.Entry) (*T, error) {
 	if e.State() == identity.Deleted {
 		return nil, fmt.Errorf("%w: %s deleted in this session", ErrNotFound, t.Name)
+	}
+	if softDeleted(t, e.Obj) {
+		// The object's key, not the caller's: Get's key must not escape.
+		return nil, notFoundSoftDeleted(t, keyValues(t, e.Obj))
 	}
 	return e.Obj.(*T), nil
 }
@@ -175,7 +186,7 @@ func (s *Session) Refresh(ctx context.Context, obj any) error {
 		return err
 	}
 	s.logIntent(undo{kind: undoRefresh, e: e, old: old})
-	return nil
+	return s.loaded(ctx, t, obj, obj)
 }
 
 // bindKey returns the values to bind for key, which KeyOf decoded to k:

@@ -265,7 +265,7 @@ func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.R
 			return nil, err
 		}
 	}
-	if err := resolveAll(s, target, loaded, noTrack); err != nil {
+	if err := resolveAll(ctx, s, target, loaded, noTrack); err != nil {
 		return nil, err
 	}
 	rowAt := func(i int) unsafe.Pointer {

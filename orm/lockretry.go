@@ -41,6 +41,9 @@ type lockTable struct {
 // the rows of plan (see this file's comment).
 func withLockPlan(plan lockPlan) SessionOption {
 	return func(s *Session) {
+		if s.readOnly {
+			return // it cannot lock (FOR UPDATE is a write's); a retry just reads afresh
+		}
 		s.lockReads = true
 		s.lockPlan = plan
 	}
@@ -106,7 +109,9 @@ func (s *Session) lockPlanned(ctx context.Context) error {
 				}
 				return err
 			}
-			s.resolve(t, obj)
+			if err := s.loaded(ctx, t, obj, s.resolve(t, obj)); err != nil {
+				return err
+			}
 		}
 	}
 	s.lockPlan = nil

@@ -177,7 +177,7 @@ func (s *Session) flushLinks(ctx context.Context, wrote *bool) (op, table string
 				switch {
 				case e.State() == identity.Persistent:
 					s.diffLinks(e, r, target, get)
-				case e.State() == identity.Deleted && !e.Flushed():
+				case e.State() == identity.Deleted && !e.Flushed() && !s.keepsRow(e):
 					get(r).all(r, 0, t.Acc.Value(e.Snap(), t.PK[0]))
 					if _, had := s.links[linkKey{e, r}]; had {
 						s.setLinksLocked(linkKey{e, r}, nil, false)
@@ -189,7 +189,7 @@ func (s *Session) flushLinks(ctx context.Context, wrote *bool) (op, table string
 	}
 	// Objects deleted on the other side of m2m relations known here.
 	for _, e := range s.deletes {
-		if e.Flushed() {
+		if e.Flushed() || s.keepsRow(e) {
 			continue
 		}
 		for _, t := range tables {

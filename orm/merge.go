@@ -122,6 +122,9 @@ func (s *Session) mergeLocked(ctx context.Context, t *mapper.Table, obj any) (an
 		return nil, err
 	}
 	tracked := s.resolve(t, fresh)
+	if err := s.loaded(ctx, t, fresh, tracked); err != nil {
+		return nil, err
+	}
 	return tracked, mergeColumns(t, tracked, obj)
 }
 

@@ -18,6 +18,8 @@ type config struct {
 	logger      *slog.Logger
 	sqliteStmts int // statements each SQLite connection keeps compiled
 	reflective  bool
+	repl        replicaConfig // WithReplicas and its options
+	primaries   []string      // WithPrimaries: the cluster's other nodes
 }
 
 func defaultConfig() config {

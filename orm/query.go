@@ -39,6 +39,8 @@ type Q[T any] struct {
 	noTrack   bool
 	loads     []string
 	allRows   bool // AllRows: UpdateAll and DeleteAll may run without a Where
+	// withDeleted and hardDelete: see WithDeleted and HardDeleteAll.
+	withDeleted, hardDelete bool
 }
 
 // Query starts a query for T in session s.
@@ -161,7 +163,7 @@ func (q *Q[T]) build(what string, forCount bool) (string, []any, error) {
 		return "", nil, q.err
 	}
 	d := q.s.e.dialect
-	st := selectText{what: what, where: q.where}
+	st := selectText{what: what, where: q.filters()}
 	args := q.args
 	if !forCount {
 		st.order = q.order
@@ -235,7 +237,7 @@ func (q *Q[T]) collect(ctx context.Context, max int) ([]*T, error) {
 	if err := q.s.e.closeRows(ctx, rows, obs, n, nil); err != nil {
 		return nil, err
 	}
-	if err := resolveAll(q.s, q.t, out, q.noTrack); err != nil {
+	if err := resolveAll(ctx, q.s, q.t, out, q.noTrack); err != nil {
 		return nil, err
 	}
 	if err := loadInto(ctx, q.s, q.t, out, q.loads, q.noTrack); err != nil {
@@ -246,24 +248,24 @@ func (q *Q[T]) collect(ctx context.Context, max int) ([]*T, error) {
 
 // scanRow reads the current row into a new T and resolves it against the
 // identity map.
-func scanRow[T any](s *Session, t *mapper.Table, rows *sql.Rows, noTrack bool) (*T, error) {
+func scanRow[T any](ctx context.Context, s *Session, t *mapper.Table, rows *sql.Rows, noTrack bool) (*T, error) {
 	obj := new(T)
 	if err := rows.Scan(s.scanDest(t, obj, t.Columns)...); err != nil {
 		return nil, err
 	}
-	if noTrack {
-		if e := s.idmap.Get(t, t.Acc.Key(obj)); e != nil {
-			return e.Obj.(*T), nil
-		}
-		return obj, nil
+	var got any = obj
+	if !noTrack {
+		got = s.resolve(t, obj)
+	} else if e := s.idmap.Get(t, t.Acc.Key(obj)); e != nil {
+		got = e.Obj
 	}
-	return s.resolve(t, obj).(*T), nil
+	return got.(*T), s.loaded(ctx, t, obj, got)
 }
 
-// resolveAll replaces each freshly read object by the tracked one with its
+// resolveRows replaces each freshly read object by the tracked one with its
 // key, if any, and starts tracking the others (unless noTrack). An error
 // is internal: a snapshot the identity map refused.
-func resolveAll[P any](s *Session, t *mapper.Table, objs []P, noTrack bool) error {
+func resolveRows[P any](s *Session, t *mapper.Table, objs []P, noTrack bool) error {
 	if !noTrack {
 		s.idmap.Reserve(t, len(objs))
 		// Entries for the whole result in one allocation (the rows that
@@ -434,7 +436,7 @@ func (q *Q[T]) Iter(ctx context.Context) iter.Seq2[*T, error] {
 			yield(nil, err)
 			return
 		}
-		streamRows(ctx, s.e, rows, obs, nil, func() (*T, error) { return scanRow[T](s, q.t, rows, q.noTrack) }, yield)
+		streamRows(ctx, s.e, rows, obs, nil, func() (*T, error) { return scanRow[T](ctx, s, q.t, rows, q.noTrack) }, yield)
 	}
 }
 
@@ -520,6 +522,7 @@ func (q *Q[T]) UpdateAll(ctx context.Context, set Set) (int64, error) {
 	if len(set) == 0 {
 		return 0, errors.New("orm: UpdateAll with nothing to set")
 	}
+	set = stampSet(q.t, set)
 	t, d := q.t, s.e.dialect
 	names := make([]string, 0, len(set))
 	for name := range set {
@@ -571,7 +574,7 @@ func (q *Q[T]) UpdateAll(ctx context.Context, set Set) (int64, error) {
 		}
 		return e.SetSnapshot(snap)
 	}
-	n, err := s.bulk(ctx, q.t, updateAllSQL(d, t, names, q.where), args, q.where, q.args, apply)
+	n, err := s.bulk(ctx, q.t, updateAllSQL(d, t, names, q.filters()), args, q.filters(), q.args, apply)
 	if err != nil && applyFailed(err) {
 		// The UPDATE ran but a tracked object could not take its result:
 		// roll the statement back with the rest of the flushed work, which
@@ -663,7 +666,8 @@ func (q *Q[T]) DeleteAll(ctx context.Context) (int64, error) {
 		s.deletes = slices.DeleteFunc(s.deletes, func(d *identity.Entry) bool { return d == e })
 		return nil
 	}
-	return s.bulk(ctx, q.t, deleteAllSQL(s.e.dialect, q.t.Name, q.where), q.args, q.where, q.args, detach)
+	stmt, args, where := q.deleteAllStmt()
+	return s.bulk(ctx, q.t, stmt, args, where, q.args, detach)
 }
 
 // bulk runs a bulk UPDATE or DELETE and applies fn to the tracked objects
@@ -673,6 +677,9 @@ func (q *Q[T]) DeleteAll(ctx context.Context) (int64, error) {
 // can change which rows match in between).
 func (s *Session) bulk(ctx context.Context, t *mapper.Table, stmt string, args []any, where []string, whereArgs []any, fn func(*identity.Entry) error) (int64, error) {
 	d := s.e.dialect
+	if s.readOnly {
+		return 0, refuseWrite("UpdateAll and DeleteAll")
+	}
 	// Bind first: a bad argument fails before any statement is sent.
 	stmtQuery, stmtArgs, err := dialect.Expand(d, stmt, args)
 	if err != nil {

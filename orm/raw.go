@@ -96,7 +96,8 @@ func (r *RawQ[T]) Iter(ctx context.Context) iter.Seq2[*T, error] {
 				return nil, err
 			}
 			if len(cols) == len(r.t.Columns) {
-				return s.resolve(r.t, obj).(*T), nil
+				got := s.resolve(r.t, obj)
+				return got.(*T), s.loaded(ctx, r.t, obj, got)
 			}
 			// A partial row of an untracked object is returned detached:
 			// tracked, its missing columns would read as zero to later

@@ -141,7 +141,10 @@ func (e *Engine) Do(ctx context.Context, fn func(ctx context.Context, s *Session
 		if wait <= 0 || wait > cfg.maxBackoff {
 			wait = cfg.maxBackoff
 		}
-		t := time.NewTimer(rand.N(wait) + 1)
+		if wait > 0 { // RetryBackoff(0, 0) asks for no pause; rand.N(0) would panic
+			wait = rand.N(wait)
+		}
+		t := time.NewTimer(wait + 1)
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -55,14 +55,28 @@ import (
 // if it then writes and meets a concurrent writer, SQLite reports busy,
 // classified ErrRetryable, and Engine.Do runs the work again in an
 // IMMEDIATE transaction.
+//
+// With read replicas (WithReplicas), the reads before the first write,
+// lock or transaction go to the session's replica, and everything from
+// then on, until Close, to the primary: Commit and Rollback do not send a
+// session back to a replica, which might not have applied its commit.
 type Session struct {
 	e         *Engine
 	busy      atomic.Bool // set while a call runs: the concurrent-use guard
+	inHook    atomic.Bool // set while a lifecycle hook runs (see hooks.go)
 	closed    bool
 	autoflush bool
 	immediate bool // begin write transactions even for reads (SQLite)
 	snapshot  bool // begin at the first read, REPEATABLE READ (WithSnapshot)
 	scoped    bool // made by Do or Middleware: bulk statements wait for the commit (see bulkalone.go)
+	readOnly  bool // refuse writes; begin READ ONLY (WithReadOnly, txoptions.go)
+	isolation sql.IsolationLevel
+
+	// primary: every statement goes to the primary from now on (the
+	// session wrote, locked or asked; see replicas.go); replica is the
+	// replica its reads go to until then.
+	primary bool
+	replica *replica
 
 	lockReads bool     // Get locks the rows it reads (a locking retry of Do; see lockretry.go)
 	lockPlan  lockPlan // rows to lock first, in order, before fn runs
@@ -112,6 +126,10 @@ type Session struct {
 	// relations (see m2m.go); nil until a session uses one.
 	links map[linkKey][]link
 
+	// hardDeletes marks the deleted entries of soft-delete models that
+	// HardDelete asked to delete for good (see softdelete.go).
+	hardDeletes map[*identity.Entry]bool
+
 	seq      uint64
 	stats    Stats
 	dest     []any            // scratch scan targets
@@ -142,6 +160,9 @@ type Stats struct {
 	Rollbacks  int
 	Tracked    int // objects in the identity map now
 	Pending    int // objects added and not yet inserted
+	// ReplicaReads counts the queries among Queries that a read replica
+	// served (see WithReplicas).
+	ReplicaReads int
 }
 
 // NewSession starts a session. It takes no connection until its first
@@ -161,6 +182,9 @@ func (s *Session) Engine() *Engine { return s.e }
 // running, and ErrSessionClosed after Close.
 func (s *Session) enter() error {
 	if !s.busy.CompareAndSwap(false, true) {
+		if s.inHook.Load() {
+			return ErrHookReentry
+		}
 		return ErrConcurrentUse
 	}
 	if s.closed {
@@ -651,16 +675,9 @@ func (s *Session) begin(ctx context.Context, write bool) error {
 	if s.tx != nil {
 		return nil
 	}
-	var opts *sql.TxOptions
-	if s.e.deferredReads() && !write && !s.immediate {
-		// modernc's driver issues a plain (deferred) BEGIN for ReadOnly and
-		// BEGIN IMMEDIATE (our DSN's _txlock) otherwise; SQLite itself does
-		// not restrict a deferred transaction to reads.
-		opts = &sql.TxOptions{ReadOnly: true}
-	} else if s.snapshot && s.e.dialect.Name() != "sqlite" {
-		// Explicit even on MySQL, whose default it is: a server set to READ
-		// COMMITTED would otherwise give no snapshot at all.
-		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead}
+	opts, err := s.txOptions(write) // see txoptions.go
+	if err != nil {
+		return err
 	}
 	obs := s.e.observe(OpBegin, "BEGIN", nil)
 	// The transaction outlives this call's ctx: a ctx that ends must cancel
@@ -669,6 +686,7 @@ func (s *Session) begin(ctx context.Context, write bool) error {
 	if ctx.Done() != nil {
 		txCtx = context.WithoutCancel(ctx)
 	}
+	s.primary = true // read-your-writes: see replicas.go
 	tx, err := s.e.db.BeginTx(txCtx, opts)
 	err = classify(s.e.dialect, err)
 	obs.done(ctx, -1, err)
@@ -687,6 +705,9 @@ func (s *Session) begin(ctx context.Context, write bool) error {
 // with a write that changes nothing, so a concurrent ForUpdate waits for
 // this transaction to end, as it would on a server.
 func (s *Session) lockForUpdate(ctx context.Context, t *mapper.Table) error {
+	if s.readOnly {
+		return refuseWrite("ForUpdate locks rows for writing")
+	}
 	if s.tx == nil {
 		return s.begin(ctx, true)
 	}
@@ -703,6 +724,9 @@ func (s *Session) lockForUpdate(ctx context.Context, t *mapper.Table) error {
 // exec runs a statement in the session's transaction, opening it; in a
 // single-statement commit, alone (see commitAlone).
 func (s *Session) exec(ctx context.Context, query string, args []any) (sql.Result, error) {
+	if s.readOnly {
+		return nil, refuseWrite("a statement that may write")
+	}
 	if s.alone.armed && s.tx == nil {
 		return s.execAlone(ctx, query, args)
 	}
@@ -725,12 +749,15 @@ func (s *Session) query(ctx context.Context, query string, args []any) (*sql.Row
 	if s.rec != nil {
 		return nil, observation{}, errNotBatchable
 	}
-	if s.tx == nil && !s.snapshot {
+	if s.tx == nil && !s.readsInTx() {
 		if s.lost != nil {
 			return nil, observation{}, s.lost
 		}
 		s.stats.Statements++
 		s.stats.Queries++
+		if s.e.replicas != nil {
+			return s.readQuery(ctx, query, args)
+		}
 		return s.e.query(ctx, s.e.db, query, args)
 	}
 	if err := s.begin(ctx, false); err != nil {
@@ -801,7 +828,13 @@ func (s *Session) Commit(ctx context.Context) error {
 	if s.lost != nil {
 		return s.lost
 	}
-	if s.tx == nil {
+	if err := s.refuseFlush(); err != nil {
+		return err
+	}
+	// With an isolation level every write runs in a transaction at that
+	// level: a statement alone in autocommit, or a batch's own BEGIN,
+	// would run at the server's default (see txoptions.go).
+	if s.tx == nil && s.isolation == sql.LevelDefault {
 		if s.flushSize() <= 1 {
 			return s.commitAlone(ctx)
 		}
@@ -845,6 +878,7 @@ func (s *Session) committed() {
 		s.release(e)
 	}
 	s.deletes = s.deletes[:0]
+	clear(s.hardDeletes)
 	if len(s.owned) > 0 {
 		s.sweepOwned(false)
 	}
@@ -887,6 +921,7 @@ func (s *Session) reset() {
 	s.intentLog = s.intentLog[:0]
 	s.sps = s.sps[:0]
 	s.links = nil
+	clear(s.hardDeletes)
 	s.sweepOwned(true)
 	clear(s.members)
 }

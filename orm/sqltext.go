@@ -287,7 +287,7 @@ func loadSQL(d dialect.Dialect, r *mapper.Relation, target *mapper.Table, n int)
 	}
 	b = append(b, " WHERE "+match+" IN ("...)
 	b = appendPlaceholders(b, d, 1, n)
-	b = append(b, ") ORDER BY "...)
+	b = append(appendLive(append(b, ')'), d, tq, target), " ORDER BY "...)
 	if r.Join != nil {
 		b = append(b, match+", "...)
 	}
@@ -626,4 +626,129 @@ func zeroDefault(c *mapper.Column) string {
 		return " DEFAULT ''"
 	}
 	return ""
+}
+
+// upsertSQL builds Upsert's statement for rows rows: insertSQL's INSERT
+// of cols followed by the dialect's conflict clause. With set empty the
+// existing row is kept: ON CONFLICT (target) DO NOTHING, or on MySQL the
+// no-op ON DUPLICATE KEY UPDATE pk = pk (INSERT IGNORE would also turn
+// other errors into warnings). With set, those columns take the new row's
+// values and a version column is bumped. RETURNING ret follows when ret
+// is not empty.
+func upsertSQL(d dialect.Dialect, t *mapper.Table, cols []*mapper.Column, rows int, target, set, ret []*mapper.Column) string {
+	b := []byte(insertSQL(d, t, cols, nil, rows, false))
+	onDup := d.Capabilities().Upsert == dialect.UpsertOnDuplicateKey
+	if onDup {
+		b = append(b, " ON DUPLICATE KEY UPDATE "...)
+		if len(set) == 0 {
+			pk := d.Quote(t.PK[0].Name)
+			b = append(append(append(b, pk...), " = "...), pk...)
+		}
+	} else {
+		b = append(b, " ON CONFLICT ("...)
+		b = appendList(b, d, "", target)
+		b = append(b, ") DO "...)
+		if len(set) == 0 {
+			b = append(b, "NOTHING"...)
+		} else {
+			b = append(b, "UPDATE SET "...)
+		}
+	}
+	for i, c := range set {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		q := d.Quote(c.Name)
+		b = append(append(b, q...), " = "...)
+		if onDup {
+			b = append(append(append(b, "VALUES("...), q...), ')')
+		} else {
+			b = append(append(b, "EXCLUDED."...), q...)
+		}
+	}
+	if v := t.Version; v != nil && len(set) > 0 {
+		// The existing row's version, qualified: inside ON CONFLICT DO
+		// UPDATE a bare name could be read as the new row's.
+		q := d.Quote(v.Name)
+		b = append(append(append(b, ", "...), q...), " = "...)
+		if !onDup {
+			b = append(append(b, d.Quote(t.Name)...), '.')
+		}
+		b = append(append(b, q...), " + 1"...)
+	}
+	if len(ret) > 0 {
+		b = append(b, " RETURNING "...)
+		b = appendList(b, d, "", ret)
+	}
+	return string(b)
+}
+
+// upsertReselectSQL builds SELECT every column FROM t WHERE the target
+// columns equal one of rows tuples — c IN (?, ...) for one column, (a = ?
+// AND b = ?) OR ... for more — locking the rows where the dialect can, so
+// that on MySQL the read sees the latest committed row, the one the
+// INSERT met, and not the transaction's older snapshot.
+func upsertReselectSQL(d dialect.Dialect, t *mapper.Table, target []*mapper.Column, rows int) string {
+	b := append([]byte("SELECT "), appendList(nil, d, "", t.Columns)...)
+	b = append(b, " FROM "...)
+	b = append(b, d.Quote(t.Name)...)
+	b = append(b, " WHERE "...)
+	if len(target) == 1 {
+		b = append(b, d.Quote(target[0].Name)...)
+		b = append(b, " IN ("...)
+		b = appendPlaceholders(b, d, 1, rows)
+		b = append(b, ')')
+	} else {
+		for r := range rows {
+			if r > 0 {
+				b = append(b, " OR "...)
+			}
+			b = append(b, '(')
+			for i, c := range target {
+				if i > 0 {
+					b = append(b, " AND "...)
+				}
+				b = append(b, d.Quote(c.Name)...)
+				b = append(b, " = "...)
+				b = d.AppendPlaceholder(b, r*len(target)+i+1)
+			}
+			b = append(b, ')')
+		}
+	}
+	if d.Capabilities().ForUpdate {
+		b = append(b, " FOR UPDATE"...)
+	}
+	return string(b)
+}
+
+// projectSQL builds a projection's SELECT what FROM table JOIN ... WHERE
+// ... ORDER BY ... LIMIT ? OFFSET ? FOR UPDATE: querySQL's statement with
+// the (trusted) join clauses after FROM, "?" placeholders for
+// dialect.Expand.
+func projectSQL(d dialect.Dialect, table string, joins []string, st selectText) string {
+	b := append([]byte("SELECT "), st.what...)
+	b = append(b, " FROM "...)
+	b = append(b, d.Quote(table)...)
+	for _, j := range joins {
+		b = append(append(b, ' '), j...)
+	}
+	b = appendWhere(b, st.where)
+	for i, o := range st.order {
+		if i == 0 {
+			b = append(b, " ORDER BY "...)
+		} else {
+			b = append(b, ", "...)
+		}
+		b = append(b, o...)
+	}
+	if st.limit {
+		b = append(b, " LIMIT ?"...)
+		if st.offset {
+			b = append(b, " OFFSET ?"...)
+		}
+	}
+	if st.forUpdate && d.Capabilities().ForUpdate {
+		b = append(b, " FOR UPDATE"...)
+	}
+	return string(b)
 }

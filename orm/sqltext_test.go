@@ -111,6 +111,42 @@ func TestSQLText(t *testing.T) {
 			"mysql":    "INSERT INTO `sql_only_keys` () VALUES ()",
 			"sqlite":   `INSERT INTO "sql_only_keys" DEFAULT VALUES RETURNING "id"`,
 		}},
+		{"upsert do update with version", func(d dialect.Dialect) string {
+			var ret []*mapper.Column
+			if d.Returning() {
+				ret = col(acc, "id")
+			}
+			return upsertSQL(d, acc, col(acc, "owner", "balance"), 1, col(acc, "owner"), col(acc, "balance"), ret)
+		}, map[string]string{
+			"postgres": `INSERT INTO "accounts" ("owner", "balance") VALUES ($1, $2) ON CONFLICT ("owner") DO UPDATE SET "balance" = EXCLUDED."balance", "version" = "accounts"."version" + 1 RETURNING "id"`,
+			"mysql":    "INSERT INTO `accounts` (`owner`, `balance`) VALUES (?, ?) ON DUPLICATE KEY UPDATE `balance` = VALUES(`balance`), `version` = `version` + 1",
+			"sqlite":   `INSERT INTO "accounts" ("owner", "balance") VALUES (?, ?) ON CONFLICT ("owner") DO UPDATE SET "balance" = EXCLUDED."balance", "version" = "accounts"."version" + 1 RETURNING "id"`,
+		}},
+		{"upsert do nothing, composite key", func(d dialect.Dialect) string {
+			return upsertSQL(d, tag, col(tag, "kind", "name", "uses"), 2, tag.PK, nil, nil)
+		}, map[string]string{
+			"postgres": `INSERT INTO "tags" ("kind", "name", "uses") VALUES ($1, $2, $3), ($4, $5, $6) ON CONFLICT ("kind", "name") DO NOTHING`,
+			"mysql":    "INSERT INTO `tags` (`kind`, `name`, `uses`) VALUES (?, ?, ?), (?, ?, ?) ON DUPLICATE KEY UPDATE `kind` = `kind`",
+			"sqlite":   `INSERT INTO "tags" ("kind", "name", "uses") VALUES (?, ?, ?), (?, ?, ?) ON CONFLICT ("kind", "name") DO NOTHING`,
+		}},
+		{"upsert read-back, composite key", func(d dialect.Dialect) string { return upsertReselectSQL(d, tag, tag.PK, 2) }, map[string]string{
+			"postgres": `SELECT "kind", "name", "uses" FROM "tags" WHERE ("kind" = $1 AND "name" = $2) OR ("kind" = $3 AND "name" = $4) FOR UPDATE`,
+			"mysql":    "SELECT `kind`, `name`, `uses` FROM `tags` WHERE (`kind` = ? AND `name` = ?) OR (`kind` = ? AND `name` = ?) FOR UPDATE",
+			"sqlite":   `SELECT "kind", "name", "uses" FROM "tags" WHERE ("kind" = ? AND "name" = ?) OR ("kind" = ? AND "name" = ?)`,
+		}},
+		{"upsert read-back, one column", func(d dialect.Dialect) string { return upsertReselectSQL(d, acc, col(acc, "owner"), 2) }, map[string]string{
+			"postgres": `SELECT "id", "owner", "balance", "version", "note", "created_at" FROM "accounts" WHERE "owner" IN ($1, $2) FOR UPDATE`,
+			"mysql":    "SELECT `id`, `owner`, `balance`, `version`, `note`, `created_at` FROM `accounts` WHERE `owner` IN (?, ?) FOR UPDATE",
+			"sqlite":   `SELECT "id", "owner", "balance", "version", "note", "created_at" FROM "accounts" WHERE "owner" IN (?, ?)`,
+		}},
+		{"projection with a join", func(d dialect.Dialect) string {
+			return d.Rebind(projectSQL(d, "accounts", []string{"JOIN entries e ON e.account_id = accounts.id"},
+				selectText{what: "e.amount AS a", where: where[:1], order: []string{"a DESC"}, limit: true, offset: true}))
+		}, map[string]string{
+			"postgres": `SELECT e.amount AS a FROM "accounts" JOIN entries e ON e.account_id = accounts.id WHERE (balance > $1) ORDER BY a DESC LIMIT $2 OFFSET $3`,
+			"mysql":    "SELECT e.amount AS a FROM `accounts` JOIN entries e ON e.account_id = accounts.id WHERE (balance > ?) ORDER BY a DESC LIMIT ? OFFSET ?",
+			"sqlite":   `SELECT e.amount AS a FROM "accounts" JOIN entries e ON e.account_id = accounts.id WHERE (balance > ?) ORDER BY a DESC LIMIT ? OFFSET ?`,
+		}},
 		{"update with version", func(d dialect.Dialect) string { return updateSQL(d, acc, col(acc, "balance", "version", "note")) }, map[string]string{
 			"postgres": `UPDATE "accounts" SET "balance" = $1, "note" = $2, "version" = $3 WHERE "id" = $4 AND "version" = $5`,
 			"mysql":    "UPDATE `accounts` SET `balance` = ?, `note` = ?, `version` = ? WHERE `id` = ? AND `version` = ?",

@@ -33,6 +33,7 @@ const (
 	undoOrphan                        // delete-orphan marked the entry deleted
 	undoOrphanDropped                 // delete-orphan's cascade dropped the pending entry
 	undoDisplace                      // an insert took the key of the entry, deleted in this transaction
+	undoUpsert                        // Upsert tracked the entry and wrote its fields (old: their values; see upsert.go)
 	// Intents, in intentLog (recorded only inside a savepoint).
 	undoAdd         // Add made the entry pending
 	undoDropPending // Delete dropped a pending entry
@@ -121,6 +122,8 @@ func (s *Session) undoFlushes(mark int) {
 			// The new object that took e's key is out of the map again
 			// (its undoInsert came later in the log, so it ran first).
 			s.broken(s.idmap.Reinstate(e))
+		case undoUpsert:
+			s.undoUpsert(e, u.old)
 		case undoDetach:
 			// A bulk DELETE detached the entry; its row is back.
 			s.broken(s.idmap.Reattach(e, u.old.(identity.State)))

@@ -104,7 +104,7 @@ func TestTCPProtocol(t *testing.T) {
 		{"TRANSFER 1 2 -5", "ERR bad-request: invalid transfer: need two different accounts and a positive amount"},
 		{"TRANSFER 1 2 x", "ERR bad-request: TRANSFER takes three integers: from, to, amount"},
 		{"BALANCE 42", "ERR not-found: unknown account: 42"},
-		{"HELLO", "ERR bad-request: want TRANSFER <from> <to> <amount>, BALANCE <account> or QUIT"},
+		{"HELLO", "ERR bad-request: want TRANSFER <from> <to> <amount> [<request id>], BALANCE <account> or QUIT"},
 		{"", ""}, // blank lines get no reply
 		{"QUIT", "OK bye"},
 	} {

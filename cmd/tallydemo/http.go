@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -35,6 +36,10 @@ func errorCode(err error) (code string, status int) {
 		return codeNotFound, http.StatusNotFound
 	case errors.Is(err, ErrInvalidTransfer):
 		return codeBadRequest, http.StatusBadRequest
+	case errors.Is(err, ErrRequestIDReused):
+		return codeConflict, http.StatusConflict
+	case errors.Is(err, ErrRequestInFlight):
+		return codeBusy, http.StatusServiceUnavailable
 	case errors.Is(err, orm.ErrCommitUnknown):
 		// Never "busy": trying again might move the money twice.
 		return codeInternal, http.StatusInternalServerError
@@ -47,6 +52,9 @@ func errorCode(err error) (code string, status int) {
 // API is the bank's HTTP interface:
 //
 //	POST /transfers        {"from":1,"to":2,"amount":5} → 201 and the transfer
+//	                       (Idempotency-Key: <id>, or "request_id":"<id>" in the body:
+//	                       the same request again → 200, Idempotent-Replayed: true,
+//	                       and the transfer it committed the first time)
 //	GET  /transfers/{id}   → the transfer with its entries
 //	GET  /accounts         → every account
 //	GET  /accounts/{id}    → one account
@@ -86,33 +94,80 @@ func NewHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      requestTimeout + 5*time.Second,
 		IdleTimeout:       tcpIdleTimeout,
+		MaxHeaderBytes:    16 << 10, // a few headers; a flood is answered 431
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 }
 
 type transferRequest struct {
-	From   int64 `json:"from"`
-	To     int64 `json:"to"`
-	Amount int64 `json:"amount"`
+	From      int64  `json:"from"`
+	To        int64  `json:"to"`
+	Amount    int64  `json:"amount"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// maxBody bounds a request body: a transfer or an account is far smaller.
+const maxBody = 1 << 10
+
+// decodeTransfer reads a POST /transfers body and the Idempotency-Key
+// header (which, when both are given, must agree with "request_id").
+func decodeTransfer(body io.Reader, key string) (transferRequest, error) {
+	var req transferRequest
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return req, fmt.Errorf("%w: body must be {\"from\":ID,\"to\":ID,\"amount\":N}: %v", ErrInvalidTransfer, err)
+	}
+	if dec.More() {
+		return req, fmt.Errorf("%w: body must be one JSON object", ErrInvalidTransfer)
+	}
+	switch {
+	case key != "" && req.RequestID != "" && key != req.RequestID:
+		return req, fmt.Errorf("%w: Idempotency-Key and request_id differ", ErrInvalidTransfer)
+	case key != "":
+		req.RequestID = key
+	}
+	if req.RequestID != "" {
+		if err := checkRequestID(req.RequestID); err != nil {
+			return req, err
+		}
+	}
+	return req, nil
 }
 
 func (api *API) postTransfer(w http.ResponseWriter, r *http.Request) {
-	var req transferRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		api.error(w, r, fmt.Errorf("%w: body must be {\"from\":ID,\"to\":ID,\"amount\":N}: %v", ErrInvalidTransfer, err))
+	req, err := decodeTransfer(http.MaxBytesReader(w, r.Body, maxBody), r.Header.Get("Idempotency-Key"))
+	if err != nil {
+		api.error(w, r, err)
 		return
 	}
 	// The middleware's session is in r.Context(), so Bank's eng.Do runs in
 	// a savepoint of it and does not retry: a conflict becomes 503 and the
 	// client retries. The middleware commits when the 201 is written.
-	t, err := api.Bank.Transfer(r.Context(), req.From, req.To, req.Amount)
+	t, replayed, err := api.Bank.Transfer(r.Context(), req.RequestID, req.From, req.To, req.Amount)
+	var funds *InsufficientFundsError
+	if errors.As(err, &funds) {
+		// The refusal is recorded under the request id in the session:
+		// commit it before answering, as a 201 would be (the middleware
+		// rolls back behind any 4xx). Its outcome is then known.
+		if cerr := orm.SessionFrom(r.Context()).Commit(r.Context()); cerr != nil {
+			err = cerr
+		}
+		if replayed {
+			w.Header().Set("Idempotent-Replayed", "true")
+		}
+	}
 	if err != nil {
 		api.error(w, r, err)
 		return
 	}
 	w.Header().Set("Location", "/transfers/"+strconv.FormatInt(t.ID, 10))
+	if replayed {
+		// The first attempt's transfer, as it was committed then.
+		w.Header().Set("Idempotent-Replayed", "true")
+		api.json(w, http.StatusOK, t)
+		return
+	}
 	api.json(w, http.StatusCreated, t)
 }
 
@@ -159,7 +214,7 @@ func (api *API) putAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var in Account
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<10))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil || (in.ID != 0 && in.ID != id) || in.Owner == "" || len(in.Owner) > 64 {
 		api.json(w, http.StatusBadRequest, errorBody{Code: codeBadRequest,
@@ -224,7 +279,8 @@ func (api *API) error(w http.ResponseWriter, r *http.Request, err error) {
 		// Clients that know better (the load clients) retry sooner.
 		w.Header().Set("Retry-After", "1")
 	case http.StatusInternalServerError:
-		if api.Log != nil {
+		if api.Log != nil && (r.Context().Err() == nil || !errors.Is(err, context.Canceled)) {
+			// (A client that went away is no server failure.)
 			api.Log.ErrorContext(r.Context(), "http request failed",
 				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", msg))
 		}

@@ -34,6 +34,21 @@
 // &deadlock_timeout=50ms to the DSN. SQLite has no row locks: a transfer
 // takes the database's write lock, and never deadlocks.
 //
+// With -faults it injects failures while the clients run, and the report
+// counts them: kill has the server end one of the demo's own database
+// connections every -fault-every on average (MariaDB/MySQL KILL
+// CONNECTION, PostgreSQL pg_terminate_backend); cut has the clients cut a
+// fraction (-cut) of their transfers off once sent. Every transfer carries
+// a request id, and a client that cannot know its outcome retries with the
+// same id, so the checks still find each transfer applied exactly once:
+//
+//	go run ./cmd/tallydemo -driver postgres -dsn '...' -clients 200 -duration 60s -faults kill,cut
+//
+// On a multi-primary cluster (MariaDB Galera) give one -dsn per node: the
+// engine spreads its sessions over them (orm.WithPrimaries), and the report
+// adds the transfers committed on each node and what the cluster refused
+// (see cluster.go).
+//
 // With -serve it only serves, until interrupted: HTTP on the given address
 // and the line protocol on -tcp (default: the next port).
 //
@@ -102,6 +117,7 @@ import (
 // config is the command line.
 type config struct {
 	driver, dsn string
+	primaries   []string // more -dsn flags: the other nodes of a multi-primary cluster
 	serve, tcp  string
 
 	clients   int
@@ -112,6 +128,10 @@ type config struct {
 	unordered float64
 	audit     time.Duration
 	conns     int
+
+	faults     Faults
+	faultEvery time.Duration
+	cut        float64
 }
 
 func parseFlags(args []string, errOut io.Writer) (config, error) {
@@ -119,7 +139,7 @@ func parseFlags(args []string, errOut io.Writer) (config, error) {
 	fs := flag.NewFlagSet("tallydemo", flag.ContinueOnError)
 	fs.SetOutput(errOut)
 	fs.StringVar(&c.driver, "driver", "sqlite", "database: sqlite, mysql or postgres")
-	fs.StringVar(&c.dsn, "dsn", "", "data source name (default for sqlite: a file in a new temp dir, removed at exit)")
+	fs.Var((*dsnFlag)(&c), "dsn", "data source name (default for sqlite: a file in a new temp dir, removed at exit); repeat it for each node of a multi-primary cluster (mysql: Galera)")
 	fs.StringVar(&c.serve, "serve", "", "only serve: HTTP on this address (host:port) until interrupted")
 	fs.StringVar(&c.tcp, "tcp", "", "with -serve: the line protocol's address (default: the port after -serve's)")
 	fs.IntVar(&c.clients, "clients", 32, "load: concurrent clients, half HTTP and half TCP")
@@ -130,9 +150,17 @@ func parseFlags(args []string, errOut io.Writer) (config, error) {
 	fs.Float64Var(&c.unordered, "unordered", 0.05, "fraction of transfers that lock their accounts out of id order, to cause deadlocks")
 	fs.IntVar(&c.conns, "conns", 0, "connection pool size (0: the engine's default, 32)")
 	fs.DurationVar(&c.audit, "audit", 500*time.Millisecond, "how often the audit job sums the balances")
+	faults := fs.String("faults", "", "load: failures to inject, a comma list: kill (the server ends a connection; mysql, postgres), cut (clients drop requests once sent)")
+	fs.DurationVar(&c.faultEvery, "fault-every", 100*time.Millisecond, "with -faults kill: mean time between kills")
+	fs.Float64Var(&c.cut, "cut", 0.02, "with -faults cut: fraction of transfer attempts cut off")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
+	var err error
+	if c.faults, err = parseFaults(*faults); err != nil {
+		return c, err
+	}
+	c.faults.Every = c.faultEvery
 	switch {
 	case fs.NArg() > 0:
 		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -142,8 +170,14 @@ func parseFlags(args []string, errOut io.Writer) (config, error) {
 		return c, errors.New("-unordered is a fraction, from 0 to 1")
 	case c.driver != "sqlite" && c.dsn == "":
 		return c, fmt.Errorf("-driver %s needs a -dsn", c.driver)
+	case len(c.primaries) > 0 && c.driver == "sqlite":
+		return c, errors.New("several -dsn flags (a cluster's nodes) need -driver mysql or postgres")
 	case c.tcp != "" && c.serve == "":
 		return c, errors.New("-tcp goes with -serve")
+	case c.faults.Kill && dialectOf(c.driver) != "mysql" && dialectOf(c.driver) != "postgres":
+		return c, errors.New("-faults kill needs -driver mysql or postgres")
+	case c.faults.Kill && c.faultEvery <= 0, c.cut < 0 || c.cut > 1:
+		return c, errors.New("need a positive -fault-every and a -cut from 0 to 1")
 	}
 	if c.serve != "" && c.tcp == "" {
 		next, err := nextPort(c.serve)
@@ -209,13 +243,14 @@ func isTerminal(f *os.File) bool {
 
 // app is the wired service: engine, bank and audit job.
 type app struct {
-	cfg   config
-	eng   *orm.Engine
-	bank  *Bank
-	audit *Audit
-	ids   []int64
-	where string // the database, for messages; never holds a password
-	tmp   string // SQLite's temp dir, removed by close
+	cfg     config
+	eng     *orm.Engine
+	bank    *Bank
+	audit   *Audit
+	ids     []int64
+	where   string        // the database, for messages; never holds a password
+	cluster *clusterStats // several -dsn: the cluster's figures; else nil
+	tmp     string        // SQLite's temp dir, removed by close
 }
 
 // open connects, resets the bank's tables and opens the accounts.
@@ -234,6 +269,11 @@ func open(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err error)
 		dsn = filepath.Join(a.tmp, "bank.db")
 		a.where = "sqlite at " + dsn
 	}
+	if dialectOf(cfg.driver) == "postgres" {
+		// Names this process's backends in pg_stat_activity: the fault
+		// injector kills only those, and a DBA can tell them apart.
+		dsn = withApplicationName(dsn)
+	}
 	a.bank = NewBank(nil, cfg.unordered)
 	// The hook counts the conflicts the database reports, including those
 	// at COMMIT that no transfer function sees.
@@ -241,12 +281,21 @@ func open(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err error)
 	if cfg.conns > 0 {
 		opts = append(opts, orm.WithMaxOpenConns(cfg.conns))
 	}
+	if len(cfg.primaries) > 0 {
+		a.cluster = &clusterStats{}
+		opts = append(opts, a.cluster.options(cfg.primaries)...)
+	}
 	if a.eng, err = orm.Open(ctx, cfg.driver, dsn, opts...); err != nil {
 		return nil, err
 	}
 	a.bank.eng = a.eng
 	if a.ids, err = a.bank.Reset(ctx, cfg.accounts, cfg.balance); err != nil {
 		return nil, fmt.Errorf("reset the bank's tables: %w", err)
+	}
+	if a.cluster != nil {
+		if err := a.cluster.track(ctx, a.eng); err != nil {
+			return nil, fmt.Errorf("record each transfer's node: %w", err)
+		}
 	}
 	a.audit = &Audit{Eng: a.eng, Want: int64(cfg.accounts) * cfg.balance, Every: cfg.audit, Log: log}
 	return a, nil
@@ -354,16 +403,32 @@ func runLoad(ctx context.Context, cfg config, progress io.Writer, terminal bool,
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, a.close()) }()
+	leaks := startLeakCheck()
 	s, err := a.start("127.0.0.1:0", "127.0.0.1:0", log)
 	if err != nil {
 		return nil, err
+	}
+	var killer *Killer
+	killDone := make(chan error, 1)
+	killCtx, stopKiller := context.WithCancel(ctx)
+	defer stopKiller()
+	if cfg.faults.Kill {
+		killer = &Killer{Eng: a.eng, Driver: cfg.driver, Every: cfg.faults.Every, Log: log}
+		go func() { killDone <- killer.Run(killCtx) }()
+	} else {
+		killDone <- nil
 	}
 	if progress != nil {
 		fmt.Fprintf(progress, "tallydemo: %d clients for %s, %d accounts of %d on %s\n", cfg.clients, cfg.duration, cfg.accounts, cfg.balance, a.where)
 	}
 	load := &Load{Clients: cfg.clients, Duration: cfg.duration, Accounts: a.ids, MaxAmount: cfg.maxAmount,
 		HTTPURL: "http://" + s.httpAddr, TCPAddr: s.tcpAddr, Progress: progress, Terminal: terminal, Server: &a.bank.Stats}
+	if cfg.faults.Cut {
+		load.Cut = cfg.cut
+	}
 	res, err := load.Run(ctx)
+	stopKiller()
+	err = errors.Join(err, <-killDone)
 	if serr := s.stop(); err == nil {
 		err = serr
 	}
@@ -371,13 +436,22 @@ func runLoad(ctx context.Context, cfg config, progress io.Writer, terminal bool,
 		return nil, err
 	}
 	rep = &Report{
-		Driver: cfg.driver, Accounts: cfg.accounts, Load: res, Planned: cfg.duration, Interrupted: ctx.Err() != nil,
+		Driver: dialectOf(cfg.driver), Accounts: cfg.accounts, Load: res, Planned: cfg.duration, Interrupted: ctx.Err() != nil,
 		BankRetries: a.bank.Stats.Retries.Load(), Conflicts: a.bank.Stats.Conflicts.Load(), Stale: a.bank.Stats.Stale.Load(),
 		AuditRuns: a.audit.Runs.Load(), AuditFailures: a.audit.Failures.Load(), AuditErr: a.audit.FirstError(),
+		Replays: a.bank.Stats.Replays.Load(), CommitUnknown: a.bank.Stats.CommitUnknown.Load(),
+	}
+	if killer != nil {
+		rep.Kills, rep.KillFailures = killer.Kills.Load(), killer.Failures.Load()
 	}
 	// Verify runs after the servers stopped: nothing writes any more.
 	vctx := context.WithoutCancel(ctx)
-	if rep.Checks, err = a.bank.Verify(vctx, res.Committed, int64(cfg.accounts)*cfg.balance); err != nil {
+	if a.cluster != nil {
+		if rep.Cluster, err = a.cluster.report(vctx, a.eng); err != nil {
+			return nil, fmt.Errorf("count commits per node: %w", err)
+		}
+	}
+	if rep.Checks, err = a.bank.Verify(vctx, res.Committed, res.Refused, int64(cfg.accounts)*cfg.balance); err != nil {
 		return nil, fmt.Errorf("check the invariants: %w", err)
 	}
 	audit := Check{Name: "audits passed", OK: rep.AuditFailures == 0,
@@ -388,5 +462,7 @@ func runLoad(ctx context.Context, cfg config, progress io.Writer, terminal bool,
 	requests := Check{Name: "no request failed", OK: res.Errors == 0,
 		Detail: fmt.Sprintf("%d errors in %d requests", res.Errors, res.Requests)}
 	rep.Checks = append(rep.Checks, audit, requests)
+	rep.Leaks = leaks.finish(a.eng)
+	rep.Checks = append(rep.Checks, rep.Leaks.checks()...)
 	return rep, nil
 }

@@ -184,41 +184,46 @@ func (a tallyAccountAccessor) Key(obj any) mapper.Key {
 // TransferCols names Transfer's columns, for Where, OrderBy and orm.Set: a renamed
 // field breaks the build instead of a query.
 var TransferCols = struct {
-	ID      string
-	FromID  string
-	ToID    string
-	Amount  string
-	Created string
+	ID        string
+	RequestID string
+	FromID    string
+	ToID      string
+	Amount    string
+	Created   string
 }{
-	ID:      "id",
-	FromID:  "from_id",
-	ToID:    "to_id",
-	Amount:  "amount",
-	Created: "created_at",
+	ID:        "id",
+	RequestID: "request_id",
+	FromID:    "from_id",
+	ToID:      "to_id",
+	Amount:    "amount",
+	Created:   "created_at",
 }
 
 // TransferDesc holds Transfer's descending sort keys, for OrderBy.
 var TransferDesc = struct {
-	ID      string
-	FromID  string
-	ToID    string
-	Amount  string
-	Created string
+	ID        string
+	RequestID string
+	FromID    string
+	ToID      string
+	Amount    string
+	Created   string
 }{
-	ID:      "-id",
-	FromID:  "-from_id",
-	ToID:    "-to_id",
-	Amount:  "-amount",
-	Created: "-created_at",
+	ID:        "-id",
+	RequestID: "-request_id",
+	FromID:    "-from_id",
+	ToID:      "-to_id",
+	Amount:    "-amount",
+	Created:   "-created_at",
 }
 
 // tallyTransferSnap is Transfer's snapshot: its column values only.
 type tallyTransferSnap struct {
 	c0 int64     // id
-	c1 int64     // from_id
-	c2 int64     // to_id
-	c3 int64     // amount
-	c4 time.Time // created_at
+	c1 string    // request_id
+	c2 int64     // from_id
+	c3 int64     // to_id
+	c4 int64     // amount
+	c5 time.Time // created_at
 }
 
 // tallyTransferAccessor reads and writes Transfer's columns without reflection.
@@ -232,12 +237,14 @@ func (tallyTransferAccessor) Addr(obj any, c *mapper.Column) any {
 	case 0:
 		return &o.ID
 	case 1:
-		return &o.FromID
+		return &o.RequestID
 	case 2:
-		return &o.ToID
+		return &o.FromID
 	case 3:
-		return &o.Amount
+		return &o.ToID
 	case 4:
+		return &o.Amount
+	case 5:
 		return &o.Created
 	}
 	return nil
@@ -256,6 +263,8 @@ func (tallyTransferAccessor) Value(obj any, c *mapper.Column) any {
 			return s.c3
 		case 4:
 			return s.c4
+		case 5:
+			return s.c5
 		}
 		return nil
 	}
@@ -264,12 +273,14 @@ func (tallyTransferAccessor) Value(obj any, c *mapper.Column) any {
 	case 0:
 		return o.ID
 	case 1:
-		return o.FromID
+		return o.RequestID
 	case 2:
-		return o.ToID
+		return o.FromID
 	case 3:
-		return o.Amount
+		return o.ToID
 	case 4:
+		return o.Amount
+	case 5:
 		return o.Created
 	}
 	return nil
@@ -288,6 +299,8 @@ func (tallyTransferAccessor) Set(obj any, c *mapper.Column, v any) error {
 			return mapper.Assign(&s.c3, v)
 		case 4:
 			return mapper.Assign(&s.c4, v)
+		case 5:
+			return mapper.Assign(&s.c5, v)
 		}
 		return mapper.UnknownColumn(c)
 	}
@@ -296,12 +309,14 @@ func (tallyTransferAccessor) Set(obj any, c *mapper.Column, v any) error {
 	case 0:
 		return mapper.Assign(&o.ID, v)
 	case 1:
-		return mapper.Assign(&o.FromID, v)
+		return mapper.Assign(&o.RequestID, v)
 	case 2:
-		return mapper.Assign(&o.ToID, v)
+		return mapper.Assign(&o.FromID, v)
 	case 3:
-		return mapper.Assign(&o.Amount, v)
+		return mapper.Assign(&o.ToID, v)
 	case 4:
+		return mapper.Assign(&o.Amount, v)
+	case 5:
 		return mapper.Assign(&o.Created, v)
 	}
 	return mapper.UnknownColumn(c)
@@ -329,10 +344,11 @@ func (tallyTransferAccessor) snap(s *tallyTransferSnap, obj any) {
 	}
 	o := obj.(*Transfer)
 	s.c0 = o.ID
-	s.c1 = o.FromID
-	s.c2 = o.ToID
-	s.c3 = o.Amount
-	s.c4 = o.Created
+	s.c1 = o.RequestID
+	s.c2 = o.FromID
+	s.c3 = o.ToID
+	s.c4 = o.Amount
+	s.c5 = o.Created
 }
 
 func (a tallyTransferAccessor) Changed(obj any, snap any, dst []*mapper.Column) []*mapper.Column {
@@ -341,17 +357,20 @@ func (a tallyTransferAccessor) Changed(obj any, snap any, dst []*mapper.Column) 
 	if o.ID != s.c0 {
 		dst = append(dst, cols[0])
 	}
-	if o.FromID != s.c1 {
+	if o.RequestID != s.c1 {
 		dst = append(dst, cols[1])
 	}
-	if o.ToID != s.c2 {
+	if o.FromID != s.c2 {
 		dst = append(dst, cols[2])
 	}
-	if o.Amount != s.c3 {
+	if o.ToID != s.c3 {
 		dst = append(dst, cols[3])
 	}
-	if !(o.Created == s.c4 || o.Created.Equal(s.c4)) {
+	if o.Amount != s.c4 {
 		dst = append(dst, cols[4])
+	}
+	if !(o.Created == s.c5 || o.Created.Equal(s.c5)) {
+		dst = append(dst, cols[5])
 	}
 	return dst
 }
@@ -359,10 +378,11 @@ func (a tallyTransferAccessor) Changed(obj any, snap any, dst []*mapper.Column) 
 func (tallyTransferAccessor) Restore(obj any, snap any) {
 	o, s := obj.(*Transfer), snap.(*tallyTransferSnap)
 	o.ID = s.c0
-	o.FromID = s.c1
-	o.ToID = s.c2
-	o.Amount = s.c3
-	o.Created = s.c4
+	o.RequestID = s.c1
+	o.FromID = s.c2
+	o.ToID = s.c3
+	o.Amount = s.c4
+	o.Created = s.c5
 }
 
 func (a tallyTransferAccessor) Key(obj any) mapper.Key {
@@ -370,6 +390,218 @@ func (a tallyTransferAccessor) Key(obj any) mapper.Key {
 		return mapper.Key{I: int64(s.c0)}
 	}
 	o := obj.(*Transfer)
+	return mapper.Key{I: int64(o.ID)}
+}
+
+// RejectionCols names Rejection's columns, for Where, OrderBy and orm.Set: a renamed
+// field breaks the build instead of a query.
+var RejectionCols = struct {
+	ID        string
+	RequestID string
+	AccountID string
+	Balance   string
+	Amount    string
+	Created   string
+}{
+	ID:        "id",
+	RequestID: "request_id",
+	AccountID: "account_id",
+	Balance:   "balance",
+	Amount:    "amount",
+	Created:   "created_at",
+}
+
+// RejectionDesc holds Rejection's descending sort keys, for OrderBy.
+var RejectionDesc = struct {
+	ID        string
+	RequestID string
+	AccountID string
+	Balance   string
+	Amount    string
+	Created   string
+}{
+	ID:        "-id",
+	RequestID: "-request_id",
+	AccountID: "-account_id",
+	Balance:   "-balance",
+	Amount:    "-amount",
+	Created:   "-created_at",
+}
+
+// tallyRejectionSnap is Rejection's snapshot: its column values only.
+type tallyRejectionSnap struct {
+	c0 int64     // id
+	c1 string    // request_id
+	c2 int64     // account_id
+	c3 int64     // balance
+	c4 int64     // amount
+	c5 time.Time // created_at
+}
+
+// tallyRejectionAccessor reads and writes Rejection's columns without reflection.
+type tallyRejectionAccessor struct{ t *mapper.Table }
+
+var _ mapper.BatchSnapshotter = tallyRejectionAccessor{}
+
+func (tallyRejectionAccessor) Addr(obj any, c *mapper.Column) any {
+	o := obj.(*Rejection)
+	switch c.Pos {
+	case 0:
+		return &o.ID
+	case 1:
+		return &o.RequestID
+	case 2:
+		return &o.AccountID
+	case 3:
+		return &o.Balance
+	case 4:
+		return &o.Amount
+	case 5:
+		return &o.Created
+	}
+	return nil
+}
+
+func (tallyRejectionAccessor) Value(obj any, c *mapper.Column) any {
+	if s, ok := obj.(*tallyRejectionSnap); ok {
+		switch c.Pos {
+		case 0:
+			return s.c0
+		case 1:
+			return s.c1
+		case 2:
+			return s.c2
+		case 3:
+			return s.c3
+		case 4:
+			return s.c4
+		case 5:
+			return s.c5
+		}
+		return nil
+	}
+	o := obj.(*Rejection)
+	switch c.Pos {
+	case 0:
+		return o.ID
+	case 1:
+		return o.RequestID
+	case 2:
+		return o.AccountID
+	case 3:
+		return o.Balance
+	case 4:
+		return o.Amount
+	case 5:
+		return o.Created
+	}
+	return nil
+}
+
+func (tallyRejectionAccessor) Set(obj any, c *mapper.Column, v any) error {
+	if s, ok := obj.(*tallyRejectionSnap); ok {
+		switch c.Pos {
+		case 0:
+			return mapper.Assign(&s.c0, v)
+		case 1:
+			return mapper.Assign(&s.c1, v)
+		case 2:
+			return mapper.Assign(&s.c2, v)
+		case 3:
+			return mapper.Assign(&s.c3, v)
+		case 4:
+			return mapper.Assign(&s.c4, v)
+		case 5:
+			return mapper.Assign(&s.c5, v)
+		}
+		return mapper.UnknownColumn(c)
+	}
+	o := obj.(*Rejection)
+	switch c.Pos {
+	case 0:
+		return mapper.Assign(&o.ID, v)
+	case 1:
+		return mapper.Assign(&o.RequestID, v)
+	case 2:
+		return mapper.Assign(&o.AccountID, v)
+	case 3:
+		return mapper.Assign(&o.Balance, v)
+	case 4:
+		return mapper.Assign(&o.Amount, v)
+	case 5:
+		return mapper.Assign(&o.Created, v)
+	}
+	return mapper.UnknownColumn(c)
+}
+
+func (a tallyRejectionAccessor) Snapshot(obj any) any {
+	s := new(tallyRejectionSnap)
+	a.snap(s, obj)
+	return s
+}
+
+func (a tallyRejectionAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
+	slab := make([]tallyRejectionSnap, n)
+	for i := range slab {
+		a.snap(&slab[i], obj(i))
+		put(i, &slab[i])
+	}
+}
+
+// snap copies obj's column values, or another snapshot's, into s.
+func (tallyRejectionAccessor) snap(s *tallyRejectionSnap, obj any) {
+	if src, ok := obj.(*tallyRejectionSnap); ok {
+		*s = *src
+		return
+	}
+	o := obj.(*Rejection)
+	s.c0 = o.ID
+	s.c1 = o.RequestID
+	s.c2 = o.AccountID
+	s.c3 = o.Balance
+	s.c4 = o.Amount
+	s.c5 = o.Created
+}
+
+func (a tallyRejectionAccessor) Changed(obj any, snap any, dst []*mapper.Column) []*mapper.Column {
+	o, s := obj.(*Rejection), snap.(*tallyRejectionSnap)
+	cols := a.t.Columns
+	if o.ID != s.c0 {
+		dst = append(dst, cols[0])
+	}
+	if o.RequestID != s.c1 {
+		dst = append(dst, cols[1])
+	}
+	if o.AccountID != s.c2 {
+		dst = append(dst, cols[2])
+	}
+	if o.Balance != s.c3 {
+		dst = append(dst, cols[3])
+	}
+	if o.Amount != s.c4 {
+		dst = append(dst, cols[4])
+	}
+	if !(o.Created == s.c5 || o.Created.Equal(s.c5)) {
+		dst = append(dst, cols[5])
+	}
+	return dst
+}
+
+func (tallyRejectionAccessor) Restore(obj any, snap any) {
+	o, s := obj.(*Rejection), snap.(*tallyRejectionSnap)
+	o.ID = s.c0
+	o.RequestID = s.c1
+	o.AccountID = s.c2
+	o.Balance = s.c3
+	o.Amount = s.c4
+	o.Created = s.c5
+}
+
+func (a tallyRejectionAccessor) Key(obj any) mapper.Key {
+	if s, ok := obj.(*tallyRejectionSnap); ok {
+		return mapper.Key{I: int64(s.c0)}
+	}
+	o := obj.(*Rejection)
 	return mapper.Key{I: int64(o.ID)}
 }
 
@@ -553,10 +785,16 @@ func init() {
 		return tallyAccountAccessor{t}, nil
 	})
 	mapper.RegisterGenerated(reflect.TypeFor[Transfer](), func(t *mapper.Table) (mapper.Accessor, error) {
-		if err := mapper.CheckGenerated(t, "d82e99b96d303347", 5); err != nil {
+		if err := mapper.CheckGenerated(t, "c51b725e188004ff", 6); err != nil {
 			return nil, err
 		}
 		return tallyTransferAccessor{t}, nil
+	})
+	mapper.RegisterGenerated(reflect.TypeFor[Rejection](), func(t *mapper.Table) (mapper.Accessor, error) {
+		if err := mapper.CheckGenerated(t, "00e557c240ad911e", 6); err != nil {
+			return nil, err
+		}
+		return tallyRejectionAccessor{t}, nil
 	})
 	mapper.RegisterGenerated(reflect.TypeFor[Entry](), func(t *mapper.Table) (mapper.Accessor, error) {
 		if err := mapper.CheckGenerated(t, "7c4336cb6425a598", 4); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,7 +17,9 @@ import (
 // TCPServer serves the bank's line protocol: one request per line, one
 // reply line per request.
 //
-//	TRANSFER <from> <to> <amount>   → OK <transfer id>
+//	TRANSFER <from> <to> <amount> [<request id>]
+//	                                → OK <transfer id>, or OK <transfer id> replayed
+//	                                  when the request id had committed before
 //	BALANCE <account>               → OK <balance>
 //	QUIT                            → OK bye, and the server closes
 //	anything else, or a failure     → ERR <code>: <detail>
@@ -27,6 +30,14 @@ import (
 type TCPServer struct {
 	Bank *Bank
 	Log  *slog.Logger
+	// LineTimeout bounds the wait for each line, from the previous reply
+	// (0: tcpIdleTimeout): a client that is silent, or sends a line a few
+	// bytes at a time (slowloris), is disconnected when it runs out.
+	LineTimeout time.Duration
+	// MaxConns bounds the open connections (0: tcpMaxConns); one more is
+	// answered "ERR busy" and closed, so that many idle or slow clients
+	// cannot take every goroutine and file descriptor.
+	MaxConns int
 
 	mu      sync.Mutex // guards conns and closing
 	conns   map[net.Conn]struct{}
@@ -36,6 +47,7 @@ type TCPServer struct {
 
 const (
 	tcpMaxLine     = 256              // longer lines are refused and the connection closed
+	tcpMaxConns    = 4096             // default TCPServer.MaxConns
 	tcpIdleTimeout = 2 * time.Minute  // a client silent this long is disconnected
 	requestTimeout = 10 * time.Second // bounds one request's database work
 )
@@ -79,6 +91,13 @@ func (srv *TCPServer) Serve(ctx context.Context, ln net.Listener) error {
 			c.Close()
 			continue
 		}
+		if max := cmp.Or(srv.MaxConns, tcpMaxConns); len(srv.conns) >= max {
+			srv.mu.Unlock()
+			c.SetWriteDeadline(time.Now().Add(time.Second))
+			fmt.Fprintf(c, "ERR %s: the server has %d connections open; try again later\n", codeBusy, max)
+			c.Close()
+			continue
+		}
 		srv.conns[c] = struct{}{}
 		srv.wg.Add(1)
 		srv.mu.Unlock()
@@ -102,7 +121,7 @@ func (srv *TCPServer) armDeadline(c net.Conn) bool {
 	if srv.closing {
 		return false
 	}
-	c.SetReadDeadline(time.Now().Add(tcpIdleTimeout))
+	c.SetReadDeadline(time.Now().Add(cmp.Or(srv.LineTimeout, tcpIdleTimeout)))
 	return true
 }
 
@@ -138,38 +157,85 @@ func (srv *TCPServer) serveConn(ctx context.Context, c net.Conn) {
 	}
 }
 
-// handle runs one request line and returns the reply and whether to close.
-func (srv *TCPServer) handle(ctx context.Context, line string) (reply string, quit bool) {
+// lineRequest is one parsed request line.
+type lineRequest struct {
+	Cmd              string // "TRANSFER", "BALANCE" or "QUIT"
+	From, To, Amount int64  // TRANSFER; BALANCE's account is From
+	RequestID        string // TRANSFER's optional fifth field
+}
+
+// errLineSyntax is the answer to a line that is no request.
+var errLineSyntax = fmt.Errorf("%w: want TRANSFER <from> <to> <amount> [<request id>], BALANCE <account> or QUIT", errBadLine)
+
+// errBadLine marks a line the parser refused; the reply is bad-request.
+var errBadLine = errors.New("bad request line")
+
+// parseLine parses a non-blank request line. Commands are case-blind and
+// fields separated by any white space. It returns an error wrapping
+// errBadLine, or ErrInvalidTransfer for a malformed request id.
+func parseLine(line string) (lineRequest, error) {
 	f := strings.Fields(line)
-	switch cmd := strings.ToUpper(f[0]); {
-	case cmd == "QUIT" && len(f) == 1:
-		return "OK bye", true
-	case cmd == "BALANCE" && len(f) == 2:
+	if len(f) == 0 {
+		return lineRequest{}, errLineSyntax
+	}
+	req := lineRequest{Cmd: strings.ToUpper(f[0])}
+	switch {
+	case req.Cmd == "QUIT" && len(f) == 1:
+		return req, nil
+	case req.Cmd == "BALANCE" && len(f) == 2:
 		id, err := strconv.ParseInt(f[1], 10, 64)
 		if err != nil {
-			return "ERR bad-request: account must be an integer", false
+			return req, fmt.Errorf("%w: account must be an integer", errBadLine)
 		}
-		bal, err := srv.Bank.Balance(ctx, id)
+		req.From = id
+		return req, nil
+	case req.Cmd == "TRANSFER" && (len(f) == 4 || len(f) == 5):
+		for i, p := range []*int64{&req.From, &req.To, &req.Amount} {
+			v, err := strconv.ParseInt(f[i+1], 10, 64)
+			if err != nil {
+				return req, fmt.Errorf("%w: TRANSFER takes three integers: from, to, amount", errBadLine)
+			}
+			*p = v
+		}
+		if len(f) == 5 {
+			if err := checkRequestID(f[4]); err != nil {
+				return req, err
+			}
+			req.RequestID = f[4]
+		}
+		return req, nil
+	}
+	return req, errLineSyntax
+}
+
+// handle runs one request line and returns the reply and whether to close.
+func (srv *TCPServer) handle(ctx context.Context, line string) (reply string, quit bool) {
+	req, err := parseLine(line)
+	if errors.Is(err, errBadLine) {
+		_, detail, _ := strings.Cut(err.Error(), ": ")
+		return "ERR " + codeBadRequest + ": " + detail, false
+	}
+	if err != nil {
+		return srv.fail(ctx, line, err), false
+	}
+	switch req.Cmd {
+	case "QUIT":
+		return "OK bye", true
+	case "BALANCE":
+		bal, err := srv.Bank.Balance(ctx, req.From)
 		if err != nil {
 			return srv.fail(ctx, line, err), false
 		}
 		return "OK " + strconv.FormatInt(bal, 10), false
-	case cmd == "TRANSFER" && len(f) == 4:
-		var n [3]int64
-		for i := range n {
-			v, err := strconv.ParseInt(f[i+1], 10, 64)
-			if err != nil {
-				return "ERR bad-request: TRANSFER takes three integers: from, to, amount", false
-			}
-			n[i] = v
-		}
-		t, err := srv.Bank.Transfer(ctx, n[0], n[1], n[2])
-		if err != nil {
-			return srv.fail(ctx, line, err), false
-		}
-		return "OK " + strconv.FormatInt(t.ID, 10), false
 	}
-	return "ERR bad-request: want TRANSFER <from> <to> <amount>, BALANCE <account> or QUIT", false
+	t, replayed, err := srv.Bank.Transfer(ctx, req.RequestID, req.From, req.To, req.Amount)
+	if err != nil {
+		return srv.fail(ctx, line, err), false
+	}
+	if replayed {
+		return "OK " + strconv.FormatInt(t.ID, 10) + " replayed", false
+	}
+	return "OK " + strconv.FormatInt(t.ID, 10), false
 }
 
 func (srv *TCPServer) fail(ctx context.Context, line string, err error) string {
@@ -181,5 +247,8 @@ func (srv *TCPServer) fail(ctx context.Context, line string, err error) string {
 		}
 		return "ERR " + code + ": the server logged the details"
 	}
-	return "ERR " + code + ": " + err.Error()
+	// One reply is one line: an error joined from several (a conflict
+	// and the rollback it forced) has newlines, which would be read as
+	// the replies to the next requests.
+	return "ERR " + code + ": " + strings.ReplaceAll(err.Error(), "\n", "; ")
 }

@@ -35,6 +35,7 @@ func init() {
 		Classify:       classify,
 		ServerError:    serverError,
 		ConnectionHint: connectionHint,
+		NodeReady:      nodeReady,
 	})
 }
 
@@ -135,10 +136,16 @@ func classify(err error) dialect.Class {
 			4031, // ER_CLIENT_INTERACTION_TIMEOUT: MySQL 8, wait_timeout
 			1053: // ER_SERVER_SHUTDOWN
 			return dialect.ClassConnection
-		case 1213, // ER_LOCK_DEADLOCK
+		case 1213, // ER_LOCK_DEADLOCK; also Galera's certification failure, at COMMIT
 			1205, // ER_LOCK_WAIT_TIMEOUT
-			3572: // ER_LOCK_NOWAIT: FOR UPDATE NOWAIT, as PostgreSQL's 55P03
+			3572, // ER_LOCK_NOWAIT: FOR UPDATE NOWAIT, as PostgreSQL's 55P03
+			1047, // ER_UNKNOWN_COM_ERROR: see galera.go
+			3101: // ER_TRANSACTION_ROLLBACK_DURING_COMMIT: see galera.go
 			return dialect.ClassRetryable
+		case 8002, 8005, 8022, 8028, 9007: // TiDB's conflicts: see galera.go
+			return dialect.ClassRetryable
+		case 1180: // ER_ERROR_DURING_COMMIT: see galera.go
+			return dialect.ClassConnection
 		}
 		return dialect.ClassOther
 	}

@@ -29,6 +29,7 @@ func TestClassifyPostgres(t *testing.T) {
 		{"serialization failure", wrapped(&pgconn.PgError{Code: "40001"}), dialect.ClassRetryable},
 		{"deadlock", &pgconn.PgError{Code: "40P01"}, dialect.ClassRetryable},
 		{"lock not available", &pgconn.PgError{Code: "55P03"}, dialect.ClassRetryable},
+		{"statement completion unknown (CockroachDB ambiguous result)", &pgconn.PgError{Code: "40003"}, dialect.ClassConnection},
 		{"connection failure", &pgconn.PgError{Code: "08006"}, dialect.ClassConnection},
 		{"connection exception", &pgconn.PgError{Code: "08000"}, dialect.ClassConnection},
 		{"cannot establish", wrapped(&pgconn.PgError{Code: "08001"}), dialect.ClassConnection},

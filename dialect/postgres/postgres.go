@@ -98,7 +98,12 @@ func classify(err error) dialect.Class {
 			"57P02", // crash_shutdown
 			"57P03", // cannot_connect_now
 			"57P05", // idle_session_timeout
-			"25P03": // idle_in_transaction_session_timeout
+			"25P03", // idle_in_transaction_session_timeout
+			// statement_completion_unknown: CockroachDB's ambiguous
+			// result (the node lost contact during COMMIT; the
+			// transaction may have committed). As a connection lost at
+			// COMMIT, Tally reports it as ErrCommitUnknown there.
+			"40003":
 			return dialect.ClassConnection
 		default:
 			if len(code) == 5 && code[:2] == "08" { // class 08: connection exception

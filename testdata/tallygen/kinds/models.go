@@ -152,3 +152,15 @@ type Odd struct {
 type Unsigned struct {
 	ID uint64 `db:"id,pk"`
 }
+
+// Stamped has the time columns Tally sets itself: at insert, at each
+// UPDATE that writes, and at a soft delete.
+//
+//tally:model
+type Stamped struct {
+	ID      int64        `db:"id,pk,auto"`
+	Title   string       `db:"title,size=32"`
+	Created time.Time    `db:"created_at,created"`
+	Updated *time.Time   `db:"updated_at,updated"`
+	Deleted sql.NullTime `db:"deleted_at,softdelete"`
+}

@@ -1875,6 +1875,214 @@ func (a tallyUnsignedAccessor) Key(obj any) mapper.Key {
 	return mapper.Key{I: int64(o.ID)}
 }
 
+// StampedCols names Stamped's columns, for Where, OrderBy and orm.Set: a renamed
+// field breaks the build instead of a query.
+var StampedCols = struct {
+	ID      string
+	Title   string
+	Created string
+	Updated string
+	Deleted string
+}{
+	ID:      "id",
+	Title:   "title",
+	Created: "created_at",
+	Updated: "updated_at",
+	Deleted: "deleted_at",
+}
+
+// StampedDesc holds Stamped's descending sort keys, for OrderBy.
+var StampedDesc = struct {
+	ID      string
+	Title   string
+	Created string
+	Updated string
+	Deleted string
+}{
+	ID:      "-id",
+	Title:   "-title",
+	Created: "-created_at",
+	Updated: "-updated_at",
+	Deleted: "-deleted_at",
+}
+
+// tallyStampedSnap is Stamped's snapshot: its column values only.
+type tallyStampedSnap struct {
+	c0   int64     // id
+	c1   string    // title
+	c2   time.Time // created_at
+	c3   time.Time // updated_at; valid when c3OK
+	c3OK bool
+	c4   sql.NullTime // deleted_at
+}
+
+// tallyStampedAccessor reads and writes Stamped's columns without reflection.
+type tallyStampedAccessor struct{ t *mapper.Table }
+
+var _ mapper.BatchSnapshotter = tallyStampedAccessor{}
+
+func (tallyStampedAccessor) Addr(obj any, c *mapper.Column) any {
+	o := obj.(*Stamped)
+	switch c.Pos {
+	case 0:
+		return &o.ID
+	case 1:
+		return &o.Title
+	case 2:
+		return &o.Created
+	case 3:
+		return mapper.PtrScan[time.Time]{P: &o.Updated}
+	case 4:
+		return &o.Deleted
+	}
+	return nil
+}
+
+func (tallyStampedAccessor) Value(obj any, c *mapper.Column) any {
+	if s, ok := obj.(*tallyStampedSnap); ok {
+		switch c.Pos {
+		case 0:
+			return s.c0
+		case 1:
+			return s.c1
+		case 2:
+			return s.c2
+		case 3:
+			if !s.c3OK {
+				return nil
+			}
+			return s.c3
+		case 4:
+			return s.c4
+		}
+		return nil
+	}
+	o := obj.(*Stamped)
+	switch c.Pos {
+	case 0:
+		return o.ID
+	case 1:
+		return o.Title
+	case 2:
+		return o.Created
+	case 3:
+		if o.Updated == nil {
+			return nil
+		}
+		return (*o.Updated)
+	case 4:
+		return o.Deleted
+	}
+	return nil
+}
+
+func (tallyStampedAccessor) Set(obj any, c *mapper.Column, v any) error {
+	if s, ok := obj.(*tallyStampedSnap); ok {
+		switch c.Pos {
+		case 0:
+			return mapper.Assign(&s.c0, v)
+		case 1:
+			return mapper.Assign(&s.c1, v)
+		case 2:
+			return mapper.Assign(&s.c2, v)
+		case 3:
+			return mapper.AssignInline(&s.c3, &s.c3OK, v)
+		case 4:
+			return mapper.Assign(&s.c4, v)
+		}
+		return mapper.UnknownColumn(c)
+	}
+	o := obj.(*Stamped)
+	switch c.Pos {
+	case 0:
+		return mapper.Assign(&o.ID, v)
+	case 1:
+		return mapper.Assign(&o.Title, v)
+	case 2:
+		return mapper.Assign(&o.Created, v)
+	case 3:
+		return mapper.Assign(&o.Updated, v)
+	case 4:
+		return mapper.Assign(&o.Deleted, v)
+	}
+	return mapper.UnknownColumn(c)
+}
+
+func (a tallyStampedAccessor) Snapshot(obj any) any {
+	s := new(tallyStampedSnap)
+	a.snap(s, obj)
+	return s
+}
+
+func (a tallyStampedAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
+	slab := make([]tallyStampedSnap, n)
+	for i := range slab {
+		a.snap(&slab[i], obj(i))
+		put(i, &slab[i])
+	}
+}
+
+// snap copies obj's column values, or another snapshot's, into s.
+func (tallyStampedAccessor) snap(s *tallyStampedSnap, obj any) {
+	if src, ok := obj.(*tallyStampedSnap); ok {
+		*s = *src
+		return
+	}
+	o := obj.(*Stamped)
+	s.c0 = o.ID
+	s.c1 = o.Title
+	s.c2 = o.Created
+	if o.Updated != nil {
+		s.c3 = (*o.Updated)
+		s.c3OK = true
+	}
+	s.c4 = o.Deleted
+}
+
+func (a tallyStampedAccessor) Changed(obj any, snap any, dst []*mapper.Column) []*mapper.Column {
+	o, s := obj.(*Stamped), snap.(*tallyStampedSnap)
+	cols := a.t.Columns
+	if o.ID != s.c0 {
+		dst = append(dst, cols[0])
+	}
+	if o.Title != s.c1 {
+		dst = append(dst, cols[1])
+	}
+	if !(o.Created == s.c2 || o.Created.Equal(s.c2)) {
+		dst = append(dst, cols[2])
+	}
+	if (o.Updated == nil) == s.c3OK || o.Updated != nil && !((*o.Updated) == s.c3 || (*o.Updated).Equal(s.c3)) {
+		dst = append(dst, cols[3])
+	}
+	if !((o.Deleted.Time == s.c4.Time || o.Deleted.Time.Equal(s.c4.Time)) && (o.Deleted.Valid == s.c4.Valid)) {
+		dst = append(dst, cols[4])
+	}
+	return dst
+}
+
+func (tallyStampedAccessor) Restore(obj any, snap any) {
+	o, s := obj.(*Stamped), snap.(*tallyStampedSnap)
+	o.ID = s.c0
+	o.Title = s.c1
+	o.Created = s.c2
+	if s.c3OK {
+		v := new(time.Time)
+		*v = s.c3
+		o.Updated = v
+	} else {
+		o.Updated = nil
+	}
+	o.Deleted = s.c4
+}
+
+func (a tallyStampedAccessor) Key(obj any) mapper.Key {
+	if s, ok := obj.(*tallyStampedSnap); ok {
+		return mapper.Key{I: int64(s.c0)}
+	}
+	o := obj.(*Stamped)
+	return mapper.Key{I: int64(o.ID)}
+}
+
 func init() {
 	mapper.RegisterGenerated(reflect.TypeFor[Everything](), func(t *mapper.Table) (mapper.Accessor, error) {
 		if err := mapper.CheckGenerated(t, "f3e2dd2bde6f56ae", 47); err != nil {
@@ -1911,5 +2119,11 @@ func init() {
 			return nil, err
 		}
 		return tallyUnsignedAccessor{t}, nil
+	})
+	mapper.RegisterGenerated(reflect.TypeFor[Stamped](), func(t *mapper.Table) (mapper.Accessor, error) {
+		if err := mapper.CheckGenerated(t, "5281ef526589e4a0", 5); err != nil {
+			return nil, err
+		}
+		return tallyStampedAccessor{t}, nil
 	})
 }
