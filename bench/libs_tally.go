@@ -95,16 +95,37 @@ func tallyDo(ctx context.Context, eng *orm.Engine, commit bool, fn func(s *orm.S
 }
 
 func tallySteps(ctx context.Context, e *Env) (map[Op]Step, error) {
+	return tallyStepsOf(ctx, e, tallyModels[TModel, TNote]{
+		newModel: newTModel,
+		counter:  func(m *TModel) *int64 { return &m.Counter },
+		id:       func(m *TModel) int64 { return m.ID },
+		newNote:  func(id int64) *TNote { return &TNote{ModelID: id, Body: "a note"} },
+		noteByID: func(id int64) *TNote { return &TNote{ID: id} },
+	})
+}
+
+// tallyModels tells tallyStepsOf how to make and reach the models of one
+// Tally variant (reflective or generated mappers: two copies of the same
+// structs, so that each uses its own mapper).
+type tallyModels[M, N any] struct {
+	newModel func() *M
+	counter  func(*M) *int64
+	id       func(*M) int64
+	newNote  func(modelID int64) *N
+	noteByID func(id int64) *N
+}
+
+func tallyStepsOf[M, N any](ctx context.Context, e *Env, tm tallyModels[M, N]) (map[Op]Step, error) {
 	eng, err := openTally(ctx, e)
 	if err != nil {
 		return nil, fmt.Errorf("bench: tally: %w", err)
 	}
-	if err := eng.Register(TModel{}, TNote{}); err != nil {
+	if err := eng.Register(*new(M), *new(N)); err != nil {
 		return nil, err
 	}
-	window := func(ctx context.Context, s *orm.Session, n int) ([]*TModel, error) {
+	window := func(ctx context.Context, s *orm.Session, n int) ([]*M, error) {
 		lo := e.Window(n)
-		ms, err := orm.Query[TModel](s).Where("id >= ? AND id < ?", lo, lo+int64(n)).OrderBy("id").All(ctx)
+		ms, err := orm.Query[M](s).Where("id >= ? AND id < ?", lo, lo+int64(n)).OrderBy("id").All(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -118,12 +139,12 @@ func tallySteps(ctx context.Context, e *Env) (map[Op]Step, error) {
 					return err
 				}
 				for _, k := range []int{0, 4, 8} {
-					ms[k].Counter = e.Value()
+					*tm.counter(ms[k]) = e.Value()
 				}
-				if err := s.Add(&TNote{ModelID: ms[1].ID, Body: "a note"}, &TNote{ModelID: ms[2].ID, Body: "a note"}); err != nil {
+				if err := s.Add(tm.newNote(tm.id(ms[1])), tm.newNote(tm.id(ms[2]))); err != nil {
 					return err
 				}
-				return s.Delete(&TNote{ID: e.NoteToDelete()})
+				return s.Delete(tm.noteByID(e.NoteToDelete()))
 			})
 		},
 		LoadChangeSave: func(ctx context.Context) error {
@@ -133,46 +154,46 @@ func tallySteps(ctx context.Context, e *Env) (map[Op]Step, error) {
 					return err
 				}
 				for _, m := range ms {
-					m.Counter = e.Value()
+					*tm.counter(m) = e.Value()
 				}
 				return nil
 			})
 		},
 		Insert: func(ctx context.Context) error {
-			return tallyDo(ctx, eng, true, func(s *orm.Session) error { return s.Add(newTModel()) })
+			return tallyDo(ctx, eng, true, func(s *orm.Session) error { return s.Add(tm.newModel()) })
 		},
 		InsertMulti: func(ctx context.Context) error {
 			objs := make([]any, 100)
 			for i := range objs {
-				objs[i] = newTModel()
+				objs[i] = tm.newModel()
 			}
 			return tallyDo(ctx, eng, true, func(s *orm.Session) error { return s.Add(objs...) })
 		},
 		Update: func(ctx context.Context) error {
 			return tallyDo(ctx, eng, true, func(s *orm.Session) error {
-				n, err := orm.Query[TModel](s).Where("id = ?", e.Key()).UpdateAll(ctx, orm.Set{"counter": e.Value()})
+				n, err := orm.Query[M](s).Where("id = ?", e.Key()).UpdateAll(ctx, orm.Set{"counter": e.Value()})
 				return want64("update", n, err, 1)
 			})
 		},
 		GetChangeSave: func(ctx context.Context) error {
 			return tallyDo(ctx, eng, true, func(s *orm.Session) error {
-				m, err := orm.Get[TModel](ctx, s, e.Key())
+				m, err := orm.Get[M](ctx, s, e.Key())
 				if err != nil {
 					return err
 				}
-				m.Counter = e.Value()
+				*tm.counter(m) = e.Value()
 				return nil
 			})
 		},
 		Read: func(ctx context.Context) error {
 			return tallyDo(ctx, eng, false, func(s *orm.Session) error {
-				_, err := orm.Get[TModel](ctx, s, e.Key())
+				_, err := orm.Get[M](ctx, s, e.Key())
 				return err
 			})
 		},
 		ReadSlice: func(ctx context.Context) error {
 			return tallyDo(ctx, eng, false, func(s *orm.Session) error {
-				ms, err := orm.Query[TModel](s).Where("id > ?", 0).OrderBy("id").Limit(100).All(ctx)
+				ms, err := orm.Query[M](s).Where("id > ?", 0).OrderBy("id").Limit(100).All(ctx)
 				if err != nil {
 					return err
 				}

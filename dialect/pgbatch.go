@@ -10,28 +10,39 @@ import (
 type BatchStmt struct {
 	SQL  string
 	Args []any
+	// Row, when set, marks a statement that returns rows (INSERT ...
+	// RETURNING): it is called for each row, in order, with a function
+	// that scans the row into dest. An error it returns stops the batch.
+	Row func(scan func(dest ...any) error) error
+	// MustAffect marks a statement that returns no rows and must affect
+	// at least one (a version check): the round trip fails at it, with
+	// the server's error, when it affects none, so that a COMMIT later in
+	// the same round trip does not run. Its row count is still returned.
+	MustAffect bool
 }
 
-// Batcher is an optional interface of a Dialect whose driver can send a
-// transaction's statements in one round trip. The core finds it by type
+// Batcher is an optional interface of a Dialect whose driver can send
+// several statements in one round trip. The core finds it by type
 // assertion, as database/sql finds a driver's optional interfaces.
 type Batcher interface {
-	// BeginBatch sends BEGIN and stmts on c as one round trip and returns
-	// the rows each statement affected, in order. It stops at the first
-	// statement that fails; the transaction is then open and aborted, and
-	// the caller rolls it back. On success the transaction is open on c
-	// for the caller to COMMIT. ok is false, and nothing is sent, when c's
+	// Pipeline sends stmts on c as one round trip (BEGIN and COMMIT are
+	// statements like the others) and returns the rows each affected, in
+	// order. It stops at the first statement that fails, whose error it
+	// returns: the statements after it did not run, and a transaction
+	// begun by an earlier one is open and aborted, for the caller to roll
+	// back. An error that matches driver.ErrBadConn was returned before
+	// anything was sent. ok is false, and nothing is sent, when c's
 	// driver connection cannot batch (it is not pgx's, or is wrapped).
-	BeginBatch(ctx context.Context, c *sql.Conn, stmts []BatchStmt) (rows []int64, ok bool, err error)
+	Pipeline(ctx context.Context, c *sql.Conn, stmts []BatchStmt) (rows []int64, ok bool, err error)
 }
 
 var _ Batcher = postgresDialect{}
 
-// BeginBatch sends BEGIN and stmts through the Batch function of the
-// registered postgres Driver (dialect/postgres, which knows pgx); without
-// that package, or on a connection that is not pgx's, ok is false and
-// nothing is sent.
-func (postgresDialect) BeginBatch(ctx context.Context, c *sql.Conn, stmts []BatchStmt) (rows []int64, ok bool, err error) {
+// Pipeline sends stmts through the Batch function of the registered
+// postgres Driver (dialect/postgres, which knows pgx); without that
+// package, or on a connection that is not pgx's, ok is false and nothing
+// is sent.
+func (postgresDialect) Pipeline(ctx context.Context, c *sql.Conn, stmts []BatchStmt) (rows []int64, ok bool, err error) {
 	d := registered("postgres")
 	if d == nil || d.Batch == nil {
 		return nil, false, nil

@@ -62,7 +62,7 @@ type Driver struct {
 	ServerError func(err error) (code string, ok bool)
 
 	// Batch, if not nil, is what the dialect's [Batcher] sends through:
-	// BEGIN and stmts in one round trip on c (see Batcher.BeginBatch).
+	// stmts in one round trip on c (see Batcher.Pipeline).
 	Batch func(ctx context.Context, c *sql.Conn, stmts []BatchStmt) (rows []int64, ok bool, err error)
 
 	// ConnectionHint, if not nil, names the likely causes of a connection

@@ -42,6 +42,10 @@
 // pending, [Get] and [Query] load them, and every loaded object is tracked:
 // at most one object per row (the identity map), compared at flush with a
 // snapshot of its columns, so that an UPDATE writes only what changed.
+// A Commit with one statement sends it alone, in autocommit; with more,
+// on PostgreSQL, it pipelines them (BEGIN, the statements and COMMIT in
+// one round trip, one more per INSERT whose keys a later statement
+// needs); elsewhere it sends them one by one in a transaction.
 // [Session.Commit] flushes and commits; a failed Commit rolls back and
 // leaves the session as it was before, so the caller can fix the cause and
 // commit again, or [Session.Rollback]. [Session.Savepoint] runs part of the
@@ -56,7 +60,14 @@
 // All, One, First, Count, Exists and Iter run it; ForUpdate locks the rows,
 // Load fetches relations without N+1 queries, UpdateAll and DeleteAll
 // change rows in bulk — only with a Where, or after [Q.AllRows] says every
-// row is meant; otherwise they return [ErrMissingWhere] before any SQL. A
+// row is meant; otherwise they return [ErrMissingWhere] before any SQL.
+// A bulk statement that is a plain session's first work (no transaction,
+// nothing to flush, no tracked object of its table; not a WithSnapshot
+// session, nor one of [Engine.Do] or [Engine.Middleware]) runs alone in
+// autocommit and is committed when it returns, like EF Core's
+// ExecuteUpdate: a later Rollback or failed Commit does not undo it. In
+// every other case it runs in the session's transaction and commits or
+// rolls back with it. A
 // list bound to one ? (id IN (?)) expands to one parameter per value, up to
 // the database's limit. [Raw] maps a hand-written query, [Session.Exec] runs
 // a statement.

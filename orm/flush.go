@@ -94,6 +94,9 @@ func (s *Session) flushLocked(ctx context.Context, auto bool) error {
 	// Inserts log up to three undo records each: size the log once.
 	s.flushLog = slices.Grow(s.flushLog, 3*len(s.pending))
 	for _, t := range p.order {
+		if err := s.drainFor(ctx, t, p.fks); err != nil { // batchcommit.go
+			return fail("INSERT", t, err)
+		}
 		if err := s.syncForeignKeys(t); err != nil {
 			return fail("", t, err)
 		}
@@ -159,8 +162,9 @@ func (s *Session) flushLocked(ctx context.Context, auto bool) error {
 			}
 		}
 	}
-	if len(s.pending) > 0 {
-		// Every pending object's table is in order, so none can remain.
+	if len(s.pending) > s.rec.deferred() {
+		// Every pending object's table is in order, so none can remain
+		// (but inserts a pipelined commit has yet to send).
 		return fail("INSERT", s.pending[0].Table, errors.New("orm: internal error: pending objects left after flush"))
 	}
 	if len(p.broken) > 0 {
@@ -570,6 +574,13 @@ func (s *Session) insert(ctx context.Context, t *mapper.Table, ents []*identity.
 			}
 		}
 		if len(ret) > 0 && d.Returning() {
+			if s.rec != nil && len(t.Relations) == 0 {
+				// Pipelined: sent later, finished after its round trip (batchcommit.go).
+				if err := s.deferInsert(t, q, args, batch, ret); err != nil {
+					return err
+				}
+				continue
+			}
 			if err := s.insertReturning(ctx, t, q, args, batch, ret); err != nil {
 				return err
 			}
@@ -615,6 +626,9 @@ func (s *Session) insertReturning(ctx context.Context, t *mapper.Table, q string
 		for _, c := range ret {
 			s.logFlush(undo{kind: undoSetCol, e: e, col: c, old: t.Acc.Value(e.Obj, c)})
 		}
+	}
+	if s.rec != nil {
+		return s.insertReturningBatched(ctx, t, q, args, batch, ret) // batchcommit.go
 	}
 	rows, obs, err := s.writeQuery(ctx, q, args)
 	if err != nil {

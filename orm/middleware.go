@@ -31,7 +31,7 @@ import (
 // first, like writing) and http.ResponseController through Unwrap.
 func (e *Engine) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s := e.NewSession()
+		s := e.NewSession(inUnitOfWork())
 		cw := &commitWriter{ResponseWriter: w, s: s, r: r, log: e.cfg.logger}
 		defer func() {
 			if p := recover(); p != nil {

@@ -498,6 +498,15 @@ type Set map[string]any
 // refuse its new value, the transaction is rolled back (to the innermost
 // savepoint, if one is open) and the session restored as after a failed
 // Commit, so that the session and the database never disagree.
+//
+// On a plain session with no transaction, nothing to flush and no tracked
+// object of T, the UPDATE is sent alone in autocommit: one round trip,
+// committed when UpdateAll returns, so a later Rollback or failed Commit
+// does not undo it (EF Core's ExecuteUpdate rule). Sessions of
+// Engine.Do and Engine.Middleware, WithSnapshot sessions, and sessions
+// with work or a transaction already run it in their transaction. A
+// connection lost while a statement sent alone is in flight is an error
+// matching ErrCommitUnknown. DeleteAll follows the same rule.
 func (q *Q[T]) UpdateAll(ctx context.Context, set Set) (int64, error) {
 	s := q.s
 	if err := s.enter(); err != nil {
@@ -675,6 +684,9 @@ func (s *Session) bulk(ctx context.Context, t *mapper.Table, stmt string, args [
 	stmtQuery, stmtArgs, err := dialect.Expand(d, stmt, args)
 	if err != nil {
 		return 0, err
+	}
+	if s.bulkAlone(t) {
+		return s.execBulkAlone(ctx, stmtQuery, stmtArgs) // see bulkalone.go
 	}
 	if err := s.autoflushLocked(ctx); err != nil {
 		return 0, err

@@ -171,7 +171,7 @@ func (c *doConfig) retryable(err error) bool {
 // doOnce is one attempt: a session, fn, commit or rollback, close. When
 // it fails, read lists the rows its session had read, for a locking retry.
 func (e *Engine) doOnce(ctx context.Context, fn func(context.Context, *Session) error, opts []SessionOption) (read lockPlan, err error) {
-	s := e.NewSession(opts...)
+	s := e.NewSession(append(slices.Clip(opts), inUnitOfWork())...)
 	defer func() {
 		if p := recover(); p != nil {
 			s.Close() // rolls back

@@ -30,7 +30,8 @@ import (
 // connection for its statement and gives it back at once, so a session
 // that only reads sends no BEGIN and no ROLLBACK and holds no connection
 // while service code works. The first flush that writes, Exec, a bulk
-// UpdateAll or DeleteAll, ForUpdate or Savepoint begins the transaction,
+// UpdateAll or DeleteAll (unless it runs alone; see Q.UpdateAll),
+// ForUpdate or Savepoint begins the transaction,
 // and from then on every statement, reads included, runs in it (the
 // session reads its own writes). A Commit that has exactly one statement
 // to send and no transaction open sends that statement alone, in
@@ -67,6 +68,7 @@ type Session struct {
 	autoflush bool
 	immediate bool // begin write transactions even for reads (SQLite)
 	snapshot  bool // begin at the first read, REPEATABLE READ (WithSnapshot)
+	scoped    bool // made by Do or Middleware: bulk statements wait for the commit (see bulkalone.go)
 	readOnly  bool // refuse writes; begin READ ONLY (WithReadOnly, txoptions.go)
 	isolation sql.IsolationLevel
 
@@ -814,9 +816,11 @@ func stringsToUpper(op Op) string {
 // mean what they mean in a transaction: zero rows matched by a versioned
 // statement is ErrStaleData, a constraint violation is classified, and
 // the session is restored either way. Otherwise the statements go in one
-// transaction, begun by the first of them; on PostgreSQL through pgx,
-// when none returns rows (no INSERT reading back generated keys), BEGIN
-// and all of them are sent as one batch, one round trip, before COMMIT.
+// transaction, begun by the first of them; on PostgreSQL through pgx they
+// are pipelined: BEGIN, the statements and COMMIT in one round trip, plus
+// one per INSERT whose generated keys a later statement needs (see
+// batchcommit.go); a version check is made at the server, so a stale row
+// stops the round trip before its COMMIT.
 //
 // A lost connection during COMMIT, or during a statement sent alone,
 // returns an error matching ErrCommitUnknown: the work may or may not be

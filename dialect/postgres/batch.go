@@ -3,41 +3,93 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/tallyorm/tally/dialect"
 )
 
-// beginBatch sends BEGIN and stmts in one pgx batch: pgx pipelines the
-// whole batch and syncs once, so it is one round trip once the statements
-// are in the connection's statement cache.
-func beginBatch(ctx context.Context, c *sql.Conn, stmts []dialect.BatchStmt) (rows []int64, ok bool, err error) {
+// pipeline sends stmts in one pgx batch: pgx pipelines the whole batch
+// and syncs once, so it is one round trip once the statements are in the
+// connection's statement cache. Rows of a statement that returns them
+// are handed to its Row function as they are read.
+func pipeline(ctx context.Context, c *sql.Conn, stmts []dialect.BatchStmt) (rows []int64, ok bool, err error) {
 	err = c.Raw(func(dc any) error {
 		pc, is := dc.(interface{ Conn() *pgx.Conn })
 		if !is {
 			return nil
 		}
 		ok = true
-		b := &pgx.Batch{}
-		b.Queue("BEGIN")
+		b := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(stmts))}
 		for _, st := range stmts {
-			b.Queue(st.SQL, st.Args...)
+			q := st.SQL
+			if st.MustAffect && st.Row == nil {
+				q = mustAffectSQL(q)
+			}
+			b.Queue(q, st.Args...)
 		}
 		br := pc.Conn().SendBatch(ctx, b)
-		if _, err := br.Exec(); err != nil {
-			br.Close()
-			return err
-		}
 		rows = make([]int64, 0, len(stmts))
-		for range stmts {
-			tag, err := br.Exec()
+		for _, st := range stmts {
+			n, err := result(br, st)
 			if err != nil {
 				br.Close()
+				if pgconn.SafeToRetry(err) {
+					// Nothing was sent: database/sql discards the
+					// connection, and the caller knows nothing ran.
+					return errors.Join(driver.ErrBadConn, err)
+				}
 				return err
 			}
-			rows = append(rows, tag.RowsAffected())
+			rows = append(rows, n)
 		}
 		return br.Close()
 	})
 	return rows, ok, err
+}
+
+// result reads one statement's result from br: its row count, and its
+// rows for a statement with a Row function.
+func result(br pgx.BatchResults, st dialect.BatchStmt) (int64, error) {
+	if st.MustAffect && st.Row == nil {
+		var n int64
+		err := br.QueryRow().Scan(&n)
+		return n, err
+	}
+	if st.Row == nil {
+		tag, err := br.Exec()
+		return tag.RowsAffected(), err
+	}
+	rs, err := br.Query()
+	if err != nil {
+		return 0, err
+	}
+	for rs.Next() {
+		if err := st.Row(rs.Scan); err != nil {
+			rs.Close()
+			return 0, err
+		}
+	}
+	rs.Close()
+	return rs.CommandTag().RowsAffected(), rs.Err()
+}
+
+// mustAffectSQLs caches mustAffectSQL's statements: a flush sends the
+// same few shapes again and again.
+var mustAffectSQLs sync.Map
+
+// mustAffectSQL wraps an UPDATE or DELETE so that it returns the rows it
+// affected and fails (division by zero, SQLSTATE 22012) when that is
+// none: the server then aborts the transaction and skips the rest of the
+// round trip, COMMIT included.
+func mustAffectSQL(q string) string {
+	if v, ok := mustAffectSQLs.Load(q); ok {
+		return v.(string)
+	}
+	w := "WITH tally_affected AS (" + q + " RETURNING 1) SELECT COUNT(*) + 0 * (1 / COUNT(*)) FROM tally_affected"
+	mustAffectSQLs.Store(q, w)
+	return w
 }

@@ -35,7 +35,7 @@ func init() {
 		Connector:      connector,
 		Classify:       classify,
 		ServerError:    serverError,
-		Batch:          beginBatch,
+		Batch:          pipeline,
 		ConnectionHint: connectionHint,
 	})
 }
