@@ -382,7 +382,7 @@ func TestEachInKeepsEntryOrder(t *testing.T) {
 			}
 			for i := range got {
 				if got[i] != want[i] {
-					t.Fatalf("%s %s: entry %d is seq %d, want seq %d", tab.Name, when, i, got[i].Seq, want[i].Seq)
+					t.Fatalf("%s %s: entry %d is seq %d, want seq %d", tab.Name, when, i, got[i].Seq(), want[i].Seq())
 				}
 			}
 			if m.Len() != len(want) {

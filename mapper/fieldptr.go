@@ -1,0 +1,39 @@
+package mapper
+
+import (
+	"reflect"
+	"unsafe"
+)
+
+// Ptr returns the address of c's field in obj, a non-nil *T of c's table:
+// the struct's address plus the field's offset, which unsafe.Pointer's
+// rules allow (arithmetic within one allocated object). It spares a hot
+// loop reflect's FieldByIndex; the caller converts it to a pointer to the
+// field's type (c.Type) and to nothing else.
+func (c *Column) Ptr(obj any) unsafe.Pointer { return unsafe.Add(base(obj), c.offset) }
+
+// Ptr returns the address of r's field in obj, a non-nil *T of r's table,
+// as [Column.Ptr] does: a *Target field is then a *unsafe.Pointer, and a
+// []*Target field, laid out as a slice of pointers, a *[]unsafe.Pointer.
+func (r *Relation) Ptr(obj any) unsafe.Pointer { return unsafe.Add(base(obj), r.offset) }
+
+// SnapshotType is the dynamic type of the values Acc's Snapshot returns:
+// *T for the reflective accessor, the generated snapshot struct's pointer
+// for a generated one. The identity map keeps snapshots compactly by
+// relying on it being one type per table.
+func (t *Table) SnapshotType() reflect.Type {
+	if t.snapType != nil {
+		return t.snapType
+	}
+	return snapshotType(t.Acc, t.Type) // Acc was set by hand: not cached
+}
+
+// setAcc installs acc and records its snapshot type.
+func (t *Table) setAcc(acc Accessor) {
+	t.Acc = acc
+	t.snapType = snapshotType(acc, t.Type)
+}
+
+func snapshotType(acc Accessor, st reflect.Type) reflect.Type {
+	return reflect.TypeOf(acc.Snapshot(reflect.New(st).Interface()))
+}
