@@ -70,7 +70,7 @@ func (s *Session) commitBatch(ctx context.Context) (done bool, err error) {
 		return false, nil
 	}
 	for _, e := range s.pending {
-		for _, c := range e.Table.Columns {
+		for _, c := range e.Table().Columns {
 			if c.Auto {
 				return false, nil // INSERT ... RETURNING: its rows are needed
 			}

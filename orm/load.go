@@ -434,7 +434,7 @@ func fieldSlice(obj any, r *mapper.Relation) *[]unsafe.Pointer {
 
 // trackedEntry returns obj's entry when the session tracks it persistent.
 func (s *Session) trackedEntry(t *mapper.Table, obj any) *identity.Entry {
-	if e := s.idmap.Get(t, t.Acc.Key(obj)); e != nil && e.Obj == obj && e.State() == identity.Persistent {
+	if e := s.idmap.Get(t, t.Acc.Key(obj)); e != nil && e.Obj() == obj && e.State() == identity.Persistent {
 		return e
 	}
 	return nil

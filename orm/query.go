@@ -253,7 +253,7 @@ func scanRow[T any](s *Session, t *mapper.Table, rows *sql.Rows, noTrack bool) (
 	}
 	if noTrack {
 		if e := s.idmap.Get(t, t.Acc.Key(obj)); e != nil {
-			return e.Obj.(*T), nil
+			return e.Obj().(*T), nil
 		}
 		return obj, nil
 	}
@@ -276,7 +276,7 @@ func resolveAll[P any](s *Session, t *mapper.Table, objs []P, noTrack bool) erro
 	for i, obj := range objs {
 		k := t.Acc.Key(obj)
 		if e := s.idmap.Get(t, k); e != nil {
-			objs[i] = e.Obj.(P)
+			objs[i] = e.Obj().(P)
 			continue
 		}
 		if noTrack {
@@ -299,7 +299,7 @@ func resolveAll[P any](s *Session, t *mapper.Table, objs []P, noTrack bool) erro
 		// The callback records no error: a variable it wrote would move
 		// to the heap, an allocation per read. A refused snapshot stays
 		// nil, which the loop after finds.
-		bs.SnapshotBatch(len(fresh), func(i int) any { return fresh[i].Obj }, func(i int, snap any) { _ = fresh[i].SetSnapshot(snap) })
+		bs.SnapshotBatch(len(fresh), func(i int) any { return fresh[i].Obj() }, func(i int, snap any) { _ = fresh[i].SetSnapshot(snap) })
 		for i := range fresh {
 			if fresh[i].Snap() == nil {
 				return fmt.Errorf("orm: internal error: no snapshot for a loaded %s", t.Name)
@@ -308,7 +308,7 @@ func resolveAll[P any](s *Session, t *mapper.Table, objs []P, noTrack bool) erro
 		return nil
 	}
 	for i := range fresh {
-		if err := fresh[i].SetSnapshot(t.Acc.Snapshot(fresh[i].Obj)); err != nil {
+		if err := fresh[i].SetSnapshot(t.Acc.Snapshot(fresh[i].Obj())); err != nil {
 			return err
 		}
 	}
