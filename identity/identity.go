@@ -92,8 +92,8 @@ type Entry struct {
 }
 
 const (
-	seqBits   = 48
-	seqMask   = 1<<seqBits - 1
+	seqBits    = 48
+	seqMask    = 1<<seqBits - 1
 	stateShift = seqBits
 	stateMask  = 0xff << stateShift
 	// flushed marks a Deleted entry whose DELETE has run in the open
