@@ -33,7 +33,8 @@
 //
 // A [Map] belongs to one session and, like it, is not safe for concurrent
 // use. Lookups by key allocate nothing: integer keys (the common case) live
-// in a map of int64 per table, every other key in a map of strings.
+// in an open-addressing index of int64 per table (sized more tightly than a Go map), every other
+// key in a map of strings.
 package identity
 
 import (
@@ -365,7 +366,7 @@ type Map struct {
 }
 
 type tableMap struct {
-	ints map[int64]*Entry  // single integer keys
+	ints intIndex          // single integer keys
 	strs map[string]*Entry // every other key, encoded
 	// order holds the table's entries in the order they entered the map,
 	// which is the order sessions take them from their slabs: walking it
@@ -444,7 +445,7 @@ func (m *Map) Get(t *mapper.Table, k mapper.Key) *Entry {
 		return nil
 	}
 	if t.IntKey() {
-		return tm.ints[k.I]
+		return tm.ints.get(k.I)
 	}
 	return tm.strs[k.S]
 }
@@ -587,13 +588,9 @@ func (m *Map) put(e *Entry, k mapper.Key) *Entry {
 		}
 	}
 	if e.table.IntKey() {
-		if tm.ints == nil {
-			tm.ints = map[int64]*Entry{}
-		}
-		if old := tm.ints[k.I]; old != nil {
+		if old := tm.ints.put(k.I, e); old != nil {
 			return old
 		}
-		tm.ints[k.I] = e
 	} else {
 		if tm.strs == nil {
 			tm.strs = map[string]*Entry{}
@@ -628,9 +625,7 @@ func (m *Map) Reserve(t *mapper.Table, n int) {
 		}
 	}
 	if t.IntKey() {
-		if len(tm.ints) == 0 {
-			tm.ints = make(map[int64]*Entry, n)
-		}
+		tm.ints.reserve(n)
 	} else if len(tm.strs) == 0 {
 		tm.strs = make(map[string]*Entry, n)
 	}
@@ -645,8 +640,7 @@ func (m *Map) remove(e *Entry) {
 	}
 	k := e.key()
 	if e.table.IntKey() {
-		if tm.ints[k.I] == e {
-			delete(tm.ints, k.I)
+		if tm.ints.remove(k.I, e) {
 			tm.drop(e)
 			m.n--
 		}
@@ -695,11 +689,11 @@ func (tm *tableMap) each(fn func(*Entry) bool) bool {
 // Tables lists the tables that have entries.
 func (m *Map) Tables() []*mapper.Table {
 	out := make([]*mapper.Table, 0, len(m.tables)+1)
-	if m.first != nil && len(m.firstTM.ints)+len(m.firstTM.strs) > 0 {
+	if m.first != nil && m.firstTM.ints.n+len(m.firstTM.strs) > 0 {
 		out = append(out, m.first)
 	}
 	for t, tm := range m.tables {
-		if len(tm.ints)+len(tm.strs) > 0 {
+		if tm.ints.n+len(tm.strs) > 0 {
 			out = append(out, t)
 		}
 	}

@@ -245,7 +245,7 @@ func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.R
 				seenObj[tk] = int32(len(loaded))
 			} else if int64Col {
 				// The common case, read in place: an int64 foreign key.
-				if gi, found := groups.ints[field(obj, mcol.Index).Int()]; found {
+				if gi, found := groups.ints[*(*int64)(mcol.Ptr(obj))]; found {
 					g = gi
 				}
 			} else {
@@ -423,13 +423,13 @@ func field(obj any, index []int) reflect.Value {
 
 // fieldPtr addresses a *Target relation field of obj.
 func fieldPtr(obj any, r *mapper.Relation) *unsafe.Pointer {
-	return (*unsafe.Pointer)(field(obj, r.Index).Addr().UnsafePointer())
+	return (*unsafe.Pointer)(r.Ptr(obj))
 }
 
 // fieldSlice addresses a []*Target relation field of obj. A slice of
 // pointers has the layout of a []unsafe.Pointer.
 func fieldSlice(obj any, r *mapper.Relation) *[]unsafe.Pointer {
-	return (*[]unsafe.Pointer)(field(obj, r.Index).Addr().UnsafePointer())
+	return (*[]unsafe.Pointer)(r.Ptr(obj))
 }
 
 // trackedEntry returns obj's entry when the session tracks it persistent.

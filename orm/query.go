@@ -275,21 +275,29 @@ func resolveAll[P any](s *Session, t *mapper.Table, objs []P, noTrack bool) erro
 	fresh := s.slab[:0:0]
 	for i, obj := range objs {
 		k := t.Acc.Key(obj)
-		if e := s.idmap.Get(t, k); e != nil {
-			objs[i] = e.Obj().(P)
-			continue
-		}
 		if noTrack {
+			if e := s.idmap.Get(t, k); e != nil {
+				objs[i] = e.Obj().(P)
+			}
 			continue
 		}
-		s.seq++
 		if len(fresh) == 0 {
 			fresh = s.slab[:0]
 		}
 		// The slab's entries are taken in order, so those made here are
-		// the contiguous run fresh, which the batch snapshot walks.
-		e := s.newEntry()
-		s.idmap.Track(e, t, obj, nil, s.seq, k) // Get found nothing; the snapshots follow
+		// the contiguous run fresh, which the batch snapshot walks. One
+		// lookup finds the tracked object or tracks this one; the slab's
+		// entry is taken only in the second case. The snapshots follow.
+		e := &s.slab[0]
+		if old, ok := s.idmap.TrackOrGet(e, t, obj, nil, s.seq+1, k); !ok {
+			if old == nil {
+				return fmt.Errorf("orm: internal error: cannot track a loaded %s", t.Name)
+			}
+			objs[i] = old.Obj().(P)
+			continue
+		}
+		s.seq++
+		s.slab = s.slab[1:]
 		fresh = fresh[:len(fresh)+1]
 	}
 	if len(fresh) == 0 {
