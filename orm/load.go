@@ -171,7 +171,7 @@ func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.R
 	}
 	groups := newGroupIndex(keyTab.IntKey(), len(parents))
 	pgroup := make([]int32, len(parents)) // parent → group; -1 when it has no key
-	var keys []any                        // the value to bind, per group
+	keys := make([]any, 0, len(parents))  // the value to bind, per group
 	for i, p := range parents {
 		k, v, ok := colKey(t, p, pcol, keyTab)
 		if !ok {
