@@ -219,7 +219,7 @@ func (e *Entry) State() State { return e.state() }
 // flushed, nil while the entry is pending. Callers read it, never change it.
 func (e *Entry) Snap() any {
 	if e.snap == nil {
-		return nil
+		return nil // and e.table may be nil
 	}
 	return box(typeWord(e.table.SnapshotType()), e.snap)
 }

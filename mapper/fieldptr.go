@@ -20,13 +20,11 @@ func (r *Relation) Ptr(obj any) unsafe.Pointer { return unsafe.Add(base(obj), r.
 // SnapshotType is the dynamic type of the values Acc's Snapshot returns:
 // *T for the reflective accessor, the generated snapshot struct's pointer
 // for a generated one. The identity map keeps snapshots compactly by
-// relying on it being one type per table.
-func (t *Table) SnapshotType() reflect.Type {
-	if t.snapType != nil {
-		return t.snapType
-	}
-	return snapshotType(t.Acc, t.Type) // Acc was set by hand: not cached
-}
+// relying on it being one type per table, and refuses a snapshot of
+// another type. It is recorded when the registry installs the accessor:
+// an Acc replaced by hand afterwards keeps the old type (and its
+// snapshots are refused), and a Table the registry did not build has none.
+func (t *Table) SnapshotType() reflect.Type { return t.snapType }
 
 // setAcc installs acc and records its snapshot type.
 func (t *Table) setAcc(acc Accessor) {
