@@ -33,8 +33,8 @@
 //
 // A [Map] belongs to one session and, like it, is not safe for concurrent
 // use. Lookups by key allocate nothing: integer keys (the common case) live
-// in an open-addressing index of int64 per table (sized more tightly than a Go map), every other
-// key in a map of strings.
+// in an open-addressing index of int64 per table (sized more tightly than
+// a Go map), every other key in a map of strings.
 package identity
 
 import (
@@ -80,8 +80,9 @@ func (s State) String() string {
 // one its snapshot holds (a tracked object's primary key cannot change), so
 // every tracked object costs one key less. It is 32 bytes, because a
 // session holds one per tracked object: the object and the snapshot are
-// kept as bare pointers (their types are the table's, see [eface]), and
-// the sequence number shares a word with the state and the flags.
+// kept as bare pointers (their types are the table's: the interface
+// values are rebuilt from them), and the sequence number shares a word
+// with the state and the flags. The sequence keeps its low 48 bits.
 type Entry struct {
 	table *mapper.Table
 	obj   unsafe.Pointer // the *T the user holds
