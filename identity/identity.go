@@ -630,7 +630,11 @@ func (m *Map) Reserve(t *mapper.Table, n int) {
 	} else if len(tm.strs) == 0 {
 		tm.strs = make(map[string]*Entry, n)
 	}
-	tm.order = slices.Grow(tm.order, n)
+	if tm.order == nil {
+		tm.order = newOrder(n)
+	} else {
+		tm.order = slices.Grow(tm.order, n)
+	}
 }
 
 // remove deletes e from the map if it is the entry stored under its key.
@@ -705,6 +709,9 @@ func (m *Map) Tables() []*mapper.Table {
 func (m *Map) Clear() {
 	for _, tm := range m.all() {
 		tm.release()
+		if tm.iterating == 0 {
+			tm.recycle()
+		}
 	}
 	clear(m.tables)
 	m.first, m.firstTM = nil, tableMap{}

@@ -126,7 +126,7 @@ func (x *intIndex) reserve(n int) {
 
 func (x *intIndex) resize(size int) {
 	old := x.slots
-	x.slots = make([]intSlot, size)
+	x.slots = newSlots(size)
 	x.n = 0
 	for _, s := range old {
 		if s.e != nil {
