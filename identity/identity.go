@@ -675,6 +675,25 @@ func (m *Map) EachIn(t *mapper.Table, fn func(*Entry) bool) {
 	}
 }
 
+// EachPersistentIn calls fn for every Persistent entry of table t, with
+// its object and snapshot, in the order they entered the map, until fn
+// returns false: what a flush diffs. The interface values are rebuilt with
+// the table's type words looked up once, not per entry (see
+// [Entry.Obj]). fn must not add or remove entries.
+func (m *Map) EachPersistentIn(t *mapper.Table, fn func(e *Entry, obj, snap any) bool) {
+	tm := m.lookup(t)
+	if tm == nil {
+		return
+	}
+	objType, snapType := typeWord(t.PtrType()), typeWord(t.SnapshotType())
+	tm.each(func(e *Entry) bool {
+		if e.state() != Persistent {
+			return true
+		}
+		return fn(e, box(objType, e.obj), box(snapType, e.snap))
+	})
+}
+
 // each calls fn for every entry until fn returns false; it reports
 // whether it went through them all.
 // Entries removed during the walk are skipped; entries added are not met.

@@ -35,3 +35,9 @@ func (t *Table) setAcc(acc Accessor) {
 func snapshotType(acc Accessor, st reflect.Type) reflect.Type {
 	return reflect.TypeOf(acc.Snapshot(reflect.New(st).Interface()))
 }
+
+// Differ returns the accessor whose Changed Acc's is: the generated one
+// itself when Acc wraps it for this package's value rules, which change
+// reading and binding but not diffs. A flush diffs every tracked object;
+// calling it directly saves an indirect call per object.
+func (t *Table) Differ() Accessor { return Unwrap(t.Acc) }

@@ -360,11 +360,9 @@ func (s *Session) flushOrder() (flushPlan, error) {
 // dirty appends the changed persistent objects of table t, in the order
 // they entered the session.
 func (s *Session) dirty(t *mapper.Table, out []update) []update {
-	s.idmap.EachIn(t, func(e *identity.Entry) bool {
-		if e.State() != identity.Persistent {
-			return true
-		}
-		if s.cols = t.Acc.Changed(e.Obj(), e.Snap(), s.cols[:0]); len(s.cols) > 0 {
+	d := t.Differ()
+	s.idmap.EachPersistentIn(t, func(e *identity.Entry, obj, snap any) bool {
+		if s.cols = d.Changed(obj, snap, s.cols[:0]); len(s.cols) > 0 {
 			out = append(out, update{e: e, cols: slices.Clone(s.cols)})
 		}
 		return true
