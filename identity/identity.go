@@ -33,12 +33,15 @@
 //
 // A [Map] belongs to one session and, like it, is not safe for concurrent
 // use. Lookups by key allocate nothing: integer keys (the common case) live
-// in a map of int64 per table, every other key in a map of strings.
+// in an open-addressing index of int64 per table (sized more tightly than
+// a Go map), every other key in a map of strings.
 package identity
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
+	"unsafe"
 
 	"github.com/tallyorm/tally/mapper"
 )
@@ -67,30 +70,125 @@ func (s State) String() string {
 
 // Entry is one tracked object.
 //
-// Table, Obj and Seq are set when the entry is made ([Entry.InitPending],
-// [Map.Track]) and never change. Its state, snapshot and flags change only
+// Its table, object and sequence number are set when the entry is made
+// ([Entry.InitPending], [Map.Track]) and read through [Entry.Table],
+// [Entry.Obj] and [Entry.Seq]. Its state, snapshot and flags change only
 // through the transition methods, which refuse a transition its state does
 // not allow with a [*TransitionError]; see the package doc for the graph.
 //
 // An entry holds no key of its own: while it is in the map, its key is the
 // one its snapshot holds (a tracked object's primary key cannot change), so
-// every tracked object costs one key less. The fields are ordered to pack.
+// every tracked object costs one key less. It is 32 bytes, because a
+// session holds one per tracked object: the object and the snapshot are
+// kept as bare pointers (their types are the table's: the interface
+// values are rebuilt from them), and the sequence number shares a word
+// with the state and the flags. The sequence keeps its low 48 bits.
 type Entry struct {
-	Table *mapper.Table
-	Obj   any    // the *T the user holds
-	snap  any    // column values as last loaded or flushed; nil while pending
-	Seq   uint64 // the order objects entered the session: flush order within a table
-	state State
+	table *mapper.Table
+	obj   unsafe.Pointer // the *T the user holds
+	snap  unsafe.Pointer // column values as last loaded or flushed; nil while pending
+	// meta packs the sequence number (the order objects entered the
+	// session: flush order within a table) in its low 48 bits, and the
+	// state and the flags above them.
+	meta uint64
+}
+
+const (
+	seqBits    = 48
+	seqMask    = 1<<seqBits - 1
+	stateShift = seqBits
+	stateMask  = 0xff << stateShift
 	// flushed marks a Deleted entry whose DELETE has run in the open
 	// transaction; it leaves the map at commit.
-	flushed bool
+	flagFlushed = 1 << 56
 	// owned marks an object that entered the session through Add and is
 	// registered as belonging to it, so that another session refuses it;
 	// the session releases it when it lets the object go.
-	owned bool
-	// pos is the entry's index in its table's order while it is in the
-	// map. It fits in the padding after the flags: entries stay 56 bytes.
-	pos uint32
+	flagOwned = 1 << 57
+	// inOrder marks an entry its table's order slice holds (see tableMap).
+	flagInOrder = 1 << 58
+)
+
+// eface is the layout of an interface value: a type word and a data word,
+// which for a pointer type is the pointer itself. An entry keeps only the
+// data words of its object and snapshot: every object of a table is a *T
+// (the table's PtrType) and every snapshot is of the table's
+// SnapshotType, so the type words are the table's, and the interface
+// values are rebuilt from the two words, without allocating. mapper's
+// accessor reads the data word the same way.
+type eface struct{ typ, ptr unsafe.Pointer }
+
+func wordsOf(v any) eface { return *(*eface)(unsafe.Pointer(&v)) }
+
+// typeWord is the type word of interface values holding an rt: a
+// reflect.Type's data word is the runtime's type descriptor, which is what
+// an interface's type word points to.
+func typeWord(rt reflect.Type) unsafe.Pointer { return wordsOf(rt).ptr }
+
+func box(typ, ptr unsafe.Pointer) any {
+	if ptr == nil {
+		return nil
+	}
+	return *(*any)(unsafe.Pointer(&eface{typ, ptr}))
+}
+
+func (e *Entry) state() State { return State(e.meta >> stateShift) }
+
+func (e *Entry) setState(s State) { e.meta = e.meta&^stateMask | uint64(s)<<stateShift }
+
+func (e *Entry) flag(f uint64) bool { return e.meta&f != 0 }
+
+func (e *Entry) setFlag(f uint64, on bool) {
+	if on {
+		e.meta |= f
+	} else {
+		e.meta &^= f
+	}
+}
+
+// Table is the entry's table.
+func (e *Entry) Table() *mapper.Table { return e.table }
+
+// Obj is the object: the *T the user holds.
+func (e *Entry) Obj() any {
+	if e.table == nil {
+		return nil
+	}
+	return box(typeWord(e.table.PtrType()), e.obj)
+}
+
+// Seq is the order the object entered the session: flush order within a
+// table.
+func (e *Entry) Seq() uint64 { return e.meta & seqMask }
+
+// SetSeq gives the entry another place in its table's flush order (lock
+// ordering sorts a table's rows by key before a retry).
+func (e *Entry) SetSeq(seq uint64) { e.meta = e.meta&^seqMask | seq&seqMask }
+
+// setSnap stores snap's data word, refusing a snapshot whose type is not
+// the table's snapshot type (the entry could not rebuild it).
+func (e *Entry) setSnap(snap any) bool {
+	if snap == nil {
+		e.snap = nil
+		return true
+	}
+	w := wordsOf(snap)
+	if w.typ != typeWord(e.table.SnapshotType()) {
+		return false
+	}
+	e.snap = w.ptr
+	return true
+}
+
+// init makes e a new entry of obj in state st, refusing an object that is
+// not a *T of t.
+func (e *Entry) init(t *mapper.Table, obj any, seq uint64, st State) bool {
+	w := wordsOf(obj)
+	if t == nil || w.typ != typeWord(t.PtrType()) || w.ptr == nil {
+		return false
+	}
+	*e = Entry{table: t, obj: w.ptr, meta: seq&seqMask | uint64(st)<<stateShift}
+	return true
 }
 
 // TransitionError is a state transition an entry's state does not allow.
@@ -109,56 +207,73 @@ func (e *TransitionError) Error() string {
 
 func (e *Entry) refuse(op string) error {
 	name := ""
-	if e.Table != nil {
-		name = e.Table.Name
+	if e.table != nil {
+		name = e.table.Name
 	}
-	return &TransitionError{Op: op, Table: name, From: e.state}
+	return &TransitionError{Op: op, Table: name, From: e.state()}
 }
 
 // State is where the entry stands.
-func (e *Entry) State() State { return e.state }
+func (e *Entry) State() State { return e.state() }
 
 // Snap is the entry's snapshot: the column values as last loaded or
 // flushed, nil while the entry is pending. Callers read it, never change it.
-func (e *Entry) Snap() any { return e.snap }
+func (e *Entry) Snap() any {
+	if e.snap == nil {
+		return nil // and e.table may be nil
+	}
+	return box(typeWord(e.table.SnapshotType()), e.snap)
+}
 
 // Flushed reports whether the entry is Deleted and its DELETE has run in
 // the open transaction.
-func (e *Entry) Flushed() bool { return e.flushed }
+func (e *Entry) Flushed() bool { return e.flag(flagFlushed) }
 
 // Owned reports whether the entry's object is registered as belonging to
 // the session (see [Entry.SetOwned]).
-func (e *Entry) Owned() bool { return e.owned }
+func (e *Entry) Owned() bool { return e.flag(flagOwned) }
 
 // SetOwned records whether the entry's object is registered as belonging
 // to the session. Ownership is the session's bookkeeping, orthogonal to
 // the state: any state may own or not.
-func (e *Entry) SetOwned(owned bool) { e.owned = owned }
+func (e *Entry) SetOwned(owned bool) { e.setFlag(flagOwned, owned) }
 
 // InitPending makes e a new Pending entry of obj (Add): it has no snapshot
 // and is not in the map until it is inserted. e is overwritten, so that
-// sessions can hand out entries from a slab.
-func (e *Entry) InitPending(t *mapper.Table, obj any, seq uint64) {
-	*e = Entry{Table: t, Obj: obj, Seq: seq, state: Pending}
+// sessions can hand out entries from a slab; it must be one no map holds.
+// obj must be a non-nil *T of t: anything else is refused with a
+// [*TransitionError], and e is not to be used.
+func (e *Entry) InitPending(t *mapper.Table, obj any, seq uint64) error {
+	if !e.init(t, obj, seq, Pending) {
+		return &TransitionError{Op: "add a " + fmt.Sprintf("%T", obj) + " as", Table: tableName(t), From: Transient}
+	}
+	return nil
+}
+
+func tableName(t *mapper.Table) string {
+	if t == nil {
+		return ""
+	}
+	return t.Name
 }
 
 // Drop takes a Pending entry out of the session (Delete or Expunge of an
 // added object, a failed Add, Rollback): it becomes Transient.
 func (e *Entry) Drop() error {
-	if e.state != Pending {
+	if e.state() != Pending {
 		return e.refuse("drop")
 	}
-	e.state = Transient
+	e.setState(Transient)
 	return nil
 }
 
 // Repend makes a dropped entry Pending again (a savepoint's rollback
 // undoing a Delete of an added object).
 func (e *Entry) Repend() error {
-	if e.state != Transient || e.snap != nil {
+	if e.state() != Transient || e.snap != nil {
 		return e.refuse("re-add")
 	}
-	e.state = Pending
+	e.setState(Pending)
 	return nil
 }
 
@@ -166,11 +281,11 @@ func (e *Entry) Repend() error {
 // Persistent or Deleted entry: after an UPDATE, a Refresh, a bulk UPDATE, or
 // as the second step of [Map.Track] for a batch of loaded objects. snap must
 // not be nil and must hold the entry's key: the map finds entries by it.
+// It must be a value the table's accessor's Snapshot returned.
 func (e *Entry) SetSnapshot(snap any) error {
-	if snap == nil || e.state == Transient || e.state == Detached {
+	if st := e.state(); snap == nil || st == Transient || st == Detached || !e.setSnap(snap) {
 		return e.refuse("snapshot")
 	}
-	e.snap = snap
 	return nil
 }
 
@@ -179,30 +294,30 @@ func (e *Entry) SetSnapshot(snap any) error {
 // accepts any state, since it restores what was; it refuses only to leave
 // an entry in the map without a snapshot.
 func (e *Entry) RestoreSnapshot(old any) error {
-	if old == nil && (e.state == Persistent || e.state == Deleted) {
+	if st := e.state(); old == nil && (st == Persistent || st == Deleted) || !e.setSnap(old) {
 		return e.refuse("restore no snapshot to")
 	}
-	e.snap = old
 	return nil
 }
 
 // MarkDeleted marks a Persistent entry for deletion (Delete, a cascade,
 // delete-orphan, or undoing an Add that had cancelled the mark).
 func (e *Entry) MarkDeleted() error {
-	if e.state != Persistent {
+	if e.state() != Persistent {
 		return e.refuse("delete")
 	}
-	e.state, e.flushed = Deleted, false
+	e.setState(Deleted)
+	e.setFlag(flagFlushed, false)
 	return nil
 }
 
 // MarkFlushed records that a Deleted entry's DELETE has run in the open
 // transaction: the row is gone, and the entry leaves the map at commit.
 func (e *Entry) MarkFlushed() error {
-	if e.state != Deleted || e.flushed {
+	if e.state() != Deleted || e.Flushed() {
 		return e.refuse("flush the delete of")
 	}
-	e.flushed = true
+	e.setFlag(flagFlushed, true)
 	return nil
 }
 
@@ -210,9 +325,9 @@ func (e *Entry) MarkFlushed() error {
 // back, and the row is there again. The entry stays marked deleted. An
 // entry detached since (Expunge) stays detached: there is nothing to undo.
 func (e *Entry) Unflush() error {
-	switch e.state {
+	switch e.state() {
 	case Deleted:
-		e.flushed = false
+		e.setFlag(flagFlushed, false)
 	case Detached:
 	default:
 		return e.refuse("unflush")
@@ -224,10 +339,10 @@ func (e *Entry) Unflush() error {
 // not run (Add of an object marked deleted, or a failed commit or savepoint
 // undoing the mark): it is Persistent again.
 func (e *Entry) Undelete() error {
-	if e.state != Deleted || e.flushed {
+	if e.state() != Deleted || e.Flushed() {
 		return e.refuse("undelete")
 	}
-	e.state = Persistent
+	e.setState(Persistent)
 	return nil
 }
 
@@ -236,9 +351,9 @@ func (e *Entry) Undelete() error {
 // finds nothing under its object's key either, rather than failing.
 func (e *Entry) key() mapper.Key {
 	if e.snap == nil {
-		return e.Table.Acc.Key(e.Obj)
+		return e.table.Acc.Key(e.Obj())
 	}
-	return e.Table.Acc.Key(e.snap)
+	return e.table.Acc.Key(e.Snap())
 }
 
 // Map maps (table, primary key) to the tracked entry.
@@ -252,55 +367,70 @@ type Map struct {
 }
 
 type tableMap struct {
-	ints map[int64]*Entry  // single integer keys
+	ints intIndex          // single integer keys
 	strs map[string]*Entry // every other key, encoded
 	// order holds the table's entries in the order they entered the map,
 	// which is the order sessions take them from their slabs: walking it
 	// touches entries, objects and snapshots in allocation order, where
 	// walking a Go map jumps around the heap and a flush of thousands of
-	// unchanged objects spends most of its time on cache misses. A
-	// removed entry leaves a nil, compacted away once nils are half the
-	// slice and nobody is iterating.
+	// unchanged objects spends most of its time on cache misses. An entry
+	// that leaves the map keeps its place, marked dead by its flags (an
+	// entry has no room for its index), until dead entries are half the
+	// slice and nobody is iterating; one that comes back before then
+	// takes its old place again.
 	order     []*Entry
 	dead      int
 	iterating int
 }
 
-// push appends e to the table's order.
+const flagInMap = 1 << 59 // the entry is in the map
+
+// push adds e to the table's order, or revives its place there.
 func (tm *tableMap) push(e *Entry) {
-	e.pos = uint32(len(tm.order))
-	tm.order = append(tm.order, e)
+	if e.flag(flagInOrder) {
+		tm.dead--
+	} else {
+		e.setFlag(flagInOrder, true)
+		tm.order = append(tm.order, e)
+	}
+	e.setFlag(flagInMap, true)
 }
 
-// holds reports whether e is in the table's order (and so in the map).
-func (tm *tableMap) holds(e *Entry) bool {
-	return int(e.pos) < len(tm.order) && tm.order[e.pos] == e
-}
+// holds reports whether e is in the map.
+func (tm *tableMap) holds(e *Entry) bool { return e.flag(flagInMap) }
 
-// drop clears e's place in the table's order.
+// drop marks e's place in the table's order dead.
 func (tm *tableMap) drop(e *Entry) {
 	if tm.holds(e) {
-		tm.order[e.pos] = nil
+		e.setFlag(flagInMap, false)
 		tm.dead++
 		tm.compact()
 	}
 }
 
-// compact squeezes the nils out of order once they are half of it, unless
-// an iteration is under way (it would skip or repeat entries).
+// compact squeezes the dead entries out of order once they are half of
+// it, unless an iteration is under way (it would skip or repeat entries).
 func (tm *tableMap) compact() {
 	if tm.iterating > 0 || tm.dead < 16 || tm.dead*2 < len(tm.order) {
 		return
 	}
 	live := tm.order[:0]
 	for _, e := range tm.order {
-		if e != nil {
-			e.pos = uint32(len(live))
+		if e.flag(flagInMap) {
 			live = append(live, e)
+		} else {
+			e.setFlag(flagInOrder, false)
 		}
 	}
 	clear(tm.order[len(live):])
 	tm.order, tm.dead = live, 0
+}
+
+// release forgets every entry's place in the order (Clear).
+func (tm *tableMap) release() {
+	for _, e := range tm.order {
+		e.setFlag(flagInOrder|flagInMap, false)
+	}
 }
 
 // New returns an empty map. The zero Map is empty and ready to use too.
@@ -316,7 +446,7 @@ func (m *Map) Get(t *mapper.Table, k mapper.Key) *Entry {
 		return nil
 	}
 	if t.IntKey() {
-		return tm.ints[k.I]
+		return tm.ints.get(k.I)
 	}
 	return tm.strs[k.S]
 }
@@ -327,9 +457,23 @@ func (m *Map) Get(t *mapper.Table, k mapper.Key) *Entry {
 // map is left as it was, and e is not to be used. snap may be nil only if the caller sets it with
 // [Entry.SetSnapshot] before its next call into the map (a batch of loaded
 // objects is snapshotted in one step after they are all tracked).
+// obj must be a *T of t and snap a value its accessor's Snapshot returned;
+// anything else is refused the same way.
 func (m *Map) Track(e *Entry, t *mapper.Table, obj, snap any, seq uint64, k mapper.Key) bool {
-	*e = Entry{Table: t, Obj: obj, snap: snap, Seq: seq, state: Persistent}
-	return m.put(e, k)
+	_, ok := m.TrackOrGet(e, t, obj, snap, seq, k)
+	return ok
+}
+
+// TrackOrGet is Track that returns the entry holding k when the key is
+// taken, in one lookup: loading many rows asks both for each.
+func (m *Map) TrackOrGet(e *Entry, t *mapper.Table, obj, snap any, seq uint64, k mapper.Key) (*Entry, bool) {
+	if !e.init(t, obj, seq, Persistent) || !e.setSnap(snap) {
+		return nil, false
+	}
+	if old := m.put(e, k); old != nil {
+		return old, false
+	}
+	return e, true
 }
 
 // Insert makes a Pending entry whose INSERT has run Persistent: its
@@ -340,22 +484,23 @@ func (m *Map) Track(e *Entry, t *mapper.Table, obj, snap any, seq uint64, k mapp
 // [Map.Reinstate]. Any other holder of the key is an error: two tracked
 // objects would share a row.
 func (m *Map) Insert(e *Entry) (displaced *Entry, err error) {
-	if e.state != Pending {
+	if e.state() != Pending {
 		return nil, e.refuse("insert")
 	}
-	if e.snap == nil {
-		e.snap = e.Table.Acc.Snapshot(e.Obj)
+	obj := e.Obj()
+	if e.snap == nil && !e.setSnap(e.table.Acc.Snapshot(obj)) {
+		return nil, e.refuse("snapshot")
 	}
-	k := e.Table.Acc.Key(e.Obj)
-	if old := m.Get(e.Table, k); old != nil {
-		if old.state != Deleted {
-			return nil, fmt.Errorf("identity: internal error: an inserted %s has the key of a tracked %s object", e.Table.Name, old.state)
+	k := e.table.Acc.Key(obj)
+	if old := m.Get(e.table, k); old != nil {
+		if old.state() != Deleted {
+			return nil, fmt.Errorf("identity: internal error: an inserted %s has the key of a tracked %s object", e.table.Name, old.state())
 		}
 		m.remove(old)
 		displaced = old
 	}
 	m.put(e, k)
-	e.state = Persistent
+	e.setState(Persistent)
 	return displaced, nil
 }
 
@@ -366,28 +511,29 @@ func (m *Map) Insert(e *Entry) (displaced *Entry, err error) {
 // It returns the state the entry is left in. Field values the flush wrote
 // (generated keys, versions) are the caller's to restore.
 func (m *Map) Uninsert(e *Entry) (State, error) {
-	switch e.state {
+	switch e.state() {
 	case Persistent:
-		e.state = Pending
+		e.setState(Pending)
 	case Deleted:
-		e.state, e.flushed = Transient, false
+		e.setState(Transient)
+		e.setFlag(flagFlushed, false)
 	case Detached:
 	default:
-		return e.state, e.refuse("uninsert")
+		return e.state(), e.refuse("uninsert")
 	}
 	m.remove(e)
 	e.snap = nil
-	return e.state, nil
+	return e.state(), nil
 }
 
 // Reinstate puts back a Deleted entry that [Map.Insert] displaced, once the
 // insert is undone.
 func (m *Map) Reinstate(e *Entry) error {
-	if e.state != Deleted || e.snap == nil {
+	if e.state() != Deleted || e.snap == nil {
 		return e.refuse("reinstate")
 	}
-	if !m.put(e, e.key()) {
-		return fmt.Errorf("identity: internal error: cannot reinstate a deleted %s entry: its key is taken", e.Table.Name)
+	if m.put(e, e.key()) != nil {
+		return fmt.Errorf("identity: internal error: cannot reinstate a deleted %s entry: its key is taken", e.table.Name)
 	}
 	return nil
 }
@@ -399,67 +545,65 @@ func (m *Map) Reinstate(e *Entry) error {
 // go since. Every state may be detached: Detach cannot fail.
 func (m *Map) Detach(e *Entry) {
 	m.remove(e)
-	e.state, e.flushed = Detached, false
+	e.setState(Detached)
+	e.setFlag(flagFlushed, false)
 }
 
 // Reattach undoes a Detach of an entry that was in the map (a failed
 // commit or savepoint undoing a bulk DELETE or a Delete by key): it is back
 // in the map, in state st, which must be Persistent or Deleted.
 func (m *Map) Reattach(e *Entry, st State) error {
-	if e.state != Detached || (st != Persistent && st != Deleted) || e.snap == nil {
+	if e.state() != Detached || (st != Persistent && st != Deleted) || e.snap == nil {
 		return e.refuse("reattach")
 	}
-	if !m.put(e, e.key()) {
-		return fmt.Errorf("identity: internal error: cannot reattach a %s entry: its key is taken", e.Table.Name)
+	if m.put(e, e.key()) != nil {
+		return fmt.Errorf("identity: internal error: cannot reattach a %s entry: its key is taken", e.table.Name)
 	}
-	e.state = st
+	e.setState(st)
 	return nil
 }
 
 // DetachAll detaches every entry in the map and empties it (Rollback,
 // Close).
 func (m *Map) DetachAll() {
-	m.Each(func(e *Entry) bool { e.state, e.flushed = Detached, false; return true })
+	m.Each(func(e *Entry) bool { e.setState(Detached); e.setFlag(flagFlushed, false); return true })
 	m.Clear()
 }
 
-// put adds e under e.Table and k, replacing nothing. It reports false if
-// the key is taken. k must be the key of e's snapshot (set now or before the
-// next call into the map), which remove relies on.
-func (m *Map) put(e *Entry, k mapper.Key) bool {
-	tm := m.lookup(e.Table)
+// put adds e under e's table and k, replacing nothing. It returns the
+// entry that holds the key if it is taken. k must be the key of e's
+// snapshot (set now or before the next call into the map), which remove
+// relies on.
+func (m *Map) put(e *Entry, k mapper.Key) *Entry {
+	tm := m.lookup(e.table)
 	if tm == nil {
 		if m.first == nil {
-			m.first = e.Table
+			m.first = e.table
 			tm = &m.firstTM
 		} else {
 			if m.tables == nil {
 				m.tables = map[*mapper.Table]*tableMap{}
 			}
 			tm = &tableMap{}
-			m.tables[e.Table] = tm
+			m.tables[e.table] = tm
 		}
 	}
-	if e.Table.IntKey() {
-		if tm.ints == nil {
-			tm.ints = map[int64]*Entry{}
+	if e.table.IntKey() {
+		if old := tm.ints.put(k.I, e); old != nil {
+			return old
 		}
-		if tm.ints[k.I] != nil {
-			return false
-		}
-		tm.ints[k.I] = e
 	} else {
 		if tm.strs == nil {
 			tm.strs = map[string]*Entry{}
 		}
-		if tm.strs[k.S] != nil {
-			return false
+		if old := tm.strs[k.S]; old != nil {
+			return old
 		}
 		tm.strs[k.S] = e
 	}
 	tm.push(e)
 	m.n++
-	return true
+	return nil
 }
 
 // Reserve makes room for n more entries of table t, so that loading a
@@ -482,25 +626,26 @@ func (m *Map) Reserve(t *mapper.Table, n int) {
 		}
 	}
 	if t.IntKey() {
-		if len(tm.ints) == 0 {
-			tm.ints = make(map[int64]*Entry, n)
-		}
+		tm.ints.reserve(n)
 	} else if len(tm.strs) == 0 {
 		tm.strs = make(map[string]*Entry, n)
 	}
-	tm.order = slices.Grow(tm.order, n)
+	if tm.order == nil {
+		tm.order = newOrder(n)
+	} else {
+		tm.order = slices.Grow(tm.order, n)
+	}
 }
 
 // remove deletes e from the map if it is the entry stored under its key.
 func (m *Map) remove(e *Entry) {
-	tm := m.lookup(e.Table)
+	tm := m.lookup(e.table)
 	if tm == nil {
 		return
 	}
 	k := e.key()
-	if e.Table.IntKey() {
-		if tm.ints[k.I] == e {
-			delete(tm.ints, k.I)
+	if e.table.IntKey() {
+		if tm.ints.remove(k.I, e) {
 			tm.drop(e)
 			m.n--
 		}
@@ -530,6 +675,25 @@ func (m *Map) EachIn(t *mapper.Table, fn func(*Entry) bool) {
 	}
 }
 
+// EachPersistentIn calls fn for every Persistent entry of table t, with
+// its object and snapshot, in the order they entered the map, until fn
+// returns false: what a flush diffs. The interface values are rebuilt with
+// the table's type words looked up once, not per entry (see
+// [Entry.Obj]). fn must not add or remove entries.
+func (m *Map) EachPersistentIn(t *mapper.Table, fn func(e *Entry, obj, snap any) bool) {
+	tm := m.lookup(t)
+	if tm == nil {
+		return
+	}
+	objType, snapType := typeWord(t.PtrType()), typeWord(t.SnapshotType())
+	tm.each(func(e *Entry) bool {
+		if e.state() != Persistent {
+			return true
+		}
+		return fn(e, box(objType, e.obj), box(snapType, e.snap))
+	})
+}
+
 // each calls fn for every entry until fn returns false; it reports
 // whether it went through them all.
 // Entries removed during the walk are skipped; entries added are not met.
@@ -539,7 +703,7 @@ func (tm *tableMap) each(fn func(*Entry) bool) bool {
 	// zero, which would let a later walk compact under its own feet.
 	defer func() { tm.iterating = max(tm.iterating-1, 0); tm.compact() }()
 	for _, e := range tm.order[:len(tm.order):len(tm.order)] {
-		if e != nil && tm.holds(e) && !fn(e) {
+		if tm.holds(e) && !fn(e) {
 			return false
 		}
 	}
@@ -549,11 +713,11 @@ func (tm *tableMap) each(fn func(*Entry) bool) bool {
 // Tables lists the tables that have entries.
 func (m *Map) Tables() []*mapper.Table {
 	out := make([]*mapper.Table, 0, len(m.tables)+1)
-	if m.first != nil && len(m.firstTM.ints)+len(m.firstTM.strs) > 0 {
+	if m.first != nil && m.firstTM.ints.n+len(m.firstTM.strs) > 0 {
 		out = append(out, m.first)
 	}
 	for t, tm := range m.tables {
-		if len(tm.ints)+len(tm.strs) > 0 {
+		if tm.ints.n+len(tm.strs) > 0 {
 			out = append(out, t)
 		}
 	}
@@ -562,6 +726,12 @@ func (m *Map) Tables() []*mapper.Table {
 
 // Clear empties the map.
 func (m *Map) Clear() {
+	for _, tm := range m.all() {
+		tm.release()
+		if tm.iterating == 0 {
+			tm.recycle()
+		}
+	}
 	clear(m.tables)
 	m.first, m.firstTM = nil, tableMap{}
 	m.n = 0

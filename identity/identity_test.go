@@ -382,7 +382,7 @@ func TestEachInKeepsEntryOrder(t *testing.T) {
 			}
 			for i := range got {
 				if got[i] != want[i] {
-					t.Fatalf("%s %s: entry %d is seq %d, want seq %d", tab.Name, when, i, got[i].Seq, want[i].Seq)
+					t.Fatalf("%s %s: entry %d is seq %d, want seq %d", tab.Name, when, i, got[i].Seq(), want[i].Seq())
 				}
 			}
 			if m.Len() != len(want) {
@@ -422,5 +422,45 @@ func TestEachInKeepsEntryOrder(t *testing.T) {
 			t.Fatalf("%s: a walk detaching two met %d entries, want %d", tab.Name, len(got), len(want))
 		}
 		check("after detaching during a walk", want)
+	}
+}
+
+// TestClearedMapsBuffersStartEmpty clears maps whose index and entry list
+// go back for reuse, and checks that a map built after them finds only its
+// own entries, in its own order: a recycled buffer must carry nothing over.
+func TestClearedMapsBuffersStartEmpty(t *testing.T) {
+	tab := tables(t)[0]
+	fill := func(m *identity.Map, from, n int) []*identity.Entry {
+		m.Reserve(tab, n)
+		ents := make([]*identity.Entry, n)
+		for i := range ents {
+			o := &intModel{ID: int64(from + i)}
+			ents[i] = new(identity.Entry)
+			if !m.Track(ents[i], tab, o, tab.Acc.Snapshot(o), uint64(i), tab.Acc.Key(o)) {
+				t.Fatalf("Track %d refused", from+i)
+			}
+		}
+		return ents
+	}
+	for round := range 5 {
+		var old identity.Map
+		fill(&old, 0, 100)
+		old.DetachAll()
+		var m identity.Map
+		from := 1000 * (round + 1)
+		want := fill(&m, from, 100)
+		if got := m.Get(tab, mapper.Key{I: 5}); got != nil {
+			t.Fatalf("round %d: key 5 of a cleared map found in a new one", round)
+		}
+		var got []*identity.Entry
+		m.EachIn(tab, func(e *identity.Entry) bool { got = append(got, e); return true })
+		if len(got) != len(want) {
+			t.Fatalf("round %d: EachIn met %d entries, want %d", round, len(got), len(want))
+		}
+		for i := range want {
+			if got[i] != want[i] || m.Get(tab, mapper.Key{I: int64(from + i)}) != want[i] {
+				t.Fatalf("round %d: entry %d is not the one tracked", round, i)
+			}
+		}
 	}
 }

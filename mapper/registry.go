@@ -118,7 +118,7 @@ func (r *Registry) buildLocked(t reflect.Type, building map[reflect.Type]*Table)
 		if err != nil {
 			return nil, &DefinitionError{Type: t, Reason: err.Error(), Err: err}
 		}
-		tab.Acc = valueRules(tab, acc)
+		tab.setAcc(valueRules(tab, acc))
 	}
 	building[t] = tab
 	for _, rel := range tab.Relations {

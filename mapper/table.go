@@ -38,6 +38,7 @@ type Table struct {
 	keyKind    keyKind // how Key values are built from the PK
 	insertable []*Column
 	uint64Col  *Column
+	snapType   reflect.Type // what Acc's Snapshot returns; see SnapshotType
 }
 
 // Uint64Column returns the first column that stores a 64-bit unsigned
@@ -190,7 +191,7 @@ func build(st reflect.Type) (*Table, error) {
 		}
 	}
 	t.keyKind = keyKindOf(t.PK)
-	t.Acc = reflectAccessor{t}
+	t.setAcc(reflectAccessor{t})
 	return t, nil
 }
 

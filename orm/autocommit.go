@@ -153,7 +153,7 @@ func (s *Session) queryAlone(ctx context.Context, query string, args []any) (*sq
 func (s *Session) flushSize() int {
 	rel := s.hasRelations()
 	for _, e := range s.pending {
-		rel = rel || len(e.Table.Relations) > 0
+		rel = rel || len(e.Table().Relations) > 0
 	}
 	if rel {
 		if s.cascadeLocked() != nil {
@@ -177,14 +177,14 @@ func (s *Session) flushSize() int {
 	// Pending inserts, by table, chunked as insert chunks them.
 	var counted []*mapper.Table
 	for _, p := range s.pending {
-		t := p.Table
+		t := p.Table()
 		if containsTable(counted, t) {
 			continue
 		}
 		counted = append(counted, t)
 		rows := 0
 		for _, e := range s.pending {
-			if e.Table == t {
+			if e.Table() == t {
 				rows++
 			}
 		}
@@ -202,14 +202,14 @@ func (s *Session) flushSize() int {
 		if x.Flushed() {
 			continue
 		}
-		t := x.Table
+		t := x.Table()
 		if t.Version != nil {
 			n++
 		} else if !containsTable(counted, t) {
 			counted = append(counted, t)
 			rows := 0
 			for _, e := range s.deletes {
-				if e.Table == t && !e.Flushed() {
+				if e.Table() == t && !e.Flushed() {
 					rows++
 				}
 			}
@@ -223,7 +223,7 @@ func (s *Session) flushSize() int {
 	// Updates: one per changed object.
 	s.idmap.Each(func(e *identity.Entry) bool {
 		if e.State() == identity.Persistent {
-			if s.cols = e.Table.Acc.Changed(e.Obj, e.Snap(), s.cols[:0]); len(s.cols) > 0 {
+			if s.cols = e.Table().Acc.Changed(e.Obj(), e.Snap(), s.cols[:0]); len(s.cols) > 0 {
 				n++
 			}
 		}

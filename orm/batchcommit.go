@@ -293,7 +293,7 @@ func (s *Session) insertReturningBatched(ctx context.Context, t *mapper.Table, q
 		if i >= len(batch) {
 			return errors.New("orm: INSERT returned more rows than it inserted")
 		}
-		obj := batch[i].Obj
+		obj := batch[i].Obj()
 		dest := s.dest[:0]
 		for _, c := range ret {
 			dest = append(dest, t.Acc.Addr(obj, c))
@@ -351,7 +351,7 @@ func (r *batchRec) deferred() int {
 func (s *Session) deferInsert(t *mapper.Table, q string, args []any, batch []*identity.Entry, ret []*mapper.Column) error {
 	for _, e := range batch {
 		for _, c := range ret {
-			s.logFlush(undo{kind: undoSetCol, e: e, col: c, old: t.Acc.Value(e.Obj, c)})
+			s.logFlush(undo{kind: undoSetCol, e: e, col: c, old: t.Acc.Value(e.Obj(), c)})
 		}
 	}
 	args, err := valuerArgs(args)
@@ -364,7 +364,7 @@ func (s *Session) deferInsert(t *mapper.Table, q string, args []any, batch []*id
 		if d.n >= len(batch) {
 			return errors.New("orm: INSERT returned more rows than it inserted")
 		}
-		obj := batch[d.n].Obj
+		obj := batch[d.n].Obj()
 		dest := s.dest[:0] // rows are scanned one at a time, inside the round trip
 		for _, c := range ret {
 			dest = append(dest, t.Acc.Addr(obj, c))
@@ -403,7 +403,7 @@ func (s *Session) finishInserts() error {
 		}
 		t, batch := d.t, d.batch
 		if bs, ok := t.Acc.(mapper.BatchSnapshotter); ok {
-			bs.SnapshotBatch(len(batch), func(i int) any { return batch[i].Obj }, func(i int, snap any) { _ = batch[i].SetSnapshot(snap) })
+			bs.SnapshotBatch(len(batch), func(i int) any { return batch[i].Obj() }, func(i int, snap any) { _ = batch[i].SetSnapshot(snap) })
 		}
 		s.idmap.Reserve(t, len(batch))
 		for _, e := range batch {

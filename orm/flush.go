@@ -107,7 +107,7 @@ func (s *Session) flushLocked(ctx context.Context, auto bool) error {
 		}
 		var ins []*identity.Entry
 		for _, e := range s.pending {
-			if e.Table == t {
+			if e.Table() == t {
 				ins = append(ins, e)
 			}
 		}
@@ -165,7 +165,7 @@ func (s *Session) flushLocked(ctx context.Context, auto bool) error {
 	if len(s.pending) > s.rec.deferred() {
 		// Every pending object's table is in order, so none can remain
 		// (but inserts a pipelined commit has yet to send).
-		return fail("INSERT", s.pending[0].Table, errors.New("orm: internal error: pending objects left after flush"))
+		return fail("INSERT", s.pending[0].Table(), errors.New("orm: internal error: pending objects left after flush"))
 	}
 	if len(p.broken) > 0 {
 		w, t, err := s.setDeferredKeys(ctx, deferred, p.broken)
@@ -185,7 +185,7 @@ func (s *Session) flushLocked(ctx context.Context, auto bool) error {
 		t := p.order[i]
 		var dels []*identity.Entry
 		for _, e := range s.deletes {
-			if e.Table == t && !e.Flushed() {
+			if e.Table() == t && !e.Flushed() {
 				dels = append(dels, e)
 			}
 		}
@@ -226,19 +226,19 @@ func (s *Session) deleteReusedKeys(ctx context.Context) (*mapper.Table, int, err
 	}
 	var dels []*identity.Entry
 	for _, p := range s.pending {
-		if keyIsZero(p.Table, p.Obj) {
+		if keyIsZero(p.Table(), p.Obj()) {
 			continue
 		}
-		if d := s.idmap.Get(p.Table, p.Table.Acc.Key(p.Obj)); d != nil && d.State() == identity.Deleted && !d.Flushed() {
+		if d := s.idmap.Get(p.Table(), p.Table().Acc.Key(p.Obj())); d != nil && d.State() == identity.Deleted && !d.Flushed() {
 			dels = append(dels, d)
 		}
 	}
 	n := len(dels)
 	for len(dels) > 0 {
-		t := dels[0].Table
+		t := dels[0].Table()
 		var batch, rest []*identity.Entry
 		for _, d := range dels {
-			if d.Table == t {
+			if d.Table() == t {
 				batch = append(batch, d)
 			} else {
 				rest = append(rest, d)
@@ -284,8 +284,8 @@ func (s *Session) abortFlush(ctx context.Context) {
 func (s *Session) cascadeLocked() error {
 	var err error
 	visit := func(e *identity.Entry) bool {
-		if len(e.Table.Relations) > 0 && e.State() != identity.Deleted {
-			err = s.cascadeAdd(e.Table, e.Obj)
+		if len(e.Table().Relations) > 0 && e.State() != identity.Deleted {
+			err = s.cascadeAdd(e.Table(), e.Obj())
 		}
 		return err == nil
 	}
@@ -342,9 +342,9 @@ func (s *Session) flushOrder() (flushPlan, error) {
 	var tables []*mapper.Table
 	seen := map[*mapper.Table]bool{}
 	add := func(e *identity.Entry) bool {
-		if !seen[e.Table] {
-			seen[e.Table] = true
-			tables = append(tables, e.Table)
+		if !seen[e.Table()] {
+			seen[e.Table()] = true
+			tables = append(tables, e.Table())
 		}
 		return true
 	}
@@ -379,11 +379,9 @@ func (s *Session) flushOrder() (flushPlan, error) {
 // dirty appends the changed persistent objects of table t, in the order
 // they entered the session.
 func (s *Session) dirty(t *mapper.Table, out []update) []update {
-	s.idmap.EachIn(t, func(e *identity.Entry) bool {
-		if e.State() != identity.Persistent {
-			return true
-		}
-		if s.cols = t.Acc.Changed(e.Obj, e.Snap(), s.cols[:0]); len(s.cols) > 0 {
+	d := t.Differ()
+	s.idmap.EachPersistentIn(t, func(e *identity.Entry, obj, snap any) bool {
+		if s.cols = d.Changed(obj, snap, s.cols[:0]); len(s.cols) > 0 {
 			out = append(out, update{e: e, cols: slices.Clone(s.cols)})
 		}
 		return true
@@ -394,9 +392,9 @@ func (s *Session) dirty(t *mapper.Table, out []update) []update {
 
 func cmpSeq(a, b *identity.Entry) int {
 	switch {
-	case a.Seq < b.Seq:
+	case a.Seq() < b.Seq():
 		return -1
-	case a.Seq > b.Seq:
+	case a.Seq() > b.Seq():
 		return 1
 	}
 	return 0
@@ -416,7 +414,7 @@ func (s *Session) syncForeignKeys(t *mapper.Table) error {
 			return
 		}
 		pk := pt.Acc.Value(parent, pt.PK[0])
-		cur := t.Acc.Value(e.Obj, col)
+		cur := t.Acc.Value(e.Obj(), col)
 		if valuesEqual(cur, pk) {
 			return
 		}
@@ -436,7 +434,7 @@ func (s *Session) syncForeignKeys(t *mapper.Table) error {
 		}
 		col := t.Column(r.Column)
 		s.eachLive(t, func(e *identity.Entry) {
-			f := reflect.ValueOf(e.Obj).Elem().FieldByIndex(r.Index)
+			f := reflect.ValueOf(e.Obj()).Elem().FieldByIndex(r.Index)
 			if !f.IsNil() {
 				set(e, col, f.Interface(), pt)
 			}
@@ -455,21 +453,21 @@ func (s *Session) syncForeignKeys(t *mapper.Table) error {
 			}
 			col := t.Column(r.Column)
 			s.eachLive(pt, func(pe *identity.Entry) {
-				f := reflect.ValueOf(pe.Obj).Elem().FieldByIndex(r.Index)
+				f := reflect.ValueOf(pe.Obj()).Elem().FieldByIndex(r.Index)
 				for i := range f.Len() {
 					c := f.Index(i)
 					if c.IsNil() {
 						continue
 					}
 					if ce := s.lookup(t, c.Interface()); ce != nil && ce.State() != identity.Deleted {
-						set(ce, col, pe.Obj, pt)
+						set(ce, col, pe.Obj(), pt)
 					}
 				}
 			})
 		}
 	}
 	for _, e := range s.pending {
-		visitParents(e.Table)
+		visitParents(e.Table())
 	}
 	for _, pt := range s.idmap.Tables() {
 		visitParents(pt)
@@ -480,7 +478,7 @@ func (s *Session) syncForeignKeys(t *mapper.Table) error {
 // eachLive calls fn for t's pending and persistent objects.
 func (s *Session) eachLive(t *mapper.Table, fn func(*identity.Entry)) {
 	for _, e := range s.pending {
-		if e.Table == t {
+		if e.Table() == t {
 			fn(e)
 		}
 	}
@@ -553,7 +551,7 @@ func (s *Session) insert(ctx context.Context, t *mapper.Table, ents []*identity.
 	cols := t.Insertable()
 	if v := t.Version; v != nil {
 		for _, e := range ents {
-			if n, _ := keyval.Int64(t.Acc.Value(e.Obj, v)); n == 0 {
+			if n, _ := keyval.Int64(t.Acc.Value(e.Obj(), v)); n == 0 {
 				if err := s.setCol(e, v, int64(1)); err != nil { // versions start at 1
 					return err
 				}
@@ -570,7 +568,7 @@ func (s *Session) insert(ctx context.Context, t *mapper.Table, ents []*identity.
 		args := make([]any, 0, n*len(cols))
 		for _, e := range batch {
 			for _, c := range cols {
-				args = append(args, t.Acc.Value(e.Obj, c))
+				args = append(args, t.Acc.Value(e.Obj(), c))
 			}
 		}
 		if len(ret) > 0 && d.Returning() {
@@ -598,7 +596,7 @@ func (s *Session) insert(ctx context.Context, t *mapper.Table, ents []*identity.
 		// One allocation for the whole batch's snapshots.
 		// (A snapshot SetSnapshot refused stays nil, and Insert takes it.)
 		if bs, ok := t.Acc.(mapper.BatchSnapshotter); ok {
-			bs.SnapshotBatch(len(batch), func(i int) any { return batch[i].Obj }, func(i int, snap any) { _ = batch[i].SetSnapshot(snap) })
+			bs.SnapshotBatch(len(batch), func(i int) any { return batch[i].Obj() }, func(i int, snap any) { _ = batch[i].SetSnapshot(snap) })
 		}
 		s.idmap.Reserve(t, len(batch))
 		var ierr error
@@ -624,7 +622,7 @@ func (s *Session) insert(ctx context.Context, t *mapper.Table, ents []*identity.
 func (s *Session) insertReturning(ctx context.Context, t *mapper.Table, q string, args []any, batch []*identity.Entry, ret []*mapper.Column) error {
 	for _, e := range batch {
 		for _, c := range ret {
-			s.logFlush(undo{kind: undoSetCol, e: e, col: c, old: t.Acc.Value(e.Obj, c)})
+			s.logFlush(undo{kind: undoSetCol, e: e, col: c, old: t.Acc.Value(e.Obj(), c)})
 		}
 	}
 	if s.rec != nil {
@@ -641,7 +639,7 @@ func (s *Session) insertReturning(ctx context.Context, t *mapper.Table, q string
 			err = fmt.Errorf("orm: INSERT returned more rows than it inserted")
 			break
 		}
-		obj := batch[i].Obj
+		obj := batch[i].Obj()
 		dest := s.dest[:0]
 		for _, c := range ret {
 			dest = append(dest, t.Acc.Addr(obj, c))
@@ -687,10 +685,10 @@ func (s *Session) afterLastInsert(ctx context.Context, t *mapper.Table, res inte
 		return nil
 	}
 	for _, c := range others {
-		s.logFlush(undo{kind: undoSetCol, e: e, col: c, old: t.Acc.Value(e.Obj, c)})
+		s.logFlush(undo{kind: undoSetCol, e: e, col: c, old: t.Acc.Value(e.Obj(), c)})
 	}
 	q := selectByKeySQL(s.e.dialect, t, others)
-	return s.scanOne(ctx, t, q, keyValues(t, e.Obj), e.Obj, others)
+	return s.scanOne(ctx, t, q, keyValues(t, e.Obj()), e.Obj(), others)
 }
 
 // markInserted makes an inserted entry persistent and tracked.
@@ -701,7 +699,7 @@ func (s *Session) markInserted(e *identity.Entry) error {
 	if err != nil {
 		return err
 	}
-	delete(s.pendingByObj, e.Obj) // the caller drops it from s.pending
+	delete(s.pendingByObj, e.Obj()) // the caller drops it from s.pending
 	if displaced != nil {
 		s.logFlush(undo{kind: undoDisplace, e: displaced})
 	}
@@ -712,14 +710,14 @@ func (s *Session) markInserted(e *identity.Entry) error {
 // update writes one object's changed columns, bumping and checking its
 // version if it has one. Zero rows matched is a *StaleDataError.
 func (s *Session) update(ctx context.Context, u update) error {
-	t, e := u.e.Table, u.e
+	t, e := u.e.Table(), u.e
 	args := make([]any, 0, len(u.cols)+len(t.PK)+2)
 	for _, c := range u.cols {
 		if c.PK {
 			return fmt.Errorf("orm: the primary key of a persistent %s changed (%s); Expunge it and Add a new object instead", t.Name, c.Name)
 		}
 		if updateSet(c) {
-			args = append(args, t.Acc.Value(e.Obj, c))
+			args = append(args, t.Acc.Value(e.Obj(), c))
 		}
 	}
 	if len(args) == 0 {
@@ -818,7 +816,7 @@ func (s *Session) markDeleted(e *identity.Entry) error {
 // resnapshot takes a new snapshot of a written object, logging the old.
 func (s *Session) resnapshot(e *identity.Entry) error {
 	old := e.Snap()
-	if err := e.SetSnapshot(e.Table.Acc.Snapshot(e.Obj)); err != nil {
+	if err := e.SetSnapshot(e.Table().Acc.Snapshot(e.Obj())); err != nil {
 		return err
 	}
 	s.logFlush(undo{kind: undoSnap, e: e, old: old})

@@ -52,8 +52,8 @@ type deferredKey struct {
 
 // deferKey inserts e's column col as NULL now and sets it after the inserts.
 func (s *Session) deferKey(e *identity.Entry, col *mapper.Column, out *[]deferredKey) error {
-	t := e.Table
-	*out = append(*out, deferredKey{e: e, col: col, val: copyValue(t.Acc.Value(e.Obj, col))})
+	t := e.Table()
+	*out = append(*out, deferredKey{e: e, col: col, val: copyValue(t.Acc.Value(e.Obj(), col))})
 	return s.setCol(e, col, reflect.Zero(col.Type).Interface())
 }
 
@@ -70,15 +70,15 @@ func (s *Session) deferKeys(t *mapper.Table, broken []mapper.ForeignKey, out *[]
 		waiting := map[any]bool{} // child objects listed by a pending parent
 		pendingKeys := map[any]bool{}
 		for _, pe := range s.pending {
-			if pe.Table != pt {
+			if pe.Table() != pt {
 				continue
 			}
-			if !keyIsZero(pt, pe.Obj) {
-				pendingKeys[fkValue(pt.Acc.Value(pe.Obj, pt.PK[0]))] = true
+			if !keyIsZero(pt, pe.Obj()) {
+				pendingKeys[fkValue(pt.Acc.Value(pe.Obj(), pt.PK[0]))] = true
 			}
 			for _, r := range pt.Relations {
 				if r.HasMany && r.Target == t.Type && r.Column == fk.Column.Name {
-					f := reflect.ValueOf(pe.Obj).Elem().FieldByIndex(r.Index)
+					f := reflect.ValueOf(pe.Obj()).Elem().FieldByIndex(r.Index)
 					for i := range f.Len() {
 						if c := f.Index(i); !c.IsNil() {
 							waiting[c.Interface()] = true
@@ -88,19 +88,19 @@ func (s *Session) deferKeys(t *mapper.Table, broken []mapper.ForeignKey, out *[]
 			}
 		}
 		for _, e := range s.pending {
-			if e.Table != t {
+			if e.Table() != t {
 				continue
 			}
-			wait := waiting[e.Obj]
+			wait := waiting[e.Obj()]
 			for _, r := range t.Relations {
 				if !wait && r.BelongsTo() && r.Target == pt.Type && r.Column == fk.Column.Name {
-					if f := reflect.ValueOf(e.Obj).Elem().FieldByIndex(r.Index); !f.IsNil() {
+					if f := reflect.ValueOf(e.Obj()).Elem().FieldByIndex(r.Index); !f.IsNil() {
 						wait = s.pendingByObj[f.Interface()] != nil
 					}
 				}
 			}
 			if !wait {
-				if v := fkValue(t.Acc.Value(e.Obj, fk.Column)); v != nil {
+				if v := fkValue(t.Acc.Value(e.Obj(), fk.Column)); v != nil {
 					wait = pendingKeys[v]
 				}
 			}
@@ -130,9 +130,9 @@ func (s *Session) insertLevels(t *mapper.Table, ins []*identity.Entry, self []ma
 	byObj := make(map[any]int, len(ins))
 	byKey := map[any]int{}
 	for i, e := range ins {
-		byObj[e.Obj] = i
-		if !keyIsZero(t, e.Obj) {
-			byKey[fkValue(t.Acc.Value(e.Obj, t.PK[0]))] = i
+		byObj[e.Obj()] = i
+		if !keyIsZero(t, e.Obj()) {
+			byKey[fkValue(t.Acc.Value(e.Obj(), t.PK[0]))] = i
 		}
 	}
 	deps := make([][]int, len(ins))
@@ -140,7 +140,7 @@ func (s *Session) insertLevels(t *mapper.Table, ins []*identity.Entry, self []ma
 	for _, fk := range self {
 		selfCol[fk.Column.Name] = true
 		for i, e := range ins {
-			if v := fkValue(t.Acc.Value(e.Obj, fk.Column)); v != nil {
+			if v := fkValue(t.Acc.Value(e.Obj(), fk.Column)); v != nil {
 				if j, ok := byKey[v]; ok && j != i {
 					deps[i] = append(deps[i], j)
 				}
@@ -155,7 +155,7 @@ func (s *Session) insertLevels(t *mapper.Table, ins []*identity.Entry, self []ma
 			if !r.BelongsTo() && !r.HasMany {
 				continue // has-one and many-to-many keep their keys elsewhere
 			}
-			f := reflect.ValueOf(e.Obj).Elem().FieldByIndex(r.Index)
+			f := reflect.ValueOf(e.Obj()).Elem().FieldByIndex(r.Index)
 			if r.BelongsTo() {
 				if !f.IsNil() {
 					if j, ok := byObj[f.Interface()]; ok && j != i {
@@ -212,7 +212,7 @@ func (s *Session) setDeferredKeys(ctx context.Context, deferred []deferredKey, b
 	var tables []*mapper.Table
 	for _, d := range deferred {
 		if err := s.setCol(d.e, d.col, d.val); err != nil {
-			return false, d.e.Table, err
+			return false, d.e.Table(), err
 		}
 	}
 	for _, fk := range broken {
@@ -295,7 +295,7 @@ func (s *Session) unlinkDeletes(ctx context.Context, p *flushPlan) (*mapper.Tabl
 	for _, fk := range p.broken {
 		parents := map[any]bool{}
 		for _, e := range s.deletes {
-			if e.Table == fk.Parent && !e.Flushed() {
+			if e.Table() == fk.Parent && !e.Flushed() {
 				parents[fkValue(fk.Parent.Acc.Value(e.Snap(), fk.Parent.PK[0]))] = true
 			}
 		}
@@ -304,7 +304,7 @@ func (s *Session) unlinkDeletes(ctx context.Context, p *flushPlan) (*mapper.Tabl
 		}
 		var rows []*identity.Entry
 		for _, e := range s.deletes {
-			if e.Table == fk.Child && !e.Flushed() {
+			if e.Table() == fk.Child && !e.Flushed() {
 				if v := fkValue(fk.Child.Acc.Value(e.Snap(), fk.Column)); v != nil && parents[v] {
 					rows = append(rows, e)
 				}
@@ -347,7 +347,7 @@ func (s *Session) nullKeys(ctx context.Context, t *mapper.Table, col *mapper.Col
 // memberKey names one has-many relation of one tracked parent.
 type memberKey struct {
 	e   *identity.Entry
-	rel int // index in e.Table.Relations
+	rel int // index in e.Table().Relations
 }
 
 // cascadeHasMany reports whether t has a has-many relation tagged cascade,
@@ -379,7 +379,7 @@ func (s *Session) noteLoaded(t *mapper.Table, r *mapper.Relation, objs []any) {
 // ones whose removal from the slice makes them orphans. With keep, the
 // children recorded before are kept too.
 func (s *Session) noteMember(e *identity.Entry, ri int, keep bool) {
-	f := reflect.ValueOf(e.Obj).Elem().FieldByIndex(e.Table.Relations[ri].Index)
+	f := reflect.ValueOf(e.Obj()).Elem().FieldByIndex(e.Table().Relations[ri].Index)
 	if f.IsNil() {
 		return // never loaded or set: nothing was removed from it
 	}
@@ -459,19 +459,19 @@ func (s *Session) deleteOrphans() error {
 		if pe.State() != identity.Persistent {
 			continue
 		}
-		r := pe.Table.Relations[k.rel]
+		r := pe.Table().Relations[k.rel]
 		ct, err := s.e.reg.Table(r.Target)
 		if err != nil {
 			return err
 		}
-		f := reflect.ValueOf(pe.Obj).Elem().FieldByIndex(r.Index)
+		f := reflect.ValueOf(pe.Obj()).Elem().FieldByIndex(r.Index)
 		cur := make(map[any]bool, f.Len())
 		for i := range f.Len() {
 			if c := f.Index(i); !c.IsNil() {
 				cur[c.Interface()] = true
 			}
 		}
-		key := pe.Table.Acc.Value(pe.Obj, pe.Table.PK[0])
+		key := pe.Table().Acc.Value(pe.Obj(), pe.Table().PK[0])
 		col := ct.Column(r.Column)
 		for _, c := range old {
 			if cur[c] {
@@ -493,8 +493,8 @@ func (s *Session) deleteOrphans() error {
 	listed := map[any]bool{}
 	parents := s.idmap.Tables()
 	for _, e := range s.pending {
-		if !slices.Contains(parents, e.Table) {
-			parents = append(parents, e.Table)
+		if !slices.Contains(parents, e.Table()) {
+			parents = append(parents, e.Table())
 		}
 	}
 	for _, pt := range parents {
@@ -503,7 +503,7 @@ func (s *Session) deleteOrphans() error {
 				continue
 			}
 			s.eachLive(pt, func(pe *identity.Entry) {
-				f := reflect.ValueOf(pe.Obj).Elem().FieldByIndex(r.Index)
+				f := reflect.ValueOf(pe.Obj()).Elem().FieldByIndex(r.Index)
 				for i := range f.Len() {
 					if c := f.Index(i); !c.IsNil() {
 						listed[c.Interface()] = true
@@ -513,14 +513,14 @@ func (s *Session) deleteOrphans() error {
 		}
 	}
 	for _, o := range cands {
-		if listed[o.e.Obj] || o.e.State() != identity.Persistent {
+		if listed[o.e.Obj()] || o.e.State() != identity.Persistent {
 			continue
 		}
 		mark := len(s.deletes)
 		// The orphan's own cascade may drop pending children (added under
 		// it, never inserted): a failed commit must bring them back.
 		pending := slices.Clone(s.pending)
-		if err := s.deleteLocked(o.e.Obj); err != nil {
+		if err := s.deleteLocked(o.e.Obj()); err != nil {
 			return err
 		}
 		for _, e := range s.deletes[mark:] {
@@ -546,12 +546,12 @@ func (s *Session) rowOrderWork(p *flushPlan) bool {
 	}
 	work := func(t *mapper.Table) bool {
 		for _, e := range s.pending {
-			if e.Table == t {
+			if e.Table() == t {
 				return true
 			}
 		}
 		for _, e := range s.deletes {
-			if e.Table == t && !e.Flushed() {
+			if e.Table() == t && !e.Flushed() {
 				return true
 			}
 		}

@@ -74,11 +74,11 @@ func trackedAs[T any](t *mapper.Table, e *identity.Entry) (*T, error) {
 	if e.State() == identity.Deleted {
 		return nil, fmt.Errorf("%w: %s deleted in this session", ErrNotFound, t.Name)
 	}
-	if softDeleted(t, e.Obj) {
+	if softDeleted(t, e.Obj()) {
 		// The object's key, not the caller's: Get's key must not escape.
-		return nil, notFoundSoftDeleted(t, keyValues(t, e.Obj))
+		return nil, notFoundSoftDeleted(t, keyValues(t, e.Obj()))
 	}
-	return e.Obj.(*T), nil
+	return e.Obj().(*T), nil
 }
 
 // pendingWithKey reports whether a pending object of t has key k: a new
@@ -86,7 +86,7 @@ func trackedAs[T any](t *mapper.Table, e *identity.Entry) (*T, error) {
 // must flush to see.
 func (s *Session) pendingWithKey(t *mapper.Table, k mapper.Key) bool {
 	for _, p := range s.pending {
-		if p.Table == t && !keyIsZero(t, p.Obj) && t.Acc.Key(p.Obj) == k {
+		if p.Table() == t && !keyIsZero(t, p.Obj()) && t.Acc.Key(p.Obj()) == k {
 			return true
 		}
 	}
@@ -145,7 +145,7 @@ func (s *Session) scanDest(t *mapper.Table, obj any, cols []*mapper.Column) []an
 func (s *Session) resolve(t *mapper.Table, obj any) any {
 	k := t.Acc.Key(obj)
 	if e := s.idmap.Get(t, k); e != nil {
-		return e.Obj
+		return e.Obj()
 	}
 	s.seq++
 	e := s.newEntry()

@@ -132,10 +132,10 @@ func (s *Session) callHook(name string, t *mapper.Table, fn func() error) (err e
 // session is then exactly as before Commit, and the next flush runs the
 // hook again on the object as the caller left it.
 func (s *Session) flushHook(e *identity.Entry, name string, fn func() error) error {
-	t := e.Table
-	before := t.Acc.Snapshot(e.Obj)
+	t := e.Table()
+	before := t.Acc.Snapshot(e.Obj())
 	err := s.callHook(name, t, fn)
-	for _, c := range t.Acc.Changed(e.Obj, before, nil) {
+	for _, c := range t.Acc.Changed(e.Obj(), before, nil) {
 		s.logFlush(undo{kind: undoSetCol, e: e, col: c, old: t.Acc.Value(before, c)})
 	}
 	return err
@@ -150,7 +150,7 @@ func (s *Session) beforeInsert(ctx context.Context, t *mapper.Table, ents []*ide
 	}
 	if hooksOf(t)&hookBeforeInsert != 0 {
 		for _, e := range ents {
-			h := e.Obj.(BeforeInserter)
+			h := e.Obj().(BeforeInserter)
 			if err := s.flushHook(e, "BeforeInsert", func() error { return h.BeforeInsert(ctx, s) }); err != nil {
 				return err
 			}
@@ -175,11 +175,11 @@ func (s *Session) beforeUpdate(ctx context.Context, t *mapper.Table, ups []updat
 	for _, u := range ups {
 		e := u.e
 		if hooksOf(t)&hookBeforeUpdate != 0 {
-			h := e.Obj.(BeforeUpdater)
+			h := e.Obj().(BeforeUpdater)
 			if err := s.flushHook(e, "BeforeUpdate", func() error { return h.BeforeUpdate(ctx, s) }); err != nil {
 				return nil, err
 			}
-			if u.cols = t.Acc.Changed(e.Obj, e.Snap(), u.cols[:0]); len(u.cols) == 0 {
+			if u.cols = t.Acc.Changed(e.Obj(), e.Snap(), u.cols[:0]); len(u.cols) == 0 {
 				continue
 			}
 		}
@@ -198,7 +198,7 @@ func (s *Session) beforeDelete(ctx context.Context, t *mapper.Table, ents []*ide
 		return nil
 	}
 	for _, e := range ents {
-		h := e.Obj.(BeforeDeleter)
+		h := e.Obj().(BeforeDeleter)
 		if err := s.flushHook(e, "BeforeDelete", func() error { return h.BeforeDelete(ctx, s) }); err != nil {
 			return err
 		}

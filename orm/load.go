@@ -171,7 +171,7 @@ func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.R
 	}
 	groups := newGroupIndex(keyTab.IntKey(), len(parents))
 	pgroup := make([]int32, len(parents)) // parent → group; -1 when it has no key
-	var keys []any                        // the value to bind, per group
+	keys := make([]any, 0, len(parents))  // the value to bind, per group
 	for i, p := range parents {
 		k, v, ok := colKey(t, p, pcol, keyTab)
 		if !ok {
@@ -245,7 +245,7 @@ func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.R
 				seenObj[tk] = int32(len(loaded))
 			} else if int64Col {
 				// The common case, read in place: an int64 foreign key.
-				if gi, found := groups.ints[field(obj, mcol.Index).Int()]; found {
+				if gi, found := groups.ints[*(*int64)(mcol.Ptr(obj))]; found {
 					g = gi
 				}
 			} else {
@@ -423,18 +423,18 @@ func field(obj any, index []int) reflect.Value {
 
 // fieldPtr addresses a *Target relation field of obj.
 func fieldPtr(obj any, r *mapper.Relation) *unsafe.Pointer {
-	return (*unsafe.Pointer)(field(obj, r.Index).Addr().UnsafePointer())
+	return (*unsafe.Pointer)(r.Ptr(obj))
 }
 
 // fieldSlice addresses a []*Target relation field of obj. A slice of
 // pointers has the layout of a []unsafe.Pointer.
 func fieldSlice(obj any, r *mapper.Relation) *[]unsafe.Pointer {
-	return (*[]unsafe.Pointer)(field(obj, r.Index).Addr().UnsafePointer())
+	return (*[]unsafe.Pointer)(r.Ptr(obj))
 }
 
 // trackedEntry returns obj's entry when the session tracks it persistent.
 func (s *Session) trackedEntry(t *mapper.Table, obj any) *identity.Entry {
-	if e := s.idmap.Get(t, t.Acc.Key(obj)); e != nil && e.Obj == obj && e.State() == identity.Persistent {
+	if e := s.idmap.Get(t, t.Acc.Key(obj)); e != nil && e.Obj() == obj && e.State() == identity.Persistent {
 		return e
 	}
 	return nil

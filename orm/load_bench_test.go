@@ -70,11 +70,16 @@ func BenchmarkLoad(b *testing.B) {
 			}
 			check(b, got)
 		}
+		// cpu-ns/op is the test process's CPU time per op: the client's
+		// work, which is what Tally adds, steadier than wall time on a
+		// shared machine (see processCPU).
 		b.Run("tally", func(b *testing.B) {
 			b.ReportAllocs()
+			cpu0 := processCPU()
 			for b.Loop() {
 				tally(b)
 			}
+			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
 		})
 
 		qa := "SELECT id, name, created_at FROM bench_authors ORDER BY id"
@@ -97,9 +102,11 @@ func BenchmarkLoad(b *testing.B) {
 		}
 		b.Run("raw", func(b *testing.B) {
 			b.ReportAllocs()
+			cpu0 := processCPU()
 			for b.Loop() {
 				raw(b)
 			}
+			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
 		})
 		// paired runs tally and raw back to back in every op, in
 		// alternating order, and reports the median of the per-op ratios:

@@ -60,7 +60,7 @@ func (s *Session) readSet() lockPlan {
 	rows := map[*mapper.Table][]row{}
 	s.idmap.Each(func(e *identity.Entry) bool {
 		if e.State() == identity.Persistent || e.State() == identity.Deleted {
-			rows[e.Table] = append(rows[e.Table], row{e.Table.Acc.Key(e.Obj), e.Obj})
+			rows[e.Table()] = append(rows[e.Table()], row{e.Table().Acc.Key(e.Obj()), e.Obj()})
 		}
 		return true
 	})
@@ -143,7 +143,7 @@ func (s *Session) orderUpdatesByKey() {
 	byTable := map[*mapper.Table][]row{}
 	s.idmap.Each(func(e *identity.Entry) bool {
 		if e.State() == identity.Persistent {
-			byTable[e.Table] = append(byTable[e.Table], row{e.Table.Acc.Key(e.Obj), e})
+			byTable[e.Table()] = append(byTable[e.Table()], row{e.Table().Acc.Key(e.Obj()), e})
 		}
 		return true
 	})
@@ -153,12 +153,12 @@ func (s *Session) orderUpdatesByKey() {
 		}
 		seqs := make([]uint64, len(rs))
 		for i, r := range rs {
-			seqs[i] = r.e.Seq
+			seqs[i] = r.e.Seq()
 		}
 		slices.Sort(seqs)
 		slices.SortFunc(rs, func(a, b row) int { return cmpKey(a.k, b.k) })
 		for i, r := range rs {
-			r.e.Seq = seqs[i]
+			r.e.SetSeq(seqs[i])
 		}
 	}
 }

@@ -194,8 +194,8 @@ func (s *Session) flushLinks(ctx context.Context, wrote *bool) (op, table string
 		}
 		for _, t := range tables {
 			for _, r := range t.Relations {
-				if r.Join != nil && r.Target == e.Table.Type {
-					get(r).all(r, 1, e.Table.Acc.Value(e.Snap(), e.Table.PK[0]))
+				if r.Join != nil && r.Target == e.Table().Type {
+					get(r).all(r, 1, e.Table().Acc.Value(e.Snap(), e.Table().PK[0]))
 				}
 			}
 		}
@@ -214,7 +214,7 @@ func (s *Session) flushLinks(ctx context.Context, wrote *bool) (op, table string
 // pairs to insert and delete; the snapshot becomes the slice.
 func (s *Session) diffLinks(e *identity.Entry, r *mapper.Relation, target *mapper.Table, get func(*mapper.Relation) *joinWork) {
 	lk := linkKey{e, r}
-	elems := *fieldSlice(e.Obj, r)
+	elems := *fieldSlice(e.Obj(), r)
 	old, had := s.links[lk]
 	if !had && elems == nil {
 		return // never loaded, never set
@@ -256,8 +256,8 @@ func (s *Session) diffLinks(e *identity.Entry, r *mapper.Relation, target *mappe
 	for _, l := range old {
 		inOld[l.k] = true
 	}
-	t := e.Table
-	left := t.Acc.Value(e.Obj, t.PK[0])
+	t := e.Table()
+	left := t.Acc.Value(e.Obj(), t.PK[0])
 	w := get(r)
 	for _, l := range old {
 		if !inCur[l.k] {
@@ -334,7 +334,7 @@ func (s *Session) syncHasOne(t *mapper.Table) error {
 			}
 			col := t.Column(r.Column)
 			s.eachLive(pt, func(pe *identity.Entry) {
-				p := *fieldPtr(pe.Obj, r)
+				p := *fieldPtr(pe.Obj(), r)
 				if p == nil || err != nil {
 					return
 				}
@@ -343,7 +343,7 @@ func (s *Session) syncHasOne(t *mapper.Table) error {
 				if ce == nil || ce.State() == identity.Deleted {
 					return
 				}
-				pk := pt.Acc.Value(pe.Obj, pt.PK[0])
+				pk := pt.Acc.Value(pe.Obj(), pt.PK[0])
 				if !valuesEqual(t.Acc.Value(child, col), pk) {
 					err = s.setCol(ce, col, pk)
 				}
@@ -351,7 +351,7 @@ func (s *Session) syncHasOne(t *mapper.Table) error {
 		}
 	}
 	for _, e := range s.pending {
-		visit(e.Table)
+		visit(e.Table())
 	}
 	for _, pt := range s.idmap.Tables() {
 		visit(pt)

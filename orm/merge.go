@@ -82,10 +82,10 @@ func (s *Session) mergeLocked(ctx context.Context, t *mapper.Table, obj any) (an
 	}
 	k := t.Acc.Key(obj)
 	for _, p := range s.pending {
-		if p.Table == t && !keyIsZero(t, p.Obj) && t.Acc.Key(p.Obj) == k {
+		if p.Table() == t && !keyIsZero(t, p.Obj()) && t.Acc.Key(p.Obj()) == k {
 			// A pending object with this key: no row to check a version
 			// against yet.
-			return p.Obj, mergeColumns(t, p.Obj, obj)
+			return p.Obj(), mergeColumns(t, p.Obj(), obj)
 		}
 	}
 	e := s.idmap.Get(t, k)
@@ -100,7 +100,7 @@ func (s *Session) mergeLocked(ctx context.Context, t *mapper.Table, obj any) (an
 		return s.mergeNoRow(t, obj) // the key is free again
 	case e != nil && e.State() == identity.Deleted:
 		return nil, fmt.Errorf("%w: %s with key %v is deleted in this session", ErrNotFound, t.Name, keyValues(t, obj))
-	case e != nil && softDeleted(t, e.Obj):
+	case e != nil && softDeleted(t, e.Obj()):
 		// Copying obj's columns would also copy its (empty) softdelete
 		// column: a Merge must not undelete a row behind the caller's back.
 		return nil, notFoundSoftDeleted(t, keyValues(t, obj))
@@ -108,7 +108,7 @@ func (s *Session) mergeLocked(ctx context.Context, t *mapper.Table, obj any) (an
 		if err := checkMergeVersion(t, e.Snap(), obj); err != nil {
 			return nil, err
 		}
-		return e.Obj, mergeColumns(t, e.Obj, obj)
+		return e.Obj(), mergeColumns(t, e.Obj(), obj)
 	}
 	q := s.e.stmts.get(stmtKey{t, "get", 0}, func() string {
 		return selectByKeySQL(s.e.dialect, t, t.Columns)

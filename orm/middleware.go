@@ -147,7 +147,7 @@ func (s *Session) hasPendingWork() bool {
 	dirty := false
 	s.idmap.Each(func(e *identityEntry) bool {
 		if e.State() == stPersistent {
-			s.cols = e.Table.Acc.Changed(e.Obj, e.Snap(), s.cols[:0])
+			s.cols = e.Table().Acc.Changed(e.Obj(), e.Snap(), s.cols[:0])
 			dirty = len(s.cols) > 0
 		}
 		return !dirty

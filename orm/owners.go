@@ -87,9 +87,9 @@ func (o *owners) len() int {
 // claim registers e's object as s's. It fails, registering nothing, when
 // another session holds the object.
 func (s *Session) claim(e *identity.Entry) error {
-	if prev := s.e.owners.loadOrStore(e.Obj, s); prev != s {
+	if prev := s.e.owners.loadOrStore(e.Obj(), s); prev != s {
 		return fmt.Errorf("%w: %s %p; Expunge it there (or let that session end) first, or Merge a copy",
-			ErrOtherSession, e.Table.Name, e.Obj)
+			ErrOtherSession, e.Table().Name, e.Obj())
 	}
 	e.SetOwned(true)
 	s.owned = append(s.owned, e)
@@ -104,8 +104,8 @@ func (s *Session) release(e *identity.Entry) {
 		return
 	}
 	e.SetOwned(false)
-	if s.lookup(e.Table, e.Obj) == nil {
-		s.e.owners.remove(e.Obj, s)
+	if s.lookup(e.Table(), e.Obj()) == nil {
+		s.e.owners.remove(e.Obj(), s)
 	}
 }
 
@@ -124,7 +124,7 @@ func (s *Session) sweepOwned(all bool) {
 		switch {
 		case all:
 			e.SetOwned(false)
-			s.e.owners.remove(e.Obj, s)
+			s.e.owners.remove(e.Obj(), s)
 		case e.State() == identity.Pending || e.State() == identity.Persistent || e.State() == identity.Deleted:
 			keep = append(keep, e)
 		default:

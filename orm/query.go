@@ -257,7 +257,7 @@ func scanRow[T any](ctx context.Context, s *Session, t *mapper.Table, rows *sql.
 	if !noTrack {
 		got = s.resolve(t, obj)
 	} else if e := s.idmap.Get(t, t.Acc.Key(obj)); e != nil {
-		got = e.Obj
+		got = e.Obj()
 	}
 	return got.(*T), s.loaded(ctx, t, obj, got)
 }
@@ -277,21 +277,29 @@ func resolveRows[P any](s *Session, t *mapper.Table, objs []P, noTrack bool) err
 	fresh := s.slab[:0:0]
 	for i, obj := range objs {
 		k := t.Acc.Key(obj)
-		if e := s.idmap.Get(t, k); e != nil {
-			objs[i] = e.Obj.(P)
-			continue
-		}
 		if noTrack {
+			if e := s.idmap.Get(t, k); e != nil {
+				objs[i] = e.Obj().(P)
+			}
 			continue
 		}
-		s.seq++
 		if len(fresh) == 0 {
 			fresh = s.slab[:0]
 		}
 		// The slab's entries are taken in order, so those made here are
-		// the contiguous run fresh, which the batch snapshot walks.
-		e := s.newEntry()
-		s.idmap.Track(e, t, obj, nil, s.seq, k) // Get found nothing; the snapshots follow
+		// the contiguous run fresh, which the batch snapshot walks. One
+		// lookup finds the tracked object or tracks this one; the slab's
+		// entry is taken only in the second case. The snapshots follow.
+		e := &s.slab[0]
+		if old, ok := s.idmap.TrackOrGet(e, t, obj, nil, s.seq+1, k); !ok {
+			if old == nil {
+				return fmt.Errorf("orm: internal error: cannot track a loaded %s", t.Name)
+			}
+			objs[i] = old.Obj().(P)
+			continue
+		}
+		s.seq++
+		s.slab = s.slab[1:]
 		fresh = fresh[:len(fresh)+1]
 	}
 	if len(fresh) == 0 {
@@ -301,7 +309,7 @@ func resolveRows[P any](s *Session, t *mapper.Table, objs []P, noTrack bool) err
 		// The callback records no error: a variable it wrote would move
 		// to the heap, an allocation per read. A refused snapshot stays
 		// nil, which the loop after finds.
-		bs.SnapshotBatch(len(fresh), func(i int) any { return fresh[i].Obj }, func(i int, snap any) { _ = fresh[i].SetSnapshot(snap) })
+		bs.SnapshotBatch(len(fresh), func(i int) any { return fresh[i].Obj() }, func(i int, snap any) { _ = fresh[i].SetSnapshot(snap) })
 		for i := range fresh {
 			if fresh[i].Snap() == nil {
 				return fmt.Errorf("orm: internal error: no snapshot for a loaded %s", t.Name)
@@ -310,7 +318,7 @@ func resolveRows[P any](s *Session, t *mapper.Table, objs []P, noTrack bool) err
 		return nil
 	}
 	for i := range fresh {
-		if err := fresh[i].SetSnapshot(t.Acc.Snapshot(fresh[i].Obj)); err != nil {
+		if err := fresh[i].SetSnapshot(t.Acc.Snapshot(fresh[i].Obj())); err != nil {
 			return err
 		}
 	}

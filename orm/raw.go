@@ -103,7 +103,7 @@ func (r *RawQ[T]) Iter(ctx context.Context) iter.Seq2[*T, error] {
 			// tracked, its missing columns would read as zero to later
 			// Gets and be compared and version-checked at flush.
 			if e := s.idmap.Get(r.t, r.t.Acc.Key(obj)); e != nil {
-				return e.Obj.(*T), nil
+				return e.Obj().(*T), nil
 			}
 			return obj, nil
 		}, yield)

@@ -277,7 +277,7 @@ func (s *Session) Add(objs ...any) (err error) {
 func (s *Session) undoAdd(pendingMark, intentMark int) error {
 	var errs []error
 	for _, e := range s.pending[pendingMark:] {
-		delete(s.pendingByObj, e.Obj)
+		delete(s.pendingByObj, e.Obj())
 		if err := e.Drop(); err != nil {
 			errs = append(errs, err)
 		}
@@ -307,7 +307,7 @@ func (s *Session) addLocked(obj any) error {
 		k := t.Acc.Key(obj)
 		// A pending object with an explicit key holds that key too.
 		for _, p := range s.pending {
-			if p.Table == t && !keyIsZero(t, p.Obj) && t.Acc.Key(p.Obj) == k {
+			if p.Table() == t && !keyIsZero(t, p.Obj()) && t.Acc.Key(p.Obj()) == k {
 				return fmt.Errorf("%w: %s with key %v (pending)", ErrIdentityConflict, t.Name, keyValues(t, obj))
 			}
 		}
@@ -319,7 +319,7 @@ func (s *Session) addLocked(obj any) error {
 			if autoKeySet(t, obj) {
 				return fmt.Errorf("%w: %s with key %v was deleted in this session", ErrDetachedObject, t.Name, keyValues(t, obj))
 			}
-		case e != nil && e.Obj != obj:
+		case e != nil && e.Obj() != obj:
 			return fmt.Errorf("%w: %s with key %v", ErrIdentityConflict, t.Name, keyValues(t, obj))
 		case e != nil:
 			if e.State() == identity.Deleted {
@@ -340,7 +340,9 @@ func (s *Session) addLocked(obj any) error {
 	}
 	s.seq++
 	e := s.newEntry()
-	e.InitPending(t, obj, s.seq)
+	if err := e.InitPending(t, obj, s.seq); err != nil {
+		return fmt.Errorf("orm: %w", err)
+	}
 	if err := s.claim(e); err != nil {
 		return err
 	}
@@ -393,7 +395,7 @@ func (s *Session) cascadeOne(obj any) error {
 	if autoKeySet(t, obj) {
 		return nil
 	}
-	if e := s.idmap.Get(t, t.Acc.Key(obj)); e != nil && e.Obj == obj {
+	if e := s.idmap.Get(t, t.Acc.Key(obj)); e != nil && e.Obj() == obj {
 		return nil // tracked already
 	}
 	return s.addLocked(obj)
@@ -440,7 +442,7 @@ func (s *Session) lookup(t *mapper.Table, obj any) *identity.Entry {
 	if e := s.pendingByObj[obj]; e != nil {
 		return e
 	}
-	if e := s.idmap.Get(t, t.Acc.Key(obj)); e != nil && e.Obj == obj {
+	if e := s.idmap.Get(t, t.Acc.Key(obj)); e != nil && e.Obj() == obj {
 		return e
 	}
 	return nil
@@ -541,7 +543,7 @@ func (s *Session) cascadeDelete(t *mapper.Table, obj any) error {
 		if !keyIsZero(t, obj) {
 			var found []*identity.Entry
 			match := func(e *identity.Entry) {
-				if sameKey(ct.Acc.Value(e.Obj, col), key) {
+				if sameKey(ct.Acc.Value(e.Obj(), col), key) {
 					found = append(found, e)
 				}
 			}
@@ -552,14 +554,14 @@ func (s *Session) cascadeDelete(t *mapper.Table, obj any) error {
 				return true
 			})
 			for _, e := range s.pending {
-				if e.Table == ct {
+				if e.Table() == ct {
 					match(e)
 				}
 			}
 			// In the order they entered the session, not the map's.
 			slices.SortFunc(found, cmpSeq)
 			for _, e := range found {
-				kids = append(kids, e.Obj)
+				kids = append(kids, e.Obj())
 			}
 		}
 		for _, c := range kids {
@@ -583,7 +585,7 @@ func (s *Session) trackPending(obj any, e *identity.Entry) {
 }
 
 func (s *Session) dropPending(e *identity.Entry) error {
-	delete(s.pendingByObj, e.Obj)
+	delete(s.pendingByObj, e.Obj())
 	s.pending = slices.DeleteFunc(s.pending, func(p *identity.Entry) bool { return p == e })
 	return e.Drop()
 }
@@ -621,7 +623,7 @@ func (s *Session) Pending() []any {
 	defer s.leave()
 	out := make([]any, len(s.pending))
 	for i, e := range s.pending {
-		out[i] = e.Obj
+		out[i] = e.Obj()
 	}
 	return out
 }

@@ -84,7 +84,7 @@ func (s *Session) hardDeleted(obj any) *identity.Entry {
 // stays, and so do its many-to-many join rows, so that a row brought back
 // (deleted_at set to NULL again) has its links.
 func (s *Session) keepsRow(e *identity.Entry) bool {
-	return e.Table.SoftDelete != nil && !s.hardDeletes[e]
+	return e.Table().SoftDelete != nil && !s.hardDeletes[e]
 }
 
 // filters returns the query's conditions, with the one that skips

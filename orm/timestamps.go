@@ -55,7 +55,7 @@ func (s *Session) stampInsert(t *mapper.Table, ents []*identity.Entry) error {
 	now := stampNow()
 	for _, e := range ents {
 		for _, c := range t.Stamps {
-			if timeIsZero(t.Acc.Value(e.Obj, c)) {
+			if timeIsZero(t.Acc.Value(e.Obj(), c)) {
 				if err := s.setCol(e, c, timeValue(c, now)); err != nil {
 					return err
 				}
@@ -110,7 +110,7 @@ func upsertStampCols(t *mapper.Table, set []*mapper.Column, all bool) []*mapper.
 // cols with them added, in column order. An object whose changes are all
 // to columns an UPDATE does not write keeps its time.
 func (s *Session) stampUpdate(e *identity.Entry, cols []*mapper.Column) ([]*mapper.Column, error) {
-	t := e.Table
+	t := e.Table()
 	if len(t.Stamps) == 0 || !slices.ContainsFunc(cols, updateSet) {
 		return cols, nil
 	}

@@ -66,9 +66,9 @@ func (s *Session) logIntent(u undo) {
 
 // setCol writes a field during a flush, recording its old value.
 func (s *Session) setCol(e *identity.Entry, c *mapper.Column, v any) error {
-	old := e.Table.Acc.Value(e.Obj, c)
-	if err := e.Table.Acc.Set(e.Obj, c, v); err != nil {
-		return fmt.Errorf("orm: %s.%s: %w", e.Table.Name, c.Name, err)
+	old := e.Table().Acc.Value(e.Obj(), c)
+	if err := e.Table().Acc.Set(e.Obj(), c, v); err != nil {
+		return fmt.Errorf("orm: %s.%s: %w", e.Table().Name, c.Name, err)
 	}
 	s.logFlush(undo{kind: undoSetCol, e: e, col: c, old: old})
 	return nil
@@ -95,10 +95,10 @@ func (s *Session) undoFlushes(mark int) {
 				continue // expunged or bulk-deleted since: it stays out
 			}
 			s.pending = append(s.pending, e)
-			s.trackPending(e.Obj, e)
+			s.trackPending(e.Obj(), e)
 			reinsert = true
 		case undoSetCol:
-			_ = e.Table.Acc.Set(e.Obj, u.col, u.old) // the value came from this field: it fits
+			_ = e.Table().Acc.Set(e.Obj(), u.col, u.old) // the value came from this field: it fits
 		case undoSnap:
 			s.broken(e.RestoreSnapshot(u.old))
 		case undoDeleteDB:
@@ -115,7 +115,7 @@ func (s *Session) undoFlushes(mark int) {
 			if e.State() == identity.Transient {
 				s.broken(e.Repend())
 				s.pending = append(s.pending, e)
-				s.trackPending(e.Obj, e)
+				s.trackPending(e.Obj(), e)
 				reinsert = true
 			}
 		case undoDisplace:
@@ -134,7 +134,7 @@ func (s *Session) undoFlushes(mark int) {
 	}
 	s.flushLog = s.flushLog[:mark]
 	if reinsert {
-		slices.SortFunc(s.pending, func(a, b *identity.Entry) int { return cmp.Compare(a.Seq, b.Seq) })
+		slices.SortFunc(s.pending, func(a, b *identity.Entry) int { return cmp.Compare(a.Seq(), b.Seq()) })
 	}
 }
 
@@ -145,15 +145,15 @@ func (s *Session) undoIntents(mark int) {
 		e := u.e
 		switch u.kind {
 		case undoAdd:
-			if s.pendingByObj[e.Obj] == e {
+			if s.pendingByObj[e.Obj()] == e {
 				s.broken(s.dropPending(e))
 			}
 			s.release(e)
 		case undoDropPending:
 			s.broken(e.Repend())
 			s.pending = append(s.pending, e)
-			s.trackPending(e.Obj, e)
-			slices.SortFunc(s.pending, func(a, b *identity.Entry) int { return cmp.Compare(a.Seq, b.Seq) })
+			s.trackPending(e.Obj(), e)
+			slices.SortFunc(s.pending, func(a, b *identity.Entry) int { return cmp.Compare(a.Seq(), b.Seq()) })
 		case undoMarkDelete:
 			if e.State() == identity.Deleted {
 				s.broken(e.Undelete())
@@ -277,8 +277,8 @@ func (s *Session) rollbackToLocked(ctx context.Context, sp savepoint) error {
 	// that differs from its snapshot was changed inside it: put it back.
 	s.idmap.Each(func(e *identity.Entry) bool {
 		if e.State() == identity.Persistent {
-			if s.cols = e.Table.Acc.Changed(e.Obj, e.Snap(), s.cols[:0]); len(s.cols) > 0 {
-				e.Table.Acc.Restore(e.Obj, e.Snap())
+			if s.cols = e.Table().Acc.Changed(e.Obj(), e.Snap(), s.cols[:0]); len(s.cols) > 0 {
+				e.Table().Acc.Restore(e.Obj(), e.Snap())
 			}
 		}
 		return true

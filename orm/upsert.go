@@ -257,8 +257,8 @@ func (p upsertPlan) targetNames() string {
 // pending object, or the same client-set key.
 func (s *Session) upsertConflicts(t *mapper.Table, p upsertPlan, objs []any, seen map[string]int) error {
 	check := func(e *identity.Entry) error {
-		if i, hit := seen[p.key(t, e.Obj)]; hit {
-			return fmt.Errorf("%w: Upsert of objs[%d]: the session has another %s with %s %v", ErrIdentityConflict, i, t.Name, p.targetNames(), p.key(t, e.Obj))
+		if i, hit := seen[p.key(t, e.Obj())]; hit {
+			return fmt.Errorf("%w: Upsert of objs[%d]: the session has another %s with %s %v", ErrIdentityConflict, i, t.Name, p.targetNames(), p.key(t, e.Obj()))
 		}
 		return nil
 	}
@@ -270,7 +270,7 @@ func (s *Session) upsertConflicts(t *mapper.Table, p upsertPlan, objs []any, see
 		return err == nil
 	})
 	for _, e := range s.pending {
-		if err == nil && e.Table == t {
+		if err == nil && e.Table() == t {
 			err = check(e)
 		}
 	}
@@ -418,8 +418,8 @@ func (s *Session) upserted(t *mapper.Table, obj, row any) error {
 // undoUpsert reverses upserted: the object's fields get their old values
 // and it leaves the session, transient again.
 func (s *Session) undoUpsert(e *identity.Entry, old any) {
-	ov := reflect.ValueOf(e.Obj).Elem()
-	for i, c := range e.Table.Columns {
+	ov := reflect.ValueOf(e.Obj()).Elem()
+	for i, c := range e.Table().Columns {
 		f := ov.FieldByIndex(c.Index)
 		if v := old.([]any)[i]; v != nil {
 			f.Set(reflect.ValueOf(v))
