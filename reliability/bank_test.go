@@ -210,7 +210,6 @@ type load struct {
 	errs                map[string]int // failures by message shape, for the report
 	untyped             []error        // failures matching no Tally class
 	slowest             time.Duration  // the longest a failing request took
-	lastFail, firstOK   time.Time      // around the outage
 	wg                  sync.WaitGroup
 }
 
@@ -260,7 +259,6 @@ func (l *load) record(err error, took time.Duration) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.lastFail = time.Now()
 	l.slowest = max(l.slowest, took)
 	l.errs[shape(err)]++
 	if !typed(err) && len(l.untyped) < 5 {

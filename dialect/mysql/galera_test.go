@@ -45,8 +45,8 @@ func (c *commitConn) Commit() error {
 func (c *commitConn) Rollback() error { return nil }
 
 // doWithCommitError runs one eng.Do of an UPDATE whose first COMMIT fails
-// with commitErr; it returns Do's error and how often fn ran.
-func doWithCommitError(t *testing.T, commitErr error) (error, int) {
+// with commitErr; it returns how often fn ran and Do's error.
+func doWithCommitError(t *testing.T, commitErr error) (int, error) {
 	t.Helper()
 	eng := orm.New(sql.OpenDB(&commitConnector{commitErr: commitErr}), dialect.MariaDB)
 	defer eng.Close()
@@ -56,7 +56,7 @@ func doWithCommitError(t *testing.T, commitErr error) (error, int) {
 		_, err := s.Exec(ctx, "UPDATE accounts SET balance = balance - 1 WHERE id = ?", 1)
 		return err
 	}, orm.RetryBackoff(0, 0))
-	return err, runs
+	return runs, err
 }
 
 // A COMMIT that Galera answers with a certification failure (1213) or
@@ -78,7 +78,7 @@ func TestGaleraCommitErrorsRetriedOnlyWhenNothingCommitted(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err, runs := doWithCommitError(t, tt.err)
+			runs, err := doWithCommitError(t, tt.err)
 			if runs != tt.wantRuns {
 				t.Errorf("fn ran %d times, want %d (Do error: %v)", runs, tt.wantRuns, err)
 			}
