@@ -1,0 +1,263 @@
+package orm_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/tallyorm/tally/internal/dbtest"
+	"github.com/tallyorm/tally/orm"
+)
+
+// Tests of how separately built features meet: soft delete, hooks and
+// timestamps in a (pipelined, on PostgreSQL) commit that fails and is
+// retried, bulk statements sent alone on soft-delete models, Upsert in
+// read-only sessions, and the identity map's recycled buffers.
+
+// A commit that soft-deletes a versioned row someone changed meanwhile
+// fails with ErrStaleData and leaves every object as it was (no deletion
+// time, no version bump, still tracked), and the database unchanged; the
+// retry without the stale object writes exactly the rest.
+func TestStaleSoftDeleteFailsTheCommitAndTheRetryWritesExactlyTheRest(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := sdOpen(t, tg)
+		ctx := context.Background()
+		d1, d2 := &sdDoc{Body: "one"}, &sdDoc{Body: "two"}
+		seedObjects(t, eng, d1, d2)
+		s := eng.NewSession()
+		defer s.Close()
+		a, err := orm.Get[sdDoc](ctx, s, d1.ID)
+		uowMust(t, err)
+		b, err := orm.Get[sdDoc](ctx, s, d2.ID)
+		uowMust(t, err)
+		other := eng.NewSession()
+		o, err := orm.Get[sdDoc](ctx, other, d2.ID)
+		uowMust(t, err)
+		o.Body = "two'"
+		uowMust(t, other.Commit(ctx))
+		uowMust(t, other.Close())
+
+		uowMust(t, s.Delete(a))
+		uowMust(t, s.Delete(b))
+		n := &sdNote{Body: "new"}
+		uowMust(t, s.Add(&sdOwner{Name: "o", Notes: []*sdNote{n}}))
+		if err := s.Commit(ctx); !errors.Is(err, orm.ErrStaleData) {
+			t.Fatalf("Commit = %v; want ErrStaleData", err)
+		}
+		if a.Deleted.Valid || b.Deleted.Valid || a.Version != 1 || b.Version != 1 || n.ID != 0 {
+			t.Fatalf("after the failure: a %+v, b %+v, note id %d; want both undeleted at version 1, the note pending", *a, *b, n.ID)
+		}
+		if c := countRows(t, eng, "SELECT COUNT(*) FROM sd_docs WHERE deleted_at IS NOT NULL"); c != 0 {
+			t.Fatalf("%d docs soft-deleted after the failed commit; want 0", c)
+		}
+		if c := countRows(t, eng, "SELECT COUNT(*) FROM sd_notes"); c != 0 {
+			t.Fatalf("%d notes after the failed commit; want 0", c)
+		}
+		// Give up on b; a's soft delete and the note go through.
+		uowMust(t, s.Expunge(b))
+		uowMust(t, s.Commit(ctx))
+		if !a.Deleted.Valid || a.Version != 2 || n.ID == 0 {
+			t.Fatalf("after the retry: a %+v, note id %d; want a soft-deleted at version 2 and the note inserted", *a, n.ID)
+		}
+		if c := countRows(t, eng, "SELECT COUNT(*) FROM sd_docs WHERE deleted_at IS NOT NULL AND id = ? AND version = 2", a.ID); c != 1 {
+			t.Fatalf("doc a not soft-deleted at version 2 in the database")
+		}
+		if c := countRows(t, eng, "SELECT COUNT(*) FROM sd_docs WHERE deleted_at IS NULL AND id = ? AND version = 2 AND body = ?", b.ID, "two'"); c != 1 {
+			t.Fatalf("doc b is not the other session's version")
+		}
+		if c := countRows(t, eng, "SELECT COUNT(*) FROM sd_notes"); c != 1 {
+			t.Fatalf("%d notes after the retry; want 1", c)
+		}
+	})
+}
+
+// A commit whose hooks and timestamps changed fields and that then fails
+// on a unique key in the middle puts every such field back; fixing the
+// cause and committing again runs the hooks and stamps once more and
+// writes exactly the rows asked for.
+func TestUniqueViolationRestoresHookAndTimestampFieldsAndTheRetryWritesThem(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := openLogged(t, tg)
+		ctx := context.Background()
+		uowMust(t, eng.CreateTables(ctx, tsPost{}, hkAuthor{}, hkBook{}))
+		p1, p2 := &tsPost{Title: "p1"}, &tsPost{Title: "p2"}
+		seedObjects(t, eng, p1, p2)
+		s := eng.NewSession()
+		defer s.Close()
+		p, err := orm.Get[tsPost](ctx, s, p1.ID)
+		uowMust(t, err)
+		before := *p
+		before.Updated = new(*p.Updated)
+		p.Title = "p1'"
+		au := &hkAuthor{Name: "Zed", Books: []*hkBook{{Title: "b"}}}
+		uowMust(t, s.Add(au))
+		dup := &tsPost{Title: "p2"}
+		uowMust(t, s.Add(dup))
+		if err := s.Commit(ctx); !errors.Is(err, orm.ErrUniqueViolation) {
+			t.Fatalf("Commit = %v; want ErrUniqueViolation", err)
+		}
+		if !p.Updated.Equal(*before.Updated) || p.Touched != before.Touched || p.Title != "p1'" {
+			t.Fatalf("post after the failure: %+v; want its stamps as before (%v, %v)", *p, *before.Updated, before.Touched)
+		}
+		if au.ID != 0 || au.Slug != "" || au.Books[0].ID != 0 || au.Books[0].AuthorID != 0 {
+			t.Fatalf("author after the failure: %+v book %+v; want as added", *au, *au.Books[0])
+		}
+		if !dup.Created.IsZero() || dup.Updated != nil || dup.ID != 0 {
+			t.Fatalf("duplicate post after the failure: %+v; want as added", *dup)
+		}
+		if c := countRows(t, eng, "SELECT COUNT(*) FROM hk_authors"); c != 0 {
+			t.Fatalf("%d authors after the failed commit", c)
+		}
+		dup.Title = "p3"
+		uowMust(t, s.Commit(ctx))
+		if au.Slug != "zed" || au.ID == 0 || au.Books[0].AuthorID != au.ID || dup.ID == 0 || dup.Created.IsZero() {
+			t.Fatalf("after the retry: author %+v, book %+v, post %+v", *au, *au.Books[0], *dup)
+		}
+		if !p.Updated.After(*before.Updated) && !p.Updated.Equal(*before.Updated) {
+			t.Fatalf("post's updated stamp went back: %v before %v", *p.Updated, *before.Updated)
+		}
+		if c := countRows(t, eng, "SELECT COUNT(*) FROM hk_authors WHERE slug = ?", "zed"); c != 1 {
+			t.Fatalf("%d authors with slug zed", c)
+		}
+		if c := countRows(t, eng, "SELECT COUNT(*) FROM ts_posts"); c != 3 {
+			t.Fatalf("%d posts; want 3", c)
+		}
+		if c := countRows(t, eng, "SELECT COUNT(*) FROM ts_posts WHERE title = ?", "p1'"); c != 1 {
+			t.Fatalf("p1 not renamed")
+		}
+	})
+}
+
+// A bulk statement sent alone (a plain session's first work) skips
+// soft-deleted rows, as in a transaction: DeleteAll does not stamp them
+// again and UpdateAll does not change them.
+func TestBulkStatementAloneSkipsSoftDeletedRows(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, log := sdOpen(t, tg)
+		ctx := context.Background()
+		owner, _, gone := sdSeed(t, eng)
+		var was string
+		q := eng.Dialect().Rebind("SELECT deleted_at FROM sd_notes WHERE id = ?")
+		var at any
+		uowMust(t, eng.DB().QueryRowContext(ctx, q, gone.ID).Scan(&at))
+		was = fmt.Sprint(at)
+
+		s := eng.NewSession()
+		defer s.Close()
+		log.Reset()
+		n, err := orm.Query[sdNote](s).Where("owner_id = ?", owner.ID).UpdateAll(ctx, orm.Set{"body": "x"})
+		uowMust(t, err)
+		if n != 1 {
+			t.Fatalf("UpdateAll alone matched %d rows; want 1 (the live one)", n)
+		}
+		if got := log.Matching("BEGIN"); len(got) != 0 {
+			t.Fatalf("UpdateAll was not sent alone: %v", log.SQL())
+		}
+		s2 := eng.NewSession()
+		defer s2.Close()
+		n, err = orm.Query[sdNote](s2).Where("owner_id = ?", owner.ID).DeleteAll(ctx)
+		uowMust(t, err)
+		if n != 1 {
+			t.Fatalf("DeleteAll alone matched %d rows; want 1 (the live one)", n)
+		}
+		if c := countRows(t, eng, "SELECT COUNT(*) FROM sd_notes WHERE body = ?", "gone"); c != 1 {
+			t.Fatalf("the soft-deleted note was changed by UpdateAll")
+		}
+		uowMust(t, eng.DB().QueryRowContext(ctx, q, gone.ID).Scan(&at))
+		if fmt.Sprint(at) != was {
+			t.Fatalf("the soft-deleted note's time changed from %s to %v", was, at)
+		}
+	})
+}
+
+// Upsert in a read-only session is refused with ErrReadOnly before any
+// SQL, and leaves the objects untouched.
+func TestUpsertInAReadOnlySessionIsRefusedBeforeSQL(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, log := upOpen(t, tg)
+		ctx := context.Background()
+		s := eng.NewSession(orm.WithReadOnly())
+		defer s.Close()
+		m := &upMember{Email: "ann@x", Name: "Ann"}
+		err := orm.Upsert(ctx, s, []*upMember{m}, orm.OnConflict("email").DoUpdate("name"))
+		if !errors.Is(err, orm.ErrReadOnly) {
+			t.Fatalf("Upsert = %v; want ErrReadOnly", err)
+		}
+		if len(log.SQL()) != 0 || m.ID != 0 || m.Version != 0 {
+			t.Fatalf("Upsert sent %v and left %+v; want nothing", log.SQL(), *m)
+		}
+	})
+}
+
+// A session's identity map, emptied by Rollback and Close, gives its
+// buffers to the next maps: sessions that load, roll back, load again and
+// close concurrently each keep exactly their own objects.
+func TestRecycledIdentityBuffersAreNotSharedBetweenSessions(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := openLogged(t, tg)
+		ctx := context.Background()
+		var seed []any
+		for i := range 60 {
+			seed = append(seed, newAccount(fmt.Sprintf("u%02d", i), int64(i)))
+		}
+		seedObjects(t, eng, seed...)
+		var wg sync.WaitGroup
+		errs := make(chan error, 100)
+		for g := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for round := range 5 {
+					s := eng.NewSession()
+					first, err := orm.Query[Account](s).All(ctx)
+					if err != nil {
+						errs <- err
+						s.Close()
+						return
+					}
+					_ = s.Rollback(ctx)
+					again, err := orm.Query[Account](s).All(ctx)
+					if err != nil {
+						errs <- err
+						s.Close()
+						return
+					}
+					for i, a := range again {
+						if a == first[i] {
+							errs <- fmt.Errorf("goroutine %d round %d: a rolled-back object came back", g, round)
+							break
+						}
+						got, err := orm.Get[Account](ctx, s, a.ID)
+						if err != nil || got != a {
+							errs <- fmt.Errorf("goroutine %d round %d: Get(%d) = %p, %v; want %p", g, round, a.ID, got, err, a)
+							break
+						}
+						a.Balance += 1000
+					}
+					if d := len(s.Pending()); d != 0 {
+						errs <- fmt.Errorf("pending %d", d)
+					}
+					for _, a := range first {
+						if s.IsDirty(a) {
+							errs <- fmt.Errorf("a detached object is dirty")
+							break
+						}
+					}
+					if err := s.Close(); err != nil {
+						errs <- err
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		if c := countRows(t, eng, "SELECT COUNT(*) FROM accounts WHERE balance >= 1000"); c != 0 {
+			t.Fatalf("%d accounts changed by sessions that never committed", c)
+		}
+	})
+}
