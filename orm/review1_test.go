@@ -261,3 +261,66 @@ func TestRecycledIdentityBuffersAreNotSharedBetweenSessions(t *testing.T) {
 		}
 	})
 }
+
+// Upsert of a row whose tracked object this session deleted and flushed
+// (the check before any SQL lets it through, as an insert of that key
+// after the DELETE is allowed) writes the row anew and tracks the new
+// object; the deleted one still leaves at commit. A failed commit then
+// restores both: the old object deleted-not-flushed, the new one as it
+// was before Upsert.
+func TestUpsertOfAKeyDeletedAndFlushedInTheSessionWritesTheRow(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := upOpen(t, tg)
+		ctx := context.Background()
+		seedObjects(t, eng, &upCountry{Code: "fr", Name: "France", Pop: 1}, &upCountry{Code: "de", Name: "Germany", Pop: 1})
+
+		t.Run("commit", func(t *testing.T) {
+			s := eng.NewSession()
+			defer s.Close()
+			old, err := orm.Get[upCountry](ctx, s, "fr")
+			uowMust(t, err)
+			uowMust(t, s.Delete(old))
+			uowMust(t, s.Flush(ctx))
+			fr := &upCountry{Code: "fr", Name: "France 2", Pop: 2}
+			uowMust(t, orm.Upsert(ctx, s, []*upCountry{fr}, orm.OnConflict().DoUpdate()))
+			uowMust(t, s.Commit(ctx))
+			got, err := orm.Get[upCountry](ctx, s, "fr")
+			if err != nil || got != fr {
+				t.Fatalf("Get after commit = %p, %v; want the upserted object %p", got, err, fr)
+			}
+			if c := countRows(t, eng, "SELECT COUNT(*) FROM up_countries WHERE code = ? AND name = ? AND pop = 2", "fr", "France 2"); c != 1 {
+				t.Fatalf("the upserted row is not in the database")
+			}
+		})
+
+		t.Run("failed commit", func(t *testing.T) {
+			s := eng.NewSession()
+			defer s.Close()
+			old, err := orm.Get[upCountry](ctx, s, "fr")
+			uowMust(t, err)
+			uowMust(t, s.Delete(old))
+			uowMust(t, s.Flush(ctx))
+			fr := &upCountry{Code: "fr", Name: "France 3", Pop: 3}
+			uowMust(t, orm.Upsert(ctx, s, []*upCountry{fr}, orm.OnConflict().DoUpdate()))
+			// A new object with the key of an existing row fails the commit.
+			uowMust(t, s.Add(&upCountry{Code: "de", Name: "x"}))
+			if err := s.Commit(ctx); !errors.Is(err, orm.ErrUniqueViolation) {
+				t.Fatalf("Commit = %v; want ErrUniqueViolation", err)
+			}
+			if *fr != (upCountry{Code: "fr", Name: "France 3", Pop: 3}) || s.IsDirty(fr) {
+				t.Fatalf("upserted object after the failed commit: %+v; want as before Upsert, untracked", *fr)
+			}
+			if c := countRows(t, eng, "SELECT COUNT(*) FROM up_countries WHERE code = ? AND name = ?", "fr", "France 2"); c != 1 {
+				t.Fatalf("the row was changed by a failed commit")
+			}
+			// The delete is pending again: the retry without the
+			// duplicate deletes the row, as the caller asked before Upsert.
+			p := s.Pending()
+			uowMust(t, s.Expunge(p...))
+			uowMust(t, s.Commit(ctx))
+			if c := countRows(t, eng, "SELECT COUNT(*) FROM up_countries WHERE code = ?", "fr"); c != 0 {
+				t.Fatalf("the deleted row is still there after the retry")
+			}
+		})
+	})
+}
