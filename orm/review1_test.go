@@ -403,3 +403,33 @@ func TestFailedCommitOfLinksOrphansAndSelfReferencesRestoresAndTheRetryWritesExa
 		}
 	})
 }
+
+// Merge of an object decoded without its created and updated times (a
+// form, a JSON body: the zero time, nil, an invalid NullTime) keeps the
+// row's creation time, and the UPDATE it leads to stamps the updated
+// columns as every UPDATE does: it never writes a zero time over them.
+func TestMergeOfAnObjectWithoutTimesKeepsTheCreatedTimeAndStampsUpdated(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := tsOpen(t, tg)
+		ctx := context.Background()
+		p := &tsPost{Title: "a"}
+		seedObjects(t, eng, p)
+		created, updated := p.Created, *p.Updated
+
+		s := eng.NewSession()
+		defer s.Close()
+		got, err := orm.Merge(ctx, s, &tsPost{ID: p.ID, Title: "b"})
+		uowMust(t, err)
+		if !got.Created.Equal(created) || got.Updated == nil || !got.Updated.Equal(updated) || !got.Touched.Valid {
+			t.Fatalf("merged object %+v; want the row's times kept (created %v, updated %v)", *got, created, updated)
+		}
+		uowMust(t, s.Commit(ctx))
+		s2 := eng.NewSession()
+		defer s2.Close()
+		row, err := orm.Get[tsPost](ctx, s2, p.ID)
+		uowMust(t, err)
+		if row.Title != "b" || !row.Created.Equal(created) || row.Updated == nil || row.Updated.Before(updated) || !row.Touched.Valid {
+			t.Fatalf("row after Merge and Commit: %+v; want title b, created %v kept, updated stamped", *row, created)
+		}
+	})
+}
