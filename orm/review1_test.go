@@ -433,3 +433,107 @@ func TestMergeOfAnObjectWithoutTimesKeepsTheCreatedTimeAndStampsUpdated(t *testi
 		}
 	})
 }
+
+// Expunge (which compacts a table's entry list), Merge of copies of the
+// expunged objects, Refresh, Rollback (which recycles the map's buffers)
+// and a reload, in sessions running concurrently, keep one object per row
+// in each session and never bring a detached object back.
+func TestExpungeMergeRefreshAndRollbackKeepOneObjectPerRowAcrossRecycledBuffers(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := openLogged(t, tg)
+		ctx := context.Background()
+		var seed []any
+		for i := range 80 {
+			seed = append(seed, newAccount(fmt.Sprintf("u%02d", i), int64(i)))
+		}
+		seedObjects(t, eng, seed...)
+		var wg sync.WaitGroup
+		errs := make(chan error, 1000)
+		for g := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for round := range 8 {
+					s := eng.NewSession()
+					all, err := orm.Query[Account](s).OrderBy("id").All(ctx)
+					if err != nil {
+						errs <- err
+						s.Close()
+						return
+					}
+					// Expunge 60: the order list compacts.
+					for _, a := range all[:60] {
+						if err := s.Expunge(a); err != nil {
+							errs <- err
+						}
+					}
+					// Merge copies of the expunged back, Refresh some.
+					var merged []*Account
+					for _, a := range all[:60] {
+						cp := *a
+						cp.Balance = int64(g*1000 + round)
+						m, err := orm.Merge(ctx, s, &cp)
+						if err != nil {
+							errs <- err
+							continue
+						}
+						if m == a || m == &cp {
+							errs <- fmt.Errorf("merge returned %p (a %p cp %p)", m, a, &cp)
+						}
+						merged = append(merged, m)
+					}
+					for _, m := range merged[:10] {
+						if err := s.Refresh(ctx, m); err != nil {
+							errs <- err
+						}
+					}
+					for i, m := range merged {
+						got, err := orm.Get[Account](ctx, s, m.ID)
+						if err != nil || got != m {
+							errs <- fmt.Errorf("g%d r%d: Get(%d) = %p %v; want %p", g, round, m.ID, got, err, m)
+							break
+						}
+						if want := i >= 10; s.IsDirty(m) != want {
+							errs <- fmt.Errorf("g%d r%d: merged %d dirty %v; want %v", g, round, i, s.IsDirty(m), want)
+							break
+						}
+					}
+					for _, a := range all[60:] {
+						got, err := orm.Get[Account](ctx, s, a.ID)
+						if err != nil || got != a {
+							errs <- fmt.Errorf("g%d r%d: Get(kept %d) = %p %v; want %p", g, round, a.ID, got, err, a)
+							break
+						}
+					}
+					if err := s.Rollback(ctx); err != nil {
+						errs <- err
+					}
+					again, err := orm.Query[Account](s).OrderBy("id").All(ctx)
+					if err != nil || len(again) != 80 {
+						errs <- fmt.Errorf("reload: %d %v", len(again), err)
+					}
+					for i, a := range again {
+						if a == all[i] || (i < 60 && a == merged[i]) {
+							errs <- fmt.Errorf("a detached object came back after Rollback")
+							break
+						}
+					}
+					if err := s.Close(); err != nil {
+						errs <- err
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		n := 0
+		for err := range errs {
+			if n++; n < 10 {
+				t.Error(err)
+			}
+		}
+		if c := countRows(t, eng, "SELECT COUNT(*) FROM accounts WHERE balance >= 80"); c != 0 {
+			t.Fatalf("%d accounts changed by sessions that never committed", c)
+		}
+	})
+}
