@@ -537,3 +537,44 @@ func TestExpungeMergeRefreshAndRollbackKeepOneObjectPerRowAcrossRecycledBuffers(
 		}
 	})
 }
+
+// A new object linked to new objects of a model without relations of its
+// own (labels a book lists) gets one join row per pair, with both
+// generated keys, in one attempt: on PostgreSQL the labels' INSERT is
+// queued in the pipeline, and the join rows were built before its keys
+// came back (label_id 0), which only a foreign key on the join table
+// caught — without one, a wrong join row was committed and the real ones
+// lost.
+func TestJoinRowsOfNewObjectsGetTheKeysOfBothSidesInOneAttempt(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, log := relEngine(t, tg)
+		ctx := context.Background()
+		// A join table as a migration tool might make it: no foreign keys.
+		for _, q := range []string{
+			"DROP TABLE book_labels",
+			"CREATE TABLE book_labels (book_id BIGINT NOT NULL, label_id BIGINT NOT NULL, PRIMARY KEY (book_id, label_id))",
+		} {
+			if _, err := eng.DB().ExecContext(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		au := &RelAuthor{Name: "a"}
+		seedObjects(t, eng, au)
+		s := eng.NewSession()
+		defer s.Close()
+		l1, l2 := &RelLabel{Name: "l1"}, &RelLabel{Name: "l2"}
+		b := &RelBook{AuthorID: au.ID, Title: "b", Labels: []*RelLabel{l1, l2}}
+		uowMust(t, s.Add(b, l1, l2))
+		*log = nil
+		uowMust(t, s.Commit(ctx))
+		if n := countPrefix(*log, "INSERT INTO "+eng.Dialect().Quote("labels")); n != 1 {
+			t.Errorf("labels inserted %d times; want once: %q", n, *log)
+		}
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM book_labels"); n != 2 {
+			t.Fatalf("%d join rows; want 2", n)
+		}
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM book_labels WHERE book_id = ? AND label_id IN (?, ?)", b.ID, l1.ID, l2.ID); n != 2 {
+			t.Fatalf("join rows do not pair book %d with labels %d and %d", b.ID, l1.ID, l2.ID)
+		}
+	})
+}
