@@ -578,3 +578,57 @@ func TestJoinRowsOfNewObjectsGetTheKeysOfBothSidesInOneAttempt(t *testing.T) {
 		}
 	})
 }
+
+// Delete of a versioned object whose row was read soft-deleted already
+// (WithDeleted) is no stale-data error: nobody changed the row. It keeps
+// the time of the first deletion, in the row and in the object, and still
+// checks and bumps the version, so that a concurrent change is caught.
+func TestDeleteOfAVersionedRowReadSoftDeletedKeepsItsTimeWithoutStaleData(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := sdOpen(t, tg)
+		ctx := context.Background()
+		d := &sdDoc{Body: "x"}
+		seedObjects(t, eng, d)
+		s := eng.NewSession()
+		defer s.Close()
+		x, err := orm.Get[sdDoc](ctx, s, d.ID)
+		uowMust(t, err)
+		uowMust(t, s.Delete(x))
+		uowMust(t, s.Commit(ctx))
+		first := x.Deleted.Time
+
+		s2 := eng.NewSession()
+		defer s2.Close()
+		y, err := orm.Query[sdDoc](s2).WithDeleted().Where("id = ?", d.ID).One(ctx)
+		uowMust(t, err)
+		uowMust(t, s2.Delete(y))
+		uowMust(t, s2.Commit(ctx))
+		if !y.Deleted.Valid || !y.Deleted.Time.Equal(first) || y.Version != 3 {
+			t.Fatalf("object after the second delete: %+v; want the first deletion's time %v, version 3", *y, first)
+		}
+		if c := countRows(t, eng, "SELECT COUNT(*) FROM sd_docs WHERE id = ? AND version = 3", d.ID); c != 1 {
+			t.Fatal("the row's version was not bumped")
+		}
+		z, err := orm.Query[sdDoc](s2).WithDeleted().Where("id = ?", d.ID).One(ctx)
+		uowMust(t, err)
+		if !z.Deleted.Time.Equal(first) {
+			t.Fatalf("the row's deletion time is %v; want the first one, %v", z.Deleted.Time, first)
+		}
+
+		// A concurrent change to the deleted row is still stale data.
+		s3 := eng.NewSession()
+		defer s3.Close()
+		w, err := orm.Query[sdDoc](s3).WithDeleted().Where("id = ?", d.ID).One(ctx)
+		uowMust(t, err)
+		o := eng.NewSession()
+		ow, err := orm.Query[sdDoc](o).WithDeleted().Where("id = ?", d.ID).One(ctx)
+		uowMust(t, err)
+		ow.Body = "changed"
+		uowMust(t, o.Commit(ctx))
+		uowMust(t, o.Close())
+		uowMust(t, s3.Delete(w))
+		if err := s3.Commit(ctx); !errors.Is(err, orm.ErrStaleData) {
+			t.Fatalf("Commit after a concurrent change = %v; want ErrStaleData", err)
+		}
+	})
+}
