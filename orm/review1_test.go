@@ -632,3 +632,134 @@ func TestDeleteOfAVersionedRowReadSoftDeletedKeepsItsTimeWithoutStaleData(t *tes
 		}
 	})
 }
+
+// An Upsert inside a savepoint that then fails is undone with it: the
+// rows as before, the objects as before Upsert and untracked, and the
+// work outside the savepoint commits.
+func TestUpsertInsideAFailedSavepointIsUndoneWithIt(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := upOpen(t, tg)
+		ctx := context.Background()
+		seedObjects(t, eng, &upMember{Email: "ann@x", Name: "Ann"})
+		s := eng.NewSession()
+		defer s.Close()
+		kept := &upMember{Email: "kept@x", Name: "Kept"}
+		uowMust(t, s.Add(kept))
+		a := &upMember{Email: "ann@x", Name: "Ann B"}
+		n := &upMember{Email: "new@x", Name: "New"}
+		err := s.Savepoint(ctx, func() error {
+			if err := orm.Upsert(ctx, s, []*upMember{a, n}, orm.OnConflict("email").DoUpdate("name")); err != nil {
+				return err
+			}
+			return errBoom
+		})
+		if !errors.Is(err, errBoom) {
+			t.Fatalf("Savepoint = %v; want errBoom", err)
+		}
+		if a.ID != 0 || a.Version != 0 || n.ID != 0 || n.Version != 0 || s.IsDirty(a) {
+			t.Fatalf("after the savepoint: %+v %+v; want both as before Upsert", *a, *n)
+		}
+		uowMust(t, s.Commit(ctx))
+		if _, name, _, _ := upRow(t, eng, "ann@x"); name != "Ann" {
+			t.Fatalf("ann's row is %q; want Ann", name)
+		}
+		if c := countRows(t, eng, "SELECT COUNT(*) FROM up_members"); c != 2 || kept.ID == 0 {
+			t.Fatalf("%d members (kept id %d); want ann and kept", c, kept.ID)
+		}
+		// The objects can be upserted again in a new session.
+		s2 := eng.NewSession()
+		defer s2.Close()
+		uowMust(t, orm.Upsert(ctx, s2, []*upMember{a, n}, orm.OnConflict("email").DoUpdate("name")))
+		uowMust(t, s2.Commit(ctx))
+		if c := countRows(t, eng, "SELECT COUNT(*) FROM up_members"); c != 3 {
+			t.Fatalf("%d members after the second Upsert; want 3", c)
+		}
+	})
+}
+
+// A BeforeDelete hook that fails after the commit has sent inserts (on
+// PostgreSQL, a pipelined round trip that began the transaction) fails
+// the commit with a *HookError and rolls those inserts back; the session
+// is as before, and the next commit writes everything once.
+func TestHookErrorAfterInsertsWereSentRollsThemBack(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := hkOpen(t, tg)
+		ctx, _ := hkContext()
+		old := &hkAuthor{Name: "Old", Books: []*hkBook{{Title: "fail"}, {Title: "ok"}}}
+		seedObjects(t, eng, old)
+		s := eng.NewSession()
+		defer s.Close()
+		doomed, err := orm.Get[hkBook](ctx, s, old.Books[0].ID)
+		uowMust(t, err)
+		au := &hkAuthor{Name: "New", Books: []*hkBook{{Title: "n1"}, {Title: "n2"}}}
+		uowMust(t, s.Add(au))
+		uowMust(t, s.Delete(doomed))
+		err = s.Commit(ctx)
+		var he *orm.HookError
+		if !errors.As(err, &he) || !errors.Is(err, errBoom) {
+			t.Fatalf("Commit = %v; want a *HookError wrapping errBoom", err)
+		}
+		if au.ID != 0 || au.Slug != "" || au.Books[0].ID != 0 || au.Books[0].AuthorID != 0 || !s.IsDirty(doomed) {
+			t.Fatalf("after the failure: author %+v, book %+v, doomed dirty %v; want as before", *au, *au.Books[0], s.IsDirty(doomed))
+		}
+		if c := countRows(t, eng, "SELECT COUNT(*) FROM hk_authors"); c != 1 {
+			t.Fatalf("%d authors after the failed commit; want 1", c)
+		}
+		if c := countRows(t, eng, "SELECT COUNT(*) FROM hk_books"); c != 2 {
+			t.Fatalf("%d books after the failed commit; want 2", c)
+		}
+		uowMust(t, s.Expunge(doomed)) // give up on the delete its hook refuses
+		uowMust(t, s.Commit(ctx))
+		if c := countRows(t, eng, "SELECT COUNT(*) FROM hk_books"); c != 4 {
+			t.Fatalf("%d books after the retry; want 4", c)
+		}
+		if c := countRows(t, eng, "SELECT COUNT(*) FROM hk_authors WHERE slug = ?", "new"); c != 1 {
+			t.Fatalf("%d authors with slug new; want 1", c)
+		}
+	})
+}
+
+// rvNote's AfterLoad changes its body, then fails for the body "bad".
+type rvNote struct {
+	ID   int64  `db:"id,pk,auto"`
+	Body string `db:"body,size=32"`
+}
+
+func (rvNote) TableName() string { return "rv_notes" }
+
+func (n *rvNote) AfterLoad(context.Context, *orm.Session) error {
+	bad := n.Body == "bad"
+	n.Body = "decoded " + n.Body
+	if bad {
+		return errBoom
+	}
+	return nil
+}
+
+// An AfterLoad hook that changes an object and then fails leaves no
+// change behind: the read fails, the caller never gets the object, and
+// the next commit must not write what the hook half did.
+func TestFailedAfterLoadLeavesNoChangeForTheNextCommit(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := openLogged(t, tg)
+		ctx := context.Background()
+		uowMust(t, eng.CreateTables(ctx, rvNote{}))
+		bad := &rvNote{Body: "bad"}
+		seedObjects(t, eng, bad)
+		s := eng.NewSession()
+		defer s.Close()
+		if _, err := orm.Query[rvNote](s).All(ctx); !errors.Is(err, errBoom) {
+			t.Fatalf("Query = %v; want errBoom", err)
+		}
+		// Tracked already, Get returns the object without its hook.
+		got, err := orm.Get[rvNote](ctx, s, bad.ID)
+		uowMust(t, err)
+		if got.Body != "bad" || s.IsDirty(got) {
+			t.Fatalf("the object whose AfterLoad failed: %+v, dirty %v; want the row's values", *got, s.IsDirty(got))
+		}
+		uowMust(t, s.Commit(ctx))
+		if c := countRows(t, eng, "SELECT COUNT(*) FROM rv_notes WHERE body = ?", "bad"); c != 1 {
+			t.Fatal("the commit wrote what a failed AfterLoad half did")
+		}
+	})
+}
