@@ -538,6 +538,18 @@ func (m *Map) Reinstate(e *Entry) error {
 	return nil
 }
 
+// Displace takes a Deleted entry whose DELETE has run out of the map, its
+// state and flags kept, as [Map.Insert] does when a new object takes its
+// key: for a caller that tracks the new object another way (Upsert, whose
+// row is known only after its statement). [Map.Reinstate] puts it back.
+func (m *Map) Displace(e *Entry) error {
+	if e.state() != Deleted || !e.flag(flagFlushed) || m.Get(e.table, e.key()) != e {
+		return e.refuse("displace")
+	}
+	m.remove(e)
+	return nil
+}
+
 // Detach makes an entry Detached: the session lets it go (Expunge, commit
 // of a delete, a bulk DELETE, Rollback) and it leaves the map. A Pending
 // entry is dropped, a Transient one (dropped already) just marked, and a

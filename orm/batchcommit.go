@@ -437,3 +437,29 @@ func (s *Session) drainFor(ctx context.Context, t *mapper.Table, fks []mapper.Fo
 	}
 	return nil
 }
+
+// drainForLinks sends the queue before the join rows are built when a
+// queued INSERT is of the far side of an m2m relation: a model without
+// relations of its own (the labels a book lists) has its INSERT deferred,
+// and a join row needs the generated keys of both sides. Without this,
+// the rows were built with key 0 — caught only by a foreign key on the
+// join table, else committed. It returns the table of the INSERT sent.
+func (s *Session) drainForLinks(ctx context.Context) (string, error) {
+	if s.rec == nil || len(s.rec.inserts) == 0 {
+		return "", nil
+	}
+	for _, t := range s.idmap.Tables() {
+		for _, r := range t.Relations {
+			if r.Join == nil {
+				continue
+			}
+			for _, d := range s.rec.inserts {
+				if d.t.Type == r.Target {
+					_, err := s.sendBatch(ctx, nil)
+					return d.t.Name, err
+				}
+			}
+		}
+	}
+	return "", nil
+}

@@ -134,7 +134,8 @@
 // object for that reason: keep their effects to the object. AfterLoad runs
 // for each object made from a row (Query, Get, Load, Raw, Refresh, Merge),
 // not for a row whose object the session tracked already; what it changes
-// in column fields is an ordinary change, written by the next flush. A
+// in column fields is an ordinary change, written by the next flush
+// (unless it fails: the read fails, and the object keeps its row's values). A
 // hook must not call its session: the call fails with [ErrHookReentry].
 // Bulk statements (UpdateAll, DeleteAll, Upsert) and Exec run no hooks. A model
 // without hooks costs nothing: the check is once per table and flush.

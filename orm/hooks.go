@@ -214,7 +214,18 @@ func (s *Session) loaded(ctx context.Context, t *mapper.Table, obj, got any) err
 		return nil
 	}
 	h := obj.(AfterLoader)
-	return s.callHook("AfterLoad", t, func() error { return h.AfterLoad(ctx, s) })
+	k := t.Acc.Key(obj) // before the hook, which could change any field
+	err := s.callHook("AfterLoad", t, func() error { return h.AfterLoad(ctx, s) })
+	if err != nil {
+		// The read fails and its caller never gets the object, yet the
+		// session tracks it: what the hook changed before failing would
+		// be a change nobody made, written by the next flush. The row's
+		// values go back.
+		if e := s.idmap.Get(t, k); e != nil && e.Obj() == obj {
+			t.Acc.Restore(obj, e.Snap())
+		}
+	}
+	return err
 }
 
 // resolveAll resolves the objects of a result against the identity map

@@ -152,6 +152,9 @@ func (s *Session) flushLinks(ctx context.Context, wrote *bool) (op, table string
 	if !s.e.reg.HasM2M() {
 		return "", "", nil // engines without m2m models pay one atomic load
 	}
+	if t, err := s.drainForLinks(ctx); err != nil { // batchcommit.go
+		return "INSERT", t, err
+	}
 	tables := s.idmap.Tables()
 	var work []*joinWork
 	get := func(r *mapper.Relation) *joinWork {

@@ -25,7 +25,9 @@ import (
 //
 // Copied are all columns but the primary key (it is the lookup), the
 // version column (it is checked instead), and read-only and auto
-// (database-generated) columns, which Tally never writes. Relation (rel)
+// (database-generated) columns, which Tally never writes; so are created
+// and updated columns in which obj holds no time (the tracked object keeps
+// its own, and Commit stamps the updated ones). Relation (rel)
 // fields are not merged: obj's are ignored and the tracked object's kept;
 // merge or add related objects on their own.
 //
@@ -180,6 +182,14 @@ func mergeColumns(t *mapper.Table, dst, src any) error {
 	snap := t.Acc.Snapshot(src)
 	for _, c := range t.Columns {
 		if c.PK || c.Version || c.ReadOnly || c.Auto {
+			continue
+		}
+		if (c.Created || c.Updated) && timeIsZero(t.Acc.Value(snap, c)) {
+			// An object decoded from a form or a JSON body rarely carries
+			// the times Tally sets: no time there means "Tally's to set",
+			// as at an INSERT, not "write a zero time" (which would wipe
+			// the row's creation time, and keep the UPDATE from stamping
+			// the updated columns as set by the caller).
 			continue
 		}
 		if err := t.Acc.Set(dst, c, t.Acc.Value(snap, c)); err != nil {

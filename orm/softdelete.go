@@ -169,8 +169,12 @@ func (s *Session) softDelete(ctx context.Context, t *mapper.Table, ents []*ident
 	d, sd := s.e.dialect, t.SoftDelete
 	at := stampNow() // bound as it is; each object gets a value of its own
 	done := func(e *identity.Entry) error {
-		if err := s.setCol(e, sd, timeValue(sd, at)); err != nil {
-			return err
+		// A row read soft-deleted already (WithDeleted) keeps the time of
+		// its first deletion, and so does its object.
+		if !softDeleted(t, e.Snap()) {
+			if err := s.setCol(e, sd, timeValue(sd, at)); err != nil {
+				return err
+			}
 		}
 		return s.markDeleted(e)
 	}
@@ -222,18 +226,23 @@ func (s *Session) softDelete(ctx context.Context, t *mapper.Table, ents []*ident
 }
 
 // softDeleteSQL builds the soft delete of n rows of t. With a version
-// column (n is 1): UPDATE t SET sd = ?, v = ? WHERE pk = ? AND v = ? AND
-// sd IS NULL; else UPDATE t SET sd = ? WHERE pk IN (...) AND sd IS NULL
+// column (n is 1): UPDATE t SET sd = COALESCE(sd, ?), v = ? WHERE pk = ?
+// AND v = ?; else UPDATE t SET sd = ? WHERE pk IN (...) AND sd IS NULL
 // (row values for a composite key). A row soft-deleted already keeps the
-// time of its first deletion.
+// time of its first deletion. The version check alone says whether the
+// row is as read: a condition sd IS NULL there made the delete of a row
+// read soft-deleted (WithDeleted) match nothing, a false ErrStaleData.
 func softDeleteSQL(d dialect.Dialect, t *mapper.Table, n int) string {
 	b := append([]byte("UPDATE "), d.Quote(t.Name)...)
 	b = append(b, " SET "...)
 	b = append(b, d.Quote(t.SoftDelete.Name)...)
 	b = append(b, " = "...)
-	b = d.AppendPlaceholder(b, 1)
 	if v := t.Version; v != nil {
+		b = append(b, "COALESCE("...)
+		b = append(b, d.Quote(t.SoftDelete.Name)...)
 		b = append(b, ", "...)
+		b = d.AppendPlaceholder(b, 1)
+		b = append(b, "), "...)
 		b = append(b, d.Quote(v.Name)...)
 		b = append(b, " = "...)
 		b = d.AppendPlaceholder(b, 2)
@@ -243,31 +252,32 @@ func softDeleteSQL(d dialect.Dialect, t *mapper.Table, n int) string {
 		b = append(b, d.Quote(v.Name)...)
 		b = append(b, " = "...)
 		b = d.AppendPlaceholder(b, 3+len(t.PK))
+		return string(b)
+	}
+	b = d.AppendPlaceholder(b, 1)
+	b = append(b, " WHERE "...)
+	w := len(t.PK)
+	if w == 1 {
+		b = append(b, d.Quote(t.PK[0].Name)...)
 	} else {
-		b = append(b, " WHERE "...)
-		w := len(t.PK)
-		if w == 1 {
-			b = append(b, d.Quote(t.PK[0].Name)...)
-		} else {
-			b = append(b, '(')
-			b = appendList(b, d, "", t.PK)
-			b = append(b, ')')
-		}
-		b = append(b, " IN ("...)
-		for r := range n {
-			if r > 0 {
-				b = append(b, ", "...)
-			}
-			if w > 1 {
-				b = append(b, '(')
-			}
-			b = appendPlaceholders(b, d, 2+r*w, w)
-			if w > 1 {
-				b = append(b, ')')
-			}
-		}
+		b = append(b, '(')
+		b = appendList(b, d, "", t.PK)
 		b = append(b, ')')
 	}
+	b = append(b, " IN ("...)
+	for r := range n {
+		if r > 0 {
+			b = append(b, ", "...)
+		}
+		if w > 1 {
+			b = append(b, '(')
+		}
+		b = appendPlaceholders(b, d, 2+r*w, w)
+		if w > 1 {
+			b = append(b, ')')
+		}
+	}
+	b = append(b, ')')
 	return string(appendLive(b, d, "", t))
 }
 

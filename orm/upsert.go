@@ -397,7 +397,18 @@ func (s *Session) upsertRows(ctx context.Context, t *mapper.Table, p upsertPlan,
 func (s *Session) upserted(t *mapper.Table, obj, row any) error {
 	k := t.Acc.Key(row)
 	if e := s.idmap.Get(t, k); e != nil {
-		return fmt.Errorf("%w: Upsert met the row of %s with key %v, which the session tracks as another object", ErrIdentityConflict, t.Name, keyValues(t, row))
+		if e.State() != identity.Deleted || !e.Flushed() {
+			return fmt.Errorf("%w: Upsert met the row of %s with key %v, which the session tracks as another object", ErrIdentityConflict, t.Name, keyValues(t, row))
+		}
+		// The session deleted this row's object and flushed the DELETE
+		// (upsertConflicts lets such a key through): the statement wrote
+		// the row anew, so obj takes the key, as an insert's object does
+		// (Map.Insert); the deleted object still leaves at commit, and an
+		// undo puts it back after undoUpsert has freed the key.
+		if err := s.idmap.Displace(e); err != nil {
+			return err
+		}
+		s.logFlush(undo{kind: undoDisplace, e: e})
 	}
 	ov, rv := reflect.ValueOf(obj).Elem(), reflect.ValueOf(row).Elem()
 	old := make([]any, len(t.Columns))
