@@ -143,7 +143,7 @@
 // The tag options created and updated mark time columns (time.Time,
 // *time.Time or sql.NullTime) that Tally sets: both at the INSERT, where
 // the field holds no time yet; updated again in every UPDATE that writes a
-// column, in that UPDATE (not when nothing changed, nor where the caller
+// column (a soft delete aside, below), in that UPDATE (not when nothing changed, nor where the caller
 // set the column); UpdateAll sets them too, unless its Set names them,
 // and so does Upsert (a conflict's DoUpdate sets updated, keeps created).
 // The times are UTC in microseconds, like every time Tally writes, and a
@@ -158,7 +158,16 @@
 // find them, even tracked ones. DeleteAll soft-deletes too;
 // [Session.HardDelete] and [Q.HardDeleteAll] delete rows for good. [Raw]
 // and Exec are not filtered, and soft delete does not cascade in the
-// database (ON DELETE CASCADE fires only on a real DELETE).
+// database (ON DELETE CASCADE fires only on a real DELETE). A soft delete
+// sets only its column (and the version): it does not stamp the updated
+// columns, as GORM does not, so updated_at keeps the last real change.
+// [Merge] of a soft-deleted row is [ErrNotFound] (it would copy the
+// decoded object's empty column and undelete the row). [Upsert] does not
+// filter: its conflict target meets a soft-deleted row like any other,
+// and DoUpdate writes only the columns it names, so the row stays
+// soft-deleted unless they include the softdelete column (DoUpdate()
+// with no names writes every column, the empty softdelete column too,
+// and so brings the row back).
 //
 // # One session per request
 //

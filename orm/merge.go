@@ -112,6 +112,11 @@ func (s *Session) mergeLocked(ctx context.Context, t *mapper.Table, obj any) (an
 		}
 		return e.Obj(), mergeColumns(t, e.Obj(), obj)
 	}
+	// The row Merge reads is the one its changes are diffed and its
+	// version checked against: a lagging replica's copy would hide a
+	// change (a lost update) or fail a good version. Merge is a write:
+	// from here the session is on the primary (see replicas.go).
+	s.primary = true
 	q := s.e.stmts.get(stmtKey{t, "get", 0}, func() string {
 		return selectByKeySQL(s.e.dialect, t, t.Columns)
 	})

@@ -257,3 +257,35 @@ func TestStaleReadFromAReplicaIsCaughtAndDoRetriesOnThePrimary(t *testing.T) {
 		t.Errorf("primary row: %q version %d; want updated, version 3", name, version)
 	}
 }
+
+// Merge reads the row it diffs against on the primary, never on a
+// replica: a lagging replica's copy would make a real change look like
+// none (a lost update) or fail a good version check.
+func TestMergeReadsThePrimaryNotAReplica(t *testing.T) {
+	ctx := context.Background()
+	dsns := replicaFiles(t, "primary", "r1")
+	eng, err := orm.Open(ctx, "sqlite", dsns[0], orm.WithReplicas(dsns[1:]...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	s := eng.NewSession()
+	defer s.Close()
+	// The decoded object equals the replica's (stale) row: diffed against
+	// it, Merge would write nothing and the primary would keep "primary".
+	got, err := orm.Merge(ctx, s, &Mark{ID: 1, Name: "r1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.IsDirty(got) {
+		t.Fatalf("Merge's object is not dirty: it was diffed against the replica's row")
+	}
+	if err := s.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check := eng.NewSession(orm.WithPrimaryReads())
+	defer check.Close()
+	if name := markOf(t, ctx, check); name != "r1" {
+		t.Fatalf("primary holds %q after the Merge; want r1", name)
+	}
+}
