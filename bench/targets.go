@@ -1,8 +1,8 @@
 package bench
 
 import (
-	"math"
 	"fmt"
+	"math"
 	"strings"
 )
 
