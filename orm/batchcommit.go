@@ -288,30 +288,7 @@ func (s *Session) insertReturningBatched(ctx context.Context, t *mapper.Table, q
 		return err
 	}
 	i := 0
-	var prev int64
-	row := func(scan func(dest ...any) error) error {
-		if i >= len(batch) {
-			return errors.New("orm: INSERT returned more rows than it inserted")
-		}
-		obj := batch[i].Obj()
-		dest := s.dest[:0]
-		for _, c := range ret {
-			dest = append(dest, t.Acc.Addr(obj, c))
-		}
-		s.dest = dest
-		if err := scan(dest...); err != nil {
-			return err
-		}
-		if t.IntKey() && t.PK[0].Auto {
-			k, _ := keyval.Int64(t.Acc.Value(obj, t.PK[0]))
-			if i > 0 && k <= prev {
-				return fmt.Errorf("orm: INSERT ... RETURNING gave keys out of order (%d after %d)", k, prev)
-			}
-			prev = k
-		}
-		i++
-		return nil
-	}
+	row := s.returningRow(t, batch, ret, &i)
 	s.stats.Queries++
 	if _, err := s.sendBatch(ctx, []dialect.BatchStmt{{SQL: q, Args: args, Row: row}}); err != nil {
 		return err
@@ -321,6 +298,37 @@ func (s *Session) insertReturningBatched(ctx context.Context, t *mapper.Table, q
 		return fmt.Errorf("orm: INSERT returned %d rows for %d objects", i, len(batch))
 	}
 	return nil
+}
+
+// returningRow returns the Row callback of a pipelined INSERT ...
+// RETURNING: it scans each returned row's generated columns ret into the
+// next of batch's objects, in VALUES order, counting them in *n, and
+// refuses keys that do not rise (a row matched to the wrong object).
+func (s *Session) returningRow(t *mapper.Table, batch []*identity.Entry, ret []*mapper.Column, n *int) func(scan func(dest ...any) error) error {
+	var prev int64
+	return func(scan func(dest ...any) error) error {
+		if *n >= len(batch) {
+			return errors.New("orm: INSERT returned more rows than it inserted")
+		}
+		obj := batch[*n].Obj()
+		dest := s.dest[:0] // rows are scanned one at a time, inside the round trip
+		for _, c := range ret {
+			dest = append(dest, t.Acc.Addr(obj, c))
+		}
+		s.dest = dest
+		if err := scan(dest...); err != nil {
+			return err
+		}
+		if t.IntKey() && t.PK[0].Auto {
+			k, _ := keyval.Int64(t.Acc.Value(obj, t.PK[0]))
+			if *n > 0 && k <= prev {
+				return fmt.Errorf("orm: INSERT ... RETURNING gave keys out of order (%d after %d)", k, prev)
+			}
+			prev = k
+		}
+		*n++
+		return nil
+	}
 }
 
 // deferredInsert is a multi-row INSERT ... RETURNING queued in the
@@ -359,30 +367,7 @@ func (s *Session) deferInsert(t *mapper.Table, q string, args []any, batch []*id
 		return err
 	}
 	d := &deferredInsert{t: t, batch: batch}
-	var prev int64
-	row := func(scan func(dest ...any) error) error {
-		if d.n >= len(batch) {
-			return errors.New("orm: INSERT returned more rows than it inserted")
-		}
-		obj := batch[d.n].Obj()
-		dest := s.dest[:0] // rows are scanned one at a time, inside the round trip
-		for _, c := range ret {
-			dest = append(dest, t.Acc.Addr(obj, c))
-		}
-		s.dest = dest
-		if err := scan(dest...); err != nil {
-			return err
-		}
-		if t.IntKey() && t.PK[0].Auto {
-			k, _ := keyval.Int64(t.Acc.Value(obj, t.PK[0]))
-			if d.n > 0 && k <= prev {
-				return fmt.Errorf("orm: INSERT ... RETURNING gave keys out of order (%d after %d)", k, prev)
-			}
-			prev = k
-		}
-		d.n++
-		return nil
-	}
+	row := s.returningRow(t, batch, ret, &d.n)
 	s.stats.Queries++
 	rec := s.rec
 	rec.stmts = append(rec.stmts, dialect.BatchStmt{SQL: q, Args: args, Row: row})

@@ -339,25 +339,7 @@ func querySQL(d dialect.Dialect, table string, st selectText) string {
 	b = append(b, st.what...)
 	b = append(b, " FROM "...)
 	b = append(b, d.Quote(table)...)
-	b = appendWhere(b, st.where)
-	for i, o := range st.order {
-		if i == 0 {
-			b = append(b, " ORDER BY "...)
-		} else {
-			b = append(b, ", "...)
-		}
-		b = append(b, o...)
-	}
-	if st.limit {
-		b = append(b, " LIMIT ?"...)
-		if st.offset {
-			b = append(b, " OFFSET ?"...)
-		}
-	}
-	if st.forUpdate && d.Capabilities().ForUpdate {
-		b = append(b, " FOR UPDATE"...)
-	}
-	return string(b)
+	return string(appendSelectTail(b, d, st))
 }
 
 // appendWhere appends " WHERE (w1) AND (w2) ...": each condition in
@@ -725,13 +707,9 @@ func upsertReselectSQL(d dialect.Dialect, t *mapper.Table, target []*mapper.Colu
 // ... ORDER BY ... LIMIT ? OFFSET ? FOR UPDATE: querySQL's statement with
 // the (trusted) join clauses after FROM, "?" placeholders for
 // dialect.Expand.
-func projectSQL(d dialect.Dialect, table string, joins []string, st selectText) string {
-	b := append([]byte("SELECT "), st.what...)
-	b = append(b, " FROM "...)
-	b = append(b, d.Quote(table)...)
-	for _, j := range joins {
-		b = append(append(b, ' '), j...)
-	}
+// appendSelectTail appends what follows FROM's table (and a projection's
+// joins) in a SELECT: WHERE, ORDER BY, LIMIT/OFFSET, FOR UPDATE.
+func appendSelectTail(b []byte, d dialect.Dialect, st selectText) []byte {
 	b = appendWhere(b, st.where)
 	for i, o := range st.order {
 		if i == 0 {
@@ -750,5 +728,15 @@ func projectSQL(d dialect.Dialect, table string, joins []string, st selectText) 
 	if st.forUpdate && d.Capabilities().ForUpdate {
 		b = append(b, " FOR UPDATE"...)
 	}
-	return string(b)
+	return b
+}
+
+func projectSQL(d dialect.Dialect, table string, joins []string, st selectText) string {
+	b := append([]byte("SELECT "), st.what...)
+	b = append(b, " FROM "...)
+	b = append(b, d.Quote(table)...)
+	for _, j := range joins {
+		b = append(append(b, ' '), j...)
+	}
+	return string(appendSelectTail(b, d, st))
 }
