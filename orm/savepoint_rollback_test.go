@@ -186,3 +186,48 @@ func TestSavepointPanicLeavesSessionClosable(t *testing.T) {
 		}
 	})
 }
+
+// A change flushed inside a savepoint and then Refreshed, rolled back: the
+// object, its snapshot and the row are the savepoint's again. (Refresh's
+// undo must run before the undo of the flush that came first, or the
+// snapshot keeps the rolled-back values and the object looks clean.)
+// Found by FuzzSession.
+func TestSavepointRollbackUndoesRefreshAfterFlushInOrder(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng := openEngine(t, tg, nil)
+		ctx := context.Background()
+		s := eng.NewSession()
+		defer s.Close()
+		a := &Account{Owner: "ann", Balance: 100, Created: time.Now()}
+		if err := s.Add(a); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		boom := errors.New("boom")
+		err := s.Savepoint(ctx, func() error {
+			a.Balance = 7
+			if _, err := orm.Query[Account](s).All(ctx); err != nil { // autoflush: the UPDATE runs
+				return err
+			}
+			if err := s.Refresh(ctx, a); err != nil {
+				return err
+			}
+			return boom
+		})
+		if !errors.Is(err, boom) {
+			t.Fatalf("Savepoint: got %v, want %v", err, boom)
+		}
+		if a.Balance != 100 || s.IsDirty(a) {
+			t.Fatalf("after the rolled-back savepoint: balance %d, dirty %v; want 100 and clean, as the row", a.Balance, s.IsDirty(a))
+		}
+		a.Balance = 50
+		if err := s.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := countAccounts(t, eng, "balance = ?", 50); n != 1 {
+			t.Fatalf("rows with the committed balance: %d, want 1", n)
+		}
+	})
+}

@@ -105,6 +105,7 @@ type Session struct {
 	// transaction began; intentLog undoes Add and Delete inside savepoints.
 	flushLog  []undo
 	intentLog []undo
+	undoSeq   uint64 // the last undo record's seq (see undo.seq)
 	sps       []savepoint
 
 	// members holds, per cascade has-many relation of a tracked parent,

@@ -18,6 +18,10 @@ type undo struct {
 	e    *identity.Entry
 	col  *mapper.Column // undoSetCol
 	old  any            // undoSetCol: the field's value; undoSnap: the snapshot
+	// seq orders the two logs' records against each other: a savepoint's
+	// rollback undoes both, newest first (a Refresh after a flush must be
+	// undone before that flush, or the flush's old snapshot is lost).
+	seq uint64
 }
 
 type undoKind uint8
@@ -54,12 +58,18 @@ func (s *Session) broken(err error) {
 	}
 }
 
-func (s *Session) logFlush(u undo) { s.flushLog = append(s.flushLog, u) }
+func (s *Session) logFlush(u undo) {
+	s.undoSeq++
+	u.seq = s.undoSeq
+	s.flushLog = append(s.flushLog, u)
+}
 
 // logIntent records an Add or Delete; only a savepoint can undo those, so
 // outside one nothing is kept.
 func (s *Session) logIntent(u undo) {
 	if len(s.sps) > 0 {
+		s.undoSeq++
+		u.seq = s.undoSeq
 		s.intentLog = append(s.intentLog, u)
 	}
 }
@@ -78,100 +88,133 @@ func (s *Session) setCol(e *identity.Entry, c *mapper.Column, v any) error {
 func (s *Session) undoFlushes(mark int) {
 	reinsert := false
 	for i := len(s.flushLog) - 1; i >= mark; i-- {
-		u := s.flushLog[i]
-		e := u.e
-		switch u.kind {
-		case undoInsert:
-			st, err := s.idmap.Uninsert(e)
-			s.broken(err)
-			switch st {
-			case identity.Transient:
-				// Inserted and then deleted in the work rolled back: the
-				// two cancel out, and the object is transient again.
-				s.deletes = slices.DeleteFunc(s.deletes, func(d *identity.Entry) bool { return d == e })
-				continue
-			case identity.Pending:
-			default:
-				continue // expunged or bulk-deleted since: it stays out
-			}
-			s.pending = append(s.pending, e)
-			s.trackPending(e.Obj(), e)
-			reinsert = true
-		case undoSetCol:
-			_ = e.Table().Acc.Set(e.Obj(), u.col, u.old) // the value came from this field: it fits
-		case undoSnap:
-			s.broken(e.RestoreSnapshot(u.old))
-		case undoDeleteDB:
-			s.broken(e.Unflush())
-		case undoLinks:
-			s.restoreLinks(u.old.(linkUndo))
-		case undoOrphan:
-			// The flush, not the caller, marked it: it is persistent again.
-			if e.State() == identity.Deleted {
-				s.broken(e.Undelete())
-				s.deletes = slices.DeleteFunc(s.deletes, func(d *identity.Entry) bool { return d == e })
-			}
-		case undoOrphanDropped:
-			if e.State() == identity.Transient {
-				s.broken(e.Repend())
-				s.pending = append(s.pending, e)
-				s.trackPending(e.Obj(), e)
-				reinsert = true
-			}
-		case undoDisplace:
-			// The new object that took e's key is out of the map again
-			// (its undoInsert came later in the log, so it ran first).
-			s.broken(s.idmap.Reinstate(e))
-		case undoUpsert:
-			s.undoUpsert(e, u.old)
-		case undoDetach:
-			// A bulk DELETE detached the entry; its row is back.
-			s.broken(s.idmap.Reattach(e, u.old.(identity.State)))
-			if e.State() == identity.Deleted {
-				s.deletes = append(s.deletes, e)
-			}
-		}
+		reinsert = s.undoFlush(s.flushLog[i]) || reinsert
 	}
 	s.flushLog = s.flushLog[:mark]
 	if reinsert {
-		slices.SortFunc(s.pending, func(a, b *identity.Entry) int { return cmp.Compare(a.Seq(), b.Seq()) })
+		s.sortPending()
 	}
+}
+
+func (s *Session) sortPending() {
+	slices.SortFunc(s.pending, func(a, b *identity.Entry) int { return cmp.Compare(a.Seq(), b.Seq()) })
+}
+
+// undoFlush reverses one flush effect; it reports whether it put an entry
+// back among the pending ones (which must then be sorted again).
+func (s *Session) undoFlush(u undo) (reinsert bool) {
+	e := u.e
+	switch u.kind {
+	case undoInsert:
+		st, err := s.idmap.Uninsert(e)
+		s.broken(err)
+		switch st {
+		case identity.Transient:
+			// Inserted and then deleted in the work rolled back: the
+			// two cancel out, and the object is transient again.
+			s.deletes = slices.DeleteFunc(s.deletes, func(d *identity.Entry) bool { return d == e })
+			return false
+		case identity.Pending:
+		default:
+			return false // expunged or bulk-deleted since: it stays out
+		}
+		s.pending = append(s.pending, e)
+		s.trackPending(e.Obj(), e)
+		reinsert = true
+	case undoSetCol:
+		_ = e.Table().Acc.Set(e.Obj(), u.col, u.old) // the value came from this field: it fits
+	case undoSnap:
+		s.broken(e.RestoreSnapshot(u.old))
+	case undoDeleteDB:
+		s.broken(e.Unflush())
+	case undoLinks:
+		s.restoreLinks(u.old.(linkUndo))
+	case undoOrphan:
+		// The flush, not the caller, marked it: it is persistent again.
+		if e.State() == identity.Deleted {
+			s.broken(e.Undelete())
+			s.deletes = slices.DeleteFunc(s.deletes, func(d *identity.Entry) bool { return d == e })
+		}
+	case undoOrphanDropped:
+		if e.State() == identity.Transient {
+			s.broken(e.Repend())
+			s.pending = append(s.pending, e)
+			s.trackPending(e.Obj(), e)
+			reinsert = true
+		}
+	case undoDisplace:
+		// The new object that took e's key is out of the map again
+		// (its undoInsert came later in the log, so it ran first).
+		s.broken(s.idmap.Reinstate(e))
+	case undoUpsert:
+		s.undoUpsert(e, u.old)
+	case undoDetach:
+		// A bulk DELETE detached the entry; its row is back.
+		s.broken(s.idmap.Reattach(e, u.old.(identity.State)))
+		if e.State() == identity.Deleted {
+			s.deletes = append(s.deletes, e)
+		}
+	}
+	return reinsert
 }
 
 // undoIntents reverses the Adds and Deletes recorded after mark.
 func (s *Session) undoIntents(mark int) {
 	for i := len(s.intentLog) - 1; i >= mark; i-- {
-		u := s.intentLog[i]
-		e := u.e
-		switch u.kind {
-		case undoAdd:
-			if s.pendingByObj[e.Obj()] == e {
-				s.broken(s.dropPending(e))
-			}
-			s.release(e)
-		case undoDropPending:
-			s.broken(e.Repend())
-			s.pending = append(s.pending, e)
-			s.trackPending(e.Obj(), e)
-			slices.SortFunc(s.pending, func(a, b *identity.Entry) int { return cmp.Compare(a.Seq(), b.Seq()) })
-		case undoMarkDelete:
-			if e.State() == identity.Deleted {
-				s.broken(e.Undelete())
-			}
-			s.deletes = slices.DeleteFunc(s.deletes, func(d *identity.Entry) bool { return d == e })
-		case undoUndelete:
-			// Unless Expunge let it go since: it stays detached.
-			if e.State() != identity.Detached {
-				s.broken(e.MarkDeleted())
-				s.deletes = append(s.deletes, e)
-			}
-		case undoAttach:
-			s.idmap.Detach(e)
-		case undoRefresh:
-			s.broken(e.RestoreSnapshot(u.old)) // rollbackToLocked then restores the values from it
-		}
+		s.undoIntent(s.intentLog[i])
 	}
 	s.intentLog = s.intentLog[:mark]
+}
+
+// undoBoth reverses the flush effects and intents recorded after the
+// marks, newest first across the two logs: a savepoint's rollback.
+func (s *Session) undoBoth(flushMark, intentMark int) {
+	reinsert := false
+	for f, i := len(s.flushLog)-1, len(s.intentLog)-1; f >= flushMark || i >= intentMark; {
+		if i >= intentMark && (f < flushMark || s.intentLog[i].seq > s.flushLog[f].seq) {
+			s.undoIntent(s.intentLog[i])
+			i--
+		} else {
+			reinsert = s.undoFlush(s.flushLog[f]) || reinsert
+			f--
+		}
+	}
+	s.flushLog, s.intentLog = s.flushLog[:flushMark], s.intentLog[:intentMark]
+	if reinsert {
+		s.sortPending()
+	}
+}
+
+// undoIntent reverses one Add, Delete or Refresh.
+func (s *Session) undoIntent(u undo) {
+	e := u.e
+	switch u.kind {
+	case undoAdd:
+		if s.pendingByObj[e.Obj()] == e {
+			s.broken(s.dropPending(e))
+		}
+		s.release(e)
+	case undoDropPending:
+		s.broken(e.Repend())
+		s.pending = append(s.pending, e)
+		s.trackPending(e.Obj(), e)
+		slices.SortFunc(s.pending, func(a, b *identity.Entry) int { return cmp.Compare(a.Seq(), b.Seq()) })
+	case undoMarkDelete:
+		if e.State() == identity.Deleted {
+			s.broken(e.Undelete())
+		}
+		s.deletes = slices.DeleteFunc(s.deletes, func(d *identity.Entry) bool { return d == e })
+	case undoUndelete:
+		// Unless Expunge let it go since: it stays detached.
+		if e.State() != identity.Detached {
+			s.broken(e.MarkDeleted())
+			s.deletes = append(s.deletes, e)
+		}
+	case undoAttach:
+		s.idmap.Detach(e)
+	case undoRefresh:
+		s.broken(e.RestoreSnapshot(u.old)) // rollbackToLocked then restores the values from it
+	}
 }
 
 // savepoint is an open SAVEPOINT and the log positions at its start.
@@ -271,8 +314,7 @@ func (s *Session) rollbackToLocked(ctx context.Context, sp savepoint) error {
 		s.loseTx(ctx, err)
 		return s.lost
 	}
-	s.undoFlushes(sp.flushMark)
-	s.undoIntents(sp.intentMark)
+	s.undoBoth(sp.flushMark, sp.intentMark)
 	// Everything was flushed when the savepoint began, so any tracked object
 	// that differs from its snapshot was changed inside it: put it back.
 	s.idmap.Each(func(e *identity.Entry) bool {
