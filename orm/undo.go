@@ -158,14 +158,6 @@ func (s *Session) undoFlush(u undo) (reinsert bool) {
 	return reinsert
 }
 
-// undoIntents reverses the Adds and Deletes recorded after mark.
-func (s *Session) undoIntents(mark int) {
-	for i := len(s.intentLog) - 1; i >= mark; i-- {
-		s.undoIntent(s.intentLog[i])
-	}
-	s.intentLog = s.intentLog[:mark]
-}
-
 // undoBoth reverses the flush effects and intents recorded after the
 // marks, newest first across the two logs: a savepoint's rollback.
 func (s *Session) undoBoth(flushMark, intentMark int) {
