@@ -256,28 +256,7 @@ func softDeleteSQL(d dialect.Dialect, t *mapper.Table, n int) string {
 	}
 	b = d.AppendPlaceholder(b, 1)
 	b = append(b, " WHERE "...)
-	w := len(t.PK)
-	if w == 1 {
-		b = append(b, d.Quote(t.PK[0].Name)...)
-	} else {
-		b = append(b, '(')
-		b = appendList(b, d, "", t.PK)
-		b = append(b, ')')
-	}
-	b = append(b, " IN ("...)
-	for r := range n {
-		if r > 0 {
-			b = append(b, ", "...)
-		}
-		if w > 1 {
-			b = append(b, '(')
-		}
-		b = appendPlaceholders(b, d, 2+r*w, w)
-		if w > 1 {
-			b = append(b, ')')
-		}
-	}
-	b = append(b, ')')
+	b = appendKeyIn(b, d, t, 2, n)
 	return string(appendLive(b, d, "", t))
 }
 

@@ -50,6 +50,11 @@ func appendPlaceholders(b []byte, d dialect.Dialect, first, n int) []byte {
 // appendTuples appends rows groups of width placeholders, numbered from 1:
 // "(?, ?), (?, ?)"; with width 1, bare placeholders: "?, ?".
 func appendTuples(b []byte, d dialect.Dialect, rows, width int) []byte {
+	return appendTuplesFrom(b, d, 1, rows, width)
+}
+
+// appendTuplesFrom is appendTuples with placeholders numbered from first.
+func appendTuplesFrom(b []byte, d dialect.Dialect, first, rows, width int) []byte {
 	for r := range rows {
 		if r > 0 {
 			b = append(b, ", "...)
@@ -57,12 +62,27 @@ func appendTuples(b []byte, d dialect.Dialect, rows, width int) []byte {
 		if width > 1 {
 			b = append(b, '(')
 		}
-		b = appendPlaceholders(b, d, r*width+1, width)
+		b = appendPlaceholders(b, d, first+r*width, width)
 		if width > 1 {
 			b = append(b, ')')
 		}
 	}
 	return b
+}
+
+// appendKeyIn appends "pk IN (?, ...)" for n keys of t ("(pk1, pk2) IN
+// ((?, ?), ...)" for a composite key), placeholders numbered from first.
+func appendKeyIn(b []byte, d dialect.Dialect, t *mapper.Table, first, n int) []byte {
+	if len(t.PK) == 1 {
+		b = append(b, d.Quote(t.PK[0].Name)...)
+	} else {
+		b = append(b, '(')
+		b = appendList(b, d, "", t.PK)
+		b = append(b, ')')
+	}
+	b = append(b, " IN ("...)
+	b = appendTuplesFrom(b, d, first, n, len(t.PK))
+	return append(b, ')')
 }
 
 // appendKeyWhere appends "pk1 = ? AND pk2 = ?" for t's key, with
@@ -195,16 +215,7 @@ func deleteVersionSQL(d dialect.Dialect, t *mapper.Table) string {
 func deleteInSQL(d dialect.Dialect, t *mapper.Table, n int) string {
 	b := append([]byte("DELETE FROM "), d.Quote(t.Name)...)
 	b = append(b, " WHERE "...)
-	if len(t.PK) == 1 {
-		b = append(b, d.Quote(t.PK[0].Name)...)
-	} else {
-		b = append(b, '(')
-		b = appendList(b, d, "", t.PK)
-		b = append(b, ')')
-	}
-	b = append(b, " IN ("...)
-	b = appendTuples(b, d, n, len(t.PK))
-	return string(append(b, ')'))
+	return string(appendKeyIn(b, d, t, 1, n))
 }
 
 // nullColumnSQL builds UPDATE t SET col = NULL for the rows of n keys: WHERE
