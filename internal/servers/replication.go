@@ -53,6 +53,18 @@ func MariaDBReplica(t testing.TB, primary *Server, opts Options) *Server {
 // run (after START SLAVE), failing the test after a minute.
 func (s *Server) WaitReplicating(t testing.TB) {
 	t.Helper()
+	s.waitFor(t, "start replicating", func(db *sql.DB) (bool, string) {
+		io, sqlThread, lastErr, err := slaveStatus(db)
+		return err == nil && io == "Yes" && sqlThread == "Yes",
+			fmt.Sprintf("IO %q, SQL %q, error %q, %v", io, sqlThread, lastErr, err)
+	})
+}
+
+// waitFor polls check on a connection to the server until it reports
+// true; after a minute it fails the test, saying the server did not do
+// what, with check's last state and the server's log.
+func (s *Server) waitFor(t testing.TB, what string, check func(db *sql.DB) (ok bool, state string)) {
+	t.Helper()
 	db, err := sql.Open(s.driver(), s.DSN(""))
 	if err != nil {
 		t.Fatalf("servers: %v", err)
@@ -60,13 +72,12 @@ func (s *Server) WaitReplicating(t testing.TB) {
 	defer db.Close()
 	deadline := time.Now().Add(time.Minute)
 	for {
-		io, sqlThread, lastErr, err := slaveStatus(db)
-		if err == nil && io == "Yes" && sqlThread == "Yes" {
+		ok, state := check(db)
+		if ok {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("servers: %s did not start replicating within a minute: IO %q, SQL %q, error %q, %v; log:\n%s",
-				s, io, sqlThread, lastErr, err, s.LogTail(20))
+			t.Fatalf("servers: %s did not %s within a minute: %s; log:\n%s", s, what, state, s.LogTail(20))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -139,23 +150,11 @@ func PostgresStandby(t testing.TB, primary *Server, opts Options) *Server {
 // from its primary, failing the test after a minute.
 func (s *Server) WaitStreaming(t testing.TB) {
 	t.Helper()
-	db, err := sql.Open(s.driver(), s.DSN(""))
-	if err != nil {
-		t.Fatalf("servers: %v", err)
-	}
-	defer db.Close()
-	deadline := time.Now().Add(time.Minute)
-	for {
+	s.waitFor(t, "stream from its primary", func(db *sql.DB) (bool, string) {
 		var status string
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
 		err := db.QueryRowContext(ctx, "SELECT COALESCE((SELECT status FROM pg_stat_wal_receiver), '')").Scan(&status)
-		cancel()
-		if err == nil && strings.EqualFold(status, "streaming") {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("servers: %s is not streaming after a minute: status %q, %v; log:\n%s", s, status, err, s.LogTail(20))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err == nil && strings.EqualFold(status, "streaming"), fmt.Sprintf("status %q, %v", status, err)
+	})
 }
