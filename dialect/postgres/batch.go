@@ -23,6 +23,13 @@ func pipeline(ctx context.Context, c *sql.Conn, stmts []dialect.BatchStmt) (rows
 			return nil
 		}
 		ok = true
+		if len(stmts) == 1 && stmts[0].Row != nil {
+			// One statement: a plain query is the same round trip
+			// without a batch's bookkeeping.
+			n, err := query(ctx, pc.Conn(), stmts[0])
+			rows = []int64{n}
+			return err
+		}
 		b := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(stmts))}
 		for _, st := range stmts {
 			q := st.SQL
@@ -51,6 +58,28 @@ func pipeline(ctx context.Context, c *sql.Conn, stmts []dialect.BatchStmt) (rows
 	return rows, ok, err
 }
 
+// query runs st, a statement that returns rows, on its own and hands its
+// rows to st.Row, returning the rows it affected.
+func query(ctx context.Context, c *pgx.Conn, st dialect.BatchStmt) (int64, error) {
+	rs, err := c.Query(ctx, st.SQL, st.Args...)
+	if err != nil {
+		if pgconn.SafeToRetry(err) {
+			// Nothing was sent, as in pipeline.
+			return 0, errors.Join(driver.ErrBadConn, err)
+		}
+		return 0, err
+	}
+	scan := rs.Scan // once: a method value made in the loop allocates per row
+	for rs.Next() {
+		if err := st.Row(scan); err != nil {
+			rs.Close()
+			return 0, err
+		}
+	}
+	rs.Close()
+	return rs.CommandTag().RowsAffected(), rs.Err()
+}
+
 // result reads one statement's result from br: its row count, and its
 // rows for a statement with a Row function.
 func result(br pgx.BatchResults, st dialect.BatchStmt) (int64, error) {
@@ -67,8 +96,9 @@ func result(br pgx.BatchResults, st dialect.BatchStmt) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	scan := rs.Scan // once: a method value made in the loop allocates per row
 	for rs.Next() {
-		if err := st.Row(rs.Scan); err != nil {
+		if err := st.Row(scan); err != nil {
 			rs.Close()
 			return 0, err
 		}
