@@ -19,6 +19,13 @@ type BatchStmt struct {
 	// the server's error, when it affects none, so that a COMMIT later in
 	// the same round trip does not run. Its row count is still returned.
 	MustAffect bool
+	// Cols, when not 0, marks SQL as Tally's multi-row INSERT ... VALUES
+	// of Cols values per row, Args holding them row by row: Into is its
+	// "INSERT INTO t (c1, ...)" and Returning its " RETURNING ..." clause
+	// or "". A driver may send the same rows as another statement that
+	// binds the same values (PostgreSQL: an array per column).
+	Cols            int
+	Into, Returning string
 }
 
 // Batcher is an optional interface of a Dialect whose driver can send

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 
 	"github.com/tallyorm/tally/dialect"
 	"github.com/tallyorm/tally/identity"
@@ -108,7 +109,9 @@ func (s *Session) insertDirect(ctx context.Context, t *mapper.Table, q string, c
 		i++
 		return nil
 	}
-	_, ok, err = b.Pipeline(ctx, s.alone.conn, []dialect.BatchStmt{{SQL: q, Args: args, Row: row}})
+	st := dialect.BatchStmt{SQL: q, Args: args, Row: row, Cols: len(cols)}
+	st.Into, st.Returning = insertParts(s.e, t, cols, ret)
+	_, ok, err = b.Pipeline(ctx, s.alone.conn, []dialect.BatchStmt{st})
 	if !ok {
 		// Not pgx's connection (a wrapped driver): nothing was sent.
 		s.alone.sent = false
@@ -133,4 +136,18 @@ func scannedInt(p any, t *mapper.Table, obj any) int64 {
 	}
 	k, _ := keyval.Int64(t.Acc.Value(obj, t.PK[0]))
 	return k
+}
+
+// insertParts returns the INSERT of t's rows without its VALUES: the
+// "INSERT INTO t (c1, ...)" before them and the " RETURNING ..." after,
+// as insertSQL writes them.
+func insertParts(e *Engine, t *mapper.Table, cols, ret []*mapper.Column) (into, returning string) {
+	d := e.dialect
+	into = e.stmts.get(stmtKey{t, "insert-into", 0}, func() string {
+		return strings.TrimSuffix(insertSQL(d, t, cols, ret, 0, false), " VALUES ")
+	})
+	returning = e.stmts.get(stmtKey{t, "insert-returning", 0}, func() string {
+		return strings.TrimPrefix(insertSQL(d, t, cols, ret, 0, true), into+" VALUES ")
+	})
+	return into, returning
 }

@@ -23,10 +23,18 @@ func pipeline(ctx context.Context, c *sql.Conn, stmts []dialect.BatchStmt) (rows
 			return nil
 		}
 		ok = true
-		if len(stmts) == 1 && stmts[0].Row != nil {
+		if st := stmts[0]; len(stmts) == 1 && st.Row != nil {
 			// One statement: a plain query is the same round trip
-			// without a batch's bookkeeping.
-			n, err := query(ctx, pc.Conn(), stmts[0])
+			// without a batch's bookkeeping; a multi-row INSERT goes as
+			// arrays where it can (unnest.go).
+			if st.Cols > 0 {
+				n, done, err := insertUnnest(ctx, pc.Conn(), st)
+				if done {
+					rows = []int64{n}
+					return err
+				}
+			}
+			n, err := query(ctx, pc.Conn(), st)
 			rows = []int64{n}
 			return err
 		}
