@@ -565,17 +565,6 @@ func (s *Session) insert(ctx context.Context, t *mapper.Table, ents []*identity.
 		batch := ents[:n]
 		ents = ents[n:]
 		q := s.e.stmts.get(stmtKey{t, "insert", n}, func() string { return insertSQL(d, t, cols, ret, n, d.Returning()) })
-		if len(ret) > 0 && d.Returning() {
-			// A single-statement commit's INSERT, straight to the driver where it can (pginsert.go).
-			if done, err := s.insertDirect(ctx, t, q, cols, batch, ret); err != nil {
-				return err
-			} else if done {
-				if err := s.afterInsert(t, batch); err != nil {
-					return err
-				}
-				continue
-			}
-		}
 		args := make([]any, 0, n*len(cols))
 		for _, e := range batch {
 			for _, c := range cols {
@@ -604,29 +593,24 @@ func (s *Session) insert(ctx context.Context, t *mapper.Table, ents []*identity.
 				}
 			}
 		}
-		if err := s.afterInsert(t, batch); err != nil {
-			return err
+		// One allocation for the whole batch's snapshots.
+		// (A snapshot SetSnapshot refused stays nil, and Insert takes it.)
+		if bs, ok := t.Acc.(mapper.BatchSnapshotter); ok {
+			bs.SnapshotBatch(len(batch), func(i int) any { return batch[i].Obj() }, func(i int, snap any) { _ = batch[i].SetSnapshot(snap) })
+		}
+		s.idmap.Reserve(t, len(batch))
+		var ierr error
+		for _, e := range batch {
+			if ierr = s.markInserted(e); ierr != nil {
+				break
+			}
+		}
+		s.pending = slices.DeleteFunc(s.pending, func(p *identity.Entry) bool { return p.State() != identity.Pending })
+		if ierr != nil {
+			return ierr
 		}
 	}
 	return nil
-}
-
-// afterInsert snapshots and tracks the objects of an inserted batch.
-func (s *Session) afterInsert(t *mapper.Table, batch []*identity.Entry) error {
-	// One allocation for the whole batch's snapshots.
-	// (A snapshot SetSnapshot refused stays nil, and Insert takes it.)
-	if bs, ok := t.Acc.(mapper.BatchSnapshotter); ok {
-		bs.SnapshotBatch(len(batch), func(i int) any { return batch[i].Obj() }, func(i int, snap any) { _ = batch[i].SetSnapshot(snap) })
-	}
-	s.idmap.Reserve(t, len(batch))
-	var ierr error
-	for _, e := range batch {
-		if ierr = s.markInserted(e); ierr != nil {
-			break
-		}
-	}
-	s.pending = slices.DeleteFunc(s.pending, func(p *identity.Entry) bool { return p.State() != identity.Pending })
-	return ierr
 }
 
 // insertReturning runs a multi-row INSERT ... RETURNING and scans the
@@ -643,6 +627,9 @@ func (s *Session) insertReturning(ctx context.Context, t *mapper.Table, q string
 	}
 	if s.rec != nil {
 		return s.insertReturningBatched(ctx, t, q, args, batch, ret) // batchcommit.go
+	}
+	if sent, err := s.insertDirect(ctx, t, q, args, batch, ret); sent || err != nil { // pginsert.go
+		return err
 	}
 	rows, obs, err := s.writeQuery(ctx, q, args)
 	if err != nil {

@@ -19,14 +19,17 @@ import (
 // PostgreSQL on pgx). database/sql costs a multi-row INSERT dearly per
 // argument: a driver.NamedValue each, which pgx's stdlib driver copies
 // back into an []any, and every generated key comes back boxed as a
-// driver.Value before Scan converts it. Sent as a one-statement pgx batch
-// on the commit's connection, in autocommit as before, the arguments go
-// to pgx as they are and pgx scans the keys straight into the fields. The
-// values bound are the ones database/sql would hand to pgx: its stdlib
-// driver passes every argument through unchanged (CheckNamedValue), after
-// Tally's own conversion (valuerArgs), done here too.
+// driver.Value before Scan converts it. Handed to the driver on the
+// commit's connection instead, in autocommit as before, the arguments go
+// to pgx as they are and pgx scans the keys straight into the fields; a
+// statement of many rows goes as one array per column (see
+// dialect/postgres/unnest.go). The values bound are the ones database/sql
+// would hand to pgx, whose stdlib driver passes every argument through
+// unchanged (CheckNamedValue), after Tally's own conversion (valuerArgs),
+// done here too. Hooks see the INSERT ... VALUES and its values, as on
+// every database.
 //
-// Binding a field through a pointer to it instead of its boxed value was
+// Binding a field through a pointer to it, to save boxing its value, was
 // measured and is worse: pgx dereferences a pointer argument with
 // reflect, which allocates the value it boxes, and more.
 
@@ -50,21 +53,16 @@ func directScannable(ret []*mapper.Column) bool {
 }
 
 // insertDirect runs the single statement of a commit, a multi-row INSERT
-// ... RETURNING of batch, through the driver directly when it can (see
-// the top of this file), and reports whether it did; when it did not,
-// nothing was sent and the caller takes the usual path. Its error
-// follows the usual path's rules: driver.ErrBadConn when nothing was
-// sent, else the statement's error.
-func (s *Session) insertDirect(ctx context.Context, t *mapper.Table, q string, cols []*mapper.Column, batch []*identity.Entry, ret []*mapper.Column) (bool, error) {
+// ... RETURNING of batch with args (Tally's, not yet converted), through
+// the driver directly when it can (see the top of this file), and reports
+// whether it did; when it did not, nothing was sent and the caller takes
+// the usual path. Its error follows the usual path's rules:
+// driver.ErrBadConn when nothing was sent, else the statement's error.
+// The caller has logged the undo records of ret.
+func (s *Session) insertDirect(ctx context.Context, t *mapper.Table, q string, args []any, batch []*identity.Entry, ret []*mapper.Column) (bool, error) {
 	b, ok := s.e.dialect.(dialect.Batcher)
-	if !ok || !s.alone.armed || s.tx != nil || s.rec != nil || s.readOnly || !directScannable(ret) {
+	if !ok || !s.alone.armed || s.tx != nil || s.readOnly || !directScannable(ret) {
 		return false, nil
-	}
-	args := make([]any, 0, len(batch)*len(cols))
-	for _, e := range batch {
-		for _, c := range cols {
-			args = append(args, t.Acc.Value(e.Obj(), c))
-		}
 	}
 	args, err := valuerArgs(args)
 	if err != nil {
@@ -75,11 +73,6 @@ func (s *Session) insertDirect(ctx context.Context, t *mapper.Table, q string, c
 		return true, err
 	}
 	s.stats.Queries++
-	for _, e := range batch {
-		for _, c := range ret {
-			s.logFlush(undo{kind: undoSetCol, e: e, col: c, old: t.Acc.Value(e.Obj(), c)})
-		}
-	}
 	i := 0
 	var prev int64
 	key := -1 // the generated integer key's place in ret, whose order is checked
@@ -109,6 +102,7 @@ func (s *Session) insertDirect(ctx context.Context, t *mapper.Table, q string, c
 		i++
 		return nil
 	}
+	cols := t.Insertable() // as insert binds them
 	st := dialect.BatchStmt{SQL: q, Args: args, Row: row, Cols: len(cols)}
 	st.Into, st.Returning = insertParts(s.e, t, cols, ret)
 	_, ok, err = b.Pipeline(ctx, s.alone.conn, []dialect.BatchStmt{st})
@@ -117,7 +111,6 @@ func (s *Session) insertDirect(ctx context.Context, t *mapper.Table, q string, c
 		s.alone.sent = false
 		s.stats.Statements--
 		s.stats.Queries--
-		s.flushLog = s.flushLog[:len(s.flushLog)-len(batch)*len(ret)]
 		return false, nil
 	}
 	err = classify(s.e.dialect, err)
