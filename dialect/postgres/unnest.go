@@ -56,10 +56,8 @@ const firstUserOID = 16384
 // it can; done is false, with nothing sent, when st must go as it is.
 func insertUnnest(ctx context.Context, c *pgx.Conn, st dialect.BatchStmt) (n int64, done bool, err error) {
 	rows := len(st.Args) / st.Cols
-	if rows < 2 || rows*st.Cols != len(st.Args) || c.Config().DefaultQueryExecMode == pgx.QueryExecModeSimpleProtocol {
-		// One row gains nothing; the simple protocol writes arguments
-		// into the SQL text, where pgx has no text form for column.
-		return 0, false, nil
+	if rows < 2 || rows*st.Cols != len(st.Args) || !describes(c.Config().DefaultQueryExecMode) {
+		return 0, false, nil // one row gains nothing
 	}
 	p, err := planUnnest(ctx, c, st)
 	if err != nil || p.sql == "" {
@@ -85,6 +83,15 @@ func insertUnnest(ctx context.Context, c *pgx.Conn, st dialect.BatchStmt) (n int
 		return 0, false, nil
 	}
 	return n, true, err
+}
+
+// describes reports whether pgx learns a statement's parameter types from
+// the server before it encodes the arguments, in query mode m: it then
+// encodes each column as an array of its type. The other modes (the
+// simple protocol, exec) choose types from the Go values, and pgx knows
+// no type for column.
+func describes(m pgx.QueryExecMode) bool {
+	return m == pgx.QueryExecModeCacheStatement || m == pgx.QueryExecModeCacheDescribe || m == pgx.QueryExecModeDescribeExec
 }
 
 // planUnnest returns st's plan on c, asking the server for the column
@@ -198,10 +205,12 @@ type column struct {
 	col, cols, rows int
 }
 
+// Dimensions is one dimension of the rows.
 func (c *column) Dimensions() []pgtype.ArrayDimension {
 	return []pgtype.ArrayDimension{{Length: int32(c.rows), LowerBound: 1}}
 }
 
+// Index is row i's value of the column.
 func (c *column) Index(i int) any { return c.vals[i*c.cols+c.col] }
 
 // IndexType is nil: the elements' types vary (NULL among them), and pgx
