@@ -36,6 +36,13 @@ import (
 // the kind pgx encodes in binary for that type in both statements (see
 // sameBinding). Anything else — a user-defined type, a value pgx would
 // send as text — goes as the VALUES statement.
+//
+// The statement is prepared once per connection (as pgx's statement
+// cache would) and its arrays encoded by pgx's type map into a buffer the
+// plan keeps, then sent with pgconn: pgx's own query path drops and
+// regrows its buffers for every large statement. Only in pgx's default
+// query mode, which prepares statements; the others (chosen for
+// PgBouncer's transaction pooling) send the VALUES statement as pgx does.
 
 // unnestPlan is a table's INSERT as arrays on one connection: its SQL, or
 // "" when the VALUES statement must be used, and each column's element
@@ -43,10 +50,27 @@ import (
 type unnestPlan struct {
 	sql   string
 	elems []uint32
+	arrs  []uint32 // each column's array type
+	// name is the statement prepared for sql on the connection once
+	// sd is set; the arguments are encoded into buf and vals, kept for
+	// the next INSERT (pgx's own buffers are dropped after every large
+	// statement and grown again).
+	name    string
+	sd      *pgconn.StatementDescription
+	results []int16
+	buf     []byte
+	vals    [][]byte
 }
 
-// unnestKey prefixes the connection's CustomData keys of unnest plans.
-const unnestKey = "tally/unnest\x00"
+// keepBuf is the largest encoding buffer a plan keeps between INSERTs.
+const keepBuf = 64 << 10
+
+// unnestKey prefixes the connection's CustomData keys of unnest plans;
+// unnestSeqKey counts the statements they prepared, which it names.
+const (
+	unnestKey    = "tally/unnest\x00"
+	unnestSeqKey = "tally/unnest-seq"
+)
 
 // firstUserOID is PostgreSQL's FirstNormalObjectId: the types below it
 // are built in, named the same on every server.
@@ -56,8 +80,11 @@ const firstUserOID = 16384
 // it can; done is false, with nothing sent, when st must go as it is.
 func insertUnnest(ctx context.Context, c *pgx.Conn, st dialect.BatchStmt) (n int64, done bool, err error) {
 	rows := len(st.Args) / st.Cols
-	if rows < 2 || rows*st.Cols != len(st.Args) || !describes(c.Config().DefaultQueryExecMode) {
-		return 0, false, nil // one row gains nothing
+	if rows < 2 || rows*st.Cols != len(st.Args) || c.Config().DefaultQueryExecMode != pgx.QueryExecModeCacheStatement {
+		// One row gains nothing. The other query modes are chosen not to
+		// prepare named statements (PgBouncer's transaction pooling),
+		// which this does.
+		return 0, false, nil
 	}
 	p, err := planUnnest(ctx, c, st)
 	if err != nil || p.sql == "" {
@@ -68,31 +95,105 @@ func insertUnnest(ctx context.Context, c *pgx.Conn, st dialect.BatchStmt) (n int
 			return 0, false, nil
 		}
 	}
-	args := make([]any, st.Cols)
-	cols := make([]column, st.Cols)
-	for j := range cols {
-		cols[j] = column{vals: st.Args, col: j, cols: st.Cols, rows: rows}
-		args[j] = &cols[j]
-	}
-	n, err = query(ctx, c, dialect.BatchStmt{SQL: p.sql, Args: args, Row: st.Row})
-	if pe, ok := errors.AsType[*pgconn.PgError](err); ok && strings.HasPrefix(pe.Code, "42") {
-		// A syntax or type error (class 42) means the statement did not
-		// run. The table changed since its plan was made (ALTER TABLE):
-		// forget the plan, and send the VALUES statement now.
+	n, sent, err := p.exec(ctx, c, st, rows)
+	pe, server := errors.AsType[*pgconn.PgError](err)
+	switch {
+	case err != nil && !sent:
+		// Nothing went out: a value did not encode, or the server
+		// refused to prepare the statement (its table changed since the
+		// plan was made: ALTER TABLE). The VALUES statement reports a
+		// value's error as usual.
+		if server {
+			delete(c.PgConn().CustomData(), unnestKey+st.Into+st.Returning)
+		}
+		return 0, false, nil
+	case server && stale(pe.Code):
+		// The statement did not run, for the same reason: forget the
+		// plan and its statement, and send the VALUES statement now.
 		delete(c.PgConn().CustomData(), unnestKey+st.Into+st.Returning)
+		if err := c.PgConn().Deallocate(ctx, p.name); err != nil {
+			return 0, true, errors.Join(driver.ErrBadConn, err)
+		}
 		return 0, false, nil
 	}
 	return n, true, err
 }
 
-// describes reports whether pgx learns a statement's parameter types from
-// the server before it encodes the arguments, in query mode m: it then
-// encodes each column as an array of its type. The other modes (the
-// simple protocol, exec) choose types from the Go values, and pgx knows
-// no type for column.
-func describes(m pgx.QueryExecMode) bool {
-	return m == pgx.QueryExecModeCacheStatement || m == pgx.QueryExecModeCacheDescribe || m == pgx.QueryExecModeDescribeExec
+// stale reports the SQLSTATEs of a prepared INSERT that did not run
+// because its table or the statement changed: class 42 (a type or name
+// that no longer fits), 26000 (no such prepared statement), 0A000 (a
+// cached plan whose result type changed).
+func stale(code string) bool {
+	return strings.HasPrefix(code, "42") || code == "26000" || code == "0A000"
 }
+
+// exec prepares p's statement on c the first time, then sends st's rows
+// as arrays and hands the returned rows to st.Row. sent is false when
+// the error came before anything was sent; an error of a connection
+// that failed before the statement went out matches driver.ErrBadConn.
+func (p *unnestPlan) exec(ctx context.Context, c *pgx.Conn, st dialect.BatchStmt, rows int) (n int64, sent bool, err error) {
+	pc := c.PgConn()
+	m := c.TypeMap()
+	if p.sd == nil {
+		data := pc.CustomData()
+		seq, _ := data[unnestSeqKey].(int)
+		data[unnestSeqKey] = seq + 1
+		p.name = "tally_unnest_" + strconv.Itoa(seq)
+		sd, err := pc.Prepare(ctx, p.name, p.sql, nil)
+		if err != nil {
+			if _, ok := errors.AsType[*pgconn.PgError](err); ok {
+				return 0, false, err
+			}
+			return 0, true, errors.Join(driver.ErrBadConn, err)
+		}
+		p.sd = sd
+		p.results = make([]int16, len(sd.Fields))
+		for j, f := range sd.Fields {
+			p.results[j] = m.FormatCodeForOID(f.DataTypeOID)
+		}
+	}
+	buf, vals := p.buf[:0], p.vals[:0]
+	col := &column{vals: st.Args, cols: st.Cols, rows: rows}
+	for j, oid := range p.arrs {
+		col.col = j
+		start := len(buf)
+		if buf, err = m.Encode(oid, pgtype.BinaryFormatCode, col, buf); err != nil {
+			return 0, false, err
+		}
+		vals = append(vals, buf[start:])
+	}
+	// Slices of an earlier, smaller buf stay valid: append copied them.
+	rr := pc.ExecStatement(ctx, p.sd, vals, binary, p.results)
+	var values [][]byte
+	scan := func(dest ...any) error {
+		for j, d := range dest {
+			if err := m.Scan(p.sd.Fields[j].DataTypeOID, p.results[j], values[j], d); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for rr.NextRow() {
+		values = rr.Values()
+		if err = st.Row(scan); err != nil {
+			break
+		}
+	}
+	tag, cerr := rr.Close()
+	if err == nil {
+		err = cerr
+	}
+	if cap(buf) <= keepBuf {
+		p.buf, p.vals = buf, vals
+	}
+	if err != nil && pgconn.SafeToRetry(err) {
+		return 0, true, errors.Join(driver.ErrBadConn, err)
+	}
+	return tag.RowsAffected(), true, err
+}
+
+// binary is the parameter format of every array: binary.
+var binary = []int16{pgtype.BinaryFormatCode}
 
 // planUnnest returns st's plan on c, asking the server for the column
 // types the first time. Its error, nothing having been inserted, matches
@@ -122,7 +223,7 @@ func planUnnest(ctx context.Context, c *pgx.Conn, st dialect.BatchStmt) (*unnest
 		}
 		return nil, errors.Join(driver.ErrBadConn, err)
 	}
-	p := &unnestPlan{elems: sd.ParamOIDs}
+	p := &unnestPlan{elems: sd.ParamOIDs, arrs: make([]uint32, len(sd.ParamOIDs))}
 	b.Reset()
 	b.WriteString(st.Into)
 	b.WriteString(" SELECT * FROM unnest(")
@@ -137,6 +238,7 @@ func planUnnest(ctx context.Context, c *pgx.Conn, st dialect.BatchStmt) (*unnest
 			data[key] = &unnestPlan{}
 			return data[key].(*unnestPlan), nil
 		}
+		p.arrs[j] = arr.OID
 		if j > 0 {
 			b.WriteString(", ")
 		}
