@@ -3,6 +3,7 @@ package orm_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"testing"
 	"time"
 
@@ -56,11 +57,15 @@ func TestLoneMultiRowInsertReadsKeysAndReportsValues(t *testing.T) {
 	})
 }
 
-type piKind int32
+type (
+	piKind int32
+	piID   int64
+)
 
-// piMixed has a column of each kind a multi-row INSERT binds.
+// piMixed has a column of each kind a multi-row INSERT binds, and a key
+// of a named type.
 type piMixed struct {
-	ID     int64          `db:"id,pk,auto"`
+	ID     piID           `db:"id,pk,auto"`
 	Name   string         `db:"name"`
 	Label  string         `db:"label,size=20"`
 	Note   *string        `db:"note"`
@@ -167,4 +172,39 @@ func unnestPrepared(t *testing.T, eng *orm.Engine) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// A lone multi-row INSERT that the database refuses (a duplicate key)
+// commits nothing, is a unique violation and not an unknown outcome, and
+// leaves every object pending without a key, to be fixed and committed.
+func TestLoneMultiRowInsertRefusedRestoresSession(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := openLogged(t, tg)
+		ctx := context.Background()
+		seedObjects(t, eng, newAccount("taken", 1))
+		s := eng.NewSession()
+		defer s.Close()
+		accts := []*Account{newAccount("free-1", 1), newAccount("taken", 2), newAccount("free-2", 3)}
+		uowMust(t, s.Add(anys(accts)...))
+		err := s.Commit(ctx)
+		if !errors.Is(err, orm.ErrUniqueViolation) || errors.Is(err, orm.ErrCommitUnknown) {
+			t.Fatalf("Commit: %v, want ErrUniqueViolation (and not unknown)", err)
+		}
+		if p := s.Pending(); len(p) != 3 {
+			t.Fatalf("%d pending after the refused commit, want 3", len(p))
+		}
+		for _, a := range accts {
+			if a.ID != 0 || a.Version != 0 {
+				t.Fatalf("after the refused commit: %+v, want no key and version 0", a)
+			}
+		}
+		if n := countAccounts(t, eng, "owner LIKE ?", "free-%"); n != 0 {
+			t.Fatalf("%d rows of the refused commit, want none", n)
+		}
+		accts[1].Owner = "free-3"
+		uowMust(t, s.Commit(ctx))
+		if n := countAccounts(t, eng, "owner LIKE ?", "free-%"); n != 3 || accts[0].ID == 0 {
+			t.Fatalf("after fixing the owner: %d rows, first ID %d; want 3 rows and keys", n, accts[0].ID)
+		}
+	})
 }
