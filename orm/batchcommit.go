@@ -98,7 +98,7 @@ func (r *batchRec) record(args []any, query string) (*plannedResult, error) {
 // caller commits the usual way, which also reports a failure precisely.
 func (s *Session) commitBatch(ctx context.Context) (done bool, err error) {
 	b, ok := s.e.dialect.(dialect.Batcher)
-	if !ok || !batchCommits.Load() {
+	if !ok || !batchCommits.Load() || s.needsLastInsertID() {
 		return false, nil
 	}
 	s.primary = true // read-your-writes: see replicas.go
@@ -143,6 +143,22 @@ func (s *Session) commitBatch(ctx context.Context) (done bool, err error) {
 	// server's reply to one of them, it may have committed.
 	rec.begun = false // COMMIT was sent: the transaction is over, somehow
 	return true, s.commitFailed(rec.err)
+}
+
+// needsLastInsertID reports whether the commit inserts a row whose
+// generated key only LastInsertId can give (MySQL has no RETURNING): each
+// such INSERT needs its own answer before the next, which a batch cannot
+// carry, so the commit is sent the usual way.
+func (s *Session) needsLastInsertID() bool {
+	if s.e.dialect.Returning() {
+		return false
+	}
+	for _, e := range s.pending {
+		if ret, _ := insertShape(s.e.dialect, e.Table()); len(ret) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // commitFailed undoes the flushes of a commit whose COMMIT failed with

@@ -38,7 +38,8 @@ type Engine struct {
 //
 // Without it Open returns an error naming that import. dsn is the driver's
 // data source name, to which Open adds the settings Tally relies on:
-// parseTime, clientFoundRows and interpolateParams (unless the DSN sets it) for MySQL; WAL, a busy timeout, foreign keys
+// parseTime, clientFoundRows, and interpolateParams and multiStatements (unless the DSN sets
+// them: a commit's statements go in one query) for MySQL; WAL, a busy timeout, foreign keys
 // and immediate write transactions for SQLite. On MySQL it asks the
 // server's version to use RETURNING on MariaDB 10.5 and later. ctx governs
 // only the connecting, the ping and that question (and, with WithReplicas,

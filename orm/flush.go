@@ -583,6 +583,9 @@ func (s *Session) insert(ctx context.Context, t *mapper.Table, ents []*identity.
 				return err
 			}
 		} else {
+			if len(ret) > 0 && s.rec != nil {
+				return errNotBatchable // needs LastInsertId now: see needsLastInsertID
+			}
 			res, err := s.exec(ctx, q, args)
 			if err != nil {
 				return err

@@ -27,6 +27,9 @@ type watchConnector struct {
 	inner   driver.Connector
 	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
 	timeout time.Duration // bounds the whole connect (the driver's bounds the dial only)
+	// multi: the connections accept several statements in one query and
+	// interpolate arguments, which the pipelined commit needs (pipeline.go).
+	multi bool
 }
 
 // netSlotKey carries, in the context of one Connect, where the dial
@@ -40,13 +43,20 @@ type netSlotKey struct{}
 // left alone: c is returned unwrapped, and COMMIT waits as the driver
 // makes it wait.
 func watchCommits(cfg *mysql.Config, dial func(ctx context.Context, network, addr string) (net.Conn, error)) (driver.Connector, error) {
+	multi := cfg.MultiStatements && cfg.InterpolateParams
 	if dial == nil {
 		switch cfg.Net {
 		case "tcp", "tcp4", "tcp6", "unix":
 			var d net.Dialer
 			dial = d.DialContext
 		default:
-			return mysql.NewConnector(cfg)
+			// A network dialed by its registered name: connections are
+			// wrapped for the pipeline only, COMMIT is not watched.
+			inner, err := mysql.NewConnector(cfg)
+			if err != nil {
+				return nil, err
+			}
+			return &watchConnector{inner: inner, timeout: cfg.Timeout, multi: multi}, nil
 		}
 	}
 	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -60,7 +70,7 @@ func watchCommits(cfg *mysql.Config, dial func(ctx context.Context, network, add
 	if err != nil {
 		return nil, err
 	}
-	return &watchConnector{inner: inner, dial: dial, timeout: cfg.Timeout}, nil
+	return &watchConnector{inner: inner, dial: dial, timeout: cfg.Timeout, multi: multi}, nil
 }
 
 // Connect makes a connection and remembers its network connection. The
@@ -85,7 +95,7 @@ func (w *watchConnector) Connect(ctx context.Context) (driver.Conn, error) {
 		}
 		return nil, err
 	}
-	return &watchConn{Conn: c, net: nc}, nil
+	return &watchConn{Conn: c, net: nc, multi: w.multi}, nil
 }
 
 // Driver is the driver's own.
@@ -96,7 +106,8 @@ func (w *watchConnector) Driver() driver.Driver { return w.inner.Driver() }
 // driver's connection through.
 type watchConn struct {
 	driver.Conn
-	net net.Conn // nil if the dial was not recorded: COMMIT is not watched
+	net   net.Conn // nil if the dial was not recorded: COMMIT is not watched
+	multi bool     // see watchConnector
 }
 
 // The interfaces database/sql looks for on the MySQL driver's connection.
