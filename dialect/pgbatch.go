@@ -19,6 +19,10 @@ type BatchStmt struct {
 	// the server's error, when it affects none, so that a COMMIT later in
 	// the same round trip does not run. Its row count is still returned.
 	MustAffect bool
+	// Rows, with MustAffect, is the exact number of rows the statement
+	// must affect when it is above 1 (a batched UPDATE of that many
+	// objects): any other count fails the round trip the same way.
+	Rows int64
 }
 
 // Batcher is an optional interface of a Dialect whose driver can send

@@ -53,7 +53,10 @@ type batchRec struct {
 // trip. It answers one row affected; checked notes that the flush relied
 // on that (a version check, a stale check), so a real count of zero
 // undoes the batch.
-type plannedResult struct{ checked bool }
+type plannedResult struct {
+	checked bool
+	want    int64 // the exact count a batched UPDATE needs (BatchStmt.Rows)
+}
 
 func (r *plannedResult) LastInsertId() (int64, error) {
 	return 0, errors.New("orm: internal error: LastInsertId of a batched statement")
@@ -203,7 +206,7 @@ func (s *Session) sendBatch(ctx context.Context, tail []dialect.BatchStmt) ([]in
 	head := len(stmts)
 	stmts = append(stmts, rec.stmts...)
 	for i, res := range rec.results {
-		stmts[head+i].MustAffect = res.checked
+		stmts[head+i].MustAffect, stmts[head+i].Rows = res.checked, res.want
 	}
 	stmts = append(stmts, tail...)
 	rec.buf = stmts
@@ -230,7 +233,7 @@ func (s *Session) sendBatch(ctx context.Context, tail []dialect.BatchStmt) ([]in
 	stale := false
 	for i, res := range rec.results {
 		if j := head + i; j < len(rows) {
-			stale = stale || res.checked && rows[j] == 0
+			stale = stale || res.checked && (rows[j] == 0 || res.want > 1 && rows[j] != res.want)
 		}
 	}
 	rec.stmts, rec.results = rec.stmts[:0], rec.results[:0]

@@ -25,14 +25,15 @@ import (
 // statement that returns no rows is followed by SELECT ROW_COUNT(), so
 // the results are read in order as one sequence of result sets. A
 // MustAffect statement is followed instead by a SELECT that fails when the
-// count is zero (a scalar subquery with two rows, error 1242), so that the
+// count is zero, or not exactly BatchStmt.Rows (a scalar subquery with
+// two rows, error 1242), so that the
 // server stops there and never runs the COMMIT after it: a version check
 // that matched no row commits nothing. Under clientFoundRows (which Open
 // sets) ROW_COUNT() is the rows matched, not only changed.
 
 const (
 	rowCountSQL   = "SELECT ROW_COUNT()"
-	mustAffectSQL = "SELECT (SELECT ROW_COUNT() UNION ALL SELECT 0 FROM DUAL WHERE ROW_COUNT() = 0)"
+	mustAffectSQL = "SELECT (SELECT ROW_COUNT() UNION ALL SELECT 0 FROM DUAL WHERE ROW_COUNT()" // + " = 0)" or " <> n)"
 )
 
 // maxPipelineText bounds the SQL text of one multi-statement query, well
@@ -67,6 +68,14 @@ func pipeline(ctx context.Context, c *sql.Conn, stmts []dialect.BatchStmt) (rows
 			if st.Row == nil && !isTxControl(st) {
 				if st.MustAffect {
 					b.WriteString(mustAffectSQL)
+					if st.Rows > 1 {
+						// Exactly st.Rows: Tally's own count, not a value from the caller.
+						b.WriteString(" <> ")
+						b.WriteString(strconv.FormatInt(st.Rows, 10))
+					} else {
+						b.WriteString(" = 0")
+					}
+					b.WriteString(")")
 				} else {
 					b.WriteString(rowCountSQL)
 				}
