@@ -102,12 +102,14 @@ func (w *watchConnector) Connect(ctx context.Context) (driver.Conn, error) {
 func (w *watchConnector) Driver() driver.Driver { return w.inner.Driver() }
 
 // watchConn is a driver connection whose transactions' COMMIT ends when
-// their context ends. It passes every optional interface of the MySQL
+// their context ends, and which keeps its recent statements prepared
+// (stmtcache.go). It passes every optional interface of the MySQL
 // driver's connection through.
 type watchConn struct {
 	driver.Conn
-	net   net.Conn // nil if the dial was not recorded: COMMIT is not watched
-	multi bool     // see watchConnector
+	net   net.Conn  // nil if the dial was not recorded: COMMIT is not watched
+	multi bool      // see watchConnector
+	stmts stmtCache // statements kept prepared (stmtcache.go)
 }
 
 // The interfaces database/sql looks for on the MySQL driver's connection.
@@ -135,16 +137,6 @@ func (c *watchConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.
 // PrepareContext is the driver's.
 func (c *watchConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
 	return c.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, query)
-}
-
-// ExecContext is the driver's.
-func (c *watchConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	return c.Conn.(driver.ExecerContext).ExecContext(ctx, query, args)
-}
-
-// QueryContext is the driver's.
-func (c *watchConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	return c.Conn.(driver.QueryerContext).QueryContext(ctx, query, args)
 }
 
 // Ping is the driver's.

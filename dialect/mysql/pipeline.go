@@ -113,7 +113,7 @@ func send(ctx context.Context, c *sql.Conn, q string, args []any, stmts []dialec
 			out = append(out, 0)
 		}
 	}
-	rs, err := c.QueryContext(ctx, q, args...)
+	rs, err := c.QueryContext(context.WithValue(ctx, asTextKey{}, true), q, args...)
 	if err != nil {
 		// The error is the first statement with a result's (or one before
 		// it, which only BEGIN can be), or COMMIT's if there is none.
