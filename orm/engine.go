@@ -57,7 +57,7 @@ func Open(ctx context.Context, driverName, dsn string, opts ...Option) (*Engine,
 	for _, o := range opts {
 		o(&cfg)
 	}
-	oo := dialect.OpenOptions{SQLiteStatementCache: cfg.sqliteStmts, Logger: cfg.logger}
+	oo := dialect.OpenOptions{SQLiteStatementCache: cfg.sqliteStmts, MySQLStatementCache: cfg.mysqlStmts, Logger: cfg.logger}
 	var (
 		db        *sql.DB
 		nodes     *balancer // WithPrimaries

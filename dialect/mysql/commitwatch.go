@@ -30,6 +30,7 @@ type watchConnector struct {
 	// multi: the connections accept several statements in one query and
 	// interpolate arguments, which the pipelined commit needs (pipeline.go).
 	multi bool
+	stmts int // statements each connection keeps prepared (stmtcache.go)
 }
 
 // netSlotKey carries, in the context of one Connect, where the dial
@@ -42,7 +43,7 @@ type netSlotKey struct{}
 // network the driver dials itself by a registered name (RegisterDial) is
 // left alone: c is returned unwrapped, and COMMIT waits as the driver
 // makes it wait.
-func watchCommits(cfg *mysql.Config, dial func(ctx context.Context, network, addr string) (net.Conn, error)) (driver.Connector, error) {
+func watchCommits(cfg *mysql.Config, dial func(ctx context.Context, network, addr string) (net.Conn, error), stmts int) (driver.Connector, error) {
 	multi := cfg.MultiStatements && cfg.InterpolateParams
 	if dial == nil {
 		switch cfg.Net {
@@ -56,7 +57,7 @@ func watchCommits(cfg *mysql.Config, dial func(ctx context.Context, network, add
 			if err != nil {
 				return nil, err
 			}
-			return &watchConnector{inner: inner, timeout: cfg.Timeout, multi: multi}, nil
+			return &watchConnector{inner: inner, timeout: cfg.Timeout, multi: multi, stmts: stmts}, nil
 		}
 	}
 	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -70,7 +71,7 @@ func watchCommits(cfg *mysql.Config, dial func(ctx context.Context, network, add
 	if err != nil {
 		return nil, err
 	}
-	return &watchConnector{inner: inner, dial: dial, timeout: cfg.Timeout, multi: multi}, nil
+	return &watchConnector{inner: inner, dial: dial, timeout: cfg.Timeout, multi: multi, stmts: stmts}, nil
 }
 
 // Connect makes a connection and remembers its network connection. The
@@ -95,7 +96,7 @@ func (w *watchConnector) Connect(ctx context.Context) (driver.Conn, error) {
 		}
 		return nil, err
 	}
-	return &watchConn{Conn: c, net: nc, multi: w.multi}, nil
+	return &watchConn{Conn: c, net: nc, multi: w.multi, stmts: stmtCache{size: w.stmts}}, nil
 }
 
 // Driver is the driver's own.

@@ -48,7 +48,7 @@ func open(dsn string, o dialect.OpenOptions) (*sql.DB, string, error) {
 		return nil, "", err
 	}
 	cfg.Logger = driverLogger{o.Logger}
-	conn, err := watchCommits(cfg, nil)
+	conn, err := watchCommits(cfg, nil, o.MySQLStatementCache)
 	if err != nil {
 		return nil, cfg.Passwd, fmt.Errorf("mysql: open: %w", err)
 	}
@@ -63,7 +63,7 @@ func connector(dsn string, o dialect.OpenOptions) (driver.Connector, error) {
 		return nil, err
 	}
 	cfg.Logger = driverLogger{o.Logger}
-	conn, err := watchCommits(cfg, o.Dial)
+	conn, err := watchCommits(cfg, o.Dial, o.MySQLStatementCache)
 	if err != nil {
 		return nil, fmt.Errorf("mysql: open: %w", err)
 	}

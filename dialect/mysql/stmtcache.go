@@ -20,11 +20,10 @@ import (
 // multi-statement queries (which the protocol cannot prepare), still go
 // as text.
 
-// stmtCacheSize is how many statements each connection keeps prepared.
-// The server's max_prepared_stmt_count (16382 by default) bounds them all:
-// a pool of 32 connections holds at most 2,048. When the server refuses
-// to prepare one more, the statement is interpolated instead.
-const stmtCacheSize = 64
+// The server's max_prepared_stmt_count (16382 by default) bounds the
+// statements of all connections: a pool of 32 connections keeping 64 each
+// holds at most 2,048. When the server refuses to prepare one more, the
+// connection interpolates from then on.
 
 // asTextKey marks, in a context, a statement that must go as text: the
 // pipelined commit's multi-statement query.
@@ -33,6 +32,7 @@ type asTextKey struct{}
 // stmtCache is a connection's prepared statements, least recently used
 // first out. A connection is used by one goroutine at a time.
 type stmtCache struct {
+	size    int // at most this many statements; 0: none, interpolate
 	byQuery map[string]*list.Element
 	lru     list.List // of *cachedStmt, most recent at the front
 	// off is set when the server refused to prepare (its statement limit)
@@ -49,7 +49,7 @@ type cachedStmt struct {
 // be; nil with a nil error means "send it as text".
 func (c *watchConn) prepared(ctx context.Context, query string) (driver.Stmt, error) {
 	sc := &c.stmts
-	if sc.off {
+	if sc.off || sc.size == 0 {
 		return nil, nil
 	}
 	if el, ok := sc.byQuery[query]; ok {
@@ -72,9 +72,9 @@ func (c *watchConn) prepared(ctx context.Context, query string) (driver.Stmt, er
 		return nil, err
 	}
 	if sc.byQuery == nil {
-		sc.byQuery = make(map[string]*list.Element, stmtCacheSize)
+		sc.byQuery = make(map[string]*list.Element, sc.size)
 	}
-	if sc.lru.Len() >= stmtCacheSize {
+	if sc.lru.Len() >= sc.size {
 		old := sc.lru.Back()
 		sc.drop(old)
 	}
