@@ -114,44 +114,45 @@ func asText(ctx context.Context, args []driver.NamedValue) bool {
 	return len(args) == 0 || ctx.Value(asTextKey{}) != nil
 }
 
+// viaPrepared runs fn on query's cached statement. ok is false when the
+// statement goes as text instead: no arguments, a multi-statement query,
+// or a statement the server will not prepare (twice gone stale).
+func viaPrepared[R any](ctx context.Context, c *watchConn, query string, args []driver.NamedValue, fn func(driver.Stmt) (R, error)) (r R, ok bool, err error) {
+	if asText(ctx, args) {
+		return r, false, nil
+	}
+	for range 2 {
+		st, err := c.prepared(ctx, query)
+		if err != nil || st == nil {
+			return r, err != nil, err
+		}
+		r, err = fn(st)
+		if err != nil && c.forget(query, err) {
+			continue // prepare it again, once
+		}
+		return r, true, err
+	}
+	return r, false, nil
+}
+
 // ExecContext runs query prepared (cached) when it has arguments.
 func (c *watchConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	if !asText(ctx, args) {
-		for range 2 {
-			st, err := c.prepared(ctx, query)
-			if err != nil {
-				return nil, err
-			}
-			if st == nil {
-				break
-			}
-			res, err := st.(driver.StmtExecContext).ExecContext(ctx, args)
-			if err != nil && c.forget(query, err) {
-				continue // prepare it again, once
-			}
-			return res, err
-		}
+	res, ok, err := viaPrepared(ctx, c, query, args, func(st driver.Stmt) (driver.Result, error) {
+		return st.(driver.StmtExecContext).ExecContext(ctx, args)
+	})
+	if ok {
+		return res, err
 	}
 	return c.Conn.(driver.ExecerContext).ExecContext(ctx, query, args)
 }
 
 // QueryContext runs query prepared (cached) when it has arguments.
 func (c *watchConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	if !asText(ctx, args) {
-		for range 2 {
-			st, err := c.prepared(ctx, query)
-			if err != nil {
-				return nil, err
-			}
-			if st == nil {
-				break
-			}
-			rows, err := st.(driver.StmtQueryContext).QueryContext(ctx, args)
-			if err != nil && c.forget(query, err) {
-				continue
-			}
-			return rows, err
-		}
+	rows, ok, err := viaPrepared(ctx, c, query, args, func(st driver.Stmt) (driver.Rows, error) {
+		return st.(driver.StmtQueryContext).QueryContext(ctx, args)
+	})
+	if ok {
+		return rows, err
 	}
 	return c.Conn.(driver.QueryerContext).QueryContext(ctx, query, args)
 }
