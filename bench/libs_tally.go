@@ -18,7 +18,7 @@ import (
 
 var tallyLib = Library{
 	Name:  "tally",
-	About: "Tally's Session, a fresh one per operation, flush and commit inside the timed loop; Update is UpdateAll by key, GetChangeSave is Get, change, Commit. On SQLite, orm.Open keeps each connection's recent statements compiled, which the other libraries' plain pool does not",
+	About: "Tally's Session, a fresh one per operation, flush and commit inside the timed loop; Update is UpdateAll by key, GetChangeSave is Get, change, Commit. On SQLite, orm.Open keeps each connection's recent statements compiled, and on MariaDB prepared (as gorm-prep does), which the other libraries' plain pool does not; on MariaDB a commit of several statements is one multi-statement query, as on PostgreSQL one pgx pipeline",
 	Steps: tallySteps,
 }
 
@@ -57,7 +57,8 @@ func newTModel() *TModel {
 // count round trips through; it adds no setting there either). On MariaDB
 // and SQLite it calls orm.Open with the env's DSN, which reaches the same
 // database through the same counting dialer and adds what Tally relies on
-// (parseTime and clientFoundRows, RETURNING on MariaDB; its SQLite
+// (parseTime and clientFoundRows, RETURNING, the per-connection prepared
+// statements and the multi-statement commit on MariaDB; its SQLite
 // statement cache). Its pool settings are Tally's defaults, which are the
 // settings every library runs with ([ApplyPool]).
 func openTally(ctx context.Context, e *Env) (*orm.Engine, error) {

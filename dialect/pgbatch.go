@@ -19,6 +19,10 @@ type BatchStmt struct {
 	// the server's error, when it affects none, so that a COMMIT later in
 	// the same round trip does not run. Its row count is still returned.
 	MustAffect bool
+	// Rows, with MustAffect, is the exact number of rows the statement
+	// must affect when it is above 1 (a batched UPDATE of that many
+	// objects): any other count fails the round trip the same way.
+	Rows int64
 	// Cols, when not 0, marks SQL as Tally's multi-row INSERT ... VALUES
 	// of Cols values per row, Args holding them row by row: Into is its
 	// "INSERT INTO t (c1, ...)" and Returning its " RETURNING ..." clause

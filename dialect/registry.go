@@ -85,6 +85,11 @@ type OpenOptions struct {
 	// keeps compiled; 0 turns the cache off. Other drivers ignore it.
 	SQLiteStatementCache int
 
+	// MySQLStatementCache is how many statements with arguments each MySQL
+	// connection keeps prepared; 0 turns the cache off (the driver then
+	// interpolates). Other drivers ignore it.
+	MySQLStatementCache int
+
 	// Logger receives what the driver itself would log (the MySQL
 	// driver's "packets.go: unexpected EOF" when the server closed a
 	// connection), at Warn level, instead of its writing it to stderr.

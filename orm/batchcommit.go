@@ -53,7 +53,10 @@ type batchRec struct {
 // trip. It answers one row affected; checked notes that the flush relied
 // on that (a version check, a stale check), so a real count of zero
 // undoes the batch.
-type plannedResult struct{ checked bool }
+type plannedResult struct {
+	checked bool
+	want    int64 // the exact count a batched UPDATE needs (BatchStmt.Rows)
+}
 
 func (r *plannedResult) LastInsertId() (int64, error) {
 	return 0, errors.New("orm: internal error: LastInsertId of a batched statement")
@@ -98,7 +101,7 @@ func (r *batchRec) record(args []any, query string) (*plannedResult, error) {
 // caller commits the usual way, which also reports a failure precisely.
 func (s *Session) commitBatch(ctx context.Context) (done bool, err error) {
 	b, ok := s.e.dialect.(dialect.Batcher)
-	if !ok || !batchCommits.Load() {
+	if !ok || !batchCommits.Load() || s.needsLastInsertID() {
 		return false, nil
 	}
 	s.primary = true // read-your-writes: see replicas.go
@@ -145,6 +148,22 @@ func (s *Session) commitBatch(ctx context.Context) (done bool, err error) {
 	return true, s.commitFailed(rec.err)
 }
 
+// needsLastInsertID reports whether the commit inserts a row whose
+// generated key only LastInsertId can give (MySQL has no RETURNING): each
+// such INSERT needs its own answer before the next, which a batch cannot
+// carry, so the commit is sent the usual way.
+func (s *Session) needsLastInsertID() bool {
+	if s.e.dialect.Returning() {
+		return false
+	}
+	for _, e := range s.pending {
+		if ret, _ := insertShape(s.e.dialect, e.Table()); len(ret) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // commitFailed undoes the flushes of a commit whose COMMIT failed with
 // err and describes it: a server reply proves nothing committed; no reply
 // leaves the outcome unknown.
@@ -187,7 +206,7 @@ func (s *Session) sendBatch(ctx context.Context, tail []dialect.BatchStmt) ([]in
 	head := len(stmts)
 	stmts = append(stmts, rec.stmts...)
 	for i, res := range rec.results {
-		stmts[head+i].MustAffect = res.checked
+		stmts[head+i].MustAffect, stmts[head+i].Rows = res.checked, res.want
 	}
 	stmts = append(stmts, tail...)
 	rec.buf = stmts
@@ -214,7 +233,7 @@ func (s *Session) sendBatch(ctx context.Context, tail []dialect.BatchStmt) ([]in
 	stale := false
 	for i, res := range rec.results {
 		if j := head + i; j < len(rows) {
-			stale = stale || res.checked && rows[j] == 0
+			stale = stale || res.checked && (rows[j] == 0 || res.want > 1 && rows[j] != res.want)
 		}
 	}
 	rec.stmts, rec.results = rec.stmts[:0], rec.results[:0]

@@ -43,9 +43,10 @@
 // at most one object per row (the identity map), compared at flush with a
 // snapshot of its columns, so that an UPDATE writes only what changed.
 // A Commit with one statement sends it alone, in autocommit; with more,
-// on PostgreSQL, it pipelines them (BEGIN, the statements and COMMIT in
-// one round trip, one more per INSERT whose keys a later statement
-// needs); elsewhere it sends them one by one in a transaction.
+// on PostgreSQL and MySQL/MariaDB, it pipelines them (BEGIN, the
+// statements and COMMIT in one round trip, one more per INSERT whose keys
+// a later statement needs); on SQLite, in process, it runs them one by
+// one in a transaction.
 // [Session.Commit] flushes and commits; a failed Commit rolls back and
 // leaves the session as it was before, so the caller can fix the cause and
 // commit again, or [Session.Rollback]. [Session.Savepoint] runs part of the

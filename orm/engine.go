@@ -38,7 +38,8 @@ type Engine struct {
 //
 // Without it Open returns an error naming that import. dsn is the driver's
 // data source name, to which Open adds the settings Tally relies on:
-// parseTime, clientFoundRows and interpolateParams (unless the DSN sets it) for MySQL; WAL, a busy timeout, foreign keys
+// parseTime, clientFoundRows, and interpolateParams and multiStatements (unless the DSN sets
+// them: a commit's statements go in one query) for MySQL; WAL, a busy timeout, foreign keys
 // and immediate write transactions for SQLite. On MySQL it asks the
 // server's version to use RETURNING on MariaDB 10.5 and later. ctx governs
 // only the connecting, the ping and that question (and, with WithReplicas,
@@ -56,7 +57,7 @@ func Open(ctx context.Context, driverName, dsn string, opts ...Option) (*Engine,
 	for _, o := range opts {
 		o(&cfg)
 	}
-	oo := dialect.OpenOptions{SQLiteStatementCache: cfg.sqliteStmts, Logger: cfg.logger}
+	oo := dialect.OpenOptions{SQLiteStatementCache: cfg.sqliteStmts, MySQLStatementCache: cfg.mysqlStmts, Logger: cfg.logger}
 	var (
 		db        *sql.DB
 		nodes     *balancer // WithPrimaries

@@ -155,9 +155,9 @@ func (s *Session) flushLocked(ctx context.Context, auto bool) error {
 		if ups, err = s.beforeUpdate(ctx, t, ups); err != nil {
 			return fail("UPDATE", t, err)
 		}
-		for _, u := range ups {
+		if len(ups) > 0 {
 			wrote = true
-			if err := s.update(ctx, u); err != nil {
+			if err := s.updates(ctx, t, ups); err != nil { // batchupdate.go
 				return fail("UPDATE", t, err)
 			}
 		}
@@ -583,6 +583,9 @@ func (s *Session) insert(ctx context.Context, t *mapper.Table, ents []*identity.
 				return err
 			}
 		} else {
+			if len(ret) > 0 && s.rec != nil {
+				return errNotBatchable // needs LastInsertId now: see needsLastInsertID
+			}
 			res, err := s.exec(ctx, q, args)
 			if err != nil {
 				return err

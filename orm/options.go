@@ -17,6 +17,7 @@ type config struct {
 	hooks       []func(context.Context, QueryEvent)
 	logger      *slog.Logger
 	sqliteStmts int // statements each SQLite connection keeps compiled
+	mysqlStmts  int // statements each MySQL connection keeps prepared
 	reflective  bool
 	repl        replicaConfig // WithReplicas and its options
 	primaries   []string      // WithPrimaries: the cluster's other nodes
@@ -34,6 +35,7 @@ func defaultConfig() config {
 		maxLifetime: 30 * time.Minute,
 		maxIdleTime: 5 * time.Minute,
 		sqliteStmts: 64,
+		mysqlStmts:  64,
 	}
 }
 
@@ -48,6 +50,18 @@ func defaultConfig() config {
 // it. The option has no effect on MySQL and PostgreSQL (pgx keeps its own
 // statement cache), nor on a pool passed to New.
 func WithSQLiteStatementCache(n int) Option { return func(c *config) { c.sqliteStmts = max(n, 0) } }
+
+// WithMySQLStatementCache sets how many statements with arguments each
+// MySQL/MariaDB connection that Open makes keeps prepared on the server,
+// most recently used first (default 64; 0 turns the cache off, and the
+// arguments are then interpolated into the text by the driver, as
+// interpolateParams does). A cached statement is one round trip, its
+// values sent in the binary protocol, and the server does not parse it
+// again. Every prepared statement counts against the server's
+// max_prepared_stmt_count; when the server refuses one more, that
+// connection interpolates from then on. The option has no effect on other
+// databases, nor on a pool passed to New.
+func WithMySQLStatementCache(n int) Option { return func(c *config) { c.mysqlStmts = max(n, 0) } }
 
 // WithReflectiveMappers makes the engine map every model by reflection,
 // ignoring the compiled mappers that tallygen's generated code registers.

@@ -819,8 +819,9 @@ func stringsToUpper(op Op) string {
 // mean what they mean in a transaction: zero rows matched by a versioned
 // statement is ErrStaleData, a constraint violation is classified, and
 // the session is restored either way. Otherwise the statements go in one
-// transaction, begun by the first of them; on PostgreSQL through pgx they
-// are pipelined: BEGIN, the statements and COMMIT in one round trip, plus
+// transaction, begun by the first of them; on PostgreSQL through pgx, and
+// on MySQL/MariaDB as one multi-statement query, they are pipelined:
+// BEGIN, the statements and COMMIT in one round trip, plus
 // one per INSERT whose generated keys a later statement needs (see
 // batchcommit.go); a version check is made at the server, so a stale row
 // stops the round trip before its COMMIT.

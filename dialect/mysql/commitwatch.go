@@ -27,6 +27,10 @@ type watchConnector struct {
 	inner   driver.Connector
 	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
 	timeout time.Duration // bounds the whole connect (the driver's bounds the dial only)
+	// multi: the connections accept several statements in one query and
+	// interpolate arguments, which the pipelined commit needs (pipeline.go).
+	multi bool
+	stmts int // statements each connection keeps prepared (stmtcache.go)
 }
 
 // netSlotKey carries, in the context of one Connect, where the dial
@@ -39,14 +43,21 @@ type netSlotKey struct{}
 // network the driver dials itself by a registered name (RegisterDial) is
 // left alone: c is returned unwrapped, and COMMIT waits as the driver
 // makes it wait.
-func watchCommits(cfg *mysql.Config, dial func(ctx context.Context, network, addr string) (net.Conn, error)) (driver.Connector, error) {
+func watchCommits(cfg *mysql.Config, dial func(ctx context.Context, network, addr string) (net.Conn, error), stmts int) (driver.Connector, error) {
+	multi := cfg.MultiStatements && cfg.InterpolateParams
 	if dial == nil {
 		switch cfg.Net {
 		case "tcp", "tcp4", "tcp6", "unix":
 			var d net.Dialer
 			dial = d.DialContext
 		default:
-			return mysql.NewConnector(cfg)
+			// A network dialed by its registered name: connections are
+			// wrapped for the pipeline only, COMMIT is not watched.
+			inner, err := mysql.NewConnector(cfg)
+			if err != nil {
+				return nil, err
+			}
+			return &watchConnector{inner: inner, timeout: cfg.Timeout, multi: multi, stmts: stmts}, nil
 		}
 	}
 	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -60,7 +71,7 @@ func watchCommits(cfg *mysql.Config, dial func(ctx context.Context, network, add
 	if err != nil {
 		return nil, err
 	}
-	return &watchConnector{inner: inner, dial: dial, timeout: cfg.Timeout}, nil
+	return &watchConnector{inner: inner, dial: dial, timeout: cfg.Timeout, multi: multi, stmts: stmts}, nil
 }
 
 // Connect makes a connection and remembers its network connection. The
@@ -85,18 +96,21 @@ func (w *watchConnector) Connect(ctx context.Context) (driver.Conn, error) {
 		}
 		return nil, err
 	}
-	return &watchConn{Conn: c, net: nc}, nil
+	return &watchConn{Conn: c, net: nc, multi: w.multi, stmts: stmtCache{size: w.stmts}}, nil
 }
 
 // Driver is the driver's own.
 func (w *watchConnector) Driver() driver.Driver { return w.inner.Driver() }
 
 // watchConn is a driver connection whose transactions' COMMIT ends when
-// their context ends. It passes every optional interface of the MySQL
+// their context ends, and which keeps its recent statements prepared
+// (stmtcache.go). It passes every optional interface of the MySQL
 // driver's connection through.
 type watchConn struct {
 	driver.Conn
-	net net.Conn // nil if the dial was not recorded: COMMIT is not watched
+	net   net.Conn  // nil if the dial was not recorded: COMMIT is not watched
+	multi bool      // see watchConnector
+	stmts stmtCache // statements kept prepared (stmtcache.go)
 }
 
 // The interfaces database/sql looks for on the MySQL driver's connection.
@@ -124,16 +138,6 @@ func (c *watchConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.
 // PrepareContext is the driver's.
 func (c *watchConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
 	return c.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, query)
-}
-
-// ExecContext is the driver's.
-func (c *watchConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	return c.Conn.(driver.ExecerContext).ExecContext(ctx, query, args)
-}
-
-// QueryContext is the driver's.
-func (c *watchConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	return c.Conn.(driver.QueryerContext).QueryContext(ctx, query, args)
 }
 
 // Ping is the driver's.

@@ -36,6 +36,7 @@ func init() {
 		ServerError:    serverError,
 		ConnectionHint: connectionHint,
 		NodeReady:      nodeReady,
+		Batch:          pipeline,
 	})
 }
 
@@ -47,7 +48,7 @@ func open(dsn string, o dialect.OpenOptions) (*sql.DB, string, error) {
 		return nil, "", err
 	}
 	cfg.Logger = driverLogger{o.Logger}
-	conn, err := watchCommits(cfg, nil)
+	conn, err := watchCommits(cfg, nil, o.MySQLStatementCache)
 	if err != nil {
 		return nil, cfg.Passwd, fmt.Errorf("mysql: open: %w", err)
 	}
@@ -62,7 +63,7 @@ func connector(dsn string, o dialect.OpenOptions) (driver.Connector, error) {
 		return nil, err
 	}
 	cfg.Logger = driverLogger{o.Logger}
-	conn, err := watchCommits(cfg, o.Dial)
+	conn, err := watchCommits(cfg, o.Dial, o.MySQLStatementCache)
 	if err != nil {
 		return nil, fmt.Errorf("mysql: open: %w", err)
 	}
@@ -110,6 +111,14 @@ func Config(dsn string) (*mysql.Config, error) {
 		if _, err := mysql.NewConnector(cfg); err != nil {
 			cfg.InterpolateParams = false
 		}
+	}
+	// multiStatements, unless the DSN says: a commit's statements go in
+	// one query, one round trip (pipeline.go). Tally's own statements
+	// always bind their values; a DSN that sets multiStatements=false
+	// (for a program that builds SQL text from input in Raw and wants the
+	// server to refuse a stacked statement) sends them one at a time.
+	if !strings.Contains(dsn, "multiStatements=") {
+		cfg.MultiStatements = true
 	}
 	return cfg, nil
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"strconv"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
@@ -42,7 +43,7 @@ func pipeline(ctx context.Context, c *sql.Conn, stmts []dialect.BatchStmt) (rows
 		for _, st := range stmts {
 			q := st.SQL
 			if st.MustAffect && st.Row == nil {
-				q = mustAffectSQL(q)
+				q = mustAffectSQL(q, st.Rows)
 			}
 			b.Queue(q, st.Args...)
 		}
@@ -121,13 +122,23 @@ var mustAffectSQLs sync.Map
 
 // mustAffectSQL wraps an UPDATE or DELETE so that it returns the rows it
 // affected and fails (division by zero, SQLSTATE 22012) when that is
-// none: the server then aborts the transaction and skips the rest of the
-// round trip, COMMIT included.
-func mustAffectSQL(q string) string {
-	if v, ok := mustAffectSQLs.Load(q); ok {
+// none, or not exactly rows when rows is above 1: the server then aborts
+// the transaction and skips the rest of the round trip, COMMIT included.
+func mustAffectSQL(q string, rows int64) string {
+	type key struct {
+		q    string
+		rows int64
+	}
+	k := key{q, max(rows, 1)}
+	if v, ok := mustAffectSQLs.Load(k); ok {
 		return v.(string)
 	}
-	w := "WITH tally_affected AS (" + q + " RETURNING 1) SELECT COUNT(*) + 0 * (1 / COUNT(*)) FROM tally_affected"
-	mustAffectSQLs.Store(q, w)
+	check := "COUNT(*)"
+	if k.rows > 1 {
+		// rows is Tally's own count, not a value from the caller.
+		check = "(COUNT(*) = " + strconv.FormatInt(k.rows, 10) + ")::int"
+	}
+	w := "WITH tally_affected AS (" + q + " RETURNING 1) SELECT COUNT(*) + 0 * (1 / " + check + ") FROM tally_affected"
+	mustAffectSQLs.Store(k, w)
 	return w
 }

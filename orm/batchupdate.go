@@ -1,0 +1,296 @@
+package orm
+
+import (
+	"context"
+	"errors"
+	"slices"
+
+	"github.com/tallyorm/tally/dialect"
+	"github.com/tallyorm/tally/internal/keyval"
+	"github.com/tallyorm/tally/mapper"
+)
+
+// In a pipelined commit, consecutive updates of one table that change the
+// same columns go as one statement, which the server runs far faster than
+// as many statements (one parse, one plan, one index walk):
+//
+//	UPDATE t SET c = CASE WHEN id = ? THEN ? WHEN id = ? THEN ? ... ELSE c END,
+//	             v = v + 1
+//	WHERE id IN (?, ?, ...) AND v = CASE WHEN id = ? THEN ? ... ELSE v END
+//
+// A run is batched only when its objects' integer keys rise, and the
+// statement locks its rows in key order (ORDER BY on MySQL; on
+// PostgreSQL, whose UPDATE has none, a locking subquery read in key
+// order): the order in which the one-per-object statements would lock
+// them. Users order their work to avoid deadlocks between transactions
+// that touch the same rows, and a single statement would otherwise lock
+// in whatever order the server visits the rows (PostgreSQL's bitmap scans
+// go in physical order, which every update changes).
+//
+// The ELSE branch gives the CASE its column's type, so PostgreSQL types
+// the parameters as the plain UPDATE's, with no cast. The statement must
+// affect exactly as many rows as it has objects (BatchStmt.Rows), checked
+// at the server like a single update's version check: a mismatch fails
+// the round trip before COMMIT, and the commit runs again the usual way,
+// one UPDATE per object in order, which names the stale object — and
+// which is also the answer to the one thing a single statement does
+// differently: a unique constraint is checked row by row in the order the
+// server visits them, so values that move along a chain of rows (a to b,
+// b to c) can collide in one statement where the ordered statements pass.
+
+// maxBatchedUpdate bounds the objects of one batched UPDATE: each CASE
+// has a branch per object, which the server tries in turn for each row.
+const maxBatchedUpdate = 200
+
+// updates writes ups, the changed objects of t, in order: in a pipelined
+// commit a run of two or more that set the same columns is one batched
+// UPDATE; otherwise one UPDATE per object.
+func (s *Session) updates(ctx context.Context, t *mapper.Table, ups []update) error {
+	for i := 0; i < len(ups); {
+		j := i + 1
+		if s.rec != nil && t.IntKey() && batchableUpdate(ups[i].cols) {
+			limit := min(maxBatchedUpdate, s.e.dialect.MaxParams()/batchUpdateParams(t, ups[i].cols))
+			prev := snapKey(t, ups[i])
+			for j < len(ups) && j-i < limit && slices.Equal(ups[j].cols, ups[i].cols) {
+				k := snapKey(t, ups[j])
+				if k <= prev {
+					break
+				}
+				prev = k
+				j++
+			}
+		}
+		var err error
+		if j-i > 1 {
+			err = s.updateBatch(ctx, t, ups[i:j])
+		} else {
+			err = s.update(ctx, ups[i])
+		}
+		if err != nil {
+			return err
+		}
+		i = j
+	}
+	return nil
+}
+
+// snapKey is the integer key of u's object as last loaded or flushed.
+func snapKey(t *mapper.Table, u update) int64 {
+	k, _ := keyval.Int64(t.Acc.Value(u.e.Snap(), t.PK[0]))
+	return k
+}
+
+// batchableUpdate reports whether an object whose changed columns are
+// cols can be part of a batched UPDATE: it writes at least one column and
+// does not change its key (update reports that, one object at a time).
+func batchableUpdate(cols []*mapper.Column) bool {
+	set := false
+	for _, c := range cols {
+		if c.PK {
+			return false
+		}
+		set = set || updateSet(c)
+	}
+	return set
+}
+
+// batchUpdateParams is how many parameters one object takes in a batched
+// UPDATE of cols, at most (a dialect with positional placeholders repeats
+// the key in every CASE).
+func batchUpdateParams(t *mapper.Table, cols []*mapper.Column) int {
+	per := len(t.PK) + 1 // the key in IN
+	for _, c := range cols {
+		if updateSet(c) {
+			per += len(t.PK) + 1
+		}
+	}
+	if t.Version != nil {
+		per += len(t.PK) + 1
+	}
+	return per
+}
+
+// updateBatch writes ups, two or more objects of t that changed the same
+// columns, as one UPDATE that must match every one of them.
+func (s *Session) updateBatch(ctx context.Context, t *mapper.Table, ups []update) error {
+	d := s.e.dialect
+	var set []*mapper.Column
+	for _, c := range ups[0].cols {
+		if updateSet(c) {
+			set = append(set, c)
+		}
+	}
+	// vals holds each object's key, new column values and old version;
+	// row i's start at i*width.
+	width := len(t.PK) + len(set)
+	if t.Version != nil {
+		width++
+	}
+	vals := make([]any, 0, len(ups)*width)
+	olds := make([]int64, len(ups))
+	for i, u := range ups {
+		e := u.e
+		for _, c := range t.PK {
+			vals = append(vals, t.Acc.Value(e.Snap(), c))
+		}
+		for _, c := range set {
+			vals = append(vals, t.Acc.Value(e.Obj(), c))
+		}
+		if v := t.Version; v != nil {
+			olds[i], _ = keyval.Int64(t.Acc.Value(e.Snap(), v))
+			vals = append(vals, olds[i])
+		}
+	}
+	b := batchSQL{d: d, vals: vals, numbered: string(d.AppendPlaceholder(nil, 2)) != "?"}
+	b.sql = append(b.sql, "UPDATE "...)
+	b.sql = append(b.sql, d.Quote(t.Name)...)
+	b.sql = append(b.sql, " SET "...)
+	for k, c := range set {
+		if k > 0 {
+			b.sql = append(b.sql, ", "...)
+		}
+		b.sql = append(b.sql, d.Quote(c.Name)...)
+		b.sql = append(b.sql, " = "...)
+		b.caseOf(t, len(ups), width, len(t.PK)+k, c)
+	}
+	if v := t.Version; v != nil {
+		q := d.Quote(v.Name)
+		b.sql = append(b.sql, ", "...)
+		b.sql = append(b.sql, q...)
+		b.sql = append(b.sql, " = "...)
+		b.sql = append(b.sql, q...)
+		b.sql = append(b.sql, " + 1"...)
+	}
+	pk := d.Quote(t.PK[0].Name)
+	b.sql = append(b.sql, " WHERE "...)
+	if d.Name() == "postgres" {
+		// Lock the rows in key order first (see above).
+		b.sql = append(b.sql, pk...)
+		b.sql = append(b.sql, " = ANY(ARRAY(SELECT "...)
+		b.sql = append(b.sql, pk...)
+		b.sql = append(b.sql, " FROM "...)
+		b.sql = append(b.sql, d.Quote(t.Name)...)
+		b.sql = append(b.sql, " WHERE "...)
+		b.keyIn(t, len(ups), width)
+		b.sql = append(b.sql, " ORDER BY "...)
+		b.sql = append(b.sql, pk...)
+		b.sql = append(b.sql, " FOR UPDATE))"...)
+	} else {
+		b.keyIn(t, len(ups), width)
+	}
+	if v := t.Version; v != nil {
+		b.sql = append(b.sql, " AND "...)
+		b.sql = append(b.sql, d.Quote(v.Name)...)
+		b.sql = append(b.sql, " = "...)
+		b.caseOf(t, len(ups), width, width-1, v)
+	}
+	if d.Name() == "mysql" {
+		b.sql = append(b.sql, " ORDER BY "...)
+		b.sql = append(b.sql, pk...)
+	}
+	args := b.vals
+	if !b.numbered {
+		args = b.args
+	}
+	res, err := s.exec(ctx, string(b.sql), args)
+	if err != nil {
+		return err
+	}
+	pr, ok := res.(*plannedResult)
+	if !ok {
+		return errors.New("orm: internal error: a batched UPDATE outside a pipelined commit")
+	}
+	pr.checked, pr.want = true, int64(len(ups))
+	for i, u := range ups {
+		if v := t.Version; v != nil {
+			if err := s.setCol(u.e, v, olds[i]+1); err != nil {
+				return err
+			}
+		}
+		if err := s.resnapshot(u.e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// batchSQL builds a batched statement over vals, the values of its rows:
+// with numbered placeholders ($1) a value is written once and referred to
+// by number wherever it is used; with positional ones (?) each use is a
+// placeholder of its own and the value goes into args again.
+type batchSQL struct {
+	d        dialect.Dialect
+	sql      []byte
+	vals     []any
+	numbered bool
+	args     []any // the positional arguments, in the order of their placeholders
+}
+
+// ph appends the placeholder of vals[i].
+func (b *batchSQL) ph(i int) {
+	if b.numbered {
+		b.sql = b.d.AppendPlaceholder(b.sql, i+1)
+		return
+	}
+	b.sql = append(b.sql, '?')
+	b.args = append(b.args, b.vals[i])
+}
+
+// keyMatch appends "pk1 = ? AND pk2 = ?" for the key of the row starting
+// at vals[at].
+func (b *batchSQL) keyMatch(t *mapper.Table, at int) {
+	for k, c := range t.PK {
+		if k > 0 {
+			b.sql = append(b.sql, " AND "...)
+		}
+		b.sql = append(b.sql, b.d.Quote(c.Name)...)
+		b.sql = append(b.sql, " = "...)
+		b.ph(at + k)
+	}
+}
+
+// caseOf appends CASE WHEN <row i's key> THEN <row i's value at off> ...
+// ELSE col END for n rows of width values.
+func (b *batchSQL) caseOf(t *mapper.Table, n, width, off int, col *mapper.Column) {
+	b.sql = append(b.sql, "CASE"...)
+	for i := range n {
+		b.sql = append(b.sql, " WHEN "...)
+		b.keyMatch(t, i*width)
+		b.sql = append(b.sql, " THEN "...)
+		b.ph(i*width + off)
+	}
+	b.sql = append(b.sql, " ELSE "...)
+	b.sql = append(b.sql, b.d.Quote(col.Name)...)
+	b.sql = append(b.sql, " END"...)
+}
+
+// keyIn appends "pk IN (?, ...)" ("(pk1, pk2) IN ((?, ?), ...)" for a
+// composite key) for the keys of n rows of width values.
+func (b *batchSQL) keyIn(t *mapper.Table, n, width int) {
+	if len(t.PK) == 1 {
+		b.sql = append(b.sql, b.d.Quote(t.PK[0].Name)...)
+	} else {
+		b.sql = append(b.sql, '(')
+		b.sql = appendList(b.sql, b.d, "", t.PK)
+		b.sql = append(b.sql, ')')
+	}
+	b.sql = append(b.sql, " IN ("...)
+	for i := range n {
+		if i > 0 {
+			b.sql = append(b.sql, ", "...)
+		}
+		if len(t.PK) > 1 {
+			b.sql = append(b.sql, '(')
+		}
+		for k := range t.PK {
+			if k > 0 {
+				b.sql = append(b.sql, ", "...)
+			}
+			b.ph(i*width + k)
+		}
+		if len(t.PK) > 1 {
+			b.sql = append(b.sql, ')')
+		}
+	}
+	b.sql = append(b.sql, ')')
+}
