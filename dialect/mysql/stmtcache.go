@@ -13,9 +13,10 @@ import (
 // runs a statement with arguments through them: one round trip (execute)
 // where the driver would otherwise prepare, execute and close (three), or
 // interpolate the arguments into the text (one, but the server parses
-// every value as a literal). Measured on MariaDB 10.11, a 100-row INSERT
-// of 7 columns runs a third faster prepared than interpolated, and a read
-// by key about as fast or faster; GORM's PrepareStmt mode does the same.
+// every value as a literal). Measured on MariaDB 10.11 (orm's
+// BenchmarkMySQLStatementCache), a read by key takes 0.92 of the
+// interpolated time and the writes the same (the disk's time); GORM's
+// PrepareStmt mode does the same.
 // Statements without arguments, and the pipelined commit's
 // multi-statement queries (which the protocol cannot prepare), still go
 // as text.
