@@ -50,6 +50,16 @@ type BatchSnapshotter interface {
 
 var _ BatchSnapshotter = reflectAccessor{}
 
+// ChangeChecker is an optional interface that an [Accessor] may implement
+// to tell an unchanged object from a changed one without listing columns:
+// a flush diffs every tracked object, and most of them have not changed.
+// The session looks for it by type assertion on [Table.Differ]; generated
+// accessors have it, with every column's test written out.
+type ChangeChecker interface {
+	// Unchanged reports whether Changed(obj, snap, nil) would be empty.
+	Unchanged(obj, snap any) bool
+}
+
 // reflectAccessor is the Accessor built from struct tags. It works on raw
 // field addresses (the struct base plus a precomputed offset) and per-kind
 // operations chosen once per column, so the hot paths — snapshot and diff of

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // Fingerprint summarises the layout of struct type t that a mapper depends
@@ -278,5 +279,36 @@ func (d PtrScan[T]) Scan(src any) error {
 	}
 	*v = n.V
 	*d.P = v
+	return nil
+}
+
+// nullMark is what the NULL string of generated snapshots points to.
+var nullMark byte
+
+// NullString is how a generated snapshot holds NULL in a *string column:
+// an empty string whose data pointer is private to this package, which no
+// string read from the database or set by a program can have. The column
+// then costs its snapshot a string, where a value and a validity flag
+// cost a string and a padded word. [IsNullString] tells it apart.
+// Copying a string copies its data pointer, so the mark survives
+// snapshots of snapshots.
+func NullString() string { return unsafe.String(&nullMark, 0) }
+
+// IsNullString reports whether s is [NullString]'s NULL rather than a
+// string, empty or not.
+func IsNullString(s string) bool { return unsafe.StringData(s) == &nullMark }
+
+// AssignNullString is [Assign] for a *string column that a generated
+// snapshot holds as a string, NULL as [NullString].
+func AssignNullString(dst *string, v any) error {
+	var p *string
+	if err := Assign(&p, v); err != nil {
+		return err
+	}
+	if p == nil {
+		*dst = NullString()
+		return nil
+	}
+	*dst = *p
 	return nil
 }

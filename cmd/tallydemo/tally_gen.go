@@ -48,6 +48,7 @@ type tallyAccountSnap struct {
 type tallyAccountAccessor struct{ t *mapper.Table }
 
 var _ mapper.BatchSnapshotter = tallyAccountAccessor{}
+var _ mapper.ChangeChecker = tallyAccountAccessor{}
 
 func (tallyAccountAccessor) Addr(obj any, c *mapper.Column) any {
 	o := obj.(*Account)
@@ -165,6 +166,23 @@ func (a tallyAccountAccessor) Changed(obj any, snap any, dst []*mapper.Column) [
 	return dst
 }
 
+func (tallyAccountAccessor) Unchanged(obj any, snap any) bool {
+	o, s := obj.(*Account), snap.(*tallyAccountSnap)
+	if o.ID != s.c0 {
+		return false
+	}
+	if o.Owner != s.c1 {
+		return false
+	}
+	if o.Balance != s.c2 {
+		return false
+	}
+	if o.Version != s.c3 {
+		return false
+	}
+	return true
+}
+
 func (tallyAccountAccessor) Restore(obj any, snap any) {
 	o, s := obj.(*Account), snap.(*tallyAccountSnap)
 	o.ID = s.c0
@@ -230,6 +248,7 @@ type tallyTransferSnap struct {
 type tallyTransferAccessor struct{ t *mapper.Table }
 
 var _ mapper.BatchSnapshotter = tallyTransferAccessor{}
+var _ mapper.ChangeChecker = tallyTransferAccessor{}
 
 func (tallyTransferAccessor) Addr(obj any, c *mapper.Column) any {
 	o := obj.(*Transfer)
@@ -375,6 +394,29 @@ func (a tallyTransferAccessor) Changed(obj any, snap any, dst []*mapper.Column) 
 	return dst
 }
 
+func (tallyTransferAccessor) Unchanged(obj any, snap any) bool {
+	o, s := obj.(*Transfer), snap.(*tallyTransferSnap)
+	if o.ID != s.c0 {
+		return false
+	}
+	if o.RequestID != s.c1 {
+		return false
+	}
+	if o.FromID != s.c2 {
+		return false
+	}
+	if o.ToID != s.c3 {
+		return false
+	}
+	if o.Amount != s.c4 {
+		return false
+	}
+	if !(o.Created == s.c5 || o.Created.Equal(s.c5)) {
+		return false
+	}
+	return true
+}
+
 func (tallyTransferAccessor) Restore(obj any, snap any) {
 	o, s := obj.(*Transfer), snap.(*tallyTransferSnap)
 	o.ID = s.c0
@@ -442,6 +484,7 @@ type tallyRejectionSnap struct {
 type tallyRejectionAccessor struct{ t *mapper.Table }
 
 var _ mapper.BatchSnapshotter = tallyRejectionAccessor{}
+var _ mapper.ChangeChecker = tallyRejectionAccessor{}
 
 func (tallyRejectionAccessor) Addr(obj any, c *mapper.Column) any {
 	o := obj.(*Rejection)
@@ -587,6 +630,29 @@ func (a tallyRejectionAccessor) Changed(obj any, snap any, dst []*mapper.Column)
 	return dst
 }
 
+func (tallyRejectionAccessor) Unchanged(obj any, snap any) bool {
+	o, s := obj.(*Rejection), snap.(*tallyRejectionSnap)
+	if o.ID != s.c0 {
+		return false
+	}
+	if o.RequestID != s.c1 {
+		return false
+	}
+	if o.AccountID != s.c2 {
+		return false
+	}
+	if o.Balance != s.c3 {
+		return false
+	}
+	if o.Amount != s.c4 {
+		return false
+	}
+	if !(o.Created == s.c5 || o.Created.Equal(s.c5)) {
+		return false
+	}
+	return true
+}
+
 func (tallyRejectionAccessor) Restore(obj any, snap any) {
 	o, s := obj.(*Rejection), snap.(*tallyRejectionSnap)
 	o.ID = s.c0
@@ -644,6 +710,7 @@ type tallyEntrySnap struct {
 type tallyEntryAccessor struct{ t *mapper.Table }
 
 var _ mapper.BatchSnapshotter = tallyEntryAccessor{}
+var _ mapper.ChangeChecker = tallyEntryAccessor{}
 
 func (tallyEntryAccessor) Addr(obj any, c *mapper.Column) any {
 	o := obj.(*Entry)
@@ -759,6 +826,23 @@ func (a tallyEntryAccessor) Changed(obj any, snap any, dst []*mapper.Column) []*
 		dst = append(dst, cols[3])
 	}
 	return dst
+}
+
+func (tallyEntryAccessor) Unchanged(obj any, snap any) bool {
+	o, s := obj.(*Entry), snap.(*tallyEntrySnap)
+	if o.ID != s.c0 {
+		return false
+	}
+	if o.TransferID != s.c1 {
+		return false
+	}
+	if o.AccountID != s.c2 {
+		return false
+	}
+	if o.Amount != s.c3 {
+		return false
+	}
+	return true
 }
 
 func (tallyEntryAccessor) Restore(obj any, snap any) {

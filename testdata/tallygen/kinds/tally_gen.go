@@ -240,9 +240,8 @@ type tallyEverythingSnap struct {
 	c24   ext.Code  // code
 	c25   int64     // pi64; valid when c25OK
 	c25OK bool
-	c26   string // ps; valid when c26OK
-	c26OK bool
-	c27   bool // pb; valid when c27OK
+	c26   string // ps; NULL is mapper.NullString()
+	c27   bool   // pb; valid when c27OK
 	c27OK bool
 	c28   float64 // pf; valid when c28OK
 	c28OK bool
@@ -273,6 +272,7 @@ type tallyEverythingSnap struct {
 type tallyEverythingAccessor struct{ t *mapper.Table }
 
 var _ mapper.BatchSnapshotter = tallyEverythingAccessor{}
+var _ mapper.ChangeChecker = tallyEverythingAccessor{}
 
 func (tallyEverythingAccessor) Addr(obj any, c *mapper.Column) any {
 	o := obj.(*Everything)
@@ -434,7 +434,7 @@ func (tallyEverythingAccessor) Value(obj any, c *mapper.Column) any {
 			}
 			return s.c25
 		case 26:
-			if !s.c26OK {
+			if mapper.IsNullString(s.c26) {
 				return nil
 			}
 			return s.c26
@@ -673,7 +673,7 @@ func (tallyEverythingAccessor) Set(obj any, c *mapper.Column, v any) error {
 		case 25:
 			return mapper.AssignInline(&s.c25, &s.c25OK, v)
 		case 26:
-			return mapper.AssignInline(&s.c26, &s.c26OK, v)
+			return mapper.AssignNullString(&s.c26, v)
 		case 27:
 			return mapper.AssignInline(&s.c27, &s.c27OK, v)
 		case 28:
@@ -881,8 +881,9 @@ func (tallyEverythingAccessor) snap(s *tallyEverythingSnap, obj any) {
 		s.c25OK = true
 	}
 	if o.PS != nil {
-		s.c26 = (*o.PS)
-		s.c26OK = true
+		s.c26 = *o.PS
+	} else {
+		s.c26 = mapper.NullString()
 	}
 	if o.PB != nil {
 		s.c27 = (*o.PB)
@@ -1009,7 +1010,7 @@ func (a tallyEverythingAccessor) Changed(obj any, snap any, dst []*mapper.Column
 	if (o.PI64 == nil) == s.c25OK || o.PI64 != nil && *o.PI64 != s.c25 {
 		dst = append(dst, cols[25])
 	}
-	if (o.PS == nil) == s.c26OK || o.PS != nil && *o.PS != s.c26 {
+	if (o.PS == nil) != mapper.IsNullString(s.c26) || o.PS != nil && *o.PS != s.c26 {
 		dst = append(dst, cols[26])
 	}
 	if (o.PB == nil) == s.c27OK || o.PB != nil && *o.PB != s.c27 {
@@ -1075,6 +1076,152 @@ func (a tallyEverythingAccessor) Changed(obj any, snap any, dst []*mapper.Column
 	return dst
 }
 
+func (tallyEverythingAccessor) Unchanged(obj any, snap any) bool {
+	o, s := obj.(*Everything), snap.(*tallyEverythingSnap)
+	if o.Base.ID != s.c0 {
+		return false
+	}
+	if !(o.Base.Created == s.c1 || o.Base.Created.Equal(s.c1)) {
+		return false
+	}
+	if o.I != s.c2 {
+		return false
+	}
+	if o.I8 != s.c3 {
+		return false
+	}
+	if o.I16 != s.c4 {
+		return false
+	}
+	if o.I32 != s.c5 {
+		return false
+	}
+	if o.I64 != s.c6 {
+		return false
+	}
+	if o.U != s.c7 {
+		return false
+	}
+	if o.U8 != s.c8 {
+		return false
+	}
+	if o.U16 != s.c9 {
+		return false
+	}
+	if o.U32 != s.c10 {
+		return false
+	}
+	if o.U64 != s.c11 {
+		return false
+	}
+	if !(mapper.Float32Equal(float32(o.F32), float32(s.c12))) {
+		return false
+	}
+	if !(mapper.Float64Equal(float64(o.F64), float64(s.c13))) {
+		return false
+	}
+	if o.B != s.c14 {
+		return false
+	}
+	if o.S != s.c15 {
+		return false
+	}
+	if !(mapper.BytesEqual(o.Bytes, s.c16)) {
+		return false
+	}
+	if !(o.T == s.c17 || o.T.Equal(s.c17)) {
+		return false
+	}
+	if o.Money != s.c18 {
+		return false
+	}
+	if o.Name != s.c19 {
+		return false
+	}
+	if o.Flag != s.c20 {
+		return false
+	}
+	if !(mapper.Float64Equal(float64(o.Ratio), float64(s.c21))) {
+		return false
+	}
+	if o.Small != s.c22 {
+		return false
+	}
+	if !(mapper.BytesEqual(o.Data, s.c23)) {
+		return false
+	}
+	if o.Code != s.c24 {
+		return false
+	}
+	if (o.PI64 == nil) == s.c25OK || o.PI64 != nil && *o.PI64 != s.c25 {
+		return false
+	}
+	if (o.PS == nil) != mapper.IsNullString(s.c26) || o.PS != nil && *o.PS != s.c26 {
+		return false
+	}
+	if (o.PB == nil) == s.c27OK || o.PB != nil && *o.PB != s.c27 {
+		return false
+	}
+	if (o.PF == nil) == s.c28OK || o.PF != nil && !(mapper.Float64Equal(float64((*o.PF)), float64(s.c28))) {
+		return false
+	}
+	if (o.PT == nil) == s.c29OK || o.PT != nil && !((*o.PT) == s.c29 || (*o.PT).Equal(s.c29)) {
+		return false
+	}
+	if (o.PMoney == nil) == s.c30OK || o.PMoney != nil && *o.PMoney != s.c30 {
+		return false
+	}
+	if (o.PBytes == nil) == s.c31OK || o.PBytes != nil && !(mapper.BytesEqual((*o.PBytes), s.c31)) {
+		return false
+	}
+	if o.NS != s.c32 {
+		return false
+	}
+	if o.NI != s.c33 {
+		return false
+	}
+	if !((mapper.Float64Equal(float64(o.NF.Float64), float64(s.c34.Float64))) && (o.NF.Valid == s.c34.Valid)) {
+		return false
+	}
+	if !((o.NT.Time == s.c35.Time || o.NT.Time.Equal(s.c35.Time)) && (o.NT.Valid == s.c35.Valid)) {
+		return false
+	}
+	if o.NB != s.c36 {
+		return false
+	}
+	if o.GI != s.c37 {
+		return false
+	}
+	if !((mapper.BytesEqual(o.GB.V, s.c38.V)) && (o.GB.Valid == s.c38.Valid)) {
+		return false
+	}
+	if !((o.GT.V == s.c39.V || o.GT.V.Equal(s.c39.V)) && (o.GT.Valid == s.c39.Valid)) {
+		return false
+	}
+	if !((o.PNS == nil) == (s.c40 == nil) && (o.PNS == nil || o.PNS == s.c40 || (*o.PNS) == (*s.c40))) {
+		return false
+	}
+	if !((mapper.Float64Equal(float64(o.Loc.X), float64(s.c41.X))) && (mapper.Float64Equal(float64(o.Loc.Y), float64(s.c41.Y)))) {
+		return false
+	}
+	if o.UUID != s.c42 {
+		return false
+	}
+	if !(mapper.EqualValue(&o.Lbl, &s.c43)) {
+		return false
+	}
+	if o.Version != s.c44 {
+		return false
+	}
+	if o.ReadOnly != s.c45 {
+		return false
+	}
+	if o.OtherID != s.c46 {
+		return false
+	}
+	return true
+}
+
 func (tallyEverythingAccessor) Restore(obj any, snap any) {
 	o, s := obj.(*Everything), snap.(*tallyEverythingSnap)
 	o.Base.ID = s.c0
@@ -1109,7 +1256,7 @@ func (tallyEverythingAccessor) Restore(obj any, snap any) {
 	} else {
 		o.PI64 = nil
 	}
-	if s.c26OK {
+	if !mapper.IsNullString(s.c26) {
 		v := new(string)
 		*v = s.c26
 		o.PS = v
@@ -1207,6 +1354,7 @@ type tallyOtherSnap struct {
 type tallyOtherAccessor struct{ t *mapper.Table }
 
 var _ mapper.BatchSnapshotter = tallyOtherAccessor{}
+var _ mapper.ChangeChecker = tallyOtherAccessor{}
 
 func (tallyOtherAccessor) Addr(obj any, c *mapper.Column) any {
 	o := obj.(*Other)
@@ -1282,6 +1430,14 @@ func (a tallyOtherAccessor) Changed(obj any, snap any, dst []*mapper.Column) []*
 	return dst
 }
 
+func (tallyOtherAccessor) Unchanged(obj any, snap any) bool {
+	o, s := obj.(*Other), snap.(*tallyOtherSnap)
+	if o.ID != s.c0 {
+		return false
+	}
+	return true
+}
+
 func (tallyOtherAccessor) Restore(obj any, snap any) {
 	o, s := obj.(*Other), snap.(*tallyOtherSnap)
 	o.ID = s.c0
@@ -1320,16 +1476,16 @@ var PairDesc = struct {
 
 // tallyPairSnap is Pair's snapshot: its column values only.
 type tallyPairSnap struct {
-	c0   Name   // kind
-	c1   Small  // n
-	c2   string // note; valid when c2OK
-	c2OK bool
+	c0 Name   // kind
+	c1 Small  // n
+	c2 string // note; NULL is mapper.NullString()
 }
 
 // tallyPairAccessor reads and writes Pair's columns without reflection.
 type tallyPairAccessor struct{ t *mapper.Table }
 
 var _ mapper.BatchSnapshotter = tallyPairAccessor{}
+var _ mapper.ChangeChecker = tallyPairAccessor{}
 
 func (tallyPairAccessor) Addr(obj any, c *mapper.Column) any {
 	o := obj.(*Pair)
@@ -1352,7 +1508,7 @@ func (tallyPairAccessor) Value(obj any, c *mapper.Column) any {
 		case 1:
 			return uint8(s.c1)
 		case 2:
-			if !s.c2OK {
+			if mapper.IsNullString(s.c2) {
 				return nil
 			}
 			return s.c2
@@ -1382,7 +1538,7 @@ func (tallyPairAccessor) Set(obj any, c *mapper.Column, v any) error {
 		case 1:
 			return mapper.Assign(&s.c1, v)
 		case 2:
-			return mapper.AssignInline(&s.c2, &s.c2OK, v)
+			return mapper.AssignNullString(&s.c2, v)
 		}
 		return mapper.UnknownColumn(c)
 	}
@@ -1422,8 +1578,9 @@ func (tallyPairAccessor) snap(s *tallyPairSnap, obj any) {
 	s.c0 = o.Kind
 	s.c1 = o.N
 	if o.Note != nil {
-		s.c2 = (*o.Note)
-		s.c2OK = true
+		s.c2 = *o.Note
+	} else {
+		s.c2 = mapper.NullString()
 	}
 }
 
@@ -1436,17 +1593,31 @@ func (a tallyPairAccessor) Changed(obj any, snap any, dst []*mapper.Column) []*m
 	if o.N != s.c1 {
 		dst = append(dst, cols[1])
 	}
-	if (o.Note == nil) == s.c2OK || o.Note != nil && *o.Note != s.c2 {
+	if (o.Note == nil) != mapper.IsNullString(s.c2) || o.Note != nil && *o.Note != s.c2 {
 		dst = append(dst, cols[2])
 	}
 	return dst
+}
+
+func (tallyPairAccessor) Unchanged(obj any, snap any) bool {
+	o, s := obj.(*Pair), snap.(*tallyPairSnap)
+	if o.Kind != s.c0 {
+		return false
+	}
+	if o.N != s.c1 {
+		return false
+	}
+	if (o.Note == nil) != mapper.IsNullString(s.c2) || o.Note != nil && *o.Note != s.c2 {
+		return false
+	}
+	return true
 }
 
 func (tallyPairAccessor) Restore(obj any, snap any) {
 	o, s := obj.(*Pair), snap.(*tallyPairSnap)
 	o.Kind = s.c0
 	o.N = s.c1
-	if s.c2OK {
+	if !mapper.IsNullString(s.c2) {
 		v := new(string)
 		*v = s.c2
 		o.Note = v
@@ -1493,6 +1664,7 @@ type tallyKeyedSnap struct {
 type tallyKeyedAccessor struct{ t *mapper.Table }
 
 var _ mapper.BatchSnapshotter = tallyKeyedAccessor{}
+var _ mapper.ChangeChecker = tallyKeyedAccessor{}
 
 func (tallyKeyedAccessor) Addr(obj any, c *mapper.Column) any {
 	o := obj.(*Keyed)
@@ -1568,6 +1740,14 @@ func (a tallyKeyedAccessor) Changed(obj any, snap any, dst []*mapper.Column) []*
 	return dst
 }
 
+func (tallyKeyedAccessor) Unchanged(obj any, snap any) bool {
+	o, s := obj.(*Keyed), snap.(*tallyKeyedSnap)
+	if o.Code != s.c0 {
+		return false
+	}
+	return true
+}
+
 func (tallyKeyedAccessor) Restore(obj any, snap any) {
 	o, s := obj.(*Keyed), snap.(*tallyKeyedSnap)
 	o.Code = s.c0
@@ -1620,6 +1800,7 @@ type tallyOddSnap struct {
 type tallyOddAccessor struct{ t *mapper.Table }
 
 var _ mapper.BatchSnapshotter = tallyOddAccessor{}
+var _ mapper.ChangeChecker = tallyOddAccessor{}
 
 func (tallyOddAccessor) Addr(obj any, c *mapper.Column) any {
 	o := obj.(*Odd)
@@ -1737,6 +1918,23 @@ func (a tallyOddAccessor) Changed(obj any, snap any, dst []*mapper.Column) []*ma
 	return dst
 }
 
+func (tallyOddAccessor) Unchanged(obj any, snap any) bool {
+	o, s := obj.(*Odd), snap.(*tallyOddSnap)
+	if !(o.T == s.c0 || o.T.Equal(s.c0)) {
+		return false
+	}
+	if o.B != s.c1 {
+		return false
+	}
+	if !(mapper.Float64Equal(float64(o.F), float64(s.c2))) {
+		return false
+	}
+	if o.UUID != s.c3 {
+		return false
+	}
+	return true
+}
+
 func (tallyOddAccessor) Restore(obj any, snap any) {
 	o, s := obj.(*Odd), snap.(*tallyOddSnap)
 	o.T = s.c0
@@ -1787,6 +1985,7 @@ type tallyUnsignedSnap struct {
 type tallyUnsignedAccessor struct{ t *mapper.Table }
 
 var _ mapper.BatchSnapshotter = tallyUnsignedAccessor{}
+var _ mapper.ChangeChecker = tallyUnsignedAccessor{}
 
 func (tallyUnsignedAccessor) Addr(obj any, c *mapper.Column) any {
 	o := obj.(*Unsigned)
@@ -1862,6 +2061,14 @@ func (a tallyUnsignedAccessor) Changed(obj any, snap any, dst []*mapper.Column) 
 	return dst
 }
 
+func (tallyUnsignedAccessor) Unchanged(obj any, snap any) bool {
+	o, s := obj.(*Unsigned), snap.(*tallyUnsignedSnap)
+	if o.ID != s.c0 {
+		return false
+	}
+	return true
+}
+
 func (tallyUnsignedAccessor) Restore(obj any, snap any) {
 	o, s := obj.(*Unsigned), snap.(*tallyUnsignedSnap)
 	o.ID = s.c0
@@ -1920,6 +2127,7 @@ type tallyStampedSnap struct {
 type tallyStampedAccessor struct{ t *mapper.Table }
 
 var _ mapper.BatchSnapshotter = tallyStampedAccessor{}
+var _ mapper.ChangeChecker = tallyStampedAccessor{}
 
 func (tallyStampedAccessor) Addr(obj any, c *mapper.Column) any {
 	o := obj.(*Stamped)
@@ -2058,6 +2266,26 @@ func (a tallyStampedAccessor) Changed(obj any, snap any, dst []*mapper.Column) [
 		dst = append(dst, cols[4])
 	}
 	return dst
+}
+
+func (tallyStampedAccessor) Unchanged(obj any, snap any) bool {
+	o, s := obj.(*Stamped), snap.(*tallyStampedSnap)
+	if o.ID != s.c0 {
+		return false
+	}
+	if o.Title != s.c1 {
+		return false
+	}
+	if !(o.Created == s.c2 || o.Created.Equal(s.c2)) {
+		return false
+	}
+	if (o.Updated == nil) == s.c3OK || o.Updated != nil && !((*o.Updated) == s.c3 || (*o.Updated).Equal(s.c3)) {
+		return false
+	}
+	if !((o.Deleted.Time == s.c4.Time || o.Deleted.Time.Equal(s.c4.Time)) && (o.Deleted.Valid == s.c4.Valid)) {
+		return false
+	}
+	return true
 }
 
 func (tallyStampedAccessor) Restore(obj any, snap any) {

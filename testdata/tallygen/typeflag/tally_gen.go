@@ -37,6 +37,7 @@ type tallyAccountSnap struct {
 type tallyAccountAccessor struct{ t *mapper.Table }
 
 var _ mapper.BatchSnapshotter = tallyAccountAccessor{}
+var _ mapper.ChangeChecker = tallyAccountAccessor{}
 
 func (tallyAccountAccessor) Addr(obj any, c *mapper.Column) any {
 	o := obj.(*Account)
@@ -124,6 +125,17 @@ func (a tallyAccountAccessor) Changed(obj any, snap any, dst []*mapper.Column) [
 		dst = append(dst, cols[1])
 	}
 	return dst
+}
+
+func (tallyAccountAccessor) Unchanged(obj any, snap any) bool {
+	o, s := obj.(*Account), snap.(*tallyAccountSnap)
+	if o.ID != s.c0 {
+		return false
+	}
+	if o.Balance != s.c1 {
+		return false
+	}
+	return true
 }
 
 func (tallyAccountAccessor) Restore(obj any, snap any) {
