@@ -312,3 +312,26 @@ func AssignNullString(dst *string, v any) error {
 	*dst = *p
 	return nil
 }
+
+// chunkBytes bounds one allocation of a batch of snapshots: 32 KiB is
+// Go's largest small-object size class, less the 8-byte header that an
+// allocation of over 512 bytes holding pointers carries. A larger slab is
+// a large object, allocated from the page heap under its lock, zeroed
+// and, once freed, returned to the operating system by the scavenger and
+// faulted in again by the next one. Small objects come from
+// per-processor caches of spans that stay in the heap.
+const chunkBytes = 32<<10 - 8
+
+// ChunkLen is how many of the n snapshots of type T still to take a batch
+// allocates at once: n, or as many as fit in 32 KiB (at least one).
+func ChunkLen[T any](n int) int {
+	var z T
+	return chunkLen(unsafe.Sizeof(z), n)
+}
+
+func chunkLen(size uintptr, n int) int {
+	if size == 0 {
+		return n
+	}
+	return min(n, max(1, int(chunkBytes/size)))
+}

@@ -128,10 +128,14 @@ func (a tallyAccountAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyAccountAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyAccountSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyAccountSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyAccountSnap, mapper.ChunkLen[tallyAccountSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -348,10 +352,14 @@ func (a tallyTransferAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyTransferAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyTransferSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyTransferSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyTransferSnap, mapper.ChunkLen[tallyTransferSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -584,10 +592,14 @@ func (a tallyRejectionAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyRejectionAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyRejectionSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyRejectionSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyRejectionSnap, mapper.ChunkLen[tallyRejectionSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -790,10 +802,14 @@ func (a tallyEntryAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyEntryAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyEntrySnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyEntrySnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyEntrySnap, mapper.ChunkLen[tallyEntrySnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 

@@ -880,7 +880,8 @@ func (g *generator) emitModel(w *bytes.Buffer, m *model) {
 	// Snapshot, SnapshotBatch and the copy they share.
 	p("func (a %s) Snapshot(obj any) any {\ns := new(%s)\na.snap(s, obj)\nreturn s\n}\n\n", acc, snap)
 	p("func (a %s) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {\n", acc)
-	p("slab := make([]%s, n)\nfor i := range slab {\na.snap(&slab[i], obj(i))\nput(i, &slab[i])\n}\n}\n\n", snap)
+	p("var slab []%s\nfor i := range n {\nif len(slab) == 0 {\nslab = make([]%s, %s.ChunkLen[%s](n-i))\n}\n", snap, snap, mp, snap)
+	p("a.snap(&slab[0], obj(i))\nput(i, &slab[0])\nslab = slab[1:]\n}\n}\n\n")
 	p("// snap copies obj's column values, or another snapshot's, into s.\n")
 	p("func (%s) snap(s *%s, obj any) {\n", acc, snap)
 	p("if src, ok := obj.(*%s); ok {\n*s = *src\n", snap)

@@ -165,10 +165,14 @@ func (a tallyAccountAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyAccountAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyAccountSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyAccountSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyAccountSnap, mapper.ChunkLen[tallyAccountSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -366,10 +370,14 @@ func (a tallyEntryAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyEntryAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyEntrySnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyEntrySnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyEntrySnap, mapper.ChunkLen[tallyEntrySnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -533,10 +541,14 @@ func (a tallyTagAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyTagAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyTagSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyTagSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyTagSnap, mapper.ChunkLen[tallyTagSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -691,10 +703,14 @@ func (a tallyBlobAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyBlobAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyBlobSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyBlobSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyBlobSnap, mapper.ChunkLen[tallyBlobSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -836,10 +852,14 @@ func (a tallyCycAAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyCycAAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyCycASnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyCycASnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyCycASnap, mapper.ChunkLen[tallyCycASnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -980,10 +1000,14 @@ func (a tallyCycBAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyCycBAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyCycBSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyCycBSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyCycBSnap, mapper.ChunkLen[tallyCycBSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -1709,10 +1733,14 @@ func (a tallyWideAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyWideAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyWideSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyWideSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyWideSnap, mapper.ChunkLen[tallyWideSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -2231,10 +2259,14 @@ func (a tallyBenchAccountAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyBenchAccountAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyBenchAccountSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyBenchAccountSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyBenchAccountSnap, mapper.ChunkLen[tallyBenchAccountSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 

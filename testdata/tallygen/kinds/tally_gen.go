@@ -824,10 +824,14 @@ func (a tallyEverythingAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyEverythingAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyEverythingSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyEverythingSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyEverythingSnap, mapper.ChunkLen[tallyEverythingSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -1404,10 +1408,14 @@ func (a tallyOtherAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyOtherAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyOtherSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyOtherSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyOtherSnap, mapper.ChunkLen[tallyOtherSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -1561,10 +1569,14 @@ func (a tallyPairAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyPairAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyPairSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyPairSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyPairSnap, mapper.ChunkLen[tallyPairSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -1714,10 +1726,14 @@ func (a tallyKeyedAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyKeyedAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyKeyedSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyKeyedSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyKeyedSnap, mapper.ChunkLen[tallyKeyedSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -1880,10 +1896,14 @@ func (a tallyOddAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyOddAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyOddSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyOddSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyOddSnap, mapper.ChunkLen[tallyOddSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -2035,10 +2055,14 @@ func (a tallyUnsignedAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyUnsignedAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyUnsignedSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyUnsignedSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyUnsignedSnap, mapper.ChunkLen[tallyUnsignedSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -2223,10 +2247,14 @@ func (a tallyStampedAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyStampedAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyStampedSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyStampedSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyStampedSnap, mapper.ChunkLen[tallyStampedSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 

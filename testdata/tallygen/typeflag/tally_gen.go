@@ -97,10 +97,14 @@ func (a tallyAccountAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyAccountAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyAccountSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyAccountSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyAccountSnap, mapper.ChunkLen[tallyAccountSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
