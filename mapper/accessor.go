@@ -68,6 +68,17 @@ type reflectAccessor struct{ t *Table }
 
 var _ Accessor = reflectAccessor{}
 
+// boxPtr returns p, the address of a T of t, as an any holding a *T:
+// the interface's type word is *T's type descriptor, which is what a
+// reflect.Type of *T holds as its data word, and its data word is p. It
+// spares a batch snapshot reflect.NewAt and Interface per row.
+func (t *Table) boxPtr(p unsafe.Pointer) any {
+	rt := t.ptrType
+	typ := (*[2]unsafe.Pointer)(unsafe.Pointer(&rt))[1]
+	w := [2]unsafe.Pointer{typ, p}
+	return *(*any)(unsafe.Pointer(&w))
+}
+
 // base returns the address of the struct obj points to.
 func base(obj any) unsafe.Pointer {
 	// An interface holding a pointer stores the pointer itself as its data
@@ -248,6 +259,6 @@ func (a reflectAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i in
 			c.ops.pointeeCopy(e, q)
 			*(*unsafe.Pointer)(d) = e
 		}
-		put(i, reflect.NewAt(t.Type, dst).Interface())
+		put(i, t.boxPtr(dst))
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 	_ "github.com/tallyorm/tally/dialect/sqlite"
@@ -500,5 +501,17 @@ func TestSnapshotBatchAcrossChunks(t *testing.T) {
 		if got := colNames(tab.Acc.Changed(objs[i], snaps[i], nil)); !slices.Equal(got, []string{"ps"}) {
 			t.Fatalf("object %d: Changed = %v after its *string changed, want [ps]", i, got)
 		}
+	}
+}
+
+// TestBoxPtrIsTheObjectPointer checks the boxing that batch snapshots use
+// instead of reflection: the value is a *T of the table's type, pointing
+// at the very struct.
+func TestBoxPtrIsTheObjectPointer(t *testing.T) {
+	tab := mustTable[Kinds](t)
+	k := fullKinds()
+	got, ok := tab.boxPtr(unsafe.Pointer(k)).(*Kinds)
+	if !ok || got != k {
+		t.Fatalf("boxPtr = %T %p, want *Kinds %p", got, got, k)
 	}
 }
