@@ -212,3 +212,16 @@ func TestNullStringIsTellableFromEveryString(t *testing.T) {
 		t.Errorf("AssignNullString(1.5) = %v, left %q; want an error and the value kept", err, dst)
 	}
 }
+
+// TestStringEqualIsEquality checks the flush's string test against ==:
+// shared data, equal copies, different lengths and contents, and empty
+// strings with different data pointers.
+func TestStringEqualIsEquality(t *testing.T) {
+	s := "owner 1"
+	cp := string([]byte(s))
+	for _, tc := range [][2]string{{s, s}, {s, cp}, {s, "owner 2"}, {s, "owner"}, {"", ""}, {"", string([]byte{})}, {"", NullString()}, {"a", ""}} {
+		if got, want := StringEqual(tc[0], tc[1]), tc[0] == tc[1]; got != want {
+			t.Errorf("StringEqual(%q, %q) = %v, want %v", tc[0], tc[1], got, want)
+		}
+	}
+}

@@ -158,7 +158,7 @@ func (a tallyAccountAccessor) Changed(obj any, snap any, dst []*mapper.Column) [
 	if o.ID != s.c0 {
 		dst = append(dst, cols[0])
 	}
-	if o.Owner != s.c1 {
+	if !mapper.StringEqual(o.Owner, s.c1) {
 		dst = append(dst, cols[1])
 	}
 	if o.Balance != s.c2 {
@@ -175,7 +175,7 @@ func (tallyAccountAccessor) Unchanged(obj any, snap any) bool {
 	if o.ID != s.c0 {
 		return false
 	}
-	if o.Owner != s.c1 {
+	if !mapper.StringEqual(o.Owner, s.c1) {
 		return false
 	}
 	if o.Balance != s.c2 {
@@ -384,7 +384,7 @@ func (a tallyTransferAccessor) Changed(obj any, snap any, dst []*mapper.Column) 
 	if o.ID != s.c0 {
 		dst = append(dst, cols[0])
 	}
-	if o.RequestID != s.c1 {
+	if !mapper.StringEqual(o.RequestID, s.c1) {
 		dst = append(dst, cols[1])
 	}
 	if o.FromID != s.c2 {
@@ -407,7 +407,7 @@ func (tallyTransferAccessor) Unchanged(obj any, snap any) bool {
 	if o.ID != s.c0 {
 		return false
 	}
-	if o.RequestID != s.c1 {
+	if !mapper.StringEqual(o.RequestID, s.c1) {
 		return false
 	}
 	if o.FromID != s.c2 {
@@ -624,7 +624,7 @@ func (a tallyRejectionAccessor) Changed(obj any, snap any, dst []*mapper.Column)
 	if o.ID != s.c0 {
 		dst = append(dst, cols[0])
 	}
-	if o.RequestID != s.c1 {
+	if !mapper.StringEqual(o.RequestID, s.c1) {
 		dst = append(dst, cols[1])
 	}
 	if o.AccountID != s.c2 {
@@ -647,7 +647,7 @@ func (tallyRejectionAccessor) Unchanged(obj any, snap any) bool {
 	if o.ID != s.c0 {
 		return false
 	}
-	if o.RequestID != s.c1 {
+	if !mapper.StringEqual(o.RequestID, s.c1) {
 		return false
 	}
 	if o.AccountID != s.c2 {

@@ -592,6 +592,10 @@ func hasRefs(t types.Type) bool {
 
 // plainComparable reports types whose == is exactly mapper's value
 // equality: no floats, times, pointers or interfaces anywhere inside.
+// isString reports whether t is string itself (not a named string type,
+// which mapper.StringEqual would need a conversion for).
+func isString(t types.Type) bool { return types.Identical(t, types.Typ[types.String]) }
+
 func plainComparable(t types.Type) bool {
 	switch u := t.Underlying().(type) {
 	case *types.Basic:
@@ -915,7 +919,9 @@ func (g *generator) emitModel(w *bytes.Buffer, m *model) {
 	for i, c := range m.cols {
 		x, y := "o."+c.sel, fmt.Sprintf("s.c%d", i)
 		if c.nullStr {
-			differs[i] = fmt.Sprintf("(%s == nil) != %s.IsNullString(%s) || %s != nil && *%s != %s", x, mp, y, x, x, y)
+			differs[i] = fmt.Sprintf("(%s == nil) != %s.IsNullString(%s) || %s != nil && !%s.StringEqual(*%s, %s)", x, mp, y, x, mp, x, y)
+		} else if isString(c.typ) {
+			differs[i] = fmt.Sprintf("!%s.StringEqual(%s, %s)", mp, x, y)
 		} else if c.inline {
 			ne := "*" + x + " != " + y
 			if !plainComparable(c.elem) {

@@ -201,7 +201,7 @@ func (a tallyAccountAccessor) Changed(obj any, snap any, dst []*mapper.Column) [
 	if o.ID != s.c0 {
 		dst = append(dst, cols[0])
 	}
-	if o.Owner != s.c1 {
+	if !mapper.StringEqual(o.Owner, s.c1) {
 		dst = append(dst, cols[1])
 	}
 	if o.Balance != s.c2 {
@@ -210,7 +210,7 @@ func (a tallyAccountAccessor) Changed(obj any, snap any, dst []*mapper.Column) [
 	if o.Version != s.c3 {
 		dst = append(dst, cols[3])
 	}
-	if (o.Note == nil) != mapper.IsNullString(s.c4) || o.Note != nil && *o.Note != s.c4 {
+	if (o.Note == nil) != mapper.IsNullString(s.c4) || o.Note != nil && !mapper.StringEqual(*o.Note, s.c4) {
 		dst = append(dst, cols[4])
 	}
 	if !(o.Created == s.c5 || o.Created.Equal(s.c5)) {
@@ -224,7 +224,7 @@ func (tallyAccountAccessor) Unchanged(obj any, snap any) bool {
 	if o.ID != s.c0 {
 		return false
 	}
-	if o.Owner != s.c1 {
+	if !mapper.StringEqual(o.Owner, s.c1) {
 		return false
 	}
 	if o.Balance != s.c2 {
@@ -233,7 +233,7 @@ func (tallyAccountAccessor) Unchanged(obj any, snap any) bool {
 	if o.Version != s.c3 {
 		return false
 	}
-	if (o.Note == nil) != mapper.IsNullString(s.c4) || o.Note != nil && *o.Note != s.c4 {
+	if (o.Note == nil) != mapper.IsNullString(s.c4) || o.Note != nil && !mapper.StringEqual(*o.Note, s.c4) {
 		return false
 	}
 	if !(o.Created == s.c5 || o.Created.Equal(s.c5)) {
@@ -567,10 +567,10 @@ func (tallyTagAccessor) snap(s *tallyTagSnap, obj any) {
 func (a tallyTagAccessor) Changed(obj any, snap any, dst []*mapper.Column) []*mapper.Column {
 	o, s := obj.(*Tag), snap.(*tallyTagSnap)
 	cols := a.t.Columns
-	if o.Kind != s.c0 {
+	if !mapper.StringEqual(o.Kind, s.c0) {
 		dst = append(dst, cols[0])
 	}
-	if o.Name != s.c1 {
+	if !mapper.StringEqual(o.Name, s.c1) {
 		dst = append(dst, cols[1])
 	}
 	if o.Uses != s.c2 {
@@ -581,10 +581,10 @@ func (a tallyTagAccessor) Changed(obj any, snap any, dst []*mapper.Column) []*ma
 
 func (tallyTagAccessor) Unchanged(obj any, snap any) bool {
 	o, s := obj.(*Tag), snap.(*tallyTagSnap)
-	if o.Kind != s.c0 {
+	if !mapper.StringEqual(o.Kind, s.c0) {
 		return false
 	}
-	if o.Name != s.c1 {
+	if !mapper.StringEqual(o.Name, s.c1) {
 		return false
 	}
 	if o.Uses != s.c2 {
@@ -2295,7 +2295,7 @@ func (a tallyBenchAccountAccessor) Changed(obj any, snap any, dst []*mapper.Colu
 	if o.ID != s.c0 {
 		dst = append(dst, cols[0])
 	}
-	if o.Owner != s.c1 {
+	if !mapper.StringEqual(o.Owner, s.c1) {
 		dst = append(dst, cols[1])
 	}
 	if o.Balance != s.c2 {
@@ -2304,7 +2304,7 @@ func (a tallyBenchAccountAccessor) Changed(obj any, snap any, dst []*mapper.Colu
 	if o.Version != s.c3 {
 		dst = append(dst, cols[3])
 	}
-	if (o.Note == nil) != mapper.IsNullString(s.c4) || o.Note != nil && *o.Note != s.c4 {
+	if (o.Note == nil) != mapper.IsNullString(s.c4) || o.Note != nil && !mapper.StringEqual(*o.Note, s.c4) {
 		dst = append(dst, cols[4])
 	}
 	if !(o.Created == s.c5 || o.Created.Equal(s.c5)) {
@@ -2318,7 +2318,7 @@ func (tallyBenchAccountAccessor) Unchanged(obj any, snap any) bool {
 	if o.ID != s.c0 {
 		return false
 	}
-	if o.Owner != s.c1 {
+	if !mapper.StringEqual(o.Owner, s.c1) {
 		return false
 	}
 	if o.Balance != s.c2 {
@@ -2327,7 +2327,7 @@ func (tallyBenchAccountAccessor) Unchanged(obj any, snap any) bool {
 	if o.Version != s.c3 {
 		return false
 	}
-	if (o.Note == nil) != mapper.IsNullString(s.c4) || o.Note != nil && *o.Note != s.c4 {
+	if (o.Note == nil) != mapper.IsNullString(s.c4) || o.Note != nil && !mapper.StringEqual(*o.Note, s.c4) {
 		return false
 	}
 	if !(o.Created == s.c5 || o.Created.Equal(s.c5)) {

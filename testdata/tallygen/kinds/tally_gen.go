@@ -981,7 +981,7 @@ func (a tallyEverythingAccessor) Changed(obj any, snap any, dst []*mapper.Column
 	if o.B != s.c14 {
 		dst = append(dst, cols[14])
 	}
-	if o.S != s.c15 {
+	if !mapper.StringEqual(o.S, s.c15) {
 		dst = append(dst, cols[15])
 	}
 	if !(mapper.BytesEqual(o.Bytes, s.c16)) {
@@ -1014,7 +1014,7 @@ func (a tallyEverythingAccessor) Changed(obj any, snap any, dst []*mapper.Column
 	if (o.PI64 == nil) == s.c25OK || o.PI64 != nil && *o.PI64 != s.c25 {
 		dst = append(dst, cols[25])
 	}
-	if (o.PS == nil) != mapper.IsNullString(s.c26) || o.PS != nil && *o.PS != s.c26 {
+	if (o.PS == nil) != mapper.IsNullString(s.c26) || o.PS != nil && !mapper.StringEqual(*o.PS, s.c26) {
 		dst = append(dst, cols[26])
 	}
 	if (o.PB == nil) == s.c27OK || o.PB != nil && *o.PB != s.c27 {
@@ -1071,7 +1071,7 @@ func (a tallyEverythingAccessor) Changed(obj any, snap any, dst []*mapper.Column
 	if o.Version != s.c44 {
 		dst = append(dst, cols[44])
 	}
-	if o.ReadOnly != s.c45 {
+	if !mapper.StringEqual(o.ReadOnly, s.c45) {
 		dst = append(dst, cols[45])
 	}
 	if o.OtherID != s.c46 {
@@ -1127,7 +1127,7 @@ func (tallyEverythingAccessor) Unchanged(obj any, snap any) bool {
 	if o.B != s.c14 {
 		return false
 	}
-	if o.S != s.c15 {
+	if !mapper.StringEqual(o.S, s.c15) {
 		return false
 	}
 	if !(mapper.BytesEqual(o.Bytes, s.c16)) {
@@ -1160,7 +1160,7 @@ func (tallyEverythingAccessor) Unchanged(obj any, snap any) bool {
 	if (o.PI64 == nil) == s.c25OK || o.PI64 != nil && *o.PI64 != s.c25 {
 		return false
 	}
-	if (o.PS == nil) != mapper.IsNullString(s.c26) || o.PS != nil && *o.PS != s.c26 {
+	if (o.PS == nil) != mapper.IsNullString(s.c26) || o.PS != nil && !mapper.StringEqual(*o.PS, s.c26) {
 		return false
 	}
 	if (o.PB == nil) == s.c27OK || o.PB != nil && *o.PB != s.c27 {
@@ -1217,7 +1217,7 @@ func (tallyEverythingAccessor) Unchanged(obj any, snap any) bool {
 	if o.Version != s.c44 {
 		return false
 	}
-	if o.ReadOnly != s.c45 {
+	if !mapper.StringEqual(o.ReadOnly, s.c45) {
 		return false
 	}
 	if o.OtherID != s.c46 {
@@ -1605,7 +1605,7 @@ func (a tallyPairAccessor) Changed(obj any, snap any, dst []*mapper.Column) []*m
 	if o.N != s.c1 {
 		dst = append(dst, cols[1])
 	}
-	if (o.Note == nil) != mapper.IsNullString(s.c2) || o.Note != nil && *o.Note != s.c2 {
+	if (o.Note == nil) != mapper.IsNullString(s.c2) || o.Note != nil && !mapper.StringEqual(*o.Note, s.c2) {
 		dst = append(dst, cols[2])
 	}
 	return dst
@@ -1619,7 +1619,7 @@ func (tallyPairAccessor) Unchanged(obj any, snap any) bool {
 	if o.N != s.c1 {
 		return false
 	}
-	if (o.Note == nil) != mapper.IsNullString(s.c2) || o.Note != nil && *o.Note != s.c2 {
+	if (o.Note == nil) != mapper.IsNullString(s.c2) || o.Note != nil && !mapper.StringEqual(*o.Note, s.c2) {
 		return false
 	}
 	return true
@@ -2281,7 +2281,7 @@ func (a tallyStampedAccessor) Changed(obj any, snap any, dst []*mapper.Column) [
 	if o.ID != s.c0 {
 		dst = append(dst, cols[0])
 	}
-	if o.Title != s.c1 {
+	if !mapper.StringEqual(o.Title, s.c1) {
 		dst = append(dst, cols[1])
 	}
 	if !(o.Created == s.c2 || o.Created.Equal(s.c2)) {
@@ -2301,7 +2301,7 @@ func (tallyStampedAccessor) Unchanged(obj any, snap any) bool {
 	if o.ID != s.c0 {
 		return false
 	}
-	if o.Title != s.c1 {
+	if !mapper.StringEqual(o.Title, s.c1) {
 		return false
 	}
 	if !(o.Created == s.c2 || o.Created.Equal(s.c2)) {
