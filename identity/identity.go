@@ -33,8 +33,9 @@
 //
 // A [Map] belongs to one session and, like it, is not safe for concurrent
 // use. Lookups by key allocate nothing: integer keys (the common case) live
-// in an open-addressing index of int64 per table (sized more tightly than
-// a Go map), every other key in a map of strings.
+// in an open-addressing index per table of 8-byte slots that point into the
+// table's entry list (sized more tightly than a Go map), every other key in
+// a map of strings.
 package identity
 
 import (
