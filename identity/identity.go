@@ -33,8 +33,9 @@
 //
 // A [Map] belongs to one session and, like it, is not safe for concurrent
 // use. Lookups by key allocate nothing: integer keys (the common case) live
-// in an open-addressing index of int64 per table (sized more tightly than
-// a Go map), every other key in a map of strings.
+// in an open-addressing index per table of 8-byte slots that point into the
+// table's entry list (sized more tightly than a Go map), every other key in
+// a map of strings.
 package identity
 
 import (
@@ -105,8 +106,6 @@ const (
 	// registered as belonging to it, so that another session refuses it;
 	// the session releases it when it lets the object go.
 	flagOwned = 1 << 57
-	// inOrder marks an entry its table's order slice holds (see tableMap).
-	flagInOrder = 1 << 58
 )
 
 // eface is the layout of an interface value: a type word and a data word,
@@ -368,68 +367,82 @@ type Map struct {
 
 type tableMap struct {
 	ints intIndex          // single integer keys
-	strs map[string]*Entry // every other key, encoded
+	strs map[string]uint32 // every other key, encoded, to its place in order
 	// order holds the table's entries in the order they entered the map,
 	// which is the order sessions take them from their slabs: walking it
 	// touches entries, objects and snapshots in allocation order, where
 	// walking a Go map jumps around the heap and a flush of thousands of
-	// unchanged objects spends most of its time on cache misses. An entry
-	// that leaves the map keeps its place, marked dead by its flags (an
-	// entry has no room for its index), until dead entries are half the
-	// slice and nobody is iterating; one that comes back before then
-	// takes its old place again.
+	// unchanged objects spends most of its time on cache misses. The
+	// indexes map keys to places in it. An entry that leaves the map
+	// leaves a nil behind, until the nils are half the slice and nobody is
+	// iterating; one that comes back goes to the end.
 	order     []*Entry
 	dead      int
 	iterating int
 }
 
-const flagInMap = 1 << 59 // the entry is in the map
+// flagInMap marks an entry in the map. A walk checks it as well as the
+// nil of a removed entry's place: a walk that outlives a growth of the
+// order reads the old array, which the removal did not clear.
+const flagInMap = 1 << 59
 
-// push adds e to the table's order, or revives its place there.
-func (tm *tableMap) push(e *Entry) {
-	if e.flag(flagInOrder) {
-		tm.dead--
-	} else {
-		e.setFlag(flagInOrder, true)
-		tm.order = append(tm.order, e)
+// keyAt is the integer key of the entry at place pos of the order (1-based).
+func (tm *tableMap) keyAt(pos uint32) int64 { return tm.order[pos-1].key().I }
+
+// at is the entry at place pos, or nil for 0.
+func (tm *tableMap) at(pos uint32) *Entry {
+	if pos == 0 {
+		return nil
 	}
+	return tm.order[pos-1]
+}
+
+// next is the place the next entry pushed takes.
+func (tm *tableMap) next() uint32 { return uint32(len(tm.order) + 1) }
+
+// push adds e at the end of the table's order.
+func (tm *tableMap) push(e *Entry) {
+	tm.order = append(tm.order, e)
 	e.setFlag(flagInMap, true)
 }
 
-// holds reports whether e is in the map.
-func (tm *tableMap) holds(e *Entry) bool { return e.flag(flagInMap) }
-
-// drop marks e's place in the table's order dead.
-func (tm *tableMap) drop(e *Entry) {
-	if tm.holds(e) {
-		e.setFlag(flagInMap, false)
-		tm.dead++
-		tm.compact()
-	}
+// drop empties e's place pos in the table's order.
+func (tm *tableMap) drop(e *Entry, pos uint32) {
+	e.setFlag(flagInMap, false)
+	tm.order[pos-1] = nil
+	tm.dead++
+	tm.compact()
 }
 
-// compact squeezes the dead entries out of order once they are half of
-// it, unless an iteration is under way (it would skip or repeat entries).
+// compact squeezes the dead places out of order once they are half of it,
+// unless an iteration is under way (it would skip or repeat entries), and
+// moves the indexes' places with them.
 func (tm *tableMap) compact() {
 	if tm.iterating > 0 || tm.dead < 16 || tm.dead*2 < len(tm.order) {
 		return
 	}
+	moved := make([]uint32, len(tm.order))
 	live := tm.order[:0]
-	for _, e := range tm.order {
-		if e.flag(flagInMap) {
+	for i, e := range tm.order {
+		if e != nil {
 			live = append(live, e)
-		} else {
-			e.setFlag(flagInOrder, false)
+			moved[i] = uint32(len(live))
 		}
 	}
 	clear(tm.order[len(live):])
 	tm.order, tm.dead = live, 0
+	tm.ints.renumber(moved)
+	for k, p := range tm.strs {
+		tm.strs[k] = moved[p-1]
+	}
 }
 
 // release forgets every entry's place in the order (Clear).
 func (tm *tableMap) release() {
 	for _, e := range tm.order {
-		e.setFlag(flagInOrder|flagInMap, false)
+		if e != nil {
+			e.setFlag(flagInMap, false)
+		}
 	}
 }
 
@@ -446,9 +459,9 @@ func (m *Map) Get(t *mapper.Table, k mapper.Key) *Entry {
 		return nil
 	}
 	if t.IntKey() {
-		return tm.ints.get(k.I)
+		return tm.at(tm.ints.get(k.I, tm.keyAt))
 	}
-	return tm.strs[k.S]
+	return tm.at(tm.strs[k.S])
 }
 
 // Track makes e a Persistent entry of obj, a loaded or attached object
@@ -601,17 +614,17 @@ func (m *Map) put(e *Entry, k mapper.Key) *Entry {
 		}
 	}
 	if e.table.IntKey() {
-		if old := tm.ints.put(k.I, e); old != nil {
-			return old
+		if old := tm.ints.put(k.I, tm.next(), tm.keyAt); old != 0 {
+			return tm.order[old-1]
 		}
 	} else {
 		if tm.strs == nil {
-			tm.strs = map[string]*Entry{}
+			tm.strs = map[string]uint32{}
 		}
-		if old := tm.strs[k.S]; old != nil {
-			return old
+		if old := tm.strs[k.S]; old != 0 {
+			return tm.order[old-1]
 		}
-		tm.strs[k.S] = e
+		tm.strs[k.S] = tm.next()
 	}
 	tm.push(e)
 	m.n++
@@ -640,7 +653,7 @@ func (m *Map) Reserve(t *mapper.Table, n int) {
 	if t.IntKey() {
 		tm.ints.reserve(n)
 	} else if len(tm.strs) == 0 {
-		tm.strs = make(map[string]*Entry, n)
+		tm.strs = make(map[string]uint32, n)
 	}
 	if tm.order == nil {
 		tm.order = newOrder(n)
@@ -657,13 +670,14 @@ func (m *Map) remove(e *Entry) {
 	}
 	k := e.key()
 	if e.table.IntKey() {
-		if tm.ints.remove(k.I, e) {
-			tm.drop(e)
+		if pos := tm.ints.get(k.I, tm.keyAt); pos != 0 && tm.order[pos-1] == e {
+			tm.ints.remove(k.I, pos)
+			tm.drop(e, pos)
 			m.n--
 		}
-	} else if tm.strs[k.S] == e {
+	} else if pos := tm.strs[k.S]; pos != 0 && tm.order[pos-1] == e {
 		delete(tm.strs, k.S)
-		tm.drop(e)
+		tm.drop(e, pos)
 		m.n--
 	}
 }
@@ -706,6 +720,32 @@ func (m *Map) EachPersistentIn(t *mapper.Table, fn func(e *Entry, obj, snap any)
 	})
 }
 
+// EachChangedIn calls fn, as [Map.EachPersistentIn] does, for every
+// Persistent entry of table t for which cc.Unchanged(obj, snap) is false:
+// what a flush updates. The walk is one loop over the table's entries
+// that calls cc directly, with no callback per entry in between: a flush
+// of thousands of unchanged objects is this loop and the comparisons.
+// fn must not add or remove entries.
+func (m *Map) EachChangedIn(t *mapper.Table, cc mapper.ChangeChecker, fn func(e *Entry, obj, snap any) bool) {
+	tm := m.lookup(t)
+	if tm == nil {
+		return
+	}
+	objType, snapType := typeWord(t.PtrType()), typeWord(t.SnapshotType())
+	tm.iterating++
+	defer func() { tm.iterating = max(tm.iterating-1, 0); tm.compact() }()
+	const live = uint64(Persistent)<<stateShift | flagInMap
+	for _, e := range tm.order[:len(tm.order):len(tm.order)] {
+		if e == nil || e.meta&(stateMask|flagInMap) != live {
+			continue
+		}
+		obj, snap := box(objType, e.obj), box(snapType, e.snap)
+		if !cc.Unchanged(obj, snap) && !fn(e, obj, snap) {
+			return
+		}
+	}
+}
+
 // each calls fn for every entry until fn returns false; it reports
 // whether it went through them all.
 // Entries removed during the walk are skipped; entries added are not met.
@@ -715,7 +755,7 @@ func (tm *tableMap) each(fn func(*Entry) bool) bool {
 	// zero, which would let a later walk compact under its own feet.
 	defer func() { tm.iterating = max(tm.iterating-1, 0); tm.compact() }()
 	for _, e := range tm.order[:len(tm.order):len(tm.order)] {
-		if tm.holds(e) && !fn(e) {
+		if e != nil && e.flag(flagInMap) && !fn(e) {
 			return false
 		}
 	}

@@ -50,6 +50,16 @@ type BatchSnapshotter interface {
 
 var _ BatchSnapshotter = reflectAccessor{}
 
+// ChangeChecker is an optional interface that an [Accessor] may implement
+// to tell an unchanged object from a changed one without listing columns:
+// a flush diffs every tracked object, and most of them have not changed.
+// The session looks for it by type assertion on [Table.Differ]; generated
+// accessors have it, with every column's test written out.
+type ChangeChecker interface {
+	// Unchanged reports whether Changed(obj, snap, nil) would be empty.
+	Unchanged(obj, snap any) bool
+}
+
 // reflectAccessor is the Accessor built from struct tags. It works on raw
 // field addresses (the struct base plus a precomputed offset) and per-kind
 // operations chosen once per column, so the hot paths — snapshot and diff of
@@ -57,6 +67,17 @@ var _ BatchSnapshotter = reflectAccessor{}
 type reflectAccessor struct{ t *Table }
 
 var _ Accessor = reflectAccessor{}
+
+// boxPtr returns p, the address of a T of t, as an any holding a *T:
+// the interface's type word is *T's type descriptor, which is what a
+// reflect.Type of *T holds as its data word, and its data word is p. It
+// spares a batch snapshot reflect.NewAt and Interface per row.
+func (t *Table) boxPtr(p unsafe.Pointer) any {
+	rt := t.ptrType
+	typ := (*[2]unsafe.Pointer)(unsafe.Pointer(&rt))[1]
+	w := [2]unsafe.Pointer{typ, p}
+	return *(*any)(unsafe.Pointer(&w))
+}
 
 // base returns the address of the struct obj points to.
 func base(obj any) unsafe.Pointer {
@@ -194,28 +215,36 @@ func assign(dst reflect.Value, v any) error {
 	return fmt.Errorf("mapper: cannot set a %T into a %v field", v, dst.Type())
 }
 
-// SnapshotBatch is Snapshot for n objects of the table, with all the
-// copies in one allocation (a slice of the struct): obj(i) gives the i-th
-// object and put(i, snap) takes its snapshot. The session uses it, when an
-// accessor has it, for the rows of one result and the objects of one
-// INSERT batch; the callbacks spare it a list of boxes per batch.
+// SnapshotBatch is Snapshot for n objects of the table, with the copies
+// in few allocations (slices of the struct of at most 32 KiB, see
+// [ChunkLen]): obj(i) gives the i-th object and put(i, snap) takes its
+// snapshot. The session uses it, when an accessor has it, for the rows of
+// one result and the objects of one INSERT batch; the callbacks spare it a
+// list of boxes per batch.
 func (a reflectAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
 	t := a.t
-	slab := reflect.MakeSlice(reflect.SliceOf(t.Type), n, n).UnsafePointer()
 	size := t.Type.Size()
 	// The pointees of plain pointer columns (*string, *int64, ...) are
-	// copied into one slice per column too, instead of one box per row.
+	// copied into one slice per column and chunk too, instead of one box
+	// per row.
 	var buf [16]unsafe.Pointer // on the stack for tables of up to 16 columns
 	pointees := buf[:0]
-	for _, c := range t.Columns {
-		var p unsafe.Pointer
-		if c.ops.pointee != nil {
-			p = reflect.MakeSlice(reflect.SliceOf(c.ops.pointee), n, n).UnsafePointer()
-		}
-		pointees = append(pointees, p)
+	for range t.Columns {
+		pointees = append(pointees, nil)
 	}
-	for i := range n {
-		dst, src := unsafe.Add(slab, uintptr(i)*size), base(obj(i))
+	var slab unsafe.Pointer
+	for i, k, m := 0, 0, 0; i < n; i, k = i+1, k+1 {
+		if k == m {
+			// A new chunk: k counts within it, m is its length.
+			k, m = 0, chunkLen(size, n-i)
+			slab = reflect.MakeSlice(reflect.SliceOf(t.Type), m, m).UnsafePointer()
+			for j, c := range t.Columns {
+				if c.ops.pointee != nil {
+					pointees[j] = reflect.MakeSlice(reflect.SliceOf(c.ops.pointee), m, m).UnsafePointer()
+				}
+			}
+		}
+		dst, src := unsafe.Add(slab, uintptr(k)*size), base(obj(i))
 		for j, c := range t.Columns {
 			d, s := unsafe.Add(dst, c.offset), unsafe.Add(src, c.offset)
 			if pointees[j] == nil {
@@ -226,10 +255,10 @@ func (a reflectAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i in
 			if q == nil {
 				continue // the slab's pointer is nil already
 			}
-			e := unsafe.Add(pointees[j], uintptr(i)*c.ops.pointee.Size())
+			e := unsafe.Add(pointees[j], uintptr(k)*c.ops.pointee.Size())
 			c.ops.pointeeCopy(e, q)
 			*(*unsafe.Pointer)(d) = e
 		}
-		put(i, reflect.NewAt(t.Type, dst).Interface())
+		put(i, t.boxPtr(dst))
 	}
 }

@@ -2,12 +2,14 @@ package mapper
 
 import (
 	"database/sql"
+	"fmt"
 	"math"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 	_ "github.com/tallyorm/tally/dialect/sqlite"
@@ -462,5 +464,54 @@ func TestAddrTargets(t *testing.T) {
 		if got := reflect.TypeOf(tab.Acc.Addr(obj, tab.Column(name))); got != reflect.TypeOf(want) {
 			t.Errorf("Addr(%s) is a %v, want %T", name, got, want)
 		}
+	}
+}
+
+// TestSnapshotBatchAcrossChunks snapshots more objects than one 32 KiB
+// chunk holds, alternating NULL and set pointer columns: every snapshot,
+// on both sides of each chunk boundary, holds its own object's values and
+// none of its neighbours', and no two share a pointee.
+func TestSnapshotBatchAcrossChunks(t *testing.T) {
+	tab := mustTable[Kinds](t)
+	n := 2*chunkLen(tab.Type.Size(), 1<<30) + 3
+	objs := make([]*Kinds, n)
+	for i := range objs {
+		o := fullKinds()
+		o.I = i
+		if i%2 == 0 {
+			o.PS = nil
+		} else {
+			s := fmt.Sprint("row ", i)
+			o.PS = &s
+		}
+		objs[i] = o
+	}
+	snaps := make([]any, n)
+	tab.Acc.(BatchSnapshotter).SnapshotBatch(n, func(i int) any { return objs[i] }, func(i int, s any) { snaps[i] = s })
+	for i, s := range snaps {
+		if got := tab.Acc.Changed(objs[i], s, nil); len(got) != 0 {
+			t.Fatalf("snapshot %d of %d differs from its object in %v", i, n, colNames(got))
+		}
+		if objs[i].PS != nil && s.(*Kinds).PS == objs[i].PS {
+			t.Fatalf("snapshot %d shares its *string with the object", i)
+		}
+	}
+	for i := 1; i < n; i += 2 {
+		*objs[i].PS = "changed"
+		if got := colNames(tab.Acc.Changed(objs[i], snaps[i], nil)); !slices.Equal(got, []string{"ps"}) {
+			t.Fatalf("object %d: Changed = %v after its *string changed, want [ps]", i, got)
+		}
+	}
+}
+
+// TestBoxPtrIsTheObjectPointer checks the boxing that batch snapshots use
+// instead of reflection: the value is a *T of the table's type, pointing
+// at the very struct.
+func TestBoxPtrIsTheObjectPointer(t *testing.T) {
+	tab := mustTable[Kinds](t)
+	k := fullKinds()
+	got, ok := tab.boxPtr(unsafe.Pointer(k)).(*Kinds)
+	if !ok || got != k {
+		t.Fatalf("boxPtr = %T %p, want *Kinds %p", got, got, k)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // Fingerprint summarises the layout of struct type t that a mapper depends
@@ -279,4 +280,67 @@ func (d PtrScan[T]) Scan(src any) error {
 	*v = n.V
 	*d.P = v
 	return nil
+}
+
+// nullMark is what the NULL string of generated snapshots points to.
+var nullMark byte
+
+// NullString is how a generated snapshot holds NULL in a *string column:
+// an empty string whose data pointer is private to this package, which no
+// string read from the database or set by a program can have. The column
+// then costs its snapshot a string, where a value and a validity flag
+// cost a string and a padded word. [IsNullString] tells it apart.
+// Copying a string copies its data pointer, so the mark survives
+// snapshots of snapshots.
+func NullString() string { return unsafe.String(&nullMark, 0) }
+
+// IsNullString reports whether s is [NullString]'s NULL rather than a
+// string, empty or not.
+func IsNullString(s string) bool { return unsafe.StringData(s) == &nullMark }
+
+// AssignNullString is [Assign] for a *string column that a generated
+// snapshot holds as a string, NULL as [NullString].
+func AssignNullString(dst *string, v any) error {
+	var p *string
+	if err := Assign(&p, v); err != nil {
+		return err
+	}
+	if p == nil {
+		*dst = NullString()
+		return nil
+	}
+	*dst = *p
+	return nil
+}
+
+// chunkBytes bounds one allocation of a batch of snapshots: 32 KiB is
+// Go's largest small-object size class, less the 8-byte header that an
+// allocation of over 512 bytes holding pointers carries. A larger slab is
+// a large object, allocated from the page heap under its lock, zeroed
+// and, once freed, returned to the operating system by the scavenger and
+// faulted in again by the next one. Small objects come from
+// per-processor caches of spans that stay in the heap.
+const chunkBytes = 32<<10 - 8
+
+// ChunkLen is how many of the n snapshots of type T still to take a batch
+// allocates at once: n, or as many as fit in 32 KiB (at least one).
+func ChunkLen[T any](n int) int {
+	var z T
+	return chunkLen(unsafe.Sizeof(z), n)
+}
+
+func chunkLen(size uintptr, n int) int {
+	if size == 0 {
+		return n
+	}
+	return min(n, max(1, int(chunkBytes/size)))
+}
+
+// StringEqual is a == b for the change test of a string column. An
+// unchanged string is the very string the snapshot copied, with the same
+// data pointer: comparing the pointers settles it without the call to
+// the runtime's memequal that == makes, which is most of a flush's
+// comparison of an unchanged row.
+func StringEqual(a, b string) bool {
+	return len(a) == len(b) && (unsafe.StringData(a) == unsafe.StringData(b) || a == b)
 }

@@ -117,5 +117,17 @@ func BenchmarkAccessorChanged10k(b *testing.B) {
 				}
 			}
 		})
+		// What a flush asks of a generated accessor: no list, a yes or no.
+		if cc, ok := mapper.Unwrap(t.Acc).(mapper.ChangeChecker); ok {
+			b.Run(tc.name+"-unchanged", func(b *testing.B) {
+				for b.Loop() {
+					for i := range objs {
+						if !cc.Unchanged(objs[i], snaps[i]) {
+							b.Fatalf("object %d changed", i)
+						}
+					}
+				}
+			})
+		}
 	}
 }

@@ -179,3 +179,49 @@ func TestScanKeepsEmptyBytesAndUTC(t *testing.T) {
 		t.Error("Scan(short text) accepted")
 	}
 }
+
+// TestNullStringIsTellableFromEveryString checks the NULL of generated
+// snapshots' *string columns: it survives copies, and no string a program
+// or driver makes — empty, built from bytes, sliced — is taken for it.
+func TestNullStringIsTellableFromEveryString(t *testing.T) {
+	null := NullString()
+	cp := null
+	if !IsNullString(null) || !IsNullString(cp) || null != "" {
+		t.Fatalf("NullString() = %q: IsNullString %v, copy %v", null, IsNullString(null), IsNullString(cp))
+	}
+	for _, s := range []string{"", string([]byte{}), "x", "abc"[3:], string(make([]byte, 0, 8))} {
+		if IsNullString(s) {
+			t.Errorf("IsNullString(%q) = true", s)
+		}
+	}
+	var dst string
+	for _, tc := range []struct {
+		v    any
+		null bool
+		want string
+	}{{nil, true, ""}, {"a", false, "a"}, {"", false, ""}, {(*string)(nil), true, ""}, {new(string), false, ""}} {
+		if err := AssignNullString(&dst, tc.v); err != nil {
+			t.Fatalf("AssignNullString(%#v): %v", tc.v, err)
+		}
+		if IsNullString(dst) != tc.null || dst != tc.want {
+			t.Errorf("AssignNullString(%#v) = %q (null %v), want %q (null %v)", tc.v, dst, IsNullString(dst), tc.want, tc.null)
+		}
+	}
+	dst = "kept"
+	if err := AssignNullString(&dst, 1.5); err == nil || dst != "kept" {
+		t.Errorf("AssignNullString(1.5) = %v, left %q; want an error and the value kept", err, dst)
+	}
+}
+
+// TestStringEqualIsEquality checks the flush's string test against ==:
+// shared data, equal copies, different lengths and contents, and empty
+// strings with different data pointers.
+func TestStringEqualIsEquality(t *testing.T) {
+	s := "owner 1"
+	cp := string([]byte(s))
+	for _, tc := range [][2]string{{s, s}, {s, cp}, {s, "owner 2"}, {s, "owner"}, {"", ""}, {"", string([]byte{})}, {"", NullString()}, {"a", ""}} {
+		if got, want := StringEqual(tc[0], tc[1]), tc[0] == tc[1]; got != want {
+			t.Errorf("StringEqual(%q, %q) = %v, want %v", tc[0], tc[1], got, want)
+		}
+	}
+}

@@ -380,12 +380,17 @@ func (s *Session) flushOrder() (flushPlan, error) {
 // they entered the session.
 func (s *Session) dirty(t *mapper.Table, out []update) []update {
 	d := t.Differ()
-	s.idmap.EachPersistentIn(t, func(e *identity.Entry, obj, snap any) bool {
+	add := func(e *identity.Entry, obj, snap any) bool {
 		if s.cols = d.Changed(obj, snap, s.cols[:0]); len(s.cols) > 0 {
 			out = append(out, update{e: e, cols: slices.Clone(s.cols)})
 		}
 		return true
-	})
+	}
+	if cc, ok := d.(mapper.ChangeChecker); ok {
+		s.idmap.EachChangedIn(t, cc, add)
+	} else {
+		s.idmap.EachPersistentIn(t, add)
+	}
 	slices.SortFunc(out, func(a, b update) int { return cmpSeq(a.e, b.e) })
 	return out
 }

@@ -966,11 +966,14 @@ const stPersistent = identity.Persistent
 
 // newEntry takes an entry from the slab Add sized, else allocates one.
 // When the slab is empty it is refilled, each refill twice the last (up to
-// 64), so a session reading one row allocates one entry and a session
-// reading thousands allocates one per 64.
+// 63), so a session reading one row allocates one entry and a session
+// reading thousands allocates one per 63. Not 64: an allocation of over
+// 512 bytes that holds pointers carries an 8-byte header, and 64 entries
+// (2,048 bytes) would take the 2,304-byte size class, 4 bytes an entry
+// more.
 func (s *Session) newEntry() *identity.Entry {
 	if len(s.slab) == 0 {
-		s.slabNext = min(max(s.slabNext*2, 1), 64)
+		s.slabNext = min(max(s.slabNext*2, 1), 63)
 		s.slab = make([]identity.Entry, s.slabNext)
 	}
 	e := &s.slab[0]

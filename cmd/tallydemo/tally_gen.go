@@ -48,6 +48,7 @@ type tallyAccountSnap struct {
 type tallyAccountAccessor struct{ t *mapper.Table }
 
 var _ mapper.BatchSnapshotter = tallyAccountAccessor{}
+var _ mapper.ChangeChecker = tallyAccountAccessor{}
 
 func (tallyAccountAccessor) Addr(obj any, c *mapper.Column) any {
 	o := obj.(*Account)
@@ -127,10 +128,14 @@ func (a tallyAccountAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyAccountAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyAccountSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyAccountSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyAccountSnap, mapper.ChunkLen[tallyAccountSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -153,7 +158,7 @@ func (a tallyAccountAccessor) Changed(obj any, snap any, dst []*mapper.Column) [
 	if o.ID != s.c0 {
 		dst = append(dst, cols[0])
 	}
-	if o.Owner != s.c1 {
+	if !mapper.StringEqual(o.Owner, s.c1) {
 		dst = append(dst, cols[1])
 	}
 	if o.Balance != s.c2 {
@@ -163,6 +168,23 @@ func (a tallyAccountAccessor) Changed(obj any, snap any, dst []*mapper.Column) [
 		dst = append(dst, cols[3])
 	}
 	return dst
+}
+
+func (tallyAccountAccessor) Unchanged(obj any, snap any) bool {
+	o, s := obj.(*Account), snap.(*tallyAccountSnap)
+	if o.ID != s.c0 {
+		return false
+	}
+	if !mapper.StringEqual(o.Owner, s.c1) {
+		return false
+	}
+	if o.Balance != s.c2 {
+		return false
+	}
+	if o.Version != s.c3 {
+		return false
+	}
+	return true
 }
 
 func (tallyAccountAccessor) Restore(obj any, snap any) {
@@ -230,6 +252,7 @@ type tallyTransferSnap struct {
 type tallyTransferAccessor struct{ t *mapper.Table }
 
 var _ mapper.BatchSnapshotter = tallyTransferAccessor{}
+var _ mapper.ChangeChecker = tallyTransferAccessor{}
 
 func (tallyTransferAccessor) Addr(obj any, c *mapper.Column) any {
 	o := obj.(*Transfer)
@@ -329,10 +352,14 @@ func (a tallyTransferAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyTransferAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyTransferSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyTransferSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyTransferSnap, mapper.ChunkLen[tallyTransferSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -357,7 +384,7 @@ func (a tallyTransferAccessor) Changed(obj any, snap any, dst []*mapper.Column) 
 	if o.ID != s.c0 {
 		dst = append(dst, cols[0])
 	}
-	if o.RequestID != s.c1 {
+	if !mapper.StringEqual(o.RequestID, s.c1) {
 		dst = append(dst, cols[1])
 	}
 	if o.FromID != s.c2 {
@@ -373,6 +400,29 @@ func (a tallyTransferAccessor) Changed(obj any, snap any, dst []*mapper.Column) 
 		dst = append(dst, cols[5])
 	}
 	return dst
+}
+
+func (tallyTransferAccessor) Unchanged(obj any, snap any) bool {
+	o, s := obj.(*Transfer), snap.(*tallyTransferSnap)
+	if o.ID != s.c0 {
+		return false
+	}
+	if !mapper.StringEqual(o.RequestID, s.c1) {
+		return false
+	}
+	if o.FromID != s.c2 {
+		return false
+	}
+	if o.ToID != s.c3 {
+		return false
+	}
+	if o.Amount != s.c4 {
+		return false
+	}
+	if !(o.Created == s.c5 || o.Created.Equal(s.c5)) {
+		return false
+	}
+	return true
 }
 
 func (tallyTransferAccessor) Restore(obj any, snap any) {
@@ -442,6 +492,7 @@ type tallyRejectionSnap struct {
 type tallyRejectionAccessor struct{ t *mapper.Table }
 
 var _ mapper.BatchSnapshotter = tallyRejectionAccessor{}
+var _ mapper.ChangeChecker = tallyRejectionAccessor{}
 
 func (tallyRejectionAccessor) Addr(obj any, c *mapper.Column) any {
 	o := obj.(*Rejection)
@@ -541,10 +592,14 @@ func (a tallyRejectionAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyRejectionAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyRejectionSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyRejectionSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyRejectionSnap, mapper.ChunkLen[tallyRejectionSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -569,7 +624,7 @@ func (a tallyRejectionAccessor) Changed(obj any, snap any, dst []*mapper.Column)
 	if o.ID != s.c0 {
 		dst = append(dst, cols[0])
 	}
-	if o.RequestID != s.c1 {
+	if !mapper.StringEqual(o.RequestID, s.c1) {
 		dst = append(dst, cols[1])
 	}
 	if o.AccountID != s.c2 {
@@ -585,6 +640,29 @@ func (a tallyRejectionAccessor) Changed(obj any, snap any, dst []*mapper.Column)
 		dst = append(dst, cols[5])
 	}
 	return dst
+}
+
+func (tallyRejectionAccessor) Unchanged(obj any, snap any) bool {
+	o, s := obj.(*Rejection), snap.(*tallyRejectionSnap)
+	if o.ID != s.c0 {
+		return false
+	}
+	if !mapper.StringEqual(o.RequestID, s.c1) {
+		return false
+	}
+	if o.AccountID != s.c2 {
+		return false
+	}
+	if o.Balance != s.c3 {
+		return false
+	}
+	if o.Amount != s.c4 {
+		return false
+	}
+	if !(o.Created == s.c5 || o.Created.Equal(s.c5)) {
+		return false
+	}
+	return true
 }
 
 func (tallyRejectionAccessor) Restore(obj any, snap any) {
@@ -644,6 +722,7 @@ type tallyEntrySnap struct {
 type tallyEntryAccessor struct{ t *mapper.Table }
 
 var _ mapper.BatchSnapshotter = tallyEntryAccessor{}
+var _ mapper.ChangeChecker = tallyEntryAccessor{}
 
 func (tallyEntryAccessor) Addr(obj any, c *mapper.Column) any {
 	o := obj.(*Entry)
@@ -723,10 +802,14 @@ func (a tallyEntryAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyEntryAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyEntrySnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyEntrySnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyEntrySnap, mapper.ChunkLen[tallyEntrySnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -759,6 +842,23 @@ func (a tallyEntryAccessor) Changed(obj any, snap any, dst []*mapper.Column) []*
 		dst = append(dst, cols[3])
 	}
 	return dst
+}
+
+func (tallyEntryAccessor) Unchanged(obj any, snap any) bool {
+	o, s := obj.(*Entry), snap.(*tallyEntrySnap)
+	if o.ID != s.c0 {
+		return false
+	}
+	if o.TransferID != s.c1 {
+		return false
+	}
+	if o.AccountID != s.c2 {
+		return false
+	}
+	if o.Amount != s.c3 {
+		return false
+	}
+	return true
 }
 
 func (tallyEntryAccessor) Restore(obj any, snap any) {

@@ -160,6 +160,9 @@ type column struct {
 	pos    token.Pos
 	inline bool       // a *T column, held in the snapshot as a T and a flag
 	elem   types.Type // T, for inline columns
+	// nullStr marks an inline *string column, held as a string alone:
+	// NULL is mapper.NullString(), and the flag's padded word is saved.
+	nullStr bool
 }
 
 func (g *generator) errorf(pos token.Pos, format string, args ...any) {
@@ -388,6 +391,7 @@ func (g *generator) walk(m *model, st *types.Struct, prefix string, byName map[s
 		}
 		if p, ok := f.Type().(*types.Pointer); ok && !g.isValuer(f.Type()) {
 			c.inline, c.elem = true, p.Elem()
+			c.nullStr = types.Identical(c.elem, types.Typ[types.String])
 		}
 		byName[c.name] = c
 		m.cols = append(m.cols, c)
@@ -588,6 +592,10 @@ func hasRefs(t types.Type) bool {
 
 // plainComparable reports types whose == is exactly mapper's value
 // equality: no floats, times, pointers or interfaces anywhere inside.
+// isString reports whether t is string itself (not a named string type,
+// which mapper.StringEqual would need a conversion for).
+func isString(t types.Type) bool { return types.Identical(t, types.Typ[types.String]) }
+
 func plainComparable(t types.Type) bool {
 	switch u := t.Underlying().(type) {
 	case *types.Basic:
@@ -807,7 +815,9 @@ func (g *generator) emitModel(w *bytes.Buffer, m *model) {
 	// The snapshot type.
 	p("// %s is %s's snapshot: its column values only.\ntype %s struct {\n", snap, m.name, snap)
 	for i, c := range m.cols {
-		if c.inline {
+		if c.nullStr {
+			p("c%d string // %s; NULL is %s.NullString()\n", i, c.name, mp)
+		} else if c.inline {
 			p("c%d %s // %s; valid when c%dOK\nc%dOK bool\n", i, g.typ(c.elem), c.name, i, i)
 		} else {
 			p("c%d %s // %s\n", i, g.typ(c.typ), c.name)
@@ -816,7 +826,8 @@ func (g *generator) emitModel(w *bytes.Buffer, m *model) {
 	p("}\n\n")
 
 	p("// %s reads and writes %s's columns without reflection.\ntype %s struct{ t *%s.Table }\n\n", acc, m.name, acc, mp)
-	p("var _ %s.BatchSnapshotter = %s{}\n\n", mp, acc)
+	p("var _ %s.BatchSnapshotter = %s{}\n", mp, acc)
+	p("var _ %s.ChangeChecker = %s{}\n\n", mp, acc)
 
 	// Addr.
 	p("func (%s) Addr(obj any, c *%s.Column) any {\no := obj.(*%s)\nswitch c.Pos {\n", acc, mp, m.name)
@@ -830,7 +841,9 @@ func (g *generator) emitModel(w *bytes.Buffer, m *model) {
 	p("if s, ok := obj.(*%s); ok {\nswitch c.Pos {\n", snap)
 	for i, c := range m.cols {
 		p("case %d:\n", i)
-		if c.inline {
+		if c.nullStr {
+			p("if %s.IsNullString(s.c%d) {\nreturn nil\n}\nreturn s.c%d\n", mp, i, i)
+		} else if c.inline {
 			p("if !s.c%dOK {\nreturn nil\n}\nreturn %s\n", i, g.valueExpr(c.elem, fmt.Sprintf("s.c%d", i)))
 		} else if g.isValuer(c.typ) && isPointer(c.typ) {
 			p("return s.c%d\n", i)
@@ -854,7 +867,9 @@ func (g *generator) emitModel(w *bytes.Buffer, m *model) {
 	p("func (%s) Set(obj any, c *%s.Column, v any) error {\n", acc, mp)
 	p("if s, ok := obj.(*%s); ok {\nswitch c.Pos {\n", snap)
 	for i, c := range m.cols {
-		if c.inline {
+		if c.nullStr {
+			p("case %d:\nreturn %s.AssignNullString(&s.c%d, v)\n", i, mp, i)
+		} else if c.inline {
 			p("case %d:\nreturn %s.AssignInline(&s.c%d, &s.c%dOK, v)\n", i, mp, i, i)
 		} else {
 			p("case %d:\nreturn %s.Assign(&s.c%d, v)\n", i, mp, i)
@@ -869,7 +884,8 @@ func (g *generator) emitModel(w *bytes.Buffer, m *model) {
 	// Snapshot, SnapshotBatch and the copy they share.
 	p("func (a %s) Snapshot(obj any) any {\ns := new(%s)\na.snap(s, obj)\nreturn s\n}\n\n", acc, snap)
 	p("func (a %s) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {\n", acc)
-	p("slab := make([]%s, n)\nfor i := range slab {\na.snap(&slab[i], obj(i))\nput(i, &slab[i])\n}\n}\n\n", snap)
+	p("var slab []%s\nfor i := range n {\nif len(slab) == 0 {\nslab = make([]%s, %s.ChunkLen[%s](n-i))\n}\n", snap, snap, mp, snap)
+	p("a.snap(&slab[0], obj(i))\nput(i, &slab[0])\nslab = slab[1:]\n}\n}\n\n")
 	p("// snap copies obj's column values, or another snapshot's, into s.\n")
 	p("func (%s) snap(s *%s, obj any) {\n", acc, snap)
 	p("if src, ok := obj.(*%s); ok {\n*s = *src\n", snap)
@@ -885,7 +901,9 @@ func (g *generator) emitModel(w *bytes.Buffer, m *model) {
 	p("return\n}\no := obj.(*%s)\n", m.name)
 	for i, c := range m.cols {
 		x := "o." + c.sel
-		if c.inline {
+		if c.nullStr {
+			p("if %s != nil {\ns.c%d = *%s\n} else {\ns.c%d = %s.NullString()\n}\n", x, i, x, i, mp)
+		} else if c.inline {
 			p("if %s != nil {\n", x)
 			g.cloneStmts(w, fmt.Sprintf("s.c%d", i), "(*"+x+")", c.elem)
 			p("s.c%dOK = true\n}\n", i)
@@ -895,32 +913,48 @@ func (g *generator) emitModel(w *bytes.Buffer, m *model) {
 	}
 	p("}\n\n")
 
-	// Changed.
-	p("func (a %s) Changed(obj any, snap any, dst []*%s.Column) []*%s.Column {\n", acc, mp, mp)
-	p("o, s := obj.(*%s), snap.(*%s)\ncols := a.t.Columns\n", m.name, snap)
+	// Changed, and Unchanged, the same tests without the list: a flush
+	// asks it of every tracked object, and most have not changed.
+	differs := make([]string, len(m.cols))
 	for i, c := range m.cols {
 		x, y := "o."+c.sel, fmt.Sprintf("s.c%d", i)
-		if c.inline {
+		if c.nullStr {
+			differs[i] = fmt.Sprintf("(%s == nil) != %s.IsNullString(%s) || %s != nil && !%s.StringEqual(*%s, %s)", x, mp, y, x, mp, x, y)
+		} else if isString(c.typ) {
+			differs[i] = fmt.Sprintf("!%s.StringEqual(%s, %s)", mp, x, y)
+		} else if c.inline {
 			ne := "*" + x + " != " + y
 			if !plainComparable(c.elem) {
 				ne = "!(" + g.eqExpr(c.elem, "(*"+x+")", y) + ")"
 			}
-			p("if (%s == nil) == %sOK || %s != nil && %s {\n", x, y, x, ne)
+			differs[i] = fmt.Sprintf("(%s == nil) == %sOK || %s != nil && %s", x, y, x, ne)
 		} else if plainComparable(c.typ) {
-			p("if %s != %s {\n", x, y)
+			differs[i] = fmt.Sprintf("%s != %s", x, y)
 		} else {
-			p("if !(%s) {\n", g.eqExpr(c.typ, x, y))
+			differs[i] = fmt.Sprintf("!(%s)", g.eqExpr(c.typ, x, y))
 		}
-		p("dst = append(dst, cols[%d])\n}\n", i)
+	}
+	p("func (a %s) Changed(obj any, snap any, dst []*%s.Column) []*%s.Column {\n", acc, mp, mp)
+	p("o, s := obj.(*%s), snap.(*%s)\ncols := a.t.Columns\n", m.name, snap)
+	for i, d := range differs {
+		p("if %s {\ndst = append(dst, cols[%d])\n}\n", d, i)
 	}
 	p("return dst\n}\n\n")
+	p("func (%s) Unchanged(obj any, snap any) bool {\n", acc)
+	p("o, s := obj.(*%s), snap.(*%s)\n", m.name, snap)
+	for _, d := range differs {
+		p("if %s {\nreturn false\n}\n", d)
+	}
+	p("return true\n}\n\n")
 
 	// Restore.
 	p("func (%s) Restore(obj any, snap any) {\n", acc)
 	p("o, s := obj.(*%s), snap.(*%s)\n", m.name, snap)
 	for i, c := range m.cols {
 		x, y := "o."+c.sel, fmt.Sprintf("s.c%d", i)
-		if c.inline {
+		if c.nullStr {
+			p("if !%s.IsNullString(%s) {\nv := new(string)\n*v = %s\n%s = v\n} else {\n%s = nil\n}\n", mp, y, y, x, x)
+		} else if c.inline {
 			p("if %sOK {\nv := new(%s)\n", y, g.typ(c.elem))
 			g.cloneStmts(w, "*v", y, c.elem)
 			p("%s = v\n} else {\n%s = nil\n}\n", x, x)

@@ -196,6 +196,11 @@ func TestGeneratedAccessorsMatchReflection(t *testing.T) {
 		"pns_nil": func(e *kinds.Everything) { e.PNS = nil }, "loc": func(e *kinds.Everything) { e.Loc.Y = 3 },
 		"uuid": func(e *kinds.Everything) { e.UUID[15] = 1 }, "lbl": func(e *kinds.Everything) { e.Lbl.List()[0] = "z" },
 		"nan": func(e *kinds.Everything) { e.F64 = nanValue() },
+		// Strings are compared by data pointer first: an equal copy is no
+		// change, an empty non-NULL string is not the snapshot's NULL.
+		"s": func(e *kinds.Everything) { e.S = "t" }, "s_copy": func(e *kinds.Everything) { e.S = string([]byte("s")) },
+		"p_s_empty": func(e *kinds.Everything) { e.PS = new(string) },
+		"p_s_copy":  func(e *kinds.Everything) { c := string([]byte(note)); e.PS = &c },
 	}
 	gen, refl := tables(t, kinds.Everything{})
 	for name, change := range changes {
@@ -207,12 +212,34 @@ func TestGeneratedAccessorsMatchReflection(t *testing.T) {
 		if d := cmp.Diff(want, got); d != "" {
 			t.Errorf("change %s: Changed differs (-reflective +generated):\n%s", name, d)
 		}
+		if u := gen.Differ().(mapper.ChangeChecker).Unchanged(o1, s1); u != (len(got) == 0) {
+			t.Errorf("change %s: Unchanged = %v with Changed = %v", name, u, got)
+		}
 		gen.Acc.Restore(o1, s1)
 		refl.Acc.Restore(o2, s2)
 		if c := gen.Acc.Changed(o1, s1, nil); len(c) != 0 {
 			t.Errorf("change %s: after Restore, Changed = %v, want none", name, colNames(c))
 		}
 		compareValues(t, "after restore of "+name, gen, refl, o1, o2)
+	}
+	// A NULL *string snapshot against an empty string, and the reverse.
+	for _, from := range []*string{nil, new(string)} {
+		o1, o2 := full(), full()
+		o1.PS, o2.PS = from, from
+		s1, s2 := gen.Acc.Snapshot(o1), refl.Acc.Snapshot(o2)
+		if from == nil {
+			o1.PS, o2.PS = new(string), new(string)
+		} else {
+			o1.PS, o2.PS = nil, nil
+		}
+		got, want := colNames(gen.Acc.Changed(o1, s1, nil)), colNames(refl.Acc.Changed(o2, s2, nil))
+		if d := cmp.Diff(want, got); d != "" || len(got) != 1 || gen.Differ().(mapper.ChangeChecker).Unchanged(o1, s1) {
+			t.Errorf("PS from %v: Changed = %v, reflective %v; want p_s alone, and not Unchanged", from, got, want)
+		}
+		gen.Acc.Restore(o1, s1)
+		if (o1.PS == nil) != (from == nil) {
+			t.Errorf("PS from %v: restored %v", from, o1.PS)
+		}
 	}
 	// Values of objects and snapshots, scan targets, keys, and Set.
 	o1, o2 := full(), full()

@@ -47,19 +47,19 @@ var AccountDesc = struct {
 
 // tallyAccountSnap is Account's snapshot: its column values only.
 type tallyAccountSnap struct {
-	c0   int64  // id
-	c1   string // owner
-	c2   int64  // balance
-	c3   int64  // version
-	c4   string // note; valid when c4OK
-	c4OK bool
-	c5   time.Time // created_at
+	c0 int64     // id
+	c1 string    // owner
+	c2 int64     // balance
+	c3 int64     // version
+	c4 string    // note; NULL is mapper.NullString()
+	c5 time.Time // created_at
 }
 
 // tallyAccountAccessor reads and writes Account's columns without reflection.
 type tallyAccountAccessor struct{ t *mapper.Table }
 
 var _ mapper.BatchSnapshotter = tallyAccountAccessor{}
+var _ mapper.ChangeChecker = tallyAccountAccessor{}
 
 func (tallyAccountAccessor) Addr(obj any, c *mapper.Column) any {
 	o := obj.(*Account)
@@ -92,7 +92,7 @@ func (tallyAccountAccessor) Value(obj any, c *mapper.Column) any {
 		case 3:
 			return s.c3
 		case 4:
-			if !s.c4OK {
+			if mapper.IsNullString(s.c4) {
 				return nil
 			}
 			return s.c4
@@ -134,7 +134,7 @@ func (tallyAccountAccessor) Set(obj any, c *mapper.Column, v any) error {
 		case 3:
 			return mapper.Assign(&s.c3, v)
 		case 4:
-			return mapper.AssignInline(&s.c4, &s.c4OK, v)
+			return mapper.AssignNullString(&s.c4, v)
 		case 5:
 			return mapper.Assign(&s.c5, v)
 		}
@@ -165,10 +165,14 @@ func (a tallyAccountAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyAccountAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyAccountSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyAccountSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyAccountSnap, mapper.ChunkLen[tallyAccountSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -184,8 +188,9 @@ func (tallyAccountAccessor) snap(s *tallyAccountSnap, obj any) {
 	s.c2 = o.Balance
 	s.c3 = o.Version
 	if o.Note != nil {
-		s.c4 = (*o.Note)
-		s.c4OK = true
+		s.c4 = *o.Note
+	} else {
+		s.c4 = mapper.NullString()
 	}
 	s.c5 = o.Created
 }
@@ -196,7 +201,7 @@ func (a tallyAccountAccessor) Changed(obj any, snap any, dst []*mapper.Column) [
 	if o.ID != s.c0 {
 		dst = append(dst, cols[0])
 	}
-	if o.Owner != s.c1 {
+	if !mapper.StringEqual(o.Owner, s.c1) {
 		dst = append(dst, cols[1])
 	}
 	if o.Balance != s.c2 {
@@ -205,7 +210,7 @@ func (a tallyAccountAccessor) Changed(obj any, snap any, dst []*mapper.Column) [
 	if o.Version != s.c3 {
 		dst = append(dst, cols[3])
 	}
-	if (o.Note == nil) == s.c4OK || o.Note != nil && *o.Note != s.c4 {
+	if (o.Note == nil) != mapper.IsNullString(s.c4) || o.Note != nil && !mapper.StringEqual(*o.Note, s.c4) {
 		dst = append(dst, cols[4])
 	}
 	if !(o.Created == s.c5 || o.Created.Equal(s.c5)) {
@@ -214,13 +219,36 @@ func (a tallyAccountAccessor) Changed(obj any, snap any, dst []*mapper.Column) [
 	return dst
 }
 
+func (tallyAccountAccessor) Unchanged(obj any, snap any) bool {
+	o, s := obj.(*Account), snap.(*tallyAccountSnap)
+	if o.ID != s.c0 {
+		return false
+	}
+	if !mapper.StringEqual(o.Owner, s.c1) {
+		return false
+	}
+	if o.Balance != s.c2 {
+		return false
+	}
+	if o.Version != s.c3 {
+		return false
+	}
+	if (o.Note == nil) != mapper.IsNullString(s.c4) || o.Note != nil && !mapper.StringEqual(*o.Note, s.c4) {
+		return false
+	}
+	if !(o.Created == s.c5 || o.Created.Equal(s.c5)) {
+		return false
+	}
+	return true
+}
+
 func (tallyAccountAccessor) Restore(obj any, snap any) {
 	o, s := obj.(*Account), snap.(*tallyAccountSnap)
 	o.ID = s.c0
 	o.Owner = s.c1
 	o.Balance = s.c2
 	o.Version = s.c3
-	if s.c4OK {
+	if !mapper.IsNullString(s.c4) {
 		v := new(string)
 		*v = s.c4
 		o.Note = v
@@ -272,6 +300,7 @@ type tallyEntrySnap struct {
 type tallyEntryAccessor struct{ t *mapper.Table }
 
 var _ mapper.BatchSnapshotter = tallyEntryAccessor{}
+var _ mapper.ChangeChecker = tallyEntryAccessor{}
 
 func (tallyEntryAccessor) Addr(obj any, c *mapper.Column) any {
 	o := obj.(*Entry)
@@ -341,10 +370,14 @@ func (a tallyEntryAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyEntryAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyEntrySnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyEntrySnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyEntrySnap, mapper.ChunkLen[tallyEntrySnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -373,6 +406,20 @@ func (a tallyEntryAccessor) Changed(obj any, snap any, dst []*mapper.Column) []*
 		dst = append(dst, cols[2])
 	}
 	return dst
+}
+
+func (tallyEntryAccessor) Unchanged(obj any, snap any) bool {
+	o, s := obj.(*Entry), snap.(*tallyEntrySnap)
+	if o.ID != s.c0 {
+		return false
+	}
+	if o.AccountID != s.c1 {
+		return false
+	}
+	if o.Amount != s.c2 {
+		return false
+	}
+	return true
 }
 
 func (tallyEntryAccessor) Restore(obj any, snap any) {
@@ -424,6 +471,7 @@ type tallyTagSnap struct {
 type tallyTagAccessor struct{ t *mapper.Table }
 
 var _ mapper.BatchSnapshotter = tallyTagAccessor{}
+var _ mapper.ChangeChecker = tallyTagAccessor{}
 
 func (tallyTagAccessor) Addr(obj any, c *mapper.Column) any {
 	o := obj.(*Tag)
@@ -493,10 +541,14 @@ func (a tallyTagAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyTagAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyTagSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyTagSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyTagSnap, mapper.ChunkLen[tallyTagSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -515,16 +567,30 @@ func (tallyTagAccessor) snap(s *tallyTagSnap, obj any) {
 func (a tallyTagAccessor) Changed(obj any, snap any, dst []*mapper.Column) []*mapper.Column {
 	o, s := obj.(*Tag), snap.(*tallyTagSnap)
 	cols := a.t.Columns
-	if o.Kind != s.c0 {
+	if !mapper.StringEqual(o.Kind, s.c0) {
 		dst = append(dst, cols[0])
 	}
-	if o.Name != s.c1 {
+	if !mapper.StringEqual(o.Name, s.c1) {
 		dst = append(dst, cols[1])
 	}
 	if o.Uses != s.c2 {
 		dst = append(dst, cols[2])
 	}
 	return dst
+}
+
+func (tallyTagAccessor) Unchanged(obj any, snap any) bool {
+	o, s := obj.(*Tag), snap.(*tallyTagSnap)
+	if !mapper.StringEqual(o.Kind, s.c0) {
+		return false
+	}
+	if !mapper.StringEqual(o.Name, s.c1) {
+		return false
+	}
+	if o.Uses != s.c2 {
+		return false
+	}
+	return true
 }
 
 func (tallyTagAccessor) Restore(obj any, snap any) {
@@ -577,6 +643,7 @@ type tallyBlobSnap struct {
 type tallyBlobAccessor struct{ t *mapper.Table }
 
 var _ mapper.BatchSnapshotter = tallyBlobAccessor{}
+var _ mapper.ChangeChecker = tallyBlobAccessor{}
 
 func (tallyBlobAccessor) Addr(obj any, c *mapper.Column) any {
 	o := obj.(*Blob)
@@ -636,10 +703,14 @@ func (a tallyBlobAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyBlobAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyBlobSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyBlobSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyBlobSnap, mapper.ChunkLen[tallyBlobSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -665,6 +736,17 @@ func (a tallyBlobAccessor) Changed(obj any, snap any, dst []*mapper.Column) []*m
 		dst = append(dst, cols[1])
 	}
 	return dst
+}
+
+func (tallyBlobAccessor) Unchanged(obj any, snap any) bool {
+	o, s := obj.(*Blob), snap.(*tallyBlobSnap)
+	if o.ID != s.c0 {
+		return false
+	}
+	if !(mapper.BytesEqual(o.Data, s.c1)) {
+		return false
+	}
+	return true
 }
 
 func (tallyBlobAccessor) Restore(obj any, snap any) {
@@ -710,6 +792,7 @@ type tallyCycASnap struct {
 type tallyCycAAccessor struct{ t *mapper.Table }
 
 var _ mapper.BatchSnapshotter = tallyCycAAccessor{}
+var _ mapper.ChangeChecker = tallyCycAAccessor{}
 
 func (tallyCycAAccessor) Addr(obj any, c *mapper.Column) any {
 	o := obj.(*CycA)
@@ -769,10 +852,14 @@ func (a tallyCycAAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyCycAAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyCycASnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyCycASnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyCycASnap, mapper.ChunkLen[tallyCycASnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -797,6 +884,17 @@ func (a tallyCycAAccessor) Changed(obj any, snap any, dst []*mapper.Column) []*m
 		dst = append(dst, cols[1])
 	}
 	return dst
+}
+
+func (tallyCycAAccessor) Unchanged(obj any, snap any) bool {
+	o, s := obj.(*CycA), snap.(*tallyCycASnap)
+	if o.ID != s.c0 {
+		return false
+	}
+	if o.BID != s.c1 {
+		return false
+	}
+	return true
 }
 
 func (tallyCycAAccessor) Restore(obj any, snap any) {
@@ -842,6 +940,7 @@ type tallyCycBSnap struct {
 type tallyCycBAccessor struct{ t *mapper.Table }
 
 var _ mapper.BatchSnapshotter = tallyCycBAccessor{}
+var _ mapper.ChangeChecker = tallyCycBAccessor{}
 
 func (tallyCycBAccessor) Addr(obj any, c *mapper.Column) any {
 	o := obj.(*CycB)
@@ -901,10 +1000,14 @@ func (a tallyCycBAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyCycBAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyCycBSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyCycBSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyCycBSnap, mapper.ChunkLen[tallyCycBSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -929,6 +1032,17 @@ func (a tallyCycBAccessor) Changed(obj any, snap any, dst []*mapper.Column) []*m
 		dst = append(dst, cols[1])
 	}
 	return dst
+}
+
+func (tallyCycBAccessor) Unchanged(obj any, snap any) bool {
+	o, s := obj.(*CycB), snap.(*tallyCycBSnap)
+	if o.ID != s.c0 {
+		return false
+	}
+	if o.AID != s.c1 {
+		return false
+	}
+	return true
 }
 
 func (tallyCycBAccessor) Restore(obj any, snap any) {
@@ -1169,6 +1283,7 @@ type tallyWideSnap struct {
 type tallyWideAccessor struct{ t *mapper.Table }
 
 var _ mapper.BatchSnapshotter = tallyWideAccessor{}
+var _ mapper.ChangeChecker = tallyWideAccessor{}
 
 func (tallyWideAccessor) Addr(obj any, c *mapper.Column) any {
 	o := obj.(*Wide)
@@ -1618,10 +1733,14 @@ func (a tallyWideAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyWideAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyWideSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyWideSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyWideSnap, mapper.ChunkLen[tallyWideSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -1804,6 +1923,134 @@ func (a tallyWideAccessor) Changed(obj any, snap any, dst []*mapper.Column) []*m
 	return dst
 }
 
+func (tallyWideAccessor) Unchanged(obj any, snap any) bool {
+	o, s := obj.(*Wide), snap.(*tallyWideSnap)
+	if o.ID != s.c0 {
+		return false
+	}
+	if o.C01 != s.c1 {
+		return false
+	}
+	if o.C02 != s.c2 {
+		return false
+	}
+	if o.C03 != s.c3 {
+		return false
+	}
+	if o.C04 != s.c4 {
+		return false
+	}
+	if o.C05 != s.c5 {
+		return false
+	}
+	if o.C06 != s.c6 {
+		return false
+	}
+	if o.C07 != s.c7 {
+		return false
+	}
+	if o.C08 != s.c8 {
+		return false
+	}
+	if o.C09 != s.c9 {
+		return false
+	}
+	if o.C10 != s.c10 {
+		return false
+	}
+	if o.C11 != s.c11 {
+		return false
+	}
+	if o.C12 != s.c12 {
+		return false
+	}
+	if o.C13 != s.c13 {
+		return false
+	}
+	if o.C14 != s.c14 {
+		return false
+	}
+	if o.C15 != s.c15 {
+		return false
+	}
+	if o.C16 != s.c16 {
+		return false
+	}
+	if o.C17 != s.c17 {
+		return false
+	}
+	if o.C18 != s.c18 {
+		return false
+	}
+	if o.C19 != s.c19 {
+		return false
+	}
+	if o.C20 != s.c20 {
+		return false
+	}
+	if o.C21 != s.c21 {
+		return false
+	}
+	if o.C22 != s.c22 {
+		return false
+	}
+	if o.C23 != s.c23 {
+		return false
+	}
+	if o.C24 != s.c24 {
+		return false
+	}
+	if o.C25 != s.c25 {
+		return false
+	}
+	if o.C26 != s.c26 {
+		return false
+	}
+	if o.C27 != s.c27 {
+		return false
+	}
+	if o.C28 != s.c28 {
+		return false
+	}
+	if o.C29 != s.c29 {
+		return false
+	}
+	if o.C30 != s.c30 {
+		return false
+	}
+	if o.C31 != s.c31 {
+		return false
+	}
+	if o.C32 != s.c32 {
+		return false
+	}
+	if o.C33 != s.c33 {
+		return false
+	}
+	if o.C34 != s.c34 {
+		return false
+	}
+	if o.C35 != s.c35 {
+		return false
+	}
+	if o.C36 != s.c36 {
+		return false
+	}
+	if o.C37 != s.c37 {
+		return false
+	}
+	if o.C38 != s.c38 {
+		return false
+	}
+	if o.C39 != s.c39 {
+		return false
+	}
+	if o.C40 != s.c40 {
+		return false
+	}
+	return true
+}
+
 func (tallyWideAccessor) Restore(obj any, snap any) {
 	o, s := obj.(*Wide), snap.(*tallyWideSnap)
 	o.ID = s.c0
@@ -1894,19 +2141,19 @@ var BenchAccountDesc = struct {
 
 // tallyBenchAccountSnap is BenchAccount's snapshot: its column values only.
 type tallyBenchAccountSnap struct {
-	c0   int64  // id
-	c1   string // owner
-	c2   int64  // balance
-	c3   int64  // version
-	c4   string // note; valid when c4OK
-	c4OK bool
-	c5   time.Time // created_at
+	c0 int64     // id
+	c1 string    // owner
+	c2 int64     // balance
+	c3 int64     // version
+	c4 string    // note; NULL is mapper.NullString()
+	c5 time.Time // created_at
 }
 
 // tallyBenchAccountAccessor reads and writes BenchAccount's columns without reflection.
 type tallyBenchAccountAccessor struct{ t *mapper.Table }
 
 var _ mapper.BatchSnapshotter = tallyBenchAccountAccessor{}
+var _ mapper.ChangeChecker = tallyBenchAccountAccessor{}
 
 func (tallyBenchAccountAccessor) Addr(obj any, c *mapper.Column) any {
 	o := obj.(*BenchAccount)
@@ -1939,7 +2186,7 @@ func (tallyBenchAccountAccessor) Value(obj any, c *mapper.Column) any {
 		case 3:
 			return s.c3
 		case 4:
-			if !s.c4OK {
+			if mapper.IsNullString(s.c4) {
 				return nil
 			}
 			return s.c4
@@ -1981,7 +2228,7 @@ func (tallyBenchAccountAccessor) Set(obj any, c *mapper.Column, v any) error {
 		case 3:
 			return mapper.Assign(&s.c3, v)
 		case 4:
-			return mapper.AssignInline(&s.c4, &s.c4OK, v)
+			return mapper.AssignNullString(&s.c4, v)
 		case 5:
 			return mapper.Assign(&s.c5, v)
 		}
@@ -2012,10 +2259,14 @@ func (a tallyBenchAccountAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyBenchAccountAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyBenchAccountSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyBenchAccountSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyBenchAccountSnap, mapper.ChunkLen[tallyBenchAccountSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -2031,8 +2282,9 @@ func (tallyBenchAccountAccessor) snap(s *tallyBenchAccountSnap, obj any) {
 	s.c2 = o.Balance
 	s.c3 = o.Version
 	if o.Note != nil {
-		s.c4 = (*o.Note)
-		s.c4OK = true
+		s.c4 = *o.Note
+	} else {
+		s.c4 = mapper.NullString()
 	}
 	s.c5 = o.Created
 }
@@ -2043,7 +2295,7 @@ func (a tallyBenchAccountAccessor) Changed(obj any, snap any, dst []*mapper.Colu
 	if o.ID != s.c0 {
 		dst = append(dst, cols[0])
 	}
-	if o.Owner != s.c1 {
+	if !mapper.StringEqual(o.Owner, s.c1) {
 		dst = append(dst, cols[1])
 	}
 	if o.Balance != s.c2 {
@@ -2052,7 +2304,7 @@ func (a tallyBenchAccountAccessor) Changed(obj any, snap any, dst []*mapper.Colu
 	if o.Version != s.c3 {
 		dst = append(dst, cols[3])
 	}
-	if (o.Note == nil) == s.c4OK || o.Note != nil && *o.Note != s.c4 {
+	if (o.Note == nil) != mapper.IsNullString(s.c4) || o.Note != nil && !mapper.StringEqual(*o.Note, s.c4) {
 		dst = append(dst, cols[4])
 	}
 	if !(o.Created == s.c5 || o.Created.Equal(s.c5)) {
@@ -2061,13 +2313,36 @@ func (a tallyBenchAccountAccessor) Changed(obj any, snap any, dst []*mapper.Colu
 	return dst
 }
 
+func (tallyBenchAccountAccessor) Unchanged(obj any, snap any) bool {
+	o, s := obj.(*BenchAccount), snap.(*tallyBenchAccountSnap)
+	if o.ID != s.c0 {
+		return false
+	}
+	if !mapper.StringEqual(o.Owner, s.c1) {
+		return false
+	}
+	if o.Balance != s.c2 {
+		return false
+	}
+	if o.Version != s.c3 {
+		return false
+	}
+	if (o.Note == nil) != mapper.IsNullString(s.c4) || o.Note != nil && !mapper.StringEqual(*o.Note, s.c4) {
+		return false
+	}
+	if !(o.Created == s.c5 || o.Created.Equal(s.c5)) {
+		return false
+	}
+	return true
+}
+
 func (tallyBenchAccountAccessor) Restore(obj any, snap any) {
 	o, s := obj.(*BenchAccount), snap.(*tallyBenchAccountSnap)
 	o.ID = s.c0
 	o.Owner = s.c1
 	o.Balance = s.c2
 	o.Version = s.c3
-	if s.c4OK {
+	if !mapper.IsNullString(s.c4) {
 		v := new(string)
 		*v = s.c4
 		o.Note = v

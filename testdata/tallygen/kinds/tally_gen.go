@@ -240,9 +240,8 @@ type tallyEverythingSnap struct {
 	c24   ext.Code  // code
 	c25   int64     // pi64; valid when c25OK
 	c25OK bool
-	c26   string // ps; valid when c26OK
-	c26OK bool
-	c27   bool // pb; valid when c27OK
+	c26   string // ps; NULL is mapper.NullString()
+	c27   bool   // pb; valid when c27OK
 	c27OK bool
 	c28   float64 // pf; valid when c28OK
 	c28OK bool
@@ -273,6 +272,7 @@ type tallyEverythingSnap struct {
 type tallyEverythingAccessor struct{ t *mapper.Table }
 
 var _ mapper.BatchSnapshotter = tallyEverythingAccessor{}
+var _ mapper.ChangeChecker = tallyEverythingAccessor{}
 
 func (tallyEverythingAccessor) Addr(obj any, c *mapper.Column) any {
 	o := obj.(*Everything)
@@ -434,7 +434,7 @@ func (tallyEverythingAccessor) Value(obj any, c *mapper.Column) any {
 			}
 			return s.c25
 		case 26:
-			if !s.c26OK {
+			if mapper.IsNullString(s.c26) {
 				return nil
 			}
 			return s.c26
@@ -673,7 +673,7 @@ func (tallyEverythingAccessor) Set(obj any, c *mapper.Column, v any) error {
 		case 25:
 			return mapper.AssignInline(&s.c25, &s.c25OK, v)
 		case 26:
-			return mapper.AssignInline(&s.c26, &s.c26OK, v)
+			return mapper.AssignNullString(&s.c26, v)
 		case 27:
 			return mapper.AssignInline(&s.c27, &s.c27OK, v)
 		case 28:
@@ -824,10 +824,14 @@ func (a tallyEverythingAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyEverythingAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyEverythingSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyEverythingSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyEverythingSnap, mapper.ChunkLen[tallyEverythingSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -881,8 +885,9 @@ func (tallyEverythingAccessor) snap(s *tallyEverythingSnap, obj any) {
 		s.c25OK = true
 	}
 	if o.PS != nil {
-		s.c26 = (*o.PS)
-		s.c26OK = true
+		s.c26 = *o.PS
+	} else {
+		s.c26 = mapper.NullString()
 	}
 	if o.PB != nil {
 		s.c27 = (*o.PB)
@@ -976,7 +981,7 @@ func (a tallyEverythingAccessor) Changed(obj any, snap any, dst []*mapper.Column
 	if o.B != s.c14 {
 		dst = append(dst, cols[14])
 	}
-	if o.S != s.c15 {
+	if !mapper.StringEqual(o.S, s.c15) {
 		dst = append(dst, cols[15])
 	}
 	if !(mapper.BytesEqual(o.Bytes, s.c16)) {
@@ -1009,7 +1014,7 @@ func (a tallyEverythingAccessor) Changed(obj any, snap any, dst []*mapper.Column
 	if (o.PI64 == nil) == s.c25OK || o.PI64 != nil && *o.PI64 != s.c25 {
 		dst = append(dst, cols[25])
 	}
-	if (o.PS == nil) == s.c26OK || o.PS != nil && *o.PS != s.c26 {
+	if (o.PS == nil) != mapper.IsNullString(s.c26) || o.PS != nil && !mapper.StringEqual(*o.PS, s.c26) {
 		dst = append(dst, cols[26])
 	}
 	if (o.PB == nil) == s.c27OK || o.PB != nil && *o.PB != s.c27 {
@@ -1066,13 +1071,159 @@ func (a tallyEverythingAccessor) Changed(obj any, snap any, dst []*mapper.Column
 	if o.Version != s.c44 {
 		dst = append(dst, cols[44])
 	}
-	if o.ReadOnly != s.c45 {
+	if !mapper.StringEqual(o.ReadOnly, s.c45) {
 		dst = append(dst, cols[45])
 	}
 	if o.OtherID != s.c46 {
 		dst = append(dst, cols[46])
 	}
 	return dst
+}
+
+func (tallyEverythingAccessor) Unchanged(obj any, snap any) bool {
+	o, s := obj.(*Everything), snap.(*tallyEverythingSnap)
+	if o.Base.ID != s.c0 {
+		return false
+	}
+	if !(o.Base.Created == s.c1 || o.Base.Created.Equal(s.c1)) {
+		return false
+	}
+	if o.I != s.c2 {
+		return false
+	}
+	if o.I8 != s.c3 {
+		return false
+	}
+	if o.I16 != s.c4 {
+		return false
+	}
+	if o.I32 != s.c5 {
+		return false
+	}
+	if o.I64 != s.c6 {
+		return false
+	}
+	if o.U != s.c7 {
+		return false
+	}
+	if o.U8 != s.c8 {
+		return false
+	}
+	if o.U16 != s.c9 {
+		return false
+	}
+	if o.U32 != s.c10 {
+		return false
+	}
+	if o.U64 != s.c11 {
+		return false
+	}
+	if !(mapper.Float32Equal(float32(o.F32), float32(s.c12))) {
+		return false
+	}
+	if !(mapper.Float64Equal(float64(o.F64), float64(s.c13))) {
+		return false
+	}
+	if o.B != s.c14 {
+		return false
+	}
+	if !mapper.StringEqual(o.S, s.c15) {
+		return false
+	}
+	if !(mapper.BytesEqual(o.Bytes, s.c16)) {
+		return false
+	}
+	if !(o.T == s.c17 || o.T.Equal(s.c17)) {
+		return false
+	}
+	if o.Money != s.c18 {
+		return false
+	}
+	if o.Name != s.c19 {
+		return false
+	}
+	if o.Flag != s.c20 {
+		return false
+	}
+	if !(mapper.Float64Equal(float64(o.Ratio), float64(s.c21))) {
+		return false
+	}
+	if o.Small != s.c22 {
+		return false
+	}
+	if !(mapper.BytesEqual(o.Data, s.c23)) {
+		return false
+	}
+	if o.Code != s.c24 {
+		return false
+	}
+	if (o.PI64 == nil) == s.c25OK || o.PI64 != nil && *o.PI64 != s.c25 {
+		return false
+	}
+	if (o.PS == nil) != mapper.IsNullString(s.c26) || o.PS != nil && !mapper.StringEqual(*o.PS, s.c26) {
+		return false
+	}
+	if (o.PB == nil) == s.c27OK || o.PB != nil && *o.PB != s.c27 {
+		return false
+	}
+	if (o.PF == nil) == s.c28OK || o.PF != nil && !(mapper.Float64Equal(float64((*o.PF)), float64(s.c28))) {
+		return false
+	}
+	if (o.PT == nil) == s.c29OK || o.PT != nil && !((*o.PT) == s.c29 || (*o.PT).Equal(s.c29)) {
+		return false
+	}
+	if (o.PMoney == nil) == s.c30OK || o.PMoney != nil && *o.PMoney != s.c30 {
+		return false
+	}
+	if (o.PBytes == nil) == s.c31OK || o.PBytes != nil && !(mapper.BytesEqual((*o.PBytes), s.c31)) {
+		return false
+	}
+	if o.NS != s.c32 {
+		return false
+	}
+	if o.NI != s.c33 {
+		return false
+	}
+	if !((mapper.Float64Equal(float64(o.NF.Float64), float64(s.c34.Float64))) && (o.NF.Valid == s.c34.Valid)) {
+		return false
+	}
+	if !((o.NT.Time == s.c35.Time || o.NT.Time.Equal(s.c35.Time)) && (o.NT.Valid == s.c35.Valid)) {
+		return false
+	}
+	if o.NB != s.c36 {
+		return false
+	}
+	if o.GI != s.c37 {
+		return false
+	}
+	if !((mapper.BytesEqual(o.GB.V, s.c38.V)) && (o.GB.Valid == s.c38.Valid)) {
+		return false
+	}
+	if !((o.GT.V == s.c39.V || o.GT.V.Equal(s.c39.V)) && (o.GT.Valid == s.c39.Valid)) {
+		return false
+	}
+	if !((o.PNS == nil) == (s.c40 == nil) && (o.PNS == nil || o.PNS == s.c40 || (*o.PNS) == (*s.c40))) {
+		return false
+	}
+	if !((mapper.Float64Equal(float64(o.Loc.X), float64(s.c41.X))) && (mapper.Float64Equal(float64(o.Loc.Y), float64(s.c41.Y)))) {
+		return false
+	}
+	if o.UUID != s.c42 {
+		return false
+	}
+	if !(mapper.EqualValue(&o.Lbl, &s.c43)) {
+		return false
+	}
+	if o.Version != s.c44 {
+		return false
+	}
+	if !mapper.StringEqual(o.ReadOnly, s.c45) {
+		return false
+	}
+	if o.OtherID != s.c46 {
+		return false
+	}
+	return true
 }
 
 func (tallyEverythingAccessor) Restore(obj any, snap any) {
@@ -1109,7 +1260,7 @@ func (tallyEverythingAccessor) Restore(obj any, snap any) {
 	} else {
 		o.PI64 = nil
 	}
-	if s.c26OK {
+	if !mapper.IsNullString(s.c26) {
 		v := new(string)
 		*v = s.c26
 		o.PS = v
@@ -1207,6 +1358,7 @@ type tallyOtherSnap struct {
 type tallyOtherAccessor struct{ t *mapper.Table }
 
 var _ mapper.BatchSnapshotter = tallyOtherAccessor{}
+var _ mapper.ChangeChecker = tallyOtherAccessor{}
 
 func (tallyOtherAccessor) Addr(obj any, c *mapper.Column) any {
 	o := obj.(*Other)
@@ -1256,10 +1408,14 @@ func (a tallyOtherAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyOtherAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyOtherSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyOtherSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyOtherSnap, mapper.ChunkLen[tallyOtherSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -1280,6 +1436,14 @@ func (a tallyOtherAccessor) Changed(obj any, snap any, dst []*mapper.Column) []*
 		dst = append(dst, cols[0])
 	}
 	return dst
+}
+
+func (tallyOtherAccessor) Unchanged(obj any, snap any) bool {
+	o, s := obj.(*Other), snap.(*tallyOtherSnap)
+	if o.ID != s.c0 {
+		return false
+	}
+	return true
 }
 
 func (tallyOtherAccessor) Restore(obj any, snap any) {
@@ -1320,16 +1484,16 @@ var PairDesc = struct {
 
 // tallyPairSnap is Pair's snapshot: its column values only.
 type tallyPairSnap struct {
-	c0   Name   // kind
-	c1   Small  // n
-	c2   string // note; valid when c2OK
-	c2OK bool
+	c0 Name   // kind
+	c1 Small  // n
+	c2 string // note; NULL is mapper.NullString()
 }
 
 // tallyPairAccessor reads and writes Pair's columns without reflection.
 type tallyPairAccessor struct{ t *mapper.Table }
 
 var _ mapper.BatchSnapshotter = tallyPairAccessor{}
+var _ mapper.ChangeChecker = tallyPairAccessor{}
 
 func (tallyPairAccessor) Addr(obj any, c *mapper.Column) any {
 	o := obj.(*Pair)
@@ -1352,7 +1516,7 @@ func (tallyPairAccessor) Value(obj any, c *mapper.Column) any {
 		case 1:
 			return uint8(s.c1)
 		case 2:
-			if !s.c2OK {
+			if mapper.IsNullString(s.c2) {
 				return nil
 			}
 			return s.c2
@@ -1382,7 +1546,7 @@ func (tallyPairAccessor) Set(obj any, c *mapper.Column, v any) error {
 		case 1:
 			return mapper.Assign(&s.c1, v)
 		case 2:
-			return mapper.AssignInline(&s.c2, &s.c2OK, v)
+			return mapper.AssignNullString(&s.c2, v)
 		}
 		return mapper.UnknownColumn(c)
 	}
@@ -1405,10 +1569,14 @@ func (a tallyPairAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyPairAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyPairSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyPairSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyPairSnap, mapper.ChunkLen[tallyPairSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -1422,8 +1590,9 @@ func (tallyPairAccessor) snap(s *tallyPairSnap, obj any) {
 	s.c0 = o.Kind
 	s.c1 = o.N
 	if o.Note != nil {
-		s.c2 = (*o.Note)
-		s.c2OK = true
+		s.c2 = *o.Note
+	} else {
+		s.c2 = mapper.NullString()
 	}
 }
 
@@ -1436,17 +1605,31 @@ func (a tallyPairAccessor) Changed(obj any, snap any, dst []*mapper.Column) []*m
 	if o.N != s.c1 {
 		dst = append(dst, cols[1])
 	}
-	if (o.Note == nil) == s.c2OK || o.Note != nil && *o.Note != s.c2 {
+	if (o.Note == nil) != mapper.IsNullString(s.c2) || o.Note != nil && !mapper.StringEqual(*o.Note, s.c2) {
 		dst = append(dst, cols[2])
 	}
 	return dst
+}
+
+func (tallyPairAccessor) Unchanged(obj any, snap any) bool {
+	o, s := obj.(*Pair), snap.(*tallyPairSnap)
+	if o.Kind != s.c0 {
+		return false
+	}
+	if o.N != s.c1 {
+		return false
+	}
+	if (o.Note == nil) != mapper.IsNullString(s.c2) || o.Note != nil && !mapper.StringEqual(*o.Note, s.c2) {
+		return false
+	}
+	return true
 }
 
 func (tallyPairAccessor) Restore(obj any, snap any) {
 	o, s := obj.(*Pair), snap.(*tallyPairSnap)
 	o.Kind = s.c0
 	o.N = s.c1
-	if s.c2OK {
+	if !mapper.IsNullString(s.c2) {
 		v := new(string)
 		*v = s.c2
 		o.Note = v
@@ -1493,6 +1676,7 @@ type tallyKeyedSnap struct {
 type tallyKeyedAccessor struct{ t *mapper.Table }
 
 var _ mapper.BatchSnapshotter = tallyKeyedAccessor{}
+var _ mapper.ChangeChecker = tallyKeyedAccessor{}
 
 func (tallyKeyedAccessor) Addr(obj any, c *mapper.Column) any {
 	o := obj.(*Keyed)
@@ -1542,10 +1726,14 @@ func (a tallyKeyedAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyKeyedAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyKeyedSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyKeyedSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyKeyedSnap, mapper.ChunkLen[tallyKeyedSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -1566,6 +1754,14 @@ func (a tallyKeyedAccessor) Changed(obj any, snap any, dst []*mapper.Column) []*
 		dst = append(dst, cols[0])
 	}
 	return dst
+}
+
+func (tallyKeyedAccessor) Unchanged(obj any, snap any) bool {
+	o, s := obj.(*Keyed), snap.(*tallyKeyedSnap)
+	if o.Code != s.c0 {
+		return false
+	}
+	return true
 }
 
 func (tallyKeyedAccessor) Restore(obj any, snap any) {
@@ -1620,6 +1816,7 @@ type tallyOddSnap struct {
 type tallyOddAccessor struct{ t *mapper.Table }
 
 var _ mapper.BatchSnapshotter = tallyOddAccessor{}
+var _ mapper.ChangeChecker = tallyOddAccessor{}
 
 func (tallyOddAccessor) Addr(obj any, c *mapper.Column) any {
 	o := obj.(*Odd)
@@ -1699,10 +1896,14 @@ func (a tallyOddAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyOddAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyOddSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyOddSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyOddSnap, mapper.ChunkLen[tallyOddSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -1735,6 +1936,23 @@ func (a tallyOddAccessor) Changed(obj any, snap any, dst []*mapper.Column) []*ma
 		dst = append(dst, cols[3])
 	}
 	return dst
+}
+
+func (tallyOddAccessor) Unchanged(obj any, snap any) bool {
+	o, s := obj.(*Odd), snap.(*tallyOddSnap)
+	if !(o.T == s.c0 || o.T.Equal(s.c0)) {
+		return false
+	}
+	if o.B != s.c1 {
+		return false
+	}
+	if !(mapper.Float64Equal(float64(o.F), float64(s.c2))) {
+		return false
+	}
+	if o.UUID != s.c3 {
+		return false
+	}
+	return true
 }
 
 func (tallyOddAccessor) Restore(obj any, snap any) {
@@ -1787,6 +2005,7 @@ type tallyUnsignedSnap struct {
 type tallyUnsignedAccessor struct{ t *mapper.Table }
 
 var _ mapper.BatchSnapshotter = tallyUnsignedAccessor{}
+var _ mapper.ChangeChecker = tallyUnsignedAccessor{}
 
 func (tallyUnsignedAccessor) Addr(obj any, c *mapper.Column) any {
 	o := obj.(*Unsigned)
@@ -1836,10 +2055,14 @@ func (a tallyUnsignedAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyUnsignedAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyUnsignedSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyUnsignedSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyUnsignedSnap, mapper.ChunkLen[tallyUnsignedSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -1860,6 +2083,14 @@ func (a tallyUnsignedAccessor) Changed(obj any, snap any, dst []*mapper.Column) 
 		dst = append(dst, cols[0])
 	}
 	return dst
+}
+
+func (tallyUnsignedAccessor) Unchanged(obj any, snap any) bool {
+	o, s := obj.(*Unsigned), snap.(*tallyUnsignedSnap)
+	if o.ID != s.c0 {
+		return false
+	}
+	return true
 }
 
 func (tallyUnsignedAccessor) Restore(obj any, snap any) {
@@ -1920,6 +2151,7 @@ type tallyStampedSnap struct {
 type tallyStampedAccessor struct{ t *mapper.Table }
 
 var _ mapper.BatchSnapshotter = tallyStampedAccessor{}
+var _ mapper.ChangeChecker = tallyStampedAccessor{}
 
 func (tallyStampedAccessor) Addr(obj any, c *mapper.Column) any {
 	o := obj.(*Stamped)
@@ -2015,10 +2247,14 @@ func (a tallyStampedAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyStampedAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyStampedSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyStampedSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyStampedSnap, mapper.ChunkLen[tallyStampedSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -2045,7 +2281,7 @@ func (a tallyStampedAccessor) Changed(obj any, snap any, dst []*mapper.Column) [
 	if o.ID != s.c0 {
 		dst = append(dst, cols[0])
 	}
-	if o.Title != s.c1 {
+	if !mapper.StringEqual(o.Title, s.c1) {
 		dst = append(dst, cols[1])
 	}
 	if !(o.Created == s.c2 || o.Created.Equal(s.c2)) {
@@ -2058,6 +2294,26 @@ func (a tallyStampedAccessor) Changed(obj any, snap any, dst []*mapper.Column) [
 		dst = append(dst, cols[4])
 	}
 	return dst
+}
+
+func (tallyStampedAccessor) Unchanged(obj any, snap any) bool {
+	o, s := obj.(*Stamped), snap.(*tallyStampedSnap)
+	if o.ID != s.c0 {
+		return false
+	}
+	if !mapper.StringEqual(o.Title, s.c1) {
+		return false
+	}
+	if !(o.Created == s.c2 || o.Created.Equal(s.c2)) {
+		return false
+	}
+	if (o.Updated == nil) == s.c3OK || o.Updated != nil && !((*o.Updated) == s.c3 || (*o.Updated).Equal(s.c3)) {
+		return false
+	}
+	if !((o.Deleted.Time == s.c4.Time || o.Deleted.Time.Equal(s.c4.Time)) && (o.Deleted.Valid == s.c4.Valid)) {
+		return false
+	}
+	return true
 }
 
 func (tallyStampedAccessor) Restore(obj any, snap any) {

@@ -37,6 +37,7 @@ type tallyAccountSnap struct {
 type tallyAccountAccessor struct{ t *mapper.Table }
 
 var _ mapper.BatchSnapshotter = tallyAccountAccessor{}
+var _ mapper.ChangeChecker = tallyAccountAccessor{}
 
 func (tallyAccountAccessor) Addr(obj any, c *mapper.Column) any {
 	o := obj.(*Account)
@@ -96,10 +97,14 @@ func (a tallyAccountAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyAccountAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyAccountSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyAccountSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyAccountSnap, mapper.ChunkLen[tallyAccountSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -124,6 +129,17 @@ func (a tallyAccountAccessor) Changed(obj any, snap any, dst []*mapper.Column) [
 		dst = append(dst, cols[1])
 	}
 	return dst
+}
+
+func (tallyAccountAccessor) Unchanged(obj any, snap any) bool {
+	o, s := obj.(*Account), snap.(*tallyAccountSnap)
+	if o.ID != s.c0 {
+		return false
+	}
+	if o.Balance != s.c1 {
+		return false
+	}
+	return true
 }
 
 func (tallyAccountAccessor) Restore(obj any, snap any) {
