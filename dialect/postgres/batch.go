@@ -78,6 +78,12 @@ func query(ctx context.Context, c *pgx.Conn, st dialect.BatchStmt) (int64, error
 		}
 		return 0, err
 	}
+	return rowsTo(rs, st)
+}
+
+// rowsTo hands rs's rows to st.Row and returns the rows the statement
+// affected.
+func rowsTo(rs pgx.Rows, st dialect.BatchStmt) (int64, error) {
 	scan := rs.Scan // once: a method value made in the loop allocates per row
 	for rs.Next() {
 		if err := st.Row(scan); err != nil {
@@ -105,15 +111,7 @@ func result(br pgx.BatchResults, st dialect.BatchStmt) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	scan := rs.Scan // once: a method value made in the loop allocates per row
-	for rs.Next() {
-		if err := st.Row(scan); err != nil {
-			rs.Close()
-			return 0, err
-		}
-	}
-	rs.Close()
-	return rs.CommandTag().RowsAffected(), rs.Err()
+	return rowsTo(rs, st)
 }
 
 // mustAffectSQLs caches mustAffectSQL's statements: a flush sends the
