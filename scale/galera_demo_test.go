@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,6 +38,7 @@ func demoSurvivesAKilledNode(t *testing.T, nodes []*servers.Server) {
 	}
 	victim := nodes[1]
 	restarted := make(chan error, 1)
+	var synced atomic.Int64 // when the cluster was whole again, UnixNano
 	go func() {
 		time.Sleep(run / 4)
 		if err := victim.KillErr(); err != nil {
@@ -48,9 +50,12 @@ func demoSurvivesAKilledNode(t *testing.T, nodes []*servers.Server) {
 			restarted <- err
 			return
 		}
-		restarted <- servers.WaitSyncedErr(3, 60*time.Second, nodes...)
+		err := servers.WaitSyncedErr(3, 60*time.Second, nodes...)
+		synced.Store(time.Now().UnixNano())
+		restarted <- err
 	}()
 	err := cmd.Wait()
+	ended := time.Now()
 	if rerr := <-restarted; rerr != nil {
 		t.Fatalf("killing and restarting %s: %v", victim, rerr)
 	}
@@ -73,7 +78,19 @@ func demoSurvivesAKilledNode(t *testing.T, nodes []*servers.Server) {
 			t.Errorf("no transfers committed on %s; want some on every node", n)
 		}
 	}
-	if !regexp.MustCompile(`-dsn 2: .* taken out [1-9]\d* times, put back [1-9]`).MatchString(report) {
-		t.Errorf("the killed node was not reported taken out and put back")
+	// The node can be put back only once it has rejoined the cluster, and
+	// the pool notices within a second or two; a node whose state transfer
+	// outlasted the run (16 s on a loaded 2-core machine) must still have
+	// been taken out.
+	back := time.Unix(0, synced.Load())
+	switch {
+	case back.Before(ended.Add(-3 * time.Second)):
+		if !regexp.MustCompile(`-dsn 2: .* taken out [1-9]\d* times, put back [1-9]`).MatchString(report) {
+			t.Errorf("the killed node was not reported taken out and put back (it rejoined %v before the run ended)", ended.Sub(back).Round(time.Millisecond))
+		}
+	case !regexp.MustCompile(`-dsn 2: .* taken out [1-9]\d* times`).MatchString(report):
+		t.Errorf("the killed node was not reported taken out")
+	default:
+		t.Logf("the killed node rejoined %v after the run ended: taken out, not yet put back", back.Sub(ended).Round(time.Millisecond))
 	}
 }

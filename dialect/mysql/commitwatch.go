@@ -111,6 +111,9 @@ type watchConn struct {
 	net   net.Conn  // nil if the dial was not recorded: COMMIT is not watched
 	multi bool      // see watchConnector
 	stmts stmtCache // statements kept prepared (stmtcache.go)
+	// cluster says whether the server is a Galera node, which gets no
+	// pipeline (pipeline.go); clusterUnknown until the first commit asks.
+	cluster int
 }
 
 // The interfaces database/sql looks for on the MySQL driver's connection.

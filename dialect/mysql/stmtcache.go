@@ -50,7 +50,7 @@ type cachedStmt struct {
 // be; nil with a nil error means "send it as text".
 func (c *watchConn) prepared(ctx context.Context, query string) (driver.Stmt, error) {
 	sc := &c.stmts
-	if sc.off || sc.size == 0 {
+	if sc.off || sc.size == 0 || c.galera(ctx) {
 		return nil, nil
 	}
 	if el, ok := sc.byQuery[query]; ok {
