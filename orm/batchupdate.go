@@ -96,22 +96,24 @@ func batchableUpdate(cols []*mapper.Column) bool {
 
 // batchUpdateParams is how many parameters one object takes in a batched
 // UPDATE of cols, at most (a dialect with positional placeholders repeats
-// the key in every CASE).
+// the key in every CASE): its key in IN, and a key and a value in each
+// CASE.
 func batchUpdateParams(t *mapper.Table, cols []*mapper.Column) int {
-	per := len(t.PK) + 1 // the key in IN
+	per := 1
 	for _, c := range cols {
 		if updateSet(c) {
-			per += len(t.PK) + 1
+			per += 2
 		}
 	}
 	if t.Version != nil {
-		per += len(t.PK) + 1
+		per += 2
 	}
 	return per
 }
 
-// updateBatch writes ups, two or more objects of t that changed the same
-// columns, as one UPDATE that must match every one of them.
+// updateBatch writes ups, two or more objects of t (whose key is one
+// integer column, see updates) that changed the same columns, as one
+// UPDATE that must match every one of them.
 func (s *Session) updateBatch(ctx context.Context, t *mapper.Table, ups []update) error {
 	d := s.e.dialect
 	var set []*mapper.Column
@@ -122,7 +124,7 @@ func (s *Session) updateBatch(ctx context.Context, t *mapper.Table, ups []update
 	}
 	// vals holds each object's key, new column values and old version;
 	// row i's start at i*width.
-	width := len(t.PK) + len(set)
+	width := 1 + len(set)
 	if t.Version != nil {
 		width++
 	}
@@ -130,9 +132,7 @@ func (s *Session) updateBatch(ctx context.Context, t *mapper.Table, ups []update
 	olds := make([]int64, len(ups))
 	for i, u := range ups {
 		e := u.e
-		for _, c := range t.PK {
-			vals = append(vals, t.Acc.Value(e.Snap(), c))
-		}
+		vals = append(vals, t.Acc.Value(e.Snap(), t.PK[0]))
 		for _, c := range set {
 			vals = append(vals, t.Acc.Value(e.Obj(), c))
 		}
@@ -141,7 +141,8 @@ func (s *Session) updateBatch(ctx context.Context, t *mapper.Table, ups []update
 			vals = append(vals, olds[i])
 		}
 	}
-	b := batchSQL{d: d, vals: vals, numbered: string(d.AppendPlaceholder(nil, 2)) != "?"}
+	pk := d.Quote(t.PK[0].Name)
+	b := batchSQL{d: d, pk: pk, vals: vals, numbered: string(d.AppendPlaceholder(nil, 2)) != "?"}
 	b.sql = append(b.sql, "UPDATE "...)
 	b.sql = append(b.sql, d.Quote(t.Name)...)
 	b.sql = append(b.sql, " SET "...)
@@ -151,7 +152,7 @@ func (s *Session) updateBatch(ctx context.Context, t *mapper.Table, ups []update
 		}
 		b.sql = append(b.sql, d.Quote(c.Name)...)
 		b.sql = append(b.sql, " = "...)
-		b.caseOf(t, len(ups), width, len(t.PK)+k, c)
+		b.caseOf(len(ups), width, 1+k, c)
 	}
 	if v := t.Version; v != nil {
 		q := d.Quote(v.Name)
@@ -161,7 +162,6 @@ func (s *Session) updateBatch(ctx context.Context, t *mapper.Table, ups []update
 		b.sql = append(b.sql, q...)
 		b.sql = append(b.sql, " + 1"...)
 	}
-	pk := d.Quote(t.PK[0].Name)
 	b.sql = append(b.sql, " WHERE "...)
 	if d.Name() == "postgres" {
 		// Lock the rows in key order first (see above).
@@ -171,18 +171,18 @@ func (s *Session) updateBatch(ctx context.Context, t *mapper.Table, ups []update
 		b.sql = append(b.sql, " FROM "...)
 		b.sql = append(b.sql, d.Quote(t.Name)...)
 		b.sql = append(b.sql, " WHERE "...)
-		b.keyIn(t, len(ups), width)
+		b.keyIn(len(ups), width)
 		b.sql = append(b.sql, " ORDER BY "...)
 		b.sql = append(b.sql, pk...)
 		b.sql = append(b.sql, " FOR UPDATE))"...)
 	} else {
-		b.keyIn(t, len(ups), width)
+		b.keyIn(len(ups), width)
 	}
 	if v := t.Version; v != nil {
 		b.sql = append(b.sql, " AND "...)
 		b.sql = append(b.sql, d.Quote(v.Name)...)
 		b.sql = append(b.sql, " = "...)
-		b.caseOf(t, len(ups), width, width-1, v)
+		b.caseOf(len(ups), width, width-1, v)
 	}
 	if d.Name() == "mysql" {
 		b.sql = append(b.sql, " ORDER BY "...)
@@ -214,12 +214,14 @@ func (s *Session) updateBatch(ctx context.Context, t *mapper.Table, ups []update
 	return nil
 }
 
-// batchSQL builds a batched statement over vals, the values of its rows:
-// with numbered placeholders ($1) a value is written once and referred to
-// by number wherever it is used; with positional ones (?) each use is a
-// placeholder of its own and the value goes into args again.
+// batchSQL builds a batched statement over vals, the values of its rows,
+// each row's key first: with numbered placeholders ($1) a value is
+// written once and referred to by number wherever it is used; with
+// positional ones (?) each use is a placeholder of its own and the value
+// goes into args again.
 type batchSQL struct {
 	d        dialect.Dialect
+	pk       string // the key column, quoted
 	sql      []byte
 	vals     []any
 	numbered bool
@@ -236,26 +238,15 @@ func (b *batchSQL) ph(i int) {
 	b.args = append(b.args, b.vals[i])
 }
 
-// keyMatch appends "pk1 = ? AND pk2 = ?" for the key of the row starting
-// at vals[at].
-func (b *batchSQL) keyMatch(t *mapper.Table, at int) {
-	for k, c := range t.PK {
-		if k > 0 {
-			b.sql = append(b.sql, " AND "...)
-		}
-		b.sql = append(b.sql, b.d.Quote(c.Name)...)
-		b.sql = append(b.sql, " = "...)
-		b.ph(at + k)
-	}
-}
-
-// caseOf appends CASE WHEN <row i's key> THEN <row i's value at off> ...
-// ELSE col END for n rows of width values.
-func (b *batchSQL) caseOf(t *mapper.Table, n, width, off int, col *mapper.Column) {
+// caseOf appends CASE WHEN pk = <row i's key> THEN <row i's value at
+// off> ... ELSE col END for n rows of width values.
+func (b *batchSQL) caseOf(n, width, off int, col *mapper.Column) {
 	b.sql = append(b.sql, "CASE"...)
 	for i := range n {
 		b.sql = append(b.sql, " WHEN "...)
-		b.keyMatch(t, i*width)
+		b.sql = append(b.sql, b.pk...)
+		b.sql = append(b.sql, " = "...)
+		b.ph(i * width)
 		b.sql = append(b.sql, " THEN "...)
 		b.ph(i*width + off)
 	}
@@ -264,33 +255,15 @@ func (b *batchSQL) caseOf(t *mapper.Table, n, width, off int, col *mapper.Column
 	b.sql = append(b.sql, " END"...)
 }
 
-// keyIn appends "pk IN (?, ...)" ("(pk1, pk2) IN ((?, ?), ...)" for a
-// composite key) for the keys of n rows of width values.
-func (b *batchSQL) keyIn(t *mapper.Table, n, width int) {
-	if len(t.PK) == 1 {
-		b.sql = append(b.sql, b.d.Quote(t.PK[0].Name)...)
-	} else {
-		b.sql = append(b.sql, '(')
-		b.sql = appendList(b.sql, b.d, "", t.PK)
-		b.sql = append(b.sql, ')')
-	}
+// keyIn appends "pk IN (?, ...)" for the keys of n rows of width values.
+func (b *batchSQL) keyIn(n, width int) {
+	b.sql = append(b.sql, b.pk...)
 	b.sql = append(b.sql, " IN ("...)
 	for i := range n {
 		if i > 0 {
 			b.sql = append(b.sql, ", "...)
 		}
-		if len(t.PK) > 1 {
-			b.sql = append(b.sql, '(')
-		}
-		for k := range t.PK {
-			if k > 0 {
-				b.sql = append(b.sql, ", "...)
-			}
-			b.ph(i*width + k)
-		}
-		if len(t.PK) > 1 {
-			b.sql = append(b.sql, ')')
-		}
+		b.ph(i * width)
 	}
 	b.sql = append(b.sql, ')')
 }
