@@ -92,15 +92,13 @@ const maxPipelineText = 4 << 20
 // BEGIN and COMMIT report 0. On a failure the rows of the statements
 // before the failing one are returned with its error.
 func pipeline(ctx context.Context, c *sql.Conn, stmts []dialect.BatchStmt) (rows []int64, ok bool, err error) {
-	var wc *watchConn
 	if err := c.Raw(func(dc any) error {
-		wc, _ = dc.(*watchConn)
+		// Inside Raw: database/sql lends the driver connection only here.
+		wc, _ := dc.(*watchConn)
+		ok = wc != nil && wc.multi && !wc.galera(ctx)
 		return nil
-	}); err != nil || wc == nil || !wc.multi {
+	}); err != nil || !ok {
 		return nil, false, err
-	}
-	if wc.galera(ctx) {
-		return nil, false, nil
 	}
 	rows = make([]int64, 0, len(stmts))
 	var b strings.Builder
