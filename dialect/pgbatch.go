@@ -30,6 +30,11 @@ type BatchStmt struct {
 	// binds the same values (PostgreSQL: an array per column).
 	Cols            int
 	Into, Returning string
+	// DBScan, with Row, makes the scan function convert every value as
+	// database/sql's Rows.Scan would over the driver's database/sql
+	// adapter, so that a read sent to the driver directly fills fields
+	// exactly as the same read through database/sql does.
+	DBScan bool
 }
 
 // Batcher is an optional interface of a Dialect whose driver can send
@@ -48,6 +53,25 @@ type Batcher interface {
 }
 
 var _ Batcher = postgresDialect{}
+
+// DirectReader is an optional interface of a Batcher whose Pipeline scans
+// the rows of a lone read (BatchStmt.DBScan) more cheaply than
+// database/sql does, converting values the same way: the core then sends
+// reads in autocommit through Pipeline when every field it scans into is
+// one DirectScan accepts.
+type DirectReader interface {
+	Batcher
+	// DirectScan reports whether a DBScan read fills dest exactly as
+	// database/sql's Rows.Scan would.
+	DirectScan(dest any) bool
+}
+
+// DirectScan asks the registered postgres Driver (dialect/postgres, which
+// knows pgx); without it, no read goes direct.
+func (postgresDialect) DirectScan(dest any) bool {
+	d := registered("postgres")
+	return d != nil && d.DirectScan != nil && d.DirectScan(dest)
+}
 
 // Pipeline sends stmts through the Batch function of the registered
 // postgres Driver (dialect/postgres, which knows pgx); without that

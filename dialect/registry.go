@@ -65,6 +65,10 @@ type Driver struct {
 	// stmts in one round trip on c (see Batcher.Pipeline).
 	Batch func(ctx context.Context, c *sql.Conn, stmts []BatchStmt) (rows []int64, ok bool, err error)
 
+	// DirectScan, if not nil, is what the dialect's [DirectReader] asks:
+	// whether Batch's DBScan fills dest as database/sql would.
+	DirectScan func(dest any) bool
+
 	// ConnectionHint, if not nil, names the likely causes of a connection
 	// error whose own message does not ("invalid connection" after a
 	// server KILL or wait_timeout), for the error Tally returns; "" when

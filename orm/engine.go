@@ -27,6 +27,7 @@ type Engine struct {
 	nodes   *balancer // WithPrimaries: the nodes the pool connects to; else nil
 
 	replicas *replicaSet // nil without WithReplicas
+	direct   directReads // whether reads can go to the driver directly: see directread.go
 }
 
 // Open connects to a database and pings it. driverName is "mysql" (also

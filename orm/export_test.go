@@ -9,3 +9,6 @@ func OwnedObjects(e *Engine) int {
 // SetBatchCommits turns batched commits on PostgreSQL on or off, for
 // benchmarks that measure a commit with and without the batch.
 func SetBatchCommits(on bool) { batchCommits.Store(on) }
+
+// DirectReads counts the reads s sent to the driver directly.
+func DirectReads(s *Session) int { return s.direct }

@@ -111,16 +111,12 @@ func (s *Session) hasPendingRows() bool {
 
 // scanOne reads at most one row of q into obj's cols; no row is ErrNotFound.
 func (s *Session) scanOne(ctx context.Context, t *mapper.Table, q string, args []any, obj any, cols []*mapper.Column) error {
-	rows, obs, err := s.query(ctx, q, args)
-	if err != nil {
-		return err
-	}
-	n := int64(0)
-	if rows.Next() {
-		n = 1
-		err = rows.Scan(s.scanDest(t, obj, cols)...)
-	}
-	err = s.e.closeRows(ctx, rows, obs, n, err)
+	n, err := s.readRows(ctx, s.e.directScan(t), q, args, func(scan func(...any) error) error {
+		if err := scan(s.scanDest(t, obj, cols)...); err != nil {
+			return err
+		}
+		return errStopRows // at most one row is read
+	})
 	if err == nil && n == 0 {
 		err = ErrNotFound
 	}

@@ -210,24 +210,22 @@ func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.R
 		q := s.e.stmts.get(stmtKey{target, shape, len(chunk)}, func() string {
 			return loadSQL(s.e.dialect, r, target, len(chunk))
 		})
-		rows, obs, err := s.query(ctx, q, chunk)
-		if err != nil {
-			return nil, err
-		}
-		n := int64(0)
 		var left any // many-to-many: the join row's key of this side
+		direct := false
 		if r.Join != nil {
 			left = reflect.New(t.PK[0].Type).Interface()
+			direct = s.e.directScan(target, left)
+		} else {
+			direct = s.e.directScan(target)
 		}
-		for rows.Next() {
-			n++
+		_, err := s.readRows(ctx, direct, q, chunk, func(scan func(...any) error) error {
 			obj := reflect.New(target.Type).Interface()
 			dest := s.scanDest(target, obj, target.Columns)
 			if left != nil {
 				dest = append([]any{left}, dest...)
 			}
-			if err = rows.Scan(dest...); err != nil {
-				break
+			if err := scan(dest...); err != nil {
+				return err
 			}
 			var g int32 = -1
 			if left != nil {
@@ -240,7 +238,7 @@ func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.R
 				if i, dup := seenObj[tk]; dup {
 					rowObj = append(rowObj, i)
 					rowGroup = append(rowGroup, g)
-					continue
+					return nil
 				}
 				seenObj[tk] = int32(len(loaded))
 			} else if int64Col {
@@ -260,8 +258,9 @@ func (s *Session) loadRelation(ctx context.Context, t *mapper.Table, r *mapper.R
 			}
 			rowGroup = append(rowGroup, g)
 			loaded = append(loaded, obj)
-		}
-		if err := s.e.closeRows(ctx, rows, obs, n, err); err != nil {
+			return nil
+		})
+		if err != nil {
 			return nil, err
 		}
 	}

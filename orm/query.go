@@ -184,18 +184,25 @@ func (q *Q[T]) build(what string, forCount bool) (string, []any, error) {
 	return dialect.Expand(d, querySQL(d, q.t.Name, st), args)
 }
 
-// start enters the session, autoflushes and runs the query.
+// start autoflushes and runs the query.
 func (q *Q[T]) start(ctx context.Context, query string, args []any) (*sql.Rows, observation, error) {
-	s := q.s
-	if err := s.autoflushLocked(ctx); err != nil {
+	if err := q.prepare(ctx); err != nil {
 		return nil, observation{}, err
 	}
-	if q.forUpdate {
-		if err := s.lockForUpdate(ctx, q.t); err != nil {
-			return nil, observation{}, err
-		}
+	return q.s.query(ctx, query, args)
+}
+
+// prepare does what comes before the query is sent: the autoflush, and
+// for ForUpdate the transaction that can lock rows.
+func (q *Q[T]) prepare(ctx context.Context) error {
+	s := q.s
+	if err := s.autoflushLocked(ctx); err != nil {
+		return err
 	}
-	return s.query(ctx, query, args)
+	if q.forUpdate {
+		return s.lockForUpdate(ctx, q.t)
+	}
+	return nil
 }
 
 // All returns every matching object.
@@ -212,29 +219,26 @@ func (q *Q[T]) collect(ctx context.Context, max int) ([]*T, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows, obs, err := q.start(ctx, query, args)
-	if err != nil {
+	if err := q.prepare(ctx); err != nil {
 		return nil, err
 	}
 	// Rows are scanned first and resolved after the result is complete:
 	// a failed read then leaves the identity map untouched, and the new
 	// objects' snapshots are made in one allocation.
 	var out []*T
-	n := int64(0)
-	for rows.Next() {
-		n++
+	s, t := q.s, q.t
+	_, err = s.readRows(ctx, s.e.directScan(t), query, args, func(scan func(...any) error) error {
 		obj := new(T)
-		if err := rows.Scan(q.s.scanDest(q.t, obj, q.t.Columns)...); err != nil {
-			rows.Close()
-			obs.done(ctx, n, err)
-			return nil, err
+		if err := scan(s.scanDest(t, obj, t.Columns)...); err != nil {
+			return err
 		}
 		out = append(out, obj)
 		if max >= 0 && len(out) > max {
-			break
+			return errStopRows
 		}
-	}
-	if err := q.s.e.closeRows(ctx, rows, obs, n, nil); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	if err := resolveAll(ctx, q.s, q.t, out, q.noTrack); err != nil {

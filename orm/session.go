@@ -134,6 +134,7 @@ type Session struct {
 
 	seq      uint64
 	stats    Stats
+	direct   int              // reads sent to the driver directly (directread.go), for tests
 	dest     []any            // scratch scan targets
 	slab     []identity.Entry // entries not yet handed out; see newEntry
 	slabNext int

@@ -70,7 +70,11 @@ func pipeline(ctx context.Context, c *sql.Conn, stmts []dialect.BatchStmt) (rows
 // query runs st, a statement that returns rows, on its own and hands its
 // rows to st.Row, returning the rows it affected.
 func query(ctx context.Context, c *pgx.Conn, st dialect.BatchStmt) (int64, error) {
-	rs, err := c.Query(ctx, st.SQL, st.Args...)
+	args := st.Args
+	if st.DBScan {
+		args = dbScanArgs(args) // see dbscan.go
+	}
+	rs, err := c.Query(ctx, st.SQL, args...)
 	if err != nil {
 		if pgconn.SafeToRetry(err) {
 			// Nothing was sent, as in pipeline.
@@ -85,6 +89,9 @@ func query(ctx context.Context, c *pgx.Conn, st dialect.BatchStmt) (int64, error
 // affected.
 func rowsTo(rs pgx.Rows, st dialect.BatchStmt) (int64, error) {
 	scan := rs.Scan // once: a method value made in the loop allocates per row
+	if st.DBScan {
+		scan = newDBScanner(rs).scan // see dbscan.go
+	}
 	for rs.Next() {
 		if err := st.Row(scan); err != nil {
 			rs.Close()

@@ -36,6 +36,7 @@ func init() {
 		Classify:       classify,
 		ServerError:    serverError,
 		Batch:          pipeline,
+		DirectScan:     canScan,
 		ConnectionHint: connectionHint,
 	})
 }
