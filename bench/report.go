@@ -318,7 +318,7 @@ func writeReport(cfg ReportConfig, runs []*dbRun, start time.Time, load string) 
 	}
 	w("- **Same driver, same pool**: pgx v5 stdlib, go-sql-driver/mysql (default DSN) and modernc.org/sqlite; every pool at Tally's defaults (32 open, 32 idle, 5 min idle time). raw, sqlx, GORM and bun share one `*sql.DB` per database; Tally shares it on PostgreSQL and opens its own with `orm.Open` on MariaDB and SQLite (see bench/libs_tally.go).\n")
 	w("- **Round trips** are counted on the client: the drivers dial through a `net.Conn` wrapper (pgx `ConnConfig.DialFunc`, `mysql.RegisterDialContext`) that counts one round trip each time the client reads after having written. Pipelined messages count once; a message needing no answer (COM_STMT_CLOSE) rides with the next. SQLite runs in process and has none.\n")
-	w("- **Fair by construction**: every step runs once untimed (connections and first preparations), then `b.Loop`; Tally opens a fresh session per iteration and commits inside the loop; every UPDATE writes a value never written before.\n")
+	w("- **Fair by construction**: every step runs once untimed (connections and first preparations), then `b.Loop`; Tally opens a fresh session per iteration and commits inside the loop; every UPDATE writes a value never written before, and every INSERT values never inserted before (the suite's constant row let bun, which writes values into the SQL text, send one text that pgx's statement cache prepared once, as no program inserting real data can).\n")
 	w("- **Operations** (the model of efectn/go-orm-benchmarks: id, name, title, fax, web, age, right, counter; %d rows seeded in `models` and `notes`):\n", Seeded)
 	for _, op := range Ops {
 		w("  - **%s**: %s.\n", op, OpDoc[op])
