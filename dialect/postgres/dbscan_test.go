@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/tallyorm/tally/dialect"
-	"github.com/tallyorm/tally/internal/dbtest"
 	"github.com/tallyorm/tally/orm"
 )
 
@@ -26,16 +25,8 @@ type (
 // column type and field type, NULL included. The pairs cover the ones
 // pgx scans natively and the ones converted through the driver.Value.
 func TestDirectReadScansAsDatabaseSQL(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
-		if tg.Name != dbtest.Postgres {
-			t.Skip("this package tests PostgreSQL")
-		}
+	onPostgres(t, func(t *testing.T, eng *orm.Engine) {
 		ctx := context.Background()
-		eng, err := orm.Open(ctx, tg.Driver, tg.DSN)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { eng.Close() })
 		c, err := eng.DB().Conn(ctx)
 		if err != nil {
 			t.Fatal(err)

@@ -13,6 +13,22 @@ import (
 // TestMain drops the databases the tests below create (dbtest needs it).
 func TestMain(m *testing.M) { dbtest.Main(m) }
 
+// onPostgres runs fn on an engine orm.Open made on the PostgreSQL target,
+// closed when the test ends; the other targets are skipped.
+func onPostgres(t *testing.T, fn func(t *testing.T, eng *orm.Engine)) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		if tg.Name != dbtest.Postgres {
+			t.Skip("this package tests PostgreSQL")
+		}
+		eng, err := orm.Open(context.Background(), tg.Driver, tg.DSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { eng.Close() })
+		fn(t, eng)
+	})
+}
+
 // The tables of the tests below: a unique name, and a foreign key from
 // item to shelf.
 type shelf struct {
@@ -34,16 +50,8 @@ func (item) TableName() string { return "driver_err_items" }
 // driver's own error reachable with errors.As, with its code: callers that
 // know PostgreSQL can still read it.
 func TestDriverErrorReachableThroughOrm(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
-		if tg.Name != dbtest.Postgres {
-			t.Skip("this package tests PostgreSQL")
-		}
+	onPostgres(t, func(t *testing.T, eng *orm.Engine) {
 		ctx := context.Background()
-		eng, err := orm.Open(ctx, tg.Driver, tg.DSN)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { eng.Close() })
 		if err := eng.CreateTables(ctx, shelf{}, item{}); err != nil {
 			t.Fatal(err)
 		}
@@ -59,7 +67,7 @@ func TestDriverErrorReachableThroughOrm(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		err = add(&shelf{Name: "a"})
+		err := add(&shelf{Name: "a"})
 		if !errors.Is(err, orm.ErrUniqueViolation) {
 			t.Fatalf("duplicate name: Commit = %v, want ErrUniqueViolation", err)
 		}
