@@ -60,7 +60,12 @@ func directScannable(ret []*mapper.Column) bool {
 // driver.ErrBadConn when nothing was sent, else the statement's error.
 // The caller has logged the undo records of ret.
 func (s *Session) insertDirect(ctx context.Context, t *mapper.Table, q string, args []any, batch []*identity.Entry, ret []*mapper.Column) (bool, error) {
-	b, ok := s.e.dialect.(dialect.Batcher)
+	// Only where the driver beats database/sql (dialect.DirectReader:
+	// pgx). MySQL's Batcher sends its statements as text, with the values
+	// written into it, where database/sql runs the INSERT as a cached
+	// prepared statement with binary values: measured on MariaDB, 100
+	// rows took 1.3 times as long and 40 KB more through the pipeline.
+	b, ok := s.e.dialect.(dialect.DirectReader)
 	if !ok || !s.alone.armed || s.tx != nil || s.readOnly || !directScannable(ret) {
 		return false, nil
 	}
