@@ -27,12 +27,12 @@ import (
 // early without an error.
 var errStopRows = errors.New("orm: stop reading rows")
 
-// directReads records whether the engine's connections take direct reads
-// (state: 0 not yet known, 1 yes, 2 no: a driver that is not pgx's, or
-// wrapped) and, per table, whether its fields are all ones the dialect
-// scans exactly as database/sql does (tables: *mapper.Table to bool).
+// directReads records whether the engine's connections refused a direct
+// read (off: a driver that is not pgx's, or wrapped; no read tries again)
+// and, per table, whether its fields are all ones the dialect scans
+// exactly as database/sql does (tables: *mapper.Table to bool).
 type directReads struct {
-	state  atomic.Int32
+	off    atomic.Bool
 	tables sync.Map
 }
 
@@ -40,7 +40,7 @@ type directReads struct {
 // fields scanned before them, if any) may go to the driver directly.
 func (e *Engine) directScan(t *mapper.Table, dests ...any) bool {
 	dr, ok := e.dialect.(dialect.DirectReader)
-	if !ok || e.direct.state.Load() == 2 {
+	if !ok || e.direct.off.Load() {
 		return false
 	}
 	for _, d := range dests {
@@ -98,7 +98,7 @@ func (s *Session) readRows(ctx context.Context, direct bool, query string, args 
 func (s *Session) readDirect(ctx context.Context, query string, args []any, row func(scan func(dest ...any) error) error) (int64, bool, error) {
 	e := s.e
 	b, ok := e.dialect.(dialect.Batcher)
-	if !ok || e.direct.state.Load() == 2 || s.tx != nil || s.readsInTx() || s.rec != nil || s.lost != nil || e.replicas != nil {
+	if !ok || e.direct.off.Load() || s.tx != nil || s.readsInTx() || s.rec != nil || s.lost != nil || e.replicas != nil {
 		return 0, false, nil
 	}
 	args, err := valuerArgs(args)
@@ -117,6 +117,8 @@ func (s *Session) readDirect(ctx context.Context, query string, args []any, row 
 	for try := 0; ; try++ {
 		c, cerr := e.db.Conn(ctx)
 		if cerr != nil {
+			s.stats.Statements++
+			s.stats.Queries++
 			err = classify(e.dialect, cerr)
 			obs.done(ctx, -1, err)
 			return 0, true, err
@@ -125,11 +127,8 @@ func (s *Session) readDirect(ctx context.Context, query string, args []any, row 
 		_, ok, err = b.Pipeline(ctx, c, stmts)
 		c.Close()
 		if !ok {
-			e.direct.state.Store(2)
+			e.direct.off.Store(true)
 			return 0, false, nil
-		}
-		if try == 0 {
-			e.direct.state.Store(1)
 		}
 		if err == nil || !errors.Is(err, driver.ErrBadConn) || try == 2 {
 			break
