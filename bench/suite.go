@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
+	"syscall"
 	"testing"
 )
 
@@ -102,6 +103,22 @@ var Libraries = []Library{rawLib, sqlxLib, gormLib, gormPrepLib, bunLib, tallyLi
 // RoundTripsMetric is the unit of the round-trip metric.
 const RoundTripsMetric = "roundtrips/op"
 
+// CPUMetric is the unit of the client CPU metric: the benchmark process's
+// CPU time (user and system) per operation. It leaves out the server's
+// time, so it is the library's own cost, and it varies far less with the
+// machine's load than wall time does. SQLite's engine runs in the process
+// and is in it.
+const CPUMetric = "cpu-ns/op"
+
+// processCPU returns the process's CPU time so far, in nanoseconds.
+func processCPU() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
 // Benchmark returns the benchmark of step on e. It runs the step once
 // untimed, so that connecting and first-use preparation are not measured,
 // then times it and reports allocations and, on servers, round trips per
@@ -114,11 +131,13 @@ func Benchmark(e *Env, step Step) func(b *testing.B) {
 		}
 		start := e.RoundTrips()
 		b.ReportAllocs()
+		cpu0 := processCPU()
 		for b.Loop() {
 			if err := step(ctx); err != nil {
 				b.Fatal(err)
 			}
 		}
+		b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), CPUMetric)
 		if start >= 0 {
 			b.ReportMetric(float64(e.RoundTrips()-start)/float64(b.N), RoundTripsMetric)
 		}
