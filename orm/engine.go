@@ -17,14 +17,15 @@ import (
 // [Open] or [New] and share it; an Engine is safe for concurrent use by
 // multiple goroutines. Work happens in a [Session], one per request or job.
 type Engine struct {
-	db      *sqlx.DB
-	dialect dialect.Dialect
-	caps    dialect.Capabilities // the dialect's, asked often
-	reg     *mapper.Registry
-	cfg     config
-	stmts   stmtCache
-	owners  owners    // objects added to a session, and which one: see owners
-	nodes   *balancer // WithPrimaries: the nodes the pool connects to; else nil
+	db        *sqlx.DB
+	dialect   dialect.Dialect
+	caps      dialect.Capabilities // the dialect's, asked often
+	reg       *mapper.Registry
+	cfg       config
+	stmts     stmtCache
+	updateAll planCache // UpdateAll's statements, per table and shape (sqlcache.go)
+	owners    owners    // objects added to a session, and which one: see owners
+	nodes     *balancer // WithPrimaries: the nodes the pool connects to; else nil
 
 	replicas *replicaSet // nil without WithReplicas
 	direct   directReads // whether reads can go to the driver directly: see directread.go

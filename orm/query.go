@@ -535,58 +535,45 @@ func (q *Q[T]) UpdateAll(ctx context.Context, set Set) (int64, error) {
 		return 0, errors.New("orm: UpdateAll with nothing to set")
 	}
 	set = stampSet(q.t, set)
-	t, d := q.t, s.e.dialect
-	names := make([]string, 0, len(set))
+	t := q.t
+	where := q.filters()
+	// The plan of this shape (table, names, conditions), built at its
+	// first call: names sorted for deterministic SQL, so that it can be
+	// logged and compared. A plan exists only for names that are all
+	// settable columns, so a hit needs no check of them.
+	var nbuf [8]string
+	names := nbuf[:0]
 	for name := range set {
-		c := t.Column(name)
-		if c == nil {
-			return 0, fmt.Errorf("orm: UpdateAll: %q is not a column of %s", name, t.Name)
-		}
-		if c.PK || c.Version || c.ReadOnly {
-			return 0, fmt.Errorf("orm: UpdateAll: column %s of %s cannot be set (primary key, version or readonly)", name, t.Name)
-		}
 		names = append(names, name)
+	}
+	slices.Sort(names)
+	var kbuf [192]byte
+	key := planKey(kbuf[:0], names, where)
+	plan := s.e.updateAll.lookup(t, key)
+	if plan == nil {
+		var err error
+		if plan, err = newUpdateAllPlan(s.e, t, names, where); err != nil {
+			return 0, err
+		}
+		s.e.updateAll.store(t, key, plan)
 	}
 	// Every value is converted to its field's type before any SQL: a value
 	// that does not fit must fail here, not after the UPDATE has run, and
-	// the tracked objects then receive exactly what was written.
-	set, err := convertSet(t, set)
-	if err != nil {
+	// the tracked objects then receive exactly what was written. args
+	// holds the converted values in SET order, then the conditions'.
+	args := make([]any, len(plan.cols), len(plan.cols)+len(q.args))
+	if err := convertSet(t, plan, set, args); err != nil {
 		return 0, err
 	}
-	slices.Sort(names) // deterministic SQL, so it can be logged and compared
-	var args []any
-	for _, name := range names {
-		args = append(args, set[name])
-	}
 	args = append(args, q.args...)
-	// apply gives a tracked object that matched the new values, in the
-	// object and in a new snapshot; both changes are logged, so a failed
-	// commit or savepoint puts the old ones back.
-	apply := func(e *identity.Entry) error {
-		s.logFlush(undo{kind: undoSnap, e: e, old: e.Snap()})
-		snap := t.Acc.Snapshot(e.Snap())
-		for _, name := range names {
-			// Each gets its own copy: neither the object nor its snapshot
-			// may share a []byte or pointer with the caller or each other.
-			c := t.Column(name)
-			if err := s.setCol(e, c, copyValue(set[name])); err != nil {
-				return &setFieldError{err}
-			}
-			if err := t.Acc.Set(snap, c, copyValue(set[name])); err != nil {
-				return &setFieldError{err}
+	n, hit, err := s.bulk(ctx, t, plan.sql, args, where, q.args)
+	if err == nil {
+		for _, e := range hit {
+			if err = s.applySet(e, plan.cols, args[:len(plan.cols)]); err != nil {
+				break
 			}
 		}
-		if v := t.Version; v != nil {
-			n, _ := keyval.Int64(t.Acc.Value(e.Snap(), v))
-			if err := s.setCol(e, v, n+1); err != nil {
-				return &setFieldError{err}
-			}
-			_ = t.Acc.Set(snap, v, n+1)
-		}
-		return e.SetSnapshot(snap)
 	}
-	n, err := s.bulk(ctx, q.t, updateAllSQL(d, t, names, q.filters()), args, q.filters(), q.args, apply)
 	if err != nil && applyFailed(err) {
 		// The UPDATE ran but a tracked object could not take its result:
 		// roll the statement back with the rest of the flushed work, which
@@ -596,6 +583,51 @@ func (q *Q[T]) UpdateAll(ctx context.Context, set Set) (int64, error) {
 		return 0, fmt.Errorf("orm: UpdateAll: the UPDATE was rolled back, with the transaction's flushed work: %w", err)
 	}
 	return n, err
+}
+
+// newUpdateAllPlan checks that names (sorted) are columns UpdateAll may
+// set and builds its statement.
+func newUpdateAllPlan(e *Engine, t *mapper.Table, names, where []string) (*updateAllPlan, error) {
+	p := &updateAllPlan{cols: make([]*mapper.Column, len(names)), asIs: make([]bool, len(names))}
+	for i, name := range names {
+		c := t.Column(name)
+		if c == nil {
+			return nil, fmt.Errorf("orm: UpdateAll: %q is not a column of %s", name, t.Name)
+		}
+		if c.PK || c.Version || c.ReadOnly {
+			return nil, fmt.Errorf("orm: UpdateAll: column %s of %s cannot be set (primary key, version or readonly)", name, t.Name)
+		}
+		p.cols[i], p.asIs[i] = c, plainKind(c)
+	}
+	p.sql = updateAllSQL(e.dialect, t, names, where)
+	return p, nil
+}
+
+// applySet gives a tracked object that matched UpdateAll's new values
+// vals (of cols), in the object and in a new snapshot; both changes are
+// logged, so a failed commit or savepoint puts the old ones back.
+func (s *Session) applySet(e *identity.Entry, cols []*mapper.Column, vals []any) error {
+	t := e.Table()
+	s.logFlush(undo{kind: undoSnap, e: e, old: e.Snap()})
+	snap := t.Acc.Snapshot(e.Snap())
+	for i, c := range cols {
+		// Each gets its own copy: neither the object nor its snapshot
+		// may share a []byte or pointer with the caller or each other.
+		if err := s.setCol(e, c, copyValue(vals[i])); err != nil {
+			return &setFieldError{err}
+		}
+		if err := t.Acc.Set(snap, c, copyValue(vals[i])); err != nil {
+			return &setFieldError{err}
+		}
+	}
+	if v := t.Version; v != nil {
+		n, _ := keyval.Int64(t.Acc.Value(e.Snap(), v))
+		if err := s.setCol(e, v, n+1); err != nil {
+			return &setFieldError{err}
+		}
+		_ = t.Acc.Set(snap, v, n+1)
+	}
+	return e.SetSnapshot(snap)
 }
 
 // setFieldError is a Set value that converted before the statement but
@@ -610,28 +642,34 @@ func applyFailed(err error) bool {
 	return errors.As(err, &se)
 }
 
-// convertSet returns set with every value converted to the Go type of its
-// column's field, as the database would convert it: numbers across integer
-// kinds, T into *T, nil into a nullable field, and whatever a sql.Scanner
-// field (sql.NullString, ...) accepts from a driver value, such as a string
-// for a NullString. A value that does not fit is an error naming the
-// column.
-func convertSet(t *mapper.Table, set Set) (Set, error) {
-	scratch := reflect.New(t.Type).Interface()
-	out := make(Set, len(set))
-	for name, v := range set {
-		c := t.Column(name)
-		if err := setField(t, scratch, c, v); err != nil {
-			return nil, fmt.Errorf("orm: UpdateAll: cannot set %s.%s (%v) to %T: %w", t.Name, name, c.Type, v, err)
+// convertSet puts into out, in plan's column order, set's value for each
+// column converted to the Go type of its field, as the database would
+// convert it: numbers across integer kinds, T into *T, nil into a nullable
+// field, and whatever a sql.Scanner field (sql.NullString, ...) accepts
+// from a driver value, such as a string for a NullString. A value that
+// does not fit is an error naming the column.
+func convertSet(t *mapper.Table, plan *updateAllPlan, set Set, out []any) error {
+	var scratch any // a T to convert through, made at the first value that needs it
+	for i, c := range plan.cols {
+		v := set[c.Name]
+		if plan.asIs[i] && reflect.TypeOf(v) == c.Type {
+			out[i] = v // what assigning it to the field and reading it back gives
+			continue
 		}
-		out[name] = t.Acc.Value(scratch, c)
-		if c.Type.Kind() == reflect.Pointer && out[name] != nil {
+		if scratch == nil {
+			scratch = reflect.New(t.Type).Interface()
+		}
+		if err := setField(t, scratch, c, v); err != nil {
+			return fmt.Errorf("orm: UpdateAll: cannot set %s.%s (%v) to %T: %w", t.Name, c.Name, c.Type, v, err)
+		}
+		out[i] = t.Acc.Value(scratch, c)
+		if c.Type.Kind() == reflect.Pointer && out[i] != nil {
 			// Value dereferences a pointer field; keep its type, so that
 			// applying it allocates a fresh pointee per object.
-			out[name] = reflect.ValueOf(scratch).Elem().FieldByIndex(c.Index).Interface()
+			out[i] = reflect.ValueOf(scratch).Elem().FieldByIndex(c.Index).Interface()
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // setField assigns v to c's field of obj through the accessor, falling back
@@ -671,53 +709,60 @@ func (q *Q[T]) DeleteAll(ctx context.Context) (int64, error) {
 	if err := q.checkWhere("DeleteAll"); err != nil {
 		return 0, err
 	}
-	detach := func(e *identity.Entry) error {
+	stmt, args, where := q.deleteAllStmt()
+	n, hit, err := s.bulk(ctx, q.t, stmt, args, where, q.args)
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range hit {
+		// The objects whose rows went are detached, as after a flushed
+		// Delete; the log puts them back if the transaction fails.
 		old := e.State()
 		s.idmap.Detach(e)
 		s.logFlush(undo{kind: undoDetach, e: e, old: old})
 		s.deletes = slices.DeleteFunc(s.deletes, func(d *identity.Entry) bool { return d == e })
-		return nil
 	}
-	stmt, args, where := q.deleteAllStmt()
-	return s.bulk(ctx, q.t, stmt, args, where, q.args, detach)
+	return n, nil
 }
 
-// bulk runs a bulk UPDATE or DELETE and applies fn to the tracked objects
-// of t whose rows it affected. When the session tracks no object of t that
-// is the one statement; otherwise the affected keys are learned first, with
-// a SELECT ... FOR UPDATE in the same transaction (so no other transaction
-// can change which rows match in between).
-func (s *Session) bulk(ctx context.Context, t *mapper.Table, stmt string, args []any, where []string, whereArgs []any, fn func(*identity.Entry) error) (int64, error) {
+// bulk runs a bulk UPDATE or DELETE and returns the rows it affected and
+// the tracked objects of t among them, for the caller to update. When the
+// session tracks no object of t that is the one statement; otherwise the
+// affected keys are learned first, with a SELECT ... FOR UPDATE in the
+// same transaction (so no other transaction can change which rows match
+// in between).
+func (s *Session) bulk(ctx context.Context, t *mapper.Table, stmt string, args []any, where []string, whereArgs []any) (int64, []*identity.Entry, error) {
 	d := s.e.dialect
 	if s.readOnly {
-		return 0, refuseWrite("UpdateAll and DeleteAll")
+		return 0, nil, refuseWrite("UpdateAll and DeleteAll")
 	}
 	// Bind first: a bad argument fails before any statement is sent.
 	stmtQuery, stmtArgs, err := dialect.Expand(d, stmt, args)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if s.bulkAlone(t) {
-		return s.execBulkAlone(ctx, stmtQuery, stmtArgs) // see bulkalone.go
+		n, err := s.execBulkAlone(ctx, stmtQuery, stmtArgs) // see bulkalone.go
+		return n, nil, err
 	}
 	if err := s.autoflushLocked(ctx); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	var hit []*identity.Entry
 	tracked := false
 	s.idmap.EachIn(t, func(*identity.Entry) bool { tracked = true; return false })
 	if tracked {
 		if err := s.begin(ctx, true); err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		keys := querySQL(d, t.Name, selectText{what: quoteList(d, t.PK), where: where, forUpdate: true})
 		query, qargs, err := dialect.Expand(d, keys, whereArgs)
 		if err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		rows, obs, err := s.query(ctx, query, qargs)
 		if err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		keyObj := reflect.New(t.Type).Interface()
 		n := int64(0)
@@ -731,23 +776,18 @@ func (s *Session) bulk(ctx context.Context, t *mapper.Table, stmt string, args [
 			}
 		}
 		if err := s.e.closeRows(ctx, rows, obs, n, err); err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 	}
 	res, err := s.exec(ctx, stmtQuery, stmtArgs)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	for _, e := range hit {
-		if err := fn(e); err != nil {
-			return n, err
-		}
-	}
-	return n, nil
+	return n, hit, nil
 }
 
 // normKey makes integer keys of any Go type compare equal as map keys.
