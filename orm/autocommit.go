@@ -188,7 +188,7 @@ func (s *Session) flushSize() int {
 				rows++
 			}
 		}
-		ret, chunk := insertShape(d, t)
+		ret, chunk := insertShape(s.e, t)
 		if len(ret) > 0 && !d.Returning() && !(len(ret) == 1 && ret[0].PK && len(t.PK) == 1) {
 			return 2 // each row also needs a SELECT of its generated columns
 		}

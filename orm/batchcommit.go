@@ -157,7 +157,7 @@ func (s *Session) needsLastInsertID() bool {
 		return false
 	}
 	for _, e := range s.pending {
-		if ret, _ := insertShape(s.e.dialect, e.Table()); len(ret) > 0 {
+		if ret, _ := insertShape(s.e, e.Table()); len(ret) > 0 {
 			return true
 		}
 	}

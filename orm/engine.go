@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sync"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/tallyorm/tally/dialect"
@@ -23,6 +24,7 @@ type Engine struct {
 	reg       *mapper.Registry
 	cfg       config
 	stmts     stmtCache
+	autoCols  sync.Map  // *mapper.Table → its generated columns (insertShape)
 	updateAll planCache // UpdateAll's statements, per table and shape (sqlcache.go)
 	owners    owners    // objects added to a session, and which one: see owners
 	nodes     *balancer // WithPrimaries: the nodes the pool connects to; else nil

@@ -529,17 +529,30 @@ func (c *stmtCache) get(k stmtKey, build func() string) string {
 // INSERT takes — 1 when rows go one at a time (generated keys without
 // RETURNING, or no insertable column), else as many as the parameter
 // limit allows, at most 1000.
-func insertShape(d dialect.Dialect, t *mapper.Table) (ret []*mapper.Column, chunk int) {
-	for _, c := range t.Columns {
-		if c.Auto {
-			ret = append(ret, c)
-		}
-	}
+func insertShape(e *Engine, t *mapper.Table) (ret []*mapper.Column, chunk int) {
+	ret = e.autoColumns(t)
+	d := e.dialect
 	cols := len(t.Insertable())
 	if len(ret) > 0 && !d.Returning() || cols == 0 {
 		return ret, 1
 	}
 	return ret, max(min(d.MaxParams()/cols, 1000), 1)
+}
+
+// autoColumns returns t's generated columns, which an INSERT reads back,
+// kept per table: every flush and every commit's count of statements asks.
+func (e *Engine) autoColumns(t *mapper.Table) []*mapper.Column {
+	if v, ok := e.autoCols.Load(t); ok {
+		return v.([]*mapper.Column)
+	}
+	var ret []*mapper.Column
+	for _, c := range t.Columns {
+		if c.Auto {
+			ret = append(ret, c)
+		}
+	}
+	e.autoCols.Store(t, ret)
+	return ret
 }
 
 // deleteBatch is how many rows of t one DELETE ... IN takes (t has no
@@ -564,7 +577,7 @@ func (s *Session) insert(ctx context.Context, t *mapper.Table, ents []*identity.
 		}
 	}
 	d := s.e.dialect
-	ret, chunk := insertShape(d, t)
+	ret, chunk := insertShape(s.e, t)
 	for len(ents) > 0 {
 		n := min(chunk, len(ents))
 		batch := ents[:n]
@@ -603,7 +616,12 @@ func (s *Session) insert(ctx context.Context, t *mapper.Table, ents []*identity.
 		}
 		// One allocation for the whole batch's snapshots.
 		// (A snapshot SetSnapshot refused stays nil, and Insert takes it.)
-		if bs, ok := t.Acc.(mapper.BatchSnapshotter); ok {
+		if len(batch) == 1 {
+			// One object (one row at a time, or a commit of one): its own
+			// snapshot is that one allocation, without the batch's slices
+			// and closures.
+			_ = batch[0].SetSnapshot(t.Acc.Snapshot(batch[0].Obj()))
+		} else if bs, ok := t.Acc.(mapper.BatchSnapshotter); ok {
 			bs.SnapshotBatch(len(batch), func(i int) any { return batch[i].Obj() }, func(i int, snap any) { _ = batch[i].SetSnapshot(snap) })
 		}
 		s.idmap.Reserve(t, len(batch))

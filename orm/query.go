@@ -41,6 +41,13 @@ type Q[T any] struct {
 	allRows   bool // AllRows: UpdateAll and DeleteAll may run without a Where
 	// withDeleted and hardDelete: see WithDeleted and HardDeleteAll.
 	withDeleted, hardDelete bool
+	// whereBuf and argBuf hold the first Where's condition and arguments,
+	// which are most queries' only ones, in the Q itself rather than in
+	// two allocations of their own. where and args then point into them,
+	// capacity clipped to length: a later Where appends to a copy, so
+	// no Q ever writes into another's buffers.
+	whereBuf [1]string
+	argBuf   [2]any
 }
 
 // Query starts a query for T in session s.
@@ -64,8 +71,18 @@ func (q *Q[T]) clone() *Q[T] {
 // to one `?` expands to a list, for `id IN (?)`.
 func (q *Q[T]) Where(cond string, args ...any) *Q[T] {
 	c := q.clone()
-	c.where = append(c.where, cond)
-	c.args = append(c.args, args...)
+	if len(c.where) == 0 {
+		c.whereBuf[0] = cond
+		c.where = c.whereBuf[:1:1]
+	} else {
+		c.where = append(c.where, cond)
+	}
+	if len(c.args) == 0 && len(args) <= len(c.argBuf) {
+		n := copy(c.argBuf[:], args)
+		c.args = c.argBuf[:n:n]
+	} else {
+		c.args = append(c.args, args...)
+	}
 	return c
 }
 

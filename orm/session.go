@@ -845,6 +845,13 @@ func (s *Session) Commit(ctx context.Context) error {
 	if err := s.refuseFlush(); err != nil {
 		return err
 	}
+	if s.tx == nil && s.idmap.Len() == 0 && len(s.pending) == 0 && len(s.deletes) == 0 && len(s.links) == 0 {
+		// Nothing tracked, nothing added or deleted, no transaction: a
+		// flush would find nothing to write and there is nothing to
+		// commit (the session only read with NoTrack, or ran a bulk
+		// statement alone), so skip planning one.
+		return nil
+	}
 	// With an isolation level every write runs in a transaction at that
 	// level: a statement alone in autocommit, or a batch's own BEGIN,
 	// would run at the server's default (see txoptions.go).
