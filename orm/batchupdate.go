@@ -38,6 +38,24 @@ import (
 // server visits them, so values that move along a chain of rows (a to b,
 // b to c) can collide in one statement where the ordered statements pass.
 
+// SQLite runs the same batched UPDATE in its ordinary (not pipelined)
+// flush, for tables without a version column: in process, one statement
+// instead of several saves each one's Go and VDBE start-up. It visits the
+// rows of an IN on the integer key in key order, checking unique
+// constraints row by row as the ordered statements would, and it rolls
+// back only the failing statement (written UPDATE OR ABORT, whatever
+// conflict clause the schema declares), so the transaction goes on:
+// a unique or foreign-key violation, or a row count that is not exactly
+// the number of objects (a row gone), is answered by the one-per-object
+// UPDATEs, which name the missing object with ErrStaleData or fail as
+// before. Without a version column they write the same values again, so
+// running them after a partial batch changes nothing. Tables with one
+// are not batched here: a stale row found after the batch had bumped the
+// others' versions would make the ordered UPDATEs blame the wrong object.
+// The one difference left is SQLite's: foreign keys are checked at the
+// end of a statement, so a run whose intermediate states break a
+// self-referencing key passes batched where ordered statements fail.
+
 // maxBatchedUpdate bounds the objects of one batched UPDATE: each CASE
 // has a branch per object, which the server tries in turn for each row.
 const maxBatchedUpdate = 200
@@ -48,7 +66,7 @@ const maxBatchedUpdate = 200
 func (s *Session) updates(ctx context.Context, t *mapper.Table, ups []update) error {
 	for i := 0; i < len(ups); {
 		j := i + 1
-		if s.rec != nil && t.IntKey() && batchableUpdate(ups[i].cols) {
+		if s.batchesUpdates(t) && batchableUpdate(ups[i].cols) {
 			limit := min(maxBatchedUpdate, s.e.dialect.MaxParams()/batchUpdateParams(t, ups[i].cols))
 			prev := snapKey(t, ups[i])
 			for j < len(ups) && j-i < limit && slices.Equal(ups[j].cols, ups[i].cols) {
@@ -70,6 +88,29 @@ func (s *Session) updates(ctx context.Context, t *mapper.Table, ups []update) er
 			return err
 		}
 		i = j
+	}
+	return nil
+}
+
+// batchesUpdates reports whether the flush sends runs of t's updates as
+// one statement: in a pipelined commit, or on SQLite (see above) outside
+// a single-statement commit, which has room for one statement only.
+func (s *Session) batchesUpdates(t *mapper.Table) bool {
+	if !t.IntKey() {
+		return false
+	}
+	if s.rec != nil {
+		return true
+	}
+	return s.e.dialect.Name() == "sqlite" && t.Version == nil && !s.alone.armed
+}
+
+// updateEach writes ups one UPDATE per object, in order.
+func (s *Session) updateEach(ctx context.Context, ups []update) error {
+	for _, u := range ups {
+		if err := s.update(ctx, u); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -144,6 +185,9 @@ func (s *Session) updateBatch(ctx context.Context, t *mapper.Table, ups []update
 	pk := d.Quote(t.PK[0].Name)
 	b := batchSQL{d: d, pk: pk, vals: vals, numbered: string(d.AppendPlaceholder(nil, 2)) != "?"}
 	b.sql = append(b.sql, "UPDATE "...)
+	if s.rec == nil {
+		b.sql = append(b.sql, "OR ABORT "...) // SQLite (see above)
+	}
 	b.sql = append(b.sql, d.Quote(t.Name)...)
 	b.sql = append(b.sql, " SET "...)
 	for k, c := range set {
@@ -193,14 +237,29 @@ func (s *Session) updateBatch(ctx context.Context, t *mapper.Table, ups []update
 		args = b.args
 	}
 	res, err := s.exec(ctx, string(b.sql), args)
-	if err != nil {
-		return err
+	if s.rec == nil {
+		// SQLite, in process: the statement has run (see above).
+		if err != nil {
+			if errors.Is(err, ErrUniqueViolation) || errors.Is(err, ErrForeignKeyViolation) {
+				return s.updateEach(ctx, ups)
+			}
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n != int64(len(ups)) {
+			return s.updateEach(ctx, ups)
+		}
+	} else {
+		if err != nil {
+			return err
+		}
+		pr, ok := res.(*plannedResult)
+		if !ok {
+			return errors.New("orm: internal error: a batched UPDATE outside a pipelined commit")
+		}
+		pr.checked, pr.want = true, int64(len(ups))
 	}
-	pr, ok := res.(*plannedResult)
-	if !ok {
-		return errors.New("orm: internal error: a batched UPDATE outside a pipelined commit")
-	}
-	pr.checked, pr.want = true, int64(len(ups))
 	for i, u := range ups {
 		if v := t.Version; v != nil {
 			if err := s.setCol(u.e, v, olds[i]+1); err != nil {

@@ -177,3 +177,158 @@ func TestBatchedUpdateMovingAUniqueValueCommits(t *testing.T) {
 		}
 	})
 }
+
+// Handle is a model without a version column, whose updates SQLite also
+// batches (see batchupdate.go), with a unique column to violate.
+type Handle struct {
+	ID    int64  `db:"id,pk,auto"`
+	Name  string `db:"name,unique,size=32"`
+	Score int64  `db:"score"`
+}
+
+// seedHandles commits handles named names, with score 0, and returns them
+// in key order, read in a new session.
+func seedHandles(t *testing.T, tg dbtest.Target, names ...string) (*orm.Engine, *queryLog) {
+	t.Helper()
+	eng, log := openLogged(t, tg)
+	ctx := context.Background()
+	uowMust(t, eng.CreateTables(ctx, Handle{}))
+	objs := make([]any, len(names))
+	for i, n := range names {
+		objs[i] = &Handle{Name: n}
+	}
+	seedObjects(t, eng, objs...)
+	log.Reset()
+	return eng, log
+}
+
+// handleRows returns "name:score" of every handle row, in key order.
+func handleRows(t *testing.T, eng *orm.Engine) string {
+	t.Helper()
+	rows, err := eng.DB().QueryContext(context.Background(), "SELECT name, score FROM handles ORDER BY id")
+	uowMust(t, err)
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var name string
+		var score int64
+		uowMust(t, rows.Scan(&name, &score))
+		out = append(out, fmt.Sprintf("%s:%d", name, score))
+	}
+	uowMust(t, rows.Err())
+	return strings.Join(out, " ")
+}
+
+// Objects without a version column whose keys rise and which changed the
+// same columns are written by one UPDATE on every database, SQLite
+// included, with the same rows and clean objects as one UPDATE each.
+func TestBatchedUpdateWithoutVersionIsOneStatementOnEveryDatabase(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, log := seedHandles(t, tg, "a", "b", "c", "d")
+		ctx := context.Background()
+		s := eng.NewSession()
+		defer s.Close()
+		hs, err := orm.Query[Handle](s).OrderBy("id").All(ctx)
+		uowMust(t, err)
+		for i, h := range hs {
+			h.Score = int64(10 * (i + 1))
+		}
+		hs[2].Name = "cc" // another column set: a run of its own
+		log.Reset()
+		uowMust(t, s.Commit(ctx))
+		evs := log.Take()
+		if n := updateStatements(evs); n != 3 {
+			t.Fatalf("%d UPDATE statements (%q), want 3: the first two objects in one, then one each", n, log.SQL())
+		}
+		if got := handleRows(t, eng); got != "a:10 b:20 cc:30 d:40" {
+			t.Fatalf("rows %q, want a:10 b:20 cc:30 d:40", got)
+		}
+		for _, h := range hs {
+			if s.IsDirty(h) {
+				t.Fatalf("handle %s dirty after the commit", h.Name)
+			}
+		}
+	})
+}
+
+// A batched UPDATE that matches fewer rows than it has objects (a row
+// another session deleted) fails the commit with ErrStaleData naming that
+// object, as one UPDATE per object does: on SQLite the flush sends the
+// per-object UPDATEs after the batch, in order. Nothing is written and the
+// objects stay dirty.
+func TestBatchedUpdateWithoutVersionNamesTheMissingRow(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, log := seedHandles(t, tg, "a", "b", "c")
+		ctx := context.Background()
+		s := eng.NewSession()
+		defer s.Close()
+		hs, err := orm.Query[Handle](s).OrderBy("id").All(ctx)
+		uowMust(t, err)
+		if _, err := eng.DB().ExecContext(ctx, eng.Dialect().Rebind("DELETE FROM handles WHERE id = ?"), hs[1].ID); err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range hs {
+			h.Score = 9
+		}
+		log.Reset()
+		err = s.Commit(ctx)
+		var stale *orm.StaleDataError
+		if !errors.As(err, &stale) || len(stale.Key) != 1 || fmt.Sprint(stale.Key[0]) != fmt.Sprint(hs[1].ID) {
+			t.Fatalf("Commit: %v, want ErrStaleData naming handle %d", err, hs[1].ID)
+		}
+		if tg.Name == dbtest.SQLite {
+			sqls := log.SQL()
+			var ups []string
+			for _, q := range sqls {
+				if strings.HasPrefix(q, "UPDATE") {
+					ups = append(ups, q)
+				}
+			}
+			if len(ups) != 3 || !strings.Contains(ups[0], "CASE") || strings.Contains(ups[1], "CASE") {
+				t.Fatalf("UPDATEs %q, want the batch, then one per object up to the missing one", ups)
+			}
+		}
+		if got := handleRows(t, eng); got != "a:0 c:0" {
+			t.Fatalf("rows %q, want a:0 c:0: nothing of the failed commit written", got)
+		}
+		for _, h := range hs {
+			if !s.IsDirty(h) {
+				t.Fatalf("handle %s clean after the failed commit, want dirty", h.Name)
+			}
+		}
+	})
+}
+
+// A batched UPDATE that violates a unique constraint is answered by one
+// UPDATE per object, so the commit fails or passes as they do: here the
+// first object takes the second's name, which the ordered UPDATEs refuse
+// too, with ErrUniqueViolation; nothing is written and the session can
+// fix the value and commit.
+func TestBatchedUpdateUniqueViolationFailsAsOrderedUpdates(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, log := seedHandles(t, tg, "a", "b", "c")
+		ctx := context.Background()
+		s := eng.NewSession()
+		defer s.Close()
+		hs, err := orm.Query[Handle](s).OrderBy("id").All(ctx)
+		uowMust(t, err)
+		hs[0].Name, hs[1].Name, hs[2].Name = "b", "x", "y"
+		log.Reset()
+		if err := s.Commit(ctx); !errors.Is(err, orm.ErrUniqueViolation) {
+			t.Fatalf("Commit: %v, want ErrUniqueViolation", err)
+		}
+		if tg.Name == dbtest.SQLite {
+			if ups := log.Matching("UPDATE"); len(ups) != 2 || !strings.Contains(ups[0].SQL, "CASE") || ups[1].Err == nil {
+				t.Fatalf("UPDATEs %q, want the batch, then the first object's, failing", log.SQL())
+			}
+		}
+		if got := handleRows(t, eng); got != "a:0 b:0 c:0" {
+			t.Fatalf("rows %q, want a:0 b:0 c:0: nothing of the failed commit written", got)
+		}
+		hs[0].Name = "z"
+		uowMust(t, s.Commit(ctx))
+		if got := handleRows(t, eng); got != "z:0 x:0 y:0" {
+			t.Fatalf("rows %q after fixing the value, want z:0 x:0 y:0", got)
+		}
+	})
+}
