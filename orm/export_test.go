@@ -12,3 +12,19 @@ func SetBatchCommits(on bool) { batchCommits.Store(on) }
 
 // DirectReads counts the reads s sent to the driver directly.
 func DirectReads(s *Session) int { return s.direct }
+
+// UpdateAllPlans counts the UpdateAll statements e keeps, over all tables.
+func UpdateAllPlans(e *Engine) int {
+	n := 0
+	e.updateAll.tables.Range(func(_, v any) bool {
+		tp := v.(*tablePlans)
+		tp.mu.RLock()
+		n += len(tp.m)
+		tp.mu.RUnlock()
+		return true
+	})
+	return n
+}
+
+// MaxUpdateAllPlans is the bound on the UpdateAll statements kept per table.
+const MaxUpdateAllPlans = maxUpdateAllPlans

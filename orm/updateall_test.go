@@ -201,3 +201,73 @@ func TestQueryUpdateAllUndoesWhenApplyFails(t *testing.T) {
 		}
 	})
 }
+
+// UpdateAll keeps its statement per table, set of columns and list of
+// conditions: a second call of the same shape sends the same SQL with its
+// own values, a value of another type is still converted or refused
+// before SQL, and shapes that differ only in how their conditions are
+// split are different statements, each updating the rows it names.
+func TestQueryUpdateAllSameShapeSendsItsOwnValues(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, log := uaOpen(t, tg)
+		ctx := context.Background()
+		ann, bob := &uaUser{Name: "ann"}, &uaUser{Name: "bob"}
+		seedObjects(t, eng, ann, bob)
+		s := eng.NewSession()
+		defer s.Close()
+		update := func(q *orm.Q[uaUser], set orm.Set) {
+			t.Helper()
+			if n, err := q.UpdateAll(ctx, set); err != nil || n != 1 {
+				t.Fatalf("UpdateAll(%v) = %d, %v; want 1, nil", set, n, err)
+			}
+		}
+		tracked, err := orm.Get[uaUser](ctx, s, ann.ID)
+		uowMust(t, err)
+		update(orm.Query[uaUser](s).Where("id = ?", ann.ID), orm.Set{"age": int32(1), "name": "ann1"})
+		if tracked.Name != "ann1" || tracked.Age != 1 || s.IsDirty(tracked) {
+			t.Fatalf("tracked object after UpdateAll: %+v, dirty %v; want ann1, 1, clean", tracked, s.IsDirty(tracked))
+		}
+		update(orm.Query[uaUser](s).Where("id = ?", bob.ID), orm.Set{"age": int32(2), "name": "bob2"})
+		update(orm.Query[uaUser](s).Where("id = ?", bob.ID), orm.Set{"age": int64(3), "name": "bob3"}) // converted
+		if _, err := orm.Query[uaUser](s).Where("id = ?", bob.ID).UpdateAll(ctx, orm.Set{"age": "x", "name": "bob4"}); err == nil {
+			t.Fatal(`UpdateAll(age: "x") succeeded after the shape was kept; want the conversion error`)
+		}
+		if ups := log.Matching("UPDATE"); len(ups) != 3 || ups[0].SQL != ups[1].SQL || ups[1].SQL != ups[2].SQL {
+			t.Fatalf("UPDATEs %q, want the same statement three times", log.SQL())
+		}
+		update(orm.Query[uaUser](s).Where("id = ?", ann.ID).Where("name = ?", "ann1"), orm.Set{"age": int32(4)})
+		update(orm.Query[uaUser](s).Where("id = ? AND name = ?", bob.ID, "bob3"), orm.Set{"age": int32(5)})
+		uowMust(t, s.Commit(ctx))
+		if got := countRows(t, eng, "SELECT COUNT(*) FROM ua_users WHERE (name = 'ann1' AND age = 4) OR (name = 'bob3' AND age = 5)"); got != 2 {
+			t.Fatalf("%d rows with the values of their last UpdateAll, want 2", got)
+		}
+	})
+}
+
+// The statements UpdateAll keeps per table are bounded, so that
+// conditions with values spliced into their text do not grow memory
+// without end; calls past the bound still run.
+func TestQueryUpdateAllKeepsBoundedStatements(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := uaOpen(t, tg)
+		ctx := context.Background()
+		u := &uaUser{Name: "ann"}
+		seedObjects(t, eng, u)
+		s := eng.NewSession()
+		defer s.Close()
+		calls := orm.MaxUpdateAllPlans + 20
+		for i := range calls {
+			cond := "id = ? AND " + strings.Repeat("1 = 1 AND ", i) + "1 = 1"
+			if n, err := orm.Query[uaUser](s).Where(cond, u.ID).UpdateAll(ctx, orm.Set{"age": i}); err != nil || n != 1 {
+				t.Fatalf("UpdateAll %d = %d, %v; want 1, nil", i, n, err)
+			}
+		}
+		uowMust(t, s.Commit(ctx))
+		if got := orm.UpdateAllPlans(eng); got > orm.MaxUpdateAllPlans {
+			t.Fatalf("%d UpdateAll statements kept, want at most %d", got, orm.MaxUpdateAllPlans)
+		}
+		if got := countRows(t, eng, "SELECT COUNT(*) FROM ua_users WHERE age = ?", calls-1); got != 1 {
+			t.Fatalf("%d rows with the last call's value, want 1", got)
+		}
+	})
+}
