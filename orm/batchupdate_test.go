@@ -202,6 +202,17 @@ func seedHandles(t *testing.T, tg dbtest.Target, names ...string) (*orm.Engine, 
 	return eng, log
 }
 
+// loadHandles reads every handle, in key order, in a new session that
+// the test closes.
+func loadHandles(t *testing.T, eng *orm.Engine) (*orm.Session, []*Handle) {
+	t.Helper()
+	s := eng.NewSession()
+	t.Cleanup(func() { s.Close() })
+	hs, err := orm.Query[Handle](s).OrderBy("id").All(context.Background())
+	uowMust(t, err)
+	return s, hs
+}
+
 // handleRows returns "name:score" of every handle row, in key order.
 func handleRows(t *testing.T, eng *orm.Engine) string {
 	t.Helper()
@@ -226,10 +237,7 @@ func TestBatchedUpdateWithoutVersionIsOneStatementOnEveryDatabase(t *testing.T) 
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		eng, log := seedHandles(t, tg, "a", "b", "c", "d")
 		ctx := context.Background()
-		s := eng.NewSession()
-		defer s.Close()
-		hs, err := orm.Query[Handle](s).OrderBy("id").All(ctx)
-		uowMust(t, err)
+		s, hs := loadHandles(t, eng)
 		for i, h := range hs {
 			h.Score = int64(10 * (i + 1))
 		}
@@ -260,10 +268,7 @@ func TestBatchedUpdateWithoutVersionNamesTheMissingRow(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		eng, log := seedHandles(t, tg, "a", "b", "c")
 		ctx := context.Background()
-		s := eng.NewSession()
-		defer s.Close()
-		hs, err := orm.Query[Handle](s).OrderBy("id").All(ctx)
-		uowMust(t, err)
+		s, hs := loadHandles(t, eng)
 		if _, err := eng.DB().ExecContext(ctx, eng.Dialect().Rebind("DELETE FROM handles WHERE id = ?"), hs[1].ID); err != nil {
 			t.Fatal(err)
 		}
@@ -271,21 +276,14 @@ func TestBatchedUpdateWithoutVersionNamesTheMissingRow(t *testing.T) {
 			h.Score = 9
 		}
 		log.Reset()
-		err = s.Commit(ctx)
+		err := s.Commit(ctx)
 		var stale *orm.StaleDataError
 		if !errors.As(err, &stale) || len(stale.Key) != 1 || fmt.Sprint(stale.Key[0]) != fmt.Sprint(hs[1].ID) {
 			t.Fatalf("Commit: %v, want ErrStaleData naming handle %d", err, hs[1].ID)
 		}
 		if tg.Name == dbtest.SQLite {
-			sqls := log.SQL()
-			var ups []string
-			for _, q := range sqls {
-				if strings.HasPrefix(q, "UPDATE") {
-					ups = append(ups, q)
-				}
-			}
-			if len(ups) != 3 || !strings.Contains(ups[0], "CASE") || strings.Contains(ups[1], "CASE") {
-				t.Fatalf("UPDATEs %q, want the batch, then one per object up to the missing one", ups)
+			if ups := log.Matching("UPDATE"); len(ups) != 3 || !strings.Contains(ups[0].SQL, "CASE") || strings.Contains(ups[1].SQL, "CASE") {
+				t.Fatalf("statements %q, want the batched UPDATE, then one per object up to the missing one", log.SQL())
 			}
 		}
 		if got := handleRows(t, eng); got != "a:0 c:0" {
@@ -308,10 +306,7 @@ func TestBatchedUpdateUniqueViolationFailsAsOrderedUpdates(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		eng, log := seedHandles(t, tg, "a", "b", "c")
 		ctx := context.Background()
-		s := eng.NewSession()
-		defer s.Close()
-		hs, err := orm.Query[Handle](s).OrderBy("id").All(ctx)
-		uowMust(t, err)
+		s, hs := loadHandles(t, eng)
 		hs[0].Name, hs[1].Name, hs[2].Name = "b", "x", "y"
 		log.Reset()
 		if err := s.Commit(ctx); !errors.Is(err, orm.ErrUniqueViolation) {
