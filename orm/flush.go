@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"reflect"
 	"slices"
 	"strings"
@@ -524,6 +525,22 @@ func (c *stmtCache) get(k stmtKey, build func() string) string {
 	return q
 }
 
+// updateStmt returns updateSQL of cols, kept per table and set of columns
+// when cols are in column order (as Changed gives them; the statement's
+// placeholders follow that order, so a set met in another order is built
+// anew) and their positions fit in the bits of an int.
+func (e *Engine) updateStmt(t *mapper.Table, cols []*mapper.Column) string {
+	mask, prev := 0, -1
+	for _, c := range cols {
+		if c.Pos <= prev || c.Pos >= bits.UintSize-1 {
+			return updateSQL(e.dialect, t, cols)
+		}
+		prev = c.Pos
+		mask |= 1 << c.Pos
+	}
+	return e.stmts.get(stmtKey{t, "update", mask}, func() string { return updateSQL(e.dialect, t, cols) })
+}
+
 // insertShape is how insert sends t's rows, and so how flushSize counts
 // them: ret are the generated columns read back, and chunk is the rows one
 // INSERT takes — 1 when rows go one at a time (generated keys without
@@ -767,7 +784,7 @@ func (s *Session) update(ctx context.Context, u update) error {
 	if t.Version != nil {
 		args = append(args, oldVersion)
 	}
-	res, err := s.exec(ctx, updateSQL(s.e.dialect, t, u.cols), args)
+	res, err := s.exec(ctx, s.e.updateStmt(t, u.cols), args)
 	if err != nil {
 		return err
 	}
