@@ -41,7 +41,7 @@ func seedAccounts(t *testing.T, eng *orm.Engine, n int) []*Account {
 // written by one UPDATE that checks every version; objects in another
 // order keep one UPDATE each, in session order. Either way every row and
 // object ends up written, versions bumped, nothing dirty. SQLite sends one
-// UPDATE per object.
+// UPDATE per object of a model with a version column, as Account has.
 func TestBatchedUpdateWritesARunOfObjectsInOneStatement(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		eng, log := openLogged(t, tg)
