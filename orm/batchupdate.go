@@ -60,9 +60,9 @@ import (
 // has a branch per object, which the server tries in turn for each row.
 const maxBatchedUpdate = 200
 
-// updates writes ups, the changed objects of t, in order: in a pipelined
-// commit a run of two or more that set the same columns is one batched
-// UPDATE; otherwise one UPDATE per object.
+// updates writes ups, the changed objects of t, in order: where
+// batchesUpdates says so, a run of two or more that set the same columns
+// is one batched UPDATE; otherwise one UPDATE per object.
 func (s *Session) updates(ctx context.Context, t *mapper.Table, ups []update) error {
 	for i := 0; i < len(ups); {
 		j := i + 1
