@@ -271,3 +271,43 @@ func TestQueryUpdateAllKeepsBoundedStatements(t *testing.T) {
 		}
 	})
 }
+
+// Sessions of one engine run UpdateAll at once, sharing the engine's kept
+// statements: each call writes its own values (go test -race checks the
+// sharing).
+func TestQueryUpdateAllFromManySessionsAtOnce(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := uaOpen(t, tg)
+		ctx := context.Background()
+		users := []*uaUser{{Name: "u0"}, {Name: "u1"}, {Name: "u2"}, {Name: "u3"}}
+		seedObjects(t, eng, anys(users)...)
+		errs := make(chan error, len(users))
+		for i, u := range users {
+			go func() {
+				for k := range 20 {
+					err := eng.Do(ctx, func(ctx context.Context, s *orm.Session) error {
+						set := orm.Set{"age": 100*i + k}
+						if k%2 == 1 {
+							set["name"] = u.Name
+						}
+						_, err := orm.Query[uaUser](s).Where("id = ?", u.ID).UpdateAll(ctx, set)
+						return err
+					})
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+				errs <- nil
+			}()
+		}
+		for range users {
+			uowMust(t, <-errs)
+		}
+		for i, u := range users {
+			if got := countRows(t, eng, "SELECT COUNT(*) FROM ua_users WHERE id = ? AND age = ?", u.ID, 100*i+19); got != 1 {
+				t.Fatalf("user %d: no row with its last value %d", i, 100*i+19)
+			}
+		}
+	})
+}
