@@ -62,8 +62,11 @@ type dbScanner struct {
 	rs    pgx.Rows
 	m     *pgtype.Map
 	cols  []dbCol
-	pass  []any // the dests handed to pgx: a native column's own, else nil (pgx skips it)
+	pass  []any // the dests handed to pgx: a native column's own, else nil (pgx skips it); set per row
 	typed []reflect.Type
+	// native is set when every column is scanned natively: dest then
+	// goes to pgx as it is.
+	native bool
 }
 
 // dbCol is one column's scan: native, or through the stdlib value.
@@ -83,21 +86,17 @@ func (d *dbScanner) scan(dest ...any) error {
 			return err
 		}
 	}
+	if d.native {
+		return d.rs.Scan(dest...)
+	}
 	pass := d.pass
-	allNative := true
 	for i, c := range d.cols {
 		if c.native {
 			pass[i] = dest[i]
-		} else {
-			pass[i] = nil
-			allNative = false
 		}
 	}
 	if err := d.rs.Scan(pass...); err != nil {
 		return err
-	}
-	if allNative {
-		return nil
 	}
 	raw := d.rs.RawValues()
 	for i, c := range d.cols {
@@ -141,12 +140,14 @@ func (d *dbScanner) plan(dest []any) error {
 	d.cols = make([]dbCol, len(fds))
 	d.pass = make([]any, len(fds))
 	d.typed = make([]reflect.Type, len(fds))
+	d.native = true
 	for i, fd := range fds {
 		d.typed[i] = reflect.TypeOf(dest[i])
 		if nativeScan(fd.DataTypeOID, dest[i]) {
 			d.cols[i].native = true
 			continue
 		}
+		d.native = false
 		d.cols[i].value = valueFunc(d.m, fd.DataTypeOID, fd.Format)
 	}
 	return nil
