@@ -2,14 +2,17 @@ package bench
 
 import (
 	"context"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +33,9 @@ type ReportConfig struct {
 	Note string
 	// Log receives progress.
 	Log io.Writer
+	// Databases limits the run to these of [Databases] (all when empty):
+	// a quicker look at one database, not a report to publish.
+	Databases []string
 }
 
 // Result is one benchmark's figures.
@@ -63,10 +69,18 @@ func Report(ctx context.Context, cfg ReportConfig) error {
 	if cfg.Rounds < 1 {
 		return errors.New("bench: Rounds must be at least 1")
 	}
+	for _, name := range cfg.Databases {
+		if !slices.Contains(Databases, name) {
+			return fmt.Errorf("bench: unknown database %q (want one of %s)", name, strings.Join(Databases, ", "))
+		}
+	}
 	start := time.Now()
 	load := loadAverage()
 	var runs []*dbRun
 	for _, name := range Databases {
+		if len(cfg.Databases) > 0 && !slices.Contains(cfg.Databases, name) {
+			continue
+		}
 		r := &dbRun{name: name, results: map[cell][]Result{}}
 		runs = append(runs, r)
 		e, err := Open(ctx, name)
@@ -272,7 +286,7 @@ func writeReport(cfg ReportConfig, runs []*dbRun, start time.Time, load string) 
 	if cfg.Note != "" {
 		w("**Conditions:** %s\n\n", cfg.Note)
 	}
-	w("Every figure is the median of the rounds; a ratio is the library's time over raw database/sql's time for the same operation in the same round (median over rounds), so below 1 is faster than raw. Allocations are exact; times vary with the machine's load. Client CPU/op is the benchmark process's own CPU time per operation (user and system, the server's left out; on SQLite it includes the engine, which runs in the process): what the library itself costs, and far steadier than time on a shared machine.\n\n")
+	w("Every figure is the median of the rounds (each round's are in [%s/rounds.csv](%s/rounds.csv)); a ratio is the library's time over raw database/sql's time for the same operation in the same round (median over rounds), so below 1 is faster than raw. Allocations are exact; times vary with the machine's load. Client CPU/op is the benchmark process's own CPU time per operation (user and system, the server's left out; on SQLite it includes the engine, which runs in the process): what the library itself costs, and far steadier than time on a shared machine.\n\n", filepath.Base(chartDir), filepath.Base(chartDir))
 
 	// The unit of work first: it is why a session exists.
 	w("## The unit of work\n\n")
@@ -359,5 +373,31 @@ func writeReport(cfg ReportConfig, runs []*dbRun, start time.Time, load string) 
 			return err
 		}
 	}
+	if err := writeRounds(filepath.Join(chartDir, "rounds.csv"), runs); err != nil {
+		return err
+	}
 	return os.WriteFile(cfg.Out, []byte(b.String()), 0o644)
+}
+
+// writeRounds writes every round's figures as CSV, so that a reader can
+// check the medians and see how far the rounds spread.
+func writeRounds(path string, runs []*dbRun) error {
+	var b strings.Builder
+	cw := csv.NewWriter(&b)
+	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+	_ = cw.Write([]string{"database", "operation", "library", "round", "ns_per_op", "ratio_to_raw", "client_cpu_ns_per_op", "round_trips_per_op", "bytes_per_op", "allocs_per_op"})
+	for _, r := range runs {
+		for _, op := range Ops {
+			for _, lib := range Libraries {
+				for i, res := range r.results[cell{r.name, lib.Name, op}] {
+					_ = cw.Write([]string{r.name, string(op), lib.Name, strconv.Itoa(i + 1), f(math.Round(res.NsPerOp)), f(math.Round(res.Ratio*1000) / 1000), f(math.Round(res.CPUNs)), f(res.RoundTrips), f(res.BytesPerOp), f(res.AllocsPerOp)})
+				}
+			}
+		}
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
 }

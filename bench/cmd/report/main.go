@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/tallyorm/tally/bench"
@@ -21,6 +22,7 @@ func main() {
 	rounds := flag.Int("rounds", 5, "interleaved rounds; the report gives medians")
 	benchtime := flag.String("benchtime", "300ms", "time (or Nx iterations) per benchmark and round")
 	out := flag.String("out", "../docs/benchmarks.md", "Markdown report to write; charts go in the folder of the same name")
+	dbs := flag.String("db", "", "comma-separated databases to run (PostgreSQL, MariaDB, SQLite); all when empty")
 	note := flag.String("note", "", "conditions of the run, printed under the title")
 	flag.Parse()
 	if err := flag.Set("test.benchtime", *benchtime); err != nil {
@@ -28,6 +30,9 @@ func main() {
 		os.Exit(2)
 	}
 	cfg := bench.ReportConfig{Rounds: *rounds, BenchTime: *benchtime, Out: *out, Note: *note, Log: os.Stderr}
+	if *dbs != "" {
+		cfg.Databases = strings.Split(*dbs, ",")
+	}
 	if err := bench.Report(context.Background(), cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "report:", err)
 		os.Exit(1)
