@@ -8,7 +8,7 @@ import (
 )
 
 // libColors gives each library its colour in the charts, in Libraries order.
-var libColors = []string{"#9e9e9e", "#8d6e63", "#1e88e5", "#90caf9", "#43a047", "#e53935", "#ef9a9a"}
+var libColors = []string{"#9e9e9e", "#d6d6d6", "#8d6e63", "#1e88e5", "#90caf9", "#43a047", "#e53935", "#ef9a9a"}
 
 // chart draws one database's ratios to raw as a horizontal bar chart, one
 // group of bars per operation, in plain SVG.

@@ -13,5 +13,6 @@
 // per benchmark iteration, written the way that library's documentation
 // recommends. [Benchmark] times a step and reports round trips per
 // operation, counted by a net.Conn wrapper that the drivers dial through
-// (see [Counter]).
+// (see [Counter]). raw-again runs raw's code a second time as a library of
+// its own: its ratio to raw is the run's noise, printed beside the targets.
 package bench

@@ -12,6 +12,15 @@ var rawLib = Library{
 	Steps: rawSteps,
 }
 
+// rawAgainLib is raw's code measured as another library: an A/A control.
+// Its ratio to raw is 1 but for the machine's noise, so the spread of its
+// ratios tells how far this run can tell two libraries apart.
+var rawAgainLib = Library{
+	Name:  "raw-again",
+	About: "raw's code once more, measured as a library of its own: an A/A control whose ratio to raw shows the run's noise (see the targets)",
+	Steps: rawSteps,
+}
+
 const (
 	modelCols  = `name, title, fax, web, age, "right", counter`
 	modelSel   = `SELECT id, ` + modelCols + ` FROM models`

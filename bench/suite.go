@@ -98,7 +98,7 @@ type Library struct {
 
 // Libraries lists the libraries in report order; raw first, the baseline
 // of every ratio.
-var Libraries = []Library{rawLib, sqlxLib, gormLib, gormPrepLib, bunLib, tallyLib, tallyGenLib}
+var Libraries = []Library{rawLib, rawAgainLib, sqlxLib, gormLib, gormPrepLib, bunLib, tallyLib, tallyGenLib}
 
 // RoundTripsMetric is the unit of the round-trip metric.
 const RoundTripsMetric = "roundtrips/op"

@@ -201,4 +201,37 @@ func writeTargets(w func(string, ...any), runs []*dbRun) {
 		w("\n")
 	}
 	w("\n")
+	writeNoiseFloor(w, runs)
+}
+
+// writeNoiseFloor says how far raw-again, raw's own code, strays from
+// raw on each database: a ratio that close to a limit is not decided by
+// the run.
+func writeNoiseFloor(w func(string, ...any), runs []*dbRun) {
+	var parts []string
+	for _, r := range runs {
+		if r.env == nil {
+			continue
+		}
+		lo, hi, loOp, hiOp := math.Inf(1), math.Inf(-1), Op(""), Op("")
+		for _, op := range Ops {
+			s, ok := r.get(rawAgainLib.Name, op)
+			if !ok {
+				continue
+			}
+			if s.Ratio < lo {
+				lo, loOp = s.Ratio, op
+			}
+			if s.Ratio > hi {
+				hi, hiOp = s.Ratio, op
+			}
+		}
+		if loOp != "" {
+			parts = append(parts, fmt.Sprintf("%s %s (%s) to %s (%s)", r.name, fmtRatio(lo), loOp, fmtRatio(hi), hiOp))
+		}
+	}
+	if len(parts) == 0 {
+		return
+	}
+	w("**This run's noise floor.** raw-again runs raw's own code as a library of its own; its median ratio to raw, which is 1 but for noise, ranges over the operations: %s. A time ratio that close to a limit, or to a peer's, is not decided by this run; round trips and client CPU are.\n\n", strings.Join(parts, "; "))
 }
