@@ -148,8 +148,10 @@ func (s *Session) queryAlone(ctx context.Context, query string, args []any) (*sq
 // columns back, an error the flush would report) it says 2. With
 // relations it first does what the flush does before its statements:
 // adds the new related objects and copies parent keys into foreign-key
-// columns, which can make a tracked object dirty. Both are logged like
-// the flush's own work and done again, unchanged, by the flush.
+// columns, which can make a tracked object dirty (or, when the parent is
+// new, will make it dirty once the parent's INSERT gives it a key: a
+// second statement). Both are logged like the flush's own work and done
+// again, unchanged, by the flush.
 func (s *Session) flushSize() int {
 	rel := s.hasRelations()
 	for _, e := range s.pending {
@@ -163,13 +165,14 @@ func (s *Session) flushSize() int {
 		if err != nil {
 			return 2
 		}
+		s.keyWaits = 0
 		for _, t := range p.order {
 			if s.syncForeignKeys(t) != nil {
 				return 2
 			}
 		}
-		if s.rowOrderWork(&p) || s.mayWriteLinks(p.order) {
-			return 2
+		if s.keyWaits > 0 || s.rowOrderWork(&p) || s.mayWriteLinks(p.order) {
+			return 2 // a tracked object's UPDATE waits for a new parent's key
 		}
 	}
 	d := s.e.dialect
@@ -196,7 +199,9 @@ func (s *Session) flushSize() int {
 			return 2
 		}
 	}
-	// Deletes: one per row with a version column, else IN batches.
+	// Deletes: one per row with a version column, else IN batches; on a
+	// soft-delete model the soft deletes (UPDATEs) and the hard ones
+	// (HardDelete's DELETEs) go in batches of their own.
 	counted = counted[:0]
 	for _, x := range s.deletes {
 		if x.Flushed() {
@@ -207,14 +212,18 @@ func (s *Session) flushSize() int {
 			n++
 		} else if !containsTable(counted, t) {
 			counted = append(counted, t)
-			rows := 0
+			soft, hard := 0, 0
 			for _, e := range s.deletes {
 				if e.Table() == t && !e.Flushed() {
-					rows++
+					if s.keepsRow(e) {
+						soft++
+					} else {
+						hard++
+					}
 				}
 			}
-			per := deleteBatch(d, t)
-			n += (rows + per - 1) / per
+			sper, hper := softDeleteBatch(d, t), deleteBatch(d, t)
+			n += (soft+sper-1)/sper + (hard+hper-1)/hper
 		}
 		if n > 1 {
 			return 2

@@ -413,10 +413,17 @@ func cmpSeq(a, b *identity.Entry) int {
 func (s *Session) syncForeignKeys(t *mapper.Table) error {
 	var err error
 	set := func(e *identity.Entry, col *mapper.Column, parent any, pt *mapper.Table) {
-		if err != nil || s.pendingByObj[parent] != nil {
+		if err != nil {
+			return
+		}
+		if s.pendingByObj[parent] != nil {
 			// A parent not inserted yet (later in a self-referencing
 			// table, or across a broken cycle) has no row to point at:
-			// its key is copied once it has.
+			// its key is copied once it has. A tracked object then
+			// needs an UPDATE after that INSERT.
+			if e.State() == identity.Persistent {
+				s.keyWaits++
+			}
 			return
 		}
 		pk := pt.Acc.Value(parent, pt.PK[0])

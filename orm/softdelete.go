@@ -199,8 +199,7 @@ func (s *Session) softDelete(ctx context.Context, t *mapper.Table, ents []*ident
 		}
 		return hard, nil
 	}
-	// One parameter fewer than a DELETE's batch: the time.
-	per := max(min((d.MaxParams()-1)/len(t.PK), deleteBatch(d, t)), 1)
+	per := softDeleteBatch(d, t)
 	for len(soft) > 0 {
 		n := min(per, len(soft))
 		batch := soft[:n]
@@ -223,6 +222,13 @@ func (s *Session) softDelete(ctx context.Context, t *mapper.Table, ents []*ident
 		}
 	}
 	return hard, nil
+}
+
+// softDeleteBatch is how many rows of t (which has no version column)
+// one soft delete's UPDATE ... IN takes: one parameter fewer than a
+// DELETE's batch, the time. For softDelete and flushSize alike.
+func softDeleteBatch(d dialect.Dialect, t *mapper.Table) int {
+	return max(min((d.MaxParams()-1)/len(t.PK), deleteBatch(d, t)), 1)
 }
 
 // softDeleteSQL builds the soft delete of n rows of t. With a version
