@@ -96,3 +96,65 @@ func TestSingleStatementCommitCountsSoftAndHardDeletesApart(t *testing.T) {
 		}
 	})
 }
+
+// advAudit's BeforeInsert changes another tracked object, an advCounter:
+// against the advice to keep a hook's effects to its object, but the
+// commit must stay atomic all the same.
+type advAudit struct {
+	ID      int64       `db:"id,pk,auto"`
+	Note    string      `db:"note,size=32"`
+	Counter *advCounter `db:"-"`
+}
+
+func (advAudit) TableName() string { return "adv_audits" }
+
+// BeforeInsert counts the audit row on its counter.
+func (a *advAudit) BeforeInsert(context.Context, *orm.Session) error {
+	if a.Counter != nil {
+		a.Counter.N++
+	}
+	return nil
+}
+
+// advCounter is the object advAudit's hook changes; its table sorts after
+// adv_audits, so the flush writes it after the audit row.
+type advCounter struct {
+	ID int64 `db:"id,pk,auto"`
+	N  int64 `db:"n"`
+}
+
+func (advCounter) TableName() string { return "adv_counters" }
+
+// A BeforeInsert hook that changes another tracked object makes the
+// flush send that object's UPDATE after the INSERT: with other objects
+// tracked, a hooked statement is not sent alone, so the two commit
+// together. Sent alone, the INSERT committed and the UPDATE failed; a
+// retry inserted the audit row twice.
+func TestSingleStatementCommitNotAloneWhenAHookMayChangeAnotherObject(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, log := openLogged(t, tg)
+		ctx := context.Background()
+		uowMust(t, eng.CreateTables(ctx, advAudit{}, advCounter{}))
+		c := &advCounter{}
+		seedObjects(t, eng, c)
+		s := eng.NewSession()
+		defer s.Close()
+		gc, err := orm.Get[advCounter](ctx, s, c.ID)
+		uowMust(t, err)
+		uowMust(t, s.Add(&advAudit{Note: "x", Counter: gc}))
+		advCommitAtomic(t, s, log)
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM adv_counters WHERE id = ? AND n = 1", c.ID); n != 1 || s.IsDirty(gc) {
+			t.Fatalf("the counter's row was not updated with the audit row (dirty %v)", s.IsDirty(gc))
+		}
+
+		// Alone, the hooked object is the only one the hook can reach.
+		s2 := eng.NewSession()
+		defer s2.Close()
+		uowMust(t, s2.Add(&advAudit{Note: "y"}))
+		log.Reset()
+		uowMust(t, s2.Commit(ctx))
+		if ops := acOps(log.Events()); len(ops) != 1 {
+			t.Fatalf("ops %v, want the INSERT alone", ops)
+		}
+	})
+}

@@ -151,7 +151,8 @@ func (s *Session) queryAlone(ctx context.Context, query string, args []any) (*sq
 // columns, which can make a tracked object dirty (or, when the parent is
 // new, will make it dirty once the parent's INSERT gives it a key: a
 // second statement). Both are logged like the flush's own work and done
-// again, unchanged, by the flush.
+// again, unchanged, by the flush. A statement with a Before hook counts
+// as two when the session tracks other objects the hook could change.
 func (s *Session) flushSize() int {
 	rel := s.hasRelations()
 	for _, e := range s.pending {
@@ -177,6 +178,9 @@ func (s *Session) flushSize() int {
 	}
 	d := s.e.dialect
 	n := 0
+	// hooked: a BeforeInsert or BeforeUpdate hook runs before the
+	// statement; others: the tracked objects it does not write.
+	hooked, others := false, s.idmap.Len()
 	// Pending inserts, by table, chunked as insert chunks them.
 	var counted []*mapper.Table
 	for _, p := range s.pending {
@@ -185,6 +189,7 @@ func (s *Session) flushSize() int {
 			continue
 		}
 		counted = append(counted, t)
+		hooked = hooked || hooksOf(t)&hookBeforeInsert != 0
 		rows := 0
 		for _, e := range s.pending {
 			if e.Table() == t {
@@ -234,10 +239,19 @@ func (s *Session) flushSize() int {
 		if e.State() == identity.Persistent {
 			if s.cols = e.Table().Acc.Changed(e.Obj(), e.Snap(), s.cols[:0]); len(s.cols) > 0 {
 				n++
+				others--
+				hooked = hooked || hooksOf(e.Table())&hookBeforeUpdate != 0
 			}
 		}
 		return n <= 1
 	})
+	if n == 1 && hooked && others > 0 {
+		// A hook should change only its own object, but one that changes
+		// another tracked object adds that object's UPDATE to the flush,
+		// after the statement counted: sent alone, that one would have
+		// committed by itself.
+		return 2
+	}
 	return min(n, 2)
 }
 
