@@ -2,7 +2,10 @@ package orm_test
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"testing"
+	"time"
 
 	"github.com/tallyorm/tally/internal/dbtest"
 	"github.com/tallyorm/tally/orm"
@@ -156,5 +159,131 @@ func TestSingleStatementCommitNotAloneWhenAHookMayChangeAnotherObject(t *testing
 		if ops := acOps(log.Events()); len(ops) != 1 {
 			t.Fatalf("ops %v, want the INSERT alone", ops)
 		}
+	})
+}
+
+// advSlowWrites makes every INSERT and UPDATE of accounts sleep half a
+// second at the server (a trigger), so that the test can act while one
+// runs.
+func advSlowWrites(t *testing.T, admin *sql.DB, tg dbtest.Target) {
+	t.Helper()
+	stmts := []string{
+		"CREATE TRIGGER adv_slow_ins BEFORE INSERT ON accounts FOR EACH ROW SET @adv_slept = SLEEP(0.5)",
+		"CREATE TRIGGER adv_slow_upd BEFORE UPDATE ON accounts FOR EACH ROW SET @adv_slept = SLEEP(0.5)",
+	}
+	if tg.Name == dbtest.Postgres {
+		stmts = []string{
+			"CREATE FUNCTION adv_slow() RETURNS trigger AS $$ BEGIN PERFORM pg_sleep(0.5); RETURN NEW; END $$ LANGUAGE plpgsql",
+			"CREATE TRIGGER adv_slow BEFORE INSERT OR UPDATE ON accounts FOR EACH ROW EXECUTE FUNCTION adv_slow()",
+		}
+	}
+	for _, q := range stmts {
+		if _, err := admin.ExecContext(context.Background(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
+
+// advRunningWrite returns the server's id of the connection that runs a
+// write to accounts in this test's database (on MariaDB the trigger's
+// SLEEP shows while it runs), waiting for one to start.
+func advRunningWrite(t *testing.T, admin *sql.DB, tg dbtest.Target) int64 {
+	t.Helper()
+	q := "SELECT id FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID() AND (info LIKE 'INSERT INTO `accounts`%' OR info LIKE 'UPDATE `accounts`%' OR info LIKE '%SLEEP(0.5)%')"
+	if tg.Name == dbtest.Postgres {
+		q = `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active' AND (query LIKE 'INSERT INTO "accounts"%' OR query LIKE 'UPDATE "accounts"%')`
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		var id int64
+		switch err := admin.QueryRowContext(context.Background(), q).Scan(&id); {
+		case err == nil:
+			return id
+		case !errors.Is(err, sql.ErrNoRows):
+			t.Fatalf("find the running write: %v", err)
+		}
+	}
+	t.Fatal("no write to accounts started")
+	return 0
+}
+
+// The statement of a single-statement commit (an INSERT, on PostgreSQL
+// sent to pgx directly; an UPDATE) and a bulk statement sent alone,
+// interrupted while the server runs it: by a KILL or pg_terminate_backend
+// from another connection, or by the caller's deadline. Either way the
+// statement may have run, so the error matches ErrCommitUnknown (with
+// ErrConnection, or the ctx's error), and the session is as before the
+// Commit. On MariaDB a statement whose caller gave up runs on and
+// commits: the reason the outcome is unknown.
+func TestAloneStatementInterruptedWhileRunningIsCommitUnknown(t *testing.T) {
+	eachServer(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := openLogged(t, tg)
+		admin := dbtest.Open(t, tg)
+		ctx := context.Background()
+		ann := newAccount("ann", 10)
+		seedObjects(t, eng, ann)
+		advSlowWrites(t, admin, tg)
+
+		// interrupt runs commit while the test kills its connection, or
+		// with a deadline shorter than the statement, and returns its error.
+		interrupt := func(t *testing.T, kill bool, commit func(ctx context.Context) error) error {
+			t.Helper()
+			if !kill {
+				dctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+				defer cancel()
+				err := commit(dctx)
+				if !errors.Is(err, orm.ErrCommitUnknown) || !errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("want ErrCommitUnknown and the deadline, got %v", err)
+				}
+				time.Sleep(600 * time.Millisecond) // let the server finish the statement
+				return err
+			}
+			done := make(chan error, 1)
+			go func() { done <- commit(ctx) }()
+			killConn(t, admin, tg, advRunningWrite(t, admin, tg))
+			err := <-done
+			if !errors.Is(err, orm.ErrCommitUnknown) || !errors.Is(err, orm.ErrConnection) {
+				t.Fatalf("want ErrCommitUnknown and ErrConnection, got %v", err)
+			}
+			if n := countAccounts(t, eng, "owner LIKE ? OR balance = ?", "new-%", 99); n != 0 {
+				t.Fatalf("%d rows written by a statement killed while it ran", n)
+			}
+			return err
+		}
+		// The kills first: they check that nothing was written, which a
+		// statement that ran on past its caller's deadline may have been.
+		for _, kill := range []bool{true, false} {
+			how := map[bool]string{true: "killed", false: "deadline"}[kill]
+			t.Run(how+"/insert", func(t *testing.T) {
+				s := eng.NewSession()
+				defer s.Close()
+				a := newAccount("new-"+how, 1)
+				uowMust(t, s.Add(a))
+				interrupt(t, kill, s.Commit)
+				if p := s.Pending(); len(p) != 1 || p[0] != a || a.ID != 0 || a.Version != 0 {
+					t.Fatalf("after the commit: pending %v, %+v; want it pending with no key and version 0", p, a)
+				}
+			})
+			t.Run(how+"/update", func(t *testing.T) {
+				s := eng.NewSession()
+				defer s.Close()
+				a, err := orm.Get[Account](ctx, s, ann.ID)
+				uowMust(t, err)
+				v := a.Version
+				a.Balance = 99
+				interrupt(t, kill, s.Commit)
+				if !s.IsDirty(a) || a.Balance != 99 || a.Version != v {
+					t.Fatalf("after the commit: dirty %v, %+v; want still dirty at version %d", s.IsDirty(a), a, v)
+				}
+			})
+			t.Run(how+"/UpdateAll", func(t *testing.T) {
+				s := eng.NewSession()
+				defer s.Close()
+				interrupt(t, kill, func(ctx context.Context) error {
+					_, err := orm.Query[Account](s).Where("id = ?", ann.ID).UpdateAll(ctx, orm.Set{"balance": 99})
+					return err
+				})
+			})
+		}
+		acInUse(t, eng, "after the interrupted statements", 0)
 	})
 }
