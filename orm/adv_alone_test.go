@@ -287,3 +287,51 @@ func TestAloneStatementInterruptedWhileRunningIsCommitUnknown(t *testing.T) {
 		acInUse(t, eng, "after the interrupted statements", 0)
 	})
 }
+
+// advScored has a unique name and a readonly score, which the session
+// never writes.
+type advScored struct {
+	ID    int64  `db:"id,pk,auto"`
+	Name  string `db:"name,unique,size=10"`
+	Score int64  `db:"score,readonly"`
+}
+
+func (advScored) TableName() string { return "adv_scored" }
+
+// A Commit with nothing to send (the only change is to a readonly
+// column: the flush takes a new snapshot, writes nothing) is a commit all
+// the same: a later Commit that fails restores the session to after it,
+// not to before it. Its undo records were kept, and the failed commit
+// undid the snapshot too, making the object dirty again. Both ways a
+// commit can find nothing to send: alone, and in a session with an
+// isolation level (whose writes wait for a transaction).
+func TestCommitWithNothingToSendIsNotUndoneByALaterFailure(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, log := openLogged(t, tg)
+		ctx := context.Background()
+		uowMust(t, eng.CreateTables(ctx, advScored{}))
+		a, b := &advScored{Name: "a"}, &advScored{Name: "b"}
+		seedObjects(t, eng, a, b)
+		for _, opts := range [][]orm.SessionOption{nil, {orm.WithIsolation(sql.LevelReadCommitted)}} {
+			s := eng.NewSession(opts...)
+			x, err := orm.Get[advScored](ctx, s, a.ID)
+			uowMust(t, err)
+			x.Score = 5
+			log.Reset()
+			uowMust(t, s.Commit(ctx))
+			if ops := acOps(log.Events()); len(ops) != 0 || s.IsDirty(x) {
+				t.Fatalf("commit of a readonly change: ops %v, dirty %v; want nothing sent and a clean object", ops, s.IsDirty(x))
+			}
+			y, err := orm.Get[advScored](ctx, s, b.ID)
+			uowMust(t, err)
+			y.Name = "a" // taken
+			if err := s.Commit(ctx); !errors.Is(err, orm.ErrUniqueViolation) {
+				t.Fatalf("Commit: %v, want ErrUniqueViolation", err)
+			}
+			if s.IsDirty(x) || !s.IsDirty(y) {
+				t.Fatalf("after the failed commit: dirty %v %v; want only the object it failed on dirty, as before it", s.IsDirty(x), s.IsDirty(y))
+			}
+			uowMust(t, s.Close())
+		}
+	})
+}
