@@ -4,10 +4,15 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/tallyorm/tally/internal/dbtest"
+	"github.com/tallyorm/tally/internal/testmodels"
 	"github.com/tallyorm/tally/orm"
 )
 
@@ -332,6 +337,218 @@ func TestCommitWithNothingToSendIsNotUndoneByALaterFailure(t *testing.T) {
 				t.Fatalf("after the failed commit: dirty %v %v; want only the object it failed on dirty, as before it", s.IsDirty(x), s.IsDirty(y))
 			}
 			uowMust(t, s.Close())
+		}
+	})
+}
+
+// advPick returns a random row of T read through s, loading loads, or nil
+// when the read fails (its autoflush may refuse an earlier change).
+func advPick[T any](ctx context.Context, s *orm.Session, rnd *rand.Rand, loads ...string) *T {
+	q := orm.Query[T](s)
+	for _, l := range loads {
+		q = q.Load(l)
+	}
+	all, err := q.OrderBy("id").All(ctx)
+	if err != nil || len(all) == 0 {
+		return nil
+	}
+	return all[rnd.IntN(len(all))]
+}
+
+// Random sessions over every kind of flush work (relations moved to new
+// and old parents, cascades and orphans, has-one, many-to-many links,
+// soft and hard deletes, versioned rows) never write two statements
+// outside a transaction: whatever a session's Commit sends alone is its
+// only write, and no commit fails with ErrCommitUnknown or an internal
+// error (errAloneSecond). The seed is fixed: a failure replays. Moving a
+// tracked entry under a new account is among the operations: the count
+// missed its UPDATE, and so it did a soft and a hard delete of one table.
+func TestRandomSessionsNeverWriteTwiceOutsideATransaction(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		log := &queryLog{}
+		eng := mustOpen(t, tg.Driver, tg.DSN, orm.WithQueryHook(log.hook))
+		ctx := context.Background()
+		uowMust(t, eng.CreateTables(ctx, relModels...))
+		uowMust(t, eng.CreateTables(ctx, testmodels.Account{}, testmodels.Entry{}, sdOwner{}, sdNote{}))
+		seq := 0
+		name := func() string { seq++; return fmt.Sprintf("n%d", seq) }
+		for i := 0; i < 10; i++ {
+			a := &RelAuthor{Name: name(), Profile: &RelProfile{Bio: "b"}, Books: []*RelBook{{Title: name(), Reviews: []*RelReview{{}, {}}}, {Title: name()}}}
+			acc := newAccount(name(), 1)
+			acc.Entries = []*Entry{{Amount: 1}, {Amount: 2}}
+			seedObjects(t, eng, a, acc, &sdOwner{Name: name(), Notes: []*sdNote{{Body: "x"}, {Body: "y"}}}, &RelLabel{Name: name()})
+		}
+		rnd := rand.New(rand.NewPCG(1, 2))
+		type op func(s *orm.Session) bool // false: skipped
+		ops := map[string]op{
+			"new author": func(s *orm.Session) bool { return s.Add(&RelAuthor{Name: name()}) == nil },
+			"rename author": func(s *orm.Session) bool {
+				a := advPick[RelAuthor](ctx, s, rnd)
+				if a == nil {
+					return false
+				}
+				a.Name = name()
+				return true
+			},
+			"move book": func(s *orm.Session) bool {
+				b, a := advPick[RelBook](ctx, s, rnd), advPick[RelAuthor](ctx, s, rnd)
+				if b == nil || a == nil {
+					return false
+				}
+				b.Author = a
+				return true
+			},
+			"move book to new author": func(s *orm.Session) bool {
+				b := advPick[RelBook](ctx, s, rnd)
+				if b == nil {
+					return false
+				}
+				b.Author = &RelAuthor{Name: name()}
+				return true
+			},
+			"append book": func(s *orm.Session) bool {
+				a := advPick[RelAuthor](ctx, s, rnd, "Books")
+				if a == nil {
+					return false
+				}
+				a.Books = append(a.Books, &RelBook{Title: name()})
+				return true
+			},
+			"orphan book": func(s *orm.Session) bool {
+				a := advPick[RelAuthor](ctx, s, rnd, "Books")
+				if a == nil || len(a.Books) == 0 {
+					return false
+				}
+				a.Books = a.Books[1:]
+				return true
+			},
+			"move profile to new author": func(s *orm.Session) bool {
+				a := advPick[RelAuthor](ctx, s, rnd, "Profile")
+				if a == nil || a.Profile == nil {
+					return false
+				}
+				p := a.Profile
+				a.Profile = nil
+				return s.Add(&RelAuthor{Name: name(), Profile: p}) == nil
+			},
+			"toggle label": func(s *orm.Session) bool {
+				b, l := advPick[RelBook](ctx, s, rnd, "Labels"), advPick[RelLabel](ctx, s, rnd)
+				if b == nil || l == nil {
+					return false
+				}
+				if len(b.Labels) > 0 {
+					b.Labels = nil
+				} else {
+					b.Labels = []*RelLabel{l}
+				}
+				return true
+			},
+			"account balance": func(s *orm.Session) bool {
+				x := advPick[Account](ctx, s, rnd)
+				if x == nil {
+					return false
+				}
+				x.Balance++
+				return true
+			},
+			"new entry of account": func(s *orm.Session) bool {
+				x := advPick[Account](ctx, s, rnd)
+				return x != nil && s.Add(&Entry{Account: x, Amount: 9}) == nil
+			},
+			"entry to new account": func(s *orm.Session) bool {
+				e := advPick[Entry](ctx, s, rnd)
+				if e == nil {
+					return false
+				}
+				e.Account = newAccount(name(), 0)
+				return true
+			},
+			"entry into new account's slice": func(s *orm.Session) bool {
+				e := advPick[Entry](ctx, s, rnd)
+				if e == nil {
+					return false
+				}
+				na := newAccount(name(), 0)
+				na.Entries = []*Entry{e}
+				return s.Add(na) == nil
+			},
+			"delete entry": func(s *orm.Session) bool {
+				e := advPick[Entry](ctx, s, rnd)
+				return e != nil && s.Delete(e) == nil
+			},
+			"entry amount": func(s *orm.Session) bool {
+				e := advPick[Entry](ctx, s, rnd)
+				if e == nil {
+					return false
+				}
+				e.Amount++
+				return true
+			},
+			"new account": func(s *orm.Session) bool { return s.Add(newAccount(name(), 5)) == nil },
+			"soft delete": func(s *orm.Session) bool {
+				n := advPick[sdNote](ctx, s, rnd)
+				return n != nil && s.Delete(n) == nil
+			},
+			"hard delete": func(s *orm.Session) bool {
+				n := advPick[sdNote](ctx, s, rnd)
+				return n != nil && s.HardDelete(n) == nil
+			},
+			"soft and hard delete": func(s *orm.Session) bool {
+				a, b := advPick[sdNote](ctx, s, rnd), advPick[sdNote](ctx, s, rnd)
+				return a != nil && b != nil && a != b && s.Delete(a) == nil && s.HardDelete(b) == nil
+			},
+			"note body": func(s *orm.Session) bool {
+				n := advPick[sdNote](ctx, s, rnd)
+				if n == nil {
+					return false
+				}
+				n.Body = name()
+				return true
+			},
+			"new note": func(s *orm.Session) bool {
+				o := advPick[sdOwner](ctx, s, rnd)
+				return o != nil && s.Add(&sdNote{OwnerID: o.ID, Body: name()}) == nil
+			},
+		}
+		names := make([]string, 0, len(ops))
+		for n := range ops {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		counts := map[int]int{} // sessions by writes outside a transaction
+		for i := 0; i < 300; i++ {
+			s := eng.NewSession()
+			log.Reset()
+			var did []string
+			for k := 0; k < 1+rnd.IntN(4); k++ {
+				n := names[rnd.IntN(len(names))]
+				if ops[n](s) {
+					did = append(did, n)
+				}
+			}
+			err := s.Commit(ctx)
+			inTx, outside := false, 0
+			for _, ev := range log.Events() {
+				switch ev.Op {
+				case "begin":
+					inTx = true
+				case "commit", "rollback":
+					inTx = false
+				default:
+					u := strings.ToUpper(ev.SQL)
+					if !inTx && (strings.HasPrefix(u, "INSERT") || strings.HasPrefix(u, "UPDATE") || strings.HasPrefix(u, "DELETE")) {
+						outside++
+					}
+				}
+			}
+			if outside > 1 || err != nil && (errors.Is(err, orm.ErrCommitUnknown) || strings.Contains(err.Error(), "internal error")) {
+				t.Errorf("%v: %d writes outside a transaction, %v: %q", did, outside, err, log.SQL())
+			}
+			counts[outside]++
+			s.Close()
+		}
+		if counts[0] == 0 || counts[1] == 0 {
+			t.Fatalf("commits by writes outside a transaction: %v; want some of each (alone, in a transaction)", counts)
 		}
 	})
 }
