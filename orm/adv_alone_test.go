@@ -293,6 +293,15 @@ func TestAloneStatementInterruptedWhileRunningIsCommitUnknown(t *testing.T) {
 	})
 }
 
+// advPair has a composite key of its own values, nothing generated.
+type advPair struct {
+	A int64 `db:"a,pk"`
+	B int64 `db:"b,pk"`
+	N int64 `db:"n"`
+}
+
+func (advPair) TableName() string { return "adv_pairs" }
+
 // advScored has a unique name and a readonly score, which the session
 // never writes.
 type advScored struct {
@@ -341,42 +350,53 @@ func TestCommitWithNothingToSendIsNotUndoneByALaterFailure(t *testing.T) {
 	})
 }
 
-// advPick returns a random row of T read through s, loading loads, or nil
-// when the read fails (its autoflush may refuse an earlier change).
+// advPick returns a random row of T read through s in key order, loading
+// loads, or nil when the read fails (its autoflush may refuse an earlier
+// change).
 func advPick[T any](ctx context.Context, s *orm.Session, rnd *rand.Rand, loads ...string) *T {
-	q := orm.Query[T](s)
+	q := orm.Query[T](s).OrderBy(advKeyOrder(new(T))...)
 	for _, l := range loads {
 		q = q.Load(l)
 	}
-	all, err := q.OrderBy("id").All(ctx)
+	all, err := q.All(ctx)
 	if err != nil || len(all) == 0 {
 		return nil
 	}
 	return all[rnd.IntN(len(all))]
 }
 
+// advKeyOrder is the ORDER BY of advPick: the key of obj's model.
+func advKeyOrder(obj any) []string {
+	if _, ok := obj.(*advPair); ok {
+		return []string{"a", "b"}
+	}
+	return []string{"id"}
+}
+
 // Random sessions over every kind of flush work (relations moved to new
 // and old parents, cascades and orphans, has-one, many-to-many links,
-// soft and hard deletes, versioned rows) never write two statements
-// outside a transaction: whatever a session's Commit sends alone is its
-// only write, and no commit fails with ErrCommitUnknown or an internal
-// error (errAloneSecond). The seed is fixed: a failure replays. Moving a
-// tracked entry under a new account is among the operations: the count
-// missed its UPDATE, and so it did a soft and a hard delete of one table.
+// soft and hard deletes, versioned rows, composite keys, batched deletes,
+// a hook that changes another object) never write two statements outside
+// a transaction: whatever a session's Commit sends alone is its only
+// write, and no commit fails with ErrCommitUnknown or an internal error
+// (errAloneSecond). The seed is fixed: a failure replays. Among the
+// operations are the three the count got wrong: a tracked entry moved
+// under a new account, a soft and a hard delete of one table, the hook.
 func TestRandomSessionsNeverWriteTwiceOutsideATransaction(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		log := &queryLog{}
 		eng := mustOpen(t, tg.Driver, tg.DSN, orm.WithQueryHook(log.hook))
 		ctx := context.Background()
 		uowMust(t, eng.CreateTables(ctx, relModels...))
-		uowMust(t, eng.CreateTables(ctx, testmodels.Account{}, testmodels.Entry{}, sdOwner{}, sdNote{}))
+		uowMust(t, eng.CreateTables(ctx, testmodels.Account{}, testmodels.Entry{}, testmodels.Blob{}, sdOwner{}, sdNote{}, advAudit{}, advCounter{}, advPair{}))
 		seq := 0
 		name := func() string { seq++; return fmt.Sprintf("n%d", seq) }
 		for i := 0; i < 10; i++ {
 			a := &RelAuthor{Name: name(), Profile: &RelProfile{Bio: "b"}, Books: []*RelBook{{Title: name(), Reviews: []*RelReview{{}, {}}}, {Title: name()}}}
 			acc := newAccount(name(), 1)
 			acc.Entries = []*Entry{{Amount: 1}, {Amount: 2}}
-			seedObjects(t, eng, a, acc, &sdOwner{Name: name(), Notes: []*sdNote{{Body: "x"}, {Body: "y"}}}, &RelLabel{Name: name()})
+			seedObjects(t, eng, a, acc, &sdOwner{Name: name(), Notes: []*sdNote{{Body: "x"}, {Body: "y"}}}, &RelLabel{Name: name()},
+				&testmodels.Blob{Data: []byte{1}}, &advCounter{}, &advPair{A: int64(i), B: 1}, &advPair{A: int64(i), B: 2})
 		}
 		rnd := rand.New(rand.NewPCG(1, 2))
 		type op func(s *orm.Session) bool // false: skipped
@@ -496,6 +516,41 @@ func TestRandomSessionsNeverWriteTwiceOutsideATransaction(t *testing.T) {
 			"soft and hard delete": func(s *orm.Session) bool {
 				a, b := advPick[sdNote](ctx, s, rnd), advPick[sdNote](ctx, s, rnd)
 				return a != nil && b != nil && a != b && s.Delete(a) == nil && s.HardDelete(b) == nil
+			},
+			"audit (hook changes a counter)": func(s *orm.Session) bool {
+				c := advPick[advCounter](ctx, s, rnd)
+				return c != nil && s.Add(&advAudit{Note: name(), Counter: c}) == nil
+			},
+			"blob data": func(s *orm.Session) bool {
+				b := advPick[testmodels.Blob](ctx, s, rnd)
+				if b == nil {
+					return false
+				}
+				b.Data = append(b.Data, 2)
+				return true
+			},
+			"delete blob": func(s *orm.Session) bool {
+				b := advPick[testmodels.Blob](ctx, s, rnd)
+				return b != nil && s.Delete(b) == nil
+			},
+			"new blobs": func(s *orm.Session) bool {
+				return s.Add(&testmodels.Blob{Data: []byte(name())}, &testmodels.Blob{}) == nil
+			},
+			"pair": func(s *orm.Session) bool {
+				p := advPick[advPair](ctx, s, rnd)
+				if p == nil {
+					return false
+				}
+				p.N++
+				return true
+			},
+			"delete pair": func(s *orm.Session) bool {
+				p := advPick[advPair](ctx, s, rnd)
+				return p != nil && s.Delete(p) == nil
+			},
+			"new pair": func(s *orm.Session) bool {
+				seq++
+				return s.Add(&advPair{A: int64(1000 + seq), B: 1}) == nil
 			},
 			"note body": func(s *orm.Session) bool {
 				n := advPick[sdNote](ctx, s, rnd)
