@@ -312,40 +312,60 @@ type advScored struct {
 
 func (advScored) TableName() string { return "adv_scored" }
 
-// A Commit with nothing to send (the only change is to a readonly
-// column: the flush takes a new snapshot, writes nothing) is a commit all
-// the same: a later Commit that fails restores the session to after it,
-// not to before it. Its undo records were kept, and the failed commit
-// undid the snapshot too, making the object dirty again. Both ways a
-// commit can find nothing to send: alone, and in a session with an
-// isolation level (whose writes wait for a transaction).
-func TestCommitWithNothingToSendIsNotUndoneByALaterFailure(t *testing.T) {
+// A flush that writes nothing (the only change is to a readonly column:
+// it takes a new snapshot and sends no statement) opens no transaction,
+// so nothing can roll it back: a later Commit that fails restores the
+// session to after it, not to before it. Its undo records were kept, and
+// the failed commit undid the snapshot too, making the object dirty
+// again. Every way such a flush runs: a Commit alone, a Commit of a
+// session with an isolation level (whose writes wait for a transaction),
+// Flush, and the autoflush of a query.
+func TestFlushThatWritesNothingIsNotUndoneByALaterFailedCommit(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		eng, log := openLogged(t, tg)
 		ctx := context.Background()
 		uowMust(t, eng.CreateTables(ctx, advScored{}))
 		a, b := &advScored{Name: "a"}, &advScored{Name: "b"}
 		seedObjects(t, eng, a, b)
-		for _, opts := range [][]orm.SessionOption{nil, {orm.WithIsolation(sql.LevelReadCommitted)}} {
-			s := eng.NewSession(opts...)
-			x, err := orm.Get[advScored](ctx, s, a.ID)
-			uowMust(t, err)
-			x.Score = 5
-			log.Reset()
-			uowMust(t, s.Commit(ctx))
-			if ops := acOps(log.Events()); len(ops) != 0 || s.IsDirty(x) {
-				t.Fatalf("commit of a readonly change: ops %v, dirty %v; want nothing sent and a clean object", ops, s.IsDirty(x))
-			}
-			y, err := orm.Get[advScored](ctx, s, b.ID)
-			uowMust(t, err)
-			y.Name = "a" // taken
-			if err := s.Commit(ctx); !errors.Is(err, orm.ErrUniqueViolation) {
-				t.Fatalf("Commit: %v, want ErrUniqueViolation", err)
-			}
-			if s.IsDirty(x) || !s.IsDirty(y) {
-				t.Fatalf("after the failed commit: dirty %v %v; want only the object it failed on dirty, as before it", s.IsDirty(x), s.IsDirty(y))
-			}
-			uowMust(t, s.Close())
+		for _, how := range []string{"Commit", "Commit with isolation", "Flush", "autoflush"} {
+			t.Run(strings.ReplaceAll(how, " ", "_"), func(t *testing.T) {
+				var opts []orm.SessionOption
+				if how == "Commit with isolation" {
+					opts = append(opts, orm.WithIsolation(sql.LevelReadCommitted))
+				}
+				s := eng.NewSession(opts...)
+				defer s.Close()
+				x, err := orm.Get[advScored](ctx, s, a.ID)
+				uowMust(t, err)
+				x.Score = 5
+				log.Reset()
+				switch how {
+				case "Flush":
+					uowMust(t, s.Flush(ctx))
+				case "autoflush":
+					_, err := orm.Query[advScored](s).Where("id = ?", b.ID).All(ctx)
+					uowMust(t, err)
+				default:
+					uowMust(t, s.Commit(ctx))
+				}
+				for _, ev := range log.Events() {
+					if ev.Op != "query" {
+						t.Fatalf("the flush of a readonly change sent %q", log.SQL())
+					}
+				}
+				if s.IsDirty(x) {
+					t.Fatal("after the flush of a readonly change the object is dirty")
+				}
+				y, err := orm.Get[advScored](ctx, s, b.ID)
+				uowMust(t, err)
+				y.Name = "a" // taken
+				if err := s.Commit(ctx); !errors.Is(err, orm.ErrUniqueViolation) {
+					t.Fatalf("Commit: %v, want ErrUniqueViolation", err)
+				}
+				if s.IsDirty(x) || !s.IsDirty(y) {
+					t.Fatalf("after the failed commit: dirty %v %v; want only the object it failed on dirty, as before it", s.IsDirty(x), s.IsDirty(y))
+				}
+			})
 		}
 	})
 }

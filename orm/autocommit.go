@@ -91,12 +91,7 @@ func (s *Session) commitAlone(ctx context.Context) error {
 		return err
 	}
 	if !a.sent {
-		// Nothing to write, but what the flush did in memory stands, as
-		// after a commit (an object whose only changes are read-only
-		// columns has a new snapshot): a later failed commit must not
-		// undo it.
-		s.flushLog = s.flushLog[:0]
-		return nil
+		return nil // nothing to write
 	}
 	s.committed()
 	return nil

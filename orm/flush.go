@@ -213,6 +213,13 @@ func (s *Session) flushLocked(ctx context.Context, auto bool) error {
 		s.stats.Flushes++
 	}
 	s.noteMembers(true)
+	if s.tx == nil && s.rec == nil {
+		// No transaction to roll back: nothing was written, or one
+		// statement alone, committed. What the flush did to the objects
+		// stands (a new snapshot of an object whose only changes are
+		// readonly columns), and a later failed commit must not undo it.
+		s.flushLog = s.flushLog[:0]
+	}
 	return nil
 }
 

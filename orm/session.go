@@ -872,7 +872,6 @@ func (s *Session) Commit(ctx context.Context) error {
 		return err
 	}
 	if s.tx == nil {
-		s.flushLog = s.flushLog[:0] // nothing was written: see commitAlone
 		return nil
 	}
 	if err := s.endTx(ctx, true); err != nil {
