@@ -172,8 +172,9 @@ func (s *Session) flushSize() int {
 				return 2
 			}
 		}
+		// keyWaits: a tracked object's UPDATE waits for a new parent's key.
 		if s.keyWaits > 0 || s.rowOrderWork(&p) || s.mayWriteLinks(p.order) {
-			return 2 // a tracked object's UPDATE waits for a new parent's key
+			return 2
 		}
 	}
 	d := s.e.dialect
