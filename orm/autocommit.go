@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/tallyorm/tally/identity"
 	"github.com/tallyorm/tally/mapper"
@@ -68,6 +69,19 @@ type aloneCommit struct {
 // counts fewer statements than the flush sends, so this is not reached.
 var errAloneSecond = errors.New("orm: internal error: a single-statement commit had a second statement to send")
 
+// miscountFlushes makes Commit take every flush for a single statement:
+// a test hook, so that the guard against a miscount can be seen at work.
+var miscountFlushes atomic.Bool
+
+// aloneSecondError describes err, a single-statement commit stopped by
+// errAloneSecond: the statement sent alone has committed by itself.
+func aloneSecondError(err error) error {
+	return &commitUnknownError{
+		msg: "orm: internal error: a commit counted as one statement had more to send; the first, sent alone in autocommit, has committed and the rest has not. The session was restored as before Commit, so it no longer matches the database: roll it back and read again",
+		err: err,
+	}
+}
+
 // commitAlone flushes with no transaction open, sending the flush's one
 // statement (if any) in autocommit, and does a commit's bookkeeping. The
 // session is restored as after any failed flush. Once the statement was
@@ -85,6 +99,9 @@ func (s *Session) commitAlone(ctx context.Context) error {
 		a.conn.Close()
 	}
 	if err != nil {
+		if errors.Is(err, errAloneSecond) {
+			return aloneSecondError(err)
+		}
 		if a.sent && !s.e.serverReply(err) && !errors.Is(err, ErrStaleData) && !errors.Is(err, driver.ErrBadConn) {
 			return s.e.commitLost(err, true)
 		}

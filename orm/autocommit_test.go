@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/tallyorm/tally/internal/dbtest"
+	"github.com/tallyorm/tally/internal/testmodels"
 	"github.com/tallyorm/tally/orm"
 )
 
@@ -421,5 +423,28 @@ func TestMultiStatementCommitFailureWritesNothing(t *testing.T) {
 				t.Fatalf("ann's row after the fixed commit: balance %d version %d, want 11 and 2", bal, ver)
 			}
 		})
+	})
+}
+
+// Should flushSize ever count one statement where the flush sends more,
+// the first goes alone, in autocommit, and commits by itself: the guard
+// stops the second and the error must say so — ErrCommitUnknown, which
+// Do never reruns, naming what committed — not that a reply was lost.
+func TestMiscountedSingleStatementCommitSaysItsFirstStatementCommitted(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng := openEngine(t, tg, nil)
+		ctx := context.Background()
+		orm.MiscountFlushes(t)
+		s := eng.NewSession()
+		defer s.Close()
+		uowMust(t, s.Add(newAccount("ann", 1), &testmodels.Blob{Data: []byte("b")}))
+		err := s.Commit(ctx)
+		if !errors.Is(err, orm.ErrCommitUnknown) || !strings.Contains(err.Error(), "has committed") {
+			t.Fatalf("Commit of two INSERTs counted as one: %v; want ErrCommitUnknown saying the first has committed", err)
+		}
+		rows := countRows(t, eng, "SELECT COUNT(*) FROM accounts") + countRows(t, eng, "SELECT COUNT(*) FROM blobs")
+		if rows != 1 {
+			t.Fatalf("%d rows written, want the first INSERT's one", rows)
+		}
 	})
 }

@@ -1,5 +1,7 @@
 package orm
 
+import "testing"
+
 // OwnedObjects counts the objects registered in e's owners index, for
 // tests that check every session path releases what Add registered.
 func OwnedObjects(e *Engine) int {
@@ -28,3 +30,11 @@ func UpdateAllPlans(e *Engine) int {
 
 // MaxUpdateAllPlans is the bound on the UpdateAll statements kept per table.
 const MaxUpdateAllPlans = maxUpdateAllPlans
+
+// MiscountFlushes makes Commit send every flush's first statement alone,
+// as if it were the only one, until the test ends: the guard against a
+// miscount must then stop the second statement and say what committed.
+func MiscountFlushes(t testing.TB) {
+	miscountFlushes.Store(true)
+	t.Cleanup(func() { miscountFlushes.Store(false) })
+}

@@ -860,7 +860,7 @@ func (s *Session) Commit(ctx context.Context) error {
 	// level: a statement alone in autocommit, or a batch's own BEGIN,
 	// would run at the server's default (see txoptions.go).
 	if s.tx == nil && s.isolation == sql.LevelDefault {
-		if s.flushSize() <= 1 {
+		if s.flushSize() <= 1 || miscountFlushes.Load() {
 			return s.commitAlone(ctx)
 		}
 		if done, err := s.commitBatch(ctx); done {
