@@ -577,16 +577,24 @@ func (q *Q[T]) UpdateAll(ctx context.Context, set Set) (int64, error) {
 	// Every value is converted to its field's type before any SQL: a value
 	// that does not fit must fail here, not after the UPDATE has run, and
 	// the tracked objects then receive exactly what was written. args
-	// holds the converted values in SET order, then the conditions'.
+	// holds the values bound, in SET order, then the conditions'; fields
+	// the same values as their fields hold them, for the tracked objects
+	// (a json column binds its text, a time its normalised value).
 	args := make([]any, len(plan.cols), len(plan.cols)+len(q.args))
-	if err := convertSet(t, plan, set, args); err != nil {
+	var fbuf [8]any
+	fields := fbuf[:]
+	if len(plan.cols) > len(fbuf) {
+		fields = make([]any, len(plan.cols))
+	}
+	fields = fields[:len(plan.cols)]
+	if err := convertSet(t, plan, set, args, fields); err != nil {
 		return 0, err
 	}
 	args = append(args, q.args...)
 	n, hit, err := s.bulk(ctx, t, plan.sql, args, where, q.args)
 	if err == nil {
 		for _, e := range hit {
-			if err = s.applySet(e, plan.cols, args[:len(plan.cols)]); err != nil {
+			if err = s.applySet(e, plan.cols, fields); err != nil {
 				break
 			}
 		}
@@ -621,19 +629,27 @@ func newUpdateAllPlan(e *Engine, t *mapper.Table, names, where []string) (*updat
 }
 
 // applySet gives a tracked object that matched UpdateAll's new values
-// vals (of cols), in the object and in a new snapshot; both changes are
-// logged, so a failed commit or savepoint puts the old ones back.
+// vals (of cols, as their fields hold them), in the object and in a new
+// snapshot; both changes are logged, so a failed commit or savepoint puts
+// the old ones back.
 func (s *Session) applySet(e *identity.Entry, cols []*mapper.Column, vals []any) error {
 	t := e.Table()
 	s.logFlush(undo{kind: undoSnap, e: e, old: e.Snap()})
-	snap := t.Acc.Snapshot(e.Snap())
+	// The values reach the object and the snapshot through deep copies,
+	// as a snapshot's are: neither may share a []byte, pointer, or a json
+	// column's slice or map with the caller or with the other, or a change
+	// made in place would go unseen.
+	next := t.Acc.Snapshot(e.Snap())
 	for i, c := range cols {
-		// Each gets its own copy: neither the object nor its snapshot
-		// may share a []byte or pointer with the caller or each other.
-		if err := s.setCol(e, c, copyValue(vals[i])); err != nil {
+		if err := t.Acc.Set(next, c, vals[i]); err != nil {
 			return &setFieldError{err}
 		}
-		if err := t.Acc.Set(snap, c, copyValue(vals[i])); err != nil {
+	}
+	snap := t.Acc.Snapshot(next)
+	own := reflect.New(t.Type).Interface() // a T: a snapshot's type may be another
+	t.Acc.Restore(own, next)
+	for _, c := range cols {
+		if err := s.setCol(e, c, field(own, c.Index).Interface()); err != nil {
 			return &setFieldError{err}
 		}
 	}
@@ -659,18 +675,20 @@ func applyFailed(err error) bool {
 	return errors.As(err, &se)
 }
 
-// convertSet puts into out, in plan's column order, set's value for each
-// column converted to the Go type of its field, as the database would
+// convertSet puts into fields, in plan's column order, set's value for
+// each column converted to the Go type of its field, as the database would
 // convert it: numbers across integer kinds, T into *T, nil into a nullable
 // field, and whatever a sql.Scanner field (sql.NullString, ...) accepts
-// from a driver value, such as a string for a NullString. A value that
-// does not fit is an error naming the column.
-func convertSet(t *mapper.Table, plan *updateAllPlan, set Set, out []any) error {
+// from a driver value, such as a string for a NullString; and into out the
+// value a flush binds for that field (the text of a json column, say),
+// which is not always one a field takes back. A value that does not fit is
+// an error naming the column.
+func convertSet(t *mapper.Table, plan *updateAllPlan, set Set, out, fields []any) error {
 	var scratch any // a T to convert through, made at the first value that needs it
 	for i, c := range plan.cols {
 		v := set[c.Name]
 		if plan.asIs[i] && reflect.TypeOf(v) == c.Type {
-			out[i] = v // what assigning it to the field and reading it back gives
+			out[i], fields[i] = v, v // what assigning it to the field and reading it back gives
 			continue
 		}
 		if scratch == nil {
@@ -680,11 +698,10 @@ func convertSet(t *mapper.Table, plan *updateAllPlan, set Set, out []any) error 
 			return fmt.Errorf("orm: UpdateAll: cannot set %s.%s (%v) to %T: %w", t.Name, c.Name, c.Type, v, err)
 		}
 		out[i] = t.Acc.Value(scratch, c)
-		if c.Type.Kind() == reflect.Pointer && out[i] != nil {
-			// Value dereferences a pointer field; keep its type, so that
-			// applying it allocates a fresh pointee per object.
-			out[i] = reflect.ValueOf(scratch).Elem().FieldByIndex(c.Index).Interface()
-		}
+		// Read after Value, which normalises a time in place. A pointer
+		// keeps its type, so that applying it allocates a fresh pointee
+		// per object.
+		fields[i] = reflect.ValueOf(scratch).Elem().FieldByIndex(c.Index).Interface()
 	}
 	return nil
 }
