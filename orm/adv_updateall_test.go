@@ -102,3 +102,68 @@ func TestQueryUpdateAllSetsJSONColumnsOfTrackedObjects(t *testing.T) {
 		}
 	})
 }
+
+// advEntryAccount reads an entry's committed account_id.
+func advEntryAccount(t *testing.T, eng *orm.Engine, id int64) int64 {
+	t.Helper()
+	return countRows(t, eng, "SELECT account_id FROM entries WHERE id = ?", id)
+}
+
+// A tracked object's relation fields decide its foreign-key columns at
+// every flush: UpdateAll moving an entry to another account while its
+// Account pointer, or its old account's Entries slice, still holds the
+// old parent was set back by the commit, silently. It is now refused,
+// the UPDATE rolled back and the session as before; with the relation
+// cleared, or holding the new parent, the move commits.
+func TestQueryUpdateAllRefusesAForeignKeyARelationWouldSetBack(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng := openEngine(t, tg, nil)
+		ctx := context.Background()
+		a1, a2 := newAccount("a1", 1), newAccount("a2", 2)
+		seedObjects(t, eng, a1, a2)
+		seed := &Entry{AccountID: a1.ID, Amount: 5}
+		seedObjects(t, eng, seed)
+		move := func(s *orm.Session, to int64) error {
+			_, err := orm.Query[Entry](s).Where("id = ?", seed.ID).UpdateAll(ctx, orm.Set{"account_id": to})
+			return err
+		}
+
+		// Belongs-to: the entry points at a1.
+		s := eng.NewSession()
+		defer s.Close()
+		es, err := orm.Query[Entry](s).Load("Account").All(ctx)
+		uowMust(t, err)
+		e := es[0]
+		if err := move(s, a2.ID); err == nil {
+			t.Fatal("UpdateAll moved an entry whose Account field holds its old account; want an error")
+		}
+		if got := advEntryAccount(t, eng, e.ID); got != a1.ID || e.AccountID != a1.ID || s.IsDirty(e) {
+			t.Fatalf("after the refusal: row account %d, object %d, dirty %v; want %d, %d, clean", got, e.AccountID, s.IsDirty(e), a1.ID, a1.ID)
+		}
+		if err := move(s, a1.ID); err != nil {
+			t.Fatalf("UpdateAll to the parent the relation holds: %v", err)
+		}
+		e.Account = nil
+		uowMust(t, move(s, a2.ID))
+		uowMust(t, s.Commit(ctx))
+		if got := advEntryAccount(t, eng, e.ID); got != a2.ID || e.AccountID != a2.ID {
+			t.Fatalf("row account %d, object %d after the move with the relation cleared, want %d", got, e.AccountID, a2.ID)
+		}
+
+		// Has-many: a2's Entries lists the entry.
+		s2 := eng.NewSession()
+		defer s2.Close()
+		as, err := orm.Query[Account](s2).Where("id = ?", a2.ID).Load("Entries").All(ctx)
+		uowMust(t, err)
+		if len(as) != 1 || len(as[0].Entries) != 1 {
+			t.Fatalf("loaded %d accounts, want a2 with its one entry", len(as))
+		}
+		if err := move(s2, a1.ID); err == nil {
+			t.Fatal("UpdateAll moved an entry its old account's Entries lists; want an error")
+		}
+		uowMust(t, s2.Commit(ctx))
+		if got := advEntryAccount(t, eng, e.ID); got != a2.ID {
+			t.Fatalf("row account %d after the refused move and a commit, want %d", got, a2.ID)
+		}
+	})
+}

@@ -526,7 +526,10 @@ type Set map[string]any
 // column, is an error and nothing is sent. Should a tracked object still
 // refuse its new value, the transaction is rolled back (to the innermost
 // savepoint, if one is open) and the session restored as after a failed
-// Commit, so that the session and the database never disagree.
+// Commit, so that the session and the database never disagree. A tracked
+// object refuses a foreign key that its relation fields contradict (its
+// belongs-to pointer, or a tracked parent's has-many slice or has-one
+// pointer, holding another parent): the next flush would set it back.
 //
 // On a plain session with no transaction, nothing to flush and no tracked
 // object of T, the UPDATE is sent alone in autocommit: one round trip,
@@ -649,7 +652,12 @@ func (s *Session) applySet(e *identity.Entry, cols []*mapper.Column, vals []any)
 	own := reflect.New(t.Type).Interface() // a T: a snapshot's type may be another
 	t.Acc.Restore(own, next)
 	for _, c := range cols {
-		if err := s.setCol(e, c, field(own, c.Index).Interface()); err != nil {
+		v := field(own, c.Index).Interface()
+		if rel := s.relationOverrides(e, c, v); rel != "" {
+			return &setFieldError{fmt.Errorf("orm: UpdateAll: %s.%s of a tracked object matched would be set back at the next flush by %s, "+
+				"which holds another parent: set or clear that relation field first, or Expunge the object", t.Name, c.Name, rel)}
+		}
+		if err := s.setCol(e, c, v); err != nil {
 			return &setFieldError{err}
 		}
 	}
@@ -661,6 +669,54 @@ func (s *Session) applySet(e *identity.Entry, cols []*mapper.Column, vals []any)
 		_ = t.Acc.Set(snap, v, n+1)
 	}
 	return e.SetSnapshot(snap)
+}
+
+// relationOverrides names the relation field that the next flush would
+// copy another value than v from into foreign-key column c of e's object
+// (see syncForeignKeys): the object's belongs-to pointer, or a has-many
+// slice or has-one pointer of a tracked parent that holds the object,
+// whose parent's key is not v. It returns "" when there is none.
+func (s *Session) relationOverrides(e *identity.Entry, c *mapper.Column, v any) string {
+	t := e.Table()
+	other := func(parent any, target reflect.Type) bool {
+		pt, err := s.e.reg.Table(target)
+		return err == nil && !valuesEqual(pt.Acc.Value(parent, pt.PK[0]), v)
+	}
+	for _, r := range t.Relations {
+		if r.BelongsTo() && r.Column == c.Name {
+			if f := field(e.Obj(), r.Index); !f.IsNil() && other(f.Interface(), r.Target) {
+				return t.Name + "." + r.Field
+			}
+		}
+	}
+	parents := s.idmap.Tables()
+	for _, pe := range s.pending {
+		if !slices.Contains(parents, pe.Table()) {
+			parents = append(parents, pe.Table())
+		}
+	}
+	for _, pt := range parents {
+		for _, r := range pt.Relations {
+			if !r.HasMany && !r.HasOne || r.Target != t.Type || r.Column != c.Name {
+				continue
+			}
+			found := ""
+			s.eachLive(pt, func(pe *identity.Entry) {
+				f := field(pe.Obj(), r.Index)
+				holds := r.HasOne && !f.IsNil() && f.Interface() == e.Obj()
+				for i := 0; r.HasMany && !holds && i < f.Len(); i++ {
+					holds = f.Index(i).Interface() == e.Obj()
+				}
+				if holds && found == "" && other(pe.Obj(), pt.Type) {
+					found = pt.Name + "." + r.Field
+				}
+			})
+			if found != "" {
+				return found
+			}
+		}
+	}
+	return ""
 }
 
 // setFieldError is a Set value that converted before the statement but
