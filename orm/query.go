@@ -596,8 +596,12 @@ func (q *Q[T]) UpdateAll(ctx context.Context, set Set) (int64, error) {
 	args = append(args, q.args...)
 	n, hit, err := s.bulk(ctx, t, plan.sql, args, where, q.args)
 	if err == nil {
+		var held map[*mapper.Column]map[any]string // see relationOverrides
+		if len(hit) > 0 {
+			held = map[*mapper.Column]map[any]string{}
+		}
 		for _, e := range hit {
-			if err = s.applySet(e, plan.cols, fields); err != nil {
+			if err = s.applySet(e, plan.cols, fields, held); err != nil {
 				break
 			}
 		}
@@ -635,7 +639,7 @@ func newUpdateAllPlan(e *Engine, t *mapper.Table, names, where []string) (*updat
 // vals (of cols, as their fields hold them), in the object and in a new
 // snapshot; both changes are logged, so a failed commit or savepoint puts
 // the old ones back.
-func (s *Session) applySet(e *identity.Entry, cols []*mapper.Column, vals []any) error {
+func (s *Session) applySet(e *identity.Entry, cols []*mapper.Column, vals []any, held map[*mapper.Column]map[any]string) error {
 	t := e.Table()
 	s.logFlush(undo{kind: undoSnap, e: e, old: e.Snap()})
 	// The values reach the object and the snapshot through deep copies,
@@ -653,7 +657,7 @@ func (s *Session) applySet(e *identity.Entry, cols []*mapper.Column, vals []any)
 	t.Acc.Restore(own, next)
 	for _, c := range cols {
 		v := field(own, c.Index).Interface()
-		if rel := s.relationOverrides(e, c, v); rel != "" {
+		if rel := s.relationOverrides(e, c, v, held); rel != "" {
 			return &setFieldError{fmt.Errorf("orm: UpdateAll: %s.%s of a tracked object matched would be set back at the next flush by %s, "+
 				"which holds another parent: set or clear that relation field first, or Expunge the object", t.Name, c.Name, rel)}
 		}
@@ -675,8 +679,10 @@ func (s *Session) applySet(e *identity.Entry, cols []*mapper.Column, vals []any)
 // copy another value than v from into foreign-key column c of e's object
 // (see syncForeignKeys): the object's belongs-to pointer, or a has-many
 // slice or has-one pointer of a tracked parent that holds the object,
-// whose parent's key is not v. It returns "" when there is none.
-func (s *Session) relationOverrides(e *identity.Entry, c *mapper.Column, v any) string {
+// whose parent's key is not v. It returns "" when there is none. held
+// keeps, per column, the objects such parents hold, found at the first
+// object that needs them.
+func (s *Session) relationOverrides(e *identity.Entry, c *mapper.Column, v any, held map[*mapper.Column]map[any]string) string {
 	t := e.Table()
 	other := func(parent any, target reflect.Type) bool {
 		pt, err := s.e.reg.Table(target)
@@ -689,6 +695,20 @@ func (s *Session) relationOverrides(e *identity.Entry, c *mapper.Column, v any) 
 			}
 		}
 	}
+	by, ok := held[c]
+	if !ok {
+		// v is the same for every object of one UpdateAll.
+		by = s.heldChildren(t, c, other)
+		held[c] = by
+	}
+	return by[e.Obj()]
+}
+
+// heldChildren maps each object of t that a tracked (or pending) parent
+// holds, in a has-many slice or has-one pointer over column c, to that
+// relation's name, for the parents that other reports hold another key.
+func (s *Session) heldChildren(t *mapper.Table, c *mapper.Column, other func(parent any, target reflect.Type) bool) map[any]string {
+	out := map[any]string{}
 	parents := s.idmap.Tables()
 	for _, pe := range s.pending {
 		if !slices.Contains(parents, pe.Table()) {
@@ -700,23 +720,26 @@ func (s *Session) relationOverrides(e *identity.Entry, c *mapper.Column, v any) 
 			if !r.HasMany && !r.HasOne || r.Target != t.Type || r.Column != c.Name {
 				continue
 			}
-			found := ""
 			s.eachLive(pt, func(pe *identity.Entry) {
-				f := field(pe.Obj(), r.Index)
-				holds := r.HasOne && !f.IsNil() && f.Interface() == e.Obj()
-				for i := 0; r.HasMany && !holds && i < f.Len(); i++ {
-					holds = f.Index(i).Interface() == e.Obj()
+				if !other(pe.Obj(), pt.Type) {
+					return
 				}
-				if holds && found == "" && other(pe.Obj(), pt.Type) {
-					found = pt.Name + "." + r.Field
+				f := field(pe.Obj(), r.Index)
+				if r.HasOne {
+					if !f.IsNil() {
+						out[f.Interface()] = pt.Name + "." + r.Field
+					}
+					return
+				}
+				for i := range f.Len() {
+					if ch := f.Index(i); !ch.IsNil() {
+						out[ch.Interface()] = pt.Name + "." + r.Field
+					}
 				}
 			})
-			if found != "" {
-				return found
-			}
 		}
 	}
-	return ""
+	return out
 }
 
 // setFieldError is a Set value that converted before the statement but
