@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -164,6 +166,70 @@ func TestQueryUpdateAllRefusesAForeignKeyARelationWouldSetBack(t *testing.T) {
 		uowMust(t, s2.Commit(ctx))
 		if got := advEntryAccount(t, eng, e.ID); got != a2.ID {
 			t.Fatalf("row account %d after the refused move and a commit, want %d", got, a2.ID)
+		}
+	})
+}
+
+// On PostgreSQL, whose READ COMMITTED locks only the rows a SELECT ...
+// FOR UPDATE returns, another transaction can make a row match between
+// the SELECT that finds the tracked objects UpdateAll or DeleteAll
+// affects and the statement itself. That row's tracked object then kept
+// its old values (or stayed tracked with its row deleted) while the
+// statement committed. Now the statement is rolled back with an error
+// matching ErrStaleData, and the session and the rows still agree.
+func TestQueryUpdateAllRollsBackWhenRowsCameToMatchMeanwhile(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		if tg.Name != dbtest.Postgres {
+			t.Skip("only PostgreSQL lets another transaction change which rows match in between (MySQL's locking read and SQLite's one writer do not)")
+		}
+		var eng *orm.Engine
+		var meanwhile string // SQL another connection runs right after the SELECT of keys
+		hook := orm.WithQueryHook(func(_ context.Context, ev orm.QueryEvent) {
+			if meanwhile != "" && strings.HasPrefix(ev.SQL, `SELECT "id" FROM "accounts" WHERE`) {
+				q := meanwhile
+				meanwhile = ""
+				if _, err := eng.DB().ExecContext(context.Background(), q); err != nil {
+					t.Errorf("%s: %v", q, err)
+				}
+			}
+		})
+		eng = openEngine(t, tg, nil, hook)
+		ctx := context.Background()
+		seeded := seedAccounts(t, eng, 2)
+		s := eng.NewSession()
+		defer s.Close()
+		accts, err := orm.Query[Account](s).OrderBy("id").All(ctx)
+		uowMust(t, err)
+		a1 := accts[1]
+
+		meanwhile = "UPDATE accounts SET balance = 0 WHERE owner = 'a1'"
+		_, err = orm.Query[Account](s).Where("balance = ?", 0).UpdateAll(ctx, orm.Set{"note": "zeroed"})
+		if !errors.Is(err, orm.ErrStaleData) {
+			t.Fatalf("UpdateAll with a row come to match meanwhile: %v, want ErrStaleData", err)
+		}
+		if n := countAccounts(t, eng, "note IS NOT NULL OR version <> 1"); n != 0 || a1.Note != nil || a1.Version != 1 {
+			t.Fatalf("%d rows written; object note %v version %d: want the UPDATE rolled back, the object as it was", n, a1.Note, a1.Version)
+		}
+		if n, err := orm.Query[Account](s).Where("balance = ?", 0).UpdateAll(ctx, orm.Set{"note": "zeroed"}); err != nil || n != 1 {
+			t.Fatalf("UpdateAll again = %d, %v; want 1, nil", n, err)
+		}
+		uowMust(t, s.Commit(ctx))
+		if a1.Note == nil || *a1.Note != "zeroed" || a1.Version != 2 || countAccounts(t, eng, "note = 'zeroed' AND version = 2") != 1 {
+			t.Fatalf("object note %v version %d, want the committed row's zeroed and 2", a1.Note, a1.Version)
+		}
+
+		// DeleteAll: the row of a tracked object comes to match.
+		s2 := eng.NewSession()
+		defer s2.Close()
+		_, err = orm.Query[Account](s2).OrderBy("id").All(ctx)
+		uowMust(t, err)
+		meanwhile = "UPDATE accounts SET balance = 5 WHERE owner = 'a0'"
+		if _, err := orm.Query[Account](s2).Where("balance = ?", 5).DeleteAll(ctx); !errors.Is(err, orm.ErrStaleData) {
+			t.Fatalf("DeleteAll with a row come to match meanwhile: %v, want ErrStaleData", err)
+		}
+		uowMust(t, s2.Commit(ctx))
+		if n := countAccounts(t, eng, "id = ?", seeded[0].ID); n != 1 {
+			t.Fatal("the row that came to match was deleted, its object still tracked")
 		}
 	})
 }

@@ -530,6 +530,9 @@ type Set map[string]any
 // object refuses a foreign key that its relation fields contradict (its
 // belongs-to pointer, or a tracked parent's has-many slice or has-one
 // pointer, holding another parent): the next flush would set it back.
+// So does a statement that affected other rows than the tracked objects'
+// SELECT ... FOR UPDATE found just before (another transaction made a row
+// match in between, as PostgreSQL allows): the error matches ErrStaleData.
 //
 // On a plain session with no transaction, nothing to flush and no tracked
 // object of T, the UPDATE is sent alone in autocommit: one round trip,
@@ -749,9 +752,13 @@ type setFieldError struct{ err error }
 func (e *setFieldError) Error() string { return e.err.Error() }
 func (e *setFieldError) Unwrap() error { return e.err }
 
+// applyFailed reports an UpdateAll or DeleteAll whose statement ran but
+// whose result the session cannot take (see rowsMovedError): it must be
+// rolled back.
 func applyFailed(err error) bool {
 	var se *setFieldError
-	return errors.As(err, &se)
+	var me *rowsMovedError
+	return errors.As(err, &se) || errors.As(err, &me)
 }
 
 // convertSet puts into fields, in plan's column order, set's value for
@@ -809,7 +816,9 @@ func setField(t *mapper.Table, obj any, c *mapper.Column, v any) error {
 
 // DeleteAll deletes every matching row in one statement, skipping the unit
 // of work, and returns the number of rows deleted. Tracked objects that
-// matched are detached. Pending changes are flushed first.
+// matched are detached. Pending changes are flushed first. A statement
+// that affected other rows than the tracked objects' SELECT ... FOR
+// UPDATE found just before is rolled back, as in UpdateAll.
 func (q *Q[T]) DeleteAll(ctx context.Context) (int64, error) {
 	s := q.s
 	if err := s.enter(); err != nil {
@@ -824,6 +833,10 @@ func (q *Q[T]) DeleteAll(ctx context.Context) (int64, error) {
 	}
 	stmt, args, where := q.deleteAllStmt()
 	n, hit, err := s.bulk(ctx, q.t, stmt, args, where, q.args)
+	if err != nil && applyFailed(err) {
+		s.abortFlush(ctx) // as UpdateAll does
+		return 0, fmt.Errorf("orm: DeleteAll: the statement was rolled back, with the transaction's flushed work: %w", err)
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -863,6 +876,7 @@ func (s *Session) bulk(ctx context.Context, t *mapper.Table, stmt string, args [
 	}
 	var hit []*identity.Entry
 	tracked := false
+	locked := int64(-1) // the rows the SELECT ... FOR UPDATE found, if sent
 	s.idmap.EachIn(t, func(*identity.Entry) bool { tracked = true; return false })
 	if tracked {
 		if err := s.begin(ctx, true); err != nil {
@@ -891,6 +905,7 @@ func (s *Session) bulk(ctx context.Context, t *mapper.Table, stmt string, args [
 		if err := s.e.closeRows(ctx, rows, obs, n, err); err != nil {
 			return 0, nil, err
 		}
+		locked = n
 	}
 	res, err := s.exec(ctx, stmtQuery, stmtArgs)
 	if err != nil {
@@ -900,8 +915,27 @@ func (s *Session) bulk(ctx context.Context, t *mapper.Table, stmt string, args [
 	if err != nil {
 		return 0, nil, err
 	}
+	if locked >= 0 && n != locked {
+		// A row came to match after the SELECT (PostgreSQL's READ
+		// COMMITTED locks only the rows it returned): the statement may
+		// have changed a tracked object the session does not know of.
+		return 0, nil, &rowsMovedError{locked: locked, affected: n}
+	}
 	return n, hit, nil
 }
+
+// rowsMovedError is a bulk statement that affected another number of
+// rows than the SELECT ... FOR UPDATE before it found: another
+// transaction changed which rows match in between. The caller rolls the
+// statement back. It matches ErrStaleData.
+type rowsMovedError struct{ locked, affected int64 }
+
+func (e *rowsMovedError) Error() string {
+	return fmt.Sprintf("orm: the statement affected %d rows where %d matched just before: another transaction changed which rows match; run it again", e.affected, e.locked)
+}
+
+// Is makes errors.Is(err, ErrStaleData) true.
+func (e *rowsMovedError) Is(target error) bool { return target == ErrStaleData }
 
 // normKey makes integer keys of any Go type compare equal as map keys.
 func normKey(v any) any {
