@@ -530,9 +530,10 @@ type Set map[string]any
 // object refuses a foreign key that its relation fields contradict (its
 // belongs-to pointer, or a tracked parent's has-many slice or has-one
 // pointer, holding another parent): the next flush would set it back.
-// So does a statement that affected other rows than the tracked objects'
+// So does a statement that affected more rows than the tracked objects'
 // SELECT ... FOR UPDATE found just before (another transaction made a row
-// match in between, as PostgreSQL allows): the error matches ErrStaleData.
+// match in between, as READ COMMITTED allows): the error matches
+// ErrStaleData.
 //
 // On a plain session with no transaction, nothing to flush and no tracked
 // object of T, the UPDATE is sent alone in autocommit: one round trip,
@@ -817,8 +818,8 @@ func setField(t *mapper.Table, obj any, c *mapper.Column, v any) error {
 // DeleteAll deletes every matching row in one statement, skipping the unit
 // of work, and returns the number of rows deleted. Tracked objects that
 // matched are detached. Pending changes are flushed first. A statement
-// that affected other rows than the tracked objects' SELECT ... FOR
-// UPDATE found just before is rolled back, as in UpdateAll.
+// that affected more rows than the tracked objects' SELECT ... FOR UPDATE
+// found just before is rolled back, as in UpdateAll.
 func (q *Q[T]) DeleteAll(ctx context.Context) (int64, error) {
 	s := q.s
 	if err := s.enter(); err != nil {
@@ -915,18 +916,21 @@ func (s *Session) bulk(ctx context.Context, t *mapper.Table, stmt string, args [
 	if err != nil {
 		return 0, nil, err
 	}
-	if locked >= 0 && n != locked {
-		// A row came to match after the SELECT (PostgreSQL's READ
-		// COMMITTED locks only the rows it returned): the statement may
-		// have changed a tracked object the session does not know of.
+	if locked >= 0 && n > locked {
+		// A row came to match after the SELECT (READ COMMITTED locks only
+		// the rows it returned, on PostgreSQL and, without gap locks, on
+		// MySQL): the statement may have changed a tracked object the
+		// session does not know of. The rows found are locked and still
+		// match, so the only difference is more rows (fewer is a MySQL
+		// pool without clientFoundRows not counting unchanged rows).
 		return 0, nil, &rowsMovedError{locked: locked, affected: n}
 	}
 	return n, hit, nil
 }
 
-// rowsMovedError is a bulk statement that affected another number of
-// rows than the SELECT ... FOR UPDATE before it found: another
-// transaction changed which rows match in between. The caller rolls the
+// rowsMovedError is a bulk statement that affected more rows than the
+// SELECT ... FOR UPDATE before it found: another transaction made rows
+// match in between. The caller rolls the
 // statement back. It matches ErrStaleData.
 type rowsMovedError struct{ locked, affected int64 }
 
