@@ -930,8 +930,8 @@ func (s *Session) bulk(ctx context.Context, t *mapper.Table, stmt string, args [
 
 // rowsMovedError is a bulk statement that affected more rows than the
 // SELECT ... FOR UPDATE before it found: another transaction made rows
-// match in between. The caller rolls the
-// statement back. It matches ErrStaleData.
+// match in between. The caller rolls the statement back. It matches
+// ErrStaleData.
 type rowsMovedError struct{ locked, affected int64 }
 
 func (e *rowsMovedError) Error() string {
