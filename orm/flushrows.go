@@ -491,13 +491,7 @@ func (s *Session) deleteOrphans() error {
 	// Children listed by a live parent's slice, of any relation to their
 	// table: a child moved there is re-parented, not deleted.
 	listed := map[any]bool{}
-	parents := s.idmap.Tables()
-	for _, e := range s.pending {
-		if !slices.Contains(parents, e.Table()) {
-			parents = append(parents, e.Table())
-		}
-	}
-	for _, pt := range parents {
+	for _, pt := range s.liveTables() {
 		for _, r := range pt.Relations {
 			if !r.HasMany {
 				continue
@@ -568,4 +562,15 @@ func (s *Session) rowOrderWork(p *flushPlan) bool {
 		}
 	}
 	return false
+}
+
+// liveTables lists the tables of the tracked and pending objects.
+func (s *Session) liveTables() []*mapper.Table {
+	ts := s.idmap.Tables()
+	for _, e := range s.pending {
+		if !slices.Contains(ts, e.Table()) {
+			ts = append(ts, e.Table())
+		}
+	}
+	return ts
 }

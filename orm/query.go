@@ -713,13 +713,7 @@ func (s *Session) relationOverrides(e *identity.Entry, c *mapper.Column, v any, 
 // relation's name, for the parents that other reports hold another key.
 func (s *Session) heldChildren(t *mapper.Table, c *mapper.Column, other func(parent any, target reflect.Type) bool) map[any]string {
 	out := map[any]string{}
-	parents := s.idmap.Tables()
-	for _, pe := range s.pending {
-		if !slices.Contains(parents, pe.Table()) {
-			parents = append(parents, pe.Table())
-		}
-	}
-	for _, pt := range parents {
+	for _, pt := range s.liveTables() {
 		for _, r := range pt.Relations {
 			if !r.HasMany && !r.HasOne || r.Target != t.Type || r.Column != c.Name {
 				continue
