@@ -3,8 +3,10 @@ package orm_test
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -236,6 +238,76 @@ func TestQueryUpdateAllRollsBackWhenRowsCameToMatchMeanwhile(t *testing.T) {
 		uowMust(t, s2.Commit(ctx))
 		if n := countAccounts(t, eng, "id = ?", seeded[0].ID); n != 1 {
 			t.Fatal("the row that came to match was deleted, its object still tracked")
+		}
+	})
+}
+
+// advList is a slice column type of its own, stored through its Valuer
+// and Scanner as JSON text.
+type advList []string
+
+// Value returns the list as JSON text.
+func (l advList) Value() (driver.Value, error) {
+	b, err := json.Marshal([]string(l))
+	return string(b), err
+}
+
+// Scan reads the JSON text back.
+func (l *advList) Scan(src any) error {
+	switch v := src.(type) {
+	case string:
+		return json.Unmarshal([]byte(v), (*[]string)(l))
+	case []byte:
+		return json.Unmarshal(v, (*[]string)(l))
+	case nil:
+		*l = nil
+		return nil
+	}
+	return fmt.Errorf("advList: cannot scan %T", src)
+}
+
+type advListed struct {
+	ID   int64   `db:"id,pk,auto"`
+	List advList `db:"list,type=TEXT"`
+}
+
+func (advListed) TableName() string { return "adv_listed" }
+
+// A slice value UpdateAll gives a tracked object was shared by the
+// caller, the object and its snapshot (only []byte and pointers were
+// copied): the caller changing it afterwards changed the object, which
+// then disagreed with its row, and the object changed in place was not
+// dirty, its change never written.
+func TestQueryUpdateAllGivesTrackedObjectsValuesOfTheirOwn(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng := openEngine(t, tg, nil)
+		ctx := context.Background()
+		uowMust(t, eng.CreateTables(ctx, advListed{}))
+		seed := &advListed{List: advList{"a"}}
+		seedObjects(t, eng, seed)
+		s := eng.NewSession()
+		defer s.Close()
+		o, err := orm.Get[advListed](ctx, s, seed.ID)
+		uowMust(t, err)
+		list := advList{"x", "y"}
+		if n, err := orm.Query[advListed](s).Where("id = ?", o.ID).UpdateAll(ctx, orm.Set{"list": list}); err != nil || n != 1 {
+			t.Fatalf("UpdateAll = %d, %v; want 1, nil", n, err)
+		}
+		list[0] = "changed by the caller"
+		if !slices.Equal(o.List, advList{"x", "y"}) || s.IsDirty(o) {
+			t.Fatalf("tracked object %q dirty %v after the caller changed its slice, want [x y], clean", o.List, s.IsDirty(o))
+		}
+		o.List[1] = "z"
+		if !s.IsDirty(o) {
+			t.Fatal("the object's slice changed in place is not dirty: it shares it with its snapshot")
+		}
+		uowMust(t, s.Commit(ctx))
+		s2 := eng.NewSession()
+		defer s2.Close()
+		got, err := orm.Get[advListed](ctx, s2, seed.ID)
+		uowMust(t, err)
+		if !slices.Equal(got.List, advList{"x", "z"}) {
+			t.Fatalf("row list %q, want [x z]", got.List)
 		}
 	})
 }
