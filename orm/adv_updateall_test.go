@@ -311,3 +311,36 @@ func TestQueryUpdateAllGivesTrackedObjectsValuesOfTheirOwn(t *testing.T) {
 		}
 	})
 }
+
+// The has-one side of the same rule: an author's Profile field decides
+// the profile's author_id at every flush, so moving the profile to
+// another author by UpdateAll while the first author's field holds it is
+// refused, and with the field cleared it commits.
+func TestQueryUpdateAllRefusesAForeignKeyAHasOneWouldSetBack(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := relEngine(t, tg)
+		ctx := context.Background()
+		ann, bob := &RelAuthor{Name: "ann", Profile: &RelProfile{Bio: "poet"}}, &RelAuthor{Name: "bob"}
+		seedObjects(t, eng, ann, bob)
+		s := eng.NewSession()
+		defer s.Close()
+		authors, err := orm.Query[RelAuthor](s).OrderBy("id").Load("Profile").All(ctx)
+		uowMust(t, err)
+		move := func() error {
+			_, err := orm.Query[RelProfile](s).Where("id = ?", ann.Profile.ID).UpdateAll(ctx, orm.Set{"author_id": bob.ID})
+			return err
+		}
+		if err := move(); err == nil {
+			t.Fatal("UpdateAll moved a profile its author's Profile field holds; want an error")
+		}
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM profiles WHERE author_id = ?", ann.ID); n != 1 {
+			t.Fatal("the refused UPDATE was not rolled back")
+		}
+		authors[0].Profile = nil
+		uowMust(t, move())
+		uowMust(t, s.Commit(ctx))
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM profiles WHERE author_id = ?", bob.ID); n != 1 {
+			t.Fatal("the profile's move to bob was not committed")
+		}
+	})
+}
