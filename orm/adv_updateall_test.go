@@ -107,6 +107,37 @@ func TestQueryUpdateAllSetsJSONColumnsOfTrackedObjects(t *testing.T) {
 	})
 }
 
+// A tracked object matched by UpdateAll holds what its row reads back: a
+// time in another zone with nanoseconds as stored (UTC microseconds), a
+// sql.NullTime, T into *T, bytes, the updated stamp and the version.
+func TestQueryUpdateAllLeavesTrackedObjectsAsTheirRowsRead(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := advOpen(t, tg)
+		ctx := context.Background()
+		seed := &advDoc{Name: "a", At: baseTime}
+		seedObjects(t, eng, seed)
+		s := eng.NewSession()
+		defer s.Close()
+		d, err := orm.Get[advDoc](ctx, s, seed.ID)
+		uowMust(t, err)
+		data := []byte{0, 1}
+		at := time.Date(2025, 6, 7, 8, 9, 10, 123456789, time.FixedZone("east", 5*3600))
+		set := orm.Set{"at": at, "seen": baseTime, "n": 5, "data": data}
+		if n, err := orm.Query[advDoc](s).Where("id = ?", d.ID).UpdateAll(ctx, set); err != nil || n != 1 {
+			t.Fatalf("UpdateAll = %d, %v; want 1, nil", n, err)
+		}
+		data[0] = 9 // the caller's slice, changed afterwards
+		uowMust(t, s.Commit(ctx))
+		got := advReload(t, eng, d.ID)
+		same := d.At.Equal(got.At) && d.At.Nanosecond() == got.At.Nanosecond() && d.Seen == got.Seen &&
+			d.N != nil && got.N != nil && *d.N == *got.N && slices.Equal(d.Data, got.Data) &&
+			d.Upd.Equal(got.Upd) && d.Version == got.Version
+		if !same || *d.N != 5 || d.Data[0] != 0 || d.Version != 2 {
+			t.Fatalf("tracked object %+v, row %+v: want equal, n 5, data [0 1], version 2", *d, *got)
+		}
+	})
+}
+
 // advEntryAccount reads an entry's committed account_id.
 func advEntryAccount(t *testing.T, eng *orm.Engine, id int64) int64 {
 	t.Helper()
