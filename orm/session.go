@@ -932,8 +932,14 @@ func (s *Session) rollbackLocked(ctx context.Context) error {
 	return nil
 }
 
-// reset detaches everything.
+// reset detaches everything. What the rolled-back flushes wrote into
+// objects is undone first: an object whose INSERT was rolled back must
+// not keep the generated key (nor a version a rolled-back UPDATE bumped)
+// of a row that does not exist, or Add would refuse it as detached and
+// Merge would find the row that next takes the key (SQLite hands it out
+// again) and overwrite it.
 func (s *Session) reset() {
+	s.undoFlushes(0)
 	s.lost = nil
 	s.idmap.DetachAll()
 	for _, e := range s.pending {
