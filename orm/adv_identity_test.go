@@ -2,6 +2,10 @@ package orm_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/tallyorm/tally/internal/dbtest"
@@ -112,6 +116,200 @@ func TestDoRetryAddsCapturedObjectAgain(t *testing.T) {
 		}
 		if n := countAccounts(t, eng, ""); n != 1 {
 			t.Errorf("accounts = %d, want 1", n)
+		}
+	})
+}
+
+// An object whose commit failed is pending again in its session, which
+// still holds it: another session's Add is refused until the first lets
+// it go, and then the object is stored once.
+func TestObjectStaysWithItsSessionAfterFailedCommit(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		ctx := context.Background()
+		eng, _ := arOpen(t, tg)
+		seedObjects(t, eng, newAccount("taken", 1))
+		a := newAccount("ann", 10)
+		s1, s2 := eng.NewSession(), eng.NewSession()
+		defer s1.Close()
+		defer s2.Close()
+		uowMust(t, s1.Add(a, newAccount("taken", 2)))
+		if err := s1.Commit(ctx); !errors.Is(err, orm.ErrUniqueViolation) {
+			t.Fatalf("Commit: err = %v, want ErrUniqueViolation", err)
+		}
+		if err := s2.Add(a); !errors.Is(err, orm.ErrOtherSession) {
+			t.Fatalf("Add to a second session after the failed commit: err = %v, want ErrOtherSession", err)
+		}
+		uowMust(t, s1.Close())
+		uowMust(t, s2.Add(a))
+		uowMust(t, s2.Commit(ctx))
+		uowMust(t, s2.Close())
+		if n := countAccounts(t, eng, "owner = 'ann'"); n != 1 {
+			t.Fatalf("ann rows = %d, want 1", n)
+		}
+
+		// Committed and let go: the object now stands for its row. Add
+		// refuses it; Merge writes its change to that row.
+		s3 := eng.NewSession()
+		defer s3.Close()
+		if err := s3.Add(a); !errors.Is(err, orm.ErrDetachedObject) {
+			t.Fatalf("Add of the committed object in a third session: err = %v, want ErrDetachedObject", err)
+		}
+		a.Balance = 11
+		m, err := orm.Merge(ctx, s3, a)
+		uowMust(t, err)
+		uowMust(t, s3.Commit(ctx))
+		if m.ID != a.ID || countAccounts(t, eng, "owner = 'ann' AND balance = 11 AND version = 2") != 1 {
+			t.Errorf("merged key %d (object's %d); want the change written to the one ann row", m.ID, a.ID)
+		}
+		if n := countAccounts(t, eng, ""); n != 2 {
+			t.Errorf("accounts = %d, want 2", n)
+		}
+	})
+}
+
+// A deleted object comes back after its deletion committed: with a
+// database-generated key Add refuses it (its row is gone and the key is
+// the database's); with a client-set key it is a new row, stored once.
+func TestDeletedObjectAddedBackAfterCommit(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		ctx := context.Background()
+		eng, _ := arOpen(t, tg)
+		a := newAccount("ann", 1)
+		seedObjects(t, eng, a, &Tag{Kind: "k", Name: "n", Uses: 1})
+		s := eng.NewSession()
+		defer s.Close()
+		la, err := orm.Get[Account](ctx, s, a.ID)
+		uowMust(t, err)
+		tag, err := orm.Get[Tag](ctx, s, "k", "n")
+		uowMust(t, err)
+		uowMust(t, s.Delete(la, tag))
+		uowMust(t, s.Commit(ctx))
+		if err := s.Add(la); !errors.Is(err, orm.ErrDetachedObject) {
+			t.Errorf("Add of the deleted account: err = %v, want ErrDetachedObject", err)
+		}
+		tag.Uses = 2
+		uowMust(t, s.Add(tag))
+		uowMust(t, s.Commit(ctx))
+		if n := countAccounts(t, eng, ""); n != 0 {
+			t.Errorf("accounts = %d, want 0", n)
+		}
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM tags WHERE kind = 'k' AND name = 'n' AND uses = 2"); n != 1 {
+			t.Errorf("tag rows = %d, want 1 (the tag stored again, once)", n)
+		}
+		if got, err := orm.Get[Tag](ctx, s, "k", "n"); err != nil || got != tag {
+			t.Errorf("Get of the tag = %p, %v; want the added object %p", got, err, tag)
+		}
+	})
+}
+
+// Objects handed from goroutine to goroutine, each with a session of its
+// own (run with -race): Add refuses every handed-over object, Merge saves
+// its change to its row, and no increment is lost or stored twice.
+func TestObjectsHandedBetweenGoroutinesKeepEveryUpdate(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		ctx := context.Background()
+		eng, _ := arOpen(t, tg)
+		const objs, workers, commits = 4, 6, 40
+		queue := make(chan *Account, objs)
+		for i := range objs {
+			a := newAccount(fmt.Sprintf("h%d", i), 0)
+			seedObjects(t, eng, a)
+			queue <- a
+		}
+		var budget atomic.Int64
+		budget.Store(commits)
+		var wg sync.WaitGroup
+		errs := make(chan error, commits*2)
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for budget.Add(-1) >= 0 {
+					a := <-queue
+					s := eng.NewSession()
+					if err := s.Add(a); !errors.Is(err, orm.ErrDetachedObject) {
+						errs <- fmt.Errorf("Add of a handed-over object: %v, want ErrDetachedObject", err)
+					}
+					m, err := orm.Merge(ctx, s, a)
+					if err == nil {
+						m.Balance++
+						err = s.Commit(ctx)
+					}
+					if cerr := s.Close(); err == nil {
+						err = cerr
+					}
+					if err != nil {
+						errs <- err
+						m = a
+					}
+					queue <- m // the next holder gets the object as committed
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		if n := countAccounts(t, eng, ""); n != objs {
+			t.Errorf("accounts = %d, want %d", n, objs)
+		}
+		if n := countRows(t, eng, "SELECT SUM(balance) FROM accounts"); n != commits {
+			t.Errorf("sum of balances = %d, want %d (one per commit)", n, commits)
+		}
+		if n := countRows(t, eng, "SELECT SUM(version) FROM accounts"); n != objs+commits {
+			t.Errorf("sum of versions = %d, want %d", n, objs+commits)
+		}
+	})
+}
+
+// Sessions that merge the same version of one object and commit at once:
+// exactly one commit wins, the others are ErrStaleData (no lost update).
+func TestConcurrentMergesOfOneVersionCommitOnce(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		ctx := context.Background()
+		eng, _ := arOpen(t, tg)
+		a := newAccount("ann", 0)
+		seedObjects(t, eng, a)
+		const n = 6
+		var merged, wg sync.WaitGroup
+		merged.Add(n)
+		start := make(chan struct{})
+		errs := make([]error, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				in := *a // as a client read it, at version 1
+				in.Entries, in.Balance = nil, int64(i+1)
+				s := eng.NewSession()
+				defer s.Close()
+				_, err := orm.Merge(ctx, s, &in)
+				merged.Done()
+				<-start
+				if err == nil {
+					err = s.Commit(ctx)
+				}
+				errs[i] = err
+			}()
+		}
+		merged.Wait()
+		close(start)
+		wg.Wait()
+		won := 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				won++
+			case !errors.Is(err, orm.ErrStaleData) && !errors.Is(err, orm.ErrRetryable):
+				t.Errorf("Commit: %v, want nil, ErrStaleData or ErrRetryable", err)
+			}
+		}
+		if won != 1 {
+			t.Errorf("%d commits won, want 1", won)
+		}
+		if v := countRows(t, eng, "SELECT version FROM accounts"); v != 2 {
+			t.Errorf("version = %d, want 2 (one update)", v)
 		}
 	})
 }
