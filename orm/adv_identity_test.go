@@ -39,6 +39,9 @@ func TestRollbackUndoesWhatFlushesWroteIntoObjects(t *testing.T) {
 		uowMust(t, err)
 		o.Balance = 2
 		uowMust(t, s.Flush(ctx))
+		u := newAccount("upserted", 5) // Upsert tracks its objects as an insert does
+		upsert := orm.OnConflict("owner").DoUpdate("balance")
+		uowMust(t, orm.Upsert(ctx, s, []*Account{u}, upsert))
 		if a.ID == 0 || a.Entries[0].AccountID != a.ID || o.Version != 2 {
 			t.Fatalf("flush wrote key %d, entry's account %d, version %d", a.ID, a.Entries[0].AccountID, o.Version)
 		}
@@ -46,6 +49,9 @@ func TestRollbackUndoesWhatFlushesWroteIntoObjects(t *testing.T) {
 		if a.ID != 0 || a.Version != 0 || a.Entries[0].ID != 0 || a.Entries[0].AccountID != 0 {
 			t.Errorf("after Rollback: key %d, version %d, entry key %d, entry's account %d; want all 0 (no row)",
 				a.ID, a.Version, a.Entries[0].ID, a.Entries[0].AccountID)
+		}
+		if u.ID != 0 || u.Version != 0 {
+			t.Errorf("upserted object after Rollback: key %d, version %d; want 0, 0", u.ID, u.Version)
 		}
 		if o.Version != 1 || o.Balance != 2 {
 			t.Errorf("updated object after Rollback: version %d, balance %d; want the row's version 1, the caller's balance 2",
@@ -67,6 +73,9 @@ func TestRollbackUndoesWhatFlushesWroteIntoObjects(t *testing.T) {
 		if _, err := orm.Merge(ctx, s2, o); err != nil {
 			t.Fatalf("Merge of the rolled-back update: %v, want nil", err)
 		}
+		if err := orm.Upsert(ctx, s2, []*Account{u}, upsert); err != nil {
+			t.Fatalf("Upsert of the rolled-back upserted object: %v, want nil", err)
+		}
 		uowMust(t, s2.Commit(ctx))
 		if n := countAccounts(t, eng, "id = ? AND owner = 'bob' AND balance = 20", bob.ID); n != 1 {
 			t.Errorf("bob's row intact = %d, want 1", n)
@@ -80,8 +89,11 @@ func TestRollbackUndoesWhatFlushesWroteIntoObjects(t *testing.T) {
 		if n := countAccounts(t, eng, "id = ? AND balance = 2 AND version = 2", old.ID); n != 1 {
 			t.Errorf("merged update rows = %d, want 1", n)
 		}
-		if n := countAccounts(t, eng, ""); n != 3 {
-			t.Errorf("accounts = %d, want 3", n)
+		if n := countAccounts(t, eng, "owner = 'upserted'"); n != 1 || u.ID == 0 {
+			t.Errorf("upserted rows = %d (key %d), want 1", n, u.ID)
+		}
+		if n := countAccounts(t, eng, ""); n != 4 {
+			t.Errorf("accounts = %d, want 4", n)
 		}
 	})
 }

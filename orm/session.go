@@ -911,8 +911,11 @@ func (s *Session) committed() {
 }
 
 // Rollback rolls back the transaction and discards the session's state:
-// pending objects are dropped and every tracked object is detached. The
-// session stays usable.
+// pending objects are dropped and every tracked object is detached. What
+// the rolled-back flushes wrote into objects is undone, as after a failed
+// commit: an object whose INSERT was rolled back has no generated key
+// again (Add it to store it), and one whose UPDATE was rolled back has
+// its version back (the row's). The session stays usable.
 func (s *Session) Rollback(ctx context.Context) error {
 	if err := s.enter(); err != nil {
 		return err
