@@ -325,3 +325,40 @@ func TestConcurrentMergesOfOneVersionCommitOnce(t *testing.T) {
 		}
 	})
 }
+
+// Delete of an object the session does not track attaches it by key,
+// with the caller's values. Adding it back must not make those values
+// the object's snapshot as if read from the row: Get would serve them
+// and a change they carry would never be written, silently. Add refuses
+// it; a loaded object's deletion is still cancelled by Add.
+func TestAddOfAnObjectDeletedByKeyIsRefused(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		ctx := context.Background()
+		eng, _ := arOpen(t, tg)
+		row := newAccount("ann", 1)
+		seedObjects(t, eng, row)
+
+		s := eng.NewSession()
+		defer s.Close()
+		outside := newAccount("ann", 999) // decoded from a request, say
+		outside.ID, outside.Version = row.ID, row.Version
+		uowMust(t, s.Delete(outside))
+		if err := s.Add(outside); !errors.Is(err, orm.ErrDetachedObject) {
+			t.Fatalf("Add of an object deleted by key: %v, want ErrDetachedObject", err)
+		}
+		uowMust(t, s.Rollback(ctx))
+		if n := countAccounts(t, eng, "id = ? AND balance = 1", row.ID); n != 1 {
+			t.Fatalf("row with balance 1 = %d, want 1", n)
+		}
+
+		loaded, err := orm.Get[Account](ctx, s, row.ID)
+		uowMust(t, err)
+		uowMust(t, s.Delete(loaded))
+		uowMust(t, s.Add(loaded)) // cancels the mark: its snapshot is the row's
+		loaded.Balance = 5
+		uowMust(t, s.Commit(ctx))
+		if n := countAccounts(t, eng, "id = ? AND balance = 5", row.ID); n != 1 {
+			t.Fatalf("row with balance 5 = %d, want 1", n)
+		}
+	})
+}

@@ -136,6 +136,11 @@ type Session struct {
 	// HardDelete asked to delete for good (see softdelete.go).
 	hardDeletes map[*identity.Entry]bool
 
+	// byKey marks the entries Delete attached for objects the session did
+	// not track: deleted by key, never loaded, so their values are the
+	// caller's and not known to be the row's.
+	byKey map[*identity.Entry]bool
+
 	seq      uint64
 	stats    Stats
 	direct   int              // reads sent to the driver directly (directread.go), for tests
@@ -216,7 +221,9 @@ func (s *Session) tableOf(obj any) (*mapper.Table, error) {
 // Add sends no SQL.
 //
 //   - Adding a tracked object again is a no-op (and cancels its deletion
-//     if it is marked deleted and not yet flushed).
+//     if it is marked deleted and not yet flushed). An object the session
+//     never loaded but Delete marked by key is ErrDetachedObject instead:
+//     its values are the caller's, not known to be the row's.
 //   - An object whose key another tracked object has is
 //     ErrIdentityConflict — except when that object's DELETE has been
 //     flushed: the key is free then, and the new object is a new row.
@@ -328,6 +335,12 @@ func (s *Session) addLocked(obj any) error {
 		case e != nil && e.Obj() != obj:
 			return fmt.Errorf("%w: %s with key %v", ErrIdentityConflict, t.Name, keyValues(t, obj))
 		case e != nil:
+			if e.State() == identity.Deleted && s.byKey[e] {
+				// Cancelling the mark would make the caller's values the
+				// object's snapshot, as if read from the row, and a
+				// change it carries would never be written.
+				return fmt.Errorf("%w: %s with key %v is marked for deletion by key, never loaded in this session: its values are not known to be the row's; to keep the row, Rollback (or roll back to a savepoint) and Merge the object", ErrDetachedObject, t.Name, keyValues(t, obj))
+			}
 			if e.State() == identity.Deleted {
 				// Adding back an object marked for deletion cancels the mark.
 				if err := e.Undelete(); err != nil {
@@ -509,6 +522,10 @@ func (s *Session) deleteLocked(obj any) error {
 		e = s.newEntry()
 		s.idmap.Track(e, t, obj, t.Acc.Snapshot(obj), s.seq, k) // Get found nothing
 		s.logIntent(undo{kind: undoAttach, e: e})
+		if s.byKey == nil {
+			s.byKey = map[*identity.Entry]bool{}
+		}
+		s.byKey[e] = true
 	}
 	if err := e.MarkDeleted(); err != nil {
 		return err
@@ -904,6 +921,7 @@ func (s *Session) committed() {
 	}
 	s.deletes = s.deletes[:0]
 	clear(s.hardDeletes)
+	clear(s.byKey)
 	if len(s.owned) > 0 {
 		s.sweepOwned(false)
 	}
@@ -956,6 +974,7 @@ func (s *Session) reset() {
 	s.sps = s.sps[:0]
 	s.links = nil
 	clear(s.hardDeletes)
+	clear(s.byKey)
 	s.sweepOwned(true)
 	clear(s.members)
 }
