@@ -362,3 +362,36 @@ func TestAddOfAnObjectDeletedByKeyIsRefused(t *testing.T) {
 		}
 	})
 }
+
+// An object with no key yet, pending in one session, will be that
+// session's row: Merged into another it must not become a second one.
+// Once the first session has committed it, Merge there updates its row.
+func TestMergeOfAnObjectPendingInAnotherSessionIsRefused(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		ctx := context.Background()
+		eng, _ := arOpen(t, tg)
+		a := newAccount("ann", 10)
+		s1, s2 := eng.NewSession(), eng.NewSession()
+		defer s1.Close()
+		defer s2.Close()
+		uowMust(t, s1.Add(a))
+		if _, err := orm.Merge(ctx, s2, a); !errors.Is(err, orm.ErrOtherSession) {
+			t.Fatalf("Merge of an object pending in another session: %v, want ErrOtherSession", err)
+		}
+		uowMust(t, s2.Commit(ctx))
+		uowMust(t, s1.Commit(ctx))
+		a.Balance = 11
+		m, err := orm.Merge(ctx, s2, a)
+		uowMust(t, err)
+		if m == a {
+			t.Fatal("Merge returned the other session's object, want the tracked copy")
+		}
+		uowMust(t, s2.Commit(ctx))
+		if n := countAccounts(t, eng, ""); n != 1 {
+			t.Fatalf("accounts = %d, want 1", n)
+		}
+		if n := countAccounts(t, eng, "balance = 11"); n != 1 {
+			t.Fatalf("accounts with the merged balance = %d, want 1", n)
+		}
+	})
+}

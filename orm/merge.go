@@ -50,6 +50,9 @@ import (
 // those keys: zero it to insert a new row), and so is a key whose object
 // is marked deleted in this session. With a version column, a non-zero
 // version and no row is ErrStaleData: the row that was read is gone.
+// An object with a zero key that another session has pending is
+// ErrOtherSession: that session will insert it, and a copy inserted here
+// would be a second row.
 //
 // An object the session already tracks is returned as it is. ctx governs
 // the statements.
@@ -80,6 +83,11 @@ func (s *Session) mergeLocked(ctx context.Context, t *mapper.Table, obj any) (an
 		return obj, nil
 	}
 	if keyIsZero(t, obj) {
+		if o := s.e.owners.load(obj); o != nil && o != s {
+			// Pending in another session, which will insert it: a copy
+			// inserted here would be its row a second time.
+			return nil, fmt.Errorf("%w: %s %p is pending in another session, which will insert it; Merge it after that session commits", ErrOtherSession, t.Name, obj)
+		}
 		return s.mergeNew(t, obj)
 	}
 	k := t.Acc.Key(obj)

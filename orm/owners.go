@@ -63,6 +63,14 @@ func (o *owners) loadOrStore(obj any, s *Session) *Session {
 }
 
 // remove unregisters obj if s has it.
+// load returns the session that has registered obj, or nil.
+func (o *owners) load(obj any) *Session {
+	sh := o.shard(obj)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.m[obj]
+}
+
 func (o *owners) remove(obj any, s *Session) {
 	sh := o.shard(obj)
 	sh.mu.Lock()
