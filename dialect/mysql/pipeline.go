@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -81,11 +82,39 @@ func (c *watchConn) galera(ctx context.Context) bool {
 	return c.cluster == clusterYes
 }
 
-// maxPipelineText bounds the SQL text of one multi-statement query, well
-// under the server's default max_allowed_packet (16 MiB on MariaDB, 64 MiB
-// on MySQL 8): a larger batch goes as several queries, in order, each
-// stopping the rest when it fails.
+// maxPipelineText bounds the text of one multi-statement query, its
+// values interpolated, well under the server's default max_allowed_packet
+// (16 MiB on MariaDB, 64 MiB on MySQL 8): a larger batch goes as several
+// queries, in order, each stopping the rest when it fails. A batch with a
+// statement that large on its own is not pipelined at all (see pipeline).
 const maxPipelineText = 4 << 20
+
+// stmtText bounds the text st takes in a query once the driver has
+// interpolated its values: a string or []byte may double when escaped.
+func stmtText(st dialect.BatchStmt) int {
+	n := len(st.SQL) + len(mustAffectSQL) + 16
+	for _, a := range st.Args {
+		n += argText(reflect.ValueOf(a))
+	}
+	return n
+}
+
+// argText bounds the interpolated text of one argument.
+func argText(v reflect.Value) int {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			return argText(v.Elem())
+		}
+	case reflect.String:
+		return 2*v.Len() + 16
+	case reflect.Slice:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return 2*v.Len() + 16
+		}
+	}
+	return 32
+}
 
 // pipeline sends stmts as multi-statement queries on c, in order, and
 // returns the rows each affected (the rows a Row statement returned).
@@ -100,15 +129,29 @@ func pipeline(ctx context.Context, c *sql.Conn, stmts []dialect.BatchStmt) (rows
 	}); err != nil || !ok {
 		return nil, false, err
 	}
+	// The packet of a query carries its values: a statement whose values
+	// alone come near max_allowed_packet (a batched UPDATE of large
+	// blobs) would make the server reject the query, or reset the
+	// connection while COMMIT is being sent with it, an unknown outcome
+	// for a commit that can never succeed this way. Such a batch is not
+	// pipelined: the caller sends its statements one by one, as it would
+	// without a pipeline.
+	texts := make([]int, len(stmts))
+	for i, st := range stmts {
+		if texts[i] = stmtText(st); texts[i] >= maxPipelineText {
+			return nil, false, nil
+		}
+	}
 	rows = make([]int64, 0, len(stmts))
 	var b strings.Builder
 	var args []any
 	for start := 0; start < len(stmts); {
 		b.Reset()
 		args = args[:0]
-		end := start
-		for end < len(stmts) && (end == start || b.Len()+len(stmts[end].SQL) < maxPipelineText) {
+		end, text := start, 0
+		for end < len(stmts) && (end == start || text+texts[end] < maxPipelineText) {
 			st := stmts[end]
+			text += texts[end]
 			b.WriteString(st.SQL)
 			b.WriteString(";\n")
 			if st.Row == nil && !isTxControl(st) {
