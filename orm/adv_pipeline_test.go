@@ -1,6 +1,7 @@
 package orm_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -91,10 +92,17 @@ func advpBelief(parents []*advpParent, kids []*advpKid, hs []*Handle, blobs []*t
 	return b.String()
 }
 
-func TestAdvPipelineProbe(t *testing.T) {
+// A pipelined commit of a mixed unit of work (versioned and unversioned
+// updates in batched runs, a new parent with children, a child of an
+// existing parent, a queued insert, batched and versioned deletes) that
+// fails at any of its statements, first, middle or last, or on a row
+// another connection deleted, writes nothing and leaves the session as
+// before Commit; fixed, it commits, and every row then matches what the
+// session believes, generated keys and versions included.
+func TestPipelinedCommitFailingAnywhereRestoresAndCommitsAgain(t *testing.T) {
 	type fault struct {
 		name string
-		want error
+		want error // nil: a CHECK violation has no class; any failure but ErrCommitUnknown
 		arm  func(t *testing.T, eng *orm.Engine, w *advpWork)
 		fix  func(t *testing.T, eng *orm.Engine, w *advpWork)
 	}
@@ -144,7 +152,7 @@ func TestAdvPipelineProbe(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		for _, f := range faults {
 			t.Run(f.name, func(t *testing.T) {
-				eng, log := openLogged(t, tg)
+				eng, _ := openLogged(t, tg)
 				ctx := context.Background()
 				for _, tb := range []string{"advp_kids", "advp_parents", "handles", "blobs"} {
 					raw(t, eng, "DROP TABLE IF EXISTS "+tb)
@@ -157,15 +165,10 @@ func TestAdvPipelineProbe(t *testing.T) {
 				f.arm(t, eng, w)
 				before := advpDump(t, eng)
 				pend := len(s.Pending())
-				log.Reset()
 				err := s.Commit(ctx)
 				if err == nil || f.want != nil && !errors.Is(err, f.want) || errors.Is(err, orm.ErrCommitUnknown) {
 					t.Fatalf("Commit: %v, want %v", err, f.want)
 				}
-				for _, ev := range log.Take() {
-					t.Logf("  %s p=%v %.80s", ev.Op, ev.Pipelined, ev.SQL)
-				}
-				t.Logf("%s: %v", f.name, err)
 				if got := advpDump(t, eng); got != before {
 					t.Fatalf("rows changed by a failed commit:\n%s\nwant\n%s", got, before)
 				}
@@ -184,7 +187,6 @@ func TestAdvPipelineProbe(t *testing.T) {
 					t.Fatalf("after the fix, rows\n%s\nsession believes\n%s", got, want)
 				}
 				// A second commit has nothing to write.
-				log.Reset()
 				uowMust(t, s.Commit(ctx))
 				if got := advpDump(t, eng); got != want {
 					t.Fatalf("empty commit changed rows:\n%s\nwant\n%s", got, want)
@@ -196,15 +198,16 @@ func TestAdvPipelineProbe(t *testing.T) {
 
 // advpWork is a session holding a mixed unit of work.
 type advpWork struct {
-	s        *orm.Session
-	a, b, d  *advpParent
-	newP     *advpParent
-	newKid   *advpKid
-	hs       []*Handle
-	blob     *testmodels.Blob
-	deadKids []*advpKid
+	s       *orm.Session
+	a, b, d *advpParent
+	newP    *advpParent
+	newKid  *advpKid
+	hs      []*Handle
+	blob    *testmodels.Blob
 }
 
+// belief renders, as advpDump does, the rows the session believes are
+// committed: the surviving and new parents, kids and handles, the blob.
 func (w *advpWork) belief() string {
 	parents := []*advpParent{w.a, w.b, w.newP}
 	var kids []*advpKid
@@ -215,6 +218,8 @@ func (w *advpWork) belief() string {
 	return advpBelief(parents, kids, w.hs[:3], []*testmodels.Blob{w.blob})
 }
 
+// advpSeed commits parents A (three kids), B (one), D, and handles h1-h4,
+// then returns a session holding the mixed unit of work over them.
 func advpSeed(t *testing.T, eng *orm.Engine) *advpWork {
 	t.Helper()
 	ctx := context.Background()
@@ -244,7 +249,6 @@ func advpSeed(t *testing.T, eng *orm.Engine) *advpWork {
 	w.blob = &testmodels.Blob{Data: []byte("x")}
 	uowMust(t, s.Add(w.newP, w.newKid, w.blob))
 	// Deletes: two kids (batched IN), a handle, a versioned parent.
-	w.deadKids = w.a.Kids[:2]
 	uowMust(t, s.Delete(w.a.Kids[0], w.a.Kids[1], w.hs[3], w.d))
 	w.a.Kids = w.a.Kids[2:]
 	return w
@@ -269,9 +273,15 @@ type advpLeaf struct {
 
 func (advpLeaf) TableName() string { return "advp_leaves" }
 
-func TestAdvPipelineDrainedInsertRestored(t *testing.T) {
+// A queued INSERT of a table without relations goes out with the round
+// trip that a later table needing its keys forces; when a later round
+// trip of the same commit fails, those rows are rolled back and their
+// objects must be pending again with no key, and their children's
+// foreign keys cleared, so that the next Commit inserts them anew and the
+// children point at the new keys.
+func TestPipelinedCommitUndoesAQueuedInsertAnEarlierRoundTripSent(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
-		eng, log := openLogged(t, tg)
+		eng, _ := openLogged(t, tg)
 		ctx := context.Background()
 		uowMust(t, eng.CreateTables(ctx, advpLone{}, advpLeaf{}))
 		old := &advpLone{Name: "old"}
@@ -281,11 +291,7 @@ func TestAdvPipelineDrainedInsertRestored(t *testing.T) {
 		l1, l2 := &advpLone{Name: "n1"}, &advpLone{Name: "n2"}
 		f1, f2 := &advpLeaf{Lone: l1, Code: "f1"}, &advpLeaf{Lone: l2, Code: "taken"}
 		uowMust(t, s.Add(l1, l2, f1, f2))
-		log.Reset()
 		err := s.Commit(ctx)
-		for _, ev := range log.Take() {
-			t.Logf("  %s p=%v %.80s", ev.Op, ev.Pipelined, ev.SQL)
-		}
 		if !errors.Is(err, orm.ErrUniqueViolation) {
 			t.Fatalf("Commit: %v, want ErrUniqueViolation", err)
 		}
@@ -360,11 +366,18 @@ func advpDocRows(t *testing.T, eng *orm.Engine) string {
 	return b.String()
 }
 
-func TestAdvPipelineDocs(t *testing.T) {
+// A pipelined commit with hooks that change their objects, created and
+// updated stamps, a versioned batched run, a soft delete, a versioned
+// hard delete and many-to-many links (to a label inserted in the same
+// commit, whose queued INSERT the links wait for) fails on a unique
+// violation, a stale version or a link to a label gone: the hooks'
+// changes, versions, stamps and soft-delete time are undone, nothing is
+// written; fixed, the commit writes what the session then believes.
+func TestPipelinedCommitWithHooksStampsSoftDeletesAndLinksRestores(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		for _, fault := range []string{"unique", "stale", "label gone"} {
 			t.Run(fault, func(t *testing.T) {
-				eng, log := openLogged(t, tg)
+				eng, _ := openLogged(t, tg)
 				ctx := context.Background()
 				for _, tb := range []string{"advp_doc_labels", "advp_docs", "advp_labels"} {
 					_, _ = eng.DB().ExecContext(ctx, "DROP TABLE IF EXISTS "+tb)
@@ -401,12 +414,7 @@ func TestAdvPipelineDocs(t *testing.T) {
 					uowMust(t, err)
 				}
 				before := advpDocRows(t, eng)
-				log.Reset()
 				err = s.Commit(ctx)
-				for _, ev := range log.Take() {
-					t.Logf("  %s p=%v %.80s", ev.Op, ev.Pipelined, ev.SQL)
-				}
-				t.Logf("commit: %v", err)
 				if err == nil || errors.Is(err, orm.ErrCommitUnknown) {
 					t.Fatalf("Commit: %v, want a failure", err)
 				}
@@ -456,6 +464,148 @@ func TestAdvPipelineDocs(t *testing.T) {
 					t.Fatalf("after the fix, rows\n%s\nsession believes\n%s", got, want.String())
 				}
 			})
+		}
+	})
+}
+
+// On PostgreSQL a deferred constraint fails the COMMIT that rides with
+// the statements: the server's reply proves nothing committed, so the
+// failure is the violation, not ErrCommitUnknown, and the session is
+// restored (the queued insert pending again with no key) for a second
+// Commit once the cause is fixed.
+func TestPipelinedCommitFailingAtCOMMITRestores(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		if tg.Name != dbtest.Postgres {
+			return // deferrable constraints
+		}
+		ctx := context.Background()
+		eng, _ := seedHandles(t, tg, "h1", "h2", "h3")
+		uowMust(t, eng.CreateTables(ctx, testmodels.Blob{}))
+		for _, q := range []string{
+			"UPDATE handles SET score = id",
+			"ALTER TABLE handles ADD CONSTRAINT handles_score_d UNIQUE (score) DEFERRABLE INITIALLY DEFERRED",
+		} {
+			_, err := eng.DB().ExecContext(ctx, q)
+			uowMust(t, err)
+		}
+		s, hs := loadHandles(t, eng)
+		defer s.Close()
+		hs[0].Score, hs[1].Score = 7, 7
+		nb := &testmodels.Blob{Data: []byte("q")}
+		uowMust(t, s.Add(nb))
+		before := handleRows(t, eng)
+		err := s.Commit(ctx)
+		if !errors.Is(err, orm.ErrUniqueViolation) || errors.Is(err, orm.ErrCommitUnknown) {
+			t.Fatalf("Commit: %v, want ErrUniqueViolation", err)
+		}
+		if got := handleRows(t, eng); got != before {
+			t.Fatalf("rows %s after the failed commit, want %s", got, before)
+		}
+		if nb.ID != 0 || len(s.Pending()) != 1 || !s.IsDirty(hs[0]) || !s.IsDirty(hs[1]) {
+			t.Fatalf("not restored: blob id %d, %d pending, dirty %v %v", nb.ID, len(s.Pending()), s.IsDirty(hs[0]), s.IsDirty(hs[1]))
+		}
+		hs[1].Score = 8
+		uowMust(t, s.Commit(ctx))
+		if nb.ID == 0 || countRows(t, eng, "SELECT COUNT(*) FROM blobs WHERE id = ?", nb.ID) != 1 {
+			t.Fatalf("blob %d not written", nb.ID)
+		}
+		if got := handleRows(t, eng); got != "h1:7 h2:8 h3:3" {
+			t.Fatalf("rows %s, want h1:7 h2:8 h3:3", got)
+		}
+	})
+}
+
+// advpFile has a string key, so its updates are never batched into one
+// statement: each is a statement of its own in the pipeline.
+type advpFile struct {
+	Name string `db:"name,pk,size=32"`
+	Data []byte `db:"data"`
+}
+
+func (advpFile) TableName() string { return "advp_files" }
+
+// On MySQL/MariaDB a pipelined commit larger than one query goes as
+// several multi-statement queries, COMMIT in the last: a row found gone
+// in a later query (after earlier ones ran) commits nothing and restores
+// the session; the row put back, the commit writes every value.
+func TestPipelinedCommitSplitAcrossQueriesFailingInALaterOne(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := openLogged(t, tg)
+		ctx := context.Background()
+		uowMust(t, eng.CreateTables(ctx, advpFile{}))
+		const n, size = 30, 300 << 10 // about 18 MiB of escaped values: several queries
+		objs := make([]any, n)
+		for i := range objs {
+			objs[i] = &advpFile{Name: fmt.Sprintf("f%02d", i), Data: []byte("s")}
+		}
+		seedObjects(t, eng, objs...)
+		s := eng.NewSession()
+		defer s.Close()
+		fs, err := orm.Query[advpFile](s).OrderBy("name").All(ctx)
+		uowMust(t, err)
+		for i, f := range fs {
+			f.Data = bytes.Repeat([]byte{byte('a' + i%26)}, size)
+		}
+		gone := fs[n-2]
+		del := eng.Dialect().Rebind("DELETE FROM advp_files WHERE name = ?")
+		_, err = eng.DB().ExecContext(ctx, del, gone.Name)
+		uowMust(t, err)
+		if err := s.Commit(ctx); !errors.Is(err, orm.ErrStaleData) {
+			t.Fatalf("Commit: %v, want ErrStaleData", err)
+		}
+		if c := countRows(t, eng, "SELECT COUNT(*) FROM advp_files WHERE LENGTH(data) > 1"); c != 0 {
+			t.Fatalf("%d rows written by a failed commit", c)
+		}
+		if !s.IsDirty(fs[0]) || !s.IsDirty(gone) {
+			t.Fatal("the files are not dirty after the failed commit")
+		}
+		ins := eng.Dialect().Rebind("INSERT INTO advp_files (name, data) VALUES (?, ?)")
+		_, err = eng.DB().ExecContext(ctx, ins, gone.Name, []byte("s"))
+		uowMust(t, err)
+		uowMust(t, s.Commit(ctx))
+		for i, f := range fs {
+			q := "SELECT COUNT(*) FROM advp_files WHERE name = ? AND LENGTH(data) = ? AND SUBSTR(data, 1, 1) = ?"
+			if c := countRows(t, eng, q, f.Name, size, []byte{byte('a' + i%26)}); c != 1 || s.IsDirty(f) {
+				t.Fatalf("file %s: row does not hold the committed value (dirty %v)", f.Name, s.IsDirty(f))
+			}
+		}
+	})
+}
+
+// A commit of updates whose values together pass MariaDB's
+// max_allowed_packet (16 MiB by default), each well under it, commits:
+// pipelined, the batched UPDATE of all of them (and the multi-statement
+// query carrying it with COMMIT) made a packet the server refused by
+// resetting the connection mid-write, so every such commit failed as
+// ErrCommitUnknown, which Do never retries, though nothing had run.
+func TestPipelinedCommitOfValuesOverThePacketLimitCommits(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := openLogged(t, tg)
+		ctx := context.Background()
+		objs := make([]any, 12)
+		for i := range objs {
+			objs[i] = &testmodels.Blob{Data: []byte("s")}
+		}
+		seedObjects(t, eng, objs...)
+		s := eng.NewSession()
+		defer s.Close()
+		bs, err := orm.Query[testmodels.Blob](s).OrderBy("id").All(ctx)
+		uowMust(t, err)
+		const size = 5 << 20 // 12 of them: 60 MiB in one statement
+		for i, b := range bs {
+			b.Data = bytes.Repeat([]byte{byte('a' + i)}, size)
+		}
+		if err := s.Commit(ctx); err != nil {
+			t.Fatalf("Commit: %v", err)
+		}
+		for i, b := range bs {
+			if s.IsDirty(b) {
+				t.Fatalf("blob %d dirty after the commit", b.ID)
+			}
+			q := "SELECT COUNT(*) FROM blobs WHERE id = ? AND LENGTH(data) = ? AND SUBSTR(data, ?, 1) = ?"
+			if n := countRows(t, eng, q, b.ID, size, size, []byte{byte('a' + i)}); n != 1 {
+				t.Fatalf("blob %d: row does not hold the committed value", b.ID)
+			}
 		}
 	})
 }
