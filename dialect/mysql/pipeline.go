@@ -94,12 +94,22 @@ const maxPipelineText = 4 << 20
 func stmtText(st dialect.BatchStmt) int {
 	n := len(st.SQL) + len(mustAffectSQL) + 16
 	for _, a := range st.Args {
-		n += argText(reflect.ValueOf(a))
+		switch v := a.(type) {
+		case string:
+			n += 2*len(v) + 16
+		case []byte:
+			n += 2*len(v) + 16
+		case nil, int64, int, bool, float64:
+			n += 32
+		default:
+			n += argText(reflect.ValueOf(a))
+		}
 	}
 	return n
 }
 
-// argText bounds the interpolated text of one argument.
+// argText bounds the interpolated text of one argument of any other
+// type: a named string or byte slice type, or a pointer to one.
 func argText(v reflect.Value) int {
 	switch v.Kind() {
 	case reflect.Pointer, reflect.Interface:
