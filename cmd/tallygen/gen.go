@@ -129,7 +129,12 @@ type generator struct {
 	dir     string
 	errs    ErrorList
 	imports map[string]string // import path → name used in the file
-	models  []*model
+	// expanding holds the struct types whose comparison or copy is being
+	// written out field by field, so that a type that refers to itself
+	// (type Node struct{ Next *Node }) is left to the mapper's reflective
+	// helpers instead of expanding forever.
+	expanding map[types.Type]bool
+	models    []*model
 }
 
 // model is one struct to generate a mapper for.
@@ -354,8 +359,11 @@ func (g *generator) walk(m *model, st *types.Struct, prefix string, byName map[s
 				continue
 			}
 		}
-		if reason := g.unsupported(f.Type()); reason != "" {
-			fail(`%s; tag it db:"-" to leave it out`, reason)
+		// A json column holds any type encoding/json takes, as mapper's
+		// jsonOps does: its reading and binding are left to the mapper's
+		// value rules, and its copy and comparison are written out below.
+		if reason := g.unsupported(f.Type()); reason != "" && !tag.JSON {
+			fail(`%s; tag it db:"-" to leave it out, or db:"...,json" to store it as JSON`, reason)
 			continue
 		}
 		c := &column{sel: path, leaf: f.Name(), name: tag.Name, typ: f.Type(), pk: tag.PK, pos: f.Pos()}
@@ -956,7 +964,7 @@ func (g *generator) emitModel(w *bytes.Buffer, m *model) {
 			p("if !%s.IsNullString(%s) {\nv := new(string)\n*v = %s\n%s = v\n} else {\n%s = nil\n}\n", mp, y, y, x, x)
 		} else if c.inline {
 			p("if %sOK {\nv := new(%s)\n", y, g.typ(c.elem))
-			g.cloneStmts(w, "*v", y, c.elem)
+			g.cloneStmtsIn(w, "*v", y, c.elem, 1)
 			p("%s = v\n} else {\n%s = nil\n}\n", x, x)
 		} else {
 			g.cloneStmts(w, x, y, c.typ)
@@ -1038,7 +1046,8 @@ func (g *generator) eqExpr(t types.Type, a, b string) string {
 	if plainComparable(t) {
 		return a + " == " + b
 	}
-	if st, ok := t.Underlying().(*types.Struct); ok && g.accessible(st) {
+	if st, ok := t.Underlying().(*types.Struct); ok && g.accessible(st) && g.expand(t) {
+		defer delete(g.expanding, t)
 		var parts []string
 		for i := range st.NumFields() {
 			f := st.Field(i)
@@ -1056,6 +1065,19 @@ func (g *generator) eqExpr(t types.Type, a, b string) string {
 		return fmt.Sprintf("(%s == nil) == (%s == nil) && (%s == nil || %s == %s || %s)", a, b, a, a, b, g.eqExpr(p.Elem(), "(*"+a+")", "(*"+b+")"))
 	}
 	return fmt.Sprintf("%s.EqualValue(&%s, &%s)", mp, a, b)
+}
+
+// expand records that struct type t is being written out field by field,
+// or reports false when it already is: t then refers to itself.
+func (g *generator) expand(t types.Type) bool {
+	if g.expanding == nil {
+		g.expanding = map[types.Type]bool{}
+	}
+	if g.expanding[t] {
+		return false
+	}
+	g.expanding[t] = true
+	return true
 }
 
 // accessible reports whether this package can name every field of st.
@@ -1076,6 +1098,15 @@ func (g *generator) accessible(st *types.Struct) bool {
 // sharing nothing mutable, as mapper's snapshot copy does: exported fields
 // of structs are copied deeply, unexported ones as they are.
 func (g *generator) cloneStmts(w *bytes.Buffer, dst, src string, t types.Type) {
+	g.cloneStmtsIn(w, dst, src, t, 0)
+}
+
+// cloneStmtsIn is cloneStmts inside depth enclosing copies of pointees,
+// each holding its new value in a variable of its own (v, v2, v3, ...),
+// so that a pointer inside a pointee does not shadow the variable its
+// copy is stored into. A dst that dereferences one is parenthesised before
+// a field is selected: *v.F would dereference the field.
+func (g *generator) cloneStmtsIn(w *bytes.Buffer, dst, src string, t types.Type, depth int) {
 	if !hasRefs(t) {
 		fmt.Fprintf(w, "%s = %s\n", dst, src)
 		return
@@ -1085,17 +1116,25 @@ func (g *generator) cloneStmts(w *bytes.Buffer, dst, src string, t types.Type) {
 		return
 	}
 	if p, ok := t.Underlying().(*types.Pointer); ok && g.nameable(p.Elem()) {
-		fmt.Fprintf(w, "if %s == nil {\n%s = nil\n} else {\nv := new(%s)\n", src, dst, g.typ(p.Elem()))
-		g.cloneStmts(w, "*v", "(*"+src+")", p.Elem())
-		fmt.Fprintf(w, "%s = v\n}\n", dst)
+		v := "v"
+		if depth > 0 {
+			v += strconv.Itoa(depth + 1)
+		}
+		fmt.Fprintf(w, "if %s == nil {\n%s = nil\n} else {\n%s := new(%s)\n", src, dst, v, g.typ(p.Elem()))
+		g.cloneStmtsIn(w, "*"+v, "(*"+src+")", p.Elem(), depth+1)
+		fmt.Fprintf(w, "%s = %s\n}\n", dst, v)
 		return
 	}
-	if st, ok := t.Underlying().(*types.Struct); ok && g.accessible(st) {
+	if st, ok := t.Underlying().(*types.Struct); ok && g.accessible(st) && g.expand(t) {
+		defer delete(g.expanding, t)
 		fmt.Fprintf(w, "%s = %s\n", dst, src)
+		if strings.HasPrefix(dst, "*") {
+			dst = "(" + dst + ")"
+		}
 		for i := range st.NumFields() {
 			f := st.Field(i)
 			if f.Exported() && hasRefs(f.Type()) {
-				g.cloneStmts(w, dst+"."+f.Name(), src+"."+f.Name(), f.Type())
+				g.cloneStmtsIn(w, dst+"."+f.Name(), src+"."+f.Name(), f.Type(), depth)
 			}
 		}
 		return

@@ -164,3 +164,20 @@ type Stamped struct {
 	Updated *time.Time   `db:"updated_at,updated"`
 	Deleted sql.NullTime `db:"deleted_at,softdelete"`
 }
+
+// Node is a json column's struct: a map, and a pointer to another Node,
+// whose copy nests inside the copy of the pointer that holds it.
+type Node struct {
+	Attrs map[string]string
+	Next  *Node
+}
+
+// Doc has json columns, which tallygen generates for whatever their type:
+// a map, and a pointer to a struct holding a pointer.
+//
+//tally:model
+type Doc struct {
+	ID    int64             `db:"id,pk,auto"`
+	Attrs map[string]string `db:"attrs,json"`
+	Tree  *Node             `db:"tree,json"`
+}

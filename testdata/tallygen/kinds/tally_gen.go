@@ -2339,6 +2339,219 @@ func (a tallyStampedAccessor) Key(obj any) mapper.Key {
 	return mapper.Key{I: int64(o.ID)}
 }
 
+// DocCols names Doc's columns, for Where, OrderBy and orm.Set: a renamed
+// field breaks the build instead of a query.
+var DocCols = struct {
+	ID    string
+	Attrs string
+	Tree  string
+}{
+	ID:    "id",
+	Attrs: "attrs",
+	Tree:  "tree",
+}
+
+// DocDesc holds Doc's descending sort keys, for OrderBy.
+var DocDesc = struct {
+	ID    string
+	Attrs string
+	Tree  string
+}{
+	ID:    "-id",
+	Attrs: "-attrs",
+	Tree:  "-tree",
+}
+
+// tallyDocSnap is Doc's snapshot: its column values only.
+type tallyDocSnap struct {
+	c0   int64             // id
+	c1   map[string]string // attrs
+	c2   Node              // tree; valid when c2OK
+	c2OK bool
+}
+
+// tallyDocAccessor reads and writes Doc's columns without reflection.
+type tallyDocAccessor struct{ t *mapper.Table }
+
+var _ mapper.BatchSnapshotter = tallyDocAccessor{}
+var _ mapper.ChangeChecker = tallyDocAccessor{}
+
+func (tallyDocAccessor) Addr(obj any, c *mapper.Column) any {
+	o := obj.(*Doc)
+	switch c.Pos {
+	case 0:
+		return &o.ID
+	case 1:
+		return &o.Attrs
+	case 2:
+		return mapper.PtrScan[Node]{P: &o.Tree}
+	}
+	return nil
+}
+
+func (tallyDocAccessor) Value(obj any, c *mapper.Column) any {
+	if s, ok := obj.(*tallyDocSnap); ok {
+		switch c.Pos {
+		case 0:
+			return s.c0
+		case 1:
+			return s.c1
+		case 2:
+			if !s.c2OK {
+				return nil
+			}
+			return s.c2
+		}
+		return nil
+	}
+	o := obj.(*Doc)
+	switch c.Pos {
+	case 0:
+		return o.ID
+	case 1:
+		return o.Attrs
+	case 2:
+		if o.Tree == nil {
+			return nil
+		}
+		return (*o.Tree)
+	}
+	return nil
+}
+
+func (tallyDocAccessor) Set(obj any, c *mapper.Column, v any) error {
+	if s, ok := obj.(*tallyDocSnap); ok {
+		switch c.Pos {
+		case 0:
+			return mapper.Assign(&s.c0, v)
+		case 1:
+			return mapper.Assign(&s.c1, v)
+		case 2:
+			return mapper.AssignInline(&s.c2, &s.c2OK, v)
+		}
+		return mapper.UnknownColumn(c)
+	}
+	o := obj.(*Doc)
+	switch c.Pos {
+	case 0:
+		return mapper.Assign(&o.ID, v)
+	case 1:
+		return mapper.Assign(&o.Attrs, v)
+	case 2:
+		return mapper.Assign(&o.Tree, v)
+	}
+	return mapper.UnknownColumn(c)
+}
+
+func (a tallyDocAccessor) Snapshot(obj any) any {
+	s := new(tallyDocSnap)
+	a.snap(s, obj)
+	return s
+}
+
+func (a tallyDocAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
+	var slab []tallyDocSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyDocSnap, mapper.ChunkLen[tallyDocSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
+	}
+}
+
+// snap copies obj's column values, or another snapshot's, into s.
+func (tallyDocAccessor) snap(s *tallyDocSnap, obj any) {
+	if src, ok := obj.(*tallyDocSnap); ok {
+		*s = *src
+		s.c1 = mapper.CloneValue(src.c1)
+		s.c2 = src.c2
+		s.c2.Attrs = mapper.CloneValue(src.c2.Attrs)
+		if src.c2.Next == nil {
+			s.c2.Next = nil
+		} else {
+			v := new(Node)
+			*v = mapper.CloneValue((*src.c2.Next))
+			s.c2.Next = v
+		}
+		return
+	}
+	o := obj.(*Doc)
+	s.c0 = o.ID
+	s.c1 = mapper.CloneValue(o.Attrs)
+	if o.Tree != nil {
+		s.c2 = (*o.Tree)
+		s.c2.Attrs = mapper.CloneValue((*o.Tree).Attrs)
+		if (*o.Tree).Next == nil {
+			s.c2.Next = nil
+		} else {
+			v := new(Node)
+			*v = mapper.CloneValue((*(*o.Tree).Next))
+			s.c2.Next = v
+		}
+		s.c2OK = true
+	}
+}
+
+func (a tallyDocAccessor) Changed(obj any, snap any, dst []*mapper.Column) []*mapper.Column {
+	o, s := obj.(*Doc), snap.(*tallyDocSnap)
+	cols := a.t.Columns
+	if o.ID != s.c0 {
+		dst = append(dst, cols[0])
+	}
+	if !(mapper.EqualValue(&o.Attrs, &s.c1)) {
+		dst = append(dst, cols[1])
+	}
+	if (o.Tree == nil) == s.c2OK || o.Tree != nil && !((mapper.EqualValue(&(*o.Tree).Attrs, &s.c2.Attrs)) && (((*o.Tree).Next == nil) == (s.c2.Next == nil) && ((*o.Tree).Next == nil || (*o.Tree).Next == s.c2.Next || mapper.EqualValue(&(*(*o.Tree).Next), &(*s.c2.Next))))) {
+		dst = append(dst, cols[2])
+	}
+	return dst
+}
+
+func (tallyDocAccessor) Unchanged(obj any, snap any) bool {
+	o, s := obj.(*Doc), snap.(*tallyDocSnap)
+	if o.ID != s.c0 {
+		return false
+	}
+	if !(mapper.EqualValue(&o.Attrs, &s.c1)) {
+		return false
+	}
+	if (o.Tree == nil) == s.c2OK || o.Tree != nil && !((mapper.EqualValue(&(*o.Tree).Attrs, &s.c2.Attrs)) && (((*o.Tree).Next == nil) == (s.c2.Next == nil) && ((*o.Tree).Next == nil || (*o.Tree).Next == s.c2.Next || mapper.EqualValue(&(*(*o.Tree).Next), &(*s.c2.Next))))) {
+		return false
+	}
+	return true
+}
+
+func (tallyDocAccessor) Restore(obj any, snap any) {
+	o, s := obj.(*Doc), snap.(*tallyDocSnap)
+	o.ID = s.c0
+	o.Attrs = mapper.CloneValue(s.c1)
+	if s.c2OK {
+		v := new(Node)
+		*v = s.c2
+		(*v).Attrs = mapper.CloneValue(s.c2.Attrs)
+		if s.c2.Next == nil {
+			(*v).Next = nil
+		} else {
+			v2 := new(Node)
+			*v2 = mapper.CloneValue((*s.c2.Next))
+			(*v).Next = v2
+		}
+		o.Tree = v
+	} else {
+		o.Tree = nil
+	}
+}
+
+func (a tallyDocAccessor) Key(obj any) mapper.Key {
+	if s, ok := obj.(*tallyDocSnap); ok {
+		return mapper.Key{I: int64(s.c0)}
+	}
+	o := obj.(*Doc)
+	return mapper.Key{I: int64(o.ID)}
+}
+
 func init() {
 	mapper.RegisterGenerated(reflect.TypeFor[Everything](), func(t *mapper.Table) (mapper.Accessor, error) {
 		if err := mapper.CheckGenerated(t, "f3e2dd2bde6f56ae", 47); err != nil {
@@ -2381,5 +2594,11 @@ func init() {
 			return nil, err
 		}
 		return tallyStampedAccessor{t}, nil
+	})
+	mapper.RegisterGenerated(reflect.TypeFor[Doc](), func(t *mapper.Table) (mapper.Accessor, error) {
+		if err := mapper.CheckGenerated(t, "13a4cbe64831fb96", 3); err != nil {
+			return nil, err
+		}
+		return tallyDocAccessor{t}, nil
 	})
 }
