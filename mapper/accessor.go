@@ -148,7 +148,12 @@ func (a reflectAccessor) Key(obj any) Key {
 // assign sets dst to v, converting as the database would: numbers between
 // numeric kinds, a value into a pointer field (allocating), nil into a
 // nullable field. A value that does not fit is an error and dst is unchanged.
+// A json column's bind value is its field's value: Merge and the undo of
+// a hook's changes set a column to what Value returned for it.
 func assign(dst reflect.Value, v any) error {
+	if j, ok := v.(jsonValue); ok {
+		v = j.v
+	}
 	if v == nil {
 		switch dst.Kind() {
 		case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Interface:
