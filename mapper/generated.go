@@ -254,14 +254,10 @@ func (d PtrScan[T]) Scan(src any) error {
 		return nil
 	}
 	v := new(T)
-	if x, ok := src.(T); ok {
-		*v = x
-		*d.P = v
-		return nil
-	}
+	// A []byte is looked at first, even for a *[]byte column, where it is
+	// already a T: MySQL sends text and blobs as []byte in a buffer that
+	// the driver reuses, so the value is copied, as database/sql does.
 	if b, ok := src.([]byte); ok {
-		// MySQL sends text as []byte: copied, as database/sql does, since
-		// the driver reuses its buffer.
 		switch p := any(v).(type) {
 		case *string:
 			*p = string(b)
@@ -272,6 +268,11 @@ func (d PtrScan[T]) Scan(src any) error {
 			*d.P = v
 			return nil
 		}
+	}
+	if x, ok := src.(T); ok {
+		*v = x
+		*d.P = v
+		return nil
 	}
 	var n sql.Null[T]
 	if err := n.Scan(src); err != nil {
