@@ -1,6 +1,7 @@
 package mapper
 
 import (
+	"database/sql"
 	"database/sql/driver"
 	"encoding/hex"
 	"encoding/json"
@@ -390,14 +391,42 @@ func (a ruledAccessor) Addr(obj any, c *Column) any {
 	return a.Accessor.Addr(obj, c)
 }
 
-// Value serves an object of the table's type itself; a snapshot, of the
-// generated accessor's own type, holds values already written by the
-// rules, and goes to the generated accessor.
+// Value serves an object of the table's type itself. A snapshot, of the
+// generated accessor's own type, goes to the generated accessor, and a
+// time from it is normalised as the reflective accessor's Value
+// normalises it: a snapshot of an object not yet written (Merge's, or the
+// one taken before a hook) holds the time as the caller set it.
 func (a ruledAccessor) Value(obj any, c *Column) any {
 	if c.ops.rule && reflect.TypeOf(obj) == a.t.ptrType {
 		return c.ops.value(unsafe.Add(base(obj), c.offset))
 	}
-	return a.Accessor.Value(obj, c)
+	v := a.Accessor.Value(obj, c)
+	if c.ops.rule {
+		return normTimeValue(v)
+	}
+	return v
+}
+
+// normTimeValue is v with the time it holds, if any, as Tally writes it
+// (see TimePrecision); v is the value of a time.Time, *time.Time,
+// sql.NullTime or sql.Null[time.Time] column, or of another column, which
+// is returned as it is.
+func normTimeValue(v any) any {
+	switch x := v.(type) {
+	case time.Time:
+		return normTime(x)
+	case sql.NullTime:
+		if x.Valid {
+			x.Time = normTime(x.Time)
+		}
+		return x
+	case sql.Null[time.Time]:
+		if x.Valid {
+			x.V = normTime(x.V)
+		}
+		return x
+	}
+	return v
 }
 
 func (a ruledAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
