@@ -178,7 +178,11 @@ func EqualValue[T any](a, b *T) bool {
 // field by field, as the reflective accessor's snapshot does. It uses
 // reflection; generated code calls it only for such types.
 func CloneValue[T any](v T) T {
-	return deepCopy(reflect.ValueOf(&v).Elem()).Interface().(T)
+	// Set, not .Interface().(T): a nil interface T (a json column of type
+	// any holding NULL) would fail that assertion.
+	var out T
+	reflect.ValueOf(&out).Elem().Set(deepCopy(reflect.ValueOf(&v).Elem()))
+	return out
 }
 
 // The AppendKey functions encode one part of a composite primary key
