@@ -384,6 +384,15 @@ func deepCopy(v reflect.Value) reflect.Value {
 			n.Index(i).Set(deepCopy(v.Index(i)))
 		}
 		return n
+	case reflect.Interface:
+		// A json column of type any holds what json.Unmarshal made:
+		// maps and slices, which a change in place must not reach.
+		if v.IsNil() {
+			return v
+		}
+		n := reflect.New(v.Type()).Elem()
+		n.Set(deepCopy(v.Elem()))
+		return n
 	case reflect.Map:
 		if v.IsNil() {
 			return v

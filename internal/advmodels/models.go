@@ -34,7 +34,8 @@ type Stamps struct {
 	Updated *time.Time `db:"updated_at,updated"`
 }
 
-// Doc has json columns of a map, a slice, a struct and a pointer to one.
+// Doc has json columns of a map, a slice, a struct, a pointer to one and
+// an interface, which holds what json.Unmarshal makes of the text.
 //
 //tally:model
 type Doc struct {
@@ -45,6 +46,7 @@ type Doc struct {
 	Meta    Meta              `db:"meta,json"`
 	Opt     *Meta             `db:"opt,json"`
 	Text    string            `db:"text,json,size=64"`
+	Any     any               `db:"any,json"`
 }
 
 // Mixed has a column of most kinds whose copy or comparison is special.

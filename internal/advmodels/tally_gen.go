@@ -21,6 +21,7 @@ var DocCols = struct {
 	Meta    string
 	Opt     string
 	Text    string
+	Any     string
 }{
 	ID:      "id",
 	Version: "version",
@@ -29,6 +30,7 @@ var DocCols = struct {
 	Meta:    "meta",
 	Opt:     "opt",
 	Text:    "text",
+	Any:     "any",
 }
 
 // DocDesc holds Doc's descending sort keys, for OrderBy.
@@ -40,6 +42,7 @@ var DocDesc = struct {
 	Meta    string
 	Opt     string
 	Text    string
+	Any     string
 }{
 	ID:      "-id",
 	Version: "-version",
@@ -48,6 +51,7 @@ var DocDesc = struct {
 	Meta:    "-meta",
 	Opt:     "-opt",
 	Text:    "-text",
+	Any:     "-any",
 }
 
 // tallyDocSnap is Doc's snapshot: its column values only.
@@ -60,6 +64,7 @@ type tallyDocSnap struct {
 	c5   Meta              // opt; valid when c5OK
 	c5OK bool
 	c6   string // text
+	c7   any    // any
 }
 
 // tallyDocAccessor reads and writes Doc's columns without reflection.
@@ -85,6 +90,8 @@ func (tallyDocAccessor) Addr(obj any, c *mapper.Column) any {
 		return mapper.PtrScan[Meta]{P: &o.Opt}
 	case 6:
 		return &o.Text
+	case 7:
+		return &o.Any
 	}
 	return nil
 }
@@ -109,6 +116,8 @@ func (tallyDocAccessor) Value(obj any, c *mapper.Column) any {
 			return s.c5
 		case 6:
 			return s.c6
+		case 7:
+			return s.c7
 		}
 		return nil
 	}
@@ -131,6 +140,8 @@ func (tallyDocAccessor) Value(obj any, c *mapper.Column) any {
 		return (*o.Opt)
 	case 6:
 		return o.Text
+	case 7:
+		return o.Any
 	}
 	return nil
 }
@@ -152,6 +163,8 @@ func (tallyDocAccessor) Set(obj any, c *mapper.Column, v any) error {
 			return mapper.AssignInline(&s.c5, &s.c5OK, v)
 		case 6:
 			return mapper.Assign(&s.c6, v)
+		case 7:
+			return mapper.Assign(&s.c7, v)
 		}
 		return mapper.UnknownColumn(c)
 	}
@@ -171,6 +184,8 @@ func (tallyDocAccessor) Set(obj any, c *mapper.Column, v any) error {
 		return mapper.Assign(&o.Opt, v)
 	case 6:
 		return mapper.Assign(&o.Text, v)
+	case 7:
+		return mapper.Assign(&o.Any, v)
 	}
 	return mapper.UnknownColumn(c)
 }
@@ -219,6 +234,7 @@ func (tallyDocAccessor) snap(s *tallyDocSnap, obj any) {
 			*v = mapper.CloneValue((*src.c5.Next))
 			s.c5.Next = v
 		}
+		s.c7 = mapper.CloneValue(src.c7)
 		return
 	}
 	o := obj.(*Doc)
@@ -250,6 +266,7 @@ func (tallyDocAccessor) snap(s *tallyDocSnap, obj any) {
 		s.c5OK = true
 	}
 	s.c6 = o.Text
+	s.c7 = mapper.CloneValue(o.Any)
 }
 
 func (a tallyDocAccessor) Changed(obj any, snap any, dst []*mapper.Column) []*mapper.Column {
@@ -276,6 +293,9 @@ func (a tallyDocAccessor) Changed(obj any, snap any, dst []*mapper.Column) []*ma
 	if !mapper.StringEqual(o.Text, s.c6) {
 		dst = append(dst, cols[6])
 	}
+	if !(mapper.EqualValue(&o.Any, &s.c7)) {
+		dst = append(dst, cols[7])
+	}
 	return dst
 }
 
@@ -300,6 +320,9 @@ func (tallyDocAccessor) Unchanged(obj any, snap any) bool {
 		return false
 	}
 	if !mapper.StringEqual(o.Text, s.c6) {
+		return false
+	}
+	if !(mapper.EqualValue(&o.Any, &s.c7)) {
 		return false
 	}
 	return true
@@ -338,6 +361,7 @@ func (tallyDocAccessor) Restore(obj any, snap any) {
 		o.Opt = nil
 	}
 	o.Text = s.c6
+	o.Any = mapper.CloneValue(s.c7)
 }
 
 func (a tallyDocAccessor) Key(obj any) mapper.Key {
@@ -945,7 +969,7 @@ func (a tallyMixedAccessor) Key(obj any) mapper.Key {
 
 func init() {
 	mapper.RegisterGenerated(reflect.TypeFor[Doc](), func(t *mapper.Table) (mapper.Accessor, error) {
-		if err := mapper.CheckGenerated(t, "021519666b9fbe7d", 7); err != nil {
+		if err := mapper.CheckGenerated(t, "ef08c64e53c841ec", 8); err != nil {
 			return nil, err
 		}
 		return tallyDocAccessor{t}, nil
