@@ -319,7 +319,14 @@ func (g *generator) walk(m *model, st *types.Struct, prefix string, byName map[s
 			g.errorf(f.Pos(), "%s.%s: %s", m.name, path, fmt.Sprintf(format, args...))
 		}
 		if !f.Exported() && !f.Embedded() {
-			continue // sqlx skips unexported fields, but walks embedded ones
+			// sqlx skips unexported fields, but walks embedded ones; a db
+			// tag says the field was meant to be a column, which mapper
+			// refuses, and so does tallygen rather than generate for a
+			// model that cannot be registered.
+			if db, ok := tagText.Lookup("db"); ok && db != "-" {
+				fail(`an unexported field cannot be a column: export it, or tag it db:"-"`)
+			}
+			continue
 		}
 		relTag, isRel := tagText.Lookup("rel")
 		dbText, hasDB := tagText.Lookup("db")

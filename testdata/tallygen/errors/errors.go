@@ -120,6 +120,15 @@ type Generic[T any] struct {
 	ID T `db:"id,pk"`
 }
 
+// Unexported has a db tag on an unexported field, which the mapper
+// refuses.
+//
+//tally:model
+type Unexported struct {
+	ID   int64  `db:"id,pk"`
+	note string `db:"note"`
+}
+
 // Clash is a model whose generated names are taken.
 //
 //tally:model
