@@ -67,6 +67,7 @@ type tallyCModelSnap struct {
 type tallyCModelAccessor struct{ t *mapper.Table }
 
 var _ mapper.BatchSnapshotter = tallyCModelAccessor{}
+var _ mapper.ChangeChecker = tallyCModelAccessor{}
 
 func (tallyCModelAccessor) Addr(obj any, c *mapper.Column) any {
 	o := obj.(*CModel)
@@ -186,10 +187,14 @@ func (a tallyCModelAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyCModelAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyCModelSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyCModelSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyCModelSnap, mapper.ChunkLen[tallyCModelSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -216,16 +221,16 @@ func (a tallyCModelAccessor) Changed(obj any, snap any, dst []*mapper.Column) []
 	if o.ID != s.c0 {
 		dst = append(dst, cols[0])
 	}
-	if o.Name != s.c1 {
+	if !mapper.StringEqual(o.Name, s.c1) {
 		dst = append(dst, cols[1])
 	}
-	if o.Title != s.c2 {
+	if !mapper.StringEqual(o.Title, s.c2) {
 		dst = append(dst, cols[2])
 	}
-	if o.Fax != s.c3 {
+	if !mapper.StringEqual(o.Fax, s.c3) {
 		dst = append(dst, cols[3])
 	}
-	if o.Web != s.c4 {
+	if !mapper.StringEqual(o.Web, s.c4) {
 		dst = append(dst, cols[4])
 	}
 	if o.Age != s.c5 {
@@ -238,6 +243,35 @@ func (a tallyCModelAccessor) Changed(obj any, snap any, dst []*mapper.Column) []
 		dst = append(dst, cols[7])
 	}
 	return dst
+}
+
+func (tallyCModelAccessor) Unchanged(obj any, snap any) bool {
+	o, s := obj.(*CModel), snap.(*tallyCModelSnap)
+	if o.ID != s.c0 {
+		return false
+	}
+	if !mapper.StringEqual(o.Name, s.c1) {
+		return false
+	}
+	if !mapper.StringEqual(o.Title, s.c2) {
+		return false
+	}
+	if !mapper.StringEqual(o.Fax, s.c3) {
+		return false
+	}
+	if !mapper.StringEqual(o.Web, s.c4) {
+		return false
+	}
+	if o.Age != s.c5 {
+		return false
+	}
+	if o.Right != s.c6 {
+		return false
+	}
+	if o.Counter != s.c7 {
+		return false
+	}
+	return true
 }
 
 func (tallyCModelAccessor) Restore(obj any, snap any) {
@@ -294,6 +328,7 @@ type tallyCNoteSnap struct {
 type tallyCNoteAccessor struct{ t *mapper.Table }
 
 var _ mapper.BatchSnapshotter = tallyCNoteAccessor{}
+var _ mapper.ChangeChecker = tallyCNoteAccessor{}
 
 func (tallyCNoteAccessor) Addr(obj any, c *mapper.Column) any {
 	o := obj.(*CNote)
@@ -363,10 +398,14 @@ func (a tallyCNoteAccessor) Snapshot(obj any) any {
 }
 
 func (a tallyCNoteAccessor) SnapshotBatch(n int, obj func(i int) any, put func(i int, snap any)) {
-	slab := make([]tallyCNoteSnap, n)
-	for i := range slab {
-		a.snap(&slab[i], obj(i))
-		put(i, &slab[i])
+	var slab []tallyCNoteSnap
+	for i := range n {
+		if len(slab) == 0 {
+			slab = make([]tallyCNoteSnap, mapper.ChunkLen[tallyCNoteSnap](n-i))
+		}
+		a.snap(&slab[0], obj(i))
+		put(i, &slab[0])
+		slab = slab[1:]
 	}
 }
 
@@ -391,10 +430,24 @@ func (a tallyCNoteAccessor) Changed(obj any, snap any, dst []*mapper.Column) []*
 	if o.ModelID != s.c1 {
 		dst = append(dst, cols[1])
 	}
-	if o.Body != s.c2 {
+	if !mapper.StringEqual(o.Body, s.c2) {
 		dst = append(dst, cols[2])
 	}
 	return dst
+}
+
+func (tallyCNoteAccessor) Unchanged(obj any, snap any) bool {
+	o, s := obj.(*CNote), snap.(*tallyCNoteSnap)
+	if o.ID != s.c0 {
+		return false
+	}
+	if o.ModelID != s.c1 {
+		return false
+	}
+	if !mapper.StringEqual(o.Body, s.c2) {
+		return false
+	}
+	return true
 }
 
 func (tallyCNoteAccessor) Restore(obj any, snap any) {
