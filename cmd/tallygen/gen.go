@@ -1071,7 +1071,29 @@ func (g *generator) eqExpr(t types.Type, a, b string) string {
 	if p, ok := t.Underlying().(*types.Pointer); ok {
 		return fmt.Sprintf("(%s == nil) == (%s == nil) && (%s == nil || %s == %s || %s)", a, b, a, a, b, g.eqExpr(p.Elem(), "(*"+a+")", "(*"+b+")"))
 	}
-	return fmt.Sprintf("%s.EqualValue(&%s, &%s)", mp, a, b)
+	return fmt.Sprintf("%s.EqualValue(%s, %s)", mp, addrOf(a), addrOf(b))
+}
+
+// addrOf returns the address of the value expression x: the pointer
+// itself for a dereference "(*p)", which "&(*p)" would only restate (and
+// staticcheck flags), else "&x".
+func addrOf(x string) string {
+	if !strings.HasPrefix(x, "(*") || !strings.HasSuffix(x, ")") {
+		return "&" + x
+	}
+	depth := 0
+	for i, r := range x {
+		switch r {
+		case '(':
+			depth++
+		case ')':
+			depth--
+			if depth == 0 && i != len(x)-1 {
+				return "&" + x // the first parenthesis closes before the end
+			}
+		}
+	}
+	return x[2 : len(x)-1]
 }
 
 // expand records that struct type t is being written out field by field,

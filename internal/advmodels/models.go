@@ -69,6 +69,7 @@ type Mixed struct {
 	GS      sql.Null[string] `db:"gs,size=32"`
 	GB      sql.Null[[]byte] `db:"gb"`
 	Deleted sql.NullTime     `db:"deleted_at,softdelete"`
+	//lint:ignore U1000 it is here to be skipped: an unexported field without a db tag is no column
 	private string
 }
 

@@ -284,10 +284,10 @@ func (a tallyDocAccessor) Changed(obj any, snap any, dst []*mapper.Column) []*ma
 	if !(mapper.EqualValue(&o.List, &s.c3)) {
 		dst = append(dst, cols[3])
 	}
-	if !((mapper.EqualValue(&o.Meta.Tags, &s.c4.Tags)) && (mapper.EqualValue(&o.Meta.Attrs, &s.c4.Attrs)) && (mapper.Float64Equal(float64(o.Meta.Score), float64(s.c4.Score))) && ((o.Meta.Next == nil) == (s.c4.Next == nil) && (o.Meta.Next == nil || o.Meta.Next == s.c4.Next || mapper.EqualValue(&(*o.Meta.Next), &(*s.c4.Next))))) {
+	if !((mapper.EqualValue(&o.Meta.Tags, &s.c4.Tags)) && (mapper.EqualValue(&o.Meta.Attrs, &s.c4.Attrs)) && (mapper.Float64Equal(float64(o.Meta.Score), float64(s.c4.Score))) && ((o.Meta.Next == nil) == (s.c4.Next == nil) && (o.Meta.Next == nil || o.Meta.Next == s.c4.Next || mapper.EqualValue(o.Meta.Next, s.c4.Next)))) {
 		dst = append(dst, cols[4])
 	}
-	if (o.Opt == nil) == s.c5OK || o.Opt != nil && !((mapper.EqualValue(&(*o.Opt).Tags, &s.c5.Tags)) && (mapper.EqualValue(&(*o.Opt).Attrs, &s.c5.Attrs)) && (mapper.Float64Equal(float64((*o.Opt).Score), float64(s.c5.Score))) && (((*o.Opt).Next == nil) == (s.c5.Next == nil) && ((*o.Opt).Next == nil || (*o.Opt).Next == s.c5.Next || mapper.EqualValue(&(*(*o.Opt).Next), &(*s.c5.Next))))) {
+	if (o.Opt == nil) == s.c5OK || o.Opt != nil && !((mapper.EqualValue(&(*o.Opt).Tags, &s.c5.Tags)) && (mapper.EqualValue(&(*o.Opt).Attrs, &s.c5.Attrs)) && (mapper.Float64Equal(float64((*o.Opt).Score), float64(s.c5.Score))) && (((*o.Opt).Next == nil) == (s.c5.Next == nil) && ((*o.Opt).Next == nil || (*o.Opt).Next == s.c5.Next || mapper.EqualValue((*o.Opt).Next, s.c5.Next)))) {
 		dst = append(dst, cols[5])
 	}
 	if !mapper.StringEqual(o.Text, s.c6) {
@@ -313,10 +313,10 @@ func (tallyDocAccessor) Unchanged(obj any, snap any) bool {
 	if !(mapper.EqualValue(&o.List, &s.c3)) {
 		return false
 	}
-	if !((mapper.EqualValue(&o.Meta.Tags, &s.c4.Tags)) && (mapper.EqualValue(&o.Meta.Attrs, &s.c4.Attrs)) && (mapper.Float64Equal(float64(o.Meta.Score), float64(s.c4.Score))) && ((o.Meta.Next == nil) == (s.c4.Next == nil) && (o.Meta.Next == nil || o.Meta.Next == s.c4.Next || mapper.EqualValue(&(*o.Meta.Next), &(*s.c4.Next))))) {
+	if !((mapper.EqualValue(&o.Meta.Tags, &s.c4.Tags)) && (mapper.EqualValue(&o.Meta.Attrs, &s.c4.Attrs)) && (mapper.Float64Equal(float64(o.Meta.Score), float64(s.c4.Score))) && ((o.Meta.Next == nil) == (s.c4.Next == nil) && (o.Meta.Next == nil || o.Meta.Next == s.c4.Next || mapper.EqualValue(o.Meta.Next, s.c4.Next)))) {
 		return false
 	}
-	if (o.Opt == nil) == s.c5OK || o.Opt != nil && !((mapper.EqualValue(&(*o.Opt).Tags, &s.c5.Tags)) && (mapper.EqualValue(&(*o.Opt).Attrs, &s.c5.Attrs)) && (mapper.Float64Equal(float64((*o.Opt).Score), float64(s.c5.Score))) && (((*o.Opt).Next == nil) == (s.c5.Next == nil) && ((*o.Opt).Next == nil || (*o.Opt).Next == s.c5.Next || mapper.EqualValue(&(*(*o.Opt).Next), &(*s.c5.Next))))) {
+	if (o.Opt == nil) == s.c5OK || o.Opt != nil && !((mapper.EqualValue(&(*o.Opt).Tags, &s.c5.Tags)) && (mapper.EqualValue(&(*o.Opt).Attrs, &s.c5.Attrs)) && (mapper.Float64Equal(float64((*o.Opt).Score), float64(s.c5.Score))) && (((*o.Opt).Next == nil) == (s.c5.Next == nil) && ((*o.Opt).Next == nil || (*o.Opt).Next == s.c5.Next || mapper.EqualValue((*o.Opt).Next, s.c5.Next)))) {
 		return false
 	}
 	if !mapper.StringEqual(o.Text, s.c6) {

@@ -2503,7 +2503,7 @@ func (a tallyDocAccessor) Changed(obj any, snap any, dst []*mapper.Column) []*ma
 	if !(mapper.EqualValue(&o.Attrs, &s.c1)) {
 		dst = append(dst, cols[1])
 	}
-	if (o.Tree == nil) == s.c2OK || o.Tree != nil && !((mapper.EqualValue(&(*o.Tree).Attrs, &s.c2.Attrs)) && (((*o.Tree).Next == nil) == (s.c2.Next == nil) && ((*o.Tree).Next == nil || (*o.Tree).Next == s.c2.Next || mapper.EqualValue(&(*(*o.Tree).Next), &(*s.c2.Next))))) {
+	if (o.Tree == nil) == s.c2OK || o.Tree != nil && !((mapper.EqualValue(&(*o.Tree).Attrs, &s.c2.Attrs)) && (((*o.Tree).Next == nil) == (s.c2.Next == nil) && ((*o.Tree).Next == nil || (*o.Tree).Next == s.c2.Next || mapper.EqualValue((*o.Tree).Next, s.c2.Next)))) {
 		dst = append(dst, cols[2])
 	}
 	return dst
@@ -2517,7 +2517,7 @@ func (tallyDocAccessor) Unchanged(obj any, snap any) bool {
 	if !(mapper.EqualValue(&o.Attrs, &s.c1)) {
 		return false
 	}
-	if (o.Tree == nil) == s.c2OK || o.Tree != nil && !((mapper.EqualValue(&(*o.Tree).Attrs, &s.c2.Attrs)) && (((*o.Tree).Next == nil) == (s.c2.Next == nil) && ((*o.Tree).Next == nil || (*o.Tree).Next == s.c2.Next || mapper.EqualValue(&(*(*o.Tree).Next), &(*s.c2.Next))))) {
+	if (o.Tree == nil) == s.c2OK || o.Tree != nil && !((mapper.EqualValue(&(*o.Tree).Attrs, &s.c2.Attrs)) && (((*o.Tree).Next == nil) == (s.c2.Next == nil) && ((*o.Tree).Next == nil || (*o.Tree).Next == s.c2.Next || mapper.EqualValue((*o.Tree).Next, s.c2.Next)))) {
 		return false
 	}
 	return true
