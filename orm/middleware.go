@@ -1,8 +1,10 @@
 package orm
 
 import (
+	"bufio"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 )
 
@@ -28,7 +30,8 @@ import (
 //     in one round trip.
 //
 // The wrapped ResponseWriter supports http.Flusher (flushing commits
-// first, like writing) and http.ResponseController through Unwrap.
+// first, like writing), http.Hijacker (hijacking commits first too) and
+// http.ResponseController through Unwrap.
 func (e *Engine) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := e.NewSession(inUnitOfWork())
@@ -68,15 +71,26 @@ func (cw *commitWriter) WriteHeader(code int) {
 	if cw.wrote {
 		return
 	}
-	if code >= 100 && code < 200 {
-		cw.ResponseWriter.WriteHeader(code) // informational: nothing decided yet
+	// 1xx are informational, nothing decided yet; but net/http sends 101
+	// Switching Protocols as the final answer to the request.
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		cw.ResponseWriter.WriteHeader(code)
 		return
 	}
+	if cw.decide(code) {
+		cw.ResponseWriter.WriteHeader(code)
+	}
+}
+
+// decide ends the session's work for the final status code: it rolls back
+// for 400 or more, commits otherwise. It reports whether the handler's
+// status may go out; if the commit failed, the client has been sent 409
+// or 500 instead.
+func (cw *commitWriter) decide(code int) bool {
 	cw.wrote = true
 	if code >= 400 {
 		cw.s.Rollback(cw.r.Context())
-		cw.ResponseWriter.WriteHeader(code)
-		return
+		return true
 	}
 	if err := cw.s.Commit(cw.r.Context()); err != nil {
 		cw.failed = true
@@ -93,10 +107,43 @@ func (cw *commitWriter) WriteHeader(code int) {
 			delete(h, k) // the handler's headers described a success
 		}
 		http.Error(cw.ResponseWriter, http.StatusText(status), status)
-		return
+		return false
 	}
 	cw.committed = true
-	cw.ResponseWriter.WriteHeader(code)
+	return true
+}
+
+// Hijack commits first, as a success status does: a handler that takes
+// over the connection (a websocket upgrade, through ResponseController)
+// answers the client itself. If the commit fails, the client gets 409 or
+// 500 and the handler no connection. Where the underlying writer cannot
+// be hijacked (HTTP/2) it reports http.ErrNotSupported and decides nothing.
+func (cw *commitWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if !hijackable(cw.ResponseWriter) {
+		return nil, nil, http.ErrNotSupported
+	}
+	if !cw.wrote {
+		cw.decide(http.StatusSwitchingProtocols)
+	}
+	if cw.failed {
+		return nil, nil, errCommitFailed
+	}
+	return http.NewResponseController(cw.ResponseWriter).Hijack()
+}
+
+// hijackable reports whether w, or a writer it unwraps to, is an
+// http.Hijacker (the search http.ResponseController makes).
+func hijackable(w http.ResponseWriter) bool {
+	for {
+		switch t := w.(type) {
+		case http.Hijacker:
+			return true
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = t.Unwrap()
+		default:
+			return false
+		}
+	}
 }
 
 func (cw *commitWriter) Write(b []byte) (int, error) {

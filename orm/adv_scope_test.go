@@ -1,0 +1,154 @@
+package orm_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"testing"
+
+	"github.com/tallyorm/tally/internal/dbtest"
+	"github.com/tallyorm/tally/orm"
+)
+
+// Adversarial tests of the scoped-session API (Engine.Do, Engine.Middleware):
+// ways a handler or fn can reach the client, or finish, other than the
+// ones middleware_test.go and scope_test.go cover, each checked against
+// what the database holds.
+
+// A handler that takes over the connection through ResponseController
+// (what websocket libraries do) answers the client itself, bypassing
+// WriteHeader: the middleware must commit before the connection is handed
+// over, and when that commit fails the handler gets no connection and the
+// client a 409, never the handler's own answer.
+func TestMiddlewareHijackCommitsFirst(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng := openEngine(t, tg, nil)
+		seedObjects(t, eng, newAccount("ann", 100))
+		for _, tc := range []struct {
+			owner     string // "ann" exists: the commit fails on a unique violation
+			wantCode  int
+			wantRows  int64 // rows of owner committed when Hijack returned, and at the end
+			wantHijak bool
+		}{
+			{"bob", http.StatusOK, 1, true},
+			{"ann", http.StatusConflict, 1, false},
+		} {
+			t.Run(tc.owner, func(t *testing.T) {
+				atHijack := make(chan int64, 1)
+				hijacked := make(chan error, 1)
+				srv := mwServer(t, eng, func(w http.ResponseWriter, r *http.Request) {
+					mwSession(w, r).Add(newAccount(tc.owner, 1))
+					conn, brw, err := http.NewResponseController(w).Hijack()
+					hijacked <- err
+					if err != nil {
+						return
+					}
+					defer conn.Close()
+					n, err := countRowsErr(eng, "SELECT COUNT(*) FROM accounts WHERE owner = ?", tc.owner)
+					if err != nil {
+						n = -1
+					}
+					atHijack <- n
+					io.WriteString(brw, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n")
+					brw.Flush()
+				})
+				code, body, _ := mwGet(t, srv, "/")
+				if code != tc.wantCode {
+					t.Fatalf("status %d (body %q), want %d", code, body, tc.wantCode)
+				}
+				if err := <-hijacked; (err == nil) != tc.wantHijak {
+					t.Fatalf("Hijack: %v; want a connection: %v", err, tc.wantHijak)
+				}
+				if tc.wantHijak {
+					if n := <-atHijack; n != tc.wantRows {
+						t.Fatalf("when Hijack returned, %d rows were committed, want %d", n, tc.wantRows)
+					}
+				}
+				if n := countRows(t, eng, "SELECT COUNT(*) FROM accounts WHERE owner = ?", tc.owner); n != tc.wantRows {
+					t.Fatalf("%d rows of %s committed, want %d", n, tc.owner, tc.wantRows)
+				}
+				scopeNoneInUse(t, eng)
+			})
+		}
+	})
+}
+
+// 101 Switching Protocols is a final status in net/http, not an
+// informational one: the client takes it as the answer to its request.
+// The middleware must commit before sending it, as for any success.
+func TestMiddlewareSwitchingProtocolsCommitsFirst(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng := openEngine(t, tg, nil)
+		atHeader := make(chan int64, 1)
+		srv := mwServer(t, eng, func(w http.ResponseWriter, r *http.Request) {
+			mwSession(w, r).Add(newAccount("upgraded", 1))
+			w.Header().Set("Connection", "Upgrade")
+			w.Header().Set("Upgrade", "tally-test")
+			w.WriteHeader(http.StatusSwitchingProtocols)
+			n, err := countRowsErr(eng, "SELECT COUNT(*) FROM accounts WHERE owner = ?", "upgraded")
+			if err != nil {
+				n = -1
+			}
+			atHeader <- n
+		})
+		req, err := http.NewRequest(http.MethodGet, srv.URL, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Connection", "Upgrade")
+		req.Header.Set("Upgrade", "tally-test")
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("status %d, want 101", resp.StatusCode)
+		}
+		if n := <-atHeader; n != 1 {
+			t.Fatalf("when WriteHeader(101) returned, %d rows were committed, want 1", n)
+		}
+		scopeNoneInUse(t, eng)
+	})
+}
+
+// An fn that adds an object captured from outside, flushes it (the
+// database assigns its key) and then fails retryably: the retry adds the
+// same object again. The rollback must have put the object back as it
+// was (no key), so the second attempt inserts it once, and the caller,
+// told success, finds exactly one row.
+func TestDoRetryReaddsCapturedObjectOnce(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng := openEngine(t, tg, nil)
+		acct := newAccount("captured", 7)
+		attempts := 0
+		err := eng.Do(context.Background(), func(ctx context.Context, s *orm.Session) error {
+			attempts++
+			if err := s.Add(acct); err != nil {
+				return err
+			}
+			if err := s.Flush(ctx); err != nil {
+				return err
+			}
+			if attempts == 1 {
+				return scopeRetryable(attempts)
+			}
+			return nil
+		}, orm.RetryBackoff(0, 0))
+		if err != nil || attempts != 2 {
+			t.Fatalf("Do: %v after %d attempts, want success after 2", err, attempts)
+		}
+		if got := scopeOwners(t, eng); !slices.Equal(got, []string{"captured"}) {
+			t.Fatalf("accounts %v, want exactly one captured", got)
+		}
+		if bal, _ := scopeAccount(t, eng, acct.ID); bal != 7 {
+			t.Fatalf("the object's key %d does not name its row (balance %d)", acct.ID, bal)
+		}
+	})
+}
+
+var _ = bufio.NewReader
+var _ = errors.Is
