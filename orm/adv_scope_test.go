@@ -1,11 +1,10 @@
 package orm_test
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"io"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -150,5 +149,36 @@ func TestDoRetryReaddsCapturedObjectOnce(t *testing.T) {
 	})
 }
 
-var _ = bufio.NewReader
-var _ = errors.Is
+// A request served by one engine's middleware calls Do on another engine
+// (a second database: an audit log, another tenant). The ctx carries the
+// first engine's session, but that session is of another database: Do
+// must run fn in a session of its own engine and commit it, not write the
+// second engine's work into the first database, nor leave it to the
+// request's commit.
+func TestDoIgnoresOtherEnginesSession(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		req := openEngine(t, tg, nil)
+		other := openEngine(t, dbtest.Target{Name: dbtest.SQLite, Driver: "sqlite", DSN: "file:" + filepath.Join(t.TempDir(), "other.db")}, nil)
+		doErr := make(chan error, 1)
+		srv := mwServer(t, req, func(w http.ResponseWriter, r *http.Request) {
+			doErr <- other.Do(r.Context(), func(ctx context.Context, s *orm.Session) error {
+				return s.Add(newAccount("audit", 1))
+			})
+			http.Error(w, "the request's own work failed", http.StatusBadRequest) // rolls back the request's session
+		})
+		if code, _, _ := mwGet(t, srv, "/"); code != http.StatusBadRequest {
+			t.Fatalf("status %d, want 400", code)
+		}
+		if err := <-doErr; err != nil {
+			t.Fatalf("Do on the other engine: %v", err)
+		}
+		if got := scopeOwners(t, other); !slices.Equal(got, []string{"audit"}) {
+			t.Fatalf("the other engine's database holds %v, want the row Do reported committed", got)
+		}
+		if got := scopeOwners(t, req); len(got) != 0 {
+			t.Fatalf("the request engine's database holds %v, want nothing", got)
+		}
+		scopeNoneInUse(t, req)
+		scopeNoneInUse(t, other)
+	})
+}

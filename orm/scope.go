@@ -99,11 +99,13 @@ func WithSessionOptions(opts ...SessionOption) DoOption {
 // not fail the same way again.
 //
 // The session travels in the ctx given to fn (SessionFrom). Called with a
-// ctx that already carries a session, Do runs fn in a savepoint of that
-// session instead, with no retries of its own: an error rolls back fn's
-// work only, and the outer Do decides about the rest.
+// ctx that already carries a session of e, Do runs fn in a savepoint of
+// that session instead, with no retries of its own: an error rolls back
+// fn's work only, and the outer Do decides about the rest. A session of
+// another engine (another database) in ctx is not nested into: fn gets a
+// session of e's own, which Do commits.
 func (e *Engine) Do(ctx context.Context, fn func(ctx context.Context, s *Session) error, opts ...DoOption) error {
-	if outer := SessionFrom(ctx); outer != nil {
+	if outer := SessionFrom(ctx); outer != nil && outer.e == e {
 		return outer.Savepoint(ctx, func() error { return fn(ctx, outer) })
 	}
 	cfg := doConfig{attempts: 5, minBackoff: 5 * time.Millisecond, maxBackoff: 500 * time.Millisecond}
