@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/tallyorm/tally/internal/dbtest"
@@ -180,5 +182,45 @@ func TestDoIgnoresOtherEnginesSession(t *testing.T) {
 		}
 		scopeNoneInUse(t, req)
 		scopeNoneInUse(t, other)
+	})
+}
+
+// A handler that leaves the request's session busy in a goroutine when it
+// returns (a flush still running; http.TimeoutHandler inside the
+// middleware does this on a timeout). The middleware cannot close a
+// session in use, but it must not leave it open for ever: the session
+// closes when the goroutine's call returns, rolling back and returning
+// the connection (an open transaction would hold its row locks), and
+// nothing of it is committed; the client is not told success.
+func TestMiddlewareClosesSessionLeftBusy(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		var block atomic.Bool
+		entered, release := make(chan struct{}), make(chan struct{})
+		eng := openEngine(t, tg, nil, orm.WithQueryHook(func(_ context.Context, ev orm.QueryEvent) {
+			if block.Load() && strings.HasPrefix(ev.SQL, "INSERT") {
+				block.Store(false)
+				close(entered)
+				<-release // the session stays busy in the goroutine's Flush
+			}
+		}))
+		flushed := make(chan error, 1)
+		block.Store(true)
+		srv := mwServer(t, eng, func(w http.ResponseWriter, r *http.Request) {
+			s := mwSession(w, r)
+			s.Add(newAccount("left-busy", 1))
+			go func() { flushed <- s.Flush(context.WithoutCancel(r.Context())) }()
+			<-entered
+		})
+		if code, _, _ := mwGet(t, srv, "/"); code < 400 {
+			t.Fatalf("status %d: the client was told success about work still in flight", code)
+		}
+		close(release)
+		if err := <-flushed; err != nil {
+			t.Logf("the goroutine's flush: %v", err)
+		}
+		scopeNoneInUse(t, eng)
+		if n := countAccounts(t, eng, "owner = ?", "left-busy"); n != 0 {
+			t.Fatalf("%d rows committed, want none", n)
+		}
 	})
 }

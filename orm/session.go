@@ -64,6 +64,7 @@ type Session struct {
 	e         *Engine
 	busy      atomic.Bool // set while a call runs: the concurrent-use guard
 	inHook    atomic.Bool // set while a lifecycle hook runs (see hooks.go)
+	closeReq  atomic.Bool // Close met the session busy: the call running closes it as it returns
 	closed    bool
 	autoflush bool
 	immediate bool // begin write transactions even for reads (SQLite)
@@ -206,7 +207,15 @@ func (s *Session) enter() error {
 	return nil
 }
 
-func (s *Session) leave() { s.busy.Store(false) }
+func (s *Session) leave() {
+	s.busy.Store(false)
+	// A Close that met the session busy left the closing to the call
+	// running; whoever takes the session next does it (see Close).
+	if s.closeReq.Load() && s.busy.CompareAndSwap(false, true) {
+		s.closeLocked()
+		s.busy.Store(false)
+	}
+}
 
 // tableOf checks that obj is a non-nil pointer to a model struct.
 func (s *Session) tableOf(obj any) (*mapper.Table, error) {
@@ -981,12 +990,29 @@ func (s *Session) reset() {
 
 // Close rolls back whatever is uncommitted, detaches every object and
 // returns the connection to the pool. Further calls fail with
-// ErrSessionClosed; Close itself may be called again.
+// ErrSessionClosed; Close itself may be called again. Called while
+// another goroutine's call is running in the session, it returns
+// ErrConcurrentUse and the session closes as that call returns.
 func (s *Session) Close() error {
 	if !s.busy.CompareAndSwap(false, true) {
-		return ErrConcurrentUse
+		if s.inHook.Load() {
+			return ErrConcurrentUse // a hook's own call: the session stays open, as before
+		}
+		// A call is running (in another goroutine: a scope's session left
+		// to one). Ask it to close the session as it returns, so that the
+		// transaction and its connection are not held for ever, and take
+		// the session now if it returned meanwhile.
+		s.closeReq.Store(true)
+		if !s.busy.CompareAndSwap(false, true) {
+			return ErrConcurrentUse
+		}
 	}
 	defer s.leave()
+	return s.closeLocked()
+}
+
+// closeLocked closes the session; the caller holds it (busy).
+func (s *Session) closeLocked() error {
 	if s.closed {
 		return nil
 	}
