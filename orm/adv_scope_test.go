@@ -2,13 +2,19 @@ package orm_test
 
 import (
 	"context"
+	"database/sql"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tallyorm/tally/internal/dbtest"
 	"github.com/tallyorm/tally/orm"
@@ -223,4 +229,100 @@ func TestMiddlewareClosesSessionLeftBusy(t *testing.T) {
 			t.Fatalf("%d rows committed, want none", n)
 		}
 	})
+}
+
+// http.TimeoutHandler outside the middleware answers 503 when the handler
+// is too slow, and the handler goes on: its success status then reaches
+// only the timeout writer. The work must not commit behind the client's
+// 503 (a client may retry, and would create it twice): the timeout
+// cancels the request's ctx, and the commit, run with it, fails.
+func TestMiddlewareNoCommitBehindTimeout(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng := openEngine(t, tg, nil)
+		done := make(chan error, 1)
+		h := eng.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mwSession(w, r).Add(newAccount("late", 1))
+			<-r.Context().Done() // the timeout has answered the client
+			w.WriteHeader(http.StatusCreated)
+			_, err := io.WriteString(w, "created\n")
+			done <- err
+		}))
+		srv := httptest.NewServer(http.TimeoutHandler(h, 50*time.Millisecond, "timeout"))
+		t.Cleanup(srv.Close)
+		code, _, _ := mwGet(t, srv, "/")
+		if code != http.StatusServiceUnavailable {
+			t.Fatalf("status %d, want the timeout's 503", code)
+		}
+		if err := <-done; err == nil {
+			t.Fatal("the late handler's write reported no error")
+		}
+		if n := countAccounts(t, eng, "owner = ?", "late"); n != 0 {
+			t.Fatalf("%d rows committed behind the client's 503, want none", n)
+		}
+		scopeNoneInUse(t, eng)
+	})
+}
+
+// Do with session options (a snapshot, an isolation level) under
+// contention: goroutines each move one unit into a shared account and
+// record it in a row of their own, retrying conflicts. Every Do that
+// reported success must be in the database exactly once, and no failed
+// one at all: the shared balance and the record rows both count the
+// successes.
+func TestDoWithSessionOptionsExactlyOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []orm.SessionOption
+	}{
+		{"snapshot", []orm.SessionOption{orm.WithSnapshot()}},
+		{"serializable", []orm.SessionOption{orm.WithIsolation(sql.LevelSerializable)}},
+		{"repeatable-read", []orm.SessionOption{orm.WithIsolation(sql.LevelRepeatableRead), orm.WithoutAutoflush()}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+				eng := openEngine(t, tg, nil)
+				pot := newAccount("pot", 0)
+				seedObjects(t, eng, pot)
+				const workers, each = 6, 4
+				var ok, runs atomic.Int64
+				var wg sync.WaitGroup
+				for w := range workers {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for i := range each {
+							err := eng.Do(context.Background(), func(ctx context.Context, s *orm.Session) error {
+								runs.Add(1)
+								p, err := orm.Get[Account](ctx, s, pot.ID)
+								if err != nil {
+									return err
+								}
+								p.Balance++
+								return s.Add(newAccount(fmt.Sprintf("rec-%d-%d", w, i), 1))
+							}, orm.RetryOnStale(), orm.MaxAttempts(20), orm.RetryBackoff(time.Millisecond, 20*time.Millisecond),
+								orm.WithSessionOptions(tc.opts...))
+							if err == nil {
+								ok.Add(1)
+							} else if errors.Is(err, orm.ErrCommitUnknown) {
+								t.Errorf("commit unknown: %v", err)
+							}
+						}
+					}()
+				}
+				wg.Wait()
+				n := ok.Load()
+				if n == 0 {
+					t.Fatal("no Do succeeded")
+				}
+				t.Logf("%d of %d succeeded in %d runs of fn", n, workers*each, runs.Load())
+				if bal, _ := scopeAccount(t, eng, pot.ID); bal != n {
+					t.Fatalf("pot balance %d, but %d Do calls reported success", bal, n)
+				}
+				if recs := countAccounts(t, eng, "owner LIKE ?", "rec-%"); recs != n {
+					t.Fatalf("%d record rows, but %d Do calls reported success", recs, n)
+				}
+				scopeNoneInUse(t, eng)
+			})
+		})
+	}
 }
