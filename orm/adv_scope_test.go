@@ -326,3 +326,70 @@ func TestDoWithSessionOptionsExactlyOnce(t *testing.T) {
 		})
 	}
 }
+
+// advsPanicky is a model whose BeforeInsert hook panics when its name is
+// "panic": a bug in user code met in the middle of a commit.
+type advsPanicky struct {
+	ID   int64  `db:"id,pk,auto"`
+	Name string `db:"name,size=32"`
+}
+
+func (advsPanicky) TableName() string { return "advs_panicky" }
+
+// BeforeInsert panics for the name "panic".
+func (p *advsPanicky) BeforeInsert(context.Context, *orm.Session) error {
+	if p.Name == "panic" {
+		panic("hook panic")
+	}
+	return nil
+}
+
+// A hook that panics while Do or the middleware commits: the panic goes
+// on to the caller (the server), and nothing of the work is committed,
+// whether the panic comes before any statement or after some ran in the
+// transaction; the connection is returned.
+func TestScopeHookPanicDuringCommit(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng := openEngine(t, tg, nil)
+		if err := eng.CreateTables(context.Background(), advsPanicky{}); err != nil {
+			t.Fatal(err)
+		}
+		work := func(s *orm.Session, alone bool) {
+			if !alone {
+				s.Add(newAccount("before-panic", 1), &advsPanicky{Name: "fine"})
+			}
+			s.Add(&advsPanicky{Name: "panic"})
+		}
+		for _, alone := range []bool{true, false} {
+			var p any
+			func() {
+				defer func() { p = recover() }()
+				eng.Do(context.Background(), func(ctx context.Context, s *orm.Session) error {
+					work(s, alone)
+					return nil
+				})
+			}()
+			if p != "hook panic" {
+				t.Fatalf("Do: recovered %v, want the hook's panic", p)
+			}
+			srv := mwServer(t, eng, func(w http.ResponseWriter, r *http.Request) {
+				work(mwSession(w, r), alone)
+				w.WriteHeader(http.StatusCreated)
+			})
+			resp, err := srv.Client().Get(srv.URL)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode < 400 {
+					t.Fatalf("the client got %d from a handler whose commit panicked", resp.StatusCode)
+				}
+			}
+			if n := countRows(t, eng, "SELECT COUNT(*) FROM advs_panicky"); n != 0 {
+				t.Fatalf("%d hooked rows committed, want none", n)
+			}
+			if n := countAccounts(t, eng, ""); n != 0 {
+				t.Fatalf("%d accounts committed, want none", n)
+			}
+			scopeNoneInUse(t, eng)
+		}
+	})
+}
