@@ -393,3 +393,40 @@ func TestScopeHookPanicDuringCommit(t *testing.T) {
 		}
 	})
 }
+
+// Over HTTP/2 a connection cannot be hijacked: Hijack reports
+// http.ErrNotSupported and decides nothing, so the handler can still
+// answer an error status that rolls its work back.
+func TestMiddlewareHijackNotSupportedDecidesNothing(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng := openEngine(t, tg, nil)
+		hijackErr := make(chan error, 1)
+		srv := httptest.NewUnstartedServer(eng.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mwSession(w, r).Add(newAccount("h2", 1))
+			_, _, err := http.NewResponseController(w).Hijack()
+			hijackErr <- err
+			http.Error(w, "cannot upgrade", http.StatusBadRequest)
+		})))
+		srv.EnableHTTP2 = true
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		resp, err := srv.Client().Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.ProtoMajor != 2 {
+			t.Fatalf("protocol %s, want HTTP/2", resp.Proto)
+		}
+		if err := <-hijackErr; !errors.Is(err, http.ErrNotSupported) {
+			t.Fatalf("Hijack: %v, want http.ErrNotSupported", err)
+		}
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("status %d, want the handler's 400", resp.StatusCode)
+		}
+		if n := countAccounts(t, eng, "owner = ?", "h2"); n != 0 {
+			t.Fatalf("%d rows committed, want none", n)
+		}
+		scopeNoneInUse(t, eng)
+	})
+}
