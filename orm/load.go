@@ -27,6 +27,11 @@ import (
 // many-to-many relation loaded into tracked objects is also the baseline
 // of its join rows: elements added to the slice afterwards are inserted as
 // join rows at the next flush, elements removed are deleted.
+//
+// As the identity map keeps a tracked object's unflushed changes, a Load
+// in a session without autoflush keeps a tracked object's relation that
+// is already loaded or set: it may hold changes the query did not flush.
+// With autoflush those are written first, and the relation is read anew.
 func (q *Q[T]) Load(paths ...string) *Q[T] {
 	c := q.clone()
 	for _, p := range paths {
@@ -100,19 +105,24 @@ func (s *Session) loadPaths(ctx context.Context, t *mapper.Table, objs []any, pa
 		if r == nil { // Load checked the paths; this is a guard, not a path
 			return fmt.Errorf("orm: Load: %s has no rel field %q", t.Name, name)
 		}
+		fill, kept := objs, []any(nil)
+		if !noTrack && !s.autoflush {
+			fill, kept = s.splitUnflushed(t, r, objs)
+		}
 		buf := loadBufs.Get().(*loadBuf)
-		loaded, err := s.loadRelation(ctx, t, r, objs, noTrack, buf)
+		loaded, err := s.loadRelation(ctx, t, r, fill, noTrack, buf)
 		sub := rest[name]
 		var next []any
 		if len(sub) > 0 {
 			next = slices.Clone(loaded) // the next level must not share this level's buffer
+			next = append(next, s.keptRelated(r, kept)...)
 		}
 		buf.put(loaded)
 		if err != nil {
 			return err
 		}
 		if !noTrack {
-			s.noteLoaded(t, r, objs) // delete-orphan: the children now in the slice
+			s.noteLoaded(t, r, fill) // delete-orphan: the children now in the slice
 		}
 		if len(next) > 0 {
 			target, err := s.e.reg.Table(r.Target)
@@ -125,6 +135,70 @@ func (s *Session) loadPaths(ctx context.Context, t *mapper.Table, objs []any, pa
 		}
 	}
 	return nil
+}
+
+// splitUnflushed separates, for a Load of relation r in a session without
+// autoflush, the parents whose field the Load fills from those it keeps:
+// a tracked parent whose field is already set (loaded before, or set by
+// the caller) may hold changes not yet flushed, which the query did not
+// write first and a Load must not overwrite (an element appended would
+// never be inserted, one removed would come back). With autoflush the
+// query has written them, so the rows read are the same.
+func (s *Session) splitUnflushed(t *mapper.Table, r *mapper.Relation, objs []any) (fill, kept []any) {
+	for i, o := range objs {
+		set := false
+		if r.IsSlice() {
+			set = *fieldSlice(o, r) != nil
+		} else {
+			set = *fieldPtr(o, r) != nil
+		}
+		if !set || s.trackedEntry(t, o) == nil {
+			if kept != nil {
+				fill = append(fill, o)
+			}
+			continue
+		}
+		if kept == nil {
+			fill = slices.Clone(objs[:i])
+		}
+		kept = append(kept, o)
+	}
+	if kept == nil {
+		fill = objs
+	}
+	return fill, kept
+}
+
+// keptRelated lists the objects in relation r of the parents a Load kept
+// (splitUnflushed) that the session tracks, for the next level of a
+// nested Load.
+func (s *Session) keptRelated(r *mapper.Relation, kept []any) []any {
+	if len(kept) == 0 {
+		return nil
+	}
+	target, err := s.e.reg.Table(r.Target)
+	if err != nil {
+		return nil
+	}
+	var out []any
+	add := func(p unsafe.Pointer) {
+		if p == nil {
+			return
+		}
+		if obj := reflect.NewAt(target.Type, p).Interface(); s.trackedEntry(target, obj) != nil {
+			out = append(out, obj)
+		}
+	}
+	for _, o := range kept {
+		if r.IsSlice() {
+			for _, p := range *fieldSlice(o, r) {
+				add(p)
+			}
+		} else {
+			add(*fieldPtr(o, r))
+		}
+	}
+	return out
 }
 
 // loadBuf holds the scratch slices of one loadRelation, pooled: a Load

@@ -1,0 +1,211 @@
+package orm_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/tallyorm/tally/internal/dbtest"
+	"github.com/tallyorm/tally/orm"
+)
+
+// Adversarial tests of relations: rows must never be silently duplicated,
+// lost or linked to the wrong parent.
+
+// A Load of a relation into a tracked parent whose slice holds unflushed
+// changes (autoflush off, so the query does not write them first) must not
+// replace that slice: the child appended to it would otherwise never be
+// inserted, and the child removed from it would come back.
+func TestLoadKeepsUnflushedSliceOfTrackedParent(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := caOpen(t, tg)
+		ctx := context.Background()
+		seed := caSeed(t, eng, "p", "c1", "c2")
+
+		s := eng.NewSession(orm.WithoutAutoflush())
+		defer s.Close()
+		p, err := orm.Query[caParent](s).Where("id = ?", seed.ID).Load("Children").One(ctx)
+		uowMust(t, err)
+		c1 := p.Children[0]
+		p.Children = append(p.Children[1:], &caChild{Name: "new"})
+		again, err := orm.Query[caParent](s).Where("id = ?", seed.ID).Load("Children").One(ctx)
+		uowMust(t, err)
+		if again != p {
+			t.Fatal("the query did not return the tracked parent")
+		}
+		if len(p.Children) != 2 || p.Children[1].Name != "new" {
+			t.Fatalf("Load replaced the unflushed slice: %d children", len(p.Children))
+		}
+		uowMust(t, s.Commit(ctx))
+		if n := caCount(t, eng, "parent_id = ?", p.ID); n != 2 {
+			t.Fatalf("%d children rows, want 2 (c2 and new)", n)
+		}
+		if n := caCount(t, eng, "id = ?", c1.ID); n != 0 {
+			t.Fatal("the orphan c1 survived")
+		}
+	})
+}
+
+// A belongs-to pointer wins over a foreign-key column set by hand: the flush
+// copies the pointed-at parent's key. Nil-ing the pointer leaves the column
+// as it is.
+func TestBelongsToPointerWinsOverColumn(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := relEngine(t, tg)
+		ctx := context.Background()
+		a, b := &RelAuthor{Name: "a"}, &RelAuthor{Name: "b"}
+		bk := &RelBook{Title: "t", Author: a}
+		seedObjects(t, eng, a, b, bk)
+		s := eng.NewSession()
+		defer s.Close()
+		got, err := orm.Query[RelBook](s).Where("id = ?", bk.ID).Load("Author").One(ctx)
+		uowMust(t, err)
+		got.AuthorID = b.ID
+		uowMust(t, s.Commit(ctx))
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM books WHERE author_id = ?", a.ID); n != 1 || got.AuthorID != a.ID {
+			t.Fatalf("book's author_id %d after setting the column under a pointer, rows at a: %d", got.AuthorID, n)
+		}
+		got.Author = nil
+		got.AuthorID = b.ID
+		uowMust(t, s.Commit(ctx))
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM books WHERE author_id = ?", b.ID); n != 1 {
+			t.Fatal("with the pointer nil the column set by hand was not written")
+		}
+	})
+}
+
+// A child listed in two live parents' slices gets one parent, the same in
+// its object and its row; removed from both it is an orphan, deleted once.
+func TestChildInTwoSlicesGetsOneParentAndIsDeletedOnceWhenRemovedFromBoth(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := caOpen(t, tg)
+		ctx := context.Background()
+		caSeed(t, eng, "p", "c1")
+		caSeed(t, eng, "q")
+		s := eng.NewSession()
+		defer s.Close()
+		ps, err := orm.Query[caParent](s).OrderBy("name").Load("Children").All(ctx)
+		uowMust(t, err)
+		p, q := ps[0], ps[1]
+		c1 := p.Children[0]
+		q.Children = append(q.Children, c1)
+		uowMust(t, s.Commit(ctx))
+		if c1.ParentID != p.ID && c1.ParentID != q.ID {
+			t.Fatalf("c1 has parent %d, neither p (%d) nor q (%d)", c1.ParentID, p.ID, q.ID)
+		}
+		if n := caCount(t, eng, "id = ? AND parent_id = ?", c1.ID, c1.ParentID); n != 1 {
+			t.Fatalf("c1's row does not point at its object's parent %d", c1.ParentID)
+		}
+		p.Children, q.Children = []*caChild{}, []*caChild{}
+		uowMust(t, s.Commit(ctx))
+		if n := caCount(t, eng, "1=1"); n != 0 {
+			t.Fatalf("%d children rows after removing c1 from both slices, want 0", n)
+		}
+	})
+}
+
+// A child moved from a persistent parent's cascade slice to a new parent's
+// slice in one commit is re-parented under the new parent's key, not
+// deleted; a failed commit restores it and the retry gives the same result.
+func TestChildMovedToNewParentFailedCommitRetry(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := caOpen(t, tg)
+		ctx := context.Background()
+		seed := caSeed(t, eng, "p", "c1", "c2")
+		caSeed(t, eng, "taken")
+		s := eng.NewSession()
+		defer s.Close()
+		p, err := orm.Query[caParent](s).Where("id = ?", seed.ID).Load("Children").One(ctx)
+		uowMust(t, err)
+		c1 := p.Children[0]
+		p.Children = p.Children[1:]
+		n := &caParent{Name: "n", Children: []*caChild{c1}}
+		uowMust(t, s.Add(n))
+		bad := &caParent{Name: "taken"}
+		uowMust(t, s.Add(bad))
+		if err := s.Commit(ctx); !errors.Is(err, orm.ErrUniqueViolation) {
+			t.Fatalf("Commit: %v, want ErrUniqueViolation", err)
+		}
+		if c1.ParentID != p.ID || n.ID != 0 || caCount(t, eng, "id = ? AND parent_id = ?", c1.ID, p.ID) != 1 {
+			t.Fatalf("after failed commit c1.ParentID=%d n.ID=%d", c1.ParentID, n.ID)
+		}
+		uowMust(t, s.Expunge(bad))
+		uowMust(t, s.Commit(ctx))
+		if c1.ParentID != n.ID || caCount(t, eng, "id = ? AND parent_id = ?", c1.ID, n.ID) != 1 {
+			t.Fatalf("c1 parent %d, want n %d (db too)", c1.ParentID, n.ID)
+		}
+		if k := caCount(t, eng, "1=1"); k != 2 {
+			t.Fatalf("%d children rows, want 2", k)
+		}
+	})
+}
+
+// Moving a many-to-many link from one post to another and adding a new
+// tag, with a failed commit in between, writes exactly the new pairs: the
+// failed commit leaves the join rows as they were, the retry moves them.
+func TestManyToManyLinkMovedAcrossAFailedCommitIsWrittenOnce(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := relEngine(t, tg)
+		ctx := context.Background()
+		goPost, sqlPost, _ := seedPosts(t, eng)
+		seedObjects(t, eng, &RelTag{Name: "taken"})
+		before := joinRows(t, eng)
+		s := eng.NewSession()
+		defer s.Close()
+		ps, err := orm.Query[RelPost](s).Where("id IN (?, ?)", goPost.ID, sqlPost.ID).OrderBy("id").Load("Tags").All(ctx)
+		uowMust(t, err)
+		a, b := ps[0], ps[1]
+		i := slices.IndexFunc(a.Tags, func(tg *RelTag) bool { return tg.Name == "go" })
+		moved := a.Tags[i]
+		a.Tags = slices.Delete(a.Tags, i, i+1)
+		b.Tags = append(b.Tags, moved, &RelTag{Name: "fresh"})
+		clash := &RelTag{Name: "taken"}
+		uowMust(t, s.Add(clash))
+		if err := s.Commit(ctx); !errors.Is(err, orm.ErrUniqueViolation) {
+			t.Fatalf("Commit: %v, want ErrUniqueViolation", err)
+		}
+		if got := joinRows(t, eng); !slices.Equal(got, before) {
+			t.Fatalf("join rows after the failed commit %v, want %v", got, before)
+		}
+		uowMust(t, s.Expunge(clash))
+		uowMust(t, s.Commit(ctx))
+		want := pairs(a.ID, "db", b.ID, "db", b.ID, "go", b.ID, "fresh")
+		if got := joinRows(t, eng); !slices.Equal(got, want) {
+			t.Fatalf("join rows %v, want %v", got, want)
+		}
+		uowMust(t, s.Commit(ctx)) // nothing left to write: no duplicate pair
+		if got := joinRows(t, eng); !slices.Equal(got, want) {
+			t.Fatalf("join rows after a second commit %v, want %v", got, want)
+		}
+	})
+}
+
+// The many-to-many form of TestLoadKeepsUnflushedSliceOfTrackedParent: a
+// tag appended to a loaded post's slice survives a second Load in a session
+// without autoflush, and its join row is written.
+func TestLoadKeepsUnflushedManyToManySliceOfTrackedParent(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := relEngine(t, tg)
+		ctx := context.Background()
+		_, sqlPost, _ := seedPosts(t, eng)
+		s := eng.NewSession(orm.WithoutAutoflush())
+		defer s.Close()
+		p, err := orm.Query[RelPost](s).Where("id = ?", sqlPost.ID).Load("Tags").One(ctx)
+		uowMust(t, err)
+		golang, err := orm.Get[RelTag](ctx, s, "go")
+		uowMust(t, err)
+		p.Tags = append(p.Tags, golang)
+		if _, err := orm.Query[RelPost](s).Where("id = ?", sqlPost.ID).Load("Tags").One(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := tagNames(p); !slices.Equal(got, []string{"db", "go"}) {
+			t.Fatalf("tags after the second Load %v, want [db go]", got)
+		}
+		uowMust(t, s.Commit(ctx))
+		rows := joinRows(t, eng)
+		if !slices.Contains(rows, pairs(p.ID, "go")[0]) {
+			t.Fatalf("join rows %v lack the appended tag's pair", rows)
+		}
+	})
+}
