@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/tallyorm/tally/internal/dbtest"
@@ -206,6 +207,114 @@ func TestLoadKeepsUnflushedManyToManySliceOfTrackedParent(t *testing.T) {
 		rows := joinRows(t, eng)
 		if !slices.Contains(rows, pairs(p.ID, "go")[0]) {
 			t.Fatalf("join rows %v lack the appended tag's pair", rows)
+		}
+	})
+}
+
+// Deleting a parent whose cascade slice holds a child appended since the
+// Load (pending) and a changed child: the commit inserts and updates
+// nothing of them and leaves no child row; a failed commit first leaves
+// every row, and the session, as they were.
+func TestCascadeDeleteWithPendingAndChangedChildrenLeavesNoRow(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, log := caOpen(t, tg)
+		ctx := context.Background()
+		seed := caSeed(t, eng, "p", "c1", "c2")
+		caSeed(t, eng, "taken")
+		s := eng.NewSession()
+		defer s.Close()
+		p, err := orm.Query[caParent](s).Where("id = ?", seed.ID).Load("Children").One(ctx)
+		uowMust(t, err)
+		p.Children[0].Name = "changed"
+		late := &caChild{Name: "late"}
+		p.Children = append(p.Children, late)
+		uowMust(t, s.Delete(p))
+		bad := &caParent{Name: "taken"}
+		uowMust(t, s.Add(bad))
+		if err := s.Commit(ctx); !errors.Is(err, orm.ErrUniqueViolation) {
+			t.Fatalf("Commit: %v, want ErrUniqueViolation", err)
+		}
+		if n := caCount(t, eng, "1=1"); n != 2 {
+			t.Fatalf("%d children rows after the failed commit, want 2", n)
+		}
+		uowMust(t, s.Expunge(bad))
+		log.Reset()
+		uowMust(t, s.Commit(ctx))
+		if n := caCount(t, eng, "1=1"); n != 0 {
+			t.Fatalf("%d children rows after deleting their parent, want 0", n)
+		}
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM ca_parents WHERE id = ?", p.ID); n != 0 {
+			t.Fatal("the parent's row is still there")
+		}
+		for _, ev := range log.Events() {
+			if strings.HasPrefix(ev.SQL, "UPDATE") || strings.HasPrefix(ev.SQL, "INSERT") {
+				t.Fatalf("a child of a deleted parent was written: %s", ev.SQL)
+			}
+		}
+		if st := s.Stats(); st.Tracked != 0 {
+			t.Fatalf("tracking %d objects, want 0", st.Tracked)
+		}
+	})
+}
+
+// advLine is a child whose composite primary key includes its parent's
+// generated key, which the flush copies in.
+type advLine struct {
+	OrderID int64  `db:"order_id,pk"`
+	Seq     int64  `db:"seq,pk"`
+	Item    string `db:"item,size=32"`
+}
+
+func (advLine) TableName() string { return "adv_lines" }
+
+// advOrder has lines keyed by (order_id, seq).
+type advOrder struct {
+	ID    int64      `db:"id,pk,auto"`
+	Name  string     `db:"name,size=32"`
+	Lines []*advLine `rel:"order_id,cascade"`
+}
+
+func (advOrder) TableName() string { return "adv_orders" }
+
+// A child whose composite key holds its parent's generated key gets that
+// key at insert. Moving it to another parent would change its primary
+// key: the flush refuses that with an error, and the row, the object and
+// the parent's slice are as before the commit (no row lost or duplicated).
+func TestCompositeKeyChildMovedToAnotherParentIsRefusedAndRestored(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := openLogged(t, tg)
+		ctx := context.Background()
+		uowMust(t, eng.CreateTables(ctx, advOrder{}, advLine{}))
+		s := eng.NewSession()
+		defer s.Close()
+		a := &advOrder{Name: "a", Lines: []*advLine{{Seq: 1, Item: "x"}}}
+		b := &advOrder{Name: "b", Lines: []*advLine{{Seq: 1, Item: "y"}}}
+		// One at a time: before the flush both lines' keys would be (0, 1),
+		// which Add refuses as the same row.
+		uowMust(t, s.Add(a))
+		uowMust(t, s.Commit(ctx))
+		uowMust(t, s.Add(b))
+		uowMust(t, s.Commit(ctx))
+		for _, o := range []*advOrder{a, b} {
+			if l := o.Lines[0]; l.OrderID != o.ID || countRows(t, eng, "SELECT COUNT(*) FROM adv_lines WHERE order_id = ? AND item = ?", o.ID, l.Item) != 1 {
+				t.Fatalf("line %s has order %d, want %d (db too)", l.Item, l.OrderID, o.ID)
+			}
+		}
+		l := b.Lines[0]
+		b.Lines = []*advLine{}
+		l.Seq = 2
+		a.Lines = append(a.Lines, l)
+		if err := s.Commit(ctx); err == nil || !strings.Contains(err.Error(), "primary key") {
+			t.Fatalf("Commit moving a line to another order: %v, want a changed-primary-key error", err)
+		}
+		if l.OrderID != b.ID {
+			t.Fatalf("after the failed commit the line has order %d, want b (%d)", l.OrderID, b.ID)
+		}
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM adv_lines WHERE order_id = ? AND seq = 1", b.ID); n != 1 {
+			t.Fatal("the line's row left b")
+		}
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM adv_lines"); n != 2 {
+			t.Fatalf("%d line rows, want 2", n)
 		}
 	})
 }
