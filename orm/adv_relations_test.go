@@ -318,3 +318,71 @@ func TestCompositeKeyChildMovedToAnotherParentIsRefusedAndRestored(t *testing.T)
 		}
 	})
 }
+
+// Upsert meeting the row of an object the session tracks under changed,
+// unflushed values (autoflush off, so the tracked object's conflict-target
+// value in memory differs from its row) is an identity conflict: the
+// statement's work is rolled back, the row keeps its values and the
+// tracked object its unflushed change, which the next commit writes.
+func TestUpsertMeetingRowOfChangedTrackedObjectIsRefusedAndRolledBack(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := upOpen(t, tg)
+		ctx := context.Background()
+		seedObjects(t, eng, &upMember{Email: "ann@x", Name: "Ann", Age: 30})
+		s := eng.NewSession(orm.WithoutAutoflush())
+		defer s.Close()
+		ann, err := orm.Query[upMember](s).Where("email = ?", "ann@x").One(ctx)
+		uowMust(t, err)
+		ann.Email = "ann@y"
+		in := &upMember{Email: "ann@x", Name: "Imposter", Age: 1}
+		err = orm.Upsert(ctx, s, []*upMember{in}, orm.OnConflict("email").DoUpdate("name", "age"))
+		if !errors.Is(err, orm.ErrIdentityConflict) {
+			t.Fatalf("Upsert: %v, want ErrIdentityConflict", err)
+		}
+		if id, name, age, _ := upRow(t, eng, "ann@x"); id != ann.ID || name != "Ann" || age != 30 || in.ID != 0 {
+			t.Fatalf("after the refused Upsert: row %d %s %d, object id %d", id, name, age, in.ID)
+		}
+		uowMust(t, s.Commit(ctx))
+		if id, name, _, _ := upRow(t, eng, "ann@y"); id != ann.ID || name != "Ann" {
+			t.Fatalf("the tracked object's change was not committed: row %d %s", id, name)
+		}
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM up_members"); n != 1 {
+			t.Fatalf("%d member rows, want 1", n)
+		}
+	})
+}
+
+// With autoflush, a second Load of a many-to-many relation whose slice was
+// changed writes the change first and reads it back: the commit after it
+// writes no join row twice and loses none.
+func TestLoadTwiceWithAutoflushWritesManyToManyChangeOnce(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, log := relEngine(t, tg)
+		ctx := context.Background()
+		goPost, sqlPost, _ := seedPosts(t, eng)
+		s := eng.NewSession()
+		defer s.Close()
+		p, err := orm.Query[RelPost](s).Where("id = ?", sqlPost.ID).Load("Tags").One(ctx)
+		uowMust(t, err)
+		golang, err := orm.Get[RelTag](ctx, s, "go")
+		uowMust(t, err)
+		p.Tags = append(p.Tags, golang, &RelTag{Name: "fresh"})
+		if _, err := orm.Query[RelPost](s).Where("id = ?", sqlPost.ID).Load("Tags").One(ctx); err != nil {
+			t.Fatal(err)
+		}
+		got := tagNames(p)
+		slices.Sort(got)
+		if !slices.Equal(got, []string{"db", "fresh", "go"}) {
+			t.Fatalf("tags after the second Load %v, want [db fresh go]", got)
+		}
+		*log = nil
+		uowMust(t, s.Commit(ctx))
+		if n := countPrefix(*log, "INSERT"); n != 0 {
+			t.Fatalf("the commit after the autoflushed Load inserted again: %v", *log)
+		}
+		want := pairs(goPost.ID, "db", goPost.ID, "go", p.ID, "db", p.ID, "fresh", p.ID, "go")
+		if rows := joinRows(t, eng); !slices.Equal(rows, want) {
+			t.Fatalf("join rows %v, want %v", rows, want)
+		}
+	})
+}
