@@ -386,3 +386,32 @@ func TestLoadTwiceWithAutoflushWritesManyToManyChangeOnce(t *testing.T) {
 		}
 	})
 }
+
+// A nested Load through a relation kept as it is (autoflush off, already
+// loaded) still loads the next level for the elements the slice holds.
+func TestNestedLoadThroughKeptRelationLoadsNextLevel(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := relEngine(t, tg)
+		ctx := context.Background()
+		a := &RelAuthor{Name: "a", Books: []*RelBook{{Title: "b1", Reviews: []*RelReview{{Stars: 5}, {Stars: 3}}}}}
+		seedObjects(t, eng, a)
+		s := eng.NewSession(orm.WithoutAutoflush())
+		defer s.Close()
+		got, err := orm.Query[RelAuthor](s).Where("id = ?", a.ID).Load("Books").One(ctx)
+		uowMust(t, err)
+		got.Books = append(got.Books, &RelBook{Title: "b2"})
+		if _, err := orm.Query[RelAuthor](s).Where("id = ?", a.ID).Load("Books.Reviews").One(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Books) != 2 || got.Books[1].Title != "b2" {
+			t.Fatalf("the unflushed book was dropped: %d books", len(got.Books))
+		}
+		if n := len(got.Books[0].Reviews); n != 2 {
+			t.Fatalf("the kept book has %d reviews loaded, want 2", n)
+		}
+		uowMust(t, s.Commit(ctx))
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM books WHERE author_id = ?", a.ID); n != 2 {
+			t.Fatalf("%d books rows, want 2", n)
+		}
+	})
+}
