@@ -415,3 +415,36 @@ func TestNestedLoadThroughKeptRelationLoadsNextLevel(t *testing.T) {
 		}
 	})
 }
+
+// A child moved from a parent's cascade slice to another parent's, with the
+// first parent then deleted, is re-parented at the commit, not deleted with
+// its old parent: its foreign key still holds the old parent's key when
+// Delete cascades, but it is listed by a live parent, as delete-orphan
+// already treats such a child.
+func TestDeleteCascadeSparesChildMovedToAnotherParentsSlice(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := caOpen(t, tg)
+		ctx := context.Background()
+		caSeed(t, eng, "p", "c1", "c2")
+		caSeed(t, eng, "q")
+		s := eng.NewSession()
+		defer s.Close()
+		ps, err := orm.Query[caParent](s).OrderBy("name").Load("Children").All(ctx)
+		uowMust(t, err)
+		p, q := ps[0], ps[1]
+		c1 := p.Children[0]
+		p.Children = p.Children[1:]
+		q.Children = append(q.Children, c1)
+		uowMust(t, s.Delete(p))
+		if !s.IsDirty(p.Children[0]) {
+			t.Fatal("c2, still in the deleted parent's slice, is not marked deleted")
+		}
+		uowMust(t, s.Commit(ctx))
+		if c1.ParentID != q.ID || caCount(t, eng, "id = ? AND parent_id = ?", c1.ID, q.ID) != 1 {
+			t.Fatalf("c1 has parent %d, want q (%d), in the database too", c1.ParentID, q.ID)
+		}
+		if n := caCount(t, eng, "1=1"); n != 1 {
+			t.Fatalf("%d children rows, want 1 (c1 under q)", n)
+		}
+	})
+}

@@ -490,22 +490,7 @@ func (s *Session) deleteOrphans() error {
 	slices.SortFunc(cands, func(a, b orphan) int { return cmpSeq(a.e, b.e) })
 	// Children listed by a live parent's slice, of any relation to their
 	// table: a child moved there is re-parented, not deleted.
-	listed := map[any]bool{}
-	for _, pt := range s.liveTables() {
-		for _, r := range pt.Relations {
-			if !r.HasMany {
-				continue
-			}
-			s.eachLive(pt, func(pe *identity.Entry) {
-				f := reflect.ValueOf(pe.Obj()).Elem().FieldByIndex(r.Index)
-				for i := range f.Len() {
-					if c := f.Index(i); !c.IsNil() {
-						listed[c.Interface()] = true
-					}
-				}
-			})
-		}
-	}
+	listed := s.listedChildren()
 	for _, o := range cands {
 		if listed[o.e.Obj()] || o.e.State() != identity.Persistent {
 			continue
@@ -527,6 +512,29 @@ func (s *Session) deleteOrphans() error {
 		}
 	}
 	return nil
+}
+
+// listedChildren returns the objects that the has-many slices of the live
+// (pending or persistent) objects list: children that the flush gives
+// those parents' keys, so not orphans, nor deleted with a former parent.
+func (s *Session) listedChildren() map[any]bool {
+	listed := map[any]bool{}
+	for _, pt := range s.liveTables() {
+		for _, r := range pt.Relations {
+			if !r.HasMany {
+				continue
+			}
+			s.eachLive(pt, func(pe *identity.Entry) {
+				f := reflect.ValueOf(pe.Obj()).Elem().FieldByIndex(r.Index)
+				for i := range f.Len() {
+					if c := f.Index(i); !c.IsNil() {
+						listed[c.Interface()] = true
+					}
+				}
+			})
+		}
+	}
+	return listed
 }
 
 // rowOrderWork reports whether the flush planned by p may send statements

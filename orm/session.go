@@ -570,14 +570,30 @@ func (s *Session) cascadeDelete(t *mapper.Table, obj any) error {
 		}
 		// The current value of the column is the one to match: a child
 		// moved away in memory is updated before the parent's DELETE runs,
-		// and one moved to this parent is updated into the cascade.
+		// and one moved to this parent is updated into the cascade. So is
+		// a child moved out of this parent's slice into another live
+		// parent's (its column still holds this key until the flush).
 		col, key := ct.Column(r.Column), t.Acc.Value(obj, t.PK[0])
 		if !keyIsZero(t, obj) {
 			var found []*identity.Entry
+			var listed map[any]bool
+			inSlice := make(map[any]bool, len(kids))
+			for _, c := range kids {
+				inSlice[c] = true
+			}
 			match := func(e *identity.Entry) {
-				if sameKey(ct.Acc.Value(e.Obj(), col), key) {
-					found = append(found, e)
+				if !sameKey(ct.Acc.Value(e.Obj(), col), key) {
+					return
 				}
+				if !inSlice[e.Obj()] {
+					if listed == nil {
+						listed = s.listedChildren() // obj, marked deleted, lists none
+					}
+					if listed[e.Obj()] {
+						return
+					}
+				}
+				found = append(found, e)
 			}
 			s.idmap.EachIn(ct, func(e *identity.Entry) bool {
 				if e.State() == identity.Persistent {
