@@ -448,3 +448,25 @@ func TestDeleteCascadeSparesChildMovedToAnotherParentsSlice(t *testing.T) {
 		}
 	})
 }
+
+// The has-one form: a profile moved from one author to another, the first
+// author then deleted, keeps its row under the second author.
+func TestDeleteCascadeSparesHasOneMovedToAnotherParent(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := relEngine(t, tg)
+		ctx := context.Background()
+		seedObjects(t, eng, &RelAuthor{Name: "a", Profile: &RelProfile{Bio: "bio"}}, &RelAuthor{Name: "b"})
+		s := eng.NewSession()
+		defer s.Close()
+		as, err := orm.Query[RelAuthor](s).OrderBy("name").Load("Profile").All(ctx)
+		uowMust(t, err)
+		a, b := as[0], as[1]
+		prof := a.Profile
+		a.Profile, b.Profile = nil, prof
+		uowMust(t, s.Delete(a))
+		uowMust(t, s.Commit(ctx))
+		if prof.AuthorID != b.ID || countRows(t, eng, "SELECT COUNT(*) FROM profiles WHERE author_id = ?", b.ID) != 1 {
+			t.Fatalf("profile has author %d, want b (%d), in the database too", prof.AuthorID, b.ID)
+		}
+	})
+}

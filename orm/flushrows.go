@@ -514,18 +514,25 @@ func (s *Session) deleteOrphans() error {
 	return nil
 }
 
-// listedChildren returns the objects that the has-many slices of the live
-// (pending or persistent) objects list: children that the flush gives
-// those parents' keys, so not orphans, nor deleted with a former parent.
+// listedChildren returns the objects that the has-many slices and has-one
+// fields of the live (pending or persistent) objects hold: children that
+// the flush gives those parents' keys, so not orphans, nor deleted with a
+// former parent.
 func (s *Session) listedChildren() map[any]bool {
 	listed := map[any]bool{}
 	for _, pt := range s.liveTables() {
 		for _, r := range pt.Relations {
-			if !r.HasMany {
+			if !r.HasMany && !r.HasOne {
 				continue
 			}
 			s.eachLive(pt, func(pe *identity.Entry) {
 				f := reflect.ValueOf(pe.Obj()).Elem().FieldByIndex(r.Index)
+				if r.HasOne {
+					if !f.IsNil() {
+						listed[f.Interface()] = true
+					}
+					return
+				}
 				for i := range f.Len() {
 					if c := f.Index(i); !c.IsNil() {
 						listed[c.Interface()] = true
