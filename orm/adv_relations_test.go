@@ -470,3 +470,28 @@ func TestDeleteCascadeSparesHasOneMovedToAnotherParent(t *testing.T) {
 		}
 	})
 }
+
+// A tag appended to a post's slice and deleted in the same commit leaves
+// no join row pointing at the deleted row (nor any of its other links).
+func TestManyToManyLinkToObjectDeletedInSameCommit(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := relEngine(t, tg)
+		ctx := context.Background()
+		goPost, sqlPost, _ := seedPosts(t, eng)
+		s := eng.NewSession()
+		defer s.Close()
+		p, err := orm.Query[RelPost](s).Where("id = ?", sqlPost.ID).Load("Tags").One(ctx)
+		uowMust(t, err)
+		golang, err := orm.Get[RelTag](ctx, s, "go")
+		uowMust(t, err)
+		p.Tags = append(p.Tags, golang)
+		uowMust(t, s.Delete(golang))
+		uowMust(t, s.Commit(ctx))
+		if rows, want := joinRows(t, eng), pairs(goPost.ID, "db", sqlPost.ID, "db"); !slices.Equal(rows, want) {
+			t.Fatalf("join rows %v, want %v", rows, want)
+		}
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM tags WHERE name = 'go'"); n != 0 {
+			t.Fatal("the deleted tag's row is still there")
+		}
+	})
+}
