@@ -495,3 +495,34 @@ func TestManyToManyLinkToObjectDeletedInSameCommit(t *testing.T) {
 		}
 	})
 }
+
+// Upsert in a transaction begun before another session committed a row
+// with the same conflict target updates that row: one row, and the object
+// carries its key and the values the statement left.
+func TestUpsertAfterAnotherSessionCommittedTheRowUpdatesIt(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := upOpen(t, tg)
+		ctx := context.Background()
+		if tg.Driver == "sqlite" {
+			t.Skip("SQLite's write transaction excludes the other session's writer")
+		}
+		s := eng.NewSession()
+		defer s.Close()
+		uowMust(t, s.Add(&upMember{Email: "first@x", Name: "F"}))
+		uowMust(t, s.Flush(ctx)) // the transaction is open from here
+		other := &upMember{Email: "ann@x", Name: "Ann", Age: 30}
+		seedObjects(t, eng, other)
+		in := &upMember{Email: "ann@x", Name: "Ann2", Age: 31}
+		uowMust(t, orm.Upsert(ctx, s, []*upMember{in}, orm.OnConflict("email").DoUpdate("name")))
+		if in.ID != other.ID || in.Name != "Ann2" || in.Age != 30 {
+			t.Fatalf("object after Upsert: id %d name %s age %d; want id %d, Ann2, 30", in.ID, in.Name, in.Age, other.ID)
+		}
+		uowMust(t, s.Commit(ctx))
+		if id, name, age, _ := upRow(t, eng, "ann@x"); id != other.ID || name != "Ann2" || age != 30 {
+			t.Fatalf("row %d %s %d", id, name, age)
+		}
+		if n := countRows(t, eng, "SELECT COUNT(*) FROM up_members"); n != 2 {
+			t.Fatalf("%d rows, want 2", n)
+		}
+	})
+}
