@@ -202,6 +202,7 @@ func (s *Session) flushLinks(ctx context.Context, wrote *bool) (op, table string
 				}
 			}
 		}
+		s.unlinkDeleted(e)
 	}
 	// Join tables in name order, so that the statements are deterministic.
 	slices.SortFunc(work, func(a, b *joinWork) int { return strings.Compare(a.name, b.name) })
@@ -211,6 +212,23 @@ func (s *Session) flushLinks(ctx context.Context, wrote *bool) (op, table string
 		}
 	}
 	return "", "", nil
+}
+
+// unlinkDeleted takes the deleted object of e out of the link snapshots of
+// the tracked objects whose m2m relations hold it: its join rows are
+// deleted with it, so a slice still listing it (or a new object with its
+// key) is a pair to insert again at a later flush, not one the join table
+// has.
+func (s *Session) unlinkDeleted(e *identity.Entry) {
+	k := e.Table().Acc.Key(e.Obj())
+	for lk, ls := range s.links {
+		if lk.r.Target != e.Table().Type || lk.e.State() != identity.Persistent {
+			continue
+		}
+		if i := slices.IndexFunc(ls, func(l link) bool { return l.k == k }); i >= 0 {
+			s.setLinksLocked(lk, slices.Delete(slices.Clone(ls), i, i+1), true)
+		}
+	}
 }
 
 // diffLinks compares e's m2m relation r with its snapshot and queues the
