@@ -536,3 +536,41 @@ func TestUpsertAfterAnotherSessionCommittedTheRowUpdatesIt(t *testing.T) {
 		}
 	})
 }
+
+// A failed commit that deleted a linked tag puts the linking post's
+// snapshot back with the pair: the retry deletes the join row once, and
+// leaves the post's other links alone.
+func TestManyToManyDeletedTagFailedCommitRestoresSnapshot(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
+		eng, _ := relEngine(t, tg)
+		ctx := context.Background()
+		goPost, sqlPost, _ := seedPosts(t, eng)
+		seedObjects(t, eng, &RelTag{Name: "taken"})
+		before := joinRows(t, eng)
+		s := eng.NewSession()
+		defer s.Close()
+		p, err := orm.Query[RelPost](s).Where("id = ?", goPost.ID).Load("Tags").One(ctx)
+		uowMust(t, err)
+		golang, err := orm.Get[RelTag](ctx, s, "go")
+		uowMust(t, err)
+		uowMust(t, s.Delete(golang))
+		clash := &RelTag{Name: "taken"}
+		uowMust(t, s.Add(clash))
+		if err := s.Commit(ctx); !errors.Is(err, orm.ErrUniqueViolation) {
+			t.Fatalf("Commit: %v, want ErrUniqueViolation", err)
+		}
+		if rows := joinRows(t, eng); !slices.Equal(rows, before) {
+			t.Fatalf("join rows after the failed commit %v, want %v", rows, before)
+		}
+		uowMust(t, s.Expunge(clash))
+		p.Tags = slices.DeleteFunc(p.Tags, func(x *RelTag) bool { return x == golang })
+		uowMust(t, s.Commit(ctx))
+		if rows, want := joinRows(t, eng), pairs(goPost.ID, "db", sqlPost.ID, "db"); !slices.Equal(rows, want) {
+			t.Fatalf("join rows %v, want %v", rows, want)
+		}
+		uowMust(t, s.Commit(ctx))
+		if rows, want := joinRows(t, eng), pairs(goPost.ID, "db", sqlPost.ID, "db"); !slices.Equal(rows, want) {
+			t.Fatalf("join rows after another commit %v, want %v", rows, want)
+		}
+	})
+}
