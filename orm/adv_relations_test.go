@@ -51,7 +51,7 @@ func TestLoadKeepsUnflushedSliceOfTrackedParent(t *testing.T) {
 // A belongs-to pointer wins over a foreign-key column set by hand: the flush
 // copies the pointed-at parent's key. Nil-ing the pointer leaves the column
 // as it is.
-func TestBelongsToPointerWinsOverColumn(t *testing.T) {
+func TestBelongsToPointerWinsOverForeignKeySetByHand(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		eng, _ := relEngine(t, tg)
 		ctx := context.Background()
@@ -109,7 +109,7 @@ func TestChildInTwoSlicesGetsOneParentAndIsDeletedOnceWhenRemovedFromBoth(t *tes
 // A child moved from a persistent parent's cascade slice to a new parent's
 // slice in one commit is re-parented under the new parent's key, not
 // deleted; a failed commit restores it and the retry gives the same result.
-func TestChildMovedToNewParentFailedCommitRetry(t *testing.T) {
+func TestChildMovedToNewParentAcrossAFailedCommitIsReparentedOnce(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, tg dbtest.Target) {
 		eng, _ := caOpen(t, tg)
 		ctx := context.Background()
