@@ -520,28 +520,42 @@ func (s *Session) deleteOrphans() error {
 // former parent.
 func (s *Session) listedChildren() map[any]bool {
 	listed := map[any]bool{}
+	s.eachHeld(func(*mapper.Table, *mapper.Relation) bool { return true },
+		func(_ *mapper.Table, _ *mapper.Relation, _ *identity.Entry, child any) { listed[child] = true })
+	return listed
+}
+
+// eachHeld calls fn for every child that a live (pending or persistent)
+// parent pe of table pt holds in a has-many slice or has-one field r, for
+// the relations that want accepts.
+func (s *Session) eachHeld(want func(pt *mapper.Table, r *mapper.Relation) bool,
+	fn func(pt *mapper.Table, r *mapper.Relation, pe *identity.Entry, child any)) {
 	for _, pt := range s.liveTables() {
 		for _, r := range pt.Relations {
-			if !r.HasMany && !r.HasOne {
+			if !r.HasMany && !r.HasOne || !want(pt, r) {
 				continue
 			}
 			s.eachLive(pt, func(pe *identity.Entry) {
-				f := reflect.ValueOf(pe.Obj()).Elem().FieldByIndex(r.Index)
-				if r.HasOne {
-					if !f.IsNil() {
-						listed[f.Interface()] = true
-					}
-					return
-				}
-				for i := range f.Len() {
-					if c := f.Index(i); !c.IsNil() {
-						listed[c.Interface()] = true
-					}
-				}
+				eachChild(field(pe.Obj(), r.Index), r.HasOne, func(c any) { fn(pt, r, pe, c) })
 			})
 		}
 	}
-	return listed
+}
+
+// eachChild calls fn for each non-nil child in f, a has-many slice, or a
+// has-one pointer when hasOne.
+func eachChild(f reflect.Value, hasOne bool, fn func(child any)) {
+	if hasOne {
+		if !f.IsNil() {
+			fn(f.Interface())
+		}
+		return
+	}
+	for i := range f.Len() {
+		if c := f.Index(i); !c.IsNil() {
+			fn(c.Interface())
+		}
+	}
 }
 
 // rowOrderWork reports whether the flush planned by p may send statements

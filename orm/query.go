@@ -713,30 +713,12 @@ func (s *Session) relationOverrides(e *identity.Entry, c *mapper.Column, v any, 
 // relation's name, for the parents that other reports hold another key.
 func (s *Session) heldChildren(t *mapper.Table, c *mapper.Column, other func(parent any, target reflect.Type) bool) map[any]string {
 	out := map[any]string{}
-	for _, pt := range s.liveTables() {
-		for _, r := range pt.Relations {
-			if !r.HasMany && !r.HasOne || r.Target != t.Type || r.Column != c.Name {
-				continue
-			}
-			s.eachLive(pt, func(pe *identity.Entry) {
-				if !other(pe.Obj(), pt.Type) {
-					return
-				}
-				f := field(pe.Obj(), r.Index)
-				if r.HasOne {
-					if !f.IsNil() {
-						out[f.Interface()] = pt.Name + "." + r.Field
-					}
-					return
-				}
-				for i := range f.Len() {
-					if ch := f.Index(i); !ch.IsNil() {
-						out[ch.Interface()] = pt.Name + "." + r.Field
-					}
-				}
-			})
+	over := func(_ *mapper.Table, r *mapper.Relation) bool { return r.Target == t.Type && r.Column == c.Name }
+	s.eachHeld(over, func(pt *mapper.Table, r *mapper.Relation, pe *identity.Entry, child any) {
+		if other(pe.Obj(), pt.Type) {
+			out[child] = pt.Name + "." + r.Field
 		}
-	}
+	})
 	return out
 }
 

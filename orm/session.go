@@ -559,15 +559,7 @@ func (s *Session) cascadeDelete(t *mapper.Table, obj any) error {
 			return err
 		}
 		var kids []any
-		f := reflect.ValueOf(obj).Elem().FieldByIndex(r.Index)
-		if r.HasOne { // a has-one is a has-many of at most one here
-			f = reflect.Append(reflect.New(reflect.SliceOf(f.Type())).Elem(), f)
-		}
-		for i := range f.Len() {
-			if c := f.Index(i); !c.IsNil() {
-				kids = append(kids, c.Interface())
-			}
-		}
+		eachChild(field(obj, r.Index), r.HasOne, func(c any) { kids = append(kids, c) })
 		// The current value of the column is the one to match: a child
 		// moved away in memory is updated before the parent's DELETE runs,
 		// and one moved to this parent is updated into the cascade. So is
