@@ -191,6 +191,7 @@ func (s *Session) flushLinks(ctx context.Context, wrote *bool) (op, table string
 		}
 	}
 	// Objects deleted on the other side of m2m relations known here.
+	var gone map[reflect.Type]map[mapper.Key]bool // see unlinkDeleted
 	for _, e := range s.deletes {
 		if e.Flushed() || s.keepsRow(e) {
 			continue
@@ -202,8 +203,18 @@ func (s *Session) flushLinks(ctx context.Context, wrote *bool) (op, table string
 				}
 			}
 		}
-		s.unlinkDeleted(e)
+		if len(s.links) > 0 {
+			tt := e.Table().Type
+			if gone == nil {
+				gone = map[reflect.Type]map[mapper.Key]bool{}
+			}
+			if gone[tt] == nil {
+				gone[tt] = map[mapper.Key]bool{}
+			}
+			gone[tt][e.Table().Acc.Key(e.Obj())] = true
+		}
 	}
+	s.unlinkDeleted(gone)
 	// Join tables in name order, so that the statements are deterministic.
 	slices.SortFunc(work, func(a, b *joinWork) int { return strings.Compare(a.name, b.name) })
 	for _, w := range work {
@@ -214,19 +225,20 @@ func (s *Session) flushLinks(ctx context.Context, wrote *bool) (op, table string
 	return "", "", nil
 }
 
-// unlinkDeleted takes the deleted object of e out of the link snapshots of
-// the tracked objects whose m2m relations hold it: its join rows are
-// deleted with it, so a slice still listing it (or a new object with its
-// key) is a pair to insert again at a later flush, not one the join table
-// has.
-func (s *Session) unlinkDeleted(e *identity.Entry) {
-	k := e.Table().Acc.Key(e.Obj())
+// unlinkDeleted takes the deleted objects, gone's keys by model type, out
+// of the link snapshots of the tracked objects whose m2m relations hold
+// them: their join rows are deleted with them, so a slice still listing
+// one (or a new object with its key) is a pair to insert again at a later
+// flush, not one the join table has. One pass over the snapshots serves
+// every deleted object.
+func (s *Session) unlinkDeleted(gone map[reflect.Type]map[mapper.Key]bool) {
 	for lk, ls := range s.links {
-		if lk.r.Target != e.Table().Type || lk.e.State() != identity.Persistent {
+		keys := gone[lk.r.Target]
+		if keys == nil || lk.e.State() != identity.Persistent {
 			continue
 		}
-		if i := slices.IndexFunc(ls, func(l link) bool { return l.k == k }); i >= 0 {
-			s.setLinksLocked(lk, slices.Delete(slices.Clone(ls), i, i+1), true)
+		if slices.ContainsFunc(ls, func(l link) bool { return keys[l.k] }) {
+			s.setLinksLocked(lk, slices.DeleteFunc(slices.Clone(ls), func(l link) bool { return keys[l.k] }), true)
 		}
 	}
 }
