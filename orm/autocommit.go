@@ -183,14 +183,15 @@ func (s *Session) flushSize() int {
 		if err != nil {
 			return 2
 		}
-		s.keyWaits = 0
+		waits := 0 // tracked objects whose UPDATE waits for a new parent's key
 		for _, t := range p.order {
-			if s.syncForeignKeys(t) != nil {
+			w, err := s.syncForeignKeys(t)
+			if err != nil {
 				return 2
 			}
+			waits += w
 		}
-		// keyWaits: a tracked object's UPDATE waits for a new parent's key.
-		if s.keyWaits > 0 || s.rowOrderWork(&p) || s.mayWriteLinks(p.order) {
+		if waits > 0 || s.rowOrderWork(&p) || s.mayWriteLinks(p.order) {
 			return 2
 		}
 	}

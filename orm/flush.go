@@ -98,7 +98,7 @@ func (s *Session) flushLocked(ctx context.Context, auto bool) error {
 		if err := s.drainFor(ctx, t, p.fks); err != nil { // batchcommit.go
 			return fail("INSERT", t, err)
 		}
-		if err := s.syncForeignKeys(t); err != nil {
+		if _, err := s.syncForeignKeys(t); err != nil {
 			return fail("", t, err)
 		}
 		if len(p.broken) > 0 {
@@ -136,7 +136,7 @@ func (s *Session) flushLocked(ctx context.Context, auto bool) error {
 			}
 			for i, l := range lv {
 				if i > 0 {
-					if err := s.syncForeignKeys(t); err != nil {
+					if _, err := s.syncForeignKeys(t); err != nil {
 						return fail("", t, err)
 					}
 				}
@@ -147,7 +147,7 @@ func (s *Session) flushLocked(ctx context.Context, auto bool) error {
 			}
 			if len(ins) > 0 {
 				// Persistent rows moved under a new parent get its key.
-				if err := s.syncForeignKeys(t); err != nil {
+				if _, err := s.syncForeignKeys(t); err != nil {
 					return fail("", t, err)
 				}
 			}
@@ -416,9 +416,10 @@ func cmpSeq(a, b *identity.Entry) int {
 // syncForeignKeys copies parent keys into the foreign-key columns of t's
 // objects: from a belongs-to field on the object, and from has-many fields
 // of tracked parents that list it. Parents were inserted before, so their
-// keys are known.
-func (s *Session) syncForeignKeys(t *mapper.Table) error {
-	var err error
+// keys are known. waits counts the tracked (persistent) objects pointing
+// at a parent not inserted yet, which get its key only after its INSERT,
+// in an UPDATE of their own (flushSize counts them).
+func (s *Session) syncForeignKeys(t *mapper.Table) (waits int, err error) {
 	set := func(e *identity.Entry, col *mapper.Column, parent any, pt *mapper.Table) {
 		if err != nil {
 			return
@@ -429,7 +430,7 @@ func (s *Session) syncForeignKeys(t *mapper.Table) error {
 			// its key is copied once it has. A tracked object then
 			// needs an UPDATE after that INSERT.
 			if e.State() == identity.Persistent {
-				s.keyWaits++
+				waits++
 			}
 			return
 		}
@@ -441,7 +442,7 @@ func (s *Session) syncForeignKeys(t *mapper.Table) error {
 		err = s.setCol(e, col, pk)
 	}
 	if err := s.syncHasOne(t); err != nil {
-		return err
+		return 0, err
 	}
 	// Belongs-to: the object points at its parent.
 	for _, r := range t.Relations {
@@ -450,7 +451,7 @@ func (s *Session) syncForeignKeys(t *mapper.Table) error {
 		}
 		pt, terr := s.e.reg.Table(r.Target)
 		if terr != nil {
-			return terr
+			return 0, terr
 		}
 		col := t.Column(r.Column)
 		s.eachLive(t, func(e *identity.Entry) {
@@ -492,7 +493,7 @@ func (s *Session) syncForeignKeys(t *mapper.Table) error {
 	for _, pt := range s.idmap.Tables() {
 		visitParents(pt)
 	}
-	return err
+	return waits, err
 }
 
 // eachLive calls fn for t's pending and persistent objects.

@@ -222,7 +222,7 @@ func (s *Session) setDeferredKeys(ctx context.Context, deferred []deferredKey, b
 	}
 	wrote := false
 	for _, t := range tables {
-		if err := s.syncForeignKeys(t); err != nil {
+		if _, err := s.syncForeignKeys(t); err != nil {
 			return wrote, t, err
 		}
 		for _, u := range s.dirty(t, nil) {

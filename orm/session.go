@@ -124,10 +124,6 @@ type Session struct {
 	// rec records a flush planned for a batch (see commitBatch).
 	alone aloneCommit
 	rec   *batchRec
-	// keyWaits counts the tracked (persistent) objects syncForeignKeys
-	// found pointing at a pending parent, whose key they get only after
-	// its INSERT, in an UPDATE of their own: flushSize counts them.
-	keyWaits int
 
 	// links holds the join rows of loaded or flushed many-to-many
 	// relations (see m2m.go); nil until a session uses one.
